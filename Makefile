@@ -1,0 +1,47 @@
+# Two entry points, both idempotent on a fresh Debian machine with Python 3.11:
+#   make demo  - create .venv, install, run the main job on the embedded defaults
+#   make test  - create .venv, install with test extras (+ Debian GUI packages), run the suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+EXTRAS ?= test
+STAMP  := $(VENV)/.installed-$(EXTRAS)
+DEMO_OUT ?= demo-out
+
+.PHONY: demo test lint system-deps install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian packages the GUI tests need (virtual X server, Mesa GL); installed only when missing.
+system-deps:
+	@if ! command -v Xvfb >/dev/null 2>&1; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    xvfb xauth libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcb-icccm4 \
+	    libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0 \
+	    libxcb-xinput0 libxcb-xfixes0 libxcb-shape0 libxcb-cursor0 libdbus-1-3 libfontconfig1 >/dev/null; \
+	fi
+
+demo: $(STAMP)
+	$(BIN)/recist sample-data $(DEMO_OUT)
+	$(BIN)/recist info $(DEMO_OUT)
+
+test: system-deps $(STAMP)
+	$(BIN)/ruff check src plugins sample_data tests benchmarks models
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src plugins sample_data tests benchmarks models
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

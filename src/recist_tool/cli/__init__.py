@@ -1,0 +1,57 @@
+"""The ``recist`` command line: a thin shell over the library.
+
+Each sub-command lives in its own module and registers itself on :data:`app`. Errors derived from
+:class:`~recist_tool.errors.RecistToolError` become one line on stderr and the error's exit code
+(0 success, 2 usage error, 3 input that cannot be used); tracebacks only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from recist_tool.cli._app import app, console_err, state
+from recist_tool.errors import RecistToolError
+
+
+__all__ = ["app", "main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``recist`` console script; returns the process exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    state.debug = "--debug" in args
+    try:
+        app(args=args, prog_name="recist", standalone_mode=False)
+    except RecistToolError as exc:
+        if state.debug:
+            raise
+        console_err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        console_err.print("aborted")
+        return 1
+    except Exception as exc:  # click usage errors and anything unexpected
+        import click
+
+        if isinstance(exc, click.exceptions.UsageError):
+            exc.show()
+            return 2
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if state.debug:
+            raise
+        console_err.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for details)",
+            highlight=False, soft_wrap=True,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

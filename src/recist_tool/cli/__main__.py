@@ -1,0 +1,5 @@
+import sys
+
+from recist_tool.cli import main
+
+sys.exit(main())
