@@ -1,0 +1,1 @@
+"""Measurement: lesion mask or caliper line -> long axis, short axis, volume."""
