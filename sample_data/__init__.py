@@ -1,0 +1,1 @@
+"""Deterministic generator of a synthetic CT trial as DICOM (``recist sample-data``)."""
