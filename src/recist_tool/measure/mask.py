@@ -78,38 +78,42 @@ def _upper_bound_mm(mask2d: np.ndarray, spacing: tuple[float, float]) -> float:
     return d + 3.0 * max(spacing)
 
 
-def _binary_edge_points(mask2d: np.ndarray) -> np.ndarray:
-    """``(y, x)`` pixel-index points on the binary mask's pixel edges at its row/column ends."""
-    rows = row_extremes(mask2d)
-    cols = row_extremes(mask2d.T)[:, ::-1]
-    nr, nc = rows.shape[0] // 2, cols.shape[0] // 2
-    shift_r = np.repeat([[0.0, -0.5], [0.0, 0.5]], nr, axis=0)
-    shift_c = np.repeat([[-0.5, 0.0], [0.5, 0.0]], nc, axis=0)
-    return np.concatenate([rows + shift_r, cols + shift_c])
+def _line_ends(m: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every line of ``m`` along ``axis`` that holds mask voxels: its index tuple (other
+    axes), and the first and last mask position along ``axis``."""
+    mm = np.moveaxis(m, axis, -1)
+    has = mm.any(axis=-1)
+    lines = np.nonzero(has)
+    sub = mm[lines]
+    first = np.argmax(sub, axis=-1)
+    last = sub.shape[-1] - 1 - np.argmax(sub[..., ::-1], axis=-1)
+    return np.stack(lines, axis=1).astype(float), first.astype(float), last.astype(float)
 
 
 def _max_3d_diameter(volume: Volume, sub: np.ndarray, origin: np.ndarray) -> float:
     """Largest distance (mm, LPS) between boundary points of the 3D mask.
 
-    In-plane boundary points are the binary mask's pixel edges on each slice plane; each slice
-    owns half the gap to its neighbours, so where a slice's mask is not covered by the next
-    (previous) slice its pixel centres are placed half a slice above (below) the plane.
+    In-plane boundary points are the binary mask's pixel edges at the ends of every row and
+    column of each slice; each slice owns half the gap to its neighbours, so where a slice's mask
+    is not covered by the next (previous) slice, its pixel centres there are placed half a slice
+    above (below) the plane.
     """
     pts = []
-    nz = sub.shape[0]
-    for k in range(nz):
-        m = sub[k]
-        if not m.any():
-            continue
-        e = _binary_edge_points(m)
-        h = convex_hull_2d(e)
-        pts.append(np.column_stack([np.full(h.shape[0], float(k)), h]))
-        for dz, other in ((0.5, sub[k + 1] if k + 1 < nz else None),
-                          (-0.5, sub[k - 1] if k > 0 else None)):
-            exposed = m if other is None else (m & ~other)
-            if exposed.any():
-                c = convex_hull_2d(row_extremes(exposed))
-                pts.append(np.column_stack([np.full(c.shape[0], k + dz), c]))
+    # row ends (along x) and column ends (along y), on the slice planes, at pixel edges
+    zy, x0, x1 = _line_ends(sub, 2)
+    pts += [np.column_stack([zy, x0 - 0.5]), np.column_stack([zy, x1 + 0.5])]
+    zx, y0, y1 = _line_ends(sub, 1)
+    pts += [np.column_stack([zx[:, 0], y0 - 0.5, zx[:, 1]]),
+            np.column_stack([zx[:, 0], y1 + 0.5, zx[:, 1]])]
+    # caps: voxels not covered by the next / previous slice
+    up = sub.copy()
+    up[:-1] &= ~sub[1:]
+    down = sub.copy()
+    down[1:] &= ~sub[:-1]
+    for cap, dz in ((up, 0.5), (down, -0.5)):
+        zy, x0, x1 = _line_ends(cap, 2)
+        z = zy[:, 0] + dz
+        pts += [np.column_stack([z, zy[:, 1], x0]), np.column_stack([z, zy[:, 1], x1])]
     idx = np.concatenate(pts) + origin[None, :]
     lps = volume.index_to_lps(idx)
     try:
@@ -117,10 +121,10 @@ def _max_3d_diameter(volume: Volume, sub: np.ndarray, origin: np.ndarray) -> flo
     except QhullError:  # flat or degenerate point sets: keep them all
         pass
     best = 0.0
-    for i in range(0, lps.shape[0], 512):
-        d = lps[i:i + 512, None, :] - lps[None, :, :]
-        best = max(best, float(np.sqrt(np.max(np.einsum("ijk,ijk->ij", d, d)))))
-    return best
+    for i in range(0, lps.shape[0], 256):
+        d = lps[i:i + 256, None, :] - lps[None, i:, :]
+        best = max(best, float(np.max(np.einsum("ijk,ijk->ij", d, d))))
+    return float(np.sqrt(best))
 
 
 def _to_voxel_lps(

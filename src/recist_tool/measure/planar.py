@@ -40,6 +40,13 @@ FIT_WINDOW_SIGMAS = 6.0
 FIT_WINDOW_MAX_FRACTION = 0.4
 #: ... and at least this many pixels (along the tangent).
 FIT_WINDOW_MIN_PX = 1.5
+#: Short axis: half-width (pixels along the long axis) of the window of the chord-length fit ...
+SA_FIT_WINDOW_PX = 5.0
+#: ... and at most this fraction of the lesion's extent along the long axis.
+SA_FIT_WINDOW_MAX_FRACTION = 0.25
+#: A connected part whose smoothed peak stays below this is too thin for the smoothing width
+#: (it would shrink or vanish): the next, smaller width is used for the slice.
+MIN_PEAK = 0.75
 _PAD = 6
 
 
@@ -89,7 +96,7 @@ def smooth_slices(mask: np.ndarray, sigma_px: float) -> np.ndarray:
 def outline_from_smoothed(
     smoothed: np.ndarray, mask: np.ndarray, spacing: tuple[float, float], sigma_px: float
 ) -> Outline | None:
-    """Outline of one padded smoothed slice; ``None`` when a component of ``mask`` vanished.
+    """Outline of one padded smoothed slice; ``None`` when a part of ``mask`` is too thin.
 
     Parameters
     ----------
@@ -102,13 +109,13 @@ def outline_from_smoothed(
         inner = smoothed[_PAD:-_PAD, _PAD:-_PAD]
         lab, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
         if n == 1:
-            if inner.max() <= 0.5:
+            if inner.max() < MIN_PEAK:
                 return None
         elif n > 1:
             inside = lab > 0
             peaks = np.zeros(n + 1)
             np.maximum.at(peaks, lab[inside], inner[inside])
-            if np.min(peaks[1:]) <= 0.5:
+            if np.min(peaks[1:]) < MIN_PEAK:
                 return None
     contours = find_contours(smoothed, 0.5)
     dy, dx = spacing
@@ -335,7 +342,41 @@ def _chords_at(
     return li[0::2], s[0::2], s[1::2]
 
 
-def perpendicular_chord(outline: Outline, u: np.ndarray, max_lines: int = 400) -> Axis | None:
+def _denoised_length(
+    a: np.ndarray, b: np.ndarray, u: np.ndarray, v: np.ndarray, t: float, length: float,
+    vert_t: np.ndarray, spacing: tuple[float, float],
+) -> float:
+    """Chord length at the maximum from a parabola fitted to lengths on nearby parallel lines.
+
+    The raw maximum over lines picks up the outline's staircase noise (a positive bias); the
+    fitted apex does not. The result is kept within one pixel below the raw maximum.
+    """
+    dy, dx = spacing
+    px_u = float(np.hypot(dy * u[0], dx * u[1]))
+    px_v = float(np.hypot(dy * v[0], dx * v[1]))
+    extent = float(vert_t[-1] - vert_t[0])
+    w = min(SA_FIT_WINDOW_PX * px_u, SA_FIT_WINDOW_MAX_FRACTION * extent)
+    if w < px_u:
+        return length
+    ts = np.linspace(t - w, t + w, 41)
+    li, s0, s1 = _chords_at(a, b, u, v, ts)
+    per_line = np.zeros(ts.size)
+    np.maximum.at(per_line, li, s1 - s0)
+    ok = per_line > 0
+    if np.count_nonzero(ok) < 10:
+        return length
+    x = ts[ok] - t
+    c = np.polyfit(x, per_line[ok], 2)
+    if c[0] < 0 and abs(-c[1] / (2 * c[0])) <= w:
+        apex = float(np.polyval(c, -c[1] / (2 * c[0])))
+    else:
+        apex = float(np.mean(per_line[ok]))
+    return float(np.clip(apex, length - px_v, length))
+
+
+def perpendicular_chord(
+    outline: Outline, u: np.ndarray, max_lines: int = 400, denoise: bool = True
+) -> Axis | None:
     """Longest chord inside the outline perpendicular to the unit direction ``u``.
 
     The chord lies inside the lesion (even-odd rule over all polygons, so holes and concavities
@@ -380,4 +421,9 @@ def perpendicular_chord(outline: Outline, u: np.ndarray, max_lines: int = 400) -
     length, t, s0, s1 = best(np.concatenate([ts + eps, ts - eps]))
     if not length > 0:
         return None
+    if denoise:
+        fitted = _denoised_length(a, b, u, v, t, length, vert_t, outline.spacing)
+        if fitted < length:  # shorten symmetrically: the chord stays inside the lesion
+            mid, half = 0.5 * (s0 + s1), 0.5 * fitted
+            s0, s1 = mid - half, mid + half
     return Axis(t * u + s0 * v, t * u + s1 * v)
