@@ -40,6 +40,10 @@ FIT_WINDOW_SIGMAS = 6.0
 FIT_WINDOW_MAX_FRACTION = 0.4
 #: ... and at least this many pixels (along the tangent).
 FIT_WINDOW_MIN_PX = 1.5
+#: Each long-axis end moves at most this far inwards / outwards (pixels along the axis): the
+#: corrections are small on smooth outlines and must not eat a narrow tip.
+END_SHIFT_MAX_IN_PX = 0.25
+END_SHIFT_MAX_OUT_PX = 0.5
 #: Short axis: half-width (pixels along the long axis) of the window of the chord-length fit ...
 SA_FIT_WINDOW_PX = 5.0
 #: ... and at most this fraction of the lesion's extent along the long axis.
@@ -47,6 +51,9 @@ SA_FIT_WINDOW_MAX_FRACTION = 0.25
 #: A connected part whose smoothed peak stays below this is too thin for the smoothing width
 #: (it would shrink or vanish): the next, smaller width is used for the slice.
 MIN_PEAK = 0.75
+#: Smoothed values at mask pixels are raised to at least this, so the outline encloses every
+#: mask pixel centre (and a caliper spans at least the lesion's pixel centres).
+PIXEL_FLOOR = 0.6
 _PAD = 6
 
 
@@ -104,6 +111,7 @@ def outline_from_smoothed(
         ``(ny + 2*pad, nx + 2*pad)`` output of :func:`smooth_slices`.
     mask : numpy.ndarray
         The unpadded binary slice, used to check that every connected part keeps an outline.
+        ``smoothed`` is modified in place (see :data:`PIXEL_FLOOR`).
     """
     if sigma_px > 0:
         inner = smoothed[_PAD:-_PAD, _PAD:-_PAD]
@@ -117,6 +125,8 @@ def outline_from_smoothed(
             np.maximum.at(peaks, lab[inside], inner[inside])
             if np.min(peaks[1:]) < MIN_PEAK:
                 return None
+        # keep every mask pixel centre inside the outline (thin spicules are not smoothed away)
+        inner[mask & (inner < PIXEL_FLOOR)] = PIXEL_FLOOR
     contours = find_contours(smoothed, 0.5)
     dy, dx = spacing
     polys = []
@@ -313,8 +323,10 @@ def long_axis(outline: Outline, correct: bool = True) -> Axis:
     width = float(proj_t.max() - proj_t.min())
     px_t = float(np.hypot(dy * t[0], dx * t[1]))
     pts = outline.points
-    cp = _end_correction(pts, p, -u, t, var_t, px_t, width)
-    cq = _end_correction(pts, q, u, t, var_t, px_t, width)
+    px_u = float(np.hypot(dy * u[0], dx * u[1]))
+    lo, hi = -END_SHIFT_MAX_IN_PX * px_u, END_SHIFT_MAX_OUT_PX * px_u
+    cp = float(np.clip(_end_correction(pts, p, -u, t, var_t, px_t, width), lo, hi))
+    cq = float(np.clip(_end_correction(pts, q, u, t, var_t, px_t, width), lo, hi))
     return Axis(p - cp * u, q + cq * u)
 
 
