@@ -214,6 +214,65 @@ def convex_hull_2d(points: np.ndarray) -> np.ndarray:
         return pts[[int(np.argmin(t)), int(np.argmax(t))]]
 
 
+def antipodal_pairs(hull: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All antipodal vertex pairs of a convex polygon (rotating calipers, O(h)).
+
+    Parameters
+    ----------
+    hull : numpy.ndarray
+        ``(h, 2)`` counter-clockwise convex polygon vertices, ``h >= 3``.
+
+    Returns
+    -------
+    i, j : numpy.ndarray of int
+        Vertex indices of each pair.
+    d2 : numpy.ndarray
+        Squared distances.
+    """
+    n = hull.shape[0]
+    xs = hull[:, 0].tolist()
+    ys = hull[:, 1].tolist()
+    pi: list[int] = []
+    pj: list[int] = []
+    j = 1
+    for i in range(n):
+        i2 = (i + 1) % n
+        ex, ey = xs[i2] - xs[i], ys[i2] - ys[i]
+        # advance the antipodal vertex while its distance from the edge (i, i2) grows
+        while True:
+            j2 = (j + 1) % n
+            a1 = ex * (ys[j] - ys[i]) - ey * (xs[j] - xs[i])
+            a2 = ex * (ys[j2] - ys[i]) - ey * (xs[j2] - xs[i])
+            if a2 > a1:
+                j = j2
+            else:
+                break
+        pi += [i, i2]
+        pj += [j, j]
+    ii, jj = np.asarray(pi), np.asarray(pj)
+    d = hull[ii] - hull[jj]
+    return ii, jj, np.einsum("ij,ij->i", d, d)
+
+
+def diametral_pairs(hull: np.ndarray, rel_tol: float = 1e-9) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Vertex pairs of a convex polygon at its diameter (exact ties within ``rel_tol``)."""
+    n = hull.shape[0]
+    if n == 1:
+        return [(hull[0], hull[0])]
+    if n == 2:
+        return [(hull[0], hull[1])]
+    ii, jj, d2 = antipodal_pairs(hull)
+    top = d2 >= d2.max() * (1.0 - 2.0 * rel_tol)
+    seen = set()
+    out = []
+    for a, b in zip(ii[top].tolist(), jj[top].tolist(), strict=True):
+        key = (min(a, b), max(a, b))
+        if key not in seen:
+            seen.add(key)
+            out.append((hull[key[0]], hull[key[1]]))
+    return out
+
+
 def hull_diameter(hull: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Exact diameter of a convex polygon by rotating calipers.
 
@@ -234,28 +293,9 @@ def hull_diameter(hull: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         return hull[0], hull[0], 0.0
     if n == 2:
         return hull[0], hull[1], float(np.hypot(*(hull[1] - hull[0])))
-    xs = hull[:, 0].tolist()
-    ys = hull[:, 1].tolist()
-    best = (-1.0, 0, 0)
-    j = 1
-    for i in range(n):
-        i2 = (i + 1) % n
-        ex, ey = xs[i2] - xs[i], ys[i2] - ys[i]
-        # advance the antipodal vertex while the triangle area (distance from the edge) grows
-        while True:
-            j2 = (j + 1) % n
-            a1 = ex * (ys[j] - ys[i]) - ey * (xs[j] - xs[i])
-            a2 = ex * (ys[j2] - ys[i]) - ey * (xs[j2] - xs[i])
-            if a2 > a1:
-                j = j2
-            else:
-                break
-        for k in (i, i2):
-            d2 = (xs[k] - xs[j]) ** 2 + (ys[k] - ys[j]) ** 2
-            if d2 > best[0]:
-                best = (d2, k, j)
-    d2, a, b = best
-    return hull[a], hull[b], float(np.sqrt(d2))
+    ii, jj, d2 = antipodal_pairs(hull)
+    k = int(np.argmax(d2))
+    return hull[ii[k]], hull[jj[k]], float(np.sqrt(d2[k]))
 
 
 @dataclass(frozen=True)
@@ -306,28 +346,37 @@ def long_axis(outline: Outline, correct: bool = True) -> Axis:
     """Longest in-plane diameter of an outline (edge to edge), in slice-local mm.
 
     The exact maximum over the outline's convex hull (rotating calipers), then, with
-    ``correct``, each end moved along the axis by the measured end-point correction.
+    ``correct``, each end moved along the axis by the measured end-point correction (when
+    several vertex pairs tie for the maximum, the longest corrected one).
     """
     hull = outline.hull_vertices()
-    p, q, d = hull_diameter(hull)
+    pairs = diametral_pairs(hull)
+    p, q = pairs[0]
+    d = float(np.hypot(*(q - p)))
     if d <= 0 or not correct:
         return Axis(p.copy(), q.copy())
-    u = (q - p) / d
-    t = np.array([-u[1], u[0]])
     dy, dx = outline.spacing
     sig = outline.sigma_px
-    var_t = (sig * dy * t[0]) ** 2 + (sig * dx * t[1]) ** 2
-    if var_t <= 0:
-        return Axis(p.copy(), q.copy())
-    proj_t = hull @ t
-    width = float(proj_t.max() - proj_t.min())
-    px_t = float(np.hypot(dy * t[0], dx * t[1]))
     pts = outline.points
-    px_u = float(np.hypot(dy * u[0], dx * u[1]))
-    lo, hi = -END_SHIFT_MAX_IN_PX * px_u, END_SHIFT_MAX_OUT_PX * px_u
-    cp = float(np.clip(_end_correction(pts, p, -u, t, var_t, px_t, width), lo, hi))
-    cq = float(np.clip(_end_correction(pts, q, u, t, var_t, px_t, width), lo, hi))
-    return Axis(p - cp * u, q + cq * u)
+    best: Axis | None = None
+    for p, q in pairs:
+        u = (q - p) / float(np.hypot(*(q - p)))
+        t = np.array([-u[1], u[0]])
+        var_t = (sig * dy * t[0]) ** 2 + (sig * dx * t[1]) ** 2
+        if var_t <= 0:
+            return Axis(p.copy(), q.copy())
+        proj_t = hull @ t
+        width = float(proj_t.max() - proj_t.min())
+        px_t = float(np.hypot(dy * t[0], dx * t[1]))
+        px_u = float(np.hypot(dy * u[0], dx * u[1]))
+        lo, hi = -END_SHIFT_MAX_IN_PX * px_u, END_SHIFT_MAX_OUT_PX * px_u
+        cp = float(np.clip(_end_correction(pts, p, -u, t, var_t, px_t, width), lo, hi))
+        cq = float(np.clip(_end_correction(pts, q, u, t, var_t, px_t, width), lo, hi))
+        ax = Axis(p - cp * u, q + cq * u)
+        if best is None or ax.length > best.length:
+            best = ax
+    assert best is not None
+    return best
 
 
 def _chords_at(
