@@ -13,11 +13,8 @@ from recist_tool.errors import MeasurementError
 from recist_tool.measure.planar import (
     Axis,
     Outline,
-    convex_hull_2d,
-    hull_diameter,
     long_axis,
     perpendicular_chord,
-    row_extremes,
     slice_outline,
 )
 from recist_tool.measure.result import AxisMeasurement, ComponentAxes, Segment3
@@ -71,11 +68,40 @@ def _slice_axes(mask2d: np.ndarray, k: int, spacing: tuple[float, float]) -> _Sl
     return _SliceAxes(k, outline, long_axis(outline))
 
 
-def _upper_bound_mm(mask2d: np.ndarray, spacing: tuple[float, float]) -> float:
-    """A bound no smaller than the slice's measured long axis (pixel-centre diameter + 3 px)."""
-    pts = row_extremes(mask2d) * np.asarray(spacing)
-    _, _, d = hull_diameter(convex_hull_2d(pts))
-    return d + 3.0 * max(spacing)
+#: Directions (in-plane) used to bound each slice's diameter before measuring it exactly.
+_N_BOUND_DIRS = 16
+#: Margin (pixels) between the pixel-centre diameter and the measured (edge to edge, corrected)
+#: long axis: the outline lies within half a pixel outside the centres' hull, each end
+#: correction adds at most half a pixel.
+_BOUND_MARGIN_PX = 2.5
+
+
+def _slice_upper_bounds(sub: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
+    """Per slice, a number no smaller than the long axis measured on it (mm); 0 if empty.
+
+    The pixel-centre diameter is bounded by the widest of :data:`_N_BOUND_DIRS` projections
+    divided by ``cos(pi / (2 n))``, plus :data:`_BOUND_MARGIN_PX`.
+    """
+    zy, x0, x1 = _line_ends(sub, 2)
+    out = np.zeros(sub.shape[0])
+    if zy.shape[0] == 0:
+        return out
+    dy, dx = spacing
+    ang = np.arange(_N_BOUND_DIRS) * np.pi / _N_BOUND_DIRS
+    cu, su = np.cos(ang), np.sin(ang)
+    z = zy[:, 0].astype(int)
+    ymm = zy[:, 1] * dy
+    pa = ymm[:, None] * su[None, :] + (x0 * dx)[:, None] * cu[None, :]
+    pb = ymm[:, None] * su[None, :] + (x1 * dx)[:, None] * cu[None, :]
+    hi = np.full((sub.shape[0], _N_BOUND_DIRS), -np.inf)
+    lo = np.full((sub.shape[0], _N_BOUND_DIRS), np.inf)
+    np.maximum.at(hi, z, np.maximum(pa, pb))
+    np.minimum.at(lo, z, np.minimum(pa, pb))
+    width = np.where(np.isfinite(hi), hi - lo, 0.0).max(axis=1)
+    present = np.isfinite(hi[:, 0])
+    out[present] = width[present] / np.cos(np.pi / (2 * _N_BOUND_DIRS)) + \
+        _BOUND_MARGIN_PX * max(dy, dx)
+    return out
 
 
 def _line_ends(m: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -90,6 +116,50 @@ def _line_ends(m: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return np.stack(lines, axis=1).astype(float), first.astype(float), last.astype(float)
 
 
+def _convex_chain(group: np.ndarray, a: np.ndarray, b: np.ndarray, side: float) -> np.ndarray:
+    """Mask of the points to keep on monotone chains ``b(a)`` (one chain per ``group`` value).
+
+    Each chain holds the extreme ``b`` of a line-wise scan (e.g. the first mask pixel of every
+    row), sorted by ``a``; ``side`` is -1 for minima, +1 for maxima. A point that does not turn
+    outwards with respect to its kept neighbours lies inside the convex hull of the chain's
+    slice and is dropped; chain ends are always kept. Points are removed at alternating parity
+    so that no two neighbours go in one pass.
+    """
+    keep = np.ones(a.size, bool)
+    for it in range(24):
+        idx = np.flatnonzero(keep)
+        if idx.size < 3:
+            break
+        i0, i1, i2 = idx[:-2], idx[1:-1], idx[2:]
+        same = (group[i0] == group[i1]) & (group[i1] == group[i2])
+        # outward turn of the middle point: b above the chord of its neighbours (times side)
+        t = (a[i1] - a[i0]) / np.where(a[i2] != a[i0], a[i2] - a[i0], 1.0)
+        chord = b[i0] + t * (b[i2] - b[i0])
+        inner = same & (side * (b[i1] - chord) <= 1e-12)
+        inner &= (np.arange(inner.size) % 2) == (it % 2)
+        if not inner.any() and it % 2 == 1:
+            break
+        keep[i1[inner]] = False
+    return keep
+
+
+def _chain_points(m: np.ndarray, axis: int) -> list[np.ndarray]:
+    """``(z, y, x)`` index points at the two ends of every line along ``axis`` (1: y, 2: x),
+    shifted half a pixel outwards (pixel edges), reduced to the slices' convex chains."""
+    lines, first, last = _line_ends(m, axis)
+    z, other = lines[:, 0], lines[:, 1]
+    group = z
+    out = []
+    for ext, shift, side in ((first, -0.5, -1.0), (last, 0.5, 1.0)):
+        keep = _convex_chain(group, other, ext, side)
+        e = ext[keep] + shift
+        if axis == 2:
+            out.append(np.column_stack([z[keep], other[keep], e]))
+        else:
+            out.append(np.column_stack([z[keep], e, other[keep]]))
+    return out
+
+
 def _max_3d_diameter(volume: Volume, sub: np.ndarray, origin: np.ndarray) -> float:
     """Largest distance (mm, LPS) between boundary points of the 3D mask.
 
@@ -98,33 +168,36 @@ def _max_3d_diameter(volume: Volume, sub: np.ndarray, origin: np.ndarray) -> flo
     is not covered by the next (previous) slice, its pixel centres there are placed half a slice
     above (below) the plane.
     """
-    pts = []
-    # row ends (along x) and column ends (along y), on the slice planes, at pixel edges
-    zy, x0, x1 = _line_ends(sub, 2)
-    pts += [np.column_stack([zy, x0 - 0.5]), np.column_stack([zy, x1 + 0.5])]
-    zx, y0, y1 = _line_ends(sub, 1)
-    pts += [np.column_stack([zx[:, 0], y0 - 0.5, zx[:, 1]]),
-            np.column_stack([zx[:, 0], y1 + 0.5, zx[:, 1]])]
-    # caps: voxels not covered by the next / previous slice
+    pts = _chain_points(sub, 2) + _chain_points(sub, 1)
     up = sub.copy()
     up[:-1] &= ~sub[1:]
     down = sub.copy()
     down[1:] &= ~sub[:-1]
     for cap, dz in ((up, 0.5), (down, -0.5)):
-        zy, x0, x1 = _line_ends(cap, 2)
-        z = zy[:, 0] + dz
-        pts += [np.column_stack([z, zy[:, 1], x0]), np.column_stack([z, zy[:, 1], x1])]
+        lines, first, last = _line_ends(cap, 2)
+        for ext, side in ((first, -1.0), (last, 1.0)):
+            keep = _convex_chain(lines[:, 0], lines[:, 1], ext, side)
+            pts.append(np.column_stack([lines[keep, 0] + dz, lines[keep, 1], ext[keep]]))
     idx = np.concatenate(pts) + origin[None, :]
-    lps = volume.index_to_lps(idx)
+    return point_set_diameter(volume.index_to_lps(idx))
+
+
+def point_set_diameter(points: np.ndarray) -> float:
+    """Exact largest distance between 3D points (pairs of convex-hull vertices, blockwise)."""
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.shape[0] < 2:
+        return 0.0
     try:
-        lps = lps[ConvexHull(lps).vertices]
+        pts = pts[ConvexHull(pts).vertices]
     except QhullError:  # flat or degenerate point sets: keep them all
         pass
+    pts = pts - pts.mean(axis=0)
+    sq = np.einsum("ij,ij->i", pts, pts)
     best = 0.0
-    for i in range(0, lps.shape[0], 256):
-        d = lps[i:i + 256, None, :] - lps[None, i:, :]
-        best = max(best, float(np.max(np.einsum("ijk,ijk->ij", d, d))))
-    return float(np.sqrt(best))
+    for i in range(0, pts.shape[0], 1024):
+        d2 = sq[i:i + 1024, None] + sq[None, :] - 2.0 * (pts[i:i + 1024] @ pts.T)
+        best = max(best, float(d2.max()))
+    return float(np.sqrt(max(best, 0.0)))
 
 
 def _to_voxel_lps(
@@ -223,7 +296,8 @@ def measure_mask(
             slices.append(s)
         chosen = max(slices, key=lambda s: (round(s.sd, 9), round(s.ld, 9), -s.k))
     else:
-        bounds = sorted(((_upper_bound_mm(sub[k], spacing2), k) for k in present), reverse=True)
+        ub_all = _slice_upper_bounds(sub, spacing2)
+        bounds = sorted(((float(ub_all[k]), k) for k in present), reverse=True)
         chosen = None
         for ub, k in bounds:
             if chosen is not None and ub < chosen.ld:
