@@ -183,7 +183,13 @@ def _max_3d_diameter(volume: Volume, sub: np.ndarray, origin: np.ndarray) -> flo
 
 
 def point_set_diameter(points: np.ndarray) -> float:
-    """Exact largest distance between 3D points (pairs of convex-hull vertices, blockwise)."""
+    """Exact largest distance between 3D points.
+
+    Candidates are the convex-hull vertices. A lower bound ``L`` comes from a few
+    farthest-point iterations; with ``c`` the middle of that pair and ``R`` the largest distance
+    from ``c``, a point farther than ``L - R`` from ``c`` is the only kind that can belong to a
+    longer pair. The remaining pairs are searched blockwise.
+    """
     pts = np.asarray(points, dtype=np.float64)
     if pts.shape[0] < 2:
         return 0.0
@@ -191,11 +197,22 @@ def point_set_diameter(points: np.ndarray) -> float:
         pts = pts[ConvexHull(pts).vertices]
     except QhullError:  # flat or degenerate point sets: keep them all
         pass
-    pts = pts - pts.mean(axis=0)
-    sq = np.einsum("ij,ij->i", pts, pts)
+    i = 0
     best = 0.0
-    for i in range(0, pts.shape[0], 1024):
-        d2 = sq[i:i + 1024, None] + sq[None, :] - 2.0 * (pts[i:i + 1024] @ pts.T)
+    pair = (0, 0)
+    for _ in range(4):
+        d2 = np.einsum("ij,ij->i", pts - pts[i], pts - pts[i])
+        j = int(np.argmax(d2))
+        if d2[j] <= best:
+            break
+        best, pair, i = float(d2[j]), (i, j), j
+    c = 0.5 * (pts[pair[0]] + pts[pair[1]])
+    r = np.sqrt(np.einsum("ij,ij->i", pts - c, pts - c))
+    lower = np.sqrt(best)
+    pts = pts[r + r.max() >= lower - 1e-9] - c
+    sq = np.einsum("ij,ij->i", pts, pts)
+    for k in range(0, pts.shape[0], 256):
+        d2 = sq[k:k + 256, None] + sq[None, k:] - 2.0 * (pts[k:k + 256] @ pts[k:].T)
         best = max(best, float(d2.max()))
     return float(np.sqrt(max(best, 0.0)))
 
