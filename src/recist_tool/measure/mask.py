@@ -116,6 +116,9 @@ def _line_ends(m: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return np.stack(lines, axis=1).astype(float), first.astype(float), last.astype(float)
 
 
+_CHAIN_MIN_POINTS = 400
+
+
 def _convex_chain(group: np.ndarray, a: np.ndarray, b: np.ndarray, side: float) -> np.ndarray:
     """Mask of the points to keep on monotone chains ``b(a)`` (one chain per ``group`` value).
 
@@ -126,6 +129,8 @@ def _convex_chain(group: np.ndarray, a: np.ndarray, b: np.ndarray, side: float) 
     so that no two neighbours go in one pass.
     """
     keep = np.ones(a.size, bool)
+    if a.size < _CHAIN_MIN_POINTS:  # small sets: the convex hull is cheaper than filtering
+        return keep
     for it in range(24):
         idx = np.flatnonzero(keep)
         if idx.size < 3:

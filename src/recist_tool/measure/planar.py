@@ -42,8 +42,8 @@ FIT_WINDOW_MAX_FRACTION = 0.4
 FIT_WINDOW_MIN_PX = 1.5
 #: Each long-axis end moves at most this far inwards / outwards (pixels along the axis): the
 #: corrections are small on smooth outlines and must not eat a narrow tip.
-END_SHIFT_MAX_IN_PX = 0.25
-END_SHIFT_MAX_OUT_PX = 0.5
+END_SHIFT_MAX_IN_PX = 0.1
+END_SHIFT_MAX_OUT_PX = 0.3
 #: Short axis: half-width (pixels along the long axis) of the window of the chord-length fit ...
 SA_FIT_WINDOW_PX = 5.0
 #: ... and at most this fraction of the lesion's extent along the long axis.
@@ -53,7 +53,7 @@ SA_FIT_WINDOW_MAX_FRACTION = 0.25
 MIN_PEAK = 0.75
 #: Smoothed values at mask pixels are raised to at least this, so the outline encloses every
 #: mask pixel centre (and a caliper spans at least the lesion's pixel centres).
-PIXEL_FLOOR = 0.6
+PIXEL_FLOOR = 0.51
 _PAD = 6
 
 
