@@ -93,14 +93,12 @@ def _slice_upper_bounds(sub: np.ndarray, spacing: tuple[float, float]) -> np.nda
     ymm = zy[:, 1] * dy
     pa = ymm[:, None] * su[None, :] + (x0 * dx)[:, None] * cu[None, :]
     pb = ymm[:, None] * su[None, :] + (x1 * dx)[:, None] * cu[None, :]
-    hi = np.full((sub.shape[0], _N_BOUND_DIRS), -np.inf)
-    lo = np.full((sub.shape[0], _N_BOUND_DIRS), np.inf)
-    np.maximum.at(hi, z, np.maximum(pa, pb))
-    np.minimum.at(lo, z, np.minimum(pa, pb))
-    width = np.where(np.isfinite(hi), hi - lo, 0.0).max(axis=1)
-    present = np.isfinite(hi[:, 0])
-    out[present] = width[present] / np.cos(np.pi / (2 * _N_BOUND_DIRS)) + \
-        _BOUND_MARGIN_PX * max(dy, dx)
+    # lines come sorted by slice (np.nonzero order): reduce each slice's block
+    starts = np.flatnonzero(np.r_[True, z[1:] != z[:-1]])
+    hi = np.maximum.reduceat(np.maximum(pa, pb), starts, axis=0)
+    lo = np.minimum.reduceat(np.minimum(pa, pb), starts, axis=0)
+    width = (hi - lo).max(axis=1)
+    out[z[starts]] = width / np.cos(np.pi / (2 * _N_BOUND_DIRS)) + _BOUND_MARGIN_PX * max(dy, dx)
     return out
 
 
