@@ -7,10 +7,13 @@ column spacing. Conversion to voxel and patient coordinates is done by the calle
 Boundary convention
 -------------------
 The lesion outline is the 0.5 iso-contour of the mask smoothed by a Gaussian of
-:data:`SIGMA_PX` pixels (per axis, in pixel units), which is an edge-to-edge outline: on a straight
-edge it lies half-way between the last pixel centre inside and the first outside, i.e. on the
-pixel edges, as a caliper laid on the image would be. Two small, measured corrections are applied
-at the two ends of the long axis (see ``docs/measurement.md``):
+:data:`SIGMA_PX` pixels (per axis, in pixel units; less for thin lesions, see
+:func:`adaptive_sigma`), which is an edge-to-edge outline: on a straight edge it lies half-way
+between the last pixel centre inside and the first outside, i.e. on the pixel edges, as a caliper
+laid on the image would be. Smoothed values at mask pixels are raised to :data:`PIXEL_FLOOR`, so
+no mask pixel centre falls outside the outline. Two small, measured corrections are applied at
+the two ends of the long axis, each bounded (:data:`END_SHIFT_MAX_IN_PX`,
+:data:`END_SHIFT_MAX_OUT_PX`); see ``docs/measurement.md`` for the measurements behind them:
 
 * the smoothing pulls a convex outline inwards by ``sigma_t**2 * kappa / 2`` (``sigma_t`` the
   smoothing width along the tangent, ``kappa`` the curvature); this is added back, with the
@@ -113,6 +116,7 @@ def outline_from_smoothed(
         The unpadded binary slice, used to check that every connected part keeps an outline.
         ``smoothed`` is modified in place (see :data:`PIXEL_FLOOR`).
     """
+    mask = np.asarray(mask, dtype=bool)
     if sigma_px > 0:
         inner = smoothed[_PAD:-_PAD, _PAD:-_PAD]
         lab, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
