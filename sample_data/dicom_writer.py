@@ -23,6 +23,7 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
 )
+
 from recist_tool.sample_data.phantom import SliceGrid
 
 __all__ = ["SeriesHeader", "det_uid", "hu_to_stored", "write_ct_series", "write_localizer"]

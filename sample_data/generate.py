@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from recist_tool.sample_data.dicom_writer import (
     SeriesHeader,
     det_uid,
@@ -154,6 +155,7 @@ def _render_visit(plan: SubjectPlan, visit: str, grid: SliceGrid, pose: Pose, ac
             "short_axis_mm": 0.0,
             "present": shape is not None,
             "site": les.site,
+            "lesion_hu": LESION_HU[les.tissue][1 if plan.contrast else 0],
         }
         if shape is not None:
             placed = shape.placed(pose)
@@ -169,7 +171,6 @@ def _render_visit(plan: SubjectPlan, visit: str, grid: SliceGrid, pose: Pose, ac
                 "short_axis_mm": _r(sec.short_axis_mm),
                 "slice_index": sec.slice_index,
                 "slice_z_lps": _r(sec.z, 4),
-                "lesion_hu": shape.hu,
                 "center_hu": shape.core_hu if shape.core is not None else shape.hu,
                 "cavitating": shape.core is not None,
                 "nominal_diameters_mm": list(les.sizes[visit]),
