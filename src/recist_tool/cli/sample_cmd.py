@@ -33,16 +33,17 @@ def sample_data(
                             progress=lambda msg: status.update(f"wrote {msg}"))
     elapsed = time.perf_counter() - t0
     table = Table(title=f"Synthetic trial in {out} (seed {seed})")
-    for col in ("subject", "visit", "date", "series", "slices", "lesions", "SOD mm", "expected"):
-        table.add_column(col)
+    for col in ("subject", "visit", "date", "slices", "mm", "lesions", "SOD mm", "expected"):
+        table.add_column(col, no_wrap=True)
     for sid, subj in gt["subjects"].items():
         for visit, tp in subj["timepoints"].items():
             present = sum(1 for les in tp["lesions"].values() if les["present"])
             sod = tp.get("sod_mm")
-            table.add_row(sid, visit, tp["date"], tp["series_path"],
-                          str(tp["acquisition"]["shape_zyx"][0]), str(present),
+            acq = tp["acquisition"]
+            table.add_row(sid, visit, tp["date"], str(acq["shape_zyx"][0]),
+                          f"{acq['slice_thickness_mm']:g}", str(present),
                           "" if sod is None else f"{sod:.1f}",
                           tp["overall_response"] or "baseline")
     console.print(table)
-    console.print(f"ground truth: {out / 'ground_truth.json'}\nmanifest:     "
-                  f"{out / 'manifest.csv'}\n{elapsed:.1f} s", highlight=False)
+    console.print(f"series:       {out}/SUBJECT/VISIT/\nground truth: {out / 'ground_truth.json'}"
+                  f"\nmanifest:     {out / 'manifest.csv'}\ntook {elapsed:.1f} s", highlight=False)
