@@ -9,7 +9,9 @@ from recist_tool.sample_data.generate import (
     GENERATOR_VERSION,
     MANIFEST_COLUMNS,
     generate_trial,
+    trial_ground_truth,
     write_benchmark_series,
 )
 
-__all__ = ["generate_trial", "write_benchmark_series", "MANIFEST_COLUMNS", "GENERATOR_VERSION"]
+__all__ = ["generate_trial", "trial_ground_truth", "write_benchmark_series", "MANIFEST_COLUMNS",
+           "GENERATOR_VERSION"]

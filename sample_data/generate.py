@@ -49,7 +49,8 @@ from recist_tool.sample_data.scenario import (
     build_subjects,
 )
 
-__all__ = ["generate_trial", "write_benchmark_series", "MANIFEST_COLUMNS", "GENERATOR_VERSION"]
+__all__ = ["generate_trial", "trial_ground_truth", "write_benchmark_series", "MANIFEST_COLUMNS",
+           "GENERATOR_VERSION"]
 
 GENERATOR_VERSION = "1"
 MANIFEST_COLUMNS = ("subject", "visit", "date", "series_path", "series_uid", "lesion_id",
@@ -136,11 +137,12 @@ def _header(plan: SubjectPlan, subj_i: int, visit: str, visit_i: int, acq: Acqui
     )
 
 
-def _render_visit(plan: SubjectPlan, visit: str, grid: SliceGrid, pose: Pose, acq: Acquisition,
-                  rng: np.random.Generator, require_all: bool = True,
-                  ) -> tuple[np.ndarray, dict[str, dict[str, Any]]]:
-    vol = render_anatomy(grid, pose, plan.contrast)
+def _visit_lesions(plan: SubjectPlan, visit: str, grid: SliceGrid, pose: Pose,
+                   require_all: bool = True,
+                   ) -> tuple[dict[str, dict[str, Any]], list[LesionShape]]:
+    """Ground-truth entries of the lesions at ``visit`` and their shapes placed in LPS."""
     lesions: dict[str, dict[str, Any]] = {}
+    shapes: list[LesionShape] = []
     for les in plan.lesions:
         if visit not in les.sizes:
             continue  # a new lesion before it appears
@@ -159,7 +161,6 @@ def _render_visit(plan: SubjectPlan, visit: str, grid: SliceGrid, pose: Pose, ac
         }
         if shape is not None:
             placed = shape.placed(pose)
-            paint_lesion(vol, grid, placed)
             sec = placed.measure_on(grid, nodal=les.nodal)
             if sec is None:
                 if not require_all:
@@ -175,7 +176,18 @@ def _render_visit(plan: SubjectPlan, visit: str, grid: SliceGrid, pose: Pose, ac
                 "cavitating": shape.core is not None,
                 "nominal_diameters_mm": list(les.sizes[visit]),
             })
+            shapes.append(placed)
         lesions[les.lesion_id] = entry
+    return lesions, shapes
+
+
+def _render_visit(plan: SubjectPlan, visit: str, grid: SliceGrid, pose: Pose, acq: Acquisition,
+                  rng: np.random.Generator, require_all: bool = True,
+                  ) -> tuple[np.ndarray, dict[str, dict[str, Any]]]:
+    lesions, shapes = _visit_lesions(plan, visit, grid, pose, require_all)
+    vol = render_anatomy(grid, pose, plan.contrast)
+    for shape in shapes:
+        paint_lesion(vol, grid, shape)
     hu = add_noise(vol, rng, acq.noise_hu, acq.psf_sigma_mm / acq.pixel_spacing)
     return hu, lesions
 
@@ -205,10 +217,23 @@ def generate_trial(
     dict
         The content written to ``ground_truth.json``.
     """
-    if n_subjects < 1:
-        raise ValueError("n_subjects must be at least 1")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    return _build_trial(out, seed, n_subjects, progress)
+
+
+def trial_ground_truth(seed: int = 0, n_subjects: int = 3) -> dict[str, Any]:
+    """The ground truth :func:`generate_trial` would write, without rendering any image.
+
+    Fast (milliseconds): geometry, patient shifts, lesion axes and expected responses only.
+    """
+    return _build_trial(None, seed, n_subjects, None)
+
+
+def _build_trial(out: Path | None, seed: int, n_subjects: int,
+                 progress: Callable[[str], None] | None) -> dict[str, Any]:
+    if n_subjects < 1:
+        raise ValueError("n_subjects must be at least 1")
     plans = build_subjects(n_subjects, rng=np.random.default_rng([seed, 10_000]))
     gt: dict[str, Any] = {
         "generator": {"name": "recist_tool.sample_data", "version": GENERATOR_VERSION,
@@ -232,22 +257,25 @@ def generate_trial(
             acq = plan.acquisitions[visit]
             pose = _pose(prng, plan.table_z, baseline=visit_i == 0)
             grid = make_grid(acq, plan.table_z)
-            rng = np.random.default_rng([seed, subj_i, visit_i + 1])
-            hu, lesions = _render_visit(plan, visit, grid, pose, acq, rng)
             header = _header(plan, subj_i, visit, visit_i, acq, seed)
             rel = f"{plan.subject}/{visit}"
-            folder = out / rel
-            order = None
-            if acq.shuffle_instance_numbers:
-                order = (np.random.default_rng([seed, subj_i, visit_i + 1, 1])
-                         .permutation(len(grid.z)) + 1).tolist()
-            write_ct_series(folder, hu, grid, header, seed, instance_order=order,
-                            no_extension=acq.no_extension)
-            if acq.localizer:
-                scout = SeriesHeader(**{**header.__dict__,
-                                        "series_uid": det_uid(seed, plan.subject, visit, "scout"),
-                                        "series_number": 1})
-                write_localizer(folder, hu, grid, scout, seed)
+            if out is None:
+                lesions, _ = _visit_lesions(plan, visit, grid, pose)
+            else:
+                rng = np.random.default_rng([seed, subj_i, visit_i + 1])
+                hu, lesions = _render_visit(plan, visit, grid, pose, acq, rng)
+                folder = out / rel
+                order = None
+                if acq.shuffle_instance_numbers:
+                    order = (np.random.default_rng([seed, subj_i, visit_i + 1, 1])
+                             .permutation(len(grid.z)) + 1).tolist()
+                write_ct_series(folder, hu, grid, header, seed, instance_order=order,
+                                no_extension=acq.no_extension)
+                if acq.localizer:
+                    scout = SeriesHeader(**{**header.__dict__, "series_number": 1,
+                                            "series_uid": det_uid(seed, plan.subject, visit,
+                                                                  "scout")})
+                    write_localizer(folder, hu, grid, scout, seed)
             base_pose = Pose(0.0, (0.0, RECON_CENTER_Y, plan.table_z))
             tps[visit] = {
                 "date": plan.dates[visit].isoformat(),
@@ -295,11 +323,12 @@ def generate_trial(
             "timepoints": tps,
         }
         rows.extend(_manifest_rows(tps))
-    (out / "ground_truth.json").write_text(json.dumps(gt, indent=2) + "\n")
-    with open(out / "manifest.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
+    if out is not None:
+        (out / "ground_truth.json").write_text(json.dumps(gt, indent=2) + "\n")
+        with open(out / "manifest.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows)
     return gt
 
 

@@ -14,7 +14,7 @@ import pytest
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
 
 from recist_tool.cli import main
-from recist_tool.sample_data import MANIFEST_COLUMNS, generate_trial
+from recist_tool.sample_data import MANIFEST_COLUMNS, generate_trial, trial_ground_truth
 
 VISITS = ["BL", "W06", "W12"]
 
@@ -309,3 +309,21 @@ def test_cli_rejects_bad_subject_count(tmp_path, capsys, dcm):
     assert main(["sample-data", str(tmp_path / "x"), "--subjects", "0"]) == 2
     assert "--subjects" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_ground_truth_without_images_matches_the_written_one(trial):
+    _, gt = trial
+    assert trial_ground_truth(seed=0, n_subjects=2) == gt
+
+
+@pytest.mark.parametrize("seed", range(0, 40, 3))
+def test_design_holds_for_any_seed(seed):
+    """Patient shifts move lesions across slices; the responses stay the designed ones."""
+    gt = trial_ground_truth(seed=seed, n_subjects=6)  # raises on a borderline design
+    designed = {"A": ["PR", "PR"], "B": ["SD", "PD"], "C": ["SD", "PD"]}
+    for subj in gt["subjects"].values():
+        got = [subj["timepoints"][v]["overall_response"] for v in VISITS[1:]]
+        assert got == designed[subj["archetype"]]
+        for tp in list(subj["timepoints"].values())[1:]:
+            assert abs(tp["change_from_baseline_pct"] + 30.0) >= 3.0
+            assert abs(tp["change_from_nadir_pct"] - 20.0) >= 3.0
