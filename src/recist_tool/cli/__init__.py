@@ -14,6 +14,9 @@ import typer
 from recist_tool.cli._app import app, console_err, state
 from recist_tool.errors import RecistToolError
 
+# Sub-commands register on import.
+from recist_tool.cli import io_cmds  # noqa: E402,F401  isort: skip
+
 
 __all__ = ["app", "main"]
 
