@@ -16,7 +16,6 @@ import os
 import warnings
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -69,7 +68,35 @@ def _decode_file(path: str, frames: list[int | None]) -> list[np.ndarray]:
             f"{path}: cannot decode pixel data ({name}): {type(exc).__name__}: {exc}") from None
     if arr.ndim == 2:
         arr = arr[None]
+    arr = _j2k_signedness(ds, arr)
     return [np.ascontiguousarray(arr[f or 0]) for f in frames]
+
+
+def _j2k_signedness(ds: pydicom.Dataset, arr: np.ndarray) -> np.ndarray:
+    """Read a JPEG 2000 frame as signed when its codestream says signed.
+
+    Some encoders (seen on Toshiba CT) write a signed codestream with PixelRepresentation 0, or
+    the reverse. pydicom follows PixelRepresentation; CT padding of -2048 then reads as 63488.
+    When either the header or the codestream says signed, the values are signed.
+    """
+    ts = ds.file_meta.get("TransferSyntaxUID")
+    if ts is None or not str(ts).startswith("1.2.840.10008.1.2.4.9") or arr.dtype.kind != "u":
+        return arr
+    from pydicom.encaps import generate_frames
+    from pydicom.pixels.utils import get_j2k_parameters
+
+    try:
+        first = next(generate_frames(ds.PixelData, number_of_frames=arr.shape[0]))
+        params = get_j2k_parameters(first)
+    except Exception:
+        return arr
+    if not params.get("is_signed"):
+        return arr
+    bits = arr.dtype.itemsize * 8
+    precision = int(params.get("precision") or bits)
+    signed = arr.astype(np.dtype(f"i{arr.dtype.itemsize}"))
+    shift = bits - precision
+    return (signed << shift) >> shift if shift else signed
 
 
 class _Writer:

@@ -222,13 +222,13 @@ def describe_geometry(stack: Stack) -> list[GeometryWarning]:
     d = pos - pos[0]
     drift = np.stack([d @ c, d @ r], axis=1)
     if float(np.max(np.abs(drift))) > SHEAR_TOLERANCE_MM:
-        step = pos[-1] - pos[0]
+        table_step = float(np.linalg.norm(pos[-1] - pos[0])) / (len(loc) - 1)
         angle = float(np.degrees(np.arctan2(np.linalg.norm(drift[-1]), loc[-1])))
         tag = stack.first.gantry_tilt
         tag_txt = f"GantryDetectorTilt {tag:+.1f}°" if tag else "tilt tag absent"
         out.append(GeometryWarning(
             "GANTRY_TILT", f"slices are sheared by {angle:.1f}° ({tag_txt}); native slices are "
-            f"kept with the exact sheared geometry (table step {np.linalg.norm(step) / (len(loc) - 1):.3f} mm, "
+            f"kept with the exact sheared geometry (table step {table_step:.3f} mm, "
             f"gap between planes {float(np.mean(gaps)):.3f} mm)"))
     if float(np.ptp(gaps)) > UNIFORM_TOLERANCE_MM:
         base = float(np.min(gaps))
