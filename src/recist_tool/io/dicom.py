@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,11 +76,23 @@ class ScanResult:
         return f"no CT volume found ({len(self.skipped)} objects skipped: {text})"
 
 
-def _scan_files(src: SourceFiles) -> ScanResult:
+#: Read headers in worker processes from this many files on.
+MIN_FILES_FOR_PARALLEL_HEADERS = 64
+
+
+def _read_all_headers(files: list[Path], workers: int | None) -> list[list[FrameHeader] | Skipped]:
+    n = workers if workers is not None else (os.cpu_count() or 1)
+    if n <= 1 or len(files) < MIN_FILES_FOR_PARALLEL_HEADERS:
+        return [read_frame_headers(p) for p in files]
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context(method)) as pool:
+        return list(pool.map(read_frame_headers, files, chunksize=max(8, len(files) // (4 * n))))
+
+
+def _scan_files(src: SourceFiles, workers: int | None = None) -> ScanResult:
     frames: list[FrameHeader] = []
     skipped = [Skipped(name, code, detail) for name, code, detail in src.skipped]
-    for path in src.files:
-        got = read_frame_headers(path)
+    for got in _read_all_headers(src.files, workers):
         if isinstance(got, Skipped):
             skipped.append(got)
         else:
@@ -156,7 +170,7 @@ def load_volume(
         vol = load_volume_file(path)
     else:
         with open_source(path) as src:
-            result = _scan_files(src)
+            result = _scan_files(src, workers)
             stack = result.select(series)
             vol = stack_to_volume(stack, workers=workers, source=str(path))
     if resample and not vol.is_orthogonal_grid:

@@ -224,7 +224,7 @@ def _frames_from_dataset(path: Path, ds: Dataset, size: int) -> list[FrameHeader
     pix_rep = _int(ds.get("PixelRepresentation")) or 0
 
     tsyntax = str(getattr(ds.file_meta, "TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian))
-    raw = ds.get_item(0x7FE00010)
+    raw = ds.get_item(0x7FE00010, keep_deferred=True)
     pixel_offset: int | None = None
     expected = rows * cols * n_frames * (bits_alloc // 8)
     if tsyntax in _UNCOMPRESSED:

@@ -110,10 +110,15 @@ class _Writer:
             raise DicomLoadError(
                 f"{f.path}: decoded image is {stored.shape}, header says {self.out.shape[1:]}")
         if self.out.dtype == np.int16:
-            hu = stored.astype(np.int32, copy=False) + int(f.intercept)
-            lo, hi = int(hu.min()), int(hu.max())
+            lo = int(stored.min()) + int(f.intercept)
+            hi = int(stored.max()) + int(f.intercept)
             if lo >= -32768 and hi <= 32767:
-                self.out[k] = hu
+                # int16 arithmetic wraps modulo 2**16, so the result is exact once it is known
+                # to lie in range: no int32 temporary.
+                dst = self.out[k]
+                np.copyto(dst, stored, casting="unsafe")
+                if f.intercept:
+                    dst += np.int16(int(f.intercept))
                 return
             self.out = self.out.astype(np.float32)
         self.out[k] = stored.astype(np.float32) * np.float32(f.slope) + np.float32(f.intercept)
