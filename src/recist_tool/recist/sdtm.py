@@ -402,3 +402,72 @@ def best_response_row(rec: SubjectRecord, best: BestResponse, criteria: str = "R
         "LSTA": best.last_response.value if best.last_response else "",
         "LSTADT": d(best.last_assessment_date),
     }
+
+
+@dataclass(frozen=True)
+class RespondResult:
+    """Output of :func:`respond`: RS rows, best-response rows and warnings (baseline rules)."""
+
+    rs: tuple[dict[str, str], ...]
+    best: tuple[dict[str, str], ...]
+    warnings: tuple[str, ...]
+    n_records: int
+
+
+CRITERIA = {"recist1.1": "RECIST 1.1", "irecist": "iRECIST"}
+
+
+def respond(tu: Iterable[Row], tr: Iterable[Row], dm: Iterable[Row] | None = None,
+            criteria: str = "recist1.1", policies: Policies | None = None) -> RespondResult:
+    """Score SDTM TU/TR rows: RS rows per visit and one best-response row per subject/evaluator.
+
+    Parameters
+    ----------
+    tu, tr, dm : iterables of (source, row)
+        SDTM rows; ``dm`` gives the SD-window reference date (column ``policies.reference``).
+        Without DM the baseline scan date is the reference (noted in the warnings).
+    criteria : {"recist1.1", "irecist"}
+        Response criteria.
+    policies : Policies, optional
+        Rule choices.
+    """
+    from recist_tool.recist.baseline import check_baseline
+    from recist_tool.recist.best import best_response
+    from recist_tool.recist.irecist import best_irecist, evaluate_irecist
+    from recist_tool.recist.timepoint import evaluate_timepoints
+
+    policies = policies or Policies()
+    if criteria not in CRITERIA:
+        raise InputError(f"unknown criteria {criteria!r}: use {' or '.join(CRITERIA)}")
+    label = CRITERIA[criteria]
+    records = parse_tu_tr(tu, tr, policies)
+    refs = reference_dates(dm, policies.reference, policies) if dm is not None else None
+    warnings: list[str] = []
+    rs: list[dict[str, str]] = []
+    best_rows: list[dict[str, str]] = []
+    seq_by_subject: dict[str, int] = {}
+    for rec in records:
+        who = f"{rec.usubjid} ({' '.join(x for x in (rec.evaluator, rec.evaluator_id) if x)})"
+        for v in check_baseline(rec.lesions, rec.timepoints[0]):
+            warnings.append(f"{who}: baseline rule: {v.message}")
+        if refs is None:
+            ref = rec.timepoints[0].date
+        elif rec.usubjid in refs:
+            ref = refs[rec.usubjid]
+        else:
+            raise InputError(f"DM has no {policies.reference} for subject {rec.usubjid}")
+        start = seq_by_subject.get(rec.usubjid, 1)
+        if criteria == "irecist":
+            its = evaluate_irecist(rec.lesions, rec.timepoints, policies)
+            rows = rs_rows(rec, [t.recist for t in its], [t.overall for t in its], label, start)
+            best = best_irecist(its, ref, policies)
+        else:
+            trs = evaluate_timepoints(rec.lesions, rec.timepoints, policies)
+            rows = rs_rows(rec, trs, None, label, start)
+            best = best_response(trs, ref, policies)
+        seq_by_subject[rec.usubjid] = start + len(rows)
+        rs += rows
+        best_rows.append(best_response_row(rec, best, label))
+    if refs is None and records:
+        warnings.append("no DM given: the SD minimum duration counts from each baseline scan date")
+    return RespondResult(tuple(rs), tuple(best_rows), tuple(warnings), len(records))
