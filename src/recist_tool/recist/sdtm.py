@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from recist_tool.errors import InputError
+from recist_tool.recist.baseline import check_baseline
+from recist_tool.recist.best import best_response
+from recist_tool.recist.irecist import best_irecist, evaluate_irecist
 from recist_tool.recist.model import (
     BestResponse,
     Category,
@@ -28,6 +31,7 @@ from recist_tool.recist.model import (
     TimepointResponse,
 )
 from recist_tool.recist.policies import Policies
+from recist_tool.recist.timepoint import evaluate_timepoints
 
 __all__ = [
     "SubjectRecord",
@@ -38,6 +42,9 @@ __all__ = [
     "best_response_row",
     "RS_COLUMNS",
     "BEST_COLUMNS",
+    "CRITERIA",
+    "RespondResult",
+    "respond",
 ]
 
 Row = tuple[str, Mapping[str, str]]
@@ -124,11 +131,6 @@ class _LesionInfo:
     lesion: Lesion
     visitnum: Decimal
     source: str
-
-
-@dataclass
-class _Meas:
-    values: dict  # testcd -> (Decimal | None, state | None, source)
 
 
 def parse_tu_tr(tu: Iterable[Row], tr: Iterable[Row], policies: Policies | None = None
@@ -431,11 +433,6 @@ def respond(tu: Iterable[Row], tr: Iterable[Row], dm: Iterable[Row] | None = Non
     policies : Policies, optional
         Rule choices.
     """
-    from recist_tool.recist.baseline import check_baseline
-    from recist_tool.recist.best import best_response
-    from recist_tool.recist.irecist import best_irecist, evaluate_irecist
-    from recist_tool.recist.timepoint import evaluate_timepoints
-
     policies = policies or Policies()
     if criteria not in CRITERIA:
         raise InputError(f"unknown criteria {criteria!r}: use {' or '.join(CRITERIA)}")
