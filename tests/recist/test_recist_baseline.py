@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from helpers import les, tp
+from recist_helpers import les, tp
 
 from recist_tool.recist.baseline import check_baseline, measurable_threshold, select_targets
 

@@ -6,7 +6,7 @@ import datetime as dt
 import itertools
 
 import pytest
-from helpers import D0, S, les, tp
+from recist_helpers import D0, S, les, tp
 
 from recist_tool.errors import RuleViolation
 from recist_tool.recist import Policies, Response

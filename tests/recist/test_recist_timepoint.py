@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from helpers import D0, S, les, tp
+from recist_helpers import D0, S, les, tp
 
 from recist_tool.recist import Policies, Response, best_response, evaluate_timepoints
 from recist_tool.recist.model import LesionAssessment, NewLesionStatus
@@ -184,6 +184,7 @@ def test_reasons_carry_numbers() -> None:
     out = evaluate_timepoints([les("T01")], [tp(0, T01=14), tp(56, T01="9.8")])[0]
     text = " ".join(out.reasons)
     assert "9.8 mm ≤ 70 % of baseline 14 mm: PR" in text
+    assert "sum 9.8 mm; baseline 14 mm (-30.00 %); nadir 14 mm (-30.00 %)" in text
     assert out.pct_from_baseline == Decimal("-30.00") and out.baseline_mm == 14
 
 

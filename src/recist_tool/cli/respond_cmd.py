@@ -24,6 +24,7 @@ def respond_cmd(
     out: Path = typer.Option(..., "-o", "--out", help="Output folder (rs.csv, best_response.csv)."),
 ) -> None:
     """Timepoint responses (rs.csv) and best overall response (best_response.csv) from SDTM."""
+    criteria = criteria.strip().lower()
     if criteria not in CRITERIA:
         raise UsageError(f"--criteria must be one of {', '.join(CRITERIA)}, got {criteria!r}")
     policies = Policies()

@@ -264,6 +264,11 @@ def evaluate_timepoints(
         nadir_used = nadir
         if targets:
             s = sum_of_diameters(targets, tp)
+            pb, pn = pct_change(s.total, baseline), pct_change(s.total, nadir)
+            reasons.append(
+                f"sum {s.total} mm{'' if s.complete else ' (incomplete)'}; baseline {baseline} mm"
+                f"{f' ({pb:+} %)' if pb is not None else ''}; nadir {nadir} mm"
+                f"{f' ({pn:+} %)' if pn is not None else ''}")
             tr, why = target_response(s, baseline, nadir, policies, prev_target)
             reasons += why
         ntr: Response | None = None
