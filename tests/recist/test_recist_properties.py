@@ -138,3 +138,34 @@ def test_lesion_order_does_not_matter(case, rnd) -> None:
     b = evaluate_timepoints(shuffled_l, shuffled_t)
     assert [(t.target, t.non_target, t.overall, t.sod_mm) for t in a] == \
         [(t.target, t.non_target, t.overall, t.sod_mm) for t in b]
+
+
+@settings(max_examples=100, deadline=None)
+@given(cases())
+def test_irecist_matches_recist_until_first_progression(case) -> None:
+    from recist_tool.recist.irecist import evaluate_irecist, to_irecist
+
+    lesions, tps = case
+    rec = evaluate_timepoints(lesions, tps)
+    irec = evaluate_irecist(lesions, tps)
+    for r, i in zip(rec, irec, strict=True):
+        if r.overall is R.PD:
+            assert i.overall is R.IUPD
+            break
+        assert i.overall is to_irecist(r.overall)
+    seen_iupd = False
+    for i in irec:  # iCPD is always preceded by an iUPD
+        seen_iupd = seen_iupd or i.overall is R.IUPD
+        assert i.overall is not R.ICPD or seen_iupd
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 400), st.sampled_from(
+    [R.CR, R.PR, R.SD, R.NON_CR_NON_PD, R.PD, R.NE])), max_size=8))
+def test_confirmed_bor_never_better_than_bor(items) -> None:
+    seq = [(D0 + dt.timedelta(days=n), r) for n, r in items]
+    b = best_response(seq, D0, Policies(same_day="worst"))
+    if b.confirmed_bor in GOOD:
+        assert b.bor in GOOD and GOOD.index(b.bor) <= GOOD.index(b.confirmed_bor)
+    if b.confirmed_response:
+        assert b.response and b.confirmed_response_date >= b.response_date

@@ -20,7 +20,7 @@ def respond_cmd(
     dm: Path | None = typer.Option(None, "--dm", help="SDTM DM CSV (reference start dates)."),
     criteria: str = typer.Option("recist1.1", "--criteria", help="recist1.1 or irecist."),
     settings: Path | None = typer.Option(None, "--settings",
-                                         help="Trial settings TOML (policies in its recist table)."),
+                                         help="Trial settings TOML (recist table)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder (rs.csv, best_response.csv)."),
 ) -> None:
     """Timepoint responses (rs.csv) and best overall response (best_response.csv) from SDTM."""
