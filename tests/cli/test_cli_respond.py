@@ -186,3 +186,25 @@ def test_oracle_settings_policy_changes_output(tmp_path: Path, oracles: Path) ->
                and r["RSEVALID"] == "RADIOLOGIST 2" and r["VISIT"] == "WEEK 9"
                and r["RSTESTCD"] == "OVRLRESP")
     assert row["RSORRES"] == "PD"
+
+
+def test_cdisc_supplement_conventions(tmp_path: Path) -> None:
+    """LNSTATE for a nodal non-target, TOO SMALL TO MEASURE standardised to 5, TRSTAT NOT DONE."""
+    tu = [_tu("T01", "TARGET"), _tu("T02", "TARGET", "LUNG"),
+          _tu("NT01", "NON-TARGET", "LYMPH NODE")]
+    tr = [_tr("T01", "LDIAM", "30", 1, "2024-01-01"), _tr("T02", "LDIAM", "20", 1, "2024-01-01"),
+          _tr("NT01", "LNSTATE", "PATHOLOGICAL", 1, "2024-01-01"),
+          # week 8: T02 too small (counts 5), node normal again → target 25/50 = PR, NT CR → PR
+          _tr("T01", "LDIAM", "20", 2, "2024-02-26"),
+          {**_tr("T02", "LDIAM", "", 2, "2024-02-26"), "TRORRES": "TOO SMALL TO MEASURE",
+           "TRSTRESC": "5", "TRSTRESN": "5"},
+          _tr("NT01", "LNSTATE", "NON-PATHOLOGICAL", 2, "2024-02-26"),
+          # week 16: T01 not done → NE
+          _tr("T01", "LDIAM", "", 3, "2024-04-22", stat="NOT DONE"),
+          _tr("T02", "LDIAM", "0", 3, "2024-04-22"),
+          _tr("NT01", "LNSTATE", "NON-PATHOLOGICAL", 3, "2024-04-22")]
+    assert main(_case(tmp_path, tu, tr)) == 0
+    rs = _read(tmp_path / "out" / "rs.csv")
+    got = [(r["VISIT"], r["RSTESTCD"], r["RSORRES"]) for r in rs if r["RSTESTCD"] != "NEWLIND"]
+    assert got == [("V2", "TRGRESP", "PR"), ("V2", "NTRGRESP", "CR"), ("V2", "OVRLRESP", "PR"),
+                   ("V3", "TRGRESP", "NE"), ("V3", "NTRGRESP", "CR"), ("V3", "OVRLRESP", "NE")]

@@ -49,7 +49,7 @@ __all__ = [
 
 Row = tuple[str, Mapping[str, str]]
 _NA = {"", "NA", "N/A", "NULL", "NAN"}
-_TR_CODES = {"LDIAM", "LPERP", "DIAMETER", "SUMDIAM", "TUMSTATE"}
+_TR_CODES = {"LDIAM", "LPERP", "DIAMETER", "SUMDIAM", "TUMSTATE", "LNSTATE"}
 _CATEGORIES = {
     "TARGET": Category.TARGET, "NON-TARGET": Category.NON_TARGET, "NEW": Category.NEW,
     "NEW TARGET": Category.NEW_TARGET, "NEW NON-TARGET": Category.NEW_NON_TARGET,
@@ -63,6 +63,9 @@ _STATES = {
     "NOT EVALUABLE": LesionState.NOT_EVALUATED, "NOT EVALUATED": LesionState.NOT_EVALUATED,
     "NE": LesionState.NOT_EVALUATED, "NOT ASSESSED": LesionState.NOT_EVALUATED,
     "TOO SMALL TO MEASURE": LesionState.TOO_SMALL,
+    # LNSTATE (lymph node state): a non-pathological node counts as resolved
+    "PATHOLOGICAL": LesionState.PRESENT, "NON-PATHOLOGICAL": LesionState.ABSENT,
+    "NORMAL": LesionState.ABSENT,
 }
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
@@ -206,9 +209,10 @@ def parse_tu_tr(tu: Iterable[Row], tr: Iterable[Row], policies: Policies | None 
         value: Decimal | None = None
         if stat == "NOT DONE":
             state = LesionState.NOT_EVALUATED
-        elif code == "TUMSTATE":
+        elif code in ("TUMSTATE", "LNSTATE"):
+            code = "TUMSTATE"
             if res not in _STATES:
-                raise InputError(f"{src}: unknown TUMSTATE result {res!r} "
+                raise InputError(f"{src}: unknown tumour/node state {res!r} "
                                  f"(expected one of {', '.join(sorted(_STATES))})")
             state = _STATES[res]
         elif res == "TOO SMALL TO MEASURE" or _v(row, "TRORRES").upper() == "TOO SMALL TO MEASURE":
