@@ -12,6 +12,7 @@ import sys
 import typer
 
 from recist_tool.cli._app import app, console_err, state
+from recist_tool.cli import respond_cmd  # noqa: E402,F401  isort: skip
 from recist_tool.errors import RecistToolError
 
 # Sub-commands register on import.
