@@ -11,13 +11,10 @@ import sys
 
 import typer
 
+# Sub-command modules register themselves on `app` when imported.
+from recist_tool.cli import io_cmds, respond_cmd  # noqa: F401
 from recist_tool.cli._app import app, console_err, state
-from recist_tool.cli import respond_cmd  # noqa: E402,F401  isort: skip
 from recist_tool.errors import RecistToolError
-
-# Sub-commands register on import.
-from recist_tool.cli import io_cmds  # noqa: E402,F401  isort: skip
-
 
 __all__ = ["app", "main"]
 
