@@ -82,7 +82,7 @@ def lesion_shape(les: LesionPlan, visit: str, contrast: bool) -> LesionShape | N
     size = les.sizes.get(visit)
     if size is None:
         return None
-    outer = Ellipsoid(les.center, tuple(s / 2.0 for s in size), les.yaw_deg, les.tilt_deg)
+    outer = Ellipsoid.oriented(les.center, [s / 2.0 for s in size], les.yaw_deg, les.tilt_deg)
     hu = LESION_HU[les.tissue][1 if contrast else 0]
     core = None
     if les.cavitating_from is not None:

@@ -16,7 +16,7 @@ Arrays are ``(z, y, x)`` = ``(slice, row, column)`` in Hounsfield units (float32
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -64,6 +64,10 @@ def _rot_x(deg: float) -> np.ndarray:
     a = np.deg2rad(deg)
     c, s = np.cos(a), np.sin(a)
     return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+
+
+def _as_rotation(m: np.ndarray) -> tuple[tuple[float, float, float], ...]:
+    return tuple(tuple(float(v) for v in row) for row in m)
 
 
 @dataclass(frozen=True)
@@ -153,53 +157,49 @@ class AxialSection:
 
 @dataclass(frozen=True)
 class Ellipsoid:
-    """A solid ellipsoid ``(p - c)^T A (p - c) <= 1`` in whatever frame ``center`` is given.
+    """A solid ellipsoid ``(p - c)^T A (p - c) <= 1``, ``A = R diag(1/s^2) R^T``.
 
     Parameters
     ----------
     center : tuple of float
-        Centre (mm).
+        Centre (mm), in whatever frame the ellipsoid is used in.
     semi_axes : tuple of float
-        Semi-axes (mm) along the shape's own x, y, z before rotation.
-    yaw_deg : float
-        Rotation about z (applied second).
-    tilt_deg : float
-        Rotation about x (applied first): tips the shape out of the axial plane.
+        Semi-axes ``s`` (mm) along the shape's own x, y, z.
+    rotation : tuple of tuple of float, optional
+        ``R``, the 3x3 rotation from the shape's axes to the frame (identity when omitted).
+        :meth:`oriented` builds it from a yaw and a tilt.
     """
 
     center: tuple[float, float, float]
     semi_axes: tuple[float, float, float]
-    yaw_deg: float = 0.0
-    tilt_deg: float = 0.0
-    _extra_rotation: tuple[tuple[float, ...], ...] | None = field(default=None, repr=False)
+    rotation: tuple[tuple[float, float, float], ...] | None = None
+
+    @classmethod
+    def oriented(cls, center: Sequence[float], semi_axes: Sequence[float], yaw_deg: float = 0.0,
+                 tilt_deg: float = 0.0) -> Ellipsoid:
+        """An ellipsoid tipped by ``tilt_deg`` about x, then turned by ``yaw_deg`` about z."""
+        return cls(tuple(float(v) for v in center), tuple(float(v) for v in semi_axes),
+                   _as_rotation(_rot_z(yaw_deg) @ _rot_x(tilt_deg)))
 
     @property
-    def rotation(self) -> np.ndarray:
-        """Shape frame → this frame."""
-        r = _rot_z(self.yaw_deg) @ _rot_x(self.tilt_deg)
-        if self._extra_rotation is not None:
-            r = np.asarray(self._extra_rotation) @ r
-        return r
+    def rotation_matrix(self) -> np.ndarray:
+        """``R`` as an array."""
+        return np.eye(3) if self.rotation is None else np.asarray(self.rotation, float)
 
     @property
     def matrix(self) -> np.ndarray:
         """The quadratic form ``A`` (1/mm²)."""
-        r = self.rotation
+        r = self.rotation_matrix
         return r @ np.diag(1.0 / np.asarray(self.semi_axes, float) ** 2) @ r.T
 
     def placed(self, pose: Pose) -> Ellipsoid:
         """The same ellipsoid expressed in LPS for a body placed by ``pose``."""
         c = tuple(float(v) for v in pose.to_lps(self.center))
-        rot = pose.rotation
-        if self._extra_rotation is not None:
-            rot = rot @ np.asarray(self._extra_rotation)
-        return Ellipsoid(c, self.semi_axes, self.yaw_deg, self.tilt_deg,
-                         tuple(tuple(float(v) for v in row) for row in rot))
+        return Ellipsoid(c, self.semi_axes, _as_rotation(pose.rotation @ self.rotation_matrix))
 
     def scaled(self, factor: float) -> Ellipsoid:
         """Concentric copy with every semi-axis multiplied by ``factor``."""
-        return Ellipsoid(self.center, tuple(s * factor for s in self.semi_axes), self.yaw_deg,
-                         self.tilt_deg, self._extra_rotation)
+        return Ellipsoid(self.center, tuple(s * factor for s in self.semi_axes), self.rotation)
 
     def half_extent(self) -> np.ndarray:
         """Half-size of the axis-aligned bounding box (mm): ``sqrt(diag(A^-1))``."""

@@ -52,7 +52,7 @@ def _numeric_section(ell: Ellipsoid, z: float, n: int = 721) -> tuple[float, flo
      ((16.0, 9.0, 20.0), 70.0, 35.0, 7.0)],
 )
 def test_axial_section_matches_brute_force(semi, yaw, tilt, dz):
-    ell = Ellipsoid((3.0, -7.0, 11.0), semi, yaw, tilt)
+    ell = Ellipsoid.oriented((3.0, -7.0, 11.0), semi, yaw, tilt)
     la, sa, _ = ell.axial_section(11.0 + dz)
     la_num, sa_num = _numeric_section(ell, 11.0 + dz)
     assert la == pytest.approx(la_num, abs=0.02)
@@ -61,7 +61,7 @@ def test_axial_section_matches_brute_force(semi, yaw, tilt, dz):
 
 
 def test_section_misses_plane_outside_shape():
-    ell = Ellipsoid((0.0, 0.0, 0.0), (5.0, 4.0, 3.0), 10.0, 20.0)
+    ell = Ellipsoid.oriented((0.0, 0.0, 0.0), (5.0, 4.0, 3.0), 10.0, 20.0)
     assert ell.axial_section(50.0) is None
 
 
@@ -69,7 +69,7 @@ def test_pose_round_trip_and_placed_ellipsoid():
     pose = Pose(1.3, (2.5, -4.0, -151.0))
     p = np.array([[10.0, -20.0, 30.0], [0.0, 0.0, 0.0]])
     assert np.allclose(pose.to_body(pose.to_lps(p)), p)
-    ell = Ellipsoid((10.0, -20.0, 30.0), (9.0, 6.0, 5.0), 25.0, 12.0)
+    ell = Ellipsoid.oriented((10.0, -20.0, 30.0), (9.0, 6.0, 5.0), 25.0, 12.0)
     placed = ell.placed(pose)
     rng = np.random.default_rng(3)
     pts = rng.uniform(-12, 12, size=(2000, 3)) + np.array([10.0, -20.0, 30.0])
@@ -80,7 +80,7 @@ def test_partial_volume_preserves_lesion_volume():
     grid = SliceGrid(64, 64, (0.8, 0.8), -25.2, -25.2, tuple(-20.0 + 2.5 * k for k in range(17)),
                      2.5)
     vol = np.zeros(grid.shape, np.float32)
-    ell = Ellipsoid((0.3, -1.1, 0.7), (9.0, 7.0, 8.0), 33.0, 21.0)
+    ell = Ellipsoid.oriented((0.3, -1.1, 0.7), (9.0, 7.0, 8.0), 33.0, 21.0)
     paint_lesion(vol, grid, LesionShape(ell, 100.0))
     vox_ml = 0.8 * 0.8 * 2.5 / 1000.0
     true_ml = 4.0 / 3.0 * np.pi * 9.0 * 7.0 * 8.0 / 1000.0

@@ -45,7 +45,7 @@ def test_layout_and_ground_truth_file(trial, dcm):
         assert 35 <= (d[1] - d[0]).days <= 49 and 77 <= (d[2] - d[0]).days <= 91
 
 
-def test_every_file_is_valid_ct_dicom(trial, dcm):
+def test_every_file_is_valid_ct_dicom(trial):
     out, gt = trial
     files = [f for f in out.rglob("*") if f.is_file() and f.suffix not in (".json", ".csv")]
     assert len(files) > 300
@@ -166,7 +166,7 @@ def test_lung_lesion_sits_in_lung_and_liver_lesion_in_liver(trial, dcm):
         assert bg == pytest.approx(expected_bg, abs=20.0)
 
 
-def test_trial_design_rules(trial, dcm):
+def test_trial_design_rules(trial):
     _, gt = trial
     overall = set()
     for subj in gt["subjects"].values():
@@ -217,7 +217,7 @@ def test_trial_design_rules(trial, dcm):
     assert kinds == {"new", "disappeared", "grew", "shrank"}
 
 
-def test_patient_shifts_between_visits(trial, dcm):
+def test_patient_shifts_between_visits(trial):
     _, gt = trial
     for _, visit, tp in _timepoints(gt):
         shift = np.asarray(tp["patient_pose"]["shift_from_baseline_mm"])
@@ -227,7 +227,7 @@ def test_patient_shifts_between_visits(trial, dcm):
             assert 1.0 <= np.abs(shift).max() <= 6.0
 
 
-def test_manifest_matches_ground_truth(trial, dcm):
+def test_manifest_matches_ground_truth(trial):
     out, gt = trial
     with open(out / "manifest.csv", newline="") as fh:
         reader = csv.DictReader(fh)
@@ -253,7 +253,7 @@ def test_manifest_matches_ground_truth(trial, dcm):
             assert np.allclose(seed, les["center_lps"], atol=0.006)
 
 
-def test_no_real_looking_identifiers(trial, dcm):
+def test_no_real_looking_identifiers(trial):
     out, gt = trial
     for sid, _, tp in _timepoints(gt):
         f = next(p for p in sorted((out / tp["series_path"]).iterdir()))
@@ -269,7 +269,7 @@ def test_no_real_looking_identifiers(trial, dcm):
             assert kw not in ds
 
 
-def test_other_seed_changes_uids_not_design(tmp_path, trial, dcm):
+def test_other_seed_changes_uids_not_design(tmp_path, trial):
     _, gt0 = trial
     gt1 = generate_trial(tmp_path, seed=1, n_subjects=1)
     a = gt0["subjects"]["SYN-001"]["timepoints"]
@@ -284,7 +284,7 @@ def test_other_seed_changes_uids_not_design(tmp_path, trial, dcm):
 
 
 @pytest.mark.slow
-def test_same_seed_gives_identical_bytes(tmp_path, trial, dcm):
+def test_same_seed_gives_identical_bytes(tmp_path, trial):
     out0, gt0 = trial
     gt = generate_trial(tmp_path, seed=0, n_subjects=2)
     assert gt == gt0
@@ -305,7 +305,7 @@ def test_cli_writes_trial(tmp_path, capsys, dcm):
     assert (out / "manifest.csv").is_file()
 
 
-def test_cli_rejects_bad_subject_count(tmp_path, capsys, dcm):
+def test_cli_rejects_bad_subject_count(tmp_path, capsys):
     assert main(["sample-data", str(tmp_path / "x"), "--subjects", "0"]) == 2
     assert "--subjects" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
