@@ -12,6 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
+from skimage import measure
 
 from recist_tool.cli import main
 from recist_tool.sample_data import MANIFEST_COLUMNS, generate_trial, trial_ground_truth
@@ -327,3 +328,33 @@ def test_design_holds_for_any_seed(seed):
         for tp in list(subj["timepoints"].values())[1:]:
             assert abs(tp["change_from_baseline_pct"] + 30.0) >= 3.0
             assert abs(tp["change_from_nadir_pct"] - 20.0) >= 3.0
+
+
+def test_ground_truth_axes_match_the_rendered_lung_nodules(trial, dcm):
+    """On the ground-truth slice, the 50 % iso-contour of a lung nodule has the stated axes."""
+    out, gt = trial
+    checked = 0
+    for _, _, tp in _timepoints(gt):
+        hu = None
+        for les in tp["lesions"].values():
+            if les["organ"] != "lung" or not les["present"]:
+                continue
+            if hu is None:
+                hu, dss = dcm.read_series(out / tp["series_path"], tp["series_uid"])
+            k = les["slice_index"]
+            _, r, c = dcm.lps_to_voxel(dss, les["center_lps"])
+            px = float(dss[k].PixelSpacing[0])
+            half = int(les["long_axis_mm"] / px) + 6
+            patch = hu[k, r - half:r + half + 1, c - half:c + half + 1]
+            level = (les["lesion_hu"] - 850.0) / 2.0
+            contours = measure.find_contours(patch, level)
+            outer = max(contours, key=len)  # the nodule's outline (a cavity gives an inner one)
+            pts = outer * px
+            d = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
+            i, j = np.unravel_index(np.argmax(d), d.shape)
+            assert d[i, j] == pytest.approx(les["long_axis_mm"], abs=0.6)
+            u = (pts[j] - pts[i]) / d[i, j]
+            across = pts @ np.array([-u[1], u[0]])
+            assert across.max() - across.min() == pytest.approx(les["short_axis_mm"], abs=0.6)
+            checked += 1
+    assert checked >= 5
