@@ -174,6 +174,8 @@ def test_trial_design_rules(trial):
         tps = subj["timepoints"]
         bl = tps["BL"]["lesions"]
         targets = {i: les for i, les in bl.items() if les["category"] == "target"}
+        assert len(bl) >= 4
+        assert {les["organ"] for les in bl.values()} == {"lung", "liver", "lymph node"}
         assert 1 <= len(targets) <= 5
         assert max(Counter(les["organ"] for les in targets.values()).values()) <= 2
         for les in targets.values():
@@ -270,20 +272,6 @@ def test_no_real_looking_identifiers(trial):
             assert kw not in ds
 
 
-def test_other_seed_changes_uids_not_design(tmp_path, trial):
-    _, gt0 = trial
-    gt1 = generate_trial(tmp_path, seed=1, n_subjects=1)
-    a = gt0["subjects"]["SYN-001"]["timepoints"]
-    b = gt1["subjects"]["SYN-001"]["timepoints"]
-    for v in VISITS:
-        assert a[v]["series_uid"] != b[v]["series_uid"]
-        assert a[v]["study_uid"] != b[v]["study_uid"]
-        assert a[v]["date"] == b[v]["date"]
-        assert a[v]["overall_response"] == b[v]["overall_response"]
-    ds = pydicom.dcmread(next((tmp_path / "SYN-001/W06").iterdir()), stop_before_pixels=True)
-    assert ds.SeriesInstanceUID == b["W06"]["series_uid"]
-
-
 @pytest.mark.slow
 def test_same_seed_gives_identical_bytes(tmp_path, trial):
     out0, gt0 = trial
@@ -296,14 +284,23 @@ def test_same_seed_gives_identical_bytes(tmp_path, trial):
     assert mismatch == [] and errors == []
 
 
-def test_cli_writes_trial(tmp_path, capsys, dcm):
+def test_cli_writes_trial_and_other_seed_changes_uids_not_design(tmp_path, capsys, trial, dcm):
     out = tmp_path / "cli-trial"
-    assert main(["sample-data", str(out), "--subjects", "1", "--seed", "4"]) == 0
+    assert main(["sample-data", str(out), "--subjects", "1", "--seed", "1"]) == 0
     printed = capsys.readouterr().out
     assert "SYN-001" in printed and "PR" in printed
-    gt = dcm.load_ground_truth(out)
-    assert gt["generator"]["seed"] == 4 and list(gt["subjects"]) == ["SYN-001"]
+    gt1 = dcm.load_ground_truth(out)
+    assert gt1["generator"]["seed"] == 1 and list(gt1["subjects"]) == ["SYN-001"]
     assert (out / "manifest.csv").is_file()
+    a = trial[1]["subjects"]["SYN-001"]["timepoints"]
+    b = gt1["subjects"]["SYN-001"]["timepoints"]
+    for v in VISITS:
+        assert a[v]["series_uid"] != b[v]["series_uid"]
+        assert a[v]["study_uid"] != b[v]["study_uid"]
+        assert a[v]["date"] == b[v]["date"]
+        assert a[v]["overall_response"] == b[v]["overall_response"]
+    ds = pydicom.dcmread(next((out / "SYN-001/W06").iterdir()), stop_before_pixels=True)
+    assert ds.SeriesInstanceUID == b["W06"]["series_uid"]
 
 
 def test_cli_rejects_bad_subject_count(tmp_path, capsys):
@@ -325,6 +322,9 @@ def test_design_holds_for_any_seed(seed):
     for subj in gt["subjects"].values():
         got = [subj["timepoints"][v]["overall_response"] for v in VISITS[1:]]
         assert got == designed[subj["archetype"]]
+        bl = subj["timepoints"]["BL"]["lesions"]
+        assert len(bl) >= 4 and {les["organ"] for les in bl.values()} == {"lung", "liver",
+                                                                          "lymph node"}
         for tp in list(subj["timepoints"].values())[1:]:
             assert abs(tp["change_from_baseline_pct"] + 30.0) >= 3.0
             assert abs(tp["change_from_nadir_pct"] - 20.0) >= 3.0
