@@ -447,6 +447,11 @@ class Volume:
         for k in range(nz_out):
             plane[:, 0] = k
             src = self.lps_to_index(out.index_to_lps(plane))
+            # Points on the first/last slice plane must not fall outside through round-off.
+            for ax, n in enumerate(self.shape):
+                col = src[:, ax]
+                col[(col < 0) & (col > -1e-6)] = 0.0
+                col[(col > n - 1) & (col < n - 1 + 1e-6)] = n - 1
             data[k] = map_coordinates(self.array, src.T, order=order, mode="constant",
                                       cval=fill_value).reshape(ny_out, nx_out)
         if np.issubdtype(self.array.dtype, np.integer):

@@ -11,10 +11,11 @@ import sys
 
 import typer
 
+# Sub-command modules register themselves on `app` when imported.
+from recist_tool.cli import io_cmds, respond_cmd, sample_cmd  # noqa: F401
 from recist_tool.cli._app import app, console_err, state
 from recist_tool.cli import measure_cmd  # noqa: E402,F401  isort: skip
 from recist_tool.errors import RecistToolError
-
 
 __all__ = ["app", "main"]
 
@@ -35,13 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         console_err.print("aborted")
         return 1
-    except Exception as exc:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.exceptions.UsageError):
-            exc.show()
-            return 2
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:
+        # Usage errors of the CLI parser (click, vendored by typer) carry exit_code and show().
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             return exc.exit_code
         if state.debug:

@@ -1,0 +1,191 @@
+"""DICOM series → :class:`~recist_tool.volume.Volume`: discovery, grouping, pixels, metadata."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recist_tool.errors import DicomLoadError, UsageError
+from recist_tool.io.dicom_headers import FrameHeader, Skipped, read_frame_headers
+from recist_tool.io.pixels import read_pixels
+from recist_tool.io.sources import SourceFiles, open_source
+from recist_tool.io.stacks import Stack, group_stacks
+from recist_tool.io.volume_files import load_volume_file, volume_format
+from recist_tool.volume import Volume, VolumeMeta
+
+
+@dataclass
+class ScanResult:
+    """What was found under a path.
+
+    Attributes
+    ----------
+    stacks : list of Stack
+        One per CT volume, ordered by folder, then series number, then UID.
+    skipped : list of Skipped
+        Objects that are not part of a CT volume, with a reason code.
+    """
+
+    stacks: list[Stack]
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form used by ``recist info --json``."""
+        return {
+            "series": [s.summary() for s in self.stacks],
+            "skipped": [{"path": k.path, "reason": k.reason, "detail": k.detail}
+                        for k in self.skipped],
+        }
+
+    def select(self, series: str | None) -> Stack:
+        """The stack named ``series`` (stack id or SeriesInstanceUID), or the only one.
+
+        Raises
+        ------
+        DicomLoadError
+            When nothing usable was found, or the named series is absent.
+        UsageError
+            When several stacks were found and none was named.
+        """
+        if not self.stacks:
+            raise DicomLoadError(self.nothing_found_message())
+        if series is None:
+            if len(self.stacks) > 1:
+                ids = ", ".join(s.stack_id for s in self.stacks)
+                raise UsageError(f"{len(self.stacks)} CT series found; choose one with --series "
+                                 f"(one of: {ids})")
+            return self.stacks[0]
+        for s in self.stacks:
+            if series in (s.stack_id, s.series_uid) or (
+                    s.first.series_number is not None and series == str(s.first.series_number)):
+                return s
+        ids = ", ".join(s.stack_id for s in self.stacks)
+        raise DicomLoadError(f"series {series} not found (found: {ids})")
+
+    def nothing_found_message(self) -> str:
+        if len(self.skipped) == 1:
+            k = self.skipped[0]
+            return f"{k.path}: {k.detail} ({k.reason}); no CT volume"
+        reasons = Counter(k.reason for k in self.skipped)
+        text = ", ".join(f"{r} ×{n}" for r, n in reasons.most_common())
+        return f"no CT volume found ({len(self.skipped)} objects skipped: {text})"
+
+
+#: Read headers in worker processes from this many files on.
+MIN_FILES_FOR_PARALLEL_HEADERS = 64
+
+
+def _read_all_headers(files: list[Path], workers: int | None) -> list[list[FrameHeader] | Skipped]:
+    n = workers if workers is not None else (os.cpu_count() or 1)
+    if n <= 1 or len(files) < MIN_FILES_FOR_PARALLEL_HEADERS:
+        return [read_frame_headers(p) for p in files]
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context(method)) as pool:
+        return list(pool.map(read_frame_headers, files, chunksize=max(8, len(files) // (4 * n))))
+
+
+def _scan_files(src: SourceFiles, workers: int | None = None) -> ScanResult:
+    frames: list[FrameHeader] = []
+    skipped = [Skipped(name, code, detail) for name, code, detail in src.skipped]
+    for got in _read_all_headers(src.files, workers):
+        if isinstance(got, Skipped):
+            skipped.append(got)
+        else:
+            frames.extend(got)
+    stacks, more = group_stacks(frames)
+    for s in stacks:
+        s.folder = os.path.relpath(s.first.path.parent, src.root)
+    stacks.sort(key=lambda s: (s.folder, s.first.series_number is None,
+                               s.first.series_number or 0, s.stack_id))
+    return ScanResult(stacks, skipped + more)
+
+
+def scan(path: str | os.PathLike[str]) -> ScanResult:
+    """Find every CT stack under ``path`` (headers only; no pixel data is read).
+
+    Parameters
+    ----------
+    path : path-like
+        Folder (recursive), file, DICOMDIR/DIRFILE, or ``.zip`` archive.
+    """
+    with open_source(path) as src:
+        return _scan_files(src)
+
+
+def stack_to_volume(stack: Stack, workers: int | None = None, source: str | None = None) -> Volume:
+    """Read a stack's pixels and build its :class:`Volume` with metadata and warnings."""
+    f = stack.first
+    array = read_pixels(stack.frames, workers=workers)
+    meta = VolumeMeta(
+        modality=f.modality, patient_id=f.patient_id, study_uid=f.study_uid,
+        series_uid=f.series_uid, frame_of_reference_uid=f.frame_of_reference_uid,
+        study_date=f.study_date, series_description=f.series_description,
+        series_number=f.series_number, slice_thickness_mm=stack.slice_thickness_mm,
+        kernel=f.kernel, contrast=f.contrast, manufacturer=f.manufacturer,
+        sop_instance_uids=tuple(fr.sop_instance_uid for fr in stack.frames),
+        warnings=tuple(stack.warnings), source=source,
+        extra={"stack_id": stack.stack_id, "transfer_syntax": f.transfer_syntax,
+               "slice_files": tuple((str(fr.path), fr.frame) for fr in stack.frames)},
+    )
+    return Volume.from_slices(
+        array, stack.positions, f.orientation[:3], f.orientation[3:], f.pixel_spacing, meta,
+        single_slice_thickness=stack.slice_thickness_mm,
+    )
+
+
+def load_volume(
+    path: str | os.PathLike[str],
+    series: str | None = None,
+    *,
+    workers: int | None = None,
+    resample: bool = False,
+) -> Volume:
+    """Load one CT volume.
+
+    Parameters
+    ----------
+    path : path-like
+        DICOM folder / file / DICOMDIR / ``.zip``, or a NIfTI/NRRD/MHA volume file.
+    series : str, optional
+        Stack id or SeriesInstanceUID (or SeriesNumber) when the path holds several series.
+    workers : int, optional
+        Processes for decoding compressed pixel data (default: all CPUs).
+    resample : bool
+        Resample a sheared or unevenly spaced stack onto an orthogonal regular grid.
+
+    Returns
+    -------
+    Volume
+        HU values ``(z, y, x)`` with the exact native geometry (or the resampled grid).
+
+    Raises
+    ------
+    DicomLoadError, UsageError, GeometryError
+        With a one-line message saying what and where.
+    """
+    if volume_format(path) is not None and Path(path).is_file():
+        vol = load_volume_file(path)
+    else:
+        with open_source(path) as src:
+            result = _scan_files(src, workers)
+            stack = result.select(series)
+            vol = stack_to_volume(stack, workers=workers, source=str(path))
+    if resample and not vol.is_orthogonal_grid:
+        vol = vol.resample_orthogonal()
+    return vol
+
+
+def load_dicom_file(path: str | os.PathLike[str]) -> tuple[Any, list[FrameHeader]]:
+    """HU pixels ``(frames, y, x)`` and headers of one DICOM image file, single slices included.
+
+    Unlike :func:`load_volume` this does not require a volume; it is for checking one file.
+    """
+    got = read_frame_headers(Path(path))
+    if isinstance(got, Skipped):
+        raise DicomLoadError(f"{got.path}: {got.detail} ({got.reason})")
+    return read_pixels(got, workers=1), got

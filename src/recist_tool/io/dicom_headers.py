@@ -1,0 +1,313 @@
+"""Read what the loader needs from each DICOM file, and say why a file is not a CT slice.
+
+One :class:`FrameHeader` is produced per image frame (one per file for classic CT, one per frame
+of an Enhanced CT multi-frame object). A file that cannot be part of a CT volume gives a
+:class:`Skipped` record with a stable reason code instead. Header values that would make the
+loader allocate memory (Rows, Columns, NumberOfFrames, PixelData length) are checked here,
+before any pixel is read.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+#: Largest Rows or Columns accepted (pixels).
+MAX_MATRIX = 8192
+#: Largest number of frames accepted in one file.
+MAX_FRAMES = 20000
+
+_UNCOMPRESSED = {
+    pydicom.uid.ImplicitVRLittleEndian,
+    pydicom.uid.ExplicitVRLittleEndian,
+}
+
+# SOP classes that are never CT slices, by reason code.
+_SOP_REASONS: dict[str, tuple[str, str]] = {
+    "1.2.840.10008.1.3.10": ("DICOMDIR", "media storage directory"),
+    "1.2.840.10008.5.1.4.1.1.66.4": ("SEGMENTATION", "DICOM SEG object"),
+    "1.2.840.10008.5.1.4.1.1.66": ("NOT_AN_IMAGE", "raw data object"),
+}
+_SOP_PREFIX_REASONS: list[tuple[str, str, str]] = [
+    ("1.2.840.10008.5.1.4.1.1.7", "SECONDARY_CAPTURE", "Secondary Capture image"),
+    ("1.2.840.10008.5.1.4.1.1.88.", "STRUCTURED_REPORT", "structured report"),
+    ("1.2.840.10008.5.1.4.1.1.481.", "RT_OBJECT", "radiotherapy object"),
+    ("1.2.840.10008.5.1.4.1.1.11.", "PRESENTATION_STATE", "presentation state"),
+    ("1.2.840.10008.5.1.4.1.1.104.", "ENCAPSULATED_DOCUMENT", "encapsulated document"),
+]
+_CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+_ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
+_LEGACY_ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.2"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file (or archive member) that is not part of any CT volume, and why."""
+
+    path: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, eq=False)
+class FrameHeader:
+    """Everything the loader needs about one image frame; no pixel data."""
+
+    path: Path
+    frame: int | None
+    n_frames: int
+    sop_instance_uid: str
+    sop_class_uid: str
+    modality: str
+    image_type: tuple[str, ...]
+    patient_id: str | None
+    study_uid: str | None
+    series_uid: str
+    frame_of_reference_uid: str | None
+    study_date: str | None
+    series_description: str | None
+    series_number: int | None
+    acquisition_number: int | None
+    instance_number: int | None
+    position: np.ndarray
+    orientation: np.ndarray
+    pixel_spacing: tuple[float, float]
+    rows: int
+    columns: int
+    slice_thickness: float | None
+    slope: float
+    intercept: float
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    transfer_syntax: str
+    pixel_offset: int | None
+    kernel: str | None
+    contrast: str | None
+    manufacturer: str | None
+    gantry_tilt: float | None
+
+    @property
+    def uncompressed(self) -> bool:
+        """True when the pixels can be read straight from the file at :attr:`pixel_offset`."""
+        return self.pixel_offset is not None
+
+
+def _iso_date(value: object) -> str | None:
+    s = str(value or "").strip()
+    if len(s) == 8 and s.isdigit():
+        return f"{s[:4]}-{s[4:6]}-{s[6:]}"
+    return s or None
+
+
+def _float(value: object, default: float | None = None) -> float | None:
+    try:
+        if value is None or value == "":
+            return default
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def _str(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, pydicom.multival.MultiValue):
+        value = "\\".join(str(v) for v in value)
+    s = str(value).strip()
+    return s or None
+
+
+def _fg_item(ds: Dataset, frame: int, seq: str) -> Dataset | None:
+    """Functional-group item ``seq`` for ``frame``: per-frame first, then shared."""
+    for groups, idx in (("PerFrameFunctionalGroupsSequence", frame),
+                        ("SharedFunctionalGroupsSequence", 0)):
+        g = ds.get(groups)
+        if g is not None and len(g) > idx:
+            item = g[idx].get(seq)
+            if item is not None and len(item) > 0:
+                return item[0]
+    return None
+
+
+def _classify(ds: Dataset) -> tuple[str, str] | None:
+    sop = str(ds.get("SOPClassUID", "") or getattr(ds.file_meta, "MediaStorageSOPClassUID", ""))
+    if sop in _SOP_REASONS:
+        return _SOP_REASONS[sop]
+    for prefix, code, text in _SOP_PREFIX_REASONS:
+        if sop.startswith(prefix):
+            return code, text
+    modality = str(ds.get("Modality", "") or "").upper()
+    if modality != "CT":
+        return "NOT_CT", f"modality {modality or 'missing'}"
+    if sop and sop not in (_CT_IMAGE, _ENHANCED_CT, _LEGACY_ENHANCED_CT):
+        return "NOT_AN_IMAGE", f"SOP class {UID(sop).name}"
+    image_type = [str(v).strip().upper() for v in (ds.get("ImageType") or [])]
+    if "LOCALIZER" in image_type:
+        return "LOCALIZER", "ImageType says LOCALIZER"
+    if "PixelData" not in ds:
+        return "NO_PIXEL_DATA", "no PixelData"
+    return None
+
+
+def read_frame_headers(path: Path) -> list[FrameHeader] | Skipped:
+    """Read one file's headers.
+
+    Parameters
+    ----------
+    path : Path
+
+    Returns
+    -------
+    list of FrameHeader or Skipped
+        The frames of a CT image file, or why the file is not one.
+    """
+    name = str(path)
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        return Skipped(name, "UNREADABLE", f"cannot open ({exc.strerror})")
+    if size == 0:
+        return Skipped(name, "NOT_DICOM", "empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid VRs etc.: we validate what we use
+            ds = pydicom.dcmread(path, defer_size=4096)
+    except InvalidDicomError:
+        return Skipped(name, "NOT_DICOM", "not a DICOM file")
+    except Exception as exc:  # pydicom raises many types on damaged data
+        return Skipped(name, "UNREADABLE", f"damaged DICOM header ({type(exc).__name__}: {exc})")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _frames_from_dataset(path, ds, size)
+    except Exception as exc:  # malformed values inside a parsed header
+        return Skipped(name, "UNREADABLE", f"malformed header value ({type(exc).__name__}: {exc})")
+
+
+def _frames_from_dataset(path: Path, ds: Dataset, size: int) -> list[FrameHeader] | Skipped:
+    name = str(path)
+    why = _classify(ds)
+    if why is not None:
+        return Skipped(name, *why)
+
+    rows, cols = _int(ds.get("Rows")), _int(ds.get("Columns"))
+    n_frames = _int(ds.get("NumberOfFrames")) or 1
+    if not rows or not cols or not (0 < rows <= MAX_MATRIX and 0 < cols <= MAX_MATRIX):
+        return Skipped(name, "BAD_HEADER", f"implausible matrix Rows={rows} Columns={cols}")
+    if not 0 < n_frames <= MAX_FRAMES:
+        return Skipped(name, "BAD_HEADER", f"implausible NumberOfFrames={n_frames}")
+    spp = _int(ds.get("SamplesPerPixel")) or 1
+    if spp != 1:
+        return Skipped(name, "NOT_GRAYSCALE", f"SamplesPerPixel={spp}")
+    bits_alloc = _int(ds.get("BitsAllocated")) or 0
+    if bits_alloc not in (8, 16, 32):
+        return Skipped(name, "BAD_HEADER", f"unsupported BitsAllocated={bits_alloc}")
+    bits_stored = _int(ds.get("BitsStored")) or bits_alloc
+    if not 0 < bits_stored <= bits_alloc:
+        return Skipped(name, "BAD_HEADER", f"BitsStored={bits_stored} > BitsAllocated")
+    pix_rep = _int(ds.get("PixelRepresentation")) or 0
+
+    tsyntax = str(getattr(ds.file_meta, "TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian))
+    raw = ds.get_item(0x7FE00010, keep_deferred=True)
+    pixel_offset: int | None = None
+    expected = rows * cols * n_frames * (bits_alloc // 8)
+    if tsyntax in _UNCOMPRESSED:
+        length = getattr(raw, "length", None)
+        tell = getattr(raw, "value_tell", None)
+        if length is None or tell is None:
+            length = len(ds.PixelData)
+            tell = None
+        if length < expected:
+            return Skipped(name, "TRUNCATED",
+                           f"PixelData holds {length} bytes, {expected} expected for "
+                           f"{n_frames}×{rows}×{cols}×{bits_alloc} bits")
+        if tell is not None:
+            if tell + expected > size:
+                return Skipped(name, "TRUNCATED",
+                               f"file ends {tell + expected - size} bytes before its pixel data")
+            pixel_offset = int(tell)
+
+    if n_frames > 1 or "PerFrameFunctionalGroupsSequence" in ds:
+        frames = range(n_frames)
+    else:
+        frames = [None]  # type: ignore[list-item]
+
+    out: list[FrameHeader] = []
+    for f in frames:
+        if f is None:
+            pos, iop = ds.get("ImagePositionPatient"), ds.get("ImageOrientationPatient")
+            spacing, thick = ds.get("PixelSpacing"), ds.get("SliceThickness")
+            slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+        else:
+            pp = _fg_item(ds, f, "PlanePositionSequence")
+            po = _fg_item(ds, f, "PlaneOrientationSequence")
+            pm = _fg_item(ds, f, "PixelMeasuresSequence")
+            pv = _fg_item(ds, f, "PixelValueTransformationSequence")
+            pos = pp.get("ImagePositionPatient") if pp else ds.get("ImagePositionPatient")
+            iop = po.get("ImageOrientationPatient") if po else ds.get("ImageOrientationPatient")
+            spacing = pm.get("PixelSpacing") if pm else ds.get("PixelSpacing")
+            thick = pm.get("SliceThickness") if pm else ds.get("SliceThickness")
+            slope = pv.get("RescaleSlope") if pv else ds.get("RescaleSlope")
+            intercept = pv.get("RescaleIntercept") if pv else ds.get("RescaleIntercept")
+        if pos is None or iop is None or spacing is None:
+            return Skipped(name, "NO_GEOMETRY",
+                           "missing ImagePositionPatient, ImageOrientationPatient or PixelSpacing")
+        try:
+            pos_a = np.array([float(v) for v in pos], dtype=np.float64)
+            iop_a = np.array([float(v) for v in iop], dtype=np.float64)
+            sp = (float(spacing[0]), float(spacing[1]))
+        except (TypeError, ValueError, IndexError):
+            return Skipped(name, "NO_GEOMETRY", "unreadable position, orientation or spacing")
+        if pos_a.shape != (3,) or iop_a.shape != (6,) or not np.all(np.isfinite(pos_a)) \
+                or not np.all(np.isfinite(iop_a)) or min(sp) <= 0 or not np.all(np.isfinite(sp)):
+            return Skipped(name, "NO_GEOMETRY", "invalid position, orientation or spacing values")
+        r, c = iop_a[:3], iop_a[3:]
+        if abs(np.linalg.norm(r) - 1) > 0.01 or abs(np.linalg.norm(c) - 1) > 0.01 \
+                or abs(float(r @ c)) > 0.01:
+            return Skipped(name, "NO_GEOMETRY", "ImageOrientationPatient is not two unit vectors")
+        out.append(FrameHeader(
+            path=path, frame=f, n_frames=n_frames,
+            sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+            sop_class_uid=str(ds.get("SOPClassUID", "")),
+            modality="CT",
+            image_type=tuple(str(v).strip().upper() for v in (ds.get("ImageType") or [])),
+            patient_id=_str(ds.get("PatientID")),
+            study_uid=_str(ds.get("StudyInstanceUID")),
+            series_uid=_str(ds.get("SeriesInstanceUID")) or f"no-series-uid:{path.parent}",
+            frame_of_reference_uid=_str(ds.get("FrameOfReferenceUID")),
+            study_date=_iso_date(ds.get("StudyDate") or ds.get("SeriesDate")),
+            series_description=_str(ds.get("SeriesDescription")),
+            series_number=_int(ds.get("SeriesNumber")),
+            acquisition_number=_int(ds.get("AcquisitionNumber")),
+            instance_number=_int(ds.get("InstanceNumber")),
+            position=pos_a, orientation=iop_a, pixel_spacing=sp,
+            rows=rows, columns=cols,
+            slice_thickness=_float(thick),
+            slope=_float(slope) or 1.0,  # absent or 0 (invalid) means identity
+            intercept=float(_float(intercept, 0.0) or 0.0),
+            bits_allocated=bits_alloc, bits_stored=bits_stored, pixel_representation=pix_rep,
+            transfer_syntax=tsyntax,
+            pixel_offset=(pixel_offset + (f or 0) * rows * cols * (bits_alloc // 8)
+                          if pixel_offset is not None else None),
+            kernel=_str(ds.get("ConvolutionKernel")),
+            contrast=_str(ds.get("ContrastBolusAgent")),
+            manufacturer=_str(ds.get("Manufacturer")),
+            gantry_tilt=_float(ds.get("GantryDetectorTilt")),
+        ))
+    return out

@@ -1,0 +1,203 @@
+"""Read the pixels of a stack into one preallocated ``(z, y, x)`` array of Hounsfield units.
+
+* Uncompressed little-endian slices are read straight from the file at the PixelData offset
+  found while reading headers: no dataset is parsed twice, no intermediate copy of the volume.
+* Compressed slices (JPEG 2000, JPEG-LS, JPEG lossless, RLE, deflated) are decoded by pydicom with
+  the pylibjpeg plugins, in a pool of processes (the decoders hold the GIL, so threads do not help).
+* Rescale slope/intercept are applied per frame (per-frame functional groups included). The
+  result is ``int16`` when every slope is 1 and every intercept an integer and the values fit,
+  ``float32`` otherwise.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import warnings
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import pydicom
+
+from recist_tool.errors import DicomLoadError
+from recist_tool.io.dicom_headers import FrameHeader
+
+#: Use worker processes only when at least this many compressed files are to be decoded.
+MIN_FILES_FOR_POOL = 8
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process (physical memory not in use), best effort."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+def _stored_dtype(f: FrameHeader) -> np.dtype:
+    kind = "i" if f.pixel_representation == 1 else "u"
+    return np.dtype(f"<{kind}{f.bits_allocated // 8}")
+
+
+def _fix_bits(arr: np.ndarray, f: FrameHeader) -> np.ndarray:
+    """Keep only the BitsStored low bits; sign-extend signed data."""
+    if f.bits_stored >= f.bits_allocated:
+        return arr
+    shift = f.bits_allocated - f.bits_stored
+    if f.pixel_representation == 1:
+        return (arr << shift) >> shift
+    return arr & np.array((1 << f.bits_stored) - 1, dtype=arr.dtype)
+
+
+def output_dtype(frames: list[FrameHeader]) -> np.dtype:
+    """``int16`` when the rescale keeps integers (slope 1, integer intercept), else ``float32``."""
+    if all(f.slope == 1.0 and float(f.intercept).is_integer() for f in frames):
+        return np.dtype(np.int16)
+    return np.dtype(np.float32)
+
+
+def _decode_file(path: str, frames: list[int | None]) -> list[np.ndarray]:
+    """Decode the requested frames of one file to stored values (runs in worker processes)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path)
+    except Exception as exc:
+        raise DicomLoadError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = ds.pixel_array
+    except Exception as exc:
+        ts = getattr(ds.file_meta, "TransferSyntaxUID", None)
+        name = ts.name if ts is not None else "unknown transfer syntax"
+        raise DicomLoadError(
+            f"{path}: cannot decode pixel data ({name}): {type(exc).__name__}: {exc}") from None
+    if arr.ndim == 2:
+        arr = arr[None]
+    arr = _j2k_signedness(ds, arr)
+    return [np.ascontiguousarray(arr[f or 0]) for f in frames]
+
+
+def _j2k_signedness(ds: pydicom.Dataset, arr: np.ndarray) -> np.ndarray:
+    """Read a JPEG 2000 frame as signed when its codestream says signed.
+
+    Some encoders (seen on Toshiba CT) write a signed codestream with PixelRepresentation 0, or
+    the reverse. pydicom follows PixelRepresentation; CT padding of -2048 then reads as 63488.
+    When either the header or the codestream says signed, the values are signed.
+    """
+    ts = ds.file_meta.get("TransferSyntaxUID")
+    if ts is None or not str(ts).startswith("1.2.840.10008.1.2.4.9") or arr.dtype.kind != "u":
+        return arr
+    from pydicom.encaps import generate_frames
+    from pydicom.pixels.utils import get_j2k_parameters
+
+    try:
+        first = next(generate_frames(ds.PixelData, number_of_frames=arr.shape[0]))
+        params = get_j2k_parameters(first)
+    except Exception:
+        return arr
+    if not params.get("is_signed"):
+        return arr
+    bits = arr.dtype.itemsize * 8
+    precision = int(params.get("precision") or bits)
+    signed = arr.astype(np.dtype(f"i{arr.dtype.itemsize}"))
+    shift = bits - precision
+    return (signed << shift) >> shift if shift else signed
+
+
+class _Writer:
+    """Converts stored values to HU into the output array, upgrading int16 → float32 if needed."""
+
+    def __init__(self, shape: tuple[int, int, int], dtype: np.dtype) -> None:
+        self.out = np.empty(shape, dtype=dtype)
+
+    def put(self, k: int, stored: np.ndarray, f: FrameHeader) -> None:
+        if stored.shape != self.out.shape[1:]:
+            raise DicomLoadError(
+                f"{f.path}: decoded image is {stored.shape}, header says {self.out.shape[1:]}")
+        if self.out.dtype == np.int16:
+            lo = int(stored.min()) + int(f.intercept)
+            hi = int(stored.max()) + int(f.intercept)
+            if lo >= -32768 and hi <= 32767:
+                # int16 arithmetic wraps modulo 2**16, so the result is exact once it is known
+                # to lie in range: no int32 temporary.
+                dst = self.out[k]
+                np.copyto(dst, stored, casting="unsafe")
+                if f.intercept:
+                    dst += np.int16(int(f.intercept))
+                return
+            self.out = self.out.astype(np.float32)
+        self.out[k] = stored.astype(np.float32) * np.float32(f.slope) + np.float32(f.intercept)
+
+
+def read_pixels(frames: list[FrameHeader], workers: int | None = None) -> np.ndarray:
+    """Read the frames of one stack (already sorted) into a ``(z, y, x)`` HU array.
+
+    Parameters
+    ----------
+    frames : list of FrameHeader
+        Frames of one stack, all with the same Rows and Columns.
+    workers : int, optional
+        Processes for compressed data; default the number of CPUs. ``1`` decodes in-process.
+
+    Raises
+    ------
+    DicomLoadError
+        When a file cannot be read or decoded.
+    """
+    rows, cols = frames[0].rows, frames[0].columns
+    dtype = output_dtype(frames)
+    need = len(frames) * rows * cols * 4  # room for an int16 -> float32 upgrade
+    if need > available_memory():
+        raise DicomLoadError(
+            f"{frames[0].path.parent}: {len(frames)} × {rows} × {cols} pixels need "
+            f"{need / 2**30:.1f} GiB, more than the memory available")
+    writer = _Writer((len(frames), rows, cols), dtype)
+    to_decode: dict[str, list[tuple[int, FrameHeader]]] = defaultdict(list)
+    count = rows * cols
+    for k, f in enumerate(frames):
+        if f.uncompressed:
+            try:
+                stored = np.fromfile(f.path, dtype=_stored_dtype(f), count=count,
+                                     offset=f.pixel_offset or 0)
+            except (OSError, ValueError) as exc:
+                raise DicomLoadError(f"{f.path}: cannot read pixel data ({exc})") from None
+            if stored.size != count:
+                raise DicomLoadError(f"{f.path}: pixel data is truncated")
+            writer.put(k, _fix_bits(stored, f).reshape(rows, cols), f)
+        else:
+            to_decode[str(f.path)].append((k, f))
+    if to_decode:
+        _decode_all(to_decode, writer, workers)
+    return writer.out
+
+
+def _decode_all(
+    to_decode: dict[str, list[tuple[int, FrameHeader]]], writer: _Writer, workers: int | None
+) -> None:
+    paths = list(to_decode)
+    n = workers if workers is not None else (os.cpu_count() or 1)
+    n = max(1, min(n, len(paths)))
+    if n == 1 or len(paths) < MIN_FILES_FOR_POOL:
+        for p in paths:
+            items = to_decode[p]
+            for (k, f), arr in zip(items, _decode_file(p, [f.frame for _, f in items]), strict=True):
+                writer.put(k, arr, f)
+        return
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context(method)) as pool:
+        futures = {
+            pool.submit(_decode_file, p, [f.frame for _, f in to_decode[p]]): p for p in paths
+        }
+        for fut, p in futures.items():
+            for (k, f), arr in zip(to_decode[p], fut.result(), strict=True):
+                writer.put(k, arr, f)

@@ -1,0 +1,260 @@
+"""Group frames into stacks of parallel slices and describe their geometry.
+
+Frames are grouped by SeriesInstanceUID, then by orientation, matrix size and pixel spacing, so a
+UID holding two stacks is split, never mixed. Inside a stack, slices are ordered by their position
+projected on the slice normal (never by InstanceNumber or file name), and the geometry is examined:
+gantry tilt (a sheared stack), missing slices, non-uniform gaps, duplicate positions, thick slices.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recist_tool.io.dicom_headers import FrameHeader, Skipped
+from recist_tool.volume import (
+    SHEAR_TOLERANCE_MM,
+    UNIFORM_TOLERANCE_MM,
+    GeometryWarning,
+)
+
+#: Slices closer than this along the normal (mm) are at the same position.
+DUPLICATE_TOLERANCE_MM = 0.01
+#: RECIST 1.1: above this slice thickness (mm) the minimum measurable size is 2 × thickness.
+THICK_SLICE_MM = 5.0
+
+
+@dataclass
+class Stack:
+    """One stack of parallel CT slices: what becomes one :class:`~recist_tool.volume.Volume`.
+
+    Attributes
+    ----------
+    stack_id : str
+        The SeriesInstanceUID, suffixed ``#2``, ``#3``... when one UID holds several stacks.
+    frames : list of FrameHeader
+        Sorted along the slice normal.
+    warnings : list of GeometryWarning
+    folder : str
+        Folder of the stack's first file, relative to the scanned path.
+    """
+
+    stack_id: str
+    frames: list[FrameHeader]
+    warnings: list[GeometryWarning] = field(default_factory=list)
+    folder: str = ""
+
+    @property
+    def first(self) -> FrameHeader:
+        return self.frames[0]
+
+    @property
+    def series_uid(self) -> str:
+        return self.first.series_uid
+
+    @property
+    def normal(self) -> np.ndarray:
+        return np.cross(self.first.orientation[:3], self.first.orientation[3:])
+
+    @property
+    def positions(self) -> np.ndarray:
+        """``(nz, 3)`` ImagePositionPatient of the slices, in stack order."""
+        return np.array([f.position for f in self.frames])
+
+    @property
+    def locations(self) -> np.ndarray:
+        """Slice plane distances along the normal from the first slice (mm)."""
+        p = self.positions
+        return (p - p[0]) @ self.normal
+
+    @property
+    def slice_thickness_mm(self) -> float | None:
+        t = [f.slice_thickness for f in self.frames if f.slice_thickness]
+        return float(np.median(t)) if t else None
+
+    @property
+    def spacing_zyx_mm(self) -> tuple[float, float, float]:
+        loc = self.locations
+        dz = float(np.mean(np.diff(loc))) if loc.size > 1 else (self.slice_thickness_mm or 1.0)
+        return (dz, *self.first.pixel_spacing)
+
+    def summary(self) -> dict[str, Any]:
+        """The ``recist info`` entry for this stack (JSON-ready)."""
+        f = self.first
+        return {
+            "series_uid": self.stack_id,
+            "folder": self.folder,
+            "modality": f.modality,
+            "series_description": f.series_description,
+            "series_number": f.series_number,
+            "study_date": f.study_date,
+            "n_slices": len(self.frames),
+            "shape_zyx": [len(self.frames), f.rows, f.columns],
+            "spacing_zyx_mm": [round(v, 4) for v in self.spacing_zyx_mm],
+            "slice_thickness_mm": self.slice_thickness_mm,
+            "transfer_syntax": f.transfer_syntax,
+            "warnings": [w.code for w in self.warnings],
+            "warning_details": [w.message for w in self.warnings],
+        }
+
+
+def _geometry_key(f: FrameHeader) -> tuple:
+    return (tuple(np.round(f.orientation, 3)), f.rows, f.columns,
+            tuple(round(s, 4) for s in f.pixel_spacing))
+
+
+def group_stacks(frames: list[FrameHeader]) -> tuple[list[Stack], list[Skipped]]:
+    """Group frames into stacks and examine each stack's geometry.
+
+    Returns
+    -------
+    stacks : list of Stack
+    skipped : list of Skipped
+        Frames that form no volume (lone localizers, single slices, images at one position).
+    """
+    by_series: dict[str, list[FrameHeader]] = defaultdict(list)
+    for f in frames:
+        by_series[f.series_uid].append(f)
+    stacks: list[Stack] = []
+    skipped: list[Skipped] = []
+    for uid, series_frames in by_series.items():
+        groups: dict[tuple, list[FrameHeader]] = defaultdict(list)
+        for f in series_frames:
+            groups[_geometry_key(f)].append(f)
+        ordered = sorted(groups.values(), key=len, reverse=True)
+        main = ordered[0]
+        main_normal = np.cross(main[0].orientation[:3], main[0].orientation[3:])
+        kept: list[list[FrameHeader]] = [main]
+        for g in ordered[1:]:
+            n = np.cross(g[0].orientation[:3], g[0].orientation[3:])
+            if len(g) == 1 and len(main) > 1 and abs(float(n @ main_normal)) < 0.5:
+                skipped.append(Skipped(str(g[0].path), "LOCALIZER",
+                                       "lone slice orthogonal to the rest of its series"))
+            else:
+                kept.append(g)
+        mixed: list[GeometryWarning] = []
+        if len(kept) > 1:
+            orients = {g[0].orientation.round(3).tobytes() for g in kept}
+            sizes = {(g[0].rows, g[0].columns, g[0].pixel_spacing) for g in kept}
+            if len(orients) > 1:
+                mixed.append(GeometryWarning(
+                    "MIXED_ORIENTATION", f"series {uid} holds {len(kept)} stacks of different "
+                    "orientation; split into separate volumes"))
+            if len(sizes) > 1:
+                mixed.append(GeometryWarning(
+                    "MIXED_MATRIX", f"series {uid} holds stacks of different matrix size or "
+                    "pixel spacing; split into separate volumes"))
+        for g in kept:
+            new, skip = _build_stacks(g)
+            skipped.extend(skip)
+            for s in new:
+                s.warnings[:0] = mixed
+            stacks.extend(new)
+    # Give each stack a unique id: the UID, then UID#2, UID#3 ...
+    seen: Counter[str] = Counter()
+    for s in stacks:
+        seen[s.series_uid] += 1
+        s.stack_id = s.series_uid if seen[s.series_uid] == 1 else f"{s.series_uid}#{seen[s.series_uid]}"
+    return stacks, skipped
+
+
+def _sort_along_normal(frames: list[FrameHeader]) -> tuple[list[FrameHeader], np.ndarray]:
+    n = np.cross(frames[0].orientation[:3], frames[0].orientation[3:])
+    loc = np.array([f.position @ n for f in frames])
+    order = sorted(range(len(frames)), key=lambda i: (loc[i], frames[i].instance_number or 0))
+    return [frames[i] for i in order], loc[order]
+
+
+def _build_stacks(frames: list[FrameHeader], depth: int = 0) -> tuple[list[Stack], list[Skipped]]:
+    frames, loc = _sort_along_normal(frames)
+    where = str(frames[0].path.parent)
+    if len(frames) == 1:
+        return [], [Skipped(str(frames[0].path), "SINGLE_SLICE",
+                            "a series of one slice is not a volume")]
+    if float(np.ptp(loc)) < DUPLICATE_TOLERANCE_MM:
+        return [], [Skipped(where, "NOT_A_VOLUME",
+                            f"{len(frames)} images of series {frames[0].series_uid} all lie at "
+                            "one position")]
+    warnings: list[GeometryWarning] = []
+    dup = np.flatnonzero(np.diff(loc) < DUPLICATE_TOLERANCE_MM)
+    if dup.size:
+        # Exact duplicates (the same instance twice) are dropped.
+        dup_set = set(dup.tolist())
+        keep = [0] + [i + 1 for i in range(len(frames) - 1)
+                      if not (i in dup_set
+                              and frames[i].sop_instance_uid == frames[i + 1].sop_instance_uid)]
+        if len(keep) < len(frames):
+            warnings.append(GeometryWarning(
+                "DUPLICATE_FILE", f"{len(frames) - len(keep)} duplicate copies of the same "
+                "instance ignored"))
+            frames = [frames[i] for i in keep]
+            loc = loc[keep]
+            dup = np.flatnonzero(np.diff(loc) < DUPLICATE_TOLERANCE_MM)
+    if dup.size:
+        acq = {f.acquisition_number for f in frames}
+        if len(acq) > 1 and depth == 0:
+            out: list[Stack] = []
+            skipped: list[Skipped] = []
+            for a in sorted(acq, key=lambda v: (v is None, v)):
+                sub = [f for f in frames if f.acquisition_number == a]
+                s, k = _build_stacks(sub, depth + 1)
+                for st in s:
+                    st.warnings.insert(0, GeometryWarning(
+                        "MULTIPLE_ACQUISITIONS", f"series holds several acquisitions at the same "
+                        f"positions; this volume is acquisition {a}"))
+                out.extend(s)
+                skipped.extend(k)
+            return out, skipped
+        return [], [Skipped(where, "DUPLICATE_POSITION",
+                            f"series {frames[0].series_uid}: {dup.size} slice positions occur "
+                            "twice with different images; not one volume")]
+    stack = Stack(frames[0].series_uid, frames, warnings)
+    stack.warnings.extend(describe_geometry(stack))
+    return [stack], []
+
+
+def describe_geometry(stack: Stack) -> list[GeometryWarning]:
+    """Warnings about a sorted stack: tilt, missing slices, uneven gaps, thick slices."""
+    out: list[GeometryWarning] = []
+    pos = stack.positions
+    loc = stack.locations
+    gaps = np.diff(loc)
+    r, c = stack.first.orientation[:3], stack.first.orientation[3:]
+    d = pos - pos[0]
+    drift = np.stack([d @ c, d @ r], axis=1)
+    if float(np.max(np.abs(drift))) > SHEAR_TOLERANCE_MM:
+        table_step = float(np.linalg.norm(pos[-1] - pos[0])) / (len(loc) - 1)
+        angle = float(np.degrees(np.arctan2(np.linalg.norm(drift[-1]), loc[-1])))
+        tag = stack.first.gantry_tilt
+        tag_txt = f"GantryDetectorTilt {tag:+.1f}°" if tag else "tilt tag absent"
+        out.append(GeometryWarning(
+            "GANTRY_TILT", f"slices are sheared by {angle:.1f}° ({tag_txt}); native slices are "
+            f"kept with the exact sheared geometry (table step {table_step:.3f} mm, "
+            f"gap between planes {float(np.mean(gaps)):.3f} mm)"))
+    if float(np.ptp(gaps)) > UNIFORM_TOLERANCE_MM:
+        base = float(np.min(gaps))
+        mult = gaps / base
+        steps = np.rint(mult)
+        tol = max(UNIFORM_TOLERANCE_MM, 0.01 * base)
+        if np.all(np.abs(gaps - steps * base) <= tol) and steps.max() >= 2:
+            missing = int(np.sum(steps - 1))
+            at = [round(float(loc[i]), 2) for i in np.flatnonzero(steps >= 2)]
+            out.append(GeometryWarning(
+                "MISSING_SLICE", f"{missing} slice(s) missing in a {base:.3f} mm stack (after "
+                f"slice plane(s) at {at} mm from the first); real gaps kept"))
+        else:
+            out.append(GeometryWarning(
+                "NONUNIFORM_SPACING", f"slice gaps vary from {gaps.min():.3f} to "
+                f"{gaps.max():.3f} mm; real per-slice positions kept"))
+    thick = stack.slice_thickness_mm
+    thick_src = "slice thickness"
+    if thick is None:
+        thick, thick_src = float(np.median(gaps)), "slice gap"
+    if thick > THICK_SLICE_MM:
+        out.append(GeometryWarning(
+            "THICK_SLICES", f"{thick_src} {thick:.2f} mm > {THICK_SLICE_MM:g} mm: RECIST "
+            f"minimum measurable size becomes {2 * thick:.1f} mm"))
+    return out

@@ -1,0 +1,474 @@
+"""CDISC SDTM TU/TR/DM rows → engine inputs, and engine results → RS / best-response rows.
+
+File-free: rows arrive as ``(source, mapping)`` pairs where ``source`` names the row for error
+messages (e.g. ``TR.csv:12``); :mod:`recist_tool.io.sdtm_csv` reads and writes the files. Test
+codes follow the CDISC RECIST 1.1 supplement: TUMIDENT; LDIAM (long diameter), LPERP (nodal short
+axis), DIAMETER, SUMDIAM (ignored: the engine computes the sum), TUMSTATE; TRORRES
+``TOO SMALL TO MEASURE``; TRSTAT ``NOT DONE``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as _dt
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from recist_tool.errors import InputError
+from recist_tool.recist.baseline import check_baseline
+from recist_tool.recist.best import best_response
+from recist_tool.recist.irecist import best_irecist, evaluate_irecist
+from recist_tool.recist.model import (
+    BestResponse,
+    Category,
+    Lesion,
+    LesionAssessment,
+    LesionState,
+    Response,
+    Timepoint,
+    TimepointResponse,
+)
+from recist_tool.recist.policies import Policies
+from recist_tool.recist.timepoint import evaluate_timepoints
+
+__all__ = [
+    "SubjectRecord",
+    "parse_date",
+    "parse_tu_tr",
+    "reference_dates",
+    "rs_rows",
+    "best_response_row",
+    "RS_COLUMNS",
+    "BEST_COLUMNS",
+    "CRITERIA",
+    "RespondResult",
+    "respond",
+]
+
+Row = tuple[str, Mapping[str, str]]
+_NA = {"", "NA", "N/A", "NULL", "NAN"}
+_TR_CODES = {"LDIAM", "LPERP", "DIAMETER", "SUMDIAM", "TUMSTATE", "LNSTATE"}
+_CATEGORIES = {
+    "TARGET": Category.TARGET, "NON-TARGET": Category.NON_TARGET, "NEW": Category.NEW,
+    "NEW TARGET": Category.NEW_TARGET, "NEW NON-TARGET": Category.NEW_NON_TARGET,
+    "NEW-TARGET": Category.NEW_TARGET, "NEW NON TARGET": Category.NEW_NON_TARGET,
+}
+_STATES = {
+    "PRESENT": LesionState.PRESENT, "ABSENT": LesionState.ABSENT,
+    "UNEQUIVOCAL PROGRESSION": LesionState.UNEQUIVOCAL_PROGRESSION,
+    "UNEQUIVOCAL": LesionState.UNEQUIVOCAL_PROGRESSION,
+    "EQUIVOCAL": LesionState.EQUIVOCAL, "INCREASED": LesionState.INCREASED,
+    "NOT EVALUABLE": LesionState.NOT_EVALUATED, "NOT EVALUATED": LesionState.NOT_EVALUATED,
+    "NE": LesionState.NOT_EVALUATED, "NOT ASSESSED": LesionState.NOT_EVALUATED,
+    "TOO SMALL TO MEASURE": LesionState.TOO_SMALL,
+    # LNSTATE (lymph node state): a non-pathological node counts as resolved
+    "PATHOLOGICAL": LesionState.PRESENT, "NON-PATHOLOGICAL": LesionState.ABSENT,
+    "NORMAL": LesionState.ABSENT,
+}
+_DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+def _v(row: Mapping[str, str], key: str) -> str:
+    val = row.get(key)
+    if val is None:
+        return ""
+    val = str(val).strip()
+    return "" if val.upper() in _NA else val
+
+
+def parse_date(text: str, policies: Policies, where: str) -> _dt.date:
+    """ISO 8601 date (time part ignored); partial dates imputed by ``policies.partial_date``."""
+    m = _DATE_RE.match(text.strip())
+    if not m:
+        raise InputError(f"{where}: date {text!r} is not an ISO 8601 date")
+    y, mo, d = m.groups()
+    try:
+        if d is not None:
+            return _dt.date(int(y), int(mo), int(d))
+        if policies.partial_date == "error":
+            raise InputError(f"{where}: partial date {text!r} (policy partial_date=error)")
+        if mo is None:
+            first = policies.partial_date == "first"
+            return _dt.date(int(y), 1, 1) if first else _dt.date(int(y), 12, 31)
+        last = calendar.monthrange(int(y), int(mo))[1]
+        return _dt.date(int(y), int(mo), 1 if policies.partial_date == "first" else last)
+    except ValueError as exc:
+        raise InputError(f"{where}: invalid date {text!r}: {exc}") from exc
+
+
+def _num(text: str, where: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise InputError(f"{where}: {text!r} is not a number") from exc
+    if not value.is_finite() or value < 0:
+        raise InputError(f"{where}: diameter {text!r} must be a finite number ≥ 0")
+    return value
+
+
+def _visitnum(text: str, where: str) -> Decimal:
+    if not text:
+        raise InputError(f"{where}: VISITNUM is missing")
+    try:
+        return Decimal(text)
+    except InvalidOperation as exc:
+        raise InputError(f"{where}: VISITNUM {text!r} is not a number") from exc
+
+
+@dataclass(frozen=True)
+class SubjectRecord:
+    """Engine input of one subject as read by one evaluator."""
+
+    studyid: str
+    usubjid: str
+    evaluator: str  #: RSEVAL (e.g. INDEPENDENT ASSESSOR, INVESTIGATOR)
+    evaluator_id: str  #: RSEVALID (e.g. RADIOLOGIST 1), may be empty
+    lesions: tuple[Lesion, ...]
+    timepoints: tuple[Timepoint, ...]  #: baseline first
+
+
+@dataclass
+class _LesionInfo:
+    lesion: Lesion
+    visitnum: Decimal
+    source: str
+
+
+def parse_tu_tr(tu: Iterable[Row], tr: Iterable[Row], policies: Policies | None = None
+                ) -> list[SubjectRecord]:
+    """Read SDTM TU and TR rows into one :class:`SubjectRecord` per subject and evaluator.
+
+    Raises
+    ------
+    InputError
+        Naming the row (``source``) for unknown test codes or categories, duplicate lesion IDs, a
+        lesion measured before its identification/baseline, a visit without a date, values that
+        are not numbers, or measurements of lesions absent from TU.
+    """
+    policies = policies or Policies()
+    lesions: dict[tuple, _LesionInfo] = {}
+    studies: dict[tuple, str] = {}
+    for src, row in tu:
+        code = _v(row, "TUTESTCD").upper()
+        if code != "TUMIDENT":
+            raise InputError(
+                f"{src}: unsupported TUTESTCD {code or '(empty)'!r} (expected TUMIDENT)")
+        usubjid, lid = _v(row, "USUBJID"), _v(row, "TULNKID") or _v(row, "TULINKID")
+        if not usubjid or not lid:
+            raise InputError(f"{src}: USUBJID and TULNKID are required")
+        key = (usubjid, _v(row, "TUEVAL"), _v(row, "TUEVALID"), lid)
+        cat_text = (_v(row, "TUSTRESC") or _v(row, "TUORRES")).upper()
+        if cat_text not in _CATEGORIES:
+            raise InputError(f"{src}: unknown tumour category {cat_text!r} for {lid} "
+                             f"(expected one of {', '.join(sorted(_CATEGORIES))})")
+        if key in lesions:
+            raise InputError(f"{src}: duplicate lesion ID {lid} for subject {usubjid} "
+                             f"(evaluator {key[1] or '-'} {key[2]}); "
+                             f"first at {lesions[key].source}")
+        loc = _v(row, "TULOC").upper()
+        organ = " ".join(x for x in (_v(row, "TULAT").upper(), loc) if x)
+        nodal = "LYMPH NODE" in loc or "NODE" in loc.split()
+        lesions[key] = _LesionInfo(
+            Lesion(lid, _CATEGORIES[cat_text], organ=organ or loc, nodal=nodal),
+            _visitnum(_v(row, "VISITNUM"), src), src)
+        studies[key[:3]] = _v(row, "STUDYID")
+
+    # (subj, eval, evalid) -> visitnum -> {"visit":..., "dates": [...], "meas": {lid: {code: ...}}}
+    visits: dict[tuple, dict[Decimal, dict]] = {}
+    for src, row in tr:
+        code = _v(row, "TRTESTCD").upper()
+        if code not in _TR_CODES:
+            raise InputError(f"{src}: unknown TRTESTCD {code or '(empty)'!r} "
+                             f"(expected one of {', '.join(sorted(_TR_CODES))})")
+        usubjid = _v(row, "USUBJID")
+        subj = (usubjid, _v(row, "TREVAL"), _v(row, "TREVALID"))
+        vnum = _visitnum(_v(row, "VISITNUM"), src)
+        dtc = _v(row, "TRDTC")
+        if not dtc:
+            raise InputError(f"{src}: visit {_v(row, 'VISIT') or vnum} of {usubjid} has no date "
+                             "(TRDTC)")
+        date = parse_date(dtc, policies, src)
+        v = visits.setdefault(subj, {}).setdefault(
+            vnum, {"visit": _v(row, "VISIT") or str(vnum), "dates": [], "meas": {}})
+        v["dates"].append((date, dtc, src))
+        if code == "SUMDIAM":
+            continue
+        lid = _v(row, "TRLNKID") or _v(row, "TRLINKID")
+        info = lesions.get((*subj, lid))
+        if info is None:
+            raise InputError(f"{src}: lesion {lid or '(no TRLNKID)'} of {usubjid} is not "
+                             "identified in TU for this evaluator")
+        if vnum < info.visitnum:
+            raise InputError(f"{src}: lesion {lid} measured at visit {vnum} before it was "
+                             f"identified at visit {info.visitnum} ({info.source})")
+        stat = _v(row, "TRSTAT").upper()
+        res = (_v(row, "TRSTRESC") or _v(row, "TRORRES")).upper()
+        state: LesionState | None = None
+        value: Decimal | None = None
+        if stat == "NOT DONE":
+            state = LesionState.NOT_EVALUATED
+        elif code in ("TUMSTATE", "LNSTATE"):
+            code = "TUMSTATE"
+            if res not in _STATES:
+                raise InputError(f"{src}: unknown tumour/node state {res!r} "
+                                 f"(expected one of {', '.join(sorted(_STATES))})")
+            state = _STATES[res]
+        elif res == "TOO SMALL TO MEASURE" or _v(row, "TRORRES").upper() == "TOO SMALL TO MEASURE":
+            state = LesionState.TOO_SMALL
+            n = _v(row, "TRSTRESN")
+            value = _num(n, src) if n else None
+        elif res in _STATES and res != "TOO SMALL TO MEASURE":
+            state = _STATES[res]
+        else:
+            text = _v(row, "TRSTRESN") or _v(row, "TRSTRESC") or _v(row, "TRORRES")
+            if not text:
+                raise InputError(
+                    f"{src}: {code} of {lid} has no result (and TRSTAT is not NOT DONE)")
+            value = _num(text, src)
+            state = LesionState.MEASURED
+        meas = v["meas"].setdefault(lid, {})
+        if code in meas and meas[code][:2] == (value, state):
+            continue  # an exact repeat of the same result (seen in real exports) is harmless
+        if code in meas:
+            raise InputError(f"{src}: conflicting second {code} for lesion {lid} at visit {vnum}; "
+                             f"first at {meas[code][2]}")
+        meas[code] = (value, state, src)
+
+    records: list[SubjectRecord] = []
+    subjects = sorted({k[:3] for k in lesions} | set(visits))
+    for subj in subjects:
+        subj_lesions = [info for k, info in lesions.items() if k[:3] == subj]
+        if not subj_lesions:
+            any_src = next(iter(visits[subj].values()))["dates"][0][2]
+            raise InputError(f"{any_src}: subject {subj[0]} has measurements but no TU lesions")
+        base_lesions = [i for i in subj_lesions if not i.lesion.category.is_new]
+        base_num = min(i.visitnum for i in (base_lesions or subj_lesions))
+        subj_visits = visits.get(subj, {})
+        for vnum, v in subj_visits.items():
+            if vnum < base_num:
+                raise InputError(f"{v['dates'][0][2]}: visit {v['visit']} ({vnum}) lies before the "
+                                 f"baseline visit {base_num} of {subj[0]}")
+        tps: list[Timepoint] = []
+        for vnum in sorted(subj_visits):
+            v = subj_visits[vnum]
+            first = min(v["dates"], key=lambda t: t[0])
+            assessments = []
+            for info in subj_lesions:
+                les = info.lesion
+                m = v["meas"].get(les.lesion_id)
+                if m is None:
+                    if les.category.is_new and info.visitnum == vnum:
+                        assessments.append(LesionAssessment(les.lesion_id, LesionState.PRESENT))
+                    continue
+                assessments.append(_assessment(les, m))
+            tps.append(Timepoint(v["visit"], first[0], tuple(assessments), vnum, first[1]))
+        if not tps or tps[0].visit_num != base_num:
+            raise InputError(f"{subj_lesions[0].source}: subject {subj[0]} has no measurements at "
+                             f"its baseline visit {base_num}")
+        base_tp = tps[0]
+        for info in base_lesions:
+            lid = info.lesion.lesion_id
+            if info.lesion.category is Category.TARGET and base_tp.get(lid) is None:
+                raise InputError(f"{info.source}: target {lid} of {subj[0]} has no "
+                                 "baseline measurement")
+        for a, b in zip(tps, tps[1:], strict=False):
+            if b.date < a.date:
+                raise InputError(f"subject {subj[0]}: visit {b.visit} ({b.date_text}) is dated "
+                                 f"before visit {a.visit} ({a.date_text})")
+        records.append(SubjectRecord(
+            studies.get(subj, ""), subj[0], subj[1], subj[2],
+            tuple(i.lesion for i in subj_lesions), tuple(tps)))
+    return records
+
+
+def _assessment(les: Lesion, m: dict) -> LesionAssessment:
+    if "TUMSTATE" in m:
+        value, state, _ = m["TUMSTATE"]
+        if state is not LesionState.NOT_EVALUATED or len(m) == 1:
+            diam = None
+            for code in (("LPERP", "LDIAM") if les.nodal else ("LDIAM",)) + ("DIAMETER",):
+                if code in m and m[code][0] is not None:
+                    diam = m[code][0]
+                    break
+            if diam is not None and state in (LesionState.PRESENT, LesionState.ABSENT):
+                return LesionAssessment(les.lesion_id, LesionState.MEASURED, diam)
+            return LesionAssessment(les.lesion_id, state, value)
+    order = ("LPERP", "DIAMETER", "LDIAM") if les.nodal else ("LDIAM", "DIAMETER")
+    for code in order:
+        if code in m:
+            value, state, _ = m[code]
+            return LesionAssessment(les.lesion_id, state, value)
+    # only a code that does not apply (e.g. LPERP of a non-nodal lesion)
+    codes = next(iter(m.values()))
+    value, state, src = codes
+    if state is LesionState.MEASURED:
+        return LesionAssessment(les.lesion_id, LesionState.NOT_EVALUATED)
+    return LesionAssessment(les.lesion_id, state, value)
+
+
+def reference_dates(dm: Iterable[Row], column: str, policies: Policies | None = None
+                    ) -> dict[str, _dt.date]:
+    """USUBJID → reference date from DM column ``column`` (e.g. RFSTDTC); empty values skipped."""
+    policies = policies or Policies()
+    out: dict[str, _dt.date] = {}
+    for src, row in dm:
+        if column not in row:
+            raise InputError(f"{src}: DM has no column {column} (policy reference)")
+        text = _v(row, column)
+        usubjid = _v(row, "USUBJID")
+        if text and usubjid:
+            out[usubjid] = parse_date(text, policies, src)
+    return out
+
+
+RS_COLUMNS = ("STUDYID", "DOMAIN", "USUBJID", "RSSEQ", "RSTESTCD", "RSTEST", "RSCAT", "RSORRES",
+              "RSSTRESC", "RSEVAL", "RSEVALID", "VISITNUM", "VISIT", "RSDTC")
+_TESTS = {"TRGRESP": "Target Response", "NTRGRESP": "Non-target Response",
+          "NEWLIND": "New Lesion Indicator", "NEWLPROG": "New Lesion Progression",
+          "OVRLRESP": "Overall Response"}
+_IRECIST_PREFIX = {"CR": "iCR", "PR": "iPR", "SD": "iSD", "PD": "iUPD",
+                   "NON-CR/NON-PD": "NON-iCR/NON-iUPD"}
+
+
+def _fmt_num(d: Decimal | None) -> str:
+    if d is None:
+        return ""
+    return format(d.normalize(), "f") if d == d.to_integral() else format(d, "f")
+
+
+def rs_rows(rec: SubjectRecord, responses: Sequence[TimepointResponse],
+            overall_override: Sequence[Response] | None = None, criteria: str = "RECIST 1.1",
+            start_seq: int = 1) -> list[dict[str, str]]:
+    """SDTM RS rows (TRGRESP, NTRGRESP, NEWLIND, NEWLPROG, OVRLRESP) for one subject/evaluator.
+
+    ``overall_override`` replaces OVRLRESP (iRECIST overall responses); with iRECIST the category
+    responses are written with their i-prefixed names.
+    """
+    rows: list[dict[str, str]] = []
+    seq = start_seq
+    irecist = criteria.upper().startswith("IRECIST")
+    for k, tr in enumerate(responses):
+        def cat(r: Response | None) -> str | None:
+            if r is None:
+                return None
+            return _IRECIST_PREFIX.get(r.value, r.value) if irecist else r.value
+        items: list[tuple[str, str | None]] = [
+            ("TRGRESP", cat(tr.target)),
+            ("NTRGRESP", cat(tr.non_target)),
+            ("NEWLIND", "Y" if tr.new_lesions.value == "UNEQUIVOCAL" else
+             ("EQUIVOCAL" if tr.new_lesions.value == "EQUIVOCAL" else "N")),
+            ("NEWLPROG", tr.new_lesions.value if tr.new_lesions.value != "NONE" else None),
+            ("OVRLRESP", (overall_override[k].value if overall_override is not None
+                          else tr.overall.value)),
+        ]
+        for code, value in items:
+            if value is None:
+                continue
+            rows.append({
+                "STUDYID": rec.studyid, "DOMAIN": "RS", "USUBJID": rec.usubjid, "RSSEQ": str(seq),
+                "RSTESTCD": code, "RSTEST": _TESTS[code], "RSCAT": criteria, "RSORRES": value,
+                "RSSTRESC": value, "RSEVAL": rec.evaluator, "RSEVALID": rec.evaluator_id,
+                "VISITNUM": _fmt_num(tr.visit_num), "VISIT": tr.visit,
+                "RSDTC": tr.date_text or tr.date.isoformat(),
+            })
+            seq += 1
+    return rows
+
+
+BEST_COLUMNS = ("STUDYID", "USUBJID", "RSEVAL", "RSEVALID", "CRITERIA", "REFDT", "BOR", "BORDT",
+                "CBOR", "CBORDT", "RSP", "RSPDT", "CRSP", "CRSPDT", "BCP", "CBCP", "CB", "CBDT",
+                "CCB", "CCBDT", "PD", "PDDT", "DORDAYS", "LSTA", "LSTADT")
+
+
+def best_response_row(rec: SubjectRecord, best: BestResponse, criteria: str = "RECIST 1.1"
+                      ) -> dict[str, str]:
+    """One row of ``best_response.csv`` (ADRS-like parameter names as columns)."""
+    def d(x: _dt.date | None) -> str:
+        return x.isoformat() if x is not None else ""
+
+    def yn(x: bool) -> str:
+        return "Y" if x else "N"
+
+    return {
+        "STUDYID": rec.studyid, "USUBJID": rec.usubjid, "RSEVAL": rec.evaluator,
+        "RSEVALID": rec.evaluator_id, "CRITERIA": criteria, "REFDT": d(best.reference_date),
+        "BOR": best.bor.value, "BORDT": d(best.bor_date),
+        "CBOR": best.confirmed_bor.value, "CBORDT": d(best.confirmed_bor_date),
+        "RSP": yn(best.response), "RSPDT": d(best.response_date if best.response else None),
+        "CRSP": yn(best.confirmed_response), "CRSPDT": d(best.confirmed_response_date),
+        "BCP": yn(best.bor_cr_pr), "CBCP": yn(best.confirmed_bor_cr_pr),
+        "CB": yn(best.clinical_benefit), "CBDT": d(best.clinical_benefit_date),
+        "CCB": yn(best.confirmed_clinical_benefit),
+        "CCBDT": d(best.confirmed_clinical_benefit_date),
+        "PD": yn(best.progression), "PDDT": d(best.pd_date),
+        "DORDAYS": "" if best.duration_of_response_days is None else
+        str(best.duration_of_response_days),
+        "LSTA": best.last_response.value if best.last_response else "",
+        "LSTADT": d(best.last_assessment_date),
+    }
+
+
+@dataclass(frozen=True)
+class RespondResult:
+    """Output of :func:`respond`: RS rows, best-response rows and warnings (baseline rules)."""
+
+    rs: tuple[dict[str, str], ...]
+    best: tuple[dict[str, str], ...]
+    warnings: tuple[str, ...]
+    n_records: int
+
+
+CRITERIA = {"recist1.1": "RECIST 1.1", "irecist": "iRECIST"}
+
+
+def respond(tu: Iterable[Row], tr: Iterable[Row], dm: Iterable[Row] | None = None,
+            criteria: str = "recist1.1", policies: Policies | None = None) -> RespondResult:
+    """Score SDTM TU/TR rows: RS rows per visit and one best-response row per subject/evaluator.
+
+    Parameters
+    ----------
+    tu, tr, dm : iterables of (source, row)
+        SDTM rows; ``dm`` gives the SD-window reference date (column ``policies.reference``).
+        Without DM the baseline scan date is the reference (noted in the warnings).
+    criteria : {"recist1.1", "irecist"}
+        Response criteria.
+    policies : Policies, optional
+        Rule choices.
+    """
+    policies = policies or Policies()
+    if criteria not in CRITERIA:
+        raise InputError(f"unknown criteria {criteria!r}: use {' or '.join(CRITERIA)}")
+    label = CRITERIA[criteria]
+    records = parse_tu_tr(tu, tr, policies)
+    refs = reference_dates(dm, policies.reference, policies) if dm is not None else None
+    warnings: list[str] = []
+    rs: list[dict[str, str]] = []
+    best_rows: list[dict[str, str]] = []
+    seq_by_subject: dict[str, int] = {}
+    for rec in records:
+        who = f"{rec.usubjid} ({' '.join(x for x in (rec.evaluator, rec.evaluator_id) if x)})"
+        for v in check_baseline(rec.lesions, rec.timepoints[0]):
+            warnings.append(f"{who}: baseline rule: {v.message}")
+        if refs is None:
+            ref = rec.timepoints[0].date
+        elif rec.usubjid in refs:
+            ref = refs[rec.usubjid]
+        else:
+            raise InputError(f"DM has no {policies.reference} for subject {rec.usubjid}")
+        start = seq_by_subject.get(rec.usubjid, 1)
+        if criteria == "irecist":
+            its = evaluate_irecist(rec.lesions, rec.timepoints, policies)
+            rows = rs_rows(rec, [t.recist for t in its], [t.overall for t in its], label, start)
+            best = best_irecist(its, ref, policies)
+        else:
+            trs = evaluate_timepoints(rec.lesions, rec.timepoints, policies)
+            rows = rs_rows(rec, trs, None, label, start)
+            best = best_response(trs, ref, policies)
+        seq_by_subject[rec.usubjid] = start + len(rows)
+        rs += rows
+        best_rows.append(best_response_row(rec, best, label))
+    if refs is None and records:
+        warnings.append("no DM given: the SD minimum duration counts from each baseline scan date")
+    return RespondResult(tuple(rs), tuple(best_rows), tuple(warnings), len(records))
