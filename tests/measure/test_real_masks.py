@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require
 from scipy.ndimage import binary_erosion
 from scipy.spatial.distance import pdist
 from skimage.measure import points_in_poly
@@ -15,6 +14,7 @@ from skimage.measure import points_in_poly
 from recist_tool.measure import measure_mask
 from recist_tool.measure.planar import long_axis, perpendicular_chord, slice_outline
 from recist_tool.volume import Volume
+from tests.conftest import require
 
 from .shapes import volume_from_sitk
 

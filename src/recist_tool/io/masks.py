@@ -15,12 +15,9 @@ GRID_TOLERANCE_MM = 0.05
 
 
 def load_image_volume(path: str | os.PathLike[str]) -> Volume:
-    """Read an image with the project loader (``recist_tool.io.load_volume``)."""
-    try:
-        from recist_tool.io import load_volume
-    except ImportError as exc:  # pragma: no cover - until the loader is merged
-        raise InputError(f"{path}: no image loader available (recist_tool.io.load_volume)") \
-            from exc
+    """Read an image with the project loader (:func:`recist_tool.io.load_volume`)."""
+    from recist_tool.io import load_volume
+
     p = Path(path)
     if not p.exists():
         raise InputError(f"no such file: {p}")
