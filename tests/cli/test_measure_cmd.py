@@ -81,3 +81,8 @@ def test_empty_and_missing_masks_exit_3(tmp_path: Path, capsys) -> None:
     assert "empty" in err and "Traceback" not in err
     assert main(["measure", str(tmp_path / "nope.nii.gz")]) == 3
     assert "no such file" in capsys.readouterr().err
+    image = tmp_path / "ct.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(np.arange(-1000, 1000, dtype=np.int16)
+                                           .reshape(2, 20, 50)), str(image))
+    assert main(["measure", str(image)]) == 3
+    assert "does not look like a lesion mask" in capsys.readouterr().err
