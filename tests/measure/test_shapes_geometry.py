@@ -223,3 +223,17 @@ def test_slice_search_bound_holds_on_random_shapes() -> None:
         for k in range(2):
             if m[k].any():
                 assert ub[k] > long_axis(slice_outline(m[k], (dy, dx))).length
+
+
+def test_json_round_trip() -> None:
+    import json
+
+    from recist_tool.measure import AxisMeasurement, measure_line
+
+    m = _disk((80, 140), 40, 35, 20) | _disk((80, 140), 40, 105, 12)
+    vol = _one_slice(m, 0.7, 0.8)
+    for r in (measure_mask(vol, node=True),
+              measure_line(vol, (0, 10, 10), (0, 30, 50)),
+              measure_line(vol, (0, 10, 10), (0, 30, 50), short_axis=((0, 25, 10), (0, 15, 30)))):
+        back = AxisMeasurement.from_dict(json.loads(json.dumps(r.to_dict())))
+        assert back == r
