@@ -11,8 +11,10 @@ from scipy.spatial import ConvexHull, QhullError
 
 from recist_tool.errors import MeasurementError
 from recist_tool.measure.planar import (
+    END_SHIFT_MAX_OUT_PX,
     Axis,
     Outline,
+    hull_diameter,
     long_axis,
     perpendicular_chord,
     slice_outline,
@@ -319,10 +321,17 @@ def measure_mask(
         ub_all = _slice_upper_bounds(sub, spacing2)
         bounds = sorted(((float(ub_all[k]), k) for k in present), reverse=True)
         chosen = None
+        corr_max = 2.0 * END_SHIFT_MAX_OUT_PX * max(spacing2) + 1e-9
         for ub, k in bounds:
             if chosen is not None and ub < chosen.ld:
                 break
-            s = _slice_axes(sub[k], k, spacing2)
+            outline = slice_outline(sub[k], spacing2)
+            if chosen is not None:
+                # the end corrections add at most corr_max to the raw hull diameter
+                _, _, raw = hull_diameter(outline.hull_vertices())
+                if raw + corr_max < chosen.ld:
+                    continue
+            s = _SliceAxes(k, outline, long_axis(outline))
             if chosen is None or (round(s.ld, 9), -s.k) > (round(chosen.ld, 9), -chosen.k):
                 chosen = s
         assert chosen is not None

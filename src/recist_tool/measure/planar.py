@@ -166,10 +166,19 @@ def adaptive_sigma(mask2d: np.ndarray, spacing: tuple[float, float]) -> float:
 
     The width is the extent (pixels) of the mask's pixel centres across their longest chord.
     """
-    pts = row_extremes(mask2d)
+    m = np.asarray(mask2d, dtype=bool)
+    dy, dx = spacing
+    # fast path: pixel area / bounding-box diagonal bounds the width from below (within
+    # about half a pixel of the width measured below, hence the extra pixel)
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if rows.size:
+        diag = float(np.hypot((rows[-1] - rows[0] + 1) * dy, (cols[-1] - cols[0] + 1) * dx))
+        lower_px = np.count_nonzero(m) * dy * dx / (diag * max(dy, dx))
+        if lower_px >= SIGMA_PX / SIGMA_WIDTH_FRACTION + 1.0:
+            return SIGMA_PX
+    pts = row_extremes(m)
     if pts.shape[0] < 3:
         return SIGMA_FALLBACK_PX[0]
-    dy, dx = spacing
     hull = convex_hull_2d(pts * np.array([dy, dx]))
     p, q, d = hull_diameter(hull)
     if d <= 0:
