@@ -42,6 +42,10 @@ def _fibonacci_sphere(n: int) -> np.ndarray:
 
 _DIRS = _fibonacci_sphere(98)  # (z, y, x) unit vectors in mm space
 _TREE = cKDTree(_DIRS)
+#: Lesion/surroundings contrast (HU) below which a click has no lesion boundary.
+MIN_CONTRAST_HU = 30.0
+#: 4-connected in-plane structure: fills holes slice by slice.
+_IN_PLANE = ndimage.generate_binary_structure(2, 1)[None]
 
 
 class ClassicSegmenter:
@@ -58,17 +62,22 @@ class ClassicSegmenter:
         Radius of the opening ball relative to the lesion's inscribed radius.
     star_slack : float
         Factor applied to the ray edge radii of the star-shaped envelope.
+    lung_background : bool
+        In aerated lung, measure the contrast against the parenchyma (so that the ground-glass
+        part of a part-solid nodule counts as lesion).
     """
 
     name = "classic"
     version = __version__
 
-    def __init__(self, radius_mm: float = 32.0, band_fraction: float = 0.5,
-                 open_fraction: float = 0.35, star_slack: float = 1.3) -> None:
+    def __init__(self, radius_mm: float = 32.0, band_fraction: float = 0.7,
+                 open_fraction: float = 0.35, star_slack: float = 1.1,
+                 lung_background: bool = True) -> None:
         self.radius_mm = radius_mm
         self.band_fraction = band_fraction
         self.open_fraction = open_fraction
         self.star_slack = star_slack
+        self.lung_background = lung_background
 
     # ------------------------------------------------------------------ public
     def segment(self, volume: Volume, prompt: Prompt, *, node: bool = False) -> LesionMask:
@@ -130,11 +139,18 @@ class ClassicSegmenter:
                     "leak": True, "lesion_hu": mu, "surround_hu": None, "threshold_band_hu": None,
                     "inscribed_radius_mm": None, "rays_with_edge": n_edge, "voi_radius_mm": radius}
         bg = float(np.median(bg_vals))
+        aerated = img < -600.0
+        lung_rays = float(np.mean(np.asarray(bg_vals) < -600.0))
+        if bg < mu and self.lung_background and lung_rays > 0.5:
+            # in lung the surroundings are aerated parenchyma; ground glass counts as lesion
+            bg = min(bg, float(np.median(img[aerated])))
         contrast = abs(bg - mu)
+        if contrast < max(MIN_CONTRAST_HU, 2.0 * mad):
+            raise NoLesionError(
+                f"no lesion at this point: no contrast between the click ({mu:.0f} HU) and its "
+                f"surroundings ({bg:.0f} HU)", reason="no_boundary")
         band = max(self.band_fraction * contrast, 2.5 * mad, 20.0)
         region = np.abs(img - mu) <= band
-        cross = dev > band
-        edge = np.where(cross.any(axis=1), cross.argmax(axis=1) * step, np.nan)
 
         # ---- seeded component (6-connected)
         lab, _ = ndimage.label(region)
@@ -147,6 +163,16 @@ class ClassicSegmenter:
             k = lab[tuple(ind[:, s[0], s[1], s[2]])]
         comp = lab == k
         leak = _touches_border(comp, lo, hi, volume.shape)
+        # ray edges: first point outside the intensity band that is not in a hole of the
+        # component (cavities and calcifications inside the lesion do not end a ray)
+        filled = ndimage.binary_fill_holes(comp)
+        filled |= ndimage.binary_fill_holes(filled, structure=_IN_PLANE)
+        holes = (filled & ~comp).view(np.uint8)
+        in_hole = map_coordinates(holes, pts.reshape(-1, 3).T, order=0, mode="constant",
+                                  cval=0).reshape(len(_DIRS), len(t)) > 0
+        cross = (dev > band) & ~in_hole
+        edge = np.where(cross.any(axis=1), cross.argmax(axis=1) * step, np.nan)
+        comp = filled
 
         # ---- star-shaped envelope from the ray edges
         med_edge = float(np.nanmedian(edge)) if np.isfinite(edge).any() else radius
@@ -163,7 +189,16 @@ class ClassicSegmenter:
         _, nearest = _TREE.query(rel / np.maximum(d_in, 1e-6)[:, None])
         bound = radii[nearest] * self.star_slack + 1.5 + 0.5 * float(sp.max())
         comp[:] = False
-        comp[tuple(idx[d_in <= bound].T)] = True
+        keep = idx[d_in <= bound]
+        if keep.size == 0:
+            keep = s[None, :]
+        # work on the component's bounding box (plus a margin) from here on
+        b_lo = np.maximum(keep.min(axis=0) - 2, 0)
+        b_hi = np.minimum(keep.max(axis=0) + 3, comp.shape)
+        comp = np.zeros(tuple(b_hi - b_lo), bool)
+        comp[tuple((keep - b_lo).T)] = True
+        lo = lo + b_lo
+        s = s - b_lo
         zz, yy, xx = np.ogrid[:comp.shape[0], :comp.shape[1], :comp.shape[2]]
         dist = np.sqrt(((zz - s[0]) * sp[0]) ** 2 + ((yy - s[1]) * sp[1]) ** 2
                        + ((xx - s[2]) * sp[2]) ** 2)
@@ -181,11 +216,11 @@ class ClassicSegmenter:
                 if cand.max() > 0:
                     p = np.unravel_index(np.argmax(cand), cand.shape)
                     core = clab == clab[p]
-                    grown = ndimage.distance_transform_edt(~core, sampling=sp) <= ro + 0.5 * float(sp[1:].min())
+                    reach = ro + 0.5 * float(sp[1:].min())
+                    grown = ndimage.distance_transform_edt(~core, sampling=sp) <= reach
                     comp = comp & grown
         comp = ndimage.binary_fill_holes(comp)
-        for z in range(comp.shape[0]):
-            comp[z] = ndimage.binary_fill_holes(comp[z])
+        comp |= ndimage.binary_fill_holes(comp, structure=_IN_PLANE)  # cavities open in 3D
         lab, _ = ndimage.label(comp)
         if lab[tuple(s)] > 0:
             comp = lab == lab[tuple(s)]
@@ -194,7 +229,8 @@ class ClassicSegmenter:
             raise NoLesionError(
                 f"no lesion at this point: only {vol_mm3:.0f} mm3 of lesion-like tissue at "
                 f"(z, y, x) = {tuple(int(v) for v in seed)}", reason="too_small")
-        return {"edge_max_mm": float(np.nanpercentile(edge, 90)), "mask": comp, "lo": lo,
+        edge_max = float(np.nanpercentile(edge, 90)) if np.isfinite(edge).any() else radius
+        return {"edge_max_mm": edge_max, "mask": comp, "lo": lo,
                 "leak": leak, "lesion_hu": mu, "surround_hu": bg,
                 "threshold_band_hu": [mu - band, mu + band], "inscribed_radius_mm": r_in,
                 "rays_with_edge": n_edge, "voi_radius_mm": radius}
