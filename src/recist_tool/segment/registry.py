@@ -59,7 +59,13 @@ def available_segmenters() -> list[str]:
 
 
 def _instantiate(obj: Any, name: str) -> Segmenter:
-    inst = obj() if callable(obj) and not isinstance(obj, Segmenter) else obj
+    if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "segment")):
+        try:
+            inst = obj()
+        except Exception as exc:
+            raise SegmentationError(f"segmenter {name!r} cannot be created: {exc}") from exc
+    else:
+        inst = obj
     if not isinstance(inst, Segmenter):
         raise SegmentationError(
             f"segmenter {name!r} does not provide name, version and segment(volume, prompt)")
@@ -86,14 +92,14 @@ def get_segmenter(name: str = "classic", **kwargs: Any) -> Segmenter:
     """
     if name in _LOCAL:
         obj = _LOCAL[name]
-        return _instantiate(obj(**kwargs) if kwargs and callable(obj) else obj, name)
+        return _instantiate(obj(**kwargs) if kwargs else obj, name)
     eps = _entry_points()
     if name in eps:
         try:
             obj = eps[name].load()
         except Exception as exc:  # a broken plug-in must not crash the CLI with a traceback
             raise SegmentationError(f"segmenter plug-in {name!r} failed to load: {exc}") from exc
-        return _instantiate(obj(**kwargs) if kwargs and callable(obj) else obj, name)
+        return _instantiate(obj(**kwargs) if kwargs else obj, name)
     if name in _BUILTINS:
         module, _, attr = _BUILTINS[name].partition(":")
         cls = getattr(importlib.import_module(module), attr)
