@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.conftest import require
 
 from recist_tool.io import load_volume
 from recist_tool.segment import NoLesionError, Prompt, dice, get_segmenter
 from recist_tool.segment.evaluate import centre_click
 from recist_tool.segment.synthetic import make_case, phantom
 from recist_tool.volume import Volume
+from tests.conftest import require
 
 from .helpers_segment import LIDC_VALIDATION_CASES, lidc_paths, sheared_volume
 
