@@ -37,11 +37,11 @@ demo: $(STAMP)
 	$(BIN)/recist info $(DEMO_OUT)
 
 test: system-deps $(STAMP)
-	$(BIN)/ruff check src plugins sample_data tests benchmarks models
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src plugins sample_data tests benchmarks models
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import require
 
-import recist_tool.io
 from recist_tool.cli import main
 from recist_tool.measure import measure_mask
 from recist_tool.volume import Volume
+from tests.conftest import require
 
 KEYS = {"long_axis_mm", "short_axis_mm", "slice_index", "long_axis_endpoints_lps",
         "short_axis_endpoints_lps", "volume_ml", "max_3d_diameter_mm", "n_components"}
@@ -25,14 +24,6 @@ def _sitk_volume(path: Path) -> Volume:
     d = np.asarray(img.GetDirection(), float).reshape(3, 3)
     return Volume.from_grid(sitk.GetArrayFromImage(img), (sz, sy, sx), img.GetOrigin(),
                             d[:, [2, 1, 0]])
-
-
-@pytest.fixture(autouse=True)
-def _loader(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until the project loader is merged, read label maps with SimpleITK."""
-    if not hasattr(recist_tool.io, "load_volume"):
-        monkeypatch.setattr(recist_tool.io, "load_volume", lambda p, series_uid=None:
-                            _sitk_volume(Path(p)), raising=False)
 
 
 def _write(tmp: Path, arr: np.ndarray, name: str = "mask.nii.gz") -> Path:
@@ -90,3 +81,8 @@ def test_empty_and_missing_masks_exit_3(tmp_path: Path, capsys) -> None:
     assert "empty" in err and "Traceback" not in err
     assert main(["measure", str(tmp_path / "nope.nii.gz")]) == 3
     assert "no such file" in capsys.readouterr().err
+    image = tmp_path / "ct.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(np.arange(-1000, 1000, dtype=np.int16)
+                                           .reshape(2, 20, 50)), str(image))
+    assert main(["measure", str(image)]) == 3
+    assert "does not look like a lesion mask" in capsys.readouterr().err

@@ -281,3 +281,20 @@ def test_mutated_headers_only_raise_our_errors(tmp_path_factory, mutations, cut)
         io.load_volume(folder)
     except (RecistToolError, DicomLoadError):
         pass
+
+
+def test_header_claims_beyond_memory_refused_before_allocation(tmp_path: Path, monkeypatch) -> None:
+    from recist_tool.io import pixels
+
+    write_series(tmp_path / "s", n=3)
+    monkeypatch.setattr(pixels, "available_memory", lambda: 1000)
+    with pytest.raises(DicomLoadError, match="more than the memory available"):
+        io.load_volume(tmp_path / "s")
+
+
+def test_dicomdir_path_finds_the_series_beside_it(shared_data: Path) -> None:
+    dirfile = shared_data / "dicom/dcm_qa_ct/Philips_S21610/DIRFILE"
+    if not dirfile.exists():
+        pytest.skip("Philips DIRFILE absent")
+    res = io.scan(dirfile)
+    assert sorted(s.summary()["n_slices"] for s in res.stacks) == [54, 58]

@@ -166,3 +166,38 @@ def test_cli_measures_a_seg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert out["volume_ml"] == pytest.approx(a.sum() * 0.7 * 0.8 * 2.0 / 1000)
     assert out["long_axis_mm"] == pytest.approx(np.hypot(10 * 0.7, 13 * 0.8), abs=1.0)
     assert out["slice_index"] in (0, 1)  # on the SEG's own grid (frames 2 and 3 only)
+
+
+def test_cli_seg_on_a_tilted_dicom_series(tmp_path: Path, capsys) -> None:
+    """End to end: DICOM series (tilted) + SEG -> recist measure --image: exact geometry."""
+    import json
+
+    from recist_tool.cli import main
+    from recist_tool.io import load_volume
+    from tests.io.dicom_factory import write_series
+
+    files, _ = write_series(tmp_path / "ct", n=6, shape=(32, 40), gap=2.5, tilt_shift_mm=0.9)
+    sources = [pydicom.dcmread(f) for f in files]
+    sources.sort(key=lambda ds: float(ds.ImagePositionPatient[2]))
+    defaults = dict(PatientName="T^P", PatientID="P1", PatientBirthDate="", PatientSex="O",
+                    StudyDate="20240101", StudyTime="120000", AccessionNumber="A1",
+                    ReferringPhysicianName="", StudyID="1", Manufacturer="x")
+    for ds in sources:  # attributes highdicom copies into the SEG
+        for key, value in defaults.items():
+            if key not in ds:
+                setattr(ds, key, value)
+    image = load_volume(tmp_path / "ct")
+    assert image.is_sheared
+    mask = np.zeros(image.shape, bool)
+    mask[1:4, 8:20, 10:30] = True
+    path = _write_seg(tmp_path, sources, [mask])
+    assert main(["measure", str(path), "--image", str(tmp_path / "ct"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    from recist_tool.measure import measure_mask
+
+    ref = measure_mask(image, mask)
+    assert out["long_axis_mm"] == pytest.approx(ref.long_axis_mm)
+    assert out["slice_index"] == ref.slice_index
+    np.testing.assert_allclose(out["long_axis_endpoints_lps"], ref.long_axis_endpoints_lps)
+    assert out["volume_ml"] == pytest.approx(
+        float(mask.reshape(6, -1).sum(axis=1) @ image.voxel_volume_ml()))

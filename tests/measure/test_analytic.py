@@ -68,8 +68,8 @@ def _grid_around(ell: Ellipsoid, spacing: tuple[float, float, float], rng) -> Vo
 def test_ellipsoids_axes_volume_and_3d_diameter() -> None:
     rng = np.random.default_rng(3)
     ld_err, sa_err = [], []
-    for _ in range(12):
-        major = rng.uniform(10.0, 60.0)
+    for _ in range(14):
+        major = rng.uniform(5.0, 80.0)
         axes = (major / 2, major / 2 * rng.uniform(0.6, 1.0), major / 2 * rng.uniform(0.6, 1.0))
         dy, dx = _random_spacing(rng)
         spacing = (rng.uniform(0.6, 1.5), dy, dx)
@@ -81,7 +81,8 @@ def test_ellipsoids_axes_volume_and_3d_diameter() -> None:
         px = min(dy, dx)
         ld_err.append(abs(r.long_axis_mm - max(t[0] for t in truth)) / px)
         sa_err.append(abs(r.short_axis_mm - truth[r.slice_index][1]) / px)
-        assert r.volume_ml == pytest.approx(ell.volume_ml, rel=0.03)
+        if major >= 10.0:
+            assert r.volume_ml == pytest.approx(ell.volume_ml, rel=0.03)
         assert r.max_3d_diameter_mm == pytest.approx(2 * axes[0], abs=1.0 * max(spacing))
         assert r.n_components == 1 and r.n_components_3d == 1
     assert np.median(ld_err) <= 0.3 and max(ld_err) <= 1.0, ld_err

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require
 from scipy.ndimage import binary_erosion
 from scipy.spatial.distance import pdist
 from skimage.measure import points_in_poly
@@ -15,6 +14,7 @@ from skimage.measure import points_in_poly
 from recist_tool.measure import measure_mask
 from recist_tool.measure.planar import long_axis, perpendicular_chord, slice_outline
 from recist_tool.volume import Volume
+from tests.conftest import require
 
 from .shapes import volume_from_sitk
 
@@ -67,7 +67,7 @@ def _check_against_references(vol: Volume) -> None:
     assert raw == pytest.approx(float(pdist(outline.points).max()), abs=1e-9)
     # 3. edge to edge, no shorter than the ULS23-style pixel-centre pdist, at most ~1.5 px more
     ref = _boundary_pdist(vol, mask)
-    assert ref - 0.15 * min(dy, dx) <= r.long_axis_mm <= ref + 1.5 * max(dy, dx)
+    assert ref - 0.25 * min(dy, dx) <= r.long_axis_mm <= ref + 1.5 * max(dy, dx)
     # 4. short axis = brute-force longest inside perpendicular chord (before de-noising)
     la = np.asarray(r.long_axis_endpoints_voxel)[:, 1:] * np.array([dy, dx])
     u = (la[1] - la[0]) / np.linalg.norm(la[1] - la[0])

@@ -207,3 +207,33 @@ def test_tiny_masks_are_measured() -> None:
         assert r.n_components == (2 if len(pix) == 2 and pix[1] == (6, 6) else 1)
     one = measure_mask(vol, np.pad(np.ones((1, 1, 1), bool), ((0, 0), (4, 4), (4, 4))))
     assert 0.5 < one.long_axis_mm < 1.5 * 0.7 * np.sqrt(2)
+
+
+def test_slice_search_bound_holds_on_random_shapes() -> None:
+    """The per-slice bound that prunes the slice search is never below the measured axis."""
+    from recist_tool.measure.mask import _slice_upper_bounds
+
+    rng = np.random.default_rng(8)
+    for _ in range(60):
+        dy, dx = rng.uniform(0.5, 1.0, 2)
+        m = rng.random((2, 30, 30)) < rng.uniform(0.2, 0.7)
+        m[:, :5] = m[:, -5:] = m[:, :, :5] = m[:, :, -5:] = False
+        m[1] = ndimage.binary_opening(m[1])
+        ub = _slice_upper_bounds(m, (dy, dx))
+        for k in range(2):
+            if m[k].any():
+                assert ub[k] > long_axis(slice_outline(m[k], (dy, dx))).length
+
+
+def test_json_round_trip() -> None:
+    import json
+
+    from recist_tool.measure import AxisMeasurement, measure_line
+
+    m = _disk((80, 140), 40, 35, 20) | _disk((80, 140), 40, 105, 12)
+    vol = _one_slice(m, 0.7, 0.8)
+    for r in (measure_mask(vol, node=True),
+              measure_line(vol, (0, 10, 10), (0, 30, 50)),
+              measure_line(vol, (0, 10, 10), (0, 30, 50), short_axis=((0, 25, 10), (0, 15, 30)))):
+        back = AxisMeasurement.from_dict(json.loads(json.dumps(r.to_dict())))
+        assert back == r

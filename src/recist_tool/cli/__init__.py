@@ -12,10 +12,8 @@ import sys
 import typer
 
 # Sub-command modules register themselves on `app` when imported.
-from recist_tool.cli import evaluate_cmd, io_cmds, respond_cmd, segment_cmd  # noqa: F401
+from recist_tool.cli import evaluate_cmd, io_cmds, measure_cmd, respond_cmd, sample_cmd, segment_cmd  # noqa: F401,E501
 from recist_tool.cli._app import app, console_err, state
-
-from recist_tool.cli import measure_cmd  # noqa: E402,F401  isort: skip
 from recist_tool.errors import RecistToolError
 
 __all__ = ["app", "main"]

@@ -12,15 +12,14 @@ from recist_tool.volume import Volume
 
 #: Tolerance (mm) when checking that a mask file lies on the grid of its image.
 GRID_TOLERANCE_MM = 0.05
+#: A label map with more distinct values than this (or negative ones) is taken for an image.
+MAX_LABELS = 255
 
 
 def load_image_volume(path: str | os.PathLike[str]) -> Volume:
-    """Read an image with the project loader (``recist_tool.io.load_volume``)."""
-    try:
-        from recist_tool.io import load_volume
-    except ImportError as exc:  # pragma: no cover - until the loader is merged
-        raise InputError(f"{path}: no image loader available (recist_tool.io.load_volume)") \
-            from exc
+    """Read an image with the project loader (:func:`recist_tool.io.load_volume`)."""
+    from recist_tool.io import load_volume
+
     p = Path(path)
     if not p.exists():
         raise InputError(f"no such file: {p}")
@@ -31,6 +30,11 @@ def _select_label(arr: np.ndarray, label: int | None, path: Path) -> np.ndarray:
     if label is not None:
         return arr == label
     values = np.unique(arr)
+    if values.size > MAX_LABELS or (values.size and values[0] < 0):
+        raise InputError(
+            f"{path} does not look like a lesion mask (values {values[0]:g} to {values[-1]:g}); "
+            "is it the image?"
+        )
     values = values[values != 0]
     if values.size > 1:
         shown = ", ".join(str(v) for v in values[:10].tolist())

@@ -27,6 +27,21 @@ from recist_tool.io.dicom_headers import FrameHeader
 MIN_FILES_FOR_POOL = 8
 
 
+def available_memory() -> int:
+    """Bytes of memory available to this process (physical memory not in use), best effort."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
 def _stored_dtype(f: FrameHeader) -> np.dtype:
     kind = "i" if f.pixel_representation == 1 else "u"
     return np.dtype(f"<{kind}{f.bits_allocated // 8}")
@@ -140,7 +155,13 @@ def read_pixels(frames: list[FrameHeader], workers: int | None = None) -> np.nda
         When a file cannot be read or decoded.
     """
     rows, cols = frames[0].rows, frames[0].columns
-    writer = _Writer((len(frames), rows, cols), output_dtype(frames))
+    dtype = output_dtype(frames)
+    need = len(frames) * rows * cols * 4  # room for an int16 -> float32 upgrade
+    if need > available_memory():
+        raise DicomLoadError(
+            f"{frames[0].path.parent}: {len(frames)} × {rows} × {cols} pixels need "
+            f"{need / 2**30:.1f} GiB, more than the memory available")
+    writer = _Writer((len(frames), rows, cols), dtype)
     to_decode: dict[str, list[tuple[int, FrameHeader]]] = defaultdict(list)
     count = rows * cols
     for k, f in enumerate(frames):

@@ -7,10 +7,13 @@ column spacing. Conversion to voxel and patient coordinates is done by the calle
 Boundary convention
 -------------------
 The lesion outline is the 0.5 iso-contour of the mask smoothed by a Gaussian of
-:data:`SIGMA_PX` pixels (per axis, in pixel units), which is an edge-to-edge outline: on a straight
-edge it lies half-way between the last pixel centre inside and the first outside, i.e. on the
-pixel edges, as a caliper laid on the image would be. Two small, measured corrections are applied
-at the two ends of the long axis (see ``docs/measurement.md``):
+:data:`SIGMA_PX` pixels (per axis, in pixel units; less for thin lesions, see
+:func:`adaptive_sigma`), which is an edge-to-edge outline: on a straight edge it lies half-way
+between the last pixel centre inside and the first outside, i.e. on the pixel edges, as a caliper
+laid on the image would be. Smoothed values at mask pixels are raised to :data:`PIXEL_FLOOR`, so
+no mask pixel centre falls outside the outline. Two small, measured corrections are applied at
+the two ends of the long axis, each bounded (:data:`END_SHIFT_MAX_IN_PX`,
+:data:`END_SHIFT_MAX_OUT_PX`); see ``docs/measurement.md`` for the measurements behind them:
 
 * the smoothing pulls a convex outline inwards by ``sigma_t**2 * kappa / 2`` (``sigma_t`` the
   smoothing width along the tangent, ``kappa`` the curvature); this is added back, with the
@@ -42,8 +45,8 @@ FIT_WINDOW_MAX_FRACTION = 0.4
 FIT_WINDOW_MIN_PX = 1.5
 #: Each long-axis end moves at most this far inwards / outwards (pixels along the axis): the
 #: corrections are small on smooth outlines and must not eat a narrow tip.
-END_SHIFT_MAX_IN_PX = 0.25
-END_SHIFT_MAX_OUT_PX = 0.5
+END_SHIFT_MAX_IN_PX = 0.1
+END_SHIFT_MAX_OUT_PX = 0.3
 #: Short axis: half-width (pixels along the long axis) of the window of the chord-length fit ...
 SA_FIT_WINDOW_PX = 5.0
 #: ... and at most this fraction of the lesion's extent along the long axis.
@@ -53,7 +56,7 @@ SA_FIT_WINDOW_MAX_FRACTION = 0.25
 MIN_PEAK = 0.75
 #: Smoothed values at mask pixels are raised to at least this, so the outline encloses every
 #: mask pixel centre (and a caliper spans at least the lesion's pixel centres).
-PIXEL_FLOOR = 0.6
+PIXEL_FLOOR = 0.51
 _PAD = 6
 
 
@@ -113,6 +116,7 @@ def outline_from_smoothed(
         The unpadded binary slice, used to check that every connected part keeps an outline.
         ``smoothed`` is modified in place (see :data:`PIXEL_FLOOR`).
     """
+    mask = np.asarray(mask, dtype=bool)
     if sigma_px > 0:
         inner = smoothed[_PAD:-_PAD, _PAD:-_PAD]
         lab, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
@@ -162,10 +166,19 @@ def adaptive_sigma(mask2d: np.ndarray, spacing: tuple[float, float]) -> float:
 
     The width is the extent (pixels) of the mask's pixel centres across their longest chord.
     """
-    pts = row_extremes(mask2d)
+    m = np.asarray(mask2d, dtype=bool)
+    dy, dx = spacing
+    # fast path: pixel area / bounding-box diagonal bounds the width from below (within
+    # about half a pixel of the width measured below, hence the extra pixel)
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if rows.size:
+        diag = float(np.hypot((rows[-1] - rows[0] + 1) * dy, (cols[-1] - cols[0] + 1) * dx))
+        lower_px = np.count_nonzero(m) * dy * dx / (diag * max(dy, dx))
+        if lower_px >= SIGMA_PX / SIGMA_WIDTH_FRACTION + 1.0:
+            return SIGMA_PX
+    pts = row_extremes(m)
     if pts.shape[0] < 3:
         return SIGMA_FALLBACK_PX[0]
-    dy, dx = spacing
     hull = convex_hull_2d(pts * np.array([dy, dx]))
     p, q, d = hull_diameter(hull)
     if d <= 0:

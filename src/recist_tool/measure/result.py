@@ -13,6 +13,13 @@ def _seg(s: Segment3 | None) -> list[list[float]] | None:
     return None if s is None else [[float(c) for c in p] for p in s]
 
 
+def _unseg(v: Any) -> Segment3 | None:
+    if v is None:
+        return None
+    a, b = v
+    return (tuple(float(c) for c in a), tuple(float(c) for c in b))  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class ComponentAxes:
     """Long and short axis of one connected part of the lesion on the measured slice.
@@ -48,6 +55,19 @@ class ComponentAxes:
             "short_axis_endpoints_lps": _seg(self.short_axis_endpoints_lps),
             "area_mm2": self.area_mm2,
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ComponentAxes:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            long_axis_mm=float(d["long_axis_mm"]),
+            short_axis_mm=float(d["short_axis_mm"]),
+            long_axis_endpoints_voxel=_unseg(d["long_axis_endpoints_voxel_zyx"]),  # type: ignore[arg-type]
+            long_axis_endpoints_lps=_unseg(d["long_axis_endpoints_lps"]),  # type: ignore[arg-type]
+            short_axis_endpoints_voxel=_unseg(d.get("short_axis_endpoints_voxel_zyx")),
+            short_axis_endpoints_lps=_unseg(d.get("short_axis_endpoints_lps")),
+            area_mm2=float(d["area_mm2"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -126,3 +146,25 @@ class AxisMeasurement:
             "node": self.node,
             "spacing_mm_zyx": list(self.spacing_mm),
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AxisMeasurement:
+        """Inverse of :meth:`to_dict` (e.g. a measurement read back from storage)."""
+        opt = lambda k: None if d.get(k) is None else float(d[k])  # noqa: E731
+        return cls(
+            long_axis_mm=float(d["long_axis_mm"]),
+            short_axis_mm=opt("short_axis_mm"),
+            slice_index=int(d["slice_index"]),
+            long_axis_endpoints_voxel=_unseg(d["long_axis_endpoints_voxel_zyx"]),  # type: ignore[arg-type]
+            long_axis_endpoints_lps=_unseg(d["long_axis_endpoints_lps"]),  # type: ignore[arg-type]
+            short_axis_endpoints_voxel=_unseg(d.get("short_axis_endpoints_voxel_zyx")),
+            short_axis_endpoints_lps=_unseg(d.get("short_axis_endpoints_lps")),
+            volume_ml=opt("volume_ml"),
+            max_3d_diameter_mm=opt("max_3d_diameter_mm"),
+            n_components=int(d["n_components"]),
+            components=tuple(ComponentAxes.from_dict(c) for c in d.get("components", [])),
+            n_components_3d=int(d.get("n_components_3d", 1)),
+            method=d.get("method", "mask"),
+            node=bool(d.get("node", False)),
+            spacing_mm=tuple(float(x) for x in d.get("spacing_mm_zyx", (0.0, 0.0, 0.0))),  # type: ignore[arg-type]
+        )

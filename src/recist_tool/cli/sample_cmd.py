@@ -1,0 +1,49 @@
+"""``recist sample-data``: write the synthetic trial (DICOM CT, ground truth, batch manifest)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from recist_tool.cli._app import app, console
+from recist_tool.errors import UsageError
+
+
+@app.command("sample-data")
+def sample_data(
+    out: Path = typer.Argument(..., help="Output folder (created)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of UIDs, image noise and patient shifts."),
+    subjects: int = typer.Option(3, "--subjects",
+                                 help="Number of subjects (archetypes PR, SD→PD new, SD→PD "
+                                      "growth repeat)."),
+) -> None:
+    """Generate a small synthetic trial: CT series, ground_truth.json and manifest.csv."""
+    from recist_tool.sample_data import generate_trial
+
+    if not 1 <= subjects <= 99:
+        raise UsageError(f"--subjects must be between 1 and 99, got {subjects}")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} exists and is not a folder")
+    t0 = time.perf_counter()
+    with console.status("writing synthetic trial…") as status:
+        gt = generate_trial(out, seed=seed, n_subjects=subjects,
+                            progress=lambda msg: status.update(f"wrote {msg}"))
+    elapsed = time.perf_counter() - t0
+    table = Table(title=f"Synthetic trial in {out} (seed {seed})")
+    for col in ("subject", "visit", "date", "slices", "mm", "lesions", "SOD mm", "expected"):
+        table.add_column(col, no_wrap=True)
+    for sid, subj in gt["subjects"].items():
+        for visit, tp in subj["timepoints"].items():
+            present = sum(1 for les in tp["lesions"].values() if les["present"])
+            sod = tp.get("sod_mm")
+            acq = tp["acquisition"]
+            table.add_row(sid, visit, tp["date"], str(acq["shape_zyx"][0]),
+                          f"{acq['slice_thickness_mm']:g}", str(present),
+                          "" if sod is None else f"{sod:.1f}",
+                          tp["overall_response"] or "baseline")
+    console.print(table)
+    console.print(f"series:       {out}/SUBJECT/VISIT/\nground truth: {out / 'ground_truth.json'}"
+                  f"\nmanifest:     {out / 'manifest.csv'}\ntook {elapsed:.1f} s", highlight=False)
