@@ -120,3 +120,13 @@ def test_real_pyradiomics_lung1(shared_data) -> None:
     bone = np.unravel_index(np.argmax(sm[k]), sm[k].shape)
     with pytest.raises(NoLesionError):
         CLASSIC.segment(vol, Prompt.at(k, *bone))
+
+
+def test_click_on_normal_brain_is_no_lesion(shared_data) -> None:
+    """Brain parenchyma on the tilted, unevenly spaced GE head CT: uniform tissue that reaches
+    past the volume of interest on several sides is not a focal lesion."""
+    vol = load_volume(require(shared_data / "dicom" / "dcm_qa_ct" / "GE_tilt_variable_spacing"))
+    assert vol.is_sheared
+    with pytest.raises(NoLesionError) as exc:
+        CLASSIC.segment(vol, Prompt.at(14, 256, 256))
+    assert exc.value.reason == "no_boundary"

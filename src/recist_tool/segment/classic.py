@@ -90,8 +90,16 @@ class ClassicSegmenter:
             radius = max(radius, 0.75 * line + 8.0)
         out = self._segment_crop(volume, seed, radius)
         if out["edge_max_mm"] > 0.6 * radius and radius < 64:
-            out = self._segment_crop(volume, seed, min(2 * radius, 64.0))
+            radius = min(2 * radius, 64.0)
+            out = self._segment_crop(volume, seed, radius)
         mask, lo = out["mask"], out["lo"]
+        faces = _faces_touched(mask, lo, out["voi"], volume.shape)
+        if faces >= 3:
+            raise NoLesionError(
+                f"no lesion at this point: the tissue around (z, y, x) = "
+                f"{tuple(int(v) for v in seed)} has no boundary within {radius:.0f} mm on "
+                f"{faces} sides (an organ or normal tissue, not a focal lesion)",
+                reason="no_boundary")
         if prompt.box_zyx is not None:
             mask = _clip_to_box(mask, lo, prompt.box_zyx)
         warn = ()
@@ -109,6 +117,7 @@ class ClassicSegmenter:
         half = np.ceil(radius / sp).astype(int)
         lo = np.maximum(seed - half, 0)
         hi = np.minimum(seed + half + 1, volume.shape)
+        voi_lo = lo.copy()
         raw = np.asarray(volume.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], np.float32)
         sigma = np.minimum(0.6 / sp, 0.8)
         img = ndimage.gaussian_filter(raw, sigma, mode="nearest")
@@ -137,6 +146,7 @@ class ClassicSegmenter:
                     f"(z, y, x) = {tuple(int(v) for v in seed)}", reason="no_boundary")
             return {"edge_max_mm": radius, "mask": np.zeros((1, 1, 1), bool), "lo": lo,
                     "leak": True, "lesion_hu": mu, "surround_hu": None, "threshold_band_hu": None,
+                    "voi": (lo, hi),
                     "inscribed_radius_mm": None, "rays_with_edge": n_edge, "voi_radius_mm": radius}
         bg = float(np.median(bg_vals))
         aerated = img < -600.0
@@ -231,7 +241,7 @@ class ClassicSegmenter:
                 f"(z, y, x) = {tuple(int(v) for v in seed)}", reason="too_small")
         edge_max = float(np.nanpercentile(edge, 90)) if np.isfinite(edge).any() else radius
         return {"edge_max_mm": edge_max, "mask": comp, "lo": lo,
-                "leak": leak, "lesion_hu": mu, "surround_hu": bg,
+                "leak": leak, "lesion_hu": mu, "surround_hu": bg, "voi": (voi_lo, hi),
                 "threshold_band_hu": [mu - band, mu + band], "inscribed_radius_mm": r_in,
                 "rays_with_edge": n_edge, "voi_radius_mm": radius}
 
@@ -254,6 +264,21 @@ def _touches_border(comp: np.ndarray, lo, hi, shape) -> bool:
         if hi[ax] < shape[ax]:
             faces.append(np.take(comp, -1, axis=ax).any())
     return bool(any(faces))
+
+
+def _faces_touched(mask: np.ndarray, offset, voi, shape) -> int:
+    """How many faces of the volume of interest (inside the volume) the mask reaches."""
+    lo, hi = (np.asarray(v) for v in voi)
+    nz = np.nonzero(mask)
+    if not nz[0].size:
+        return 0
+    mlo = np.array([a.min() for a in nz]) + np.asarray(offset)
+    mhi = np.array([a.max() for a in nz]) + np.asarray(offset) + 1
+    n = 0
+    for ax in range(3):
+        n += int(lo[ax] > 0 and mlo[ax] <= lo[ax])
+        n += int(hi[ax] < shape[ax] and mhi[ax] >= hi[ax])
+    return n
 
 
 def _clip_to_box(mask: np.ndarray, offset, box) -> np.ndarray:
