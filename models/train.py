@@ -1,0 +1,307 @@
+"""Train the ``unet`` lesion segmenter from a fixed seed; writes ``models/unet_lesion.pt``.
+
+Data (all from ``../shared/data``, nothing downloaded):
+
+* LIDC-IDRI nodule crops with consensus masks, **train split only** (patients whose split is
+  ``train`` under :func:`recist_tool.segment.evaluate.lidc_split`; validation patients are never
+  read here).
+* Synthetic lesions painted into real CT backgrounds (pyradiomics lung1, the TotalSegmentator
+  CT, the tilted GE head CT): lung nodules (solid, part-solid, cavitating, spiculated), soft-tissue
+  and hypodense liver-like metastases, lymph nodes; spheres to lobulated ellipsoids, sharp to soft
+  edges; thick-slice blur, noise, intensity and click-position augmentation.
+* A few negative clicks (soft tissue without a lesion) with an empty target.
+
+Run (the documented full recipe, ~2 h on 2 CPU cores)::
+
+    python models/train.py --iterations 20000 --threads 2
+
+A shorter run is the same recipe with a smaller ``--iterations`` (the schedule follows it) and
+``--max-minutes`` as a hard wall-clock cap. A CUDA GPU is used when present. See MODEL_CARD.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from recist_tool.io import load_volume  # noqa: E402
+from recist_tool.segment.evaluate import lidc_split  # noqa: E402
+from recist_tool.segment.grid import WorkGrid  # noqa: E402
+from recist_tool.segment.unet import (  # noqa: E402
+    CHANNELS,
+    PATCH_SHAPE,
+    WORK_SPACING,
+    build_network,
+    make_input,
+)
+
+BACKGROUNDS = [
+    "lesions/pyradiomics_lung1/image.nrrd",
+    "dicom/totalsegmentator_ct_j2k/dicom",
+    "dicom/dcm_qa_ct/GE_tilt_variable_spacing",
+]
+
+
+def load_lidc_train(data: Path) -> list[tuple[object, np.ndarray]]:
+    """(Volume, mask) of every LIDC crop whose patient is in the train split."""
+    out = []
+    for img in sorted((data / "lesions/lidc_nodules/image").glob("*.nii.gz")):
+        if lidc_split(img.name) != "train":
+            continue
+        v = load_volume(img)
+        m = np.asarray(load_volume(data / "lesions/lidc_nodules/mask" / img.name).array) > 0
+        if m.sum() >= 4:
+            out.append((v, m))
+    return out
+
+
+def inner_points(mask: np.ndarray, spacing, frac: float = 0.4) -> np.ndarray:
+    """Voxels of the mask at least ``frac`` of its maximal depth (mm) from its edge."""
+    d = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+    pts = np.argwhere(d >= frac * d.max())
+    return pts if len(pts) else np.argwhere(mask)
+
+
+def lidc_sample(rng, item):
+    vol, mask = item
+    pts = inner_points(mask, vol.spacing, rng.uniform(0.0, 0.6))
+    click_idx = pts[rng.integers(len(pts))] + rng.uniform(-0.4, 0.4, 3)
+    click = vol.index_to_lps(click_idx)
+    jitter = vol.direction @ rng.uniform(-3, 3, 3)
+    grid = WorkGrid.centred(vol, click + jitter, WORK_SPACING, PATCH_SHAPE)
+    img = grid.sample(vol, mode="nearest")
+    tgt = grid.sample(vol, mask.astype(np.float32), mode="constant") > 0.5
+    return img, tgt, grid.lps_to_work(click), WORK_SPACING
+
+
+def _shape_field(rng, shape, spacing, centre, radii, lobes: float):
+    """Signed 'radius ratio' field: < 1 inside a lobulated ellipsoid."""
+    zz, yy, xx = [(np.arange(n) - c) * s for n, c, s in zip(shape, centre, spacing, strict=True)]
+    p = np.stack(np.meshgrid(zz, yy, xx, indexing="ij"), -1)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    u = (p @ q) / np.asarray(radii)
+    rho = np.linalg.norm(u, axis=-1)
+    if lobes > 0:
+        dirn = u / np.maximum(rho[..., None], 1e-6)
+        pert = np.zeros(shape)
+        for _ in range(4):
+            f = rng.normal(size=3) * rng.uniform(1.0, 3.0)
+            pert += np.sin(dirn @ f + rng.uniform(0, 2 * np.pi))
+        rho = rho * (1.0 + lobes * pert / 4.0)
+    return rho
+
+
+def synth_sample(rng, bgs):
+    """A synthetic lesion painted into a real CT background patch."""
+    big = rng.random() < 0.15
+    scale = 2.0 if big else 1.0
+    sp = tuple(s * scale for s in WORK_SPACING)
+    kind = rng.choice(["solid", "solid", "partsolid", "cavity", "spicule", "liver", "node", "soft"])
+    lung = kind in ("solid", "partsolid", "cavity", "spicule")
+    for _ in range(50):
+        vol, lungpts, softpts = bgs[rng.integers(len(bgs))]
+        pts = lungpts if lung else softpts
+        if len(pts):
+            break
+    centre_idx = pts[rng.integers(len(pts))] + rng.uniform(-0.5, 0.5, 3)
+    centre = vol.index_to_lps(centre_idx)
+    grid = WorkGrid.centred(vol, centre + vol.direction @ rng.uniform(-4, 4, 3) * scale, sp,
+                            PATCH_SHAPE)
+    bg = grid.sample(vol, mode="nearest")
+    c_work = grid.lps_to_work(centre)
+    r0 = rng.uniform(2.5, 16.0) * scale if not big else rng.uniform(18, 38)
+    if kind == "node":
+        radii = r0 * np.array([rng.uniform(1.0, 1.6), 1.0, rng.uniform(0.45, 0.8)])
+    else:
+        radii = r0 * rng.uniform(0.7, 1.3, 3)
+    lobes = rng.choice([0.0, rng.uniform(0.05, 0.35)])
+    rho = _shape_field(rng, bg.shape, sp, c_work, radii, lobes)
+    mask = rho < 1.0
+    if kind == "spicule":
+        for _ in range(rng.integers(3, 8)):
+            d = rng.normal(size=3)
+            d /= np.linalg.norm(d)
+            zz, yy, xx = [(np.arange(n) - c) * s for n, c, s in zip(bg.shape, c_work, sp, strict=True)]
+            p = np.stack(np.meshgrid(zz, yy, xx, indexing="ij"), -1)
+            t = p @ d
+            perp = np.linalg.norm(p - t[..., None] * d, axis=-1)
+            mask |= (perp < rng.uniform(0.5, 1.2)) & (t > 0) & (t < r0 * rng.uniform(1.2, 1.8))
+    local = float(np.median(bg[mask])) if mask.any() else float(np.median(bg))
+    val = np.zeros(bg.shape, np.float32)
+    if kind in ("solid", "spicule", "cavity"):
+        val[:] = rng.uniform(-60, 70)
+    elif kind == "partsolid":
+        val[:] = rng.uniform(-650, -350)
+        val[rho < rng.uniform(0.3, 0.7)] = rng.uniform(-60, 40)
+    elif kind == "liver":
+        val[:] = local - rng.uniform(25, 90)
+    elif kind == "node":
+        val[:] = rng.uniform(15, 70)
+    else:
+        val[:] = local + rng.choice([-1, 1]) * rng.uniform(30, 80)
+    if kind == "cavity":
+        val[rho < rng.uniform(0.35, 0.75)] = rng.uniform(-1000, -850)
+    val += ndimage.gaussian_filter(rng.normal(0, 1, bg.shape), 1.0).astype(np.float32) * rng.uniform(0, 40)
+    edge = rng.uniform(0.2, 1.6)
+    alpha = ndimage.gaussian_filter(mask.astype(np.float32), edge / np.asarray(sp))
+    img = bg * (1 - alpha) + val * alpha
+    if rng.random() < 0.5:  # thick-slice partial volume
+        img = ndimage.gaussian_filter1d(img, rng.uniform(0.5, 2.0) / scale, axis=0)
+    pts = inner_points(mask, sp, rng.uniform(0.0, 0.6))
+    if kind == "cavity":  # clicks on the wall, not in the air
+        ok = img[tuple(pts.T)] > -400
+        pts = pts[ok] if ok.any() else pts
+    click = pts[rng.integers(len(pts))] + rng.uniform(-0.4, 0.4, 3)
+    return img.astype(np.float32), mask, click, sp
+
+
+def negative_sample(rng, bgs):
+    vol, _, softpts = bgs[rng.integers(len(bgs))]
+    c = vol.index_to_lps(softpts[rng.integers(len(softpts))])
+    grid = WorkGrid.centred(vol, c, WORK_SPACING, PATCH_SHAPE)
+    img = grid.sample(vol, mode="nearest")
+    return img, np.zeros(img.shape, bool), grid.lps_to_work(c), WORK_SPACING
+
+
+def load_backgrounds(data: Path):
+    out = []
+    for rel in BACKGROUNDS:
+        p = data / rel
+        if not p.exists():
+            continue
+        v = load_volume(p)
+        a = np.asarray(v.array)
+        margin = (2, 24, 24)
+        inner = np.zeros(a.shape, bool)
+        inner[margin[0]:-margin[0], margin[1]:-margin[1], margin[2]:-margin[2]] = True
+        sm = ndimage.uniform_filter(a.astype(np.float32), (1, 5, 5))
+        lung = np.argwhere(inner & (sm > -930) & (sm < -750))
+        soft = np.argwhere(inner & (sm > 20) & (sm < 180))
+        rng = np.random.default_rng(0)
+        lung = lung[rng.permutation(len(lung))[:20000]]
+        soft = soft[rng.permutation(len(soft))[:20000]]
+        out.append((v, lung, soft))
+    return out
+
+
+def augment(rng, img, tgt, click):
+    if rng.random() < 0.5:
+        img, tgt = img[:, :, ::-1], tgt[:, :, ::-1]
+        click = np.array([click[0], click[1], img.shape[2] - 1 - click[2]])
+    if rng.random() < 0.5:
+        img, tgt = img[:, ::-1], tgt[:, ::-1]
+        click = np.array([click[0], img.shape[1] - 1 - click[1], click[2]])
+    img = img * rng.uniform(0.95, 1.05) + rng.uniform(-20, 20)
+    img = img + rng.normal(0, rng.uniform(0, 20), img.shape)
+    return np.ascontiguousarray(img, np.float32), np.ascontiguousarray(tgt), click
+
+
+def make_batch(rng, n, lidc, bgs):
+    xs, ys = [], []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.45 and lidc:
+            img, tgt, click, sp = lidc_sample(rng, lidc[rng.integers(len(lidc))])
+        elif r < 0.95:
+            img, tgt, click, sp = synth_sample(rng, bgs)
+        else:
+            img, tgt, click, sp = negative_sample(rng, bgs)
+        img, tgt, click = augment(rng, img, tgt, click)
+        xs.append(make_input(img, click, sp))
+        ys.append(tgt[None].astype(np.float32))
+    return np.stack(xs), np.stack(ys)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--out", type=Path, default=ROOT / "models" / "unet_lesion.pt")
+    ap.add_argument("--seed", type=int, default=20261124)
+    ap.add_argument("--iterations", type=int, default=20000)
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-minutes", type=float, default=120.0)
+    ap.add_argument("--checkpoint-every", type=int, default=250)
+    ap.add_argument("--device", default=None)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    rng = np.random.default_rng(args.seed)
+    t0 = time.time()
+    lidc = load_lidc_train(args.data)
+    bgs = load_backgrounds(args.data)
+    print(f"data: {len(lidc)} LIDC train crops, {len(bgs)} backgrounds "
+          f"({time.time() - t0:.0f} s)", flush=True)
+    net = build_network(CHANNELS).to(device)
+    n_params = sum(p.numel() for p in net.parameters())
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    ckpt = args.out.with_suffix(".ckpt")
+    start = 0
+    if ckpt.exists():
+        st = torch.load(ckpt, map_location="cpu", weights_only=False)
+        net.load_state_dict(st["state_dict"])
+        opt.load_state_dict(st["opt"])
+        start = st["iteration"]
+        rng = st["rng"]
+        print(f"resumed at iteration {start}", flush=True)
+    print(f"network: {n_params} parameters; device {device}; threads {args.threads}", flush=True)
+    t_start = time.time()
+    ema = None
+    it = start
+    for it in range(start, args.iterations):
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * it / args.iterations))
+        lr = lr * min(1.0, (it + 1) / 200)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x, y = make_batch(rng, args.batch, lidc, bgs)
+        x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+        logit = net(x)
+        p = torch.sigmoid(logit)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, y)
+        inter = (p * y).sum(dim=(1, 2, 3, 4))
+        den = p.sum(dim=(1, 2, 3, 4)) + y.sum(dim=(1, 2, 3, 4))
+        dsc = 1 - (2 * inter + 1) / (den + 1)
+        loss = bce + dsc.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        elapsed = (time.time() - t_start) / 60
+        if (it + 1) % 50 == 0:
+            print(f"it {it + 1} loss {ema:.4f} lr {lr:.2e} {elapsed:.1f} min", flush=True)
+        if (it + 1) % args.checkpoint_every == 0:
+            torch.save({"state_dict": net.state_dict(), "opt": opt.state_dict(),
+                        "iteration": it + 1, "rng": rng}, ckpt)
+        if elapsed > args.max_minutes:
+            print(f"wall-clock cap reached at iteration {it + 1}", flush=True)
+            break
+    meta = {"version": "1", "channels": list(CHANNELS), "seed": args.seed,
+            "iterations_done": it + 1, "iterations_planned": args.iterations,
+            "batch": args.batch, "lr": args.lr, "threads": args.threads, "device": device,
+            "minutes": round((time.time() - t_start) / 60, 1), "lidc_train_crops": len(lidc),
+            "work_spacing_mm": list(WORK_SPACING), "patch_shape": list(PATCH_SHAPE),
+            "final_loss_ema": ema}
+    sd = {k: v.detach().cpu().half() for k, v in net.state_dict().items()}
+    torch.save({"state_dict": sd, "meta": meta}, args.out)
+    args.out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(json.dumps(meta), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

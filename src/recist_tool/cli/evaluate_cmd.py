@@ -1,0 +1,60 @@
+"""``recist evaluate-model``: ULS23-style metrics of a segmenter on lesion datasets."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from recist_tool.cli._app import app, console, console_err
+
+
+def _f(v, fmt: str = ".3f") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+@app.command("evaluate-model")
+def evaluate_model(
+    datasets: list[str] = typer.Argument(..., help="Dataset folders (image/ + mask/, or image.* + "
+                                                   "label.*) or 'synthetic[:N]'."),
+    segmenter: str | None = typer.Option(None, "--segmenter",
+                                         help="Segmenter name (default: unet if its weights are "
+                                              "installed, else classic)."),
+    min_diameter: float | None = typer.Option(None, "--min-diameter",
+                                              help="Only lesions whose reference long axis is at "
+                                                   "least this many mm."),
+    split: str = typer.Option("validation", "--split",
+                              help="LIDC-IDRI patient split to evaluate: validation, train or all."),
+    clicks: int = typer.Option(3, "--clicks", help="Clicks inside each lesion for consistency."),
+    per_case: bool = typer.Option(False, "--per-case", help="Include per-lesion results (JSON)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Evaluate a segmenter: Dice, long/short-axis error, click consistency, seconds per click."""
+    from recist_tool.errors import UsageError
+    from recist_tool.segment import default_segmenter_name, get_segmenter
+    from recist_tool.segment.evaluate import discover_dataset, evaluate_dataset
+
+    if split not in ("validation", "train", "all"):
+        raise UsageError(f"--split must be validation, train or all, got {split!r}")
+    seg = get_segmenter(segmenter or default_segmenter_name())
+    results = []
+    for d in datasets:
+        ds = discover_dataset(d, split=split)
+        console_err.print(f"{ds.name} ({ds.split}): {len(ds.cases)} cases", highlight=False)
+        results.append(evaluate_dataset(ds, seg, min_diameter_mm=min_diameter, clicks=clicks,
+                                        per_case=per_case))
+    if as_json:
+        typer.echo(json.dumps({"segmenter": seg.name, "segmenter_version": seg.version,
+                               "datasets": results}, indent=2))
+        return
+    t = Table(title=f"segmenter {seg.name} {seg.version}", header_style="bold")
+    for col in ("dataset", "n", "Dice", "LA err mm (med)", "SA err mm (med)", "consistency",
+                "s/click", "no lesion", "leak"):
+        t.add_column(col, justify="right" if col != "dataset" else "left")
+    for r in results:
+        t.add_row(f"{r['dataset']} ({r['split']})", str(r["n"]), _f(r["dice_mean"]),
+                  _f(r["long_axis_error_mm_median"], ".2f"), _f(r["short_axis_error_mm_median"], ".2f"),
+                  _f(r["consistency_dice_mean"]), _f(r["seconds_per_click"], ".3f"),
+                  str(r["n_no_lesion"]), str(r["n_leak_bounded"]))
+    console.print(t)

@@ -1,0 +1,92 @@
+"""``recist segment``: one click → lesion mask, RECIST axes and volume."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from recist_tool.cli._app import app, console, console_err
+from recist_tool.errors import UsageError
+
+
+def _triplet(text: str, option: str) -> tuple[float, float, float]:
+    parts = [p for p in text.replace(";", ",").split(",") if p.strip()]
+    try:
+        vals = tuple(float(p) for p in parts)
+    except ValueError:
+        vals = ()
+    if len(vals) != 3:
+        raise UsageError(f"{option} needs three comma-separated numbers, got {text!r}")
+    return vals  # type: ignore[return-value]
+
+
+@app.command("segment")
+def segment_cmd(
+    image: Path = typer.Argument(..., help="CT series: DICOM folder/zip/file, NIfTI, NRRD or MHA."),
+    seed: str | None = typer.Option(None, "--seed", help="Click in voxel indices 'z,y,x'."),
+    seed_lps: str | None = typer.Option(None, "--seed-lps",
+                                        help="Click in patient coordinates LPS 'x,y,z' (mm)."),
+    segmenter: str | None = typer.Option(None, "--segmenter",
+                                         help="Segmenter name (default: unet if its weights are "
+                                              "installed, else classic)."),
+    node: bool = typer.Option(False, "--node", help="Lymph node: report the short-axis slice."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write the mask (NIfTI/NRRD/MHA)."),
+    reference: Path | None = typer.Option(None, "--reference",
+                                          help="Reference mask on the same grid: report dice_vs."),
+    series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID in a multi-series "
+                                                             "folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Segment the lesion under one click and measure it (long/short axis, volume).
+
+    A click on air, fat, bone or outside the volume ends with one line and exit code 3.
+    """
+    from recist_tool.io import load_volume
+    from recist_tool.segment import Prompt, default_segmenter_name, dice, get_segmenter
+    from recist_tool.segment.workflow import segment_and_measure
+
+    if (seed is None) == (seed_lps is None):
+        raise UsageError("give exactly one of --seed z,y,x or --seed-lps x,y,z")
+    prompt = (Prompt(point_zyx=_triplet(seed, "--seed")) if seed is not None
+              else Prompt(point_lps=_triplet(seed_lps, "--seed-lps")))  # type: ignore[arg-type]
+    volume = load_volume(image, series) if series else load_volume(image)
+    seg = get_segmenter(segmenter or default_segmenter_name())
+    t0 = time.perf_counter()
+    lesion, measurement = segment_and_measure(volume, prompt, seg, node=node)
+    seconds = time.perf_counter() - t0
+    out = measurement.to_dict() if measurement is not None else {}
+    out.update({"segmenter": lesion.segmenter, "segmenter_version": lesion.version,
+                "prompt": lesion.prompt.to_dict(), "seed_zyx": list(prompt.seed_voxel(volume)),
+                "n_voxels": lesion.n_voxels, "leak_bounded": lesion.leak_bounded,
+                "warnings": list(lesion.warnings), "seconds": round(seconds, 3)})
+    if reference is not None:
+        from recist_tool.io.masks import load_mask
+
+        ref = load_mask(reference, image=volume)
+        out["dice_vs"] = dice(lesion.full(), np.asarray(ref.array, bool))
+    if output is not None:
+        from recist_tool.io import save_volume
+
+        save_volume(volume.with_array(lesion.full().astype(np.uint8)), output)
+        out["mask_path"] = str(output)
+    for w in lesion.warnings:
+        console_err.print(f"warning: {w}", highlight=False)
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+        return
+    console.print(f"segmenter {lesion.segmenter} {lesion.version}: {lesion.n_voxels} voxels"
+                  f"{' (leak bounded)' if lesion.leak_bounded else ''} in {seconds:.2f} s",
+                  highlight=False)
+    if measurement is not None:
+        console.print(f"long axis {measurement.long_axis_mm:.1f} mm, short axis "
+                      f"{(measurement.short_axis_mm or 0):.1f} mm, volume "
+                      f"{(measurement.volume_ml or 0):.2f} mL, slice z={measurement.slice_index}",
+                      highlight=False)
+    if "dice_vs" in out:
+        console.print(f"Dice vs reference: {out['dice_vs']:.3f}", highlight=False)
+    if output is not None:
+        console.print(f"mask written to {output}", highlight=False)

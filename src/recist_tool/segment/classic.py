@@ -1,0 +1,289 @@
+"""``classic``: a weight-free seeded segmenter (intensity statistics, region growing, shape bound).
+
+Steps, all in physical millimetres on a crop (volume of interest) around the click:
+
+1. The median HU in a 1.5 mm ball around the seed must be soft tissue or a lung opacity
+   (:func:`~recist_tool.segment.seed.check_seed`); air, fat and bone raise
+   :class:`~recist_tool.segment.base.NoLesionError`.
+2. The crop is smoothed lightly and ~100 rays are cast from the seed (uniform directions in mm).
+   On each ray the first point leaving the lesion's intensity band marks the edge; the intensity a
+   few mm beyond it is the surrounding tissue. Their medians give the lesion/background contrast.
+3. Region growing: the 6-connected component of voxels within ``band_fraction`` of that contrast
+   around the lesion intensity (works for bright lesions in lung and fat, and for hypodense
+   lesions in enhancing liver alike).
+4. Leak control: the component is limited to a star-shaped envelope built from the ray edges
+   (rays that found no edge, e.g. into the chest wall or a vessel, take their neighbours' radius),
+   then opened by reconstruction with a ball of ``open_fraction`` of the lesion's inscribed radius
+   (cuts vessels and pleural tags), holes filled in 3D and per slice (cavities).
+5. If the raw component reached the crop border, the returned mask is the bounded part and
+   ``leak_bounded`` is set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from scipy.ndimage import map_coordinates
+from scipy.spatial import cKDTree
+
+from recist_tool.segment.base import LesionMask, NoLesionError, Prompt
+from recist_tool.segment.seed import check_seed, seed_statistics
+from recist_tool.volume import Volume
+
+__version__ = "1.0"
+
+
+def _fibonacci_sphere(n: int) -> np.ndarray:
+    i = np.arange(n) + 0.5
+    phi = np.arccos(1 - 2 * i / n)
+    theta = np.pi * (1 + 5**0.5) * i
+    return np.stack([np.cos(phi), np.sin(phi) * np.sin(theta), np.sin(phi) * np.cos(theta)], 1)
+
+
+_DIRS = _fibonacci_sphere(98)  # (z, y, x) unit vectors in mm space
+_TREE = cKDTree(_DIRS)
+#: Lesion/surroundings contrast (HU) below which a click has no lesion boundary.
+MIN_CONTRAST_HU = 30.0
+#: 4-connected in-plane structure: fills holes slice by slice.
+_IN_PLANE = ndimage.generate_binary_structure(2, 1)[None]
+
+
+class ClassicSegmenter:
+    """Seeded region growing with an adaptive threshold and a ray-based shape bound.
+
+    Parameters
+    ----------
+    radius_mm : float
+        Half-size of the volume of interest around the seed (grown once to ``2 x`` when the
+        lesion looks larger).
+    band_fraction : float
+        Fraction of the lesion-to-surroundings contrast that still counts as lesion.
+    open_fraction : float
+        Radius of the opening ball relative to the lesion's inscribed radius.
+    star_slack : float
+        Factor applied to the ray edge radii of the star-shaped envelope.
+    lung_background : bool
+        In aerated lung, measure the contrast against the parenchyma (so that the ground-glass
+        part of a part-solid nodule counts as lesion).
+    """
+
+    name = "classic"
+    version = __version__
+
+    def __init__(self, radius_mm: float = 32.0, band_fraction: float = 0.7,
+                 open_fraction: float = 0.35, star_slack: float = 1.1,
+                 lung_background: bool = True) -> None:
+        self.radius_mm = radius_mm
+        self.band_fraction = band_fraction
+        self.open_fraction = open_fraction
+        self.star_slack = star_slack
+        self.lung_background = lung_background
+
+    # ------------------------------------------------------------------ public
+    def segment(self, volume: Volume, prompt: Prompt, *, node: bool = False) -> LesionMask:
+        """Segment the lesion under the click; see the module docstring for the method."""
+        seed = np.asarray(prompt.seed_voxel(volume))
+        check_seed(volume, seed)
+        radius = self.radius_mm
+        line = prompt.line_length_mm(volume)
+        if line is not None:
+            radius = max(radius, 0.75 * line + 8.0)
+        out = self._segment_crop(volume, seed, radius)
+        if out["edge_max_mm"] > 0.6 * radius and radius < 64:
+            radius = min(2 * radius, 64.0)
+            out = self._segment_crop(volume, seed, radius)
+        mask, lo = out["mask"], out["lo"]
+        faces = _faces_touched(mask, lo, out["voi"], volume.shape)
+        if faces >= 3:
+            raise NoLesionError(
+                f"no lesion at this point: the tissue around (z, y, x) = "
+                f"{tuple(int(v) for v in seed)} has no boundary within {radius:.0f} mm on "
+                f"{faces} sides (an organ or normal tissue, not a focal lesion)",
+                reason="no_boundary")
+        if prompt.box_zyx is not None:
+            mask = _clip_to_box(mask, lo, prompt.box_zyx)
+        warn = ()
+        if out["leak"]:
+            warn = ("region growing reached the edge of the volume of interest; the mask was "
+                    "bounded by the lesion's shape estimate",)
+        info = {k: out[k] for k in ("lesion_hu", "surround_hu", "threshold_band_hu",
+                                    "inscribed_radius_mm", "rays_with_edge", "voi_radius_mm")}
+        return LesionMask(mask, tuple(int(v) for v in lo), volume.shape, self.name, self.version,
+                          prompt, leak_bounded=bool(out["leak"]), warnings=warn, info=info).tight()
+
+    # ------------------------------------------------------------------ internals
+    def _segment_crop(self, volume: Volume, seed: np.ndarray, radius: float) -> dict:
+        sp = np.asarray(volume.spacing, float)
+        half = np.ceil(radius / sp).astype(int)
+        lo = np.maximum(seed - half, 0)
+        hi = np.minimum(seed + half + 1, volume.shape)
+        voi_lo = lo.copy()
+        raw = np.asarray(volume.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], np.float32)
+        sigma = np.minimum(0.6 / sp, 0.8)
+        img = ndimage.gaussian_filter(raw, sigma, mode="nearest")
+        s = seed - lo
+        mu, mad = seed_statistics(_Arr(img, sp), s, radius_mm=max(1.5, float(sp[1:].max())))
+
+        # ---- rays: edge distance and surrounding intensity
+        step = 0.5
+        t = np.arange(0.0, radius, step)
+        pts = s[None, None, :] + (_DIRS[:, None, :] * t[None, :, None]) / sp[None, None, :]
+        prof = map_coordinates(img, pts.reshape(-1, 3).T, order=1, mode="nearest").reshape(
+            len(_DIRS), len(t))
+        delta = float(np.clip(3.0 * mad, 35.0, 150.0))
+        dev = np.abs(prof - mu)
+        outside = dev > delta
+        has = outside.any(axis=1)
+        first = np.where(has, outside.argmax(axis=1), -1)
+        win = int(8.0 / step)
+        bg_vals = [prof[r, k + int(np.argmax(dev[r, k:k + win]))]
+                   for r, k in enumerate(first) if k >= 0]
+        n_edge = int(has.sum())
+        if n_edge < 0.3 * len(_DIRS):
+            if radius >= 64:
+                raise NoLesionError(
+                    f"no lesion at this point: no boundary found within {radius:.0f} mm of "
+                    f"(z, y, x) = {tuple(int(v) for v in seed)}", reason="no_boundary")
+            return {"edge_max_mm": radius, "mask": np.zeros((1, 1, 1), bool), "lo": lo,
+                    "leak": True, "lesion_hu": mu, "surround_hu": None, "threshold_band_hu": None,
+                    "voi": (lo, hi),
+                    "inscribed_radius_mm": None, "rays_with_edge": n_edge, "voi_radius_mm": radius}
+        bg = float(np.median(bg_vals))
+        aerated = img < -600.0
+        lung_rays = float(np.mean(np.asarray(bg_vals) < -600.0))
+        if bg < mu and self.lung_background and lung_rays > 0.5:
+            # in lung the surroundings are aerated parenchyma; ground glass counts as lesion
+            bg = min(bg, float(np.median(img[aerated])))
+        contrast = abs(bg - mu)
+        if contrast < max(MIN_CONTRAST_HU, 2.0 * mad):
+            raise NoLesionError(
+                f"no lesion at this point: no contrast between the click ({mu:.0f} HU) and its "
+                f"surroundings ({bg:.0f} HU)", reason="no_boundary")
+        band = max(self.band_fraction * contrast, 2.5 * mad, 20.0)
+        region = np.abs(img - mu) <= band
+
+        # ---- seeded component (6-connected)
+        lab, _ = ndimage.label(region)
+        k = lab[tuple(s)]
+        if k == 0:
+            d, ind = ndimage.distance_transform_edt(lab == 0, sampling=sp, return_indices=True)
+            if d[tuple(s)] > 2.0:
+                raise NoLesionError("no lesion at this point: the click is not inside a region "
+                                    "of uniform tissue", reason="no_boundary")
+            k = lab[tuple(ind[:, s[0], s[1], s[2]])]
+        comp = lab == k
+        leak = _touches_border(comp, lo, hi, volume.shape)
+        # ray edges: first point outside the intensity band that is not in a hole of the
+        # component (cavities and calcifications inside the lesion do not end a ray)
+        filled = ndimage.binary_fill_holes(comp)
+        filled |= ndimage.binary_fill_holes(filled, structure=_IN_PLANE)
+        holes = (filled & ~comp).view(np.uint8)
+        in_hole = map_coordinates(holes, pts.reshape(-1, 3).T, order=0, mode="constant",
+                                  cval=0).reshape(len(_DIRS), len(t)) > 0
+        cross = (dev > band) & ~in_hole
+        edge = np.where(cross.any(axis=1), cross.argmax(axis=1) * step, np.nan)
+        comp = filled
+
+        # ---- star-shaped envelope from the ray edges
+        med_edge = float(np.nanmedian(edge)) if np.isfinite(edge).any() else radius
+        radii = edge.copy()
+        if np.isnan(radii).any():
+            sim = _DIRS @ _DIRS.T
+            for r in np.flatnonzero(np.isnan(radii)):
+                nb = np.argsort(-sim[r])[1:9]
+                v = radii[nb][~np.isnan(radii[nb])]
+                radii[r] = float(np.median(v)) if v.size else med_edge
+        idx = np.argwhere(comp)
+        rel = (idx - s[None, :]) * sp[None, :]
+        d_in = np.linalg.norm(rel, axis=1)
+        _, nearest = _TREE.query(rel / np.maximum(d_in, 1e-6)[:, None])
+        bound = radii[nearest] * self.star_slack + 1.5 + 0.5 * float(sp.max())
+        comp[:] = False
+        keep = idx[d_in <= bound]
+        if keep.size == 0:
+            keep = s[None, :]
+        # work on the component's bounding box (plus a margin) from here on
+        b_lo = np.maximum(keep.min(axis=0) - 2, 0)
+        b_hi = np.minimum(keep.max(axis=0) + 3, comp.shape)
+        comp = np.zeros(tuple(b_hi - b_lo), bool)
+        comp[tuple((keep - b_lo).T)] = True
+        lo = lo + b_lo
+        s = s - b_lo
+        zz, yy, xx = np.ogrid[:comp.shape[0], :comp.shape[1], :comp.shape[2]]
+        dist = np.sqrt(((zz - s[0]) * sp[0]) ** 2 + ((yy - s[1]) * sp[1]) ** 2
+                       + ((xx - s[2]) * sp[2]) ** 2)
+
+        # ---- opening by reconstruction (cuts vessels / tags), keep the seed's part
+        edt = ndimage.distance_transform_edt(comp, sampling=sp)
+        containing = edt > dist
+        r_in = float(edt[containing].max()) if containing.any() else float(edt.max())
+        ro = self.open_fraction * r_in
+        if ro > 0.75 * float(sp[1:].min()):
+            core = edt > ro
+            if core.any():
+                clab, _ = ndimage.label(core)
+                cand = np.where(containing & core, edt, 0)
+                if cand.max() > 0:
+                    p = np.unravel_index(np.argmax(cand), cand.shape)
+                    core = clab == clab[p]
+                    reach = ro + 0.5 * float(sp[1:].min())
+                    grown = ndimage.distance_transform_edt(~core, sampling=sp) <= reach
+                    comp = comp & grown
+        comp = ndimage.binary_fill_holes(comp)
+        comp |= ndimage.binary_fill_holes(comp, structure=_IN_PLANE)  # cavities open in 3D
+        lab, _ = ndimage.label(comp)
+        if lab[tuple(s)] > 0:
+            comp = lab == lab[tuple(s)]
+        vol_mm3 = float(comp.sum() * np.prod(sp))
+        if vol_mm3 < 4.0 / 3.0 * np.pi * 1.5**3:
+            raise NoLesionError(
+                f"no lesion at this point: only {vol_mm3:.0f} mm3 of lesion-like tissue at "
+                f"(z, y, x) = {tuple(int(v) for v in seed)}", reason="too_small")
+        edge_max = float(np.nanpercentile(edge, 90)) if np.isfinite(edge).any() else radius
+        return {"edge_max_mm": edge_max, "mask": comp, "lo": lo,
+                "leak": leak, "lesion_hu": mu, "surround_hu": bg, "voi": (voi_lo, hi),
+                "threshold_band_hu": [mu - band, mu + band], "inscribed_radius_mm": r_in,
+                "rays_with_edge": n_edge, "voi_radius_mm": radius}
+
+
+class _Arr:
+    """Minimal volume stand-in for :func:`seed_statistics` on a crop."""
+
+    def __init__(self, array: np.ndarray, spacing: np.ndarray) -> None:
+        self.array = array
+        self.spacing = tuple(float(v) for v in spacing)
+        self.shape = array.shape
+
+
+def _touches_border(comp: np.ndarray, lo, hi, shape) -> bool:
+    """True when the component reaches a crop face that is inside the volume."""
+    faces = []
+    for ax in range(3):
+        if lo[ax] > 0:
+            faces.append(np.take(comp, 0, axis=ax).any())
+        if hi[ax] < shape[ax]:
+            faces.append(np.take(comp, -1, axis=ax).any())
+    return bool(any(faces))
+
+
+def _faces_touched(mask: np.ndarray, offset, voi, shape) -> int:
+    """How many faces of the volume of interest (inside the volume) the mask reaches."""
+    lo, hi = (np.asarray(v) for v in voi)
+    nz = np.nonzero(mask)
+    if not nz[0].size:
+        return 0
+    mlo = np.array([a.min() for a in nz]) + np.asarray(offset)
+    mhi = np.array([a.max() for a in nz]) + np.asarray(offset) + 1
+    n = 0
+    for ax in range(3):
+        n += int(lo[ax] > 0 and mlo[ax] <= lo[ax])
+        n += int(hi[ax] < shape[ax] and mhi[ax] >= hi[ax])
+    return n
+
+
+def _clip_to_box(mask: np.ndarray, offset, box) -> np.ndarray:
+    lo = np.floor(np.asarray(box[0]) - np.asarray(offset)).astype(int)
+    hi = np.ceil(np.asarray(box[1]) - np.asarray(offset)).astype(int) + 1
+    keep = np.zeros_like(mask)
+    keep[tuple(slice(max(a, 0), max(b, 0)) for a, b in zip(lo, hi, strict=True))] = True
+    return mask & keep

@@ -1,0 +1,342 @@
+"""Evaluation of segmenters on datasets of lesions with reference masks (ULS23-style metrics).
+
+Per lesion: the segmenter gets a *centre click* (the reference voxel deepest inside the lesion,
+skipping air in cavities); Dice, long- and short-axis errors (mm, and symmetric relative
+``|a-b|/((a+b)/2)``) compare its mask with the reference, both measured by
+:func:`recist_tool.measure.measure_mask`. Three further clicks at random voxels at least half the
+lesion's depth inside it (seeded per lesion) give the click-consistency Dice (mean pairwise Dice).
+A click answered with :class:`~recist_tool.segment.base.NoLesionError` scores Dice 0.
+Time per click is wall-clock time of ``segment()`` only, volume already in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from recist_tool.errors import InputError, SegmentationError
+from recist_tool.segment.base import NoLesionError, Prompt, Segmenter, dice
+from recist_tool.segment.seed import AIR_MAX_HU
+from recist_tool.volume import Volume
+
+
+def lidc_patient(name: str) -> str:
+    """Patient ID of an LIDC crop file or key, e.g. ``LIDC-IDRI-0003`` for ``LIDC-IDRI-0003_R_2``."""
+    m = re.match(r"(LIDC-IDRI-\d+)", name)
+    return m.group(1) if m else name.split("_")[0]
+
+
+def lidc_split(name: str) -> str:
+    """Deterministic patient-level split of the LIDC crops: ``train`` or ``validation``.
+
+    Rule: a patient is in ``validation`` when the first 8 hex digits of SHA-256 of its ID
+    (``LIDC-IDRI-NNNN``) read as an integer are divisible by 5 (about 20 % of patients);
+    all crops of one patient fall on the same side.
+    """
+    pid = lidc_patient(name)
+    h = int(hashlib.sha256(pid.encode()).hexdigest()[:8], 16)
+    return "validation" if h % 5 == 0 else "train"
+
+
+# --------------------------------------------------------------------------- datasets
+@dataclass(frozen=True)
+class Case:
+    """One lesion of a dataset: an image and its reference mask (paths, or in memory)."""
+
+    name: str
+    image: Path | None = None
+    mask: Path | None = None
+    volume: Volume | None = None
+    reference: np.ndarray | None = None
+    group: str = ""
+
+    def load(self) -> tuple[Volume, np.ndarray]:
+        """The CT volume and the boolean reference mask on its grid."""
+        if self.volume is not None and self.reference is not None:
+            return self.volume, np.asarray(self.reference, bool)
+        from recist_tool.io import load_volume
+
+        vol = load_volume(self.image)
+        ref_vol = load_volume(self.mask)
+        ref = np.asarray(ref_vol.array) != 0
+        if ref.shape != vol.shape:
+            raise InputError(f"{self.mask}: mask shape {ref.shape} differs from image {vol.shape}")
+        return vol, ref
+
+
+@dataclass
+class Dataset:
+    """A named list of cases; ``split`` says which part of a split dataset it is."""
+
+    name: str
+    cases: list[Case]
+    split: str = "all"
+    source: str = ""
+
+
+_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+
+
+def _stem(p: Path) -> str:
+    n = p.name
+    for suf in _IMAGE_SUFFIXES:
+        if n.endswith(suf):
+            return n[: -len(suf)]
+    return p.stem
+
+
+def discover_dataset(path: str | Path, split: str = "validation") -> Dataset:
+    """Read a dataset folder.
+
+    Layouts
+    -------
+    * ``image/`` and ``mask/`` with matching file names (like ``lidc_nodules``). LIDC-IDRI crops
+      are split by patient with :func:`lidc_split`; ``split`` chooses ``validation`` (default),
+      ``train`` or ``all``.
+    * ``image.*`` and ``label.*`` side by side (like ``pyradiomics_lung1``): one case.
+    * ``synthetic`` or ``synthetic:N``: the built-in synthetic set (fixed seed, N cases,
+      default 20), generated in memory.
+    """
+    s = str(path)
+    if s == "synthetic" or s.startswith("synthetic:"):
+        from recist_tool.segment.synthetic import synthetic_dataset
+
+        n = int(s.split(":", 1)[1]) if ":" in s else 20
+        cases = [Case(c.name, volume=c.volume, reference=c.mask, group=c.kind)
+                 for c in synthetic_dataset(n)]
+        return Dataset(f"synthetic:{n}", cases, "all", "synthetic")
+    p = Path(path)
+    if not p.is_dir():
+        raise InputError(f"dataset {p} is not a folder (nor 'synthetic[:N]')")
+    if (p / "image").is_dir() and (p / "mask").is_dir():
+        masks = {_stem(m): m for m in (p / "mask").iterdir() if m.is_file()}
+        cases = []
+        is_lidc = False
+        for img in sorted((p / "image").iterdir()):
+            key = _stem(img)
+            if key not in masks:
+                continue
+            lidc = key.startswith("LIDC-IDRI-")
+            is_lidc |= lidc
+            if lidc and split != "all" and lidc_split(key) != split:
+                continue
+            cases.append(Case(key, img, masks[key], group=lidc_patient(key) if lidc else key))
+        if not cases and not is_lidc:
+            raise InputError(f"dataset {p}: no image/ file has a mask/ file of the same name")
+        return Dataset(p.name, cases, split if is_lidc else "all", str(p))
+    images = [f for f in p.iterdir() if f.name.startswith("image.")]
+    labels = [f for f in p.iterdir() if f.name.startswith("label.")]
+    if len(images) == 1 and len(labels) == 1:
+        return Dataset(p.name, [Case(p.name, images[0], labels[0], group=p.name)], "all", str(p))
+    raise InputError(f"dataset {p}: expected image/ + mask/ folders or image.* + label.* files")
+
+
+# --------------------------------------------------------------------------- clicks and metrics
+def centre_click(volume: Volume, reference: np.ndarray) -> tuple[int, int, int]:
+    """The lesion voxel deepest (mm) inside the lesion's tissue (air of cavities excluded)."""
+    sp = volume.spacing
+    tissue = reference & (np.asarray(volume.array) >= AIR_MAX_HU)
+    part = tissue if tissue.any() else reference
+    edt = ndimage.distance_transform_edt(np.pad(part, 1), sampling=sp)[1:-1, 1:-1, 1:-1]
+    return tuple(int(v) for v in np.unravel_index(np.argmax(edt), edt.shape))  # type: ignore[return-value]
+
+
+def inner_clicks(volume: Volume, reference: np.ndarray, n: int, rng: np.random.Generator
+                 ) -> list[tuple[int, int, int]]:
+    """``n`` different clicks inside the lesion's tissue, at least half its maximal depth deep."""
+    sp = volume.spacing
+    tissue = reference & (np.asarray(volume.array) >= AIR_MAX_HU)
+    part = tissue if tissue.any() else reference
+    edt = ndimage.distance_transform_edt(np.pad(part, 1), sampling=sp)[1:-1, 1:-1, 1:-1]
+    pts = np.argwhere(edt >= 0.5 * edt.max())
+    pick = rng.choice(len(pts), size=min(n, len(pts)), replace=False)
+    return [tuple(int(v) for v in pts[i]) for i in pick]  # type: ignore[misc]
+
+
+def symmetric_relative_error(a: float, b: float) -> float:
+    """``|a - b| / ((a + b) / 2)``; 0 when both are 0."""
+    m = 0.5 * (a + b)
+    return 0.0 if m == 0 else abs(a - b) / m
+
+
+def _measure(volume: Volume, mask: np.ndarray, offset=(0, 0, 0), node: bool = False):
+    """Long and short axis (mm) of a mask through ``recist_tool.measure`` (None if absent)."""
+    try:
+        from recist_tool.measure import measure_mask
+    except ImportError:  # measurement not installed: axis errors are left out
+        return None
+    r = measure_mask(volume, mask, node=node, offset=offset)
+    return float(r.long_axis_mm), float(r.short_axis_mm or 0.0)
+
+
+@dataclass
+class CaseResult:
+    """Metrics of one lesion (``None`` where not measurable)."""
+
+    name: str
+    dice: float
+    long_axis_ref_mm: float | None = None
+    short_axis_ref_mm: float | None = None
+    long_axis_mm: float | None = None
+    short_axis_mm: float | None = None
+    consistency_dice: float | None = None
+    no_lesion: bool = False
+    leak_bounded: bool = False
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def long_axis_error_mm(self) -> float | None:
+        if self.long_axis_mm is None or self.long_axis_ref_mm is None:
+            return None
+        return abs(self.long_axis_mm - self.long_axis_ref_mm)
+
+    @property
+    def short_axis_error_mm(self) -> float | None:
+        if self.short_axis_mm is None or self.short_axis_ref_mm is None:
+            return None
+        return abs(self.short_axis_mm - self.short_axis_ref_mm)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "seconds"}
+        d["long_axis_error_mm"] = self.long_axis_error_mm
+        d["short_axis_error_mm"] = self.short_axis_error_mm
+        d["seconds_per_click"] = float(np.mean(self.seconds)) if self.seconds else None
+        return d
+
+
+def evaluate_case(volume: Volume, reference: np.ndarray, segmenter: Segmenter, name: str = "",
+                  clicks: int = 3, seed: int = 0, node: bool = False) -> CaseResult:
+    """Segment one lesion from its centre click and from ``clicks`` further clicks inside it.
+
+    Dice and axis errors use the centre click; consistency is the mean pairwise Dice of the
+    masks from the inner clicks (a click that finds no lesion counts as an empty mask).
+    """
+    ref = np.asarray(reference, bool)
+    ref_axes = _measure(volume, ref, node=node)
+    res = CaseResult(name, 0.0)
+    if ref_axes is not None:
+        res.long_axis_ref_mm, res.short_axis_ref_mm = ref_axes
+
+    def run(click):
+        t0 = time.perf_counter()
+        try:
+            m = segmenter.segment(volume, Prompt(point_zyx=click), node=node)
+        except NoLesionError:
+            m = None
+        res.seconds.append(time.perf_counter() - t0)
+        return m
+
+    m = run(centre_click(volume, ref))
+    if m is None:
+        res.no_lesion = True
+    else:
+        res.dice = dice(m.full(), ref)
+        res.leak_bounded = m.leak_bounded
+        axes = _measure(volume, m.mask, offset=m.offset, node=node)
+        if axes is not None:
+            res.long_axis_mm, res.short_axis_mm = axes
+    if clicks >= 2:
+        rng = np.random.default_rng(_name_seed(name, seed))
+        masks = []
+        for c in inner_clicks(volume, ref, clicks, rng):
+            mm = run(c)
+            masks.append(np.zeros(volume.shape, bool) if mm is None else mm.full())
+        pairs = [dice(masks[i], masks[j]) if (masks[i].any() or masks[j].any()) else 0.0
+                 for i in range(len(masks)) for j in range(i + 1, len(masks))]
+        res.consistency_dice = float(np.mean(pairs)) if pairs else None
+    return res
+
+
+def _name_seed(name: str, seed: int) -> int:
+    return int(hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()[:8], 16)
+
+
+def _stat(values, fn) -> float | None:
+    v = [x for x in values if x is not None]
+    return float(fn(v)) if v else None
+
+
+def summarise(name: str, split: str, results: list[CaseResult], skipped_small: int,
+              segmenter: Segmenter) -> dict[str, Any]:
+    """Dataset-level metrics with the ULS23-style keys."""
+    la = [r.long_axis_error_mm for r in results]
+    sa = [r.short_axis_error_mm for r in results]
+    la_rel = [symmetric_relative_error(r.long_axis_mm or 0.0, r.long_axis_ref_mm)
+              for r in results if r.long_axis_ref_mm is not None]
+    sa_rel = [symmetric_relative_error(r.short_axis_mm or 0.0, r.short_axis_ref_mm)
+              for r in results if r.short_axis_ref_mm is not None]
+    secs = [s for r in results for s in r.seconds]
+    return {
+        "dataset": name,
+        "split": split,
+        "segmenter": segmenter.name,
+        "segmenter_version": segmenter.version,
+        "n": len(results),
+        "n_skipped_small": skipped_small,
+        "n_no_lesion": sum(r.no_lesion for r in results),
+        "n_leak_bounded": sum(r.leak_bounded for r in results),
+        "dice_mean": _stat([r.dice for r in results], np.mean),
+        "dice_median": _stat([r.dice for r in results], np.median),
+        "long_axis_error_mm_median": _stat(la, np.median),
+        "long_axis_error_mm_mean": _stat(la, np.mean),
+        "short_axis_error_mm_median": _stat(sa, np.median),
+        "long_axis_rel_error_median": _stat(la_rel, np.median),
+        "short_axis_rel_error_median": _stat(sa_rel, np.median),
+        "consistency_dice_mean": _stat([r.consistency_dice for r in results], np.mean),
+        "seconds_per_click": _stat(secs, np.mean),
+    }
+
+
+def evaluate_dataset(dataset: Dataset, segmenter: Segmenter, min_diameter_mm: float | None = None,
+                     clicks: int = 3, seed: int = 0, per_case: bool = False,
+                     progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Evaluate a segmenter on every case of a dataset.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    segmenter : Segmenter
+    min_diameter_mm : float, optional
+        Skip lesions whose reference long axis (measured on the reference mask) is smaller.
+    clicks : int
+        Clicks inside the lesion for the consistency Dice (0 or 1 disables it).
+    seed : int
+        Seed of the click positions.
+    per_case : bool
+        Include a ``cases`` list in the result.
+
+    Returns
+    -------
+    dict
+        Keys ``n``, ``dice_mean``, ``long_axis_error_mm_median``, ``short_axis_error_mm_median``,
+        ``consistency_dice_mean``, ``seconds_per_click`` and more (see :func:`summarise`).
+    """
+    results, skipped = [], 0
+    for case in dataset.cases:
+        vol, ref = case.load()
+        if not ref.any():
+            skipped += 1
+            continue
+        if min_diameter_mm:
+            axes = _measure(vol, ref)
+            if axes is None:
+                raise SegmentationError("--min-diameter needs recist_tool.measure")
+            if axes[0] < min_diameter_mm:
+                skipped += 1
+                continue
+        results.append(evaluate_case(vol, ref, segmenter, case.name, clicks, seed))
+        if progress:
+            progress(case.name)
+    out = summarise(dataset.name, dataset.split, results, skipped, segmenter)
+    out["min_diameter_mm"] = min_diameter_mm
+    if per_case:
+        out["cases"] = [r.to_dict() for r in results]
+    return out

@@ -1,0 +1,108 @@
+"""Registry of segmenters: built-ins plus plug-ins from the ``recist_tool.segmenters`` entry points.
+
+A third-party package exposes a segmenter without any change here by declaring, in its own
+``pyproject.toml``::
+
+    [project.entry-points."recist_tool.segmenters"]
+    mymodel = "my_package.module:MySegmenter"
+
+The entry point may load a class (instantiated without arguments), a zero-argument factory, or a
+ready instance; the result must satisfy :class:`~recist_tool.segment.base.Segmenter`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+from recist_tool.errors import SegmentationError
+from recist_tool.segment.base import Segmenter
+
+#: Entry-point group that plug-in segmenters register under.
+ENTRY_POINT_GROUP = "recist_tool.segmenters"
+
+_BUILTINS: dict[str, str] = {
+    "classic": "recist_tool.segment.classic:ClassicSegmenter",
+    "unet": "recist_tool.segment.unet:UNetSegmenter",
+}
+_LOCAL: dict[str, Callable[[], Any] | Any] = {}
+
+
+def register_segmenter(name: str, factory: Callable[[], Any] | Any) -> None:
+    """Register a segmenter in this process (a class, a zero-argument factory or an instance).
+
+    Parameters
+    ----------
+    name : str
+        Registry name; overrides a plug-in or built-in of the same name.
+    factory : callable or Segmenter
+    """
+    if not name or not name.replace("-", "_").replace(".", "_").isidentifier():
+        raise SegmentationError(f"invalid segmenter name {name!r}")
+    _LOCAL[name] = factory
+
+
+def unregister_segmenter(name: str) -> None:
+    """Remove a segmenter registered with :func:`register_segmenter` (no error if absent)."""
+    _LOCAL.pop(name, None)
+
+
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available_segmenters() -> list[str]:
+    """Names of all segmenters: built-in, plug-in (entry points) and locally registered."""
+    return sorted(set(_BUILTINS) | set(_entry_points()) | set(_LOCAL))
+
+
+def _instantiate(obj: Any, name: str) -> Segmenter:
+    if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "segment")):
+        try:
+            inst = obj()
+        except Exception as exc:
+            raise SegmentationError(f"segmenter {name!r} cannot be created: {exc}") from exc
+    else:
+        inst = obj
+    if not isinstance(inst, Segmenter):
+        raise SegmentationError(
+            f"segmenter {name!r} does not provide name, version and segment(volume, prompt)")
+    return inst
+
+
+def get_segmenter(name: str = "classic", **kwargs: Any) -> Segmenter:
+    """Instantiate a segmenter by name.
+
+    Lookup order: :func:`register_segmenter` entries, then the entry-point group
+    :data:`ENTRY_POINT_GROUP`, then the built-ins (``classic``, ``unet``).
+
+    Parameters
+    ----------
+    name : str
+        Registry name.
+    **kwargs
+        Passed to a built-in segmenter's constructor (e.g. ``weights=`` for ``unet``).
+
+    Raises
+    ------
+    SegmentationError
+        Unknown name, or a plug-in that fails to load.
+    """
+    if name in _LOCAL:
+        obj = _LOCAL[name]
+        return _instantiate(obj(**kwargs) if kwargs else obj, name)
+    eps = _entry_points()
+    if name in eps:
+        try:
+            obj = eps[name].load()
+        except Exception as exc:  # a broken plug-in must not crash the CLI with a traceback
+            raise SegmentationError(f"segmenter plug-in {name!r} failed to load: {exc}") from exc
+        return _instantiate(obj(**kwargs) if kwargs else obj, name)
+    if name in _BUILTINS:
+        module, _, attr = _BUILTINS[name].partition(":")
+        cls = getattr(importlib.import_module(module), attr)
+        return cls(**kwargs)
+    raise SegmentationError(
+        f"unknown segmenter {name!r}; available: {', '.join(available_segmenters())}")

@@ -1,0 +1,77 @@
+"""Checks every segmenter applies to a click before segmenting: is there tissue a lesion can be?"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from recist_tool.segment.base import NoLesionError
+from recist_tool.volume import Volume
+
+#: Median HU below which the click is on air or aerated lung (or outside the body).
+AIR_MAX_HU = -600.0
+#: Median HU above which the click is on bone, calcification or dense contrast.
+BONE_MIN_HU = 250.0
+#: Median HU range of fat (no lesion).
+FAT_RANGE_HU = (-160.0, -60.0)
+#: Radius (mm) of the ball around the seed whose median decides.
+SEED_RADIUS_MM = 1.5
+
+
+def seed_statistics(volume: Volume, seed: Sequence[int], radius_mm: float = SEED_RADIUS_MM
+                    ) -> tuple[float, float]:
+    """Median and robust spread (1.4826 x MAD) of HU in a small ball around ``seed``."""
+    sp = np.asarray(volume.spacing)
+    r = np.maximum(np.floor(radius_mm / sp).astype(int), 0)
+    s = np.asarray(seed, int)
+    lo = np.maximum(s - r, 0)
+    hi = np.minimum(s + r + 1, volume.shape)
+    block = np.asarray(volume.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], np.float32)
+    zz, yy, xx = np.indices(block.shape)
+    d2 = (((zz + lo[0] - s[0]) * sp[0]) ** 2 + ((yy + lo[1] - s[1]) * sp[1]) ** 2
+          + ((xx + lo[2] - s[2]) * sp[2]) ** 2)
+    vals = block[d2 <= radius_mm**2 + 1e-6]
+    if vals.size == 0:
+        vals = block.ravel()
+    med = float(np.median(vals))
+    mad = float(np.median(np.abs(vals - med))) * 1.4826
+    return med, mad
+
+
+def check_seed(volume: Volume, seed: Sequence[int]) -> float:
+    """Reject clicks on air, fat or bone; return the median HU around the seed.
+
+    Raises
+    ------
+    NoLesionError
+        With reason ``air``, ``fat`` or ``bone``.
+    """
+    med, _ = seed_statistics(volume, seed)
+    where = f"(z, y, x) = {tuple(int(v) for v in seed)}"
+    if med < AIR_MAX_HU:
+        raise NoLesionError(f"no lesion at this point: {where} is air or aerated lung "
+                            f"({med:.0f} HU)", reason="air")
+    if med > BONE_MIN_HU and not _in_lung(volume, seed, fraction=0.35):
+        raise NoLesionError(f"no lesion at this point: {where} is bone or calcification "
+                            f"({med:.0f} HU)", reason="bone")
+    if FAT_RANGE_HU[0] <= med <= FAT_RANGE_HU[1] and not _in_lung(volume, seed, 15.0, 0.1):
+        raise NoLesionError(f"no lesion at this point: {where} is fat ({med:.0f} HU)",
+                            reason="fat")
+    return med
+
+
+def _in_lung(volume: Volume, seed: Sequence[int], radius_mm: float = 6.0,
+             fraction: float = 0.15) -> bool:
+    """True when aerated lung (< -600 HU) fills over ``fraction`` of a box around the seed.
+
+    A fat-like value in lung is the partial-volume edge of a small or ground-glass nodule, and a
+    very dense spot surrounded by lung is a calcified nodule, not fat or bone.
+    """
+    sp = np.asarray(volume.spacing)
+    r = np.maximum(np.floor(radius_mm / sp).astype(int), 0)
+    s = np.asarray(seed, int)
+    lo = np.maximum(s - r, 0)
+    hi = np.minimum(s + r + 1, volume.shape)
+    block = np.asarray(volume.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])
+    return bool(np.mean(block < AIR_MAX_HU) > fraction)

@@ -1,0 +1,257 @@
+"""``unet``: a small promptable 3D U-Net trained in this project (``models/train.py``).
+
+Inference: a box of :data:`PATCH_SHAPE` voxels at :data:`WORK_SPACING` mm (aligned with the
+volume's axes) is sampled around the click through the volume's exact geometry, the click is
+encoded as a Gaussian heat-map channel, the network predicts a lesion probability, and the
+probabilities are interpolated back onto the native grid (sheared and uneven stacks included).
+When the prediction reaches the border of the box, the box is retried once at twice the working
+spacing (a lesion larger than the field of view); if it still touches, the mask is flagged
+``leak_bounded``.
+
+Weights are read from ``models/unet_lesion.pt`` (or the path in ``$RECIST_UNET_WEIGHTS`` or the
+``weights=`` argument), never from the network. Without weights the segmenter falls back to
+``classic`` with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recist_tool.errors import SegmentationError
+from recist_tool.segment.base import LesionMask, NoLesionError, Prompt
+from recist_tool.segment.grid import WorkGrid, gaussian_click, normalise_hu
+from recist_tool.segment.seed import check_seed
+from recist_tool.volume import Volume
+
+#: Working voxel size ``(dz, dy, dx)`` mm of the network's input at scale 1.
+WORK_SPACING = (1.5, 1.0, 1.0)
+#: Network input size ``(z, y, x)`` voxels (field of view 48 mm at scale 1).
+PATCH_SHAPE = (32, 48, 48)
+#: Width of the click heat map (mm).
+CLICK_SIGMA_MM = 3.0
+#: Channels of the encoder levels.
+CHANNELS = (8, 16, 32, 64)
+#: File name of the shipped weights inside ``models/``.
+WEIGHTS_NAME = "unet_lesion.pt"
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def build_network(channels: tuple[int, ...] = CHANNELS):
+    """The 3D U-Net (2 input channels: CT, click; 1 output logit)."""
+    torch = _torch()
+    nn = torch.nn
+
+    def block(cin: int, cout: int) -> nn.Module:
+        return nn.Sequential(
+            nn.Conv3d(cin, cout, 3, padding=1, bias=False), nn.InstanceNorm3d(cout, affine=True),
+            nn.LeakyReLU(0.01, inplace=True),
+            nn.Conv3d(cout, cout, 3, padding=1, bias=False), nn.InstanceNorm3d(cout, affine=True),
+            nn.LeakyReLU(0.01, inplace=True),
+        )
+
+    class UNet3D(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            c = channels
+            self.enc = nn.ModuleList([block(2, c[0])] + [block(c[i - 1], c[i])
+                                                         for i in range(1, len(c))])
+            self.pool = nn.MaxPool3d(2)
+            self.up = nn.ModuleList([nn.ConvTranspose3d(c[i], c[i - 1], 2, stride=2)
+                                     for i in range(len(c) - 1, 0, -1)])
+            self.dec = nn.ModuleList([block(2 * c[i - 1], c[i - 1])
+                                      for i in range(len(c) - 1, 0, -1)])
+            self.head = nn.Conv3d(c[0], 1, 1)
+
+        def forward(self, x):
+            skips = []
+            for i, enc in enumerate(self.enc):
+                x = enc(x)
+                if i < len(self.enc) - 1:
+                    skips.append(x)
+                    x = self.pool(x)
+            for up, dec in zip(self.up, self.dec, strict=True):
+                x = up(x)
+                x = dec(torch.cat([x, skips.pop()], dim=1))
+            return self.head(x)
+
+    return UNet3D()
+
+
+def default_weights_path() -> Path:
+    """``$RECIST_UNET_WEIGHTS`` or ``models/unet_lesion.pt`` of the source tree."""
+    env = os.environ.get("RECIST_UNET_WEIGHTS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "models" / WEIGHTS_NAME
+
+
+def make_input(patch_hu: np.ndarray, click_work: np.ndarray, spacing=WORK_SPACING) -> np.ndarray:
+    """Stack the normalised CT patch and the click heat map: ``(2, z, y, x)`` float32."""
+    heat = gaussian_click(patch_hu.shape, spacing, click_work, CLICK_SIGMA_MM)
+    return np.stack([normalise_hu(patch_hu), heat])
+
+
+class UNetSegmenter:
+    """The project's promptable 3D U-Net.
+
+    Parameters
+    ----------
+    weights : str or Path, optional
+        Weight file; default :func:`default_weights_path`.
+    device : str, optional
+        ``cpu`` (default unless CUDA is available) or ``cuda``.
+    threads : int, optional
+        CPU threads for torch (default: leave torch's setting).
+    threshold : float
+        Probability above which a voxel is lesion.
+    """
+
+    name = "unet"
+
+    def __init__(self, weights: str | Path | None = None, device: str | None = None,
+                 threads: int | None = None, threshold: float = 0.5) -> None:
+        self.weights_path = Path(weights) if weights is not None else default_weights_path()
+        self.threshold = threshold
+        self._net = None
+        self._fallback = None
+        self.version = "unloaded"
+        if not self.weights_path.is_file():
+            from recist_tool.segment.classic import ClassicSegmenter
+
+            msg = (f"unet weights not found at {self.weights_path}; falling back to the "
+                   f"'classic' segmenter")
+            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            self._fallback = ClassicSegmenter()
+            self._fallback_msg = msg
+            self.version = f"fallback-classic-{self._fallback.version}"
+            return
+        torch = _torch()
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise SegmentationError(f"cannot read unet weights {self.weights_path}: {exc}") from exc
+        sd = state.get("state_dict", state)
+        meta = state.get("meta", {}) if isinstance(state, dict) else {}
+        net = build_network(tuple(meta.get("channels", CHANNELS)))
+        try:
+            net.load_state_dict({k: v.float() for k, v in sd.items()})
+        except Exception as exc:
+            raise SegmentationError(f"unet weights {self.weights_path} do not fit the network: "
+                                    f"{exc}") from exc
+        net.eval().to(self.device)
+        self._net = net
+        digest = hashlib.sha256(self.weights_path.read_bytes()).hexdigest()[:12]
+        self.version = f"{meta.get('version', '1')}+{digest}"
+        self.meta: dict[str, Any] = meta
+
+    @property
+    def is_fallback(self) -> bool:
+        """True when weights were missing and ``classic`` does the work."""
+        return self._fallback is not None
+
+    def predict_patch(self, x: np.ndarray) -> np.ndarray:
+        """Lesion probability for one ``(2, z, y, x)`` input (flip-averaged in-plane)."""
+        torch = _torch()
+        with torch.inference_mode():
+            t = torch.from_numpy(x[None]).to(self.device)
+            logits = self._net(t)  # type: ignore[misc]
+            logits = 0.5 * (logits + torch.flip(self._net(torch.flip(t, dims=(4,))), dims=(4,)))  # type: ignore[misc]
+            return torch.sigmoid(logits)[0, 0].float().cpu().numpy()
+
+    def segment(self, volume: Volume, prompt: Prompt, *, node: bool = False) -> LesionMask:
+        """Segment the lesion under the click (see module docstring)."""
+        if self._fallback is not None:
+            m = self._fallback.segment(volume, prompt, node=node)
+            return LesionMask(m.mask, m.offset, m.volume_shape, self.name, self.version, prompt,
+                              m.leak_bounded, m.warnings + (self._fallback_msg,), m.info)
+        seed_idx = prompt.seed_index(volume)
+        seed = prompt.seed_voxel(volume)
+        check_seed(volume, seed)
+        seed_lps = volume.index_to_lps(seed_idx)
+        scales = [1.0, 2.0]
+        line = prompt.line_length_mm(volume)
+        if line is not None and line > 0.8 * min(np.asarray(PATCH_SHAPE) * WORK_SPACING):
+            scales = [2.0]
+        result = None
+        for scale in scales:
+            sp = tuple(s * scale for s in WORK_SPACING)
+            grid = WorkGrid.centred(volume, seed_lps, sp, PATCH_SHAPE)
+            patch = grid.sample(volume, mode="nearest")
+            click = grid.lps_to_work(seed_lps)
+            prob = self.predict_patch(make_input(patch, click, sp))
+            lesion = _component_at(prob > self.threshold, np.rint(click).astype(int))
+            touches = _touches_border(lesion)
+            result = (grid, prob * lesion, touches, scale)
+            if not touches:
+                break
+        grid, prob, touches, scale = result  # type: ignore[misc]
+        mask, offset = grid.to_native(volume, prob, self.threshold)
+        mask = _native_component(mask, np.asarray(seed) - np.asarray(offset))
+        if not mask.any():
+            raise NoLesionError(
+                f"no lesion at this point: the network finds no lesion at (z, y, x) = {seed}",
+                reason="no_boundary")
+        if prompt.box_zyx is not None:
+            mask = _clip_to_box(mask, offset, prompt.box_zyx)
+        warn = ("the mask reaches the edge of the network's field of view; the lesion may be "
+                "larger or the mask may have leaked",) if touches else ()
+        return LesionMask(mask, offset, volume.shape, self.name, self.version, prompt,
+                          leak_bounded=bool(touches), warnings=warn,
+                          info={"scale": scale, "work_spacing_mm": [s * scale for s in WORK_SPACING],
+                                "device": self.device}).tight()
+
+
+def _component_at(mask: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The connected component of ``mask`` containing ``at`` (or the nearest one)."""
+    from scipy import ndimage
+
+    if not mask.any():
+        return mask
+    lab, n = ndimage.label(mask)
+    at = np.clip(at, 0, np.asarray(mask.shape) - 1)
+    k = lab[tuple(at)]
+    if k == 0:
+        # nearest component within 3 voxels of the click, else nothing
+        _, (iz, iy, ix) = ndimage.distance_transform_edt(lab == 0, return_indices=True)
+        near = (iz[tuple(at)], iy[tuple(at)], ix[tuple(at)])
+        if np.linalg.norm(np.asarray(near) - at) > 3:
+            return np.zeros_like(mask)
+        k = lab[near]
+    return lab == k
+
+
+def _native_component(mask: np.ndarray, at: np.ndarray) -> np.ndarray:
+    if not mask.any():
+        return mask
+    from scipy import ndimage
+
+    filled = ndimage.binary_fill_holes(mask)
+    return _component_at(filled, at)
+
+
+def _touches_border(mask: np.ndarray) -> bool:
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
+                or mask[:, :, 0].any() or mask[:, :, -1].any())
+
+
+def _clip_to_box(mask: np.ndarray, offset, box) -> np.ndarray:
+    lo = np.floor(np.asarray(box[0]) - np.asarray(offset)).astype(int)
+    hi = np.ceil(np.asarray(box[1]) - np.asarray(offset)).astype(int) + 1
+    keep = np.zeros_like(mask)
+    sl = tuple(slice(max(a, 0), max(b, 0)) for a, b in zip(lo, hi, strict=True))
+    keep[sl] = True
+    return mask & keep

@@ -1,0 +1,79 @@
+"""``recist segment`` and ``recist evaluate-model``: output, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from recist_tool.cli import main
+from recist_tool.io import save_volume
+from recist_tool.segment.synthetic import make_case
+
+
+@pytest.fixture(scope="module")
+def case_files(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("seg")
+    case = make_case("lung_solid", 8.0, seed=4)
+    img, ref = tmp / "ct.nii.gz", tmp / "ref.nii.gz"
+    save_volume(case.volume, img)
+    save_volume(case.volume.with_array(case.mask.astype(np.uint8)), ref)
+    return case, img, ref, tmp
+
+
+def test_segment_json_and_mask(case_files, capsys) -> None:
+    case, img, ref, tmp = case_files
+    out = tmp / "mask.nii.gz"
+    z, y, x = case.centre_zyx
+    rc = main(["segment", str(img), "--seed", f"{z},{y},{x}", "--segmenter", "classic",
+               "-o", str(out), "--reference", str(ref), "--json"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    assert {"long_axis_mm", "short_axis_mm", "volume_ml", "segmenter", "dice_vs",
+            "seconds"} <= set(res)
+    assert res["segmenter"] == "classic" and res["dice_vs"] > 0.9
+    assert res["long_axis_mm"] == pytest.approx(2 * max(case.radii_mm), abs=2.5)
+    from recist_tool.io import load_volume
+
+    written = np.asarray(load_volume(out).array) > 0
+    assert written.shape == case.volume.shape and written.sum() == res["n_voxels"]
+
+
+def test_segment_seed_lps_matches_voxel_seed(case_files, capsys) -> None:
+    case, img, _, _ = case_files
+    from recist_tool.io import load_volume
+
+    vol = load_volume(img)
+    lps = vol.index_to_lps(case.centre_zyx)
+    rc = main(["segment", str(img), "--seed-lps", ",".join(f"{v:.4f}" for v in lps),
+               "--segmenter", "classic", "--json"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["seed_zyx"] == list(case.centre_zyx)
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (["--seed", "20,2,2"], 3),          # air outside the body
+    (["--seed", "500,2,2"], 3),         # outside the volume
+    (["--seed", "1,2"], 2),             # malformed
+    ([], 2),                            # no seed
+    (["--seed", "1,2,3", "--seed-lps", "1,2,3"], 2),
+    (["--seed", "20,80,80", "--segmenter", "nope"], 3),
+])
+def test_segment_errors_are_one_line(case_files, capsys, args, code) -> None:
+    _, img, _, _ = case_files
+    rc = main(["segment", str(img), *args])
+    assert rc == code
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error:")
+
+
+def test_evaluate_model_json(capsys) -> None:
+    rc = main(["evaluate-model", "synthetic:3", "--segmenter", "classic", "--json"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    d = res["datasets"][0]
+    assert d["n"] == 3 and d["dice_mean"] > 0.8
+    assert rc == 0 and main(["evaluate-model", "synthetic:2", "--segmenter", "classic"]) == 0
+    assert main(["evaluate-model", "synthetic:2", "--split", "bogus"]) == 2

@@ -1,0 +1,103 @@
+"""``unet``: network shape, working-grid geometry on sheared stacks, fall-back without weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recist_tool.segment import NoLesionError, Prompt, dice
+from recist_tool.segment import unet as unet_mod
+from recist_tool.segment.grid import WorkGrid
+from recist_tool.segment.synthetic import make_case
+
+from .helpers_segment import sheared_volume
+
+torch = pytest.importorskip("torch")
+
+
+def test_network_shapes() -> None:
+    net = unet_mod.build_network()
+    x = torch.zeros((1, 2) + unet_mod.PATCH_SHAPE)
+    with torch.no_grad():
+        assert net(x).shape == (1, 1) + unet_mod.PATCH_SHAPE
+    n = sum(p.numel() for p in net.parameters())
+    assert n * 2 < 20e6  # float16 weights well under the 20 MB budget
+
+
+@pytest.mark.parametrize("uneven", [False, True])
+def test_work_grid_samples_patient_coordinates_exactly(uneven: bool) -> None:
+    """Sampling a volume whose values are its own LPS coordinate gives the grid's LPS back."""
+    shape = (16, 60, 70)
+    base = sheared_volume(np.zeros(shape, np.float32), tilt_deg=20.0, uneven=uneven)
+    lps = base.index_to_lps(np.indices(shape).reshape(3, -1).T).reshape(*shape, 3)
+    centre = base.index_to_lps((8.0, 30.0, 35.0))
+    grid = WorkGrid.centred(base, centre, (1.5, 1.0, 1.0), (8, 20, 20))
+    want = grid.points_lps().reshape(8, 20, 20, 3)
+    for axis in range(3):
+        got = grid.sample(base, lps[..., axis].astype(np.float32))
+        np.testing.assert_allclose(got, want[..., axis], atol=1e-3)
+
+
+def _ball_predictor(grid_radius_mm: float):
+    def predict(self, x):
+        heat = x[1]
+        sp = np.asarray(self._spacing_for_test)
+        idx = np.indices(heat.shape).reshape(3, -1).T
+        w = heat.reshape(-1)
+        c = (idx * w[:, None]).sum(axis=0) / w.sum()  # the click, sub-voxel
+        d = np.linalg.norm((idx - c) * sp, axis=1).reshape(heat.shape)
+        return (d <= grid_radius_mm).astype(np.float32)
+    return predict
+
+
+@pytest.mark.parametrize("uneven", [False, True])
+def test_mask_maps_back_to_native_sheared_grid(tmp_path, monkeypatch, uneven: bool) -> None:
+    """Round trip: a 6 mm ball predicted on the working grid lands on the native voxels within
+    6 mm (in LPS) of the click, on a tilted and unevenly spaced stack."""
+    net = unet_mod.build_network()
+    w = tmp_path / "w.pt"
+    torch.save({"state_dict": net.state_dict(), "meta": {"version": "test"}}, w)
+    seg = unet_mod.UNetSegmenter(weights=w, device="cpu")
+    seg._spacing_for_test = unet_mod.WORK_SPACING
+    monkeypatch.setattr(unet_mod.UNetSegmenter, "predict_patch", _ball_predictor(6.0))
+    arr = np.full((24, 80, 80), 40, np.int16)
+    vol = sheared_volume(arr, spacing=(2.0, 0.7, 0.7), tilt_deg=18.0, uneven=uneven)
+    click = (11, 41, 37)
+    m = seg.segment(vol, Prompt.at_lps(*vol.index_to_lps(click)))
+    lps = vol.index_to_lps(np.indices(vol.shape).reshape(3, -1).T)
+    truth = (np.linalg.norm(lps - vol.index_to_lps(click), axis=1) <= 6.0).reshape(vol.shape)
+    assert dice(m.full(), truth) > 0.95
+    assert m.segmenter == "unet" and m.version.startswith("test+")
+    assert not m.leak_bounded
+
+
+def test_empty_prediction_is_no_lesion(tmp_path, monkeypatch) -> None:
+    net = unet_mod.build_network()
+    w = tmp_path / "w.pt"
+    torch.save({"state_dict": net.state_dict()}, w)
+    seg = unet_mod.UNetSegmenter(weights=w)
+    monkeypatch.setattr(unet_mod.UNetSegmenter, "predict_patch",
+                        lambda self, x: np.zeros(x.shape[1:], np.float32))
+    vol = sheared_volume(np.full((10, 40, 40), 40, np.int16))
+    with pytest.raises(NoLesionError):
+        seg.segment(vol, Prompt.at(5, 20, 20))
+
+
+def test_missing_weights_fall_back_to_classic(tmp_path) -> None:
+    with pytest.warns(RuntimeWarning, match="falling back"):
+        seg = unet_mod.UNetSegmenter(weights=tmp_path / "absent.pt")
+    assert seg.is_fallback
+    case = make_case("lung_solid", 8.0, seed=1)
+    m = seg.segment(case.volume, Prompt.at(*case.centre_zyx))
+    assert dice(m.full(), case.mask) > 0.9
+    assert m.segmenter == "unet" and "classic" in m.version
+    assert any("falling back" in w for w in m.warnings)
+
+
+def test_bad_weight_file_is_a_segmentation_error(tmp_path) -> None:
+    from recist_tool.errors import SegmentationError
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(SegmentationError):
+        unet_mod.UNetSegmenter(weights=bad)
