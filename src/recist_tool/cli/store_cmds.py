@@ -26,16 +26,16 @@ _DB = typer.Option("recist.db", "--db", envvar="RECIST_DB",
                    help="SQLite file (default recist.db here) or postgresql:// URL.")
 
 
-def _open(db: str):  # noqa: ANN202 - TrialStore, imported lazily (SQLAlchemy import cost)
+def _open(db: str, read_only: bool = False):  # noqa: ANN202 - TrialStore, imported lazily
     from recist_tool.store import TrialStore
 
-    return TrialStore(db)
+    return TrialStore(db, read_only=read_only)
 
 
 @audit_app.command("verify")
 def audit_verify(db: str = _DB) -> None:
     """Check the audit hash chain and signed records; exit 3 naming the first broken event."""
-    with _open(db) as store:
+    with _open(db, read_only=True) as store:
         check = store.verify_audit()
     if check.ok:
         console.print(check.message, highlight=False, soft_wrap=True)
@@ -50,7 +50,7 @@ def audit_log(
     db: str = _DB,
 ) -> None:
     """Print the audit trail (who, when UTC, what, old → new, why), oldest first."""
-    with _open(db) as store:
+    with _open(db, read_only=True) as store:
         entries = store.audit_log(subject)
     if as_json:
         for e in entries:

@@ -65,24 +65,33 @@ def writing() -> Iterator[None]:
         _WRITING.reset(token)
 
 
-def make_engine(url: str, *, timeout_s: float = 10.0,
+def make_engine(url: str, *, timeout_s: float = 10.0, read_only: bool = False,
                 sqlite_pragmas: dict[str, Any] | None = None) -> Engine:
-    """Create the engine for ``url`` (normalised) with the settings described above."""
+    """Create the engine for ``url`` (normalised) with the settings described above.
+
+    ``read_only`` opens SQLite with ``mode=ro`` and PostgreSQL with read-only transactions.
+    """
     try:
         u = make_url(url)
     except ArgumentError as exc:
         raise StoreError(f"not a database URL or path: {url!r}") from exc
     try:
         if u.get_backend_name() == "sqlite":
-            if u.database and u.database != ":memory:":
-                folder = Path(u.database).parent
-                if not folder.is_dir():
-                    raise StoreError(f"database folder {folder} does not exist")
+            if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
+                path = Path(u.database)
+                if not path.parent.is_dir():
+                    raise StoreError(f"database folder {path.parent} does not exist")
+                if read_only:
+                    if not path.is_file():
+                        raise StoreError(f"database {path} does not exist")
+                    u = u.set(database=f"file:{path}?mode=ro", query={"uri": "true"})
             engine = create_engine(u, connect_args={"timeout": timeout_s})
             _sqlite_events(engine, timeout_s, sqlite_pragmas or {})
         elif u.get_backend_name() == "postgresql":
-            engine = create_engine(u, pool_pre_ping=True,
-                                   connect_args={"connect_timeout": max(1, int(timeout_s))})
+            args: dict[str, Any] = {"connect_timeout": max(1, int(timeout_s))}
+            if read_only:
+                args["options"] = "-c default_transaction_read_only=on"
+            engine = create_engine(u, pool_pre_ping=True, connect_args=args)
             _postgres_events(engine, timeout_s)
         else:
             raise StoreError(f"unsupported database {u.get_backend_name()!r}: use a SQLite path "

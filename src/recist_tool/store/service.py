@@ -215,6 +215,8 @@ class TrialStore:
         How long a write waits for another writer's lock before failing with a clear error.
     migrate : bool
         Upgrade an older schema on open (default). A newer schema is always refused.
+    read_only : bool
+        Open without write access (audits, exports); writes then fail with a clear error.
     sqlite_pragmas : dict, optional
         Extra integer ``PRAGMA`` settings for each SQLite connection (e.g. ``max_page_count``).
 
@@ -225,10 +227,11 @@ class TrialStore:
     """
 
     def __init__(self, url: str | Path = "recist.db", *, timeout_s: float = 10.0, migrate: bool = True,
-                 sqlite_pragmas: dict[str, int] | None = None) -> None:
+                 read_only: bool = False, sqlite_pragmas: dict[str, int] | None = None) -> None:
         self.url = db.normalise_url(url)
         self.where = db.describe(self.url)
-        self.engine: Engine = db.make_engine(self.url, timeout_s=timeout_s,
+        self.read_only = read_only
+        self.engine: Engine = db.make_engine(self.url, timeout_s=timeout_s, read_only=read_only,
                                              sqlite_pragmas=sqlite_pragmas)
         try:
             db.ping(self.engine, self.where)
