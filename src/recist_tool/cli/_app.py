@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 
 import typer
@@ -16,8 +18,17 @@ class _State:
 
 
 state = _State()
-console = Console()
-console_err = Console(stderr=True)
+
+
+def _width() -> int | None:
+    """Terminal width; 140 columns when output goes to a file or pipe (rich would use 80)."""
+    if os.environ.get("COLUMNS") or sys.stdout.isatty():
+        return None
+    return 140
+
+
+console = Console(width=_width())
+console_err = Console(stderr=True, width=_width())
 
 app = typer.Typer(
     name="recist",

@@ -21,7 +21,7 @@ def info(
     if io.volume_format(path) is not None and path.is_file():
         vol = io.load_volume_file(path)
         result = {"series": [{
-            "series_uid": None, "modality": vol.meta.modality or None,
+            "series_uid": None, "folder": ".", "modality": vol.meta.modality or None,
             "series_description": path.name, "study_date": None,
             "n_slices": vol.shape[0], "shape_zyx": list(vol.shape),
             "spacing_zyx_mm": [round(v, 4) for v in vol.spacing],
@@ -33,24 +33,26 @@ def info(
     if as_json:
         console.print_json(json.dumps(result))
         return
-    table = Table(title=f"CT series under {path}", show_lines=False)
-    for col in ("series", "description", "date", "slices", "shape (z,y,x)", "spacing (z,y,x) mm",
-                "thick mm", "warnings"):
-        table.add_column(col, overflow="fold")
-    for s in result["series"]:
-        uid = s["series_uid"] or "-"
+    table = Table(title=f"CT series under {path}", show_lines=False, title_justify="left")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("folder", overflow="fold")
+    table.add_column("description", overflow="fold")
+    table.add_column("date", no_wrap=True)
+    table.add_column("z×y×x", no_wrap=True)
+    table.add_column("spacing mm", no_wrap=True)
+    table.add_column("warnings", overflow="fold")
+    for i, s in enumerate(result["series"], 1):
         table.add_row(
-            uid if len(uid) <= 24 else "…" + uid[-23:], s["series_description"] or "",
-            s["study_date"] or "", str(s["n_slices"]),
+            str(i), s.get("folder") or ".", s["series_description"] or "", s["study_date"] or "",
             "×".join(str(v) for v in s["shape_zyx"]),
-            " × ".join(f"{v:g}" for v in s["spacing_zyx_mm"]),
-            f"{s['slice_thickness_mm']:g}" if s["slice_thickness_mm"] else "",
+            "×".join(f"{v:.3g}" for v in s["spacing_zyx_mm"]),
             ", ".join(s["warnings"]) or "-",
         )
     console.print(table)
-    for s in result["series"]:
+    for i, s in enumerate(result["series"], 1):
+        console.print(f"  #{i} series UID {s['series_uid']}", highlight=False, soft_wrap=True)
         for code, text in zip(s["warnings"], s["warning_details"], strict=False):
-            console.print(f"  [yellow]{code}[/] {s['series_uid']}: {text}", highlight=False)
+            console.print(f"     [yellow]{code}[/]: {text}", highlight=False, soft_wrap=True)
     if result["skipped"]:
         skipped = Table(title="Skipped", show_lines=False)
         skipped.add_column("path", overflow="fold")

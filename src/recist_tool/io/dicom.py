@@ -26,7 +26,7 @@ class ScanResult:
     Attributes
     ----------
     stacks : list of Stack
-        One per CT volume, in the order found (by series number, then UID).
+        One per CT volume, ordered by folder, then series number, then UID.
     skipped : list of Skipped
         Objects that are not part of a CT volume, with a reason code.
     """
@@ -98,8 +98,10 @@ def _scan_files(src: SourceFiles, workers: int | None = None) -> ScanResult:
         else:
             frames.extend(got)
     stacks, more = group_stacks(frames)
-    stacks.sort(key=lambda s: (s.first.series_number is None, s.first.series_number or 0,
-                               s.stack_id))
+    for s in stacks:
+        s.folder = os.path.relpath(s.first.path.parent, src.root)
+    stacks.sort(key=lambda s: (s.folder, s.first.series_number is None,
+                               s.first.series_number or 0, s.stack_id))
     return ScanResult(stacks, skipped + more)
 
 

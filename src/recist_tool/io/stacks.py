@@ -38,11 +38,14 @@ class Stack:
     frames : list of FrameHeader
         Sorted along the slice normal.
     warnings : list of GeometryWarning
+    folder : str
+        Folder of the stack's first file, relative to the scanned path.
     """
 
     stack_id: str
     frames: list[FrameHeader]
     warnings: list[GeometryWarning] = field(default_factory=list)
+    folder: str = ""
 
     @property
     def first(self) -> FrameHeader:
@@ -83,6 +86,7 @@ class Stack:
         f = self.first
         return {
             "series_uid": self.stack_id,
+            "folder": self.folder,
             "modality": f.modality,
             "series_description": f.series_description,
             "series_number": f.series_number,
