@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import numpy as np
 import pytest
 
-from recist_tool.track import BaselineLesion, register_rigid, to_sitk, track_lesions
+from recist_tool.errors import InputError
+from recist_tool.track import (
+    BaselineLesion,
+    measurement_kwargs,
+    register_rigid,
+    to_sitk,
+    track_lesions,
+)
 from recist_tool.volume import Volume
 
 LESIONS = {"T01": ((-40.0, 10.0, 20.0), 7.0), "T02": ((38.0, 0.0, 35.0), 6.0),
@@ -86,6 +94,13 @@ def test_tracking_finds_lesions_and_proposes_absent() -> None:
     gone = res.get("T03")
     assert gone.status == "absent?" and gone.mask is None and gone.measurement is None
     assert gone.confidence == 0.0 and any("confirm absent" in n for n in gone.notes)
+    with pytest.raises(InputError, match="confirm absent"):
+        measurement_kwargs(gone)
+    kw = measurement_kwargs(res.get("T01"))
+    assert kw["method"] == "automatic" and kw["segmenter"] == "classic"
+    assert kw["long_axis_mm"] == Decimal(repr(res.get("T01").measurement.long_axis_mm)).quantize(
+        Decimal("0.1"))
+    assert len(kw["endpoints_lps"]["long"]) == 2
 
 
 @pytest.mark.slow

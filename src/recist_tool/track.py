@@ -36,7 +36,7 @@ from recist_tool.errors import GeometryError, InputError, SegmentationError
 from recist_tool.volume import Volume
 
 __all__ = ["BaselineLesion", "TrackedLesion", "TrackResult", "Registration", "register_rigid",
-           "track_lesions", "to_sitk"]
+           "track_lesions", "to_sitk", "measurement_kwargs"]
 
 Status = Literal["found", "absent?", "uncertain"]
 
@@ -439,3 +439,41 @@ def track_lesions(
                                  round(d, 2), round(ncc, 3), mask, meas, tuple(notes)))
     return TrackResult(tuple(out), reg, time.perf_counter() - t0,
                        {"segmenter": getattr(seg, "name", str(segmenter))})
+
+
+def measurement_kwargs(tracked: TrackedLesion, *, mask_path: str | None = None,
+                       mask_sha256: str | None = None) -> dict[str, Any]:
+    """Keyword arguments for :meth:`recist_tool.store.TrialStore.record_measurement` from a
+    proposal the reader accepted (axes rounded to 0.1 mm, end points in LPS, provenance).
+
+    Raises
+    ------
+    InputError
+        For an ``absent?`` proposal: the reader records absence (or a manual measurement) himself.
+    """
+    from decimal import ROUND_HALF_EVEN, Decimal
+
+    if tracked.status == "absent?" or tracked.measurement is None:
+        raise InputError(f"{tracked.lesion_id}: tracking found nothing to record; confirm absent "
+                         "or measure it manually")
+    m = tracked.measurement
+
+    def tenth(v: float | None) -> Decimal | None:
+        return None if v is None else Decimal(repr(float(v))).quantize(Decimal("0.1"),
+                                                                       ROUND_HALF_EVEN)
+
+    def seg(s: Any) -> list[list[float]] | None:
+        return None if s is None else [[round(float(c), 3) for c in p] for p in s]
+
+    return {
+        "long_axis_mm": tenth(m.long_axis_mm),
+        "short_axis_mm": tenth(m.short_axis_mm),
+        "endpoints_lps": {"long": seg(m.long_axis_endpoints_lps),
+                          "short": seg(m.short_axis_endpoints_lps), "slice_index": m.slice_index},
+        "volume_ml": None if m.volume_ml is None else Decimal(repr(round(float(m.volume_ml), 3))),
+        "segmenter": getattr(tracked.mask, "segmenter", None),
+        "segmenter_version": getattr(tracked.mask, "version", None),
+        "method": "automatic",
+        "mask_path": mask_path,
+        "mask_sha256": mask_sha256,
+    }
