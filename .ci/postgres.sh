@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Start a throw-away PostgreSQL cluster on 127.0.0.1 for the database tests and print its URL.
 #
-#   url=$(.ci/postgres.sh)            # installs postgresql from Debian packages when missing
+#   url=$(.ci/postgres.sh)             # installs postgresql from Debian packages when missing
 #   RECIST_TEST_POSTGRES_URL=$url make test
-#   .ci/postgres.sh --stop "$url"      # (optional) stop it; the temp dir is removed
+#   .ci/postgres.sh --stop             # stop the cluster(s) this script started; remove their dirs
 #
 # Runs as root (CI): the server itself runs as the `postgres` user in a temporary folder, listens on
 # a free loopback port only, trusts local connections (throw-away data, loopback only).
@@ -11,16 +11,17 @@ set -euo pipefail
 
 log() { echo "postgres.sh: $*" >&2; }
 
+find_pgbin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+
 if [[ "${1:-}" == "--stop" ]]; then
-    dir=$(sed -n 's/^# recist-ci-datadir=//p' "${2:?usage: --stop URL-or-datadir}" 2>/dev/null || true)
-    dir=${dir:-${2}}
-    pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-    runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/data" -m immediate stop >&2 || true
-    rm -rf "$dir"
+    pgbin=$(find_pgbin)
+    for dir in /tmp/recist-pg.*; do
+        [[ -d "$dir/data" ]] || continue
+        runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/data" -m fast stop >&2 || true
+        rm -rf "$dir"
+    done
     exit 0
 fi
-
-find_pgbin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 
 pgbin=$(find_pgbin || true)
 if [[ -z "$pgbin" || ! -x "$pgbin/initdb" ]]; then
@@ -48,5 +49,5 @@ as_pg "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
     -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=off" \
     start >&2 || { cat "$dir/server.log" >&2; exit 1; }
 as_pg "$pgbin/createdb" -h 127.0.0.1 -p "$port" -U postgres recist_test
-log "running in $dir (stop: runuser -u postgres -- $pgbin/pg_ctl -D $dir/data stop)"
+log "running in $dir on 127.0.0.1:$port (stop: $0 --stop)"
 echo "postgresql://postgres@127.0.0.1:$port/recist_test"

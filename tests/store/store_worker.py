@@ -5,6 +5,8 @@ Modes
 write URL PREFIX N
     N transactions, each a new lesion with its measurement at S001 W6 (reader alice); prints the
     elapsed seconds.
+open URL
+    Opens (creating / migrating) the database and prints its schema revision.
 hang URL MARKER
     Starts one such transaction, flushes the lesion, writes MARKER and sleeps (to be SIGKILLed
     before the commit).
@@ -34,6 +36,9 @@ def main(argv: list[str]) -> int:
             store.record_new_lesion("S001", "W6", f"{prefix}{k:03d}", reader="alice", organ="LIVER",
                                     long_axis_mm=f"{10 + k}.5")
         print(f"{time.perf_counter() - t0:.3f}")
+        return 0
+    if mode == "open":
+        print(store.revision)
         return 0
     if mode == "hang":
         marker = Path(argv[2])

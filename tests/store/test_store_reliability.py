@@ -63,6 +63,16 @@ def test_two_processes_lose_no_update(db_url: str) -> None:
     _integrity(db_url)
 
 
+def test_processes_creating_one_database_at_once(db_url: str) -> None:
+    procs = [_worker("open", db_url) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [o[1][-1500:] for o in outs]
+    assert {o[0].strip() for o in outs} == {"0002"}
+    with TrialStore(db_url) as store:
+        make_trial(store)
+        assert store.verify_audit().ok
+
+
 def test_sigkill_in_the_middle_of_a_write_leaves_nothing_partial(db_url: str, tmp_path) -> None:  # noqa: ANN001
     _prepared(db_url)
     with TrialStore(db_url) as store:

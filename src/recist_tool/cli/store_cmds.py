@@ -1,4 +1,4 @@
-"""``recist audit verify|log``, ``recist reader add|list``, ``recist db upgrade``: the trial database.
+"""``recist audit verify|log``, ``reader add|list``, ``trial add``, ``sign``, ``db upgrade``: the trial DB.
 
 Thin shell over :class:`recist_tool.store.TrialStore`. ``--db`` takes a SQLite path (default
 ``recist.db`` in the working folder, or ``$RECIST_DB``) or a ``postgresql://`` URL.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import typer
 
@@ -111,3 +112,52 @@ def db_upgrade(db: str = _DB) -> None:
     """Create the database or bring its schema to this version's newest revision."""
     with _open(db) as store:
         console.print(f"{store.where}: schema revision {store.revision}", highlight=False)
+
+
+trial_app = typer.Typer(help="Trials in the database.", no_args_is_help=True)
+app.add_typer(trial_app, name="trial")
+
+
+@trial_app.command("add")
+def trial_add(
+    name: str = typer.Argument(..., help="Trial name."),
+    settings: Path | None = typer.Option(
+        None, "--settings", exists=True, dir_okay=False,
+        help="Trial settings TOML: [trial] criteria, visits; [recist] policies."),
+    criteria: str | None = typer.Option(None, "--criteria", help="RECIST 1.1 or iRECIST."),
+    db: str = _DB,
+) -> None:
+    """Create a trial with its criteria, RECIST policies and visit schedule."""
+    from recist_tool.store.settings import read_trial_settings
+
+    crit, policies, visits = read_trial_settings(settings)
+    with _open(db) as store:
+        store.add_trial(name, criteria=criteria or crit, policies=policies, visit_schedule=visits)
+    console.print(f"trial {name} added ({criteria or crit}, {len(visits)} scheduled visits)",
+                  highlight=False)
+
+
+@app.command("sign")
+def sign(
+    subject: str = typer.Argument(..., help="Subject code."),
+    visit: str = typer.Argument(..., help="Visit name."),
+    reader: str = typer.Option(..., "--reader", help="Your account name."),
+    meaning: str = typer.Option("read complete", "--meaning",
+                                help="'read complete', 'adjudicated' or 'reviewed'."),
+    confirm: str | None = typer.Option(None, "--confirm",
+                                       help="Overall response to confirm if not the computed one."),
+    reason: str | None = typer.Option(None, "--reason", help="Why (needed with --confirm)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Read the password from the first line of stdin."),
+    db: str = _DB,
+) -> None:
+    """Sign your read of SUBJECT at VISIT (password asked again); the read is locked afterwards."""
+    if password_stdin:
+        password = _password(True, "")
+    else:
+        password = typer.prompt(f"password for {reader}", hide_input=True)
+    with _open(db) as store:
+        digest = store.sign(subject, visit, reader=reader, password=password, meaning=meaning,
+                            confirmed_overall=confirm, reason=reason)
+    console.print(f"signed {subject} {visit} by {reader} ({meaning}); content sha256 {digest}",
+                  highlight=False, soft_wrap=True)

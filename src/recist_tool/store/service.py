@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import getpass
+import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -360,10 +361,13 @@ class TrialStore:
             ok = r is not None and r.active and verify_password(password, r.password_hash)
             info = ReaderInfo(r.name, r.full_name, r.role, r.active) if r else None
         if not ok:
-            with self._write(name, "authentication failed") as s:
-                append_event(s.connection(), actor=name, action="AUTH_FAIL", entity="reader",
-                             entity_id=None, subject=None, old=None, new=None,
-                             reason="wrong password, unknown or inactive account")
+            try:
+                with self._write(name, "authentication failed") as s:
+                    append_event(s.connection(), actor=name, action="AUTH_FAIL", entity="reader",
+                                 entity_id=None, subject=None, old=None, new=None,
+                                 reason="wrong password, unknown or inactive account")
+            except StoreError:
+                pass  # read-only or locked: the refusal itself matters more than its record
             raise AuthenticationError(f"reader {name!r}: wrong password or no such active account")
         assert info is not None
         return info
@@ -537,25 +541,24 @@ class TrialStore:
             state = LesionState.MEASURED
         else:
             state = LesionState.PRESENT
-        if True:  # one transaction for the lesion and its assessment
-            with self._write(reader, reason) as s:
-                r = self._active_reader(s, reader, ("reader", "admin"))
-                subj = self._subject(s, subject)
-                tp = self._timepoint(s, subj, visit)
-                read = self._open_read(s, subj, tp, r)
-                code = lesion_id.strip().upper()
-                if s.scalars(select(Lesion).where(Lesion.subject_id == subj.id,
-                                                  Lesion.reader_id == r.id,
-                                                  Lesion.code == code)).first():
-                    raise InputError(f"lesion {code} of {subject} exists already in {reader}'s read")
-                les = Lesion(subject_id=subj.id, reader_id=r.id, code=code, category=cat.value,
-                             organ=organ, nodal=nodal, created_timepoint_id=tp.id)
-                s.add(les)
-                s.flush()
-                s.add(Measurement(subject_id=subj.id, read_id=read.id, lesion_id=les.id,
-                                  state=state.value, long_axis_mm=_dec(long_axis_mm, "long axis"),
-                                  short_axis_mm=_dec(short_axis_mm, "short axis"),
-                                  fragments_mm=[], **measurement))
+        with self._write(reader, reason) as s:  # the lesion and its assessment: one transaction
+            r = self._active_reader(s, reader, ("reader", "admin"))
+            subj = self._subject(s, subject)
+            tp = self._timepoint(s, subj, visit)
+            read = self._open_read(s, subj, tp, r)
+            code = lesion_id.strip().upper()
+            if s.scalars(select(Lesion).where(Lesion.subject_id == subj.id,
+                                              Lesion.reader_id == r.id,
+                                              Lesion.code == code)).first():
+                raise InputError(f"lesion {code} of {subject} exists already in {reader}'s read")
+            les = Lesion(subject_id=subj.id, reader_id=r.id, code=code, category=cat.value,
+                         organ=organ, nodal=nodal, created_timepoint_id=tp.id)
+            s.add(les)
+            s.flush()
+            s.add(Measurement(subject_id=subj.id, read_id=read.id, lesion_id=les.id,
+                              state=state.value, long_axis_mm=_dec(long_axis_mm, "long axis"),
+                              short_axis_mm=_dec(short_axis_mm, "short axis"),
+                              fragments_mm=[], **measurement))
 
     def delete_measurement(self, subject: str, visit: str, lesion_id: str, *, reader: str,
                            reason: str) -> None:
@@ -713,8 +716,6 @@ class TrialStore:
 
     def _content_hash(self, s: Session, read: TimepointRead, subj: Subject, tp: Timepoint,
                       r: Reader) -> str:
-        import hashlib
-
         info = self._read_info(s, read, subj, tp, r)
         body = {"subject": info.subject, "visit": info.visit, "date": info.date,
                 "reader": info.reader, "version": info.version,
@@ -859,8 +860,6 @@ class TrialStore:
                                chosen_overall=reads[chosen_reader][1] or "", reason=reason)
             s.add(adj)
             s.flush()
-            import hashlib
-
             digest = hashlib.sha256(canonical_json(
                 {"subject": subj.code, "visit": tp.visit, "chosen": chosen_reader,
                  "other": other_reader, "overall": adj.chosen_overall, "reason": reason,
