@@ -12,7 +12,7 @@ import sys
 import typer
 
 # Sub-command modules register themselves on `app` when imported.
-from recist_tool.cli import io_cmds, respond_cmd, sample_cmd, store_cmds  # noqa: F401
+from recist_tool.cli import io_cmds, measure_cmd, respond_cmd, sample_cmd, store_cmds  # noqa: F401
 from recist_tool.cli._app import app, console_err, state
 from recist_tool.errors import RecistToolError
 
