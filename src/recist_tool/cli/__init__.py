@@ -12,8 +12,6 @@ import sys
 
 import typer
 
-# Sub-command modules register themselves on `app` when imported.
-from recist_tool.cli import evaluate_cmd, io_cmds, measure_cmd, respond_cmd, sample_cmd, segment_cmd  # noqa: F401,E501
 from recist_tool.cli._app import app, console_err, state
 from recist_tool.errors import RecistToolError
 
@@ -25,6 +23,7 @@ _COMMAND_MODULES = (
     "respond_cmd",
     "sample_cmd",
     "segment_cmd",
+    "store_cmds",
 )
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"recist_tool.cli.{_name}")

@@ -1,0 +1,163 @@
+"""``recist audit verify|log``, ``reader add|list``, ``trial add``, ``sign``, ``db upgrade``: the trial DB.
+
+Thin shell over :class:`recist_tool.store.TrialStore`. ``--db`` takes a SQLite path (default
+``recist.db`` in the working folder, or ``$RECIST_DB``) or a ``postgresql://`` URL.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from recist_tool.cli._app import app, console
+from recist_tool.errors import StoreError, UsageError
+
+audit_app = typer.Typer(help="The audit trail: verify its hash chain, print the history.",
+                        no_args_is_help=True)
+reader_app = typer.Typer(help="Reader accounts.", no_args_is_help=True)
+db_app = typer.Typer(help="The trial database itself.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(reader_app, name="reader")
+app.add_typer(db_app, name="db")
+
+_DB = typer.Option("recist.db", "--db", envvar="RECIST_DB",
+                   help="SQLite file (default recist.db here) or postgresql:// URL.")
+
+
+def _open(db: str, read_only: bool = False):  # noqa: ANN202 - TrialStore, imported lazily
+    from recist_tool.store import TrialStore
+
+    return TrialStore(db, read_only=read_only)
+
+
+@audit_app.command("verify")
+def audit_verify(db: str = _DB) -> None:
+    """Check the audit hash chain and signed records; exit 3 naming the first broken event."""
+    with _open(db, read_only=True) as store:
+        check = store.verify_audit()
+    if check.ok:
+        console.print(check.message, highlight=False, soft_wrap=True)
+        return
+    raise StoreError(f"audit trail BROKEN: {check.message}")
+
+
+@audit_app.command("log")
+def audit_log(
+    subject: str | None = typer.Option(None, "--subject", help="Only this subject's history."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    db: str = _DB,
+) -> None:
+    """Print the audit trail (who, when UTC, what, old → new, why), oldest first."""
+    with _open(db, read_only=True) as store:
+        entries = store.audit_log(subject)
+    if as_json:
+        for e in entries:
+            sys.stdout.write(json.dumps(e.__dict__, ensure_ascii=False) + "\n")
+        return
+    for e in entries:
+        if e.action == "UPDATE" and e.old is not None and e.new is not None:
+            change = "; ".join(f"{k}: {e.old.get(k)} → {e.new.get(k)}" for k in e.new)
+        elif e.new is not None:
+            change = ", ".join(f"{k}={v}" for k, v in e.new.items() if k != "id")
+        elif e.old is not None:
+            change = "deleted: " + ", ".join(f"{k}={v}" for k, v in e.old.items() if k != "id")
+        else:
+            change = ""
+        record = f"{e.entity}#{e.entity_id}" if e.entity_id is not None else e.entity
+        why = f" | why: {e.reason}" if e.reason else ""
+        subject_txt = f" [{e.subject}]" if e.subject else ""
+        sys.stdout.write(f"{e.id:>6} {e.ts} {e.actor} {e.action} {record}{subject_txt} "
+                         f"{change}{why}\n")
+
+
+def _password(password_stdin: bool, prompt: str) -> str:
+    if password_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise UsageError("--password-stdin: no password on standard input")
+        return line
+    return typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
+
+
+@reader_app.command("add")
+def reader_add(
+    name: str = typer.Argument(..., help="Account name (no spaces)."),
+    full_name: str = typer.Option("", "--full-name", help="Printed name on signatures."),
+    role: str = typer.Option("reader", "--role", help="reader, adjudicator or admin."),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Read the password from the first line of stdin."),
+    db: str = _DB,
+) -> None:
+    """Create a reader account; the password is asked twice (or read from stdin)."""
+    password = _password(password_stdin, f"password for {name}")
+    with _open(db) as store:
+        info = store.add_reader(name, password, full_name=full_name, role=role)
+    console.print(f"reader {info.name} ({info.role}) added", highlight=False)
+
+
+@reader_app.command("list")
+def reader_list(db: str = _DB) -> None:
+    """List the accounts (never their passwords)."""
+    with _open(db) as store:
+        for r in store.readers():
+            console.print(f"{r.name}\t{r.role}\t{r.full_name}\t{'active' if r.active else 'inactive'}",
+                          highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: str = _DB) -> None:
+    """Create the database or bring its schema to this version's newest revision."""
+    with _open(db) as store:
+        console.print(f"{store.where}: schema revision {store.revision}", highlight=False)
+
+
+trial_app = typer.Typer(help="Trials in the database.", no_args_is_help=True)
+app.add_typer(trial_app, name="trial")
+
+
+@trial_app.command("add")
+def trial_add(
+    name: str = typer.Argument(..., help="Trial name."),
+    settings: Path | None = typer.Option(
+        None, "--settings", exists=True, dir_okay=False,
+        help="Trial settings TOML: [trial] criteria, visits; [recist] policies."),
+    criteria: str | None = typer.Option(None, "--criteria", help="RECIST 1.1 or iRECIST."),
+    db: str = _DB,
+) -> None:
+    """Create a trial with its criteria, RECIST policies and visit schedule."""
+    from recist_tool.store.settings import read_trial_settings
+
+    crit, policies, visits = read_trial_settings(settings)
+    with _open(db) as store:
+        store.add_trial(name, criteria=criteria or crit, policies=policies, visit_schedule=visits)
+    console.print(f"trial {name} added ({criteria or crit}, {len(visits)} scheduled visits)",
+                  highlight=False)
+
+
+@app.command("sign")
+def sign(
+    subject: str = typer.Argument(..., help="Subject code."),
+    visit: str = typer.Argument(..., help="Visit name."),
+    reader: str = typer.Option(..., "--reader", help="Your account name."),
+    meaning: str = typer.Option("read complete", "--meaning",
+                                help="'read complete', 'adjudicated' or 'reviewed'."),
+    confirm: str | None = typer.Option(None, "--confirm",
+                                       help="Overall response to confirm if not the computed one."),
+    reason: str | None = typer.Option(None, "--reason", help="Why (needed with --confirm)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Read the password from the first line of stdin."),
+    db: str = _DB,
+) -> None:
+    """Sign your read of SUBJECT at VISIT (password asked again); the read is locked afterwards."""
+    if password_stdin:
+        password = _password(True, "")
+    else:
+        password = typer.prompt(f"password for {reader}", hide_input=True)
+    with _open(db) as store:
+        digest = store.sign(subject, visit, reader=reader, password=password, meaning=meaning,
+                            confirmed_overall=confirm, reason=reason)
+    console.print(f"signed {subject} {visit} by {reader} ({meaning}); content sha256 {digest}",
+                  highlight=False, soft_wrap=True)

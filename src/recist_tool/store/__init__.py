@@ -1,0 +1,25 @@
+"""Trial database: SQLAlchemy models, Alembic migrations, audit trail, reader sign-off.
+
+``TrialStore(url)`` is the entry point; see :mod:`recist_tool.store.service`.
+"""
+
+from recist_tool.store.audit import AuditCheck, AuditEntry
+from recist_tool.store.db import head_revision
+from recist_tool.store.service import (
+    CRITERIA,
+    MEANINGS,
+    AuthenticationError,
+    Discrepancy,
+    LockedRecordError,
+    MeasurementInfo,
+    ReaderInfo,
+    ReadInfo,
+    ResponseInfo,
+    TrialStore,
+)
+
+__all__ = [
+    "AuditCheck", "AuditEntry", "AuthenticationError", "CRITERIA", "Discrepancy",
+    "LockedRecordError", "MEANINGS", "MeasurementInfo", "ReadInfo", "ReaderInfo", "ResponseInfo",
+    "TrialStore", "head_revision",
+]

@@ -1,0 +1,132 @@
+"""Lesion tracking: registration geometry, known shifts, absent lesions, the synthetic trial."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from recist_tool.errors import InputError
+from recist_tool.track import (
+    BaselineLesion,
+    measurement_kwargs,
+    register_rigid,
+    to_sitk,
+    track_lesions,
+)
+from recist_tool.volume import Volume
+
+LESIONS = {"T01": ((-40.0, 10.0, 20.0), 7.0), "T02": ((38.0, 0.0, 35.0), 6.0),
+           "T03": ((-35.0, -5.0, 55.0), 5.0)}
+
+
+def _phantom(points: np.ndarray, shift: np.ndarray, yaw_deg: float, drop: set[str],
+             rng: np.random.Generator) -> np.ndarray:
+    """HU at LPS points of a chest-like phantom moved by ``shift`` and turned by ``yaw_deg``."""
+    a = np.deg2rad(yaw_deg)
+    rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    p = (points - shift) @ rot  # body coordinates (inverse motion)
+    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    hu = np.full(len(p), -1000.0)
+    body = (x / 140) ** 2 + (y / 95) ** 2 <= 1
+    hu[body] = 40.0
+    for cx in (-45.0, 45.0):
+        lung = ((x - cx) / 38) ** 2 + ((y - 5) / 60) ** 2 + ((z - 40) / 70) ** 2 <= 1
+        hu[lung] = -850.0
+    hu[(np.abs(x) < 12) & (np.abs(y - 70) < 12)] = 600.0  # spine
+    for name, (c, r) in LESIONS.items():
+        if name in drop:
+            continue
+        hu[np.sum((p - np.asarray(c)) ** 2, axis=1) <= r * r] = 35.0
+    return hu + rng.normal(0, 8, len(p))
+
+
+def _volume(shift=(0.0, 0.0, 0.0), yaw=0.0, drop=(), seed=0, spacing=(2.5, 1.5, 1.5)) -> Volume:  # noqa: ANN001
+    shape = (44, 144, 200)
+    origin = (-150.0, -105.0, -20.0)
+    grid = Volume.from_grid(np.zeros(shape, np.int16), spacing, origin)
+    idx = np.indices(shape).reshape(3, -1).T.astype(float)
+    lps = grid.index_to_lps(idx)
+    hu = _phantom(lps, np.asarray(shift), yaw, set(drop), np.random.default_rng(seed))
+    return grid.with_array(np.rint(hu).reshape(shape).astype(np.int16))
+
+
+def test_to_sitk_keeps_lps_geometry() -> None:
+    vol = Volume.from_slices(np.zeros((4, 5, 6), np.int16),
+                             np.array([[10, 20 + 2.0 * k, 30] for k in range(4)], float),
+                             (1, 0, 0), (0, 0, -1), (0.7, 0.9))
+    img = to_sitk(vol)
+    for idx in ((0, 0, 0), (3, 4, 5), (1, 2, 3)):
+        want = vol.index_to_lps(np.asarray(idx, float))
+        got = img.TransformContinuousIndexToPhysicalPoint(tuple(float(v) for v in idx[::-1]))
+        assert np.allclose(got, want, atol=1e-6)
+
+
+def test_rigid_registration_recovers_known_motion() -> None:
+    base = _volume()
+    shift = np.array([3.4, -2.2, 4.1])
+    fu = _volume(shift=shift, yaw=1.0, seed=1)
+    reg = register_rigid(base, fu)
+    for c, _ in LESIONS.values():
+        a = np.deg2rad(1.0)
+        rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+        truth = rot @ np.asarray(c) + shift
+        assert np.linalg.norm(np.asarray(reg.map_point(c)) - truth) < 1.0
+
+
+def test_tracking_finds_lesions_and_proposes_absent() -> None:
+    pytest.importorskip("recist_tool.segment", reason="segmentation (branch segment) not merged")
+    pytest.importorskip("recist_tool.measure.mask", reason="measurement (branch measure) not merged")
+    base = _volume()
+    shift = np.array([-2.6, 3.1, -4.4])
+    fu = _volume(shift=shift, drop={"T03"}, seed=2)
+    res = track_lesions(base, fu, [BaselineLesion(k, c, size_mm=2 * r)
+                                   for k, (c, r) in LESIONS.items()])
+    for name in ("T01", "T02"):
+        t = res.get(name)
+        truth = np.asarray(LESIONS[name][0]) + shift
+        assert t.status == "found" and t.confidence > 0.5
+        assert np.linalg.norm(np.asarray(t.proposed_center_lps) - truth) < 1.5
+        assert abs(t.measurement.long_axis_mm - 2 * LESIONS[name][1]) < 3.0
+        assert t.mask is not None and t.mask.mask.any()
+    gone = res.get("T03")
+    assert gone.status == "absent?" and gone.mask is None and gone.measurement is None
+    assert gone.confidence == 0.0 and any("confirm absent" in n for n in gone.notes)
+    with pytest.raises(InputError, match="confirm absent"):
+        measurement_kwargs(gone)
+    kw = measurement_kwargs(res.get("T01"))
+    assert kw["method"] == "automatic" and kw["segmenter"] == "classic"
+    assert kw["long_axis_mm"] == Decimal(repr(res.get("T01").measurement.long_axis_mm)).quantize(
+        Decimal("0.1"))
+    assert len(kw["endpoints_lps"]["long"]) == 2
+
+
+@pytest.mark.slow
+def test_tracking_on_the_synthetic_trial(tmp_path) -> None:  # noqa: ANN001
+    """Every present lesion of SYN-001 found within 3 mm at W06 and W12; T04 (gone) absent?."""
+    pytest.importorskip("recist_tool.segment", reason="segmentation (branch segment) not merged")
+    pytest.importorskip("recist_tool.measure.mask", reason="measurement (branch measure) not merged")
+    sample = pytest.importorskip("recist_tool.sample_data", reason="sample data generator")
+    from recist_tool.io import load_volume
+
+    sample.generate_trial(tmp_path, seed=0, n_subjects=1)
+    gt = json.loads((tmp_path / "ground_truth.json").read_text())
+    tps = gt["subjects"]["SYN-001"]["timepoints"]
+    bl = load_volume(tmp_path / tps["BL"]["series_path"], tps["BL"]["series_uid"])
+    lesions = [BaselineLesion(k, tuple(v["center_lps"]), nodal=v["nodal"], size_mm=v["long_axis_mm"])
+               for k, v in tps["BL"]["lesions"].items()]
+    for visit in ("W06", "W12"):
+        fu = load_volume(tmp_path / tps[visit]["series_path"], tps[visit]["series_uid"])
+        res = track_lesions(bl, fu, lesions)
+        for t in res.lesions:
+            truth = tps[visit]["lesions"][t.lesion_id]
+            if not truth["present"]:
+                assert t.status == "absent?", (visit, t.lesion_id, t.notes)
+                continue
+            err = float(np.linalg.norm(np.asarray(t.proposed_center_lps) - truth["center_lps"]))
+            assert t.status == "found" and err < 3.0, (visit, t.lesion_id, err, t.notes)
+            axis = t.measurement.short_axis_mm if truth["nodal"] else t.measurement.long_axis_mm
+            ref = truth["short_axis_mm"] if truth["nodal"] else truth["long_axis_mm"]
+            assert abs(axis - ref) < 3.5, (visit, t.lesion_id, axis, ref)
