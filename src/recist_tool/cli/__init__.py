@@ -17,6 +17,7 @@ from recist_tool.errors import RecistToolError
 
 # Sub-command modules register themselves on `app` when imported; one per line.
 _COMMAND_MODULES = (
+    "batch_cmd",
     "evaluate_cmd",
     "io_cmds",
     "measure_cmd",

@@ -1,0 +1,317 @@
+"""The per-case job: load → segment (baseline seeds) or track (follow-ups) → measure.
+
+:func:`score_case` runs in a worker process (local pool or Dask worker). It touches no database and
+returns plain picklable dataclasses; the client alone writes the store and the output files. The
+segmenter and the last loaded volumes are cached per worker process (:func:`worker_segmenter`,
+:func:`cached_volume`), so a model is loaded once per worker, not once per case.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import socket
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from recist_tool.batch.manifest import Case, LesionSeed
+from recist_tool.errors import InputError, RecistToolError
+
+__all__ = ["BaselineLesionRef", "BaselineRef", "CaseResult", "LesionResult", "cached_volume",
+           "init_worker", "score_case", "worker_segmenter"]
+
+
+@dataclass(frozen=True)
+class LesionResult:
+    """One lesion at one visit as scored by the job (floats in mm / mL; the store rounds).
+
+    Attributes
+    ----------
+    lesion_id, category, organ, nodal
+        As in the manifest (category ``target``, ``non-target`` or ``new``).
+    state : str
+        RECIST lesion state for the store: ``MEASURED``, ``ABSENT`` (tracking found nothing) or
+        ``PRESENT`` (a new lesion listed without a seed).
+    long_axis_mm, short_axis_mm, volume_ml : float or None
+    endpoints_lps : dict or None
+        ``long`` / ``short`` axis end points (LPS mm), ``slice_index``, ``centroid_lps`` of the mask
+        and, for tracked lesions, ``tracking`` (status, confidence).
+    status : str
+        ``seeded`` (segmented at the manifest's seed), ``found`` / ``uncertain`` / ``absent?``
+        (tracked from baseline), ``present`` (not measured).
+    confidence : float or None
+        Tracking match confidence (0–1); None for seeded lesions.
+    segmenter, segmenter_version : str or None
+    notes : tuple of str
+    """
+
+    lesion_id: str
+    category: str
+    organ: str
+    nodal: bool
+    state: str
+    long_axis_mm: float | None = None
+    short_axis_mm: float | None = None
+    volume_ml: float | None = None
+    endpoints_lps: dict[str, Any] | None = None
+    status: str = "seeded"
+    confidence: float | None = None
+    segmenter: str | None = None
+    segmenter_version: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def centroid_lps(self) -> tuple[float, float, float] | None:
+        """Centroid of the lesion mask (LPS mm), when segmented."""
+        c = (self.endpoints_lps or {}).get("centroid_lps")
+        return None if c is None else (float(c[0]), float(c[1]), float(c[2]))
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """Outcome of one case. ``ok`` False carries a one-line ``error``; lesions are then empty."""
+
+    subject: str
+    visit: str
+    date: _dt.date
+    ok: bool
+    lesions: tuple[LesionResult, ...] = ()
+    error: str | None = None
+    series_uid: str | None = None
+    study_uid: str | None = None
+    n_slices: int | None = None
+    seconds: float = 0.0
+    worker: str = ""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(subject, visit)``."""
+        return (self.subject, self.visit)
+
+
+@dataclass(frozen=True)
+class BaselineLesionRef:
+    """What tracking needs of a baseline lesion: its centre, size and kind."""
+
+    lesion_id: str
+    category: str
+    organ: str
+    nodal: bool
+    center_lps: tuple[float, float, float]
+    size_mm: float
+
+
+@dataclass(frozen=True)
+class BaselineRef:
+    """The baseline a follow-up is tracked from: where its series is and its lesions."""
+
+    series_path: str
+    series_uid: str | None
+    lesions: tuple[BaselineLesionRef, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_result(cls, case: Case, result: CaseResult) -> BaselineRef:
+        """From a successful baseline :class:`CaseResult`."""
+        refs = []
+        for les in result.lesions:
+            c = les.centroid_lps
+            if c is None or les.long_axis_mm is None:
+                raise InputError(f"{case.label} {les.lesion_id}: baseline lesion was not measured")
+            refs.append(BaselineLesionRef(les.lesion_id, les.category, les.organ, les.nodal, c,
+                                          float(les.long_axis_mm)))
+        return cls(case.series_path, case.series_uid, tuple(refs))
+
+
+# --- per-worker state ------------------------------------------------------------------------------
+
+_SEGMENTERS: dict[str, Any] = {}
+_VOLUMES: OrderedDict[tuple[str, str | None], Any] = OrderedDict()
+#: Volumes kept per worker (a subject's baseline is reused by its follow-ups on the same worker).
+VOLUME_CACHE_SIZE = 2
+
+
+def init_worker(segmenter: str | None = None, threads: int = 1) -> None:
+    """Worker initializer: one thread for torch, SimpleITK and BLAS; load the segmenter once.
+
+    Parameters
+    ----------
+    segmenter : str, optional
+        Registry name to load now (otherwise loaded by the first case).
+    threads : int
+        Threads per worker for torch and SimpleITK.
+    """
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(threads))
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    if segmenter:
+        worker_segmenter(segmenter)
+
+
+def worker_segmenter(name: str) -> Any:
+    """The segmenter ``name``, created once per process and reused by every case."""
+    seg = _SEGMENTERS.get(name)
+    if seg is None:
+        from recist_tool.segment import get_segmenter
+
+        seg = _SEGMENTERS[name] = get_segmenter(name)
+    return seg
+
+
+def cached_volume(path: str, series_uid: str | None) -> Any:
+    """:func:`recist_tool.io.load_volume` with a small per-process cache (single-process reads)."""
+    from recist_tool.io import load_volume
+
+    key = (path, series_uid)
+    vol = _VOLUMES.get(key)
+    if vol is not None:
+        _VOLUMES.move_to_end(key)
+        return vol
+    vol = load_volume(path, series_uid, workers=1)
+    modality = getattr(vol.meta, "modality", None)
+    if modality not in (None, "", "CT"):
+        raise InputError(f"{path}: modality {modality}, not CT")
+    _VOLUMES[key] = vol
+    while len(_VOLUMES) > VOLUME_CACHE_SIZE:
+        _VOLUMES.popitem(last=False)
+    return vol
+
+
+# --- the job ---------------------------------------------------------------------------------------
+
+def _r(v: Any, nd: int = 3) -> float | None:
+    return None if v is None else round(float(v), nd)
+
+
+def _points(seg: Any) -> list[list[float]] | None:
+    return None if seg is None else [[round(float(c), 3) for c in p] for p in seg]
+
+
+def _from_measurement(les: LesionSeed | BaselineLesionRef, mask: Any, meas: Any, volume: Any,
+                      status: str, confidence: float | None = None,
+                      notes: tuple[str, ...] = ()) -> LesionResult:
+    import numpy as np
+
+    idx = np.argwhere(mask.mask)
+    centroid = volume.index_to_lps(idx.mean(axis=0) + np.asarray(mask.offset, float))
+    ends: dict[str, Any] = {"long": _points(meas.long_axis_endpoints_lps),
+                            "short": _points(meas.short_axis_endpoints_lps),
+                            "slice_index": int(meas.slice_index),
+                            "centroid_lps": [round(float(c), 3) for c in centroid]}
+    if status != "seeded":
+        ends["tracking"] = {"status": status, "confidence": confidence}
+    return LesionResult(
+        les.lesion_id, les.category, les.organ, les.nodal, "MEASURED",
+        _r(meas.long_axis_mm), _r(meas.short_axis_mm), _r(meas.volume_ml, 4), ends, status,
+        confidence, mask.segmenter, mask.version, tuple(mask.warnings) + notes)
+
+
+def _seeded(volume: Any, les: LesionSeed, seg: Any, case: Case) -> LesionResult:
+    from recist_tool.segment import NoLesionError, Prompt
+    from recist_tool.segment.workflow import segment_and_measure
+
+    if les.seed_lps is None:
+        return LesionResult(les.lesion_id, les.category, les.organ, les.nodal, "PRESENT",
+                            status="present", notes=("listed without a seed: recorded present",))
+    try:
+        mask, meas = segment_and_measure(volume, Prompt(point_lps=les.seed_lps), seg,
+                                         node=les.nodal)
+    except NoLesionError as exc:
+        raise InputError(f"{les.lesion_id} seed {les.seed_lps} ({les.where}): {exc}") from exc
+    if meas is None:  # pragma: no cover - measure ships with the package
+        raise InputError("recist_tool.measure is not available")
+    return _from_measurement(les, mask, meas, volume, "seeded")
+
+
+def _tracked(baseline_vol: Any, volume: Any, refs: list[BaselineLesionRef], seg: Any
+             ) -> list[LesionResult]:
+    from recist_tool.track import BaselineLesion, track_lesions
+
+    res = track_lesions(baseline_vol, volume,
+                        [BaselineLesion(r.lesion_id, r.center_lps, nodal=r.nodal, size_mm=r.size_mm)
+                         for r in refs], segmenter=seg)
+    out = []
+    for ref in refs:
+        t = res.get(ref.lesion_id)
+        if t.status == "absent?" or t.measurement is None:
+            out.append(LesionResult(
+                ref.lesion_id, ref.category, ref.organ, ref.nodal, "ABSENT",
+                long_axis_mm=None, short_axis_mm=None,
+                endpoints_lps={"tracking": {"status": "absent?", "confidence": 0.0,
+                                            "propagated_center_lps": [
+                                                round(v, 3) for v in t.propagated_center_lps]}},
+                status="absent?", confidence=0.0, segmenter=res.info.get("segmenter"),
+                notes=(*t.notes, "recorded ABSENT by batch tracking: confirm on review")))
+            continue
+        out.append(_from_measurement(ref, t.mask, t.measurement, volume, t.status,
+                                     float(t.confidence), tuple(t.notes)))
+    return out
+
+
+def score_case(case: Case, baseline: BaselineRef | None = None, *,
+               segmenter: str = "classic") -> CaseResult:
+    """Score one series: baseline seeds are segmented; follow-ups are tracked from ``baseline``.
+
+    Parameters
+    ----------
+    case : Case
+        The series and the lesions seeded on it (for a follow-up: new lesions or re-seeds).
+    baseline : BaselineRef, optional
+        For a follow-up: the baseline series and its lesions' centres. ``None`` for a baseline.
+    segmenter : str
+        Registry name (cached per worker).
+
+    Returns
+    -------
+    CaseResult
+        ``ok`` False with a one-line ``error`` for a bad series (cannot be read, not CT, a seed not
+        on a lesion, tracking failure); never raises for those.
+    """
+    t0 = time.perf_counter()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def fail(msg: str) -> CaseResult:
+        return CaseResult(case.subject, case.visit, case.date, False, error=msg,
+                          seconds=time.perf_counter() - t0, worker=worker)
+
+    try:
+        seg = worker_segmenter(segmenter)
+        vol = cached_volume(case.series_path, case.series_uid)
+        lesions: list[LesionResult] = []
+        seeded_ids = {les.lesion_id for les in case.lesions}
+        if baseline is not None:
+            refs = [r for r in baseline.lesions if r.lesion_id not in seeded_ids]
+            if refs:
+                bvol = cached_volume(baseline.series_path, baseline.series_uid)
+                lesions += _tracked(bvol, vol, refs, seg)
+        ref_by_id = {r.lesion_id: r for r in (baseline.lesions if baseline else ())}
+        for les in case.lesions:
+            ref = ref_by_id.get(les.lesion_id)
+            if ref is not None:  # re-seeded baseline lesion keeps its baseline category
+                les = LesionSeed(les.lesion_id, ref.category, ref.organ, ref.nodal, les.seed_lps,
+                                 les.where)
+            lesions.append(_seeded(vol, les, seg, case))
+    except RecistToolError as exc:
+        return fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except MemoryError:
+        return fail("out of memory")
+    except Exception as exc:  # noqa: BLE001 - one bad case must not stop the batch
+        last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        where = f" at {os.path.basename(last.filename)}:{last.lineno}" if last else ""
+        return fail(f"internal error {type(exc).__name__}: {exc}{where}")
+    meta = vol.meta
+    return CaseResult(case.subject, case.visit, case.date, True, tuple(lesions),
+                      series_uid=getattr(meta, "series_uid", None),
+                      study_uid=getattr(meta, "study_uid", None), n_slices=int(vol.shape[0]),
+                      seconds=time.perf_counter() - t0, worker=worker)

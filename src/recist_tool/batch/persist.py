@@ -1,0 +1,339 @@
+"""The client side of a batch: store results via :class:`~recist_tool.store.TrialStore`, decide what
+``--resume`` may skip, compute responses, and write ``responses.csv`` / ``measurements.csv``.
+
+Store writes are idempotent, keyed by subject / visit / lesion: a lesion is created once, a
+measurement whose values are unchanged is not written again, a changed one is updated (with an
+audited reason), responses replace the previous computation. Re-running a batch therefore never
+adds a row.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import os
+import secrets
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+
+from recist_tool.batch.job import BaselineLesionRef, BaselineRef, CaseResult, LesionResult
+from recist_tool.batch.manifest import Case, SubjectPlan
+from recist_tool.errors import InputError, UsageError
+
+__all__ = ["MEASUREMENT_COLUMNS", "RESPONSE_COLUMNS", "MeasurementRow", "ResponseRow",
+           "TrialSetup", "collect_outputs", "complete_cases", "prepare_store", "save_case",
+           "stored_baseline_ref", "write_csv"]
+
+RESPONSE_COLUMNS = ("subject", "visit", "date", "sod_mm", "target_response", "non_target_response",
+                    "new_lesions", "overall_response", "baseline_sod_mm", "nadir_sod_mm",
+                    "pct_change_from_baseline", "pct_change_from_nadir", "criteria")
+MEASUREMENT_COLUMNS = ("subject", "visit", "date", "lesion_id", "category", "organ", "nodal",
+                       "long_axis_mm", "short_axis_mm", "volume_ml", "state", "segmenter",
+                       "segmenter_version", "confidence", "tracking", "method")
+_CATEGORY = {"target": "TARGET", "non-target": "NON-TARGET", "new": "NEW"}
+_REASON = "batch scoring"
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """Trial the batch writes into: name, criteria, policies mapping and visit schedule."""
+
+    name: str = "recist-batch"
+    criteria: str = "RECIST 1.1"
+    policies: dict[str, Any] | None = None
+    visits: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def from_settings(cls, path: str | Path | None) -> TrialSetup:
+        """From a trial settings TOML (``[trial] name, criteria, visits`` and ``[recist]``)."""
+        import tomllib
+
+        from recist_tool.store.settings import read_trial_settings
+
+        criteria, policies, visits = read_trial_settings(None if path is None else Path(path))
+        name = "recist-batch"
+        if path is not None:
+            trial = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("trial", {})
+            name = str(trial.get("name", name)) if isinstance(trial, dict) else name
+        return cls(name, criteria, policies, tuple(visits))
+
+
+@dataclass(frozen=True)
+class ResponseRow:
+    """One line of ``responses.csv`` (the baseline row has only the sum)."""
+
+    subject: str
+    visit: str
+    date: _dt.date
+    sod_mm: Decimal | None
+    target_response: str | None
+    non_target_response: str | None
+    new_lesions: str | None
+    overall_response: str | None
+    baseline_sod_mm: Decimal | None
+    nadir_sod_mm: Decimal | None
+    pct_change_from_baseline: Decimal | None
+    pct_change_from_nadir: Decimal | None
+    criteria: str
+
+
+@dataclass(frozen=True)
+class MeasurementRow:
+    """One line of ``measurements.csv``."""
+
+    subject: str
+    visit: str
+    date: _dt.date
+    lesion_id: str
+    category: str
+    organ: str
+    nodal: bool
+    long_axis_mm: Decimal | None
+    short_axis_mm: Decimal | None
+    volume_ml: Decimal | None
+    state: str
+    segmenter: str | None
+    segmenter_version: str | None
+    confidence: float | None
+    tracking: str | None
+    method: str
+
+    @property
+    def diameter_mm(self) -> Decimal | None:
+        """RECIST diameter: short axis of a node, long axis otherwise (0 when absent)."""
+        if self.state == "ABSENT":
+            return Decimal(0)
+        return self.short_axis_mm if self.nodal else self.long_axis_mm
+
+
+def _tenth(v: float | None) -> Decimal | None:
+    return None if v is None else Decimal(repr(float(v))).quantize(Decimal("0.1"), ROUND_HALF_EVEN)
+
+
+def _ml(v: float | None) -> Decimal | None:
+    return None if v is None else Decimal(repr(round(float(v), 3)))
+
+
+# --- setup -----------------------------------------------------------------------------------------
+
+def prepare_store(store: Any, plans: Sequence[SubjectPlan], *, reader: str, trial: TrialSetup) -> None:
+    """Create what is missing: the reader account, the trial, subjects and visits.
+
+    The reader account gets a random password nobody knows: batch reads can be stored and
+    reviewed, but signing needs an account with a password (``recist reader add``).
+
+    Raises
+    ------
+    UsageError
+        When a subject's trial uses other criteria than the settings ask for.
+    """
+    from recist_tool.store.models import Subject, Trial
+
+    if reader not in {r.name for r in store.readers()}:
+        store.add_reader(reader, secrets.token_urlsafe(24), full_name=f"recist batch ({reader})",
+                         role="reader")
+    with store._read() as s:  # noqa: SLF001 - a lookup the service API has no call for
+        from sqlalchemy import select
+
+        trials = {t.name: t.criteria for t in s.scalars(select(Trial))}
+        subj_trial = dict(s.execute(select(Subject.code, Trial.name).join(
+            Trial, Trial.id == Subject.trial_id)).all())
+    if trial.name not in trials:
+        store.add_trial(trial.name, criteria=trial.criteria, policies=trial.policies or {},
+                        visit_schedule=list(trial.visits))
+        trials[trial.name] = trial.criteria
+    elif trials[trial.name] != trial.criteria:
+        raise UsageError(f"trial {trial.name!r} in the database uses {trials[trial.name]}, the "
+                         f"settings ask for {trial.criteria}")
+    for plan in plans:
+        if plan.subject not in subj_trial:
+            store.add_subject(trial.name, plan.subject, reference_date=plan.baseline.date)
+        elif trials.get(subj_trial[plan.subject]) != trial.criteria:
+            raise UsageError(f"subject {plan.subject} belongs to trial {subj_trial[plan.subject]!r} "
+                             f"({trials.get(subj_trial[plan.subject])}), the settings ask for "
+                             f"{trial.criteria}")
+        have = dict(store.timepoints(plan.subject))
+        for case in plan.cases:
+            if case.visit not in have:
+                store.add_timepoint(plan.subject, case.visit, case.date, series_uid=case.series_uid)
+            elif have[case.visit] != case.date:
+                raise InputError(f"{case.where}: {case.label} is stored with date "
+                                 f"{have[case.visit]}, the manifest says {case.date}")
+
+
+# --- resume ----------------------------------------------------------------------------------------
+
+def _read_or_none(store: Any, subject: str, visit: str, reader: str) -> Any:
+    try:
+        return store.get_read(subject, visit, reader=reader)
+    except InputError:
+        return None
+
+
+def complete_cases(store: Any, plans: Sequence[SubjectPlan], *, reader: str) -> set[tuple[str, str]]:
+    """Cases whose every lesion is stored in ``reader``'s read (what ``--resume`` skips)."""
+    done = set()
+    for plan in plans:
+        base_ids = {les.lesion_id for les in plan.baseline.lesions}
+        for case in plan.cases:
+            read = _read_or_none(store, case.subject, case.visit, reader)
+            if read is None:
+                continue
+            need = base_ids | {les.lesion_id for les in case.lesions}
+            if need <= {m.lesion_id for m in read.measurements}:
+                done.add(case.key)
+    return done
+
+
+def stored_baseline_ref(store: Any, plan: SubjectPlan, *, reader: str) -> BaselineRef | None:
+    """The stored baseline's lesion centres and sizes, to track follow-ups on ``--resume``."""
+    read = _read_or_none(store, plan.subject, plan.baseline.visit, reader)
+    if read is None:
+        return None
+    refs = []
+    for m in read.measurements:
+        c = (m.endpoints_lps or {}).get("centroid_lps")
+        if c is None or m.long_axis_mm is None:
+            return None
+        refs.append(BaselineLesionRef(m.lesion_id, m.category.lower(), m.organ, m.nodal,
+                                      (float(c[0]), float(c[1]), float(c[2])),
+                                      float(m.long_axis_mm)))
+    return BaselineRef(plan.baseline.series_path, plan.baseline.series_uid, tuple(refs))
+
+
+# --- writing one case ------------------------------------------------------------------------------
+
+def _values(les: LesionResult) -> dict[str, Any]:
+    return {"long_axis_mm": _tenth(les.long_axis_mm), "short_axis_mm": _tenth(les.short_axis_mm),
+            "endpoints_lps": les.endpoints_lps, "volume_ml": _ml(les.volume_ml),
+            "segmenter": les.segmenter, "segmenter_version": les.segmenter_version,
+            "method": "automatic"}
+
+
+def _same(info: Any, state: str, v: dict[str, Any]) -> bool:
+    return (info.state == state and info.long_axis_mm == v["long_axis_mm"]
+            and info.short_axis_mm == v["short_axis_mm"] and info.volume_ml == v["volume_ml"]
+            and info.endpoints_lps == v["endpoints_lps"] and info.segmenter == v["segmenter"]
+            and info.segmenter_version == v["segmenter_version"] and info.method == v["method"])
+
+
+def save_case(store: Any, case: Case, result: CaseResult, *, reader: str) -> int:
+    """Store a successful case's lesions and measurements; returns the number of rows written."""
+    if not result.ok:
+        raise InputError(f"{case.label}: nothing to store ({result.error})")
+    existing = {les.lesion_id for les in store.lesions(case.subject, reader=reader)}
+    read = _read_or_none(store, case.subject, case.visit, reader)
+    stored = {m.lesion_id: m for m in read.measurements} if read is not None else {}
+    written = 0
+    for les in result.lesions:
+        values = _values(les)
+        if les.lesion_id in stored and _same(stored[les.lesion_id], les.state, values):
+            continue
+        if les.lesion_id not in existing and les.category == "new":
+            store.record_new_lesion(case.subject, case.visit, les.lesion_id, reader=reader,
+                                    organ=les.organ, nodal=les.nodal, reason=_REASON,
+                                    **{k: v for k, v in values.items()})
+            written += 1
+            continue
+        if les.lesion_id not in existing:
+            store.add_lesion(case.subject, case.visit, les.lesion_id, _CATEGORY[les.category],
+                             reader=reader, organ=les.organ, nodal=les.nodal, reason=_REASON)
+        store.record_measurement(case.subject, case.visit, les.lesion_id, reader=reader,
+                                 state=les.state, reason=_REASON, **values)
+        written += 1
+    return written
+
+
+# --- responses and tables ---------------------------------------------------------------------------
+
+def _pct(v: Decimal | None) -> Decimal | None:
+    return None if v is None else Decimal(v).quantize(Decimal("0.1"), ROUND_HALF_EVEN)
+
+
+def collect_outputs(store: Any, subjects: Iterable[str], *, reader: str
+                    ) -> tuple[list[ResponseRow], list[MeasurementRow], dict[str, str]]:
+    """Compute responses (stored) for each subject and read back the rows of both CSV files.
+
+    Returns
+    -------
+    (responses, measurements, errors)
+        ``errors`` maps a subject whose responses could not be computed to the reason.
+    """
+    from recist_tool.store.models import Subject, Trial
+
+    responses: list[ResponseRow] = []
+    measurements: list[MeasurementRow] = []
+    errors: dict[str, str] = {}
+    for subject in subjects:
+        with store._read() as s:  # noqa: SLF001 - the criteria of the subject's trial
+            from sqlalchemy import select
+
+            criteria = s.scalars(select(Trial.criteria).join(Subject, Subject.trial_id == Trial.id)
+                                 .where(Subject.code == subject)).first() or "RECIST 1.1"
+        engine: dict[str, Any] = {}
+        try:
+            for r in store.compute_responses(subject, reader=reader):
+                engine[r.visit] = r
+        except InputError as exc:
+            errors[subject] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - rule violations etc. are reported per subject
+            errors[subject] = f"{type(exc).__name__}: {exc}"
+        for visit, date in store.timepoints(subject):
+            read = _read_or_none(store, subject, visit, reader)
+            if read is None:
+                continue
+            for m in read.measurements:
+                trk = (m.endpoints_lps or {}).get("tracking") or {}
+                measurements.append(MeasurementRow(
+                    subject, visit, date, m.lesion_id, m.category, m.organ, m.nodal,
+                    m.long_axis_mm, m.short_axis_mm, m.volume_ml, m.state, m.segmenter,
+                    m.segmenter_version, trk.get("confidence"),
+                    trk.get("status") or ("seeded" if m.segmenter else None), m.method))
+            resp = read.response
+            if resp is None:
+                sod = None
+                tgt = [m for m in read.measurements if m.category == "TARGET"]
+                if tgt and all(m.diameter_mm is not None or m.state == "ABSENT" for m in tgt):
+                    sod = sum((m.diameter_mm or Decimal(0) for m in tgt), Decimal(0))
+                responses.append(ResponseRow(subject, visit, date, sod, None, None, None, None,
+                                             sod, None, None, None, criteria))
+                continue
+            e = engine.get(visit)
+            responses.append(ResponseRow(
+                subject, visit, date, resp.sod_mm, resp.target, resp.non_target, resp.new_lesions,
+                resp.confirmed_overall or resp.overall, resp.baseline_mm, resp.nadir_mm,
+                _pct(e.pct_from_baseline) if e else None, _pct(e.pct_from_nadir) if e else None,
+                criteria))
+    return responses, measurements, errors
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Any]) -> Path:
+    """Write rows (dataclasses) to ``path`` through a temporary file renamed into place."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(columns)
+            for row in rows:
+                w.writerow([_cell(getattr(row, c)) for c in columns])
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p

@@ -1,0 +1,224 @@
+"""Running cases in parallel: a local process pool (default) or a Dask distributed cluster.
+
+Baselines are submitted first; each subject's follow-ups are submitted when its baseline has
+finished, with the baseline's lesion centres passed in (:class:`~recist_tool.batch.job.BaselineRef`).
+Results come back to the caller (the client), which alone writes the database and the outputs.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from recist_tool.batch.job import BaselineRef, CaseResult, init_worker, score_case
+from recist_tool.batch.manifest import Case, SubjectPlan
+from recist_tool.errors import InputError, UsageError
+
+__all__ = ["DaskBackend", "LocalBackend", "WorkerSetup", "execute", "make_backend"]
+
+
+class LocalBackend:
+    """A process pool of ``workers`` processes (spawned; one torch/ITK thread each).
+
+    ``workers=0`` runs the cases in this process, one after another (debugging, tiny jobs).
+    """
+
+    def __init__(self, workers: int, segmenter: str) -> None:
+        if workers < 0:
+            raise UsageError(f"--workers must be ≥ 0, got {workers}")
+        self.workers = workers
+        self.segmenter = segmenter
+        self.pool: ProcessPoolExecutor | None = None
+        if workers > 0:
+            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                            initializer=init_worker, initargs=(segmenter,))
+        self.description = (f"{workers} local worker process{'es' if workers != 1 else ''}"
+                            if workers else "in-process")
+
+    def submit(self, case: Case, baseline: BaselineRef | None) -> Any:
+        if self.pool is None:
+            from concurrent.futures import Future
+
+            fut: Future = Future()
+            fut.set_result(score_case(case, baseline, segmenter=self.segmenter))
+            return fut
+        return self.pool.submit(score_case, case, baseline, segmenter=self.segmenter)
+
+    @staticmethod
+    def wait_any(futures: set[Any]) -> tuple[set[Any], set[Any]]:
+        done, pending = wait(futures, return_when=FIRST_COMPLETED)
+        return set(done), set(pending)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class WorkerSetup:
+    """Dask worker plugin: one thread for torch / SimpleITK, and the segmenter loaded once."""
+
+    name = "recist-batch-setup"
+
+    def __init__(self, segmenter: str) -> None:
+        self.segmenter = segmenter
+
+    def setup(self, worker: Any = None) -> None:  # noqa: ARG002 - distributed's plugin protocol
+        init_worker(self.segmenter)
+
+    def teardown(self, worker: Any = None) -> None:  # pragma: no cover - protocol
+        pass
+
+
+class DaskBackend:
+    """Cases as tasks on a Dask distributed scheduler (``tcp://host:port``), one case per task."""
+
+    def __init__(self, address: str, segmenter: str, timeout_s: float = 20.0) -> None:
+        try:
+            import distributed
+        except ImportError as exc:
+            raise UsageError("--scheduler needs Dask distributed: pip install "
+                             "'recist-tool[dask]'") from exc
+        self._distributed = distributed
+        self.segmenter = segmenter
+        try:
+            self.client = distributed.Client(address, timeout=f"{timeout_s}s",
+                                             set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InputError(f"cannot connect to the Dask scheduler at {address}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                             ) from None
+        plugin = WorkerSetup(segmenter)
+        try:
+            if hasattr(self.client, "register_plugin"):
+                self.client.register_plugin(plugin, name=plugin.name)
+            else:  # pragma: no cover - distributed < 2023.9
+                self.client.register_worker_plugin(plugin, name=plugin.name)
+        except Exception as exc:  # noqa: BLE001 - a cluster without recist-tool installed
+            self.client.close()
+            raise InputError(f"Dask workers at {address} cannot set up recist-tool: "
+                             f"{type(exc).__name__}: {exc}") from None
+        n = len(self.client.scheduler_info().get("workers", {}))
+        self.description = f"Dask scheduler {address} ({n} worker{'s' if n != 1 else ''})"
+        self._n = 0
+
+    def submit(self, case: Case, baseline: BaselineRef | None) -> Any:
+        self._n += 1
+        key = f"recist-case-{case.subject}-{case.visit}-{os.getpid()}-{self._n}"
+        return self.client.submit(score_case, case, baseline, segmenter=self.segmenter, key=key,
+                                  pure=False, retries=0)
+
+    def wait_any(self, futures: set[Any]) -> tuple[set[Any], set[Any]]:
+        res = self._distributed.wait(list(futures), return_when="FIRST_COMPLETED")
+        return set(res.done), set(res.not_done)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def make_backend(workers: int | None, scheduler: str | None, segmenter: str
+                 ) -> LocalBackend | DaskBackend:
+    """Dask when ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``) is set, else a local pool.
+
+    ``workers`` defaults to the number of CPUs.
+    """
+    address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    if address:
+        if workers is not None:
+            raise UsageError("--workers is for the local pool; a Dask cluster has its own workers")
+        return DaskBackend(address, segmenter)
+    return LocalBackend((os.cpu_count() or 1) if workers is None else workers, segmenter)
+
+
+@dataclass(frozen=True)
+class _Job:
+    case: Case
+    plan: SubjectPlan
+
+
+def execute(
+    plans: Iterable[SubjectPlan],
+    backend: LocalBackend | DaskBackend,
+    *,
+    skip: set[tuple[str, str]] = frozenset(),  # type: ignore[assignment]
+    stored_baseline: Callable[[SubjectPlan], BaselineRef | None] | None = None,
+    on_result: Callable[[Case, CaseResult], None] | None = None,
+) -> list[CaseResult]:
+    """Score every case not in ``skip``: baselines first, follow-ups once their baseline is done.
+
+    Parameters
+    ----------
+    plans : iterable of SubjectPlan
+    backend : LocalBackend or DaskBackend
+    skip : set of (subject, visit)
+        Cases already stored (``--resume``); not scored again.
+    stored_baseline : callable, optional
+        For a skipped baseline whose follow-ups must still be scored: the stored baseline's
+        :class:`BaselineRef` (or None when it cannot be rebuilt; the baseline is then re-scored
+        without being reported).
+    on_result : callable, optional
+        Called in the client, in completion order, for each finished case.
+
+    Returns
+    -------
+    list of CaseResult
+        In completion order; failed cases included (``ok`` False).
+    """
+    plans = list(plans)
+    results: list[CaseResult] = []
+    pending: dict[Any, tuple[_Job, bool]] = {}  # future -> (job, report it)
+    refs: dict[str, BaselineRef] = {}
+
+    def report(job: _Job, res: CaseResult) -> None:
+        results.append(res)
+        if on_result is not None:
+            on_result(job.case, res)
+
+    def submit_followups(plan: SubjectPlan, ref: BaselineRef) -> None:
+        for fu in plan.followups:
+            if fu.key not in skip:
+                pending[backend.submit(fu, ref)] = (_Job(fu, plan), True)
+
+    for plan in plans:
+        todo_fu = [fu for fu in plan.followups if fu.key not in skip]
+        if plan.baseline.key not in skip:
+            pending[backend.submit(plan.baseline, None)] = (_Job(plan.baseline, plan), True)
+        elif todo_fu:
+            ref = stored_baseline(plan) if stored_baseline is not None else None
+            if ref is not None:
+                refs[plan.subject] = ref
+            else:  # score the baseline again only to track from it
+                pending[backend.submit(plan.baseline, None)] = (_Job(plan.baseline, plan), False)
+    for plan in plans:
+        if plan.subject in refs:
+            submit_followups(plan, refs[plan.subject])
+    while pending:
+        done, _ = backend.wait_any(set(pending))
+        for fut in done:
+            job, shown = pending.pop(fut)
+            try:
+                res = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a worker that died, a task lost
+                res = CaseResult(job.case.subject, job.case.visit, job.case.date, False,
+                                 error=f"worker failed: {type(exc).__name__}: {exc}")
+            if shown:
+                report(job, res)
+            if job.case is job.plan.baseline:
+                if res.ok:
+                    try:
+                        ref = BaselineRef.from_result(job.case, res)
+                    except InputError as exc:
+                        res = CaseResult(res.subject, res.visit, res.date, False, error=str(exc))
+                        ref = None
+                    if ref is not None:
+                        submit_followups(job.plan, ref)
+                        continue
+                for fu in job.plan.followups:
+                    if fu.key not in skip:
+                        report(_Job(fu, job.plan), CaseResult(
+                            fu.subject, fu.visit, fu.date, False,
+                            error=f"not scored: baseline {job.case.visit} failed"))
+    return results
