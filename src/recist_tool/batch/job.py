@@ -15,6 +15,7 @@ import time
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from recist_tool.batch.manifest import Case, LesionSeed
@@ -121,8 +122,11 @@ class BaselineRef:
             c = les.centroid_lps
             if c is None or les.long_axis_mm is None:
                 raise InputError(f"{case.label} {les.lesion_id}: baseline lesion was not measured")
+            # the size as the store keeps it (0.1 mm), so that a resumed run tracks identically
+            size = float(Decimal(repr(float(les.long_axis_mm))).quantize(Decimal("0.1"),
+                                                                        ROUND_HALF_EVEN))
             refs.append(BaselineLesionRef(les.lesion_id, les.category, les.organ, les.nodal, c,
-                                          float(les.long_axis_mm)))
+                                          size))
         return cls(case.series_path, case.series_uid, tuple(refs))
 
 

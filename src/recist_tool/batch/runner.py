@@ -18,7 +18,7 @@ from recist_tool.batch.job import BaselineRef, CaseResult, init_worker, score_ca
 from recist_tool.batch.manifest import Case, SubjectPlan
 from recist_tool.errors import InputError, UsageError
 
-__all__ = ["DaskBackend", "LocalBackend", "WorkerSetup", "execute", "make_backend"]
+__all__ = ["DaskBackend", "LocalBackend", "execute", "make_backend"]
 
 
 class LocalBackend:
@@ -58,21 +58,6 @@ class LocalBackend:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-class WorkerSetup:
-    """Dask worker plugin: one thread for torch / SimpleITK, and the segmenter loaded once."""
-
-    name = "recist-batch-setup"
-
-    def __init__(self, segmenter: str) -> None:
-        self.segmenter = segmenter
-
-    def setup(self, worker: Any = None) -> None:  # noqa: ARG002 - distributed's plugin protocol
-        init_worker(self.segmenter)
-
-    def teardown(self, worker: Any = None) -> None:  # pragma: no cover - protocol
-        pass
-
-
 class DaskBackend:
     """Cases as tasks on a Dask distributed scheduler (``tcp://host:port``), one case per task."""
 
@@ -91,6 +76,8 @@ class DaskBackend:
             raise InputError(f"cannot connect to the Dask scheduler at {address}: "
                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                              ) from None
+        from recist_tool.batch.dask_plugin import WorkerSetup
+
         plugin = WorkerSetup(segmenter)
         try:
             if hasattr(self.client, "register_plugin"):
@@ -112,7 +99,8 @@ class DaskBackend:
                                   pure=False, retries=0)
 
     def wait_any(self, futures: set[Any]) -> tuple[set[Any], set[Any]]:
-        res = self._distributed.wait(list(futures), return_when="FIRST_COMPLETED")
+        with self.client.as_current():
+            res = self._distributed.wait(list(futures), return_when="FIRST_COMPLETED")
         return set(res.done), set(res.not_done)
 
     def close(self) -> None:
