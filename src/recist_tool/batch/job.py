@@ -232,7 +232,7 @@ def _seeded(volume: Any, les: LesionSeed, seg: Any, case: Case) -> LesionResult:
         mask, meas = segment_and_measure(volume, Prompt(point_lps=les.seed_lps), seg,
                                          node=les.nodal)
     except NoLesionError as exc:
-        raise InputError(f"{les.lesion_id} seed {les.seed_lps} ({les.where}): {exc}") from exc
+        raise InputError(f"{les.lesion_id} ({os.path.basename(les.where)}): {exc}") from exc
     if meas is None:  # pragma: no cover - measure ships with the package
         raise InputError("recist_tool.measure is not available")
     return _from_measurement(les, mask, meas, volume, "seeded")

@@ -251,6 +251,19 @@ def _read_csv(path: Path, text: str) -> list[Case]:
     return b.result()
 
 
+def _toml_lesion_where(path: Path, lines: list[str], heads: list[int], k: int, les: Any,
+                       j: int) -> str:
+    """``file:line`` of the j-th lesion of the k-th ``[[case]]`` (the line naming its id)."""
+    start = heads[k] if k < len(heads) else 1
+    end = heads[k + 1] - 1 if k + 1 < len(heads) else len(lines)
+    lid = les.get("lesion_id") if isinstance(les, dict) else None
+    if isinstance(lid, str) and lid:
+        for i in range(start - 1, end):
+            if re.search(r"lesion_id\s*=\s*[\"']" + re.escape(lid) + r"[\"']", lines[i]):
+                return f"{path}:{i + 1}"
+    return f"{path}:{start} (lesion {j + 1})"
+
+
 def _read_toml(path: Path, text: str) -> list[Case]:
     try:
         doc = tomllib.loads(text)
@@ -259,7 +272,8 @@ def _read_toml(path: Path, text: str) -> list[Case]:
         raise ManifestError(f"{path}:{m.group(1) if m else 1}: not valid TOML: {exc}") from None
     entries = doc.get("case")
     # line of each [[case]] header, in order, for messages
-    heads = [i + 1 for i, ln in enumerate(text.splitlines())
+    text_lines = text.splitlines()
+    heads = [i + 1 for i, ln in enumerate(text_lines)
              if re.match(r"^\s*\[\[\s*case\s*\]\]", ln)]
     if not isinstance(entries, list) or not entries:
         raise ManifestError(f"{path}:1: no [[case]] tables")
@@ -278,7 +292,7 @@ def _read_toml(path: Path, text: str) -> list[Case]:
             raise ManifestError(f"{where}: lesions must be a list of tables")
         lesions = []
         for j, les in enumerate(raw):
-            w = f"{where} (lesion {j + 1})"
+            w = _toml_lesion_where(path, text_lines, heads, k, les, j)
             if not isinstance(les, dict):
                 raise ManifestError(f"{w}: a lesion must be a table")
             bad = sorted(set(les) - {"lesion_id", "category", "organ", "nodal", "seed"})

@@ -62,11 +62,11 @@ class RichProgress:
     def skipped(self, case: Case) -> None:
         """A case already stored (``--resume``)."""
         self.console.print(f"[dim]skip[/]   {case.subject} {case.visit}: already stored",
-                           highlight=False)
+                           highlight=False, soft_wrap=True)
 
     def done(self, case: Case, result: CaseResult) -> None:
         """A finished case."""
-        self.console.print(case_line(case, result), highlight=False)
+        self.console.print(case_line(case, result), highlight=False, soft_wrap=True)
         if self.task is not None:
             self.progress.advance(self.task)
 

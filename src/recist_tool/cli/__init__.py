@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     state.debug = "--debug" in args
     try:
-        app(args=args, prog_name="recist", standalone_mode=False)
+        rc = app(args=args, prog_name="recist", standalone_mode=False)
+        if isinstance(rc, int) and rc:  # typer.Exit(n) inside a command returns n here
+            return rc
     except RecistToolError as exc:
         if state.debug:
             raise

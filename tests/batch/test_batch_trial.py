@@ -1,0 +1,103 @@
+"""The whole synthetic trial scored end to end, checked against its ground truth; resume and re-runs
+add no rows."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from recist_tool.batch import compare_with_truth, run_batch
+from recist_tool.batch.persist import MEASUREMENT_COLUMNS, RESPONSE_COLUMNS, save_case
+
+from .conftest import ScoredTrial
+
+pytestmark = pytest.mark.slow
+
+TABLES = ("subject", "timepoint", "timepoint_read", "lesion", "measurement", "timepoint_response")
+
+
+def _counts(db: Path) -> dict[str, int]:
+    with sqlite3.connect(db) as c:
+        return {t: c.execute(f"select count(*) from {t}").fetchone()[0] for t in TABLES}
+
+
+def test_every_case_scored(scored_trial: ScoredTrial) -> None:
+    s = scored_trial.summary
+    assert [r.ok for r in scored_trial.baselines.results] == [True] * 3
+    assert sorted(s.skipped) == [("SYN-001", "BL"), ("SYN-002", "BL"), ("SYN-003", "BL")]
+    assert len(s.results) == 6 and s.ok, [(r.key, r.error) for r in s.failed]
+
+
+def test_overall_responses_equal_the_ground_truth(scored_trial: ScoredTrial) -> None:
+    rows = list(csv.DictReader((scored_trial.out / "responses.csv").open()))
+    assert tuple(rows[0]) == RESPONSE_COLUMNS
+    assert len(rows) == 9
+    truth = scored_trial.truth["subjects"]
+    for r in rows:
+        tp = truth[r["subject"]]["timepoints"][r["visit"]]
+        assert r["date"] == tp["date"]
+        assert (r["overall_response"] or None) == tp["overall_response"], r
+        if tp["overall_response"] is not None:
+            assert r["new_lesions"] == ("UNEQUIVOCAL" if tp["new_lesions"] else "NONE")
+    report = compare_with_truth(scored_trial.truth, scored_trial.summary.responses,
+                                scored_trial.summary.measurements)
+    assert report.n_matched == len(report.responses) == 6
+
+
+def test_measurements_csv(scored_trial: ScoredTrial) -> None:
+    rows = list(csv.DictReader((scored_trial.out / "measurements.csv").open()))
+    assert tuple(rows[0]) == MEASUREMENT_COLUMNS
+    n_truth = sum(len(tp["lesions"]) for s in scored_trial.truth["subjects"].values()
+                  for tp in s["timepoints"].values())
+    assert len(rows) == n_truth == 40
+    by = {(r["subject"], r["visit"], r["lesion_id"]): r for r in rows}
+    gone = by[("SYN-001", "W12", "T04")]
+    assert gone["state"] == "ABSENT" and gone["tracking"] == "absent?" and gone["long_axis_mm"] == ""
+    new = by[("SYN-002", "W12", "NL01")]
+    assert new["category"] == "NEW" and new["state"] == "MEASURED" and new["tracking"] == "seeded"
+    tracked = [r for r in rows if r["visit"] != "BL" and r["tracking"] in ("found", "uncertain")]
+    assert len(tracked) == 25 and all(0 < float(r["confidence"]) <= 1 for r in tracked)
+    assert all(r["segmenter"] for r in rows if r["state"] == "MEASURED")
+
+
+def test_long_axes_close_to_the_ground_truth(scored_trial: ScoredTrial) -> None:
+    """Current bound with the classic segmenter (measured max 3.0 mm: it over-segments small and
+    hypodense liver lesions by about a voxel); the 1.5 mm goal is the next test."""
+    report = compare_with_truth(scored_trial.truth, scored_trial.summary.responses,
+                                scored_trial.summary.measurements, tolerance_mm=3.5)
+    print(report.summary())
+    assert report.ok, report.problems
+
+
+@pytest.mark.xfail(strict=True, reason="classic segmenter: long axis up to 3.0 mm over the truth "
+                                       "(SYN-001 W06 T04 7.8 mm, liver metastases +2 mm)")
+def test_long_axes_within_1_5_mm(scored_trial: ScoredTrial) -> None:
+    report = compare_with_truth(scored_trial.truth, scored_trial.summary.responses,
+                                scored_trial.summary.measurements, tolerance_mm=1.5)
+    assert report.ok, report.problems
+
+
+def test_resume_and_rerun_add_no_rows(scored_trial: ScoredTrial, tmp_path: Path) -> None:
+    before = _counts(scored_trial.db)
+    assert before["measurement"] == 40 and before["timepoint_response"] == 6
+    again = run_batch(scored_trial.trial / "manifest.csv", db=scored_trial.db, outdir=tmp_path,
+                      workers=2, resume=True)
+    assert again.results == [] and len(again.skipped) == 9
+    assert _counts(scored_trial.db) == before
+    assert (tmp_path / "responses.csv").read_text() == (scored_trial.out / "responses.csv").read_text()
+    # storing the same results again (a re-run without --resume) writes nothing
+    from recist_tool.batch import plan_cases, read_manifest
+    from recist_tool.store import TrialStore
+
+    cases = {c.key: c for p in plan_cases(read_manifest(scored_trial.trial / "manifest.csv"))
+             for c in p.cases}
+    with TrialStore(scored_trial.db) as store:
+        n = sum(save_case(store, cases[r.key], r, reader="batch")
+                for r in scored_trial.summary.results)
+        audit = len(store.audit_log())
+    assert n == 0 and _counts(scored_trial.db) == before
+    with TrialStore(scored_trial.db) as store:
+        assert len(store.audit_log()) == audit
