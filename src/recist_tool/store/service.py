@@ -348,6 +348,22 @@ class TrialStore:
                          password_hash=hash_password(password), active=True))
         return ReaderInfo(name, full_name or name, role, True)
 
+    def set_reader_active(self, name: str, active: bool, *, by: str | None = None,
+                          reason: str | None = None) -> None:
+        """Deactivate (or reactivate) an account; accounts are never deleted (their names stay
+        attached to signatures and audit events)."""
+        with self._write(by or _os_user(), reason or ("reactivated" if active else "deactivated")
+                         ) as s:
+            self._reader(s, name).active = active
+
+    def change_password(self, name: str, old_password: str, new_password: str) -> None:
+        """Change a reader's password (the old one is checked; the change is audited, redacted)."""
+        if len(new_password) < MIN_PASSWORD:
+            raise InputError(f"password of {name}: at least {MIN_PASSWORD} characters")
+        self.authenticate(name, old_password)
+        with self._write(name, "password changed") as s:
+            self._reader(s, name).password_hash = hash_password(new_password)
+
     def readers(self) -> list[ReaderInfo]:
         """All accounts."""
         with self._read() as s:
