@@ -322,3 +322,20 @@ def test_irecist_trial_and_accounts(db_url: str) -> None:
         pw = [e for e in store.audit_log() if e.entity == "reader" and e.action == "UPDATE"]
         assert pw[0].new == {"password_hash": "<redacted>"} and pw[0].reason == "password changed"
         assert store.verify_audit().ok
+
+
+def test_reader_session_cannot_reach_other_reads(store: TrialStore) -> None:
+    read_subject(store, "alice", t01_w6="18", t02_w6="12")
+    read_subject(store, "bob", t01_w6="27", t02_w6="18")
+    with pytest.raises(AuthenticationError):
+        store.login("bob", PASSWORDS["alice"])
+    bob = store.login("bob", PASSWORDS["bob"])
+    assert {m.long_axis_mm for m in bob.get_read("S001", "W6").measurements
+            if m.lesion_id == "T01"} == {Decimal("27")}
+    with pytest.raises(AuthenticationError, match="belongs to bob"):
+        bob.get_read("S001", "W6", reader="alice")
+    with pytest.raises(AttributeError):
+        bob.audit_log  # noqa: B018 - not part of a reader's view
+    bob.record_measurement("S001", "W6", "T01", long_axis_mm="26", reason="recheck")
+    assert store.audit_log("S001")[-1].actor == "bob"
+    assert [r.overall for r in bob.compute_responses("S001")] == [Response.SD]
