@@ -82,8 +82,13 @@ def test_tracking_finds_lesions_and_proposes_absent() -> None:
     base = _volume()
     shift = np.array([-2.6, 3.1, -4.4])
     fu = _volume(shift=shift, drop={"T03"}, seed=2)
-    res = track_lesions(base, fu, [BaselineLesion(k, c, size_mm=2 * r)
-                                   for k, (c, r) in LESIONS.items()])
+    idx = np.indices(base.shape).reshape(3, -1).T
+    c1, r1 = LESIONS["T01"]
+    t01_mask = (np.sum((base.index_to_lps(idx) - np.asarray(c1)) ** 2, axis=1) <= r1 * r1
+                ).reshape(base.shape)
+    given = [BaselineLesion("T01", mask=t01_mask)]  # a mask instead of a seed
+    given += [BaselineLesion(k, c, size_mm=2 * r) for k, (c, r) in LESIONS.items() if k != "T01"]
+    res = track_lesions(base, fu, given)
     for name in ("T01", "T02"):
         t = res.get(name)
         truth = np.asarray(LESIONS[name][0]) + shift
