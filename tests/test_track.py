@@ -11,6 +11,7 @@ import pytest
 from recist_tool.errors import InputError
 from recist_tool.track import (
     BaselineLesion,
+    baseline_lesions,
     measurement_kwargs,
     register_rigid,
     to_sitk,
@@ -64,6 +65,33 @@ def test_to_sitk_keeps_lps_geometry() -> None:
         assert np.allclose(got, want, atol=1e-6)
 
 
+@pytest.mark.db
+def test_baseline_lesions_from_a_stored_read(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    import datetime as dt
+
+    from recist_tool.store import TrialStore
+
+    monkeypatch.setenv("RECIST_SCRYPT_N", "1024")
+    with TrialStore(tmp_path / "r.db") as store:
+        store.add_reader("ann", "ann-password")
+        store.add_trial("T")
+        store.add_subject("T", "S1")
+        store.add_timepoint("S1", "BL", dt.date(2026, 1, 1))
+        store.add_lesion("S1", "BL", "T01", "TARGET", reader="ann", organ="LUNG")
+        store.add_lesion("S1", "BL", "T02", "TARGET", reader="ann", organ="NODE", nodal=True)
+        store.add_lesion("S1", "BL", "NT01", "NON-TARGET", reader="ann", organ="LIVER")
+        store.record_measurement("S1", "BL", "T01", reader="ann", long_axis_mm="20",
+                                 endpoints_lps={"long": [[-50, 0, 10], [-30, 0, 10]]})
+        store.record_measurement("S1", "BL", "T02", reader="ann", long_axis_mm="19",
+                                 short_axis_mm="12",
+                                 endpoints_lps={"long": [[0, 30, -5], [0, 49, -5]]})
+        store.assess_non_target("S1", "BL", "NT01", "PRESENT", reader="ann")
+        got = {b.lesion_id: b for b in baseline_lesions(store.get_read("S1", "BL", reader="ann"))}
+    assert set(got) == {"T01", "T02"}
+    assert got["T01"].center_lps == (-40.0, 0.0, 10.0) and got["T01"].size_mm == 20.0
+    assert got["T02"].nodal and got["T02"].center_lps == (0.0, 39.5, -5.0)
+
+
 def test_rigid_registration_recovers_known_motion() -> None:
     base = _volume()
     shift = np.array([3.4, -2.2, 4.1])
@@ -82,8 +110,13 @@ def test_tracking_finds_lesions_and_proposes_absent() -> None:
     base = _volume()
     shift = np.array([-2.6, 3.1, -4.4])
     fu = _volume(shift=shift, drop={"T03"}, seed=2)
-    res = track_lesions(base, fu, [BaselineLesion(k, c, size_mm=2 * r)
-                                   for k, (c, r) in LESIONS.items()])
+    idx = np.indices(base.shape).reshape(3, -1).T
+    c1, r1 = LESIONS["T01"]
+    t01_mask = (np.sum((base.index_to_lps(idx) - np.asarray(c1)) ** 2, axis=1) <= r1 * r1
+                ).reshape(base.shape)
+    given = [BaselineLesion("T01", mask=t01_mask)]  # a mask instead of a seed
+    given += [BaselineLesion(k, c, size_mm=2 * r) for k, (c, r) in LESIONS.items() if k != "T01"]
+    res = track_lesions(base, fu, given)
     for name in ("T01", "T02"):
         t = res.get(name)
         truth = np.asarray(LESIONS[name][0]) + shift

@@ -36,7 +36,7 @@ from recist_tool.errors import GeometryError, InputError, SegmentationError
 from recist_tool.volume import Volume
 
 __all__ = ["BaselineLesion", "TrackedLesion", "TrackResult", "Registration", "register_rigid",
-           "track_lesions", "to_sitk", "measurement_kwargs"]
+           "track_lesions", "to_sitk", "measurement_kwargs", "baseline_lesions"]
 
 Status = Literal["found", "absent?", "uncertain"]
 
@@ -477,3 +477,23 @@ def measurement_kwargs(tracked: TrackedLesion, *, mask_path: str | None = None,
         "mask_path": mask_path,
         "mask_sha256": mask_sha256,
     }
+
+
+def baseline_lesions(read: Any) -> list[BaselineLesion]:
+    """Baseline lesions to track from a stored read (:class:`recist_tool.store.ReadInfo`).
+
+    The centre of each lesion is the midpoint of its stored long-axis end points (LPS); lesions
+    without end points (manual states, non-measured non-targets) are left out — the reader places
+    those by hand.
+    """
+    out = []
+    for m in read.measurements:
+        ends = (m.endpoints_lps or {}).get("long")
+        if not ends or len(ends) != 2:
+            continue
+        a, b = (np.asarray(p, float) for p in ends)
+        c = 0.5 * (a + b)
+        size = float(m.long_axis_mm) if m.long_axis_mm is not None else float(np.linalg.norm(a - b))
+        out.append(BaselineLesion(m.lesion_id, (float(c[0]), float(c[1]), float(c[2])),
+                                  nodal=m.nodal, size_mm=size))
+    return out

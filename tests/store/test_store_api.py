@@ -289,3 +289,53 @@ def test_too_small_absent_and_new_lesions(store: TrialStore) -> None:
     assert r[0].overall is Response.PD
     states = {m.lesion_id: m.state for m in store.get_read("S001", "W6", reader="alice").measurements}
     assert states["NL01"] == "EQUIVOCAL" and states["NL02"] == "MEASURED"
+
+
+def test_irecist_trial_and_accounts(db_url: str) -> None:
+    import datetime as dt
+
+    with TrialStore(db_url) as store:
+        store.add_reader("alice", PASSWORDS["alice"])
+        store.add_trial("IO", criteria="iRECIST")
+        store.add_subject("IO", "S2")
+        store.add_timepoint("S2", "BL", dt.date(2026, 1, 2))
+        store.add_timepoint("S2", "W6", dt.date(2026, 2, 13))
+        store.add_lesion("S2", "BL", "T01", "TARGET", reader="alice", organ="LUNG")
+        store.record_measurement("S2", "BL", "T01", reader="alice", long_axis_mm="20")
+        store.record_measurement("S2", "W6", "T01", reader="alice", long_axis_mm="19")
+        store.record_new_lesion("S2", "W6", "NL01", reader="alice", organ="LIVER",
+                                category="NEW NON-TARGET")
+        assert [r.overall for r in store.compute_responses("S2", reader="alice")] == [Response.PD]
+        assert store.get_read("S2", "W6", reader="alice").response.overall == "iUPD"
+        # accounts: password change (old one checked), deactivation blocks work and signing
+        with pytest.raises(AuthenticationError):
+            store.change_password("alice", "not-her-password", "new-password-1")
+        store.change_password("alice", PASSWORDS["alice"], "new-password-1")
+        store.set_reader_active("alice", False, reason="left the core lab")
+        with pytest.raises(AuthenticationError, match="deactivated"):
+            store.record_measurement("S2", "W6", "T01", reader="alice", long_axis_mm="18",
+                                     reason="x")
+        with pytest.raises(AuthenticationError):
+            store.sign("S2", "W6", reader="alice", password="new-password-1")
+        store.set_reader_active("alice", True)
+        store.sign("S2", "W6", reader="alice", password="new-password-1")
+        pw = [e for e in store.audit_log() if e.entity == "reader" and e.action == "UPDATE"]
+        assert pw[0].new == {"password_hash": "<redacted>"} and pw[0].reason == "password changed"
+        assert store.verify_audit().ok
+
+
+def test_reader_session_cannot_reach_other_reads(store: TrialStore) -> None:
+    read_subject(store, "alice", t01_w6="18", t02_w6="12")
+    read_subject(store, "bob", t01_w6="27", t02_w6="18")
+    with pytest.raises(AuthenticationError):
+        store.login("bob", PASSWORDS["alice"])
+    bob = store.login("bob", PASSWORDS["bob"])
+    assert {m.long_axis_mm for m in bob.get_read("S001", "W6").measurements
+            if m.lesion_id == "T01"} == {Decimal("27")}
+    with pytest.raises(AuthenticationError, match="belongs to bob"):
+        bob.get_read("S001", "W6", reader="alice")
+    with pytest.raises(AttributeError):
+        bob.audit_log  # noqa: B018 - not part of a reader's view
+    bob.record_measurement("S001", "W6", "T01", long_axis_mm="26", reason="recheck")
+    assert store.audit_log("S001")[-1].actor == "bob"
+    assert [r.overall for r in bob.compute_responses("S001")] == [Response.SD]

@@ -13,6 +13,7 @@ from recist_tool.store.service import (
     LockedRecordError,
     MeasurementInfo,
     ReaderInfo,
+    ReaderSession,
     ReadInfo,
     ResponseInfo,
     TrialStore,
@@ -20,6 +21,7 @@ from recist_tool.store.service import (
 
 __all__ = [
     "AuditCheck", "AuditEntry", "AuthenticationError", "CRITERIA", "Discrepancy",
-    "LockedRecordError", "MEANINGS", "MeasurementInfo", "ReadInfo", "ReaderInfo", "ResponseInfo",
+    "LockedRecordError", "MEANINGS", "MeasurementInfo", "ReadInfo", "ReaderInfo", "ReaderSession",
+    "ResponseInfo",
     "TrialStore", "head_revision",
 ]

@@ -15,6 +15,8 @@ __all__ = ["hash_password", "verify_password", "DEFAULT_N"]
 
 #: scrypt cost (CPU/memory): 2**15 with r=8 uses 32 MiB and about 0.1 s per check.
 DEFAULT_N = 2**15
+#: Lowest cost accepted (tests use it through ``RECIST_SCRYPT_N``).
+MIN_N = 2**10
 _R, _P, _DKLEN = 8, 1, 32
 
 
@@ -35,6 +37,8 @@ def hash_password(password: str, *, n: int | None = None) -> str:
         environment, which tests use to go faster).
     """
     n = n or int(os.environ.get("RECIST_SCRYPT_N", DEFAULT_N))
+    if n < MIN_N or n & (n - 1):
+        raise ValueError(f"scrypt cost n must be a power of two ≥ {MIN_N}, got {n}")
     salt = os.urandom(16)
     digest = _scrypt(password, salt, n, _R, _P)
     b64 = base64.b64encode

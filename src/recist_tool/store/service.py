@@ -67,7 +67,7 @@ from recist_tool.store.models import (
 from recist_tool.store.security import hash_password, verify_password
 
 __all__ = [
-    "TrialStore", "LockedRecordError", "AuthenticationError", "ReaderInfo", "ReadInfo",
+    "TrialStore", "ReaderSession", "LockedRecordError", "AuthenticationError", "ReaderInfo", "ReadInfo",
     "MeasurementInfo", "ResponseInfo", "Discrepancy", "MEANINGS", "CRITERIA",
 ]
 
@@ -347,6 +347,27 @@ class TrialStore:
             s.add(Reader(name=name, full_name=full_name or name, role=role,
                          password_hash=hash_password(password), active=True))
         return ReaderInfo(name, full_name or name, role, True)
+
+    def set_reader_active(self, name: str, active: bool, *, by: str | None = None,
+                          reason: str | None = None) -> None:
+        """Deactivate (or reactivate) an account; accounts are never deleted (their names stay
+        attached to signatures and audit events)."""
+        with self._write(by or _os_user(), reason or ("reactivated" if active else "deactivated")
+                         ) as s:
+            self._reader(s, name).active = active
+
+    def change_password(self, name: str, old_password: str, new_password: str) -> None:
+        """Change a reader's password (the old one is checked; the change is audited, redacted)."""
+        if len(new_password) < MIN_PASSWORD:
+            raise InputError(f"password of {name}: at least {MIN_PASSWORD} characters")
+        self.authenticate(name, old_password)
+        with self._write(name, "password changed") as s:
+            self._reader(s, name).password_hash = hash_password(new_password)
+
+    def login(self, name: str, password: str) -> ReaderSession:
+        """Check the password and return a :class:`ReaderSession` bound to this reader."""
+        info = self.authenticate(name, password)
+        return ReaderSession(self, info)
 
     def readers(self) -> list[ReaderInfo]:
         """All accounts."""
@@ -898,3 +919,41 @@ class TrialStore:
                                       f"signature {g.id}: {subj.code} {tp.visit} read by {r.name} "
                                       f"version {read.version} was changed after signing")
             return check
+
+
+#: TrialStore methods a reader session exposes, with the keyword it binds.
+_SESSION_METHODS = {
+    **{m: "reader" for m in ("add_lesion", "record_measurement", "assess_non_target",
+                             "record_new_lesion", "delete_measurement", "get_read", "read_versions",
+                             "lesions", "compute_responses", "sign", "amend")},
+    **{m: "adjudicator" for m in ("discrepancies", "adjudicate")},
+}
+
+
+class ReaderSession:
+    """A logged-in reader's view of the store (what a GUI holds after :meth:`TrialStore.login`).
+
+    Exposes only the reader-scoped methods, with ``reader=`` (or ``adjudicator=``) bound to the
+    account: a session cannot name another reader, so it never reads another reader's records.
+    Signing still asks for the password again.
+    """
+
+    def __init__(self, store: TrialStore, info: ReaderInfo) -> None:
+        self._store = store
+        self.reader = info
+
+    def __getattr__(self, name: str) -> Any:
+        key = _SESSION_METHODS.get(name)
+        if key is None:
+            raise AttributeError(f"a reader session has no method {name!r}")
+        method = getattr(self._store, name)
+        bound = self.reader.name
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if key in kwargs:
+                raise AuthenticationError(f"this session belongs to {bound}; it cannot act as "
+                                          f"{kwargs[key]}")
+            return method(*args, **{key: bound}, **kwargs)
+
+        call.__doc__ = method.__doc__
+        return call
