@@ -73,7 +73,10 @@ class LesionResult:
 
 @dataclass(frozen=True)
 class CaseResult:
-    """Outcome of one case. ``ok`` False carries a one-line ``error``; lesions are then empty."""
+    """Outcome of one case. ``ok`` False carries a one-line ``error``; lesions are then empty.
+
+    ``seconds`` is the case's wall time in the worker, ``cpu_seconds`` its CPU time there.
+    """
 
     subject: str
     visit: str
@@ -87,6 +90,7 @@ class CaseResult:
     seconds: float = 0.0
     worker: str = ""
     notes: tuple[str, ...] = ()
+    cpu_seconds: float = 0.0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -283,11 +287,13 @@ def score_case(case: Case, baseline: BaselineRef | None = None, *,
         on a lesion, tracking failure); never raises for those.
     """
     t0 = time.perf_counter()
+    c0 = time.process_time()
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def fail(msg: str) -> CaseResult:
         return CaseResult(case.subject, case.visit, case.date, False, error=msg,
-                          seconds=time.perf_counter() - t0, worker=worker)
+                          seconds=time.perf_counter() - t0, worker=worker,
+                          cpu_seconds=time.process_time() - c0)
 
     try:
         seg = worker_segmenter(segmenter)
@@ -318,4 +324,5 @@ def score_case(case: Case, baseline: BaselineRef | None = None, *,
     return CaseResult(case.subject, case.visit, case.date, True, tuple(lesions),
                       series_uid=getattr(meta, "series_uid", None),
                       study_uid=getattr(meta, "study_uid", None), n_slices=int(vol.shape[0]),
-                      seconds=time.perf_counter() - t0, worker=worker)
+                      seconds=time.perf_counter() - t0, worker=worker,
+                      cpu_seconds=time.process_time() - c0)
