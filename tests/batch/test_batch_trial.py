@@ -101,3 +101,22 @@ def test_resume_and_rerun_add_no_rows(scored_trial: ScoredTrial, tmp_path: Path)
     assert n == 0 and _counts(scored_trial.db) == before
     with TrialStore(scored_trial.db) as store:
         assert len(store.audit_log()) == audit
+
+
+def test_irecist_settings(sample_trial: Path, tmp_path: Path) -> None:
+    """``--settings`` with iRECIST: the new lesion at W12 is iUPD, not PD; policies are stored."""
+    from .conftest import subset_manifest
+
+    settings = tmp_path / "trial.toml"
+    settings.write_text('[trial]\nname = "ES-SCLC iRECIST"\ncriteria = "iRECIST"\n\n'
+                        '[recist]\nsd_min_days = 35\n')
+    manifest = subset_manifest(sample_trial / "manifest.csv", tmp_path / "m.csv",
+                               lambda r: r["subject"] == "SYN-002")
+    s = run_batch(manifest, db=tmp_path / "i.db", outdir=tmp_path / "out", workers=2,
+                  settings=settings)
+    assert s.ok
+    assert [(r.visit, r.overall_response, r.criteria) for r in s.responses] == [
+        ("BL", None, "iRECIST"), ("W06", "iSD", "iRECIST"), ("W12", "iUPD", "iRECIST")]
+    with sqlite3.connect(tmp_path / "i.db") as c:
+        name, criteria, policies = c.execute("select name, criteria, policies from trial").fetchone()
+    assert (name, criteria) == ("ES-SCLC iRECIST", "iRECIST") and '"sd_min_days": 35' in policies
