@@ -4,6 +4,7 @@ add no rows."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import sqlite3
 from pathlib import Path
 
@@ -120,3 +121,18 @@ def test_irecist_settings(sample_trial: Path, tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "i.db") as c:
         name, criteria, policies = c.execute("select name, criteria, policies from trial").fetchone()
     assert (name, criteria) == ("ES-SCLC iRECIST", "iRECIST") and '"sd_min_days": 35' in policies
+
+
+def test_best_response(scored_trial: ScoredTrial) -> None:
+    """Best overall response with the default policies (SD counts from day 42 of the baseline)."""
+    rows = {r["subject"]: r for r in csv.DictReader((scored_trial.out / "best_response.csv").open())}
+    truth = scored_trial.truth["subjects"]
+    assert rows["SYN-001"]["best_response"] == "PR"  # PR at W06, PR again at W12 (42 days later)
+    assert rows["SYN-001"]["confirmed_best_response"] == "PR"
+    # SYN-002: SD at W06 is 41 days after baseline (< 42): it does not count; PD at W12
+    bl, w06 = (dt.date.fromisoformat(truth["SYN-002"]["timepoints"][v]["date"]) for v in ("BL", "W06"))
+    assert (w06 - bl).days == 41
+    assert (rows["SYN-002"]["best_response"], rows["SYN-002"]["pd_date"]) == ("PD", "2025-06-14")
+    assert rows["SYN-003"]["best_response"] == "SD"  # SD at day 42, then PD
+    assert {r["reference_date"] for r in rows.values()} == {
+        truth[s]["timepoints"]["BL"]["date"] for s in rows}

@@ -24,13 +24,16 @@ from recist_tool.batch.job import BaselineLesionRef, BaselineRef, CaseResult, Le
 from recist_tool.batch.manifest import Case, SubjectPlan
 from recist_tool.errors import InputError, UsageError
 
-__all__ = ["MEASUREMENT_COLUMNS", "RESPONSE_COLUMNS", "MeasurementRow", "ResponseRow",
+__all__ = ["BEST_COLUMNS", "MEASUREMENT_COLUMNS", "RESPONSE_COLUMNS", "BestRow", "MeasurementRow",
+           "ResponseRow", "best_responses",
            "TrialSetup", "collect_outputs", "complete_cases", "prepare_store", "save_case",
            "stored_baseline_ref", "write_csv"]
 
 RESPONSE_COLUMNS = ("subject", "visit", "date", "sod_mm", "target_response", "non_target_response",
                     "new_lesions", "overall_response", "baseline_sod_mm", "nadir_sod_mm",
                     "pct_change_from_baseline", "pct_change_from_nadir", "criteria")
+BEST_COLUMNS = ("subject", "criteria", "best_response", "best_response_date", "confirmed_best_response",
+                "confirmed_best_response_date", "pd_date", "reference_date")
 MEASUREMENT_COLUMNS = ("subject", "visit", "date", "lesion_id", "category", "organ", "nodal",
                        "long_axis_mm", "short_axis_mm", "volume_ml", "state", "segmenter",
                        "segmenter_version", "confidence", "tracking", "method")
@@ -79,6 +82,21 @@ class ResponseRow:
     pct_change_from_baseline: Decimal | None
     pct_change_from_nadir: Decimal | None
     criteria: str
+
+
+@dataclass(frozen=True)
+class BestRow:
+    """One line of ``best_response.csv``: best overall response of a subject (SD window from the
+    subject's reference date, the baseline scan date unless set otherwise in the database)."""
+
+    subject: str
+    criteria: str
+    best_response: str
+    best_response_date: _dt.date | None
+    confirmed_best_response: str
+    confirmed_best_response_date: _dt.date | None
+    pd_date: _dt.date | None
+    reference_date: _dt.date | None
 
 
 @dataclass(frozen=True)
@@ -337,3 +355,34 @@ def write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Any]) -> 
         Path(tmp).unlink(missing_ok=True)
         raise
     return p
+
+
+def best_responses(store: Any, responses: Sequence[ResponseRow]) -> list[BestRow]:
+    """Best overall response per subject from the timepoint responses (RECIST 1.1 or iRECIST)."""
+    from sqlalchemy import select
+
+    from recist_tool.recist import Response, best_response, policies_from_mapping
+    from recist_tool.recist.irecist import best_irecist
+    from recist_tool.store.models import Subject, Trial
+
+    out = []
+    for subject in dict.fromkeys(r.subject for r in responses):
+        with store._read() as s:  # noqa: SLF001 - trial policies and the subject's reference date
+            row = s.execute(select(Trial.criteria, Trial.policies, Subject.reference_date)
+                            .join(Subject, Subject.trial_id == Trial.id)
+                            .where(Subject.code == subject)).first()
+        if row is None:
+            continue
+        criteria, policies, ref = row
+        pol = policies_from_mapping(dict(policies or {}))
+        seq = [(r.date, Response(r.overall_response)) for r in responses
+               if r.subject == subject and r.overall_response]
+        if not seq:
+            continue
+        if criteria == "iRECIST":
+            b = best_irecist(seq, ref, pol)
+        else:
+            b = best_response(seq, ref, pol)
+        out.append(BestRow(subject, criteria, b.bor.value, b.bor_date, b.confirmed_bor.value,
+                           b.confirmed_bor_date, b.pd_date, ref))
+    return out

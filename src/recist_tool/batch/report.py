@@ -80,7 +80,7 @@ def _pct(v: Decimal | None) -> str:
 
 
 def subject_tables(responses: Sequence[ResponseRow], measurements: Sequence[MeasurementRow],
-                   truth: dict[str, Any] | None = None) -> list[Table]:
+                   truth: dict[str, Any] | None = None, best: Sequence[Any] = ()) -> list[Table]:
     """Per subject: one row per visit with each lesion's RECIST diameter (short axis of nodes, mm),
     SOD, % change from baseline and nadir, and the responses (and the expected one with a truth)."""
     tables = []
@@ -91,7 +91,11 @@ def subject_tables(responses: Sequence[ResponseRow], measurements: Sequence[Meas
         lesion_ids = list(dict.fromkeys(m.lesion_id for m in ms))
         nodal = {m.lesion_id: m.nodal for m in ms}
         crit = rows[0].criteria if rows else ""
-        t = Table(title=f"{sid} ({crit}; diameters in mm, nodes by short axis)", title_justify="left")
+        b = next((x for x in best if x.subject == sid), None)
+        caption = None if b is None else (f"best overall response {b.best_response}, confirmed "
+                                          f"{b.confirmed_best_response}")
+        t = Table(title=f"{sid} ({crit}; diameters in mm, nodes by short axis)", title_justify="left",
+                  caption=caption, caption_justify="left")
         for col in ("visit", "date"):
             t.add_column(col, no_wrap=True)
         for lid in lesion_ids:

@@ -10,11 +10,14 @@ from typing import Protocol
 from recist_tool.batch.job import CaseResult
 from recist_tool.batch.manifest import Case, plan_cases, read_manifest
 from recist_tool.batch.persist import (
+    BEST_COLUMNS,
     MEASUREMENT_COLUMNS,
     RESPONSE_COLUMNS,
+    BestRow,
     MeasurementRow,
     ResponseRow,
     TrialSetup,
+    best_responses,
     collect_outputs,
     complete_cases,
     prepare_store,
@@ -48,12 +51,12 @@ class BatchSummary:
         Scored cases in completion order (failed ones with ``ok`` False).
     skipped : list of (subject, visit)
         Cases left alone because they were stored already (``--resume``).
-    responses, measurements : lists of rows
-        The content of ``responses.csv`` and ``measurements.csv``.
+    responses, measurements, best : lists of rows
+        The content of ``responses.csv``, ``measurements.csv`` and ``best_response.csv``.
     subject_errors : dict
         Subjects whose responses could not be computed, with the reason.
     outputs : dict
-        ``{"responses": Path, "measurements": Path}``.
+        ``{"responses": Path, "measurements": Path, "best_response": Path}``.
     backend : str
         Where the cases ran.
     seconds : float
@@ -64,6 +67,7 @@ class BatchSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     responses: list[ResponseRow] = field(default_factory=list)
     measurements: list[MeasurementRow] = field(default_factory=list)
+    best: list[BestRow] = field(default_factory=list)
     subject_errors: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, Path] = field(default_factory=dict)
     backend: str = ""
@@ -181,10 +185,12 @@ def run_batch(
                 progress.skipped(c)
         summary.seconds = time.perf_counter() - t0
         resp, meas, errors = collect_outputs(store, [p.subject for p in plans], reader=reader)
+        summary.best = best_responses(store, resp)
     summary.responses, summary.measurements, summary.subject_errors = resp, meas, errors
     out = Path(outdir)
     summary.outputs = {
         "responses": write_csv(out / "responses.csv", RESPONSE_COLUMNS, resp),
         "measurements": write_csv(out / "measurements.csv", MEASUREMENT_COLUMNS, meas),
+        "best_response": write_csv(out / "best_response.csv", BEST_COLUMNS, summary.best),
     }
     return summary

@@ -49,7 +49,7 @@ def batch(
         summary = run_batch(manifest, db=db, outdir=outdir, workers=workers, scheduler=scheduler,
                             resume=resume, segmenter=segmenter, settings=settings, reader=reader,
                             progress=progress)
-    for table in subject_tables(summary.responses, summary.measurements, gt):
+    for table in subject_tables(summary.responses, summary.measurements, gt, summary.best):
         console.print(table)
     n = len(summary.results)
     if n:
@@ -59,8 +59,9 @@ def batch(
     else:
         console.print(f"nothing to score: {len(summary.skipped)} series stored already",
                       highlight=False)
-    console.print(f"responses:    {summary.outputs['responses']}\n"
-                  f"measurements: {summary.outputs['measurements']}\ndatabase:     {db}",
+    console.print(f"responses:     {summary.outputs['responses']}\n"
+                  f"measurements:  {summary.outputs['measurements']}\n"
+                  f"best response: {summary.outputs['best_response']}\ndatabase:      {db}",
                   highlight=False)
     code = 0
     for subject, err in summary.subject_errors.items():
