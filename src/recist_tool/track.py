@@ -17,9 +17,11 @@ Steps (all registration with SimpleITK, points in DICOM LPS millimetres):
 4. A lesion that cannot be segmented is proposed as ``"absent?"`` for the reader to confirm — never
    as a silent 0 mm.
 
-The match confidence (0–1) is the local correlation after registration (clipped at 0) times
-``exp(-(d / s)²)``, with ``d`` the distance between the propagated centre and the centroid of the
-re-segmented mask and ``s`` the baseline lesion radius (at least 5 mm).
+The match confidence (0–1) averages two independent signs: how well the anatomy around the lesion
+matches after registration (local normalised cross-correlation, clipped at 0) and how well the
+re-segmented lesion sits where registration put it (``exp(-(d / s)²)``, ``d`` the distance between
+the propagated centre and the centroid of the re-segmented mask, ``s`` the baseline lesion radius,
+at least 5 mm). ``absent?`` has confidence 0.
 """
 
 from __future__ import annotations
@@ -424,7 +426,7 @@ def track_lesions(
             continue
         c = _mask_centroid_lps(followup, mask.mask, mask.offset)
         d = float(np.linalg.norm(c - prop))
-        conf = max(0.0, ncc) * math.exp(-((d / sigma) ** 2))
+        conf = 0.5 * max(0.0, ncc) + 0.5 * math.exp(-((d / sigma) ** 2))
         status: Status = "found"
         if d > max(10.0, uncertain_beyond * size):
             status = "uncertain"
