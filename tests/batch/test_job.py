@@ -130,3 +130,21 @@ def test_baseline_only_batch_stores_exports_and_reruns(nodule: tuple[Path, tuple
     assert after == before
     assert (tmp_path / "out" / "measurements.csv").read_text().count("\n") == 2
     assert not list((tmp_path / "out").glob(".*.tmp"))
+
+
+def test_segmenter_options(nodule: tuple[Path, tuple]) -> None:
+    from recist_tool.batch.job import parse_segmenter_spec, worker_segmenter
+    from recist_tool.errors import UsageError
+
+    assert parse_segmenter_spec("classic") == ("classic", {})
+    assert parse_segmenter_spec("classic:band_fraction=0.5, radius_mm=40") == (
+        "classic", {"band_fraction": 0.5, "radius_mm": 40})
+    assert parse_segmenter_spec("unet:weights=/m/u.pt") == ("unet", {"weights": "/m/u.pt"})
+    with pytest.raises(UsageError, match="not key=value"):
+        parse_segmenter_spec("classic:0.5")
+    with pytest.raises(UsageError, match="does not take the options"):
+        worker_segmenter("classic:colour=1")
+    path, centre = nodule
+    r = score_case(_case(path, centre), segmenter="classic:band_fraction=0.5")
+    assert r.ok and r.lesions[0].segmenter_version.endswith("(band_fraction=0.5)")
+    assert worker_segmenter("classic:band_fraction=0.5").band_fraction == 0.5

@@ -22,7 +22,7 @@ from recist_tool.batch.manifest import Case, LesionSeed
 from recist_tool.errors import InputError, RecistToolError
 
 __all__ = ["BaselineLesionRef", "BaselineRef", "CaseResult", "LesionResult", "cached_volume",
-           "init_worker", "score_case", "worker_segmenter"]
+           "init_worker", "parse_segmenter_spec", "score_case", "worker_segmenter"]
 
 
 @dataclass(frozen=True)
@@ -167,13 +167,54 @@ def init_worker(segmenter: str | None = None, threads: int = 1) -> None:
         worker_segmenter(segmenter)
 
 
-def worker_segmenter(name: str) -> Any:
-    """The segmenter ``name``, created once per process and reused by every case."""
-    seg = _SEGMENTERS.get(name)
+def parse_segmenter_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``name`` or ``name:key=value,key=value`` → (name, constructor options).
+
+    Values are read as TOML literals (``0.5``, ``true``, ``"text"``), otherwise kept as text, e.g.
+    ``classic:band_fraction=0.5`` or ``unet:weights=/models/unet.pt``.
+
+    Raises
+    ------
+    UsageError
+        For an option without ``=``.
+    """
+    import tomllib
+
+    from recist_tool.errors import UsageError
+
+    name, _, rest = spec.partition(":")
+    opts: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise UsageError(f"segmenter option {item!r} of {spec!r} is not key=value")
+        try:
+            opts[key.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            opts[key.strip()] = value.strip()
+    return name.strip(), opts
+
+
+def worker_segmenter(spec: str) -> Any:
+    """The segmenter ``spec`` (see :func:`parse_segmenter_spec`), created once per process and
+    reused by every case.
+
+    Raises
+    ------
+    UsageError
+        Options the segmenter does not accept.
+    """
+    seg = _SEGMENTERS.get(spec)
     if seg is None:
+        from recist_tool.errors import UsageError
         from recist_tool.segment import get_segmenter
 
-        seg = _SEGMENTERS[name] = get_segmenter(name)
+        name, opts = parse_segmenter_spec(spec)
+        try:
+            seg = get_segmenter(name, **opts)
+        except TypeError as exc:
+            raise UsageError(f"segmenter {name!r} does not take the options {opts}: {exc}") from None
+        _SEGMENTERS[spec] = seg
     return seg
 
 
@@ -208,7 +249,7 @@ def _points(seg: Any) -> list[list[float]] | None:
 
 def _from_measurement(les: LesionSeed | BaselineLesionRef, mask: Any, meas: Any, volume: Any,
                       status: str, confidence: float | None = None,
-                      notes: tuple[str, ...] = ()) -> LesionResult:
+                      notes: tuple[str, ...] = (), options: str = "") -> LesionResult:
     import numpy as np
 
     idx = np.argwhere(mask.mask)
@@ -222,10 +263,11 @@ def _from_measurement(les: LesionSeed | BaselineLesionRef, mask: Any, meas: Any,
     return LesionResult(
         les.lesion_id, les.category, les.organ, les.nodal, "MEASURED",
         _r(meas.long_axis_mm), _r(meas.short_axis_mm), _r(meas.volume_ml, 4), ends, status,
-        confidence, mask.segmenter, mask.version, tuple(mask.warnings) + notes)
+        confidence, mask.segmenter, f"{mask.version} ({options})" if options else mask.version,
+        tuple(mask.warnings) + notes)
 
 
-def _seeded(volume: Any, les: LesionSeed, seg: Any, case: Case) -> LesionResult:
+def _seeded(volume: Any, les: LesionSeed, seg: Any, case: Case, options: str = "") -> LesionResult:
     from recist_tool.segment import NoLesionError, Prompt
     from recist_tool.segment.workflow import segment_and_measure
 
@@ -239,11 +281,11 @@ def _seeded(volume: Any, les: LesionSeed, seg: Any, case: Case) -> LesionResult:
         raise InputError(f"{les.lesion_id} ({os.path.basename(les.where)}): {exc}") from exc
     if meas is None:  # pragma: no cover - measure ships with the package
         raise InputError("recist_tool.measure is not available")
-    return _from_measurement(les, mask, meas, volume, "seeded")
+    return _from_measurement(les, mask, meas, volume, "seeded", options=options)
 
 
-def _tracked(baseline_vol: Any, volume: Any, refs: list[BaselineLesionRef], seg: Any
-             ) -> list[LesionResult]:
+def _tracked(baseline_vol: Any, volume: Any, refs: list[BaselineLesionRef], seg: Any,
+             options: str = "") -> list[LesionResult]:
     from recist_tool.track import BaselineLesion, track_lesions
 
     res = track_lesions(baseline_vol, volume,
@@ -263,7 +305,7 @@ def _tracked(baseline_vol: Any, volume: Any, refs: list[BaselineLesionRef], seg:
                 notes=(*t.notes, "recorded ABSENT by batch tracking: confirm on review")))
             continue
         out.append(_from_measurement(ref, t.mask, t.measurement, volume, t.status,
-                                     float(t.confidence), tuple(t.notes)))
+                                     float(t.confidence), tuple(t.notes), options))
     return out
 
 
@@ -278,7 +320,8 @@ def score_case(case: Case, baseline: BaselineRef | None = None, *,
     baseline : BaselineRef, optional
         For a follow-up: the baseline series and its lesions' centres. ``None`` for a baseline.
     segmenter : str
-        Registry name (cached per worker).
+        Registry name, optionally with constructor options (``classic:band_fraction=0.5``, see
+        :func:`parse_segmenter_spec`); created once per worker.
 
     Returns
     -------
@@ -297,6 +340,7 @@ def score_case(case: Case, baseline: BaselineRef | None = None, *,
 
     try:
         seg = worker_segmenter(segmenter)
+        options = segmenter.partition(":")[2]
         vol = cached_volume(case.series_path, case.series_uid)
         lesions: list[LesionResult] = []
         seeded_ids = {les.lesion_id for les in case.lesions}
@@ -304,14 +348,14 @@ def score_case(case: Case, baseline: BaselineRef | None = None, *,
             refs = [r for r in baseline.lesions if r.lesion_id not in seeded_ids]
             if refs:
                 bvol = cached_volume(baseline.series_path, baseline.series_uid)
-                lesions += _tracked(bvol, vol, refs, seg)
+                lesions += _tracked(bvol, vol, refs, seg, options)
         ref_by_id = {r.lesion_id: r for r in (baseline.lesions if baseline else ())}
         for les in case.lesions:
             ref = ref_by_id.get(les.lesion_id)
             if ref is not None:  # re-seeded baseline lesion keeps its baseline category
                 les = LesionSeed(les.lesion_id, ref.category, ref.organ, ref.nodal, les.seed_lps,
                                  les.where)
-            lesions.append(_seeded(vol, les, seg, case))
+            lesions.append(_seeded(vol, les, seg, case, options))
     except RecistToolError as exc:
         return fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except MemoryError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +121,8 @@ def run_batch(
     resume : bool
         Skip cases whose lesions are all stored already for ``reader``.
     segmenter : str, optional
-        Segmenter registry name (default: ``unet`` when its weights exist, else ``classic``).
+        Segmenter registry name (default: ``unet`` when its weights exist, else ``classic``),
+        optionally with constructor options: ``classic:band_fraction=0.5``.
     settings : path-like, optional
         Trial settings TOML: ``[trial] name, criteria ("RECIST 1.1" / "iRECIST"), visits`` and
         ``[recist]`` policies.
@@ -139,13 +141,14 @@ def run_batch(
         For a malformed manifest (``file:line``), settings, database or scheduler problem; a bad
         series is not an exception but a failed case in the summary.
     """
-    from recist_tool.segment import default_segmenter_name, get_segmenter
+    from recist_tool.batch.job import worker_segmenter
+    from recist_tool.segment import default_segmenter_name
     from recist_tool.store import TrialStore
 
     plans = plan_cases(read_manifest(manifest))
     setup = TrialSetup.from_settings(settings)
     seg_name = segmenter or default_segmenter_name()
-    get_segmenter(seg_name)  # an unknown name fails here, once, not in every worker
+    worker_segmenter(seg_name)  # an unknown name or option fails here, once, not in every worker
     summary = BatchSummary()
     with TrialStore(db) as store:
         prepare_store(store, plans, reader=reader, trial=setup)
@@ -155,6 +158,8 @@ def run_batch(
         summary.skipped = [c.key for c in all_cases if c.key in skip]
         t0 = time.perf_counter()
         if todo:
+            if workers is None and not (scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")):
+                workers = min(os.cpu_count() or 1, len(todo))  # no idle processes to start
             backend = make_backend(workers, scheduler, seg_name)
             summary.backend = backend.description
             if progress is not None:

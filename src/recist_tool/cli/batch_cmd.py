@@ -30,7 +30,8 @@ def batch(
     resume: bool = typer.Option(False, "--resume", help="Skip cases already stored."),
     segmenter: str | None = typer.Option(None, "--segmenter",
                                          help="Segmenter name (default unet if its weights "
-                                              "exist, else classic)."),
+                                              "exist, else classic), options after a colon: "
+                                              "classic:band_fraction=0.5"),
     settings: Path | None = typer.Option(None, "--settings",
                                          help="Trial settings TOML (criteria, RECIST policies)."),
     reader: str = typer.Option("batch", "--reader", help="Reader account the reads are stored as."),
