@@ -23,6 +23,11 @@ def test_dask_local_cluster_equals_local_pool(scored_trial: ScoredTrial, tmp_pat
         s = run_batch(manifest, db=tmp_path / "dask.db", outdir=tmp_path / "out",
                       scheduler=cluster.scheduler_address)
         assert s.backend.startswith("Dask scheduler tcp://127.0.0.1:")
+        # each worker holds one segmenter, created by the worker plugin and reused by its tasks
+        with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+            loaded = client.run(lambda: sorted(
+                __import__("recist_tool.batch.job", fromlist=["_SEGMENTERS"])._SEGMENTERS))
+        assert list(loaded.values()) == [["classic"], ["classic"]]
     assert len(s.results) == 3 and s.ok, [(r.key, r.error) for r in s.failed]
     pids = {r.worker for r in s.results}
     assert 1 <= len(pids) <= 2
