@@ -21,6 +21,11 @@ from recist_tool.errors import InputError, UsageError
 __all__ = ["DaskBackend", "LocalBackend", "execute", "make_backend"]
 
 
+#: Environment variables that size native thread pools; one thread per worker process.
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")
+
+
 class LocalBackend:
     """A process pool of ``workers`` processes (spawned; one torch/ITK thread each).
 
@@ -33,7 +38,14 @@ class LocalBackend:
         self.workers = workers
         self.segmenter = segmenter
         self.pool: ProcessPoolExecutor | None = None
+        self._saved_env: dict[str, str | None] = {}
         if workers > 0:
+            # spawned workers read these at start-up (OpenMP / BLAS / ITK pools are sized when the
+            # libraries load, before any initializer runs); restored when the pool closes
+            for var in _THREAD_VARS:
+                if var not in os.environ:
+                    self._saved_env[var] = None
+                    os.environ[var] = "1"
             self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                             initializer=init_worker, initargs=(segmenter,))
         self.description = (f"{workers} local worker process{'es' if workers != 1 else ''}"
@@ -56,6 +68,9 @@ class LocalBackend:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+        for var in self._saved_env:
+            os.environ.pop(var, None)
+        self._saved_env = {}
 
 
 class DaskBackend:
