@@ -7,14 +7,25 @@ Each sub-command lives in its own module and registers itself on :data:`app`. Er
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
 
-# Sub-command modules register themselves on `app` when imported.
-from recist_tool.cli import evaluate_cmd, io_cmds, measure_cmd, respond_cmd, sample_cmd, segment_cmd  # noqa: F401,E501
 from recist_tool.cli._app import app, console_err, state
 from recist_tool.errors import RecistToolError
+
+# Sub-command modules register themselves on `app` when imported; one per line.
+_COMMAND_MODULES = (
+    "evaluate_cmd",
+    "io_cmds",
+    "measure_cmd",
+    "respond_cmd",
+    "sample_cmd",
+    "segment_cmd",
+)
+for _name in _COMMAND_MODULES:
+    importlib.import_module(f"recist_tool.cli.{_name}")
 
 __all__ = ["app", "main"]
 

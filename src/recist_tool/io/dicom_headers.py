@@ -13,6 +13,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -133,6 +134,36 @@ def _str(value: object) -> str | None:
     return s or None
 
 
+# Converted values of numeric/code elements, keyed by their raw bytes. Most header values repeat
+# across the slices of a series, and pydicom's per-element conversion dominates header reading.
+_CACHEABLE_VR = {"US", "SS", "UL", "SL", "DS", "IS", "UI", "CS", "DA", "TM", "FD", "FL"}
+_VALUE_CACHE: dict[tuple, Any] = {}
+_TAG_OF: dict[str, int] = {}
+
+
+def _get(ds: Dataset, keyword: str) -> Any:
+    """``ds.get(keyword)`` with conversions of repeated raw values cached across files."""
+    tag = _TAG_OF.get(keyword)
+    if tag is None:
+        tag = _TAG_OF[keyword] = int(pydicom.datadict.tag_for_keyword(keyword) or 0)
+    if tag not in ds:
+        return None
+    raw = ds.get_item(tag, keep_deferred=True)
+    vr = getattr(raw, "VR", None) or pydicom.datadict.dictionary_VR(tag)
+    value = getattr(raw, "value", None)
+    if isinstance(raw, tuple) and vr in _CACHEABLE_VR and isinstance(value, bytes) \
+            and len(value) <= 256:
+        key = (tag, vr, raw.is_little_endian, value)
+        try:
+            return _VALUE_CACHE[key]
+        except KeyError:
+            if len(_VALUE_CACHE) > 100_000:
+                _VALUE_CACHE.clear()
+            conv = _VALUE_CACHE[key] = ds[tag].value
+            return conv
+    return ds[tag].value
+
+
 def _fg_item(ds: Dataset, frame: int, seq: str) -> Dataset | None:
     """Functional-group item ``seq`` for ``frame``: per-frame first, then shared."""
     for groups, idx in (("PerFrameFunctionalGroupsSequence", frame),
@@ -146,18 +177,18 @@ def _fg_item(ds: Dataset, frame: int, seq: str) -> Dataset | None:
 
 
 def _classify(ds: Dataset) -> tuple[str, str] | None:
-    sop = str(ds.get("SOPClassUID", "") or getattr(ds.file_meta, "MediaStorageSOPClassUID", ""))
+    sop = str(_get(ds, "SOPClassUID") or getattr(ds.file_meta, "MediaStorageSOPClassUID", ""))
     if sop in _SOP_REASONS:
         return _SOP_REASONS[sop]
     for prefix, code, text in _SOP_PREFIX_REASONS:
         if sop.startswith(prefix):
             return code, text
-    modality = str(ds.get("Modality", "") or "").upper()
+    modality = str(_get(ds, "Modality") or "").upper()
     if modality != "CT":
         return "NOT_CT", f"modality {modality or 'missing'}"
     if sop and sop not in (_CT_IMAGE, _ENHANCED_CT, _LEGACY_ENHANCED_CT):
         return "NOT_AN_IMAGE", f"SOP class {UID(sop).name}"
-    image_type = [str(v).strip().upper() for v in (ds.get("ImageType") or [])]
+    image_type = [str(v).strip().upper() for v in (_get(ds, "ImageType") or [])]
     if "LOCALIZER" in image_type:
         return "LOCALIZER", "ImageType says LOCALIZER"
     if "PixelData" not in ds:
@@ -206,22 +237,22 @@ def _frames_from_dataset(path: Path, ds: Dataset, size: int) -> list[FrameHeader
     if why is not None:
         return Skipped(name, *why)
 
-    rows, cols = _int(ds.get("Rows")), _int(ds.get("Columns"))
-    n_frames = _int(ds.get("NumberOfFrames")) or 1
+    rows, cols = _int(_get(ds, "Rows")), _int(_get(ds, "Columns"))
+    n_frames = _int(_get(ds, "NumberOfFrames")) or 1
     if not rows or not cols or not (0 < rows <= MAX_MATRIX and 0 < cols <= MAX_MATRIX):
         return Skipped(name, "BAD_HEADER", f"implausible matrix Rows={rows} Columns={cols}")
     if not 0 < n_frames <= MAX_FRAMES:
         return Skipped(name, "BAD_HEADER", f"implausible NumberOfFrames={n_frames}")
-    spp = _int(ds.get("SamplesPerPixel")) or 1
+    spp = _int(_get(ds, "SamplesPerPixel")) or 1
     if spp != 1:
         return Skipped(name, "NOT_GRAYSCALE", f"SamplesPerPixel={spp}")
-    bits_alloc = _int(ds.get("BitsAllocated")) or 0
+    bits_alloc = _int(_get(ds, "BitsAllocated")) or 0
     if bits_alloc not in (8, 16, 32):
         return Skipped(name, "BAD_HEADER", f"unsupported BitsAllocated={bits_alloc}")
-    bits_stored = _int(ds.get("BitsStored")) or bits_alloc
+    bits_stored = _int(_get(ds, "BitsStored")) or bits_alloc
     if not 0 < bits_stored <= bits_alloc:
         return Skipped(name, "BAD_HEADER", f"BitsStored={bits_stored} > BitsAllocated")
-    pix_rep = _int(ds.get("PixelRepresentation")) or 0
+    pix_rep = _int(_get(ds, "PixelRepresentation")) or 0
 
     tsyntax = str(getattr(ds.file_meta, "TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian))
     raw = ds.get_item(0x7FE00010, keep_deferred=True)
@@ -251,20 +282,20 @@ def _frames_from_dataset(path: Path, ds: Dataset, size: int) -> list[FrameHeader
     out: list[FrameHeader] = []
     for f in frames:
         if f is None:
-            pos, iop = ds.get("ImagePositionPatient"), ds.get("ImageOrientationPatient")
-            spacing, thick = ds.get("PixelSpacing"), ds.get("SliceThickness")
-            slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+            pos, iop = _get(ds, "ImagePositionPatient"), _get(ds, "ImageOrientationPatient")
+            spacing, thick = _get(ds, "PixelSpacing"), _get(ds, "SliceThickness")
+            slope, intercept = _get(ds, "RescaleSlope"), _get(ds, "RescaleIntercept")
         else:
             pp = _fg_item(ds, f, "PlanePositionSequence")
             po = _fg_item(ds, f, "PlaneOrientationSequence")
             pm = _fg_item(ds, f, "PixelMeasuresSequence")
             pv = _fg_item(ds, f, "PixelValueTransformationSequence")
-            pos = pp.get("ImagePositionPatient") if pp else ds.get("ImagePositionPatient")
-            iop = po.get("ImageOrientationPatient") if po else ds.get("ImageOrientationPatient")
-            spacing = pm.get("PixelSpacing") if pm else ds.get("PixelSpacing")
-            thick = pm.get("SliceThickness") if pm else ds.get("SliceThickness")
-            slope = pv.get("RescaleSlope") if pv else ds.get("RescaleSlope")
-            intercept = pv.get("RescaleIntercept") if pv else ds.get("RescaleIntercept")
+            pos = pp.get("ImagePositionPatient") if pp else _get(ds, "ImagePositionPatient")
+            iop = po.get("ImageOrientationPatient") if po else _get(ds, "ImageOrientationPatient")
+            spacing = pm.get("PixelSpacing") if pm else _get(ds, "PixelSpacing")
+            thick = pm.get("SliceThickness") if pm else _get(ds, "SliceThickness")
+            slope = pv.get("RescaleSlope") if pv else _get(ds, "RescaleSlope")
+            intercept = pv.get("RescaleIntercept") if pv else _get(ds, "RescaleIntercept")
         if pos is None or iop is None or spacing is None:
             return Skipped(name, "NO_GEOMETRY",
                            "missing ImagePositionPatient, ImageOrientationPatient or PixelSpacing")
@@ -283,19 +314,19 @@ def _frames_from_dataset(path: Path, ds: Dataset, size: int) -> list[FrameHeader
             return Skipped(name, "NO_GEOMETRY", "ImageOrientationPatient is not two unit vectors")
         out.append(FrameHeader(
             path=path, frame=f, n_frames=n_frames,
-            sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
-            sop_class_uid=str(ds.get("SOPClassUID", "")),
+            sop_instance_uid=str(_get(ds, "SOPInstanceUID") or ""),
+            sop_class_uid=str(_get(ds, "SOPClassUID") or ""),
             modality="CT",
-            image_type=tuple(str(v).strip().upper() for v in (ds.get("ImageType") or [])),
-            patient_id=_str(ds.get("PatientID")),
-            study_uid=_str(ds.get("StudyInstanceUID")),
-            series_uid=_str(ds.get("SeriesInstanceUID")) or f"no-series-uid:{path.parent}",
-            frame_of_reference_uid=_str(ds.get("FrameOfReferenceUID")),
-            study_date=_iso_date(ds.get("StudyDate") or ds.get("SeriesDate")),
-            series_description=_str(ds.get("SeriesDescription")),
-            series_number=_int(ds.get("SeriesNumber")),
-            acquisition_number=_int(ds.get("AcquisitionNumber")),
-            instance_number=_int(ds.get("InstanceNumber")),
+            image_type=tuple(str(v).strip().upper() for v in (_get(ds, "ImageType") or [])),
+            patient_id=_str(_get(ds, "PatientID")),
+            study_uid=_str(_get(ds, "StudyInstanceUID")),
+            series_uid=_str(_get(ds, "SeriesInstanceUID")) or f"no-series-uid:{path.parent}",
+            frame_of_reference_uid=_str(_get(ds, "FrameOfReferenceUID")),
+            study_date=_iso_date(_get(ds, "StudyDate") or _get(ds, "SeriesDate")),
+            series_description=_str(_get(ds, "SeriesDescription")),
+            series_number=_int(_get(ds, "SeriesNumber")),
+            acquisition_number=_int(_get(ds, "AcquisitionNumber")),
+            instance_number=_int(_get(ds, "InstanceNumber")),
             position=pos_a, orientation=iop_a, pixel_spacing=sp,
             rows=rows, columns=cols,
             slice_thickness=_float(thick),
@@ -305,9 +336,9 @@ def _frames_from_dataset(path: Path, ds: Dataset, size: int) -> list[FrameHeader
             transfer_syntax=tsyntax,
             pixel_offset=(pixel_offset + (f or 0) * rows * cols * (bits_alloc // 8)
                           if pixel_offset is not None else None),
-            kernel=_str(ds.get("ConvolutionKernel")),
-            contrast=_str(ds.get("ContrastBolusAgent")),
-            manufacturer=_str(ds.get("Manufacturer")),
-            gantry_tilt=_float(ds.get("GantryDetectorTilt")),
+            kernel=_str(_get(ds, "ConvolutionKernel")),
+            contrast=_str(_get(ds, "ContrastBolusAgent")),
+            manufacturer=_str(_get(ds, "Manufacturer")),
+            gantry_tilt=_float(_get(ds, "GantryDetectorTilt")),
         ))
     return out

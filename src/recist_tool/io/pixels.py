@@ -15,7 +15,7 @@ import multiprocessing as mp
 import os
 import warnings
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 import numpy as np
 import pydicom
@@ -114,6 +114,15 @@ def _j2k_signedness(ds: pydicom.Dataset, arr: np.ndarray) -> np.ndarray:
     return (signed << shift) >> shift if shift else signed
 
 
+def _stored_range(f: FrameHeader, dtype: np.dtype) -> tuple[int, int]:
+    """Smallest and largest stored value the header allows (BitsStored, signedness)."""
+    if dtype.kind == "i" or f.pixel_representation == 1:
+        bits = min(f.bits_stored, dtype.itemsize * 8)
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    bits = f.bits_stored if f.bits_stored < dtype.itemsize * 8 else dtype.itemsize * 8
+    return 0, (1 << bits) - 1
+
+
 class _Writer:
     """Converts stored values to HU into the output array, upgrading int16 → float32 if needed."""
 
@@ -125,9 +134,10 @@ class _Writer:
             raise DicomLoadError(
                 f"{f.path}: decoded image is {stored.shape}, header says {self.out.shape[1:]}")
         if self.out.dtype == np.int16:
-            lo = int(stored.min()) + int(f.intercept)
-            hi = int(stored.max()) + int(f.intercept)
-            if lo >= -32768 and hi <= 32767:
+            lo, hi = _stored_range(f, stored.dtype)
+            if not (-32768 <= lo + int(f.intercept) and hi + int(f.intercept) <= 32767):
+                lo, hi = int(stored.min()), int(stored.max())  # the header allows more: look
+            if -32768 <= lo + int(f.intercept) and hi + int(f.intercept) <= 32767:
                 # int16 arithmetic wraps modulo 2**16, so the result is exact once it is known
                 # to lie in range: no int32 temporary.
                 dst = self.out[k]
@@ -194,10 +204,21 @@ def _decode_all(
                 writer.put(k, arr, f)
         return
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    todo = iter(paths)
     with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context(method)) as pool:
-        futures = {
-            pool.submit(_decode_file, p, [f.frame for _, f in to_decode[p]]): p for p in paths
-        }
-        for fut, p in futures.items():
-            for (k, f), arr in zip(to_decode[p], fut.result(), strict=True):
-                writer.put(k, arr, f)
+        inflight: dict[Future, str] = {}
+
+        def submit_next() -> None:
+            p = next(todo, None)
+            if p is not None:
+                inflight[pool.submit(_decode_file, p, [f.frame for _, f in to_decode[p]])] = p
+
+        for _ in range(2 * n):  # a bounded number in flight keeps memory to a few slices
+            submit_next()
+        while inflight:
+            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            for fut in done:
+                p = inflight.pop(fut)
+                for (k, f), arr in zip(to_decode[p], fut.result(), strict=True):
+                    writer.put(k, arr, f)
+                submit_next()
