@@ -130,3 +130,16 @@ def test_click_on_normal_brain_is_no_lesion(shared_data) -> None:
     with pytest.raises(NoLesionError) as exc:
         CLASSIC.segment(vol, Prompt.at(14, 256, 256))
     assert exc.value.reason == "no_boundary"
+
+
+def test_box_and_recist_line_prompts() -> None:
+    """A box clips the mask; a RECIST line alone gives the seed (its centre)."""
+    case = make_case("lung_solid", 10.0, seed=8)
+    z, y, x = case.centre_zyx
+    box = ((z - 20, y - 20, x - 3), (z + 20, y + 20, x + 20))
+    m = CLASSIC.segment(case.volume, Prompt(point_zyx=(z, y, x), box_zyx=box))
+    nz = np.argwhere(m.full())
+    assert nz[:, 2].min() >= x - 3 and m.n_voxels < case.mask.sum()
+    line = ((z, y, x - 10), (z, y, x + 10))
+    m2 = CLASSIC.segment(case.volume, Prompt(line_zyx=line))
+    assert dice(m2.full(), case.mask) >= 0.9

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import typer
 from rich.table import Table
@@ -37,7 +38,11 @@ def evaluate_model(
 
     if split not in ("validation", "train", "all"):
         raise UsageError(f"--split must be validation, train or all, got {split!r}")
-    seg = get_segmenter(segmenter or default_segmenter_name())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        seg = get_segmenter(segmenter or default_segmenter_name())
+    for w in caught:
+        console_err.print(f"warning: {w.message}", highlight=False)
     results = []
     for d in datasets:
         ds = discover_dataset(d, split=split)

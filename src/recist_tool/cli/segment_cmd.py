@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,9 @@ def segment_cmd(
     prompt = (Prompt(point_zyx=_triplet(seed, "--seed")) if seed is not None
               else Prompt(point_lps=_triplet(seed_lps, "--seed-lps")))  # type: ignore[arg-type]
     volume = load_volume(image, series) if series else load_volume(image)
-    seg = get_segmenter(segmenter or default_segmenter_name())
+    with warnings.catch_warnings():  # the fall-back warning is reported with the mask below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        seg = get_segmenter(segmenter or default_segmenter_name())
     t0 = time.perf_counter()
     lesion, measurement = segment_and_measure(volume, prompt, seg, node=node)
     seconds = time.perf_counter() - t0
