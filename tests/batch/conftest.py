@@ -44,7 +44,8 @@ def sample_trial(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def scored_trial(sample_trial: Path, tmp_path_factory: pytest.TempPathFactory) -> ScoredTrial:
-    """The whole trial scored with 2 local workers: first the baselines alone, then the whole
+    """The whole trial scored with 2 local workers and the classic segmenter (pinned: the figures
+    below are its own, whatever the default becomes): first the baselines alone, then the whole
     manifest with ``resume`` (baselines skipped, follow-ups tracked from the stored baselines)."""
     from recist_tool.batch import run_batch
 
@@ -52,8 +53,8 @@ def scored_trial(sample_trial: Path, tmp_path_factory: pytest.TempPathFactory) -
     db = work / "recist.db"
     bl = subset_manifest(sample_trial / "manifest.csv", work / "baselines.csv",
                          lambda r: r["visit"] == "BL")
-    first = run_batch(bl, db=db, outdir=work / "out-bl", workers=2)
+    first = run_batch(bl, db=db, outdir=work / "out-bl", workers=2, segmenter="classic")
     summary = run_batch(sample_trial / "manifest.csv", db=db, outdir=work / "out", workers=2,
-                        resume=True)
+                        resume=True, segmenter="classic")
     truth = json.loads((sample_trial / "ground_truth.json").read_text())
     return ScoredTrial(sample_trial, truth, db, work / "out", first, summary)

@@ -21,7 +21,7 @@ def test_dask_local_cluster_equals_local_pool(scored_trial: ScoredTrial, tmp_pat
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   host="127.0.0.1", dashboard_address=None) as cluster:
         s = run_batch(manifest, db=tmp_path / "dask.db", outdir=tmp_path / "out",
-                      scheduler=cluster.scheduler_address)
+                      scheduler=cluster.scheduler_address, segmenter="classic")
         assert s.backend.startswith("Dask scheduler tcp://127.0.0.1:")
         # each worker holds one segmenter, created by the worker plugin and reused by its tasks
         with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:

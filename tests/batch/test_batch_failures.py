@@ -35,7 +35,7 @@ def test_bad_cases_are_skipped_and_the_rest_completes(sample_trial: Path, tmp_pa
                     "0", "0", "0"])
     out = tmp_path / "out"
     code = main(["batch", str(manifest), "--db", str(tmp_path / "r.db"), "-o", str(out),
-                 "--workers", "2"])
+                 "--workers", "2", "--segmenter", "classic"])
     text = capsys.readouterr()
     assert code == 1
     lines = text.out.splitlines()
@@ -50,7 +50,7 @@ def test_bad_cases_are_skipped_and_the_rest_completes(sample_trial: Path, tmp_pa
         ("SYN-003", "BL", ""), ("SYN-003", "W06", "SD")]
     # the good cases are stored: a resumed run scores only the failed ones again
     code = main(["batch", str(manifest), "--db", str(tmp_path / "r.db"), "-o", str(out),
-                 "--workers", "0", "--resume"])
+                 "--workers", "0", "--resume", "--segmenter", "classic"])
     text = capsys.readouterr()
     assert code == 1
     assert sum(ln.startswith("skip   SYN-003") for ln in text.out.splitlines()) == 2

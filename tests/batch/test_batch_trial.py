@@ -85,7 +85,7 @@ def test_resume_and_rerun_add_no_rows(scored_trial: ScoredTrial, tmp_path: Path)
     before = _counts(scored_trial.db)
     assert before["measurement"] == 40 and before["timepoint_response"] == 6
     again = run_batch(scored_trial.trial / "manifest.csv", db=scored_trial.db, outdir=tmp_path,
-                      workers=2, resume=True)
+                      workers=2, resume=True, segmenter="classic")
     assert again.results == [] and len(again.skipped) == 9
     assert _counts(scored_trial.db) == before
     assert (tmp_path / "responses.csv").read_text() == (scored_trial.out / "responses.csv").read_text()
@@ -114,7 +114,7 @@ def test_irecist_settings(sample_trial: Path, tmp_path: Path) -> None:
     manifest = subset_manifest(sample_trial / "manifest.csv", tmp_path / "m.csv",
                                lambda r: r["subject"] == "SYN-002")
     s = run_batch(manifest, db=tmp_path / "i.db", outdir=tmp_path / "out", workers=2,
-                  settings=settings)
+                  settings=settings, segmenter="classic")
     assert s.ok
     assert [(r.visit, r.overall_response, r.criteria) for r in s.responses] == [
         ("BL", None, "iRECIST"), ("W06", "iSD", "iRECIST"), ("W12", "iUPD", "iRECIST")]

@@ -112,7 +112,7 @@ def test_baseline_only_batch_stores_exports_and_reruns(nodule: tuple[Path, tuple
                         f'series_path = "{path}"\nlesions = [{{ lesion_id = "T01", category = '
                         f'"target", organ = "lung", seed = [{centre[0]}, {centre[1]}, {centre[2]}] }}]\n')
     db = tmp_path / "r.db"
-    s = run_batch(manifest, db=db, outdir=tmp_path / "out", workers=0)
+    s = run_batch(manifest, db=db, outdir=tmp_path / "out", workers=0, segmenter="classic")
     assert s.ok and len(s.results) == 1 and s.backend == "in-process"
     rows = list(csv.DictReader((tmp_path / "out" / "measurements.csv").open()))
     assert [(r["subject"], r["visit"], r["lesion_id"], r["category"], r["state"]) for r in rows] == [
@@ -122,7 +122,8 @@ def test_baseline_only_batch_stores_exports_and_reruns(nodule: tuple[Path, tuple
     with sqlite3.connect(db) as c:
         before = [c.execute(f"select count(*) from {t}").fetchone()[0]
                   for t in ("measurement", "lesion", "timepoint", "reader", "audit_event")]
-    again = run_batch(manifest, db=db, outdir=tmp_path / "out", workers=0)  # no --resume
+    again = run_batch(manifest, db=db, outdir=tmp_path / "out", workers=0,
+                      segmenter="classic")  # no --resume
     assert again.ok and len(again.results) == 1
     with sqlite3.connect(db) as c:
         after = [c.execute(f"select count(*) from {t}").fetchone()[0]
