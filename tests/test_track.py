@@ -105,8 +105,6 @@ def test_rigid_registration_recovers_known_motion() -> None:
 
 
 def test_tracking_finds_lesions_and_proposes_absent() -> None:
-    pytest.importorskip("recist_tool.segment", reason="segmentation (branch segment) not merged")
-    pytest.importorskip("recist_tool.measure.mask", reason="measurement (branch measure) not merged")
     base = _volume()
     shift = np.array([-2.6, 3.1, -4.4])
     fu = _volume(shift=shift, drop={"T03"}, seed=2)
@@ -139,9 +137,7 @@ def test_tracking_finds_lesions_and_proposes_absent() -> None:
 @pytest.mark.slow
 def test_tracking_on_the_synthetic_trial(tmp_path) -> None:  # noqa: ANN001
     """Every present lesion of SYN-001 found within 3 mm at W06 and W12; T04 (gone) absent?."""
-    pytest.importorskip("recist_tool.segment", reason="segmentation (branch segment) not merged")
-    pytest.importorskip("recist_tool.measure.mask", reason="measurement (branch measure) not merged")
-    sample = pytest.importorskip("recist_tool.sample_data", reason="sample data generator")
+    from recist_tool import sample_data as sample
     from recist_tool.io import load_volume
 
     sample.generate_trial(tmp_path, seed=0, n_subjects=1)
