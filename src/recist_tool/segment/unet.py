@@ -139,9 +139,6 @@ class UNetSegmenter:
         torch = _torch()
         if threads:
             torch.set_num_threads(int(threads))
-        # tiny activations of the trained network are denormal floats, which x86 CPUs process
-        # about 5x slower; flushing them to zero does not change the mask
-        torch.set_flush_denormal(True)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         try:
             state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
@@ -169,11 +166,19 @@ class UNetSegmenter:
     def predict_patch(self, x: np.ndarray) -> np.ndarray:
         """Lesion probability for one ``(2, z, y, x)`` input (flip-averaged in-plane)."""
         torch = _torch()
-        with torch.inference_mode():
-            t = torch.from_numpy(x[None]).to(self.device)
-            logits = self._net(t)  # type: ignore[misc]
-            logits = 0.5 * (logits + torch.flip(self._net(torch.flip(t, dims=(4,))), dims=(4,)))  # type: ignore[misc]
-            return torch.sigmoid(logits)[0, 0].float().cpu().numpy()
+        # Tiny activations of the trained network are denormal floats, which x86 CPUs process
+        # about 5x slower; flushing them to zero does not change the mask. The flag is processor
+        # state of the whole process, so it is set for the inference only and cleared after.
+        torch.set_flush_denormal(True)
+        try:
+            with torch.inference_mode():
+                t = torch.from_numpy(x[None]).to(self.device)
+                logits = self._net(t)  # type: ignore[misc]
+                flipped = self._net(torch.flip(t, dims=(4,)))  # type: ignore[misc]
+                logits = 0.5 * (logits + torch.flip(flipped, dims=(4,)))
+                return torch.sigmoid(logits)[0, 0].float().cpu().numpy()
+        finally:
+            torch.set_flush_denormal(False)
 
     def segment(self, volume: Volume, prompt: Prompt, *, node: bool = False) -> LesionMask:
         """Segment the lesion under the click (see module docstring)."""
