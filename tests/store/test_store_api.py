@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from decimal import Decimal
@@ -339,3 +340,13 @@ def test_reader_session_cannot_reach_other_reads(store: TrialStore) -> None:
     bob.record_measurement("S001", "W6", "T01", long_axis_mm="26", reason="recheck")
     assert store.audit_log("S001")[-1].actor == "bob"
     assert [r.overall for r in bob.compute_responses("S001")] == [Response.SD]
+
+
+def test_trial_and_subject_lookups(store: TrialStore) -> None:
+    assert store.trials() == {"ES-SCLC": "RECIST 1.1"}
+    info = store.subject_info("S001")
+    assert info is not None
+    assert (info.trial, info.criteria, info.reference_date) == ("ES-SCLC", "RECIST 1.1",
+                                                                 dt.date(2026, 1, 1))
+    assert info.policies == {"sd_min_days": 42}
+    assert store.subject_info("S999") is None

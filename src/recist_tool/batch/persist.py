@@ -149,17 +149,12 @@ def prepare_store(store: Any, plans: Sequence[SubjectPlan], *, reader: str, tria
     UsageError
         When a subject's trial uses other criteria than the settings ask for.
     """
-    from recist_tool.store.models import Subject, Trial
-
     if reader not in {r.name for r in store.readers()}:
         store.add_reader(reader, secrets.token_urlsafe(24), full_name=f"recist batch ({reader})",
                          role="reader")
-    with store._read() as s:  # noqa: SLF001 - a lookup the service API has no call for
-        from sqlalchemy import select
-
-        trials = {t.name: t.criteria for t in s.scalars(select(Trial))}
-        subj_trial = dict(s.execute(select(Subject.code, Trial.name).join(
-            Trial, Trial.id == Subject.trial_id)).all())
+    trials = store.trials()
+    subj_trial = {p.subject: info.trial for p in plans
+                  if (info := store.subject_info(p.subject)) is not None}
     if trial.name not in trials:
         store.add_trial(trial.name, criteria=trial.criteria, policies=trial.policies or {},
                         visit_schedule=list(trial.visits))
@@ -281,17 +276,12 @@ def collect_outputs(store: Any, subjects: Iterable[str], *, reader: str
     (responses, measurements, errors)
         ``errors`` maps a subject whose responses could not be computed to the reason.
     """
-    from recist_tool.store.models import Subject, Trial
-
     responses: list[ResponseRow] = []
     measurements: list[MeasurementRow] = []
     errors: dict[str, str] = {}
     for subject in subjects:
-        with store._read() as s:  # noqa: SLF001 - the criteria of the subject's trial
-            from sqlalchemy import select
-
-            criteria = s.scalars(select(Trial.criteria).join(Subject, Subject.trial_id == Trial.id)
-                                 .where(Subject.code == subject)).first() or "RECIST 1.1"
+        info = store.subject_info(subject)
+        criteria = info.criteria if info is not None else "RECIST 1.1"
         engine: dict[str, Any] = {}
         try:
             for r in store.compute_responses(subject, reader=reader):
@@ -359,22 +349,16 @@ def write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Any]) -> 
 
 def best_responses(store: Any, responses: Sequence[ResponseRow]) -> list[BestRow]:
     """Best overall response per subject from the timepoint responses (RECIST 1.1 or iRECIST)."""
-    from sqlalchemy import select
-
     from recist_tool.recist import Response, best_response, policies_from_mapping
     from recist_tool.recist.irecist import best_irecist
-    from recist_tool.store.models import Subject, Trial
 
     out = []
     for subject in dict.fromkeys(r.subject for r in responses):
-        with store._read() as s:  # noqa: SLF001 - trial policies and the subject's reference date
-            row = s.execute(select(Trial.criteria, Trial.policies, Subject.reference_date)
-                            .join(Subject, Subject.trial_id == Trial.id)
-                            .where(Subject.code == subject)).first()
-        if row is None:
+        info = store.subject_info(subject)
+        if info is None:
             continue
-        criteria, policies, ref = row
-        pol = policies_from_mapping(dict(policies or {}))
+        criteria, ref = info.criteria, info.reference_date
+        pol = policies_from_mapping(info.policies)
         seq = [(r.date, Response(r.overall_response)) for r in responses
                if r.subject == subject and r.overall_response]
         if not seq:

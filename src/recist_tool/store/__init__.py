@@ -16,12 +16,13 @@ from recist_tool.store.service import (
     ReaderSession,
     ReadInfo,
     ResponseInfo,
+    SubjectInfo,
     TrialStore,
 )
 
 __all__ = [
     "AuditCheck", "AuditEntry", "AuthenticationError", "CRITERIA", "Discrepancy",
     "LockedRecordError", "MEANINGS", "MeasurementInfo", "ReadInfo", "ReaderInfo", "ReaderSession",
-    "ResponseInfo",
+    "ResponseInfo", "SubjectInfo",
     "TrialStore", "head_revision",
 ]

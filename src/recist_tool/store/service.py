@@ -97,6 +97,17 @@ class ReaderInfo:
 
 
 @dataclass(frozen=True)
+class SubjectInfo:
+    """A subject's trial, its criteria and policies, and the subject's reference date."""
+
+    code: str
+    trial: str
+    criteria: str
+    policies: dict[str, Any]
+    reference_date: _dt.date | None
+
+
+@dataclass(frozen=True)
 class MeasurementInfo:
     """One lesion at one timepoint in one read version."""
 
@@ -411,6 +422,22 @@ class TrialStore:
                 raise InputError(f"trial {name!r} exists already")
             s.add(Trial(name=name, criteria=criteria, policies=pol,
                         visit_schedule=[dict(v) for v in visit_schedule]))
+
+    def trials(self) -> dict[str, str]:
+        """Trial name → criteria (``RECIST 1.1`` / ``iRECIST``)."""
+        with self._read() as s:
+            return {t.name: t.criteria for t in s.scalars(select(Trial))}
+
+    def subject_info(self, code: str) -> SubjectInfo | None:
+        """The subject's trial, criteria, policies and reference date; ``None`` if unknown."""
+        with self._read() as s:
+            row = s.execute(select(Subject.code, Trial.name, Trial.criteria, Trial.policies,
+                                   Subject.reference_date)
+                            .join(Trial, Trial.id == Subject.trial_id)
+                            .where(Subject.code == code)).first()
+        if row is None:
+            return None
+        return SubjectInfo(row[0], row[1], row[2], dict(row[3] or {}), row[4])
 
     def add_subject(self, trial: str, code: str, *, patient_id: str | None = None,
                     reference_date: _dt.date | None = None, by: str | None = None) -> None:
