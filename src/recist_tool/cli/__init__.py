@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "export_cmd",
     "io_cmds",
     "measure_cmd",
+    "report_cmd",
     "respond_cmd",
     "sample_cmd",
     "segment_cmd",

@@ -49,7 +49,8 @@ def _empty_export(store: Any, code: str) -> Any:
 
 
 def collect_views(store: Any, *, subjects: Sequence[str] | None = None, reader: str | None = None,
-                  include_unsigned: bool = False) -> tuple[str, str, list[SubjectView]]:
+                  include_unsigned: bool = False, trial: str | None = None
+                  ) -> tuple[str, str, list[SubjectView]]:
     """Read the subjects to report and build their views.
 
     Subjects without any read (nothing measured yet) are reported with a note instead of failing;
@@ -66,20 +67,21 @@ def collect_views(store: Any, *, subjects: Sequence[str] | None = None, reader: 
     codes: list[str]
     if subjects:
         codes = list(dict.fromkeys(subjects))
+    elif trial in trials or (trial is None and len(trials) == 1):
+        codes = store.subjects(trial or next(iter(trials)))
     else:
-        if len(trials) == 1:
-            codes = store.subjects(next(iter(trials)))
-        else:
-            codes = []  # let collect() explain (empty database, several trials)
-    if not codes:
-        data = collect(store, subjects=None, reader=reader, include_unsigned=include_unsigned)
+        codes = []  # let collect() explain (empty database, several trials, unknown trial)
+    if not codes or any(store.subject_info(c) is None for c in codes):
+        data = collect(store, subjects=codes or None, reader=reader,
+                       include_unsigned=include_unsigned, trial=trial)
         return data.trial, data.criteria, [build_subject_view(s) for s in data.subjects]
     unread = [c for c in codes if store.subject_info(c) is not None and not store.readers_of(c)]
     read = [c for c in codes if c not in unread]
     exports: dict[str, Any] = {}
     trial = criteria = None
     if read:
-        data = collect(store, subjects=read, reader=reader, include_unsigned=include_unsigned)
+        data = collect(store, subjects=read, reader=reader, include_unsigned=include_unsigned,
+                       trial=trial)
         exports.update({s.code: s for s in data.subjects})
         trial, criteria = data.trial, data.criteria
     for c in unread:
@@ -91,7 +93,7 @@ def collect_views(store: Any, *, subjects: Sequence[str] | None = None, reader: 
 
 def build_reports(store: Any, out_dir: str | Path, *, subjects: Sequence[str] | None = None,
                   reader: str | None = None, include_unsigned: bool = False,
-                  subject_reports: bool = True, trial_report: bool = True,
+                  trial: str | None = None, subject_reports: bool = True, trial_report: bool = True,
                   progress: Callable[[str], None] | None = None) -> ReportSummary:
     """Write the subject reports (``<code>.html``, ``<code>.pdf``) and the trial report into ``out_dir``.
 
@@ -107,6 +109,8 @@ def build_reports(store: Any, out_dir: str | Path, *, subjects: Sequence[str] | 
         Whose reads (required when a subject has several readers).
     include_unsigned : bool
         Report unsigned reads (noted in the report); otherwise they are an error.
+    trial : str, optional
+        Trial name, when the database holds several and no subjects are given.
     subject_reports, trial_report : bool
         Which halves to write.
     progress : callable, optional
@@ -121,10 +125,10 @@ def build_reports(store: Any, out_dir: str | Path, *, subjects: Sequence[str] | 
     from recist_tool.report.trial import write_trial_report
 
     t0 = time.perf_counter()
-    trial, criteria, views = collect_views(store, subjects=subjects, reader=reader,
-                                           include_unsigned=include_unsigned)
+    trial_name, criteria, views = collect_views(store, subjects=subjects, reader=reader,
+                                                include_unsigned=include_unsigned, trial=trial)
     out = Path(out_dir)
-    summary = ReportSummary(trial, criteria, subjects=[v.code for v in views],
+    summary = ReportSummary(trial_name, criteria, subjects=[v.code for v in views],
                             notes={v.code: list(v.notes) for v in views if v.notes})
     cache = VolumeCache()
     if subject_reports:
@@ -134,9 +138,9 @@ def build_reports(store: Any, out_dir: str | Path, *, subjects: Sequence[str] | 
             if progress is not None:
                 progress(f"{v.code}: {', '.join(f.name for f in files)}")
     if trial_report:
-        files = write_trial_report(views, out, trial=trial, criteria=criteria)
+        files = write_trial_report(views, out, trial=trial_name, criteria=criteria)
         summary.files += files
         if progress is not None:
-            progress(f"trial {trial}: {', '.join(f.name for f in files)}")
+            progress(f"trial {trial_name}: {', '.join(f.name for f in files)}")
     summary.seconds = time.perf_counter() - t0
     return summary
