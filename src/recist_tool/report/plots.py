@@ -97,6 +97,8 @@ class SodPoint:
         The nadir the engine compared this visit with (PD threshold).
     response : str or None
         Overall response label.
+    complete : bool
+        The sum covers every target (an incomplete sum is drawn hollow, off the line).
     """
 
     visit: str
@@ -104,6 +106,7 @@ class SodPoint:
     sod_mm: Decimal | None
     nadir_mm: Decimal | None
     response: str | None
+    complete: bool = True
 
 
 def sod_figure(points: Sequence[SodPoint], baseline_mm: Decimal | None, *, title: str = "",
@@ -121,9 +124,10 @@ def sod_figure(points: Sequence[SodPoint], baseline_mm: Decimal | None, *, title
     ax.set_xlabel("days since baseline")
     ax.set_ylabel("SOD (mm)")
     ax.grid(True, color="#e0e0e0", linewidth=0.6)
-    xs = [p.day for p in points if p.sod_mm is not None]
-    ys = [float(p.sod_mm) for p in points if p.sod_mm is not None]
-    if not xs:
+    xs = [p.day for p in points if p.sod_mm is not None and p.complete]
+    ys = [float(p.sod_mm) for p in points if p.sod_mm is not None and p.complete]
+    ys_all = [float(p.sod_mm) for p in points if p.sod_mm is not None]
+    if not ys_all:
         ax.text(0.5, 0.5, "no sum of diameters recorded", ha="center", va="center",
                 transform=ax.transAxes, fontsize=11, color="#616161")
         ax.set_xticks([])
@@ -138,13 +142,15 @@ def sod_figure(points: Sequence[SodPoint], baseline_mm: Decimal | None, *, title
             ax.plot([p.day], [0], marker="|", color="#616161", markersize=10, zorder=3)
             continue
         ax.plot([p.day], [float(p.sod_mm)], marker="o", markersize=7, zorder=4,
-                markerfacecolor=colour(p.response), markeredgecolor="black")
-        ax.annotate(f"{p.visit}\n{p.sod_mm} mm" + (f"\n{p.response}" if p.response else ""),
+                markerfacecolor=colour(p.response) if p.complete else "white",
+                markeredgecolor="black")
+        ax.annotate(f"{p.visit}\n{p.sod_mm} mm" + ("" if p.complete else " (incomplete)")
+                    + (f"\n{p.response}" if p.response else ""),
                     (p.day, float(p.sod_mm)), xytext=(0, 8), textcoords="offset points",
                     ha="center", va="bottom", fontsize=7)
     xmax = max(p.day for p in points)
     span = max(xmax, 1)
-    top = max(ys)
+    top = max(ys_all)
     right = xmax + 0.08 * span
     if baseline_mm is not None:
         pr = pr_threshold_mm(baseline_mm)

@@ -49,7 +49,7 @@ def sod_points(view: SubjectView) -> list[SodPoint]:
         elif v.response is not None or v.read is not None:
             r = v.response
             pts.append(SodPoint(v.visit, v.day, r.sod_mm if r else None, r.nadir_mm if r else None,
-                                v.overall))
+                                v.overall, v.sum_complete))
     return pts
 
 
@@ -86,14 +86,17 @@ def table_rows(view: SubjectView) -> tuple[list[str], list[tuple[str, list[str]]
     def per_visit(fn: Any) -> list[str]:
         return [fn(v) for v in view.visits]
 
+    def inc(v: Any, text: str) -> str:
+        return text + " (incomplete)" if (not v.sum_complete and text not in ("—", "")) else text
+
     rows.append(("SOD (mm)", per_visit(
-        lambda v: _dec(view.baseline_sod_mm) if v.baseline else _dec(v.sod_mm))))
+        lambda v: _dec(view.baseline_sod_mm) if v.baseline else inc(v, _dec(v.sod_mm)))))
     rows.append(("nadir (mm)", per_visit(
         lambda v: "" if v.baseline else _dec(v.response.nadir_mm if v.response else None))))
     rows.append(("% from baseline", per_visit(
-        lambda v: "" if v.baseline else fmt_pct(v.pct_from_baseline))))
+        lambda v: "" if v.baseline else inc(v, fmt_pct(v.pct_from_baseline)))))
     rows.append(("% from nadir", per_visit(
-        lambda v: "" if v.baseline else fmt_pct(v.pct_from_nadir))))
+        lambda v: "" if v.baseline else inc(v, fmt_pct(v.pct_from_nadir)))))
     for name, attr in (("target", "target"), ("non-target", "non_target"),
                        ("new lesions", "new_lesions")):
         rows.append((name, per_visit(

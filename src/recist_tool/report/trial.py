@@ -4,7 +4,8 @@ Conventions
 -----------
 - Best % change (waterfall) = the minimum over the follow-ups of the engine's % change of the sum of
   diameters from baseline (the largest shrinkage, or the smallest growth when the sum never fell);
-  follow-ups without a complete sum are skipped. The bar's colour is the subject's best overall
+  follow-ups whose sum is incomplete (a target not assessed: a lower bound) are skipped, here and
+  on the spider plot. The bar's colour is the subject's best overall
   response (RECIST 1.1 BOR, iRECIST iBOR).
 - Spider: % change from baseline per follow-up (day 0 = baseline scan at 0 %), line coloured by
   the best response, points by that visit's overall response.
@@ -87,7 +88,7 @@ def plotted_values(views: Sequence[SubjectView]) -> list[PlottedValue]:
                                              v.pct_from_nadir, v.overall, s.best_label, None))
                 continue
             if plot == "spider":
-                pts = [v for v in s.follow_ups if v.pct_from_baseline is not None]
+                pts = [v for v in s.follow_ups if v.pct_from_baseline is not None and v.sum_complete]
                 if not pts:
                     continue
                 b = s.visits[0]

@@ -57,6 +57,10 @@ class VisitView:
         Where the CT of the visit lies (for key images).
     signed : bool
         The read is signed.
+    sum_complete : bool
+        Every baseline target lesion has a value at this visit (a diameter, absent, too small,
+        split or merged). An incomplete sum is a lower bound: its % change is shown in the table,
+        marked, but never plotted.
     """
 
     visit: str
@@ -71,6 +75,7 @@ class VisitView:
     series_path: str | None
     series_uid: str | None
     signed: bool
+    sum_complete: bool = True
 
     @property
     def sod_mm(self) -> Decimal | None:
@@ -136,12 +141,14 @@ class SubjectView:
     def best_pct_change(self) -> tuple[Decimal, VisitView] | None:
         """Best % change: the minimum % change of the SOD from baseline over the follow-ups.
 
-        Returns ``None`` when no follow-up has a percentage (no follow-up, or no complete sum).
+        Returns ``None`` when no follow-up has a percentage from a complete sum.
         The first visit reaching the minimum is returned with it.
         """
         best: tuple[Decimal, VisitView] | None = None
         for v in self.follow_ups:
-            if v.pct_from_baseline is not None and (best is None or v.pct_from_baseline < best[0]):
+            if v.pct_from_baseline is None or not v.sum_complete:
+                continue
+            if best is None or v.pct_from_baseline < best[0]:
                 best = (v.pct_from_baseline, v)
         return best
 
@@ -162,6 +169,16 @@ def _pct(resp: Any, stored: str, ref: str) -> Decimal | None:
     if sod is None or base is None:
         return None
     return pct_change(Decimal(sod), Decimal(base))
+
+
+_VALUE_STATES = {"MEASURED", "ABSENT", "TOO SMALL TO MEASURE", "SPLIT", "MERGED"}
+
+
+def _complete(read: Any, targets: Sequence[str]) -> bool:
+    if read is None:
+        return False
+    have = {m.lesion_id: m for m in read.measurements}
+    return all(t in have and have[t].state in _VALUE_STATES for t in targets)
 
 
 def cell_text(m: Any) -> str:
@@ -210,6 +227,9 @@ def build_subject_view(subject: Any) -> SubjectView:
     entries += [(r.visit, r.date, None) for r in extra]
     entries.sort(key=lambda e: e[1])
     base_date = entries[0][1] if entries else None
+    lesions = sorted(subject.lesions, key=lambda les: (_CATEGORY_ORDER.get(_label(les.category) or "", 9),
+                                                       les.lesion_id))
+    targets = [les.lesion_id for les in lesions if _label(les.category) == "TARGET"]
     visits: list[VisitView] = []
     for i, (visit, date, tp) in enumerate(entries):
         read = reads.get(visit)
@@ -221,10 +241,8 @@ def build_subject_view(subject: Any) -> SubjectView:
             visit, date, (date - base_date).days if base_date else 0, i == 0, read, resp, overall,
             _pct(resp, "pct_from_baseline", "baseline_mm"), _pct(resp, "pct_from_nadir", "nadir_mm"),
             getattr(tp, "series_path", None), getattr(tp, "series_uid", None),
-            read is not None and read.status == "signed"))
+            read is not None and read.status == "signed", _complete(read, targets)))
 
-    lesions = sorted(subject.lesions, key=lambda les: (_CATEGORY_ORDER.get(_label(les.category) or "", 9),
-                                                       les.lesion_id))
     cells: dict[tuple[str, str], Any] = {}
     for r in subject.reads:
         for m in r.measurements:
@@ -289,7 +307,13 @@ def _notes(v: SubjectView) -> list[str]:
     if v.unsigned_visits:
         notes.append(f"Not signed: {', '.join(v.unsigned_visits)} (the report includes unsigned "
                      "reads).")
-    if len(v.visits) > 1 and not any(vv.pct_from_baseline is not None for vv in fus):
+    incomplete = [vv.visit for vv in fus if vv.read is not None and not vv.sum_complete
+                  and vv.sod_mm is not None]
+    if incomplete:
+        notes.append(f"Incomplete sum of diameters (a target not assessed) at {', '.join(incomplete)}: "
+                     "shown in the table, marked, and left out of the plots.")
+    if len(v.visits) > 1 and not any(vv.pct_from_baseline is not None and vv.sum_complete
+                                     for vv in fus):
         notes.append("No follow-up has a complete sum of diameters: no % change to plot.")
     return notes
 
