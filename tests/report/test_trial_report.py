@@ -92,7 +92,12 @@ def test_trial_files(trial_out: Any) -> None:
     page = parse_html(html_text)
     assert len(page.images) == 3 and all(u.startswith("data:image/png;base64,") for u in page.images)
     summary = {r[0]: r for r in page.rows if r and r[0].startswith("SYN-")}
-    assert summary["SYN-001"][1:4] == ["PR", "-55.6 %", "85"]
+    wf = {r["subject"]: r for r in _rows(out / "plotted_values.csv") if r["plot"] == "waterfall"}
+    assert sorted(summary) == sorted(wf) == ["SYN-001", "SYN-002", "SYN-003"]
+    for code, row in summary.items():
+        best = Decimal(wf[code]["pct_change_from_baseline"]).quantize(Decimal("0.1"))
+        assert row[1:3] == [wf[code]["best_response"], f"{best} %"]
+    assert summary["SYN-001"][3] == "85"  # 2025-03-03 → 2025-05-27
     assert pdf_pages(out / "trial_report.pdf") == 4
 
 

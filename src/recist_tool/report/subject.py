@@ -75,8 +75,9 @@ def table_rows(view: SubjectView) -> tuple[list[str], list[tuple[str, list[str]]
     rows: list[tuple[str, list[str]]] = []
     for les in view.lesions:
         cat = str(getattr(les.category, "value", les.category)).lower()
+        node = les.nodal and "node" not in (les.organ or "").lower()
         label = f"{les.lesion_id} {cat}" + (f", {les.organ}" if les.organ else "") + \
-            (" (node)" if les.nodal else "")
+            (" (node)" if node else "")
         cells = []
         for v in view.visits:
             m = view.cells.get((les.lesion_id, v.visit))
@@ -363,8 +364,8 @@ def _key_pages(view: SubjectView, images: dict[tuple[str, str], KeyImage], first
                      ha="center", fontsize=9, weight="bold")
         for i, les in enumerate(chunk):
             y = 0.88 - (i + 1) * (h + 0.015)
-            fig.text(0.105, y + h / 2, f"{les.lesion_id}\n{les.organ}" + ("\n(node)" if les.nodal
-                                                                          else ""),
+            node = les.nodal and "node" not in (les.organ or "").lower()
+            fig.text(0.105, y + h / 2, f"{les.lesion_id}\n{les.organ}" + ("\n(node)" if node else ""),
                      ha="right", va="center", fontsize=9)
             for j, v in enumerate(view.visits):
                 ki = images.get((les.lesion_id, v.visit))
