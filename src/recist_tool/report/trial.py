@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import html
+import textwrap
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
 from decimal import Decimal
@@ -197,13 +198,42 @@ def _summary_page(views: Sequence[SubjectView], trial: str, criteria: str) -> Fi
     if rows:
         tab = ax.table(cellText=rows, colLabels=_SUMMARY_HEAD, loc="upper center", cellLoc="center")
         tab.auto_set_font_size(False)
-        tab.set_fontsize(9 if len(rows) < 30 else 6)
+        tab.set_fontsize(10 if len(rows) < 30 else 6)
+        tab.scale(1, 1.8 if len(rows) < 30 else 1)
         for (r, c), cl in tab.get_celld().items():
             cl.set_edgecolor("#bdbdbd")
             if r == 0:
                 cl.set_facecolor("#eceff1")
             elif c == 1 and rows[r - 1][1] != "—":
                 cl.set_facecolor(colour(rows[r - 1][1]) + "55")
+    return fig
+
+
+_CAPTIONS = {
+    "waterfall": "Waterfall: best % change = the minimum over the follow-ups of the response engine's "
+                 "% change of the sum of diameters from baseline (complete sums only); colour: best "
+                 "overall response.",
+    "spider": "Spider: % change of the sum of diameters from baseline at each follow-up (complete "
+              "sums only); line colour: best overall response, point colour: that visit's response.",
+    "swimmer": "Swimmer: days from the baseline scan to the last assessed visit; bar colour: best "
+               "overall response; markers: each follow-up's overall response.",
+}
+
+
+def _plot_page(png: bytes, trial: str, caption: str) -> Figure:
+    from recist_tool.report.subject import _decode
+
+    img = _decode(png)
+    fig = Figure(figsize=(11.69, 8.27), dpi=100)
+    fig.text(0.04, 0.965, f"RECIST trial report — {trial}", fontsize=14, weight="bold", va="top")
+    h, w = img.shape[:2]
+    width = 0.86
+    height = min(0.78, width * 11.69 / 8.27 * h / w)
+    width = height * w / h * 8.27 / 11.69
+    ax = fig.add_axes(((1 - width) / 2, 0.9 - height, width, height))
+    ax.set_axis_off()
+    ax.imshow(img, interpolation="lanczos")
+    fig.text(0.07, 0.86 - height, "\n".join(textwrap.wrap(caption, 150)), fontsize=9, va="top")
     return fig
 
 
@@ -237,8 +267,5 @@ def write_trial_report(views: Sequence[SubjectView], out_dir: str | Path, *, tri
                       ) as pdf:
             pdf.savefig(_summary_page(views, trial, criteria))
             for k in ("waterfall", "spider", "swimmer"):
-                f = figs[k]
-                f.set_size_inches(11.69, 8.27)
-                f.tight_layout()
-                pdf.savefig(f)
+                pdf.savefig(_plot_page(figure_png(figs[k], dpi=150), trial, _CAPTIONS[k]))
         return o.finals
