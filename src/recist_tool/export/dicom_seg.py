@@ -23,6 +23,7 @@ import numpy as np
 from recist_tool.errors import InputError
 from recist_tool.export.dicom_sr import (
     SR_SERIES_NUMBER,
+    conform_source,
     copy_trial_modules,
     person_name,
     stable_uid,
@@ -180,7 +181,7 @@ def build_seg(series: Any, lesions: Sequence[SegLesion], *, series_instance_uid:
     if series.is_multiframe:
         raise InputError("DICOM SEG export of multi-frame (Enhanced) CT series is not supported")
     seg = hd.seg.Segmentation(
-        source_images=list(series.headers),
+        source_images=[conform_source(h) for h in series.headers],
         pixel_array=_pixels(series.volume.shape, lesions),
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=[_description(n, les) for n, les in enumerate(lesions, start=1)],

@@ -43,9 +43,9 @@ from recist_tool.io.dicom_codes import (
 )
 from recist_tool.volume import Volume
 
-__all__ = ["SR_SERIES_NUMBER", "SrLesion", "build_sr", "copy_trial_modules", "export_dicom_sr",
-           "image_coordinates", "lesions_for_sr", "person_name", "stable_uid", "tracking_identifier",
-           "tracking_uid"]
+__all__ = ["SR_SERIES_NUMBER", "SrLesion", "build_sr", "conform_source", "copy_trial_modules",
+           "export_dicom_sr", "image_coordinates", "lesions_for_sr", "person_name", "stable_uid",
+           "tracking_identifier", "tracking_uid"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,25 @@ _TRIAL_SUBJECT = ("ClinicalTrialSponsorName", "ClinicalTrialProtocolID",
                   "ClinicalTrialProtocolName", "ClinicalTrialSiteID", "ClinicalTrialSiteName",
                   "ClinicalTrialSubjectID", "ClinicalTrialSubjectReadingID")
 _TRIAL_STUDY = ("ClinicalTrialTimePointID", "ClinicalTrialTimePointDescription")
+
+
+#: Type 2 patient / study / series attributes a derived object must carry: empty when the CT
+#: lacks them (some scanners leave them out), so the SR / SEG stays valid.
+_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+          "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
+def conform_source(ds: Any) -> Any:
+    """A copy of a CT header with missing type 2 patient / study attributes present and empty."""
+    import copy
+
+    missing = [kw for kw in _TYPE2 if kw not in ds]
+    if not missing:
+        return ds
+    out = copy.deepcopy(ds)
+    for kw in missing:
+        setattr(out, kw, "")
+    return out
 
 
 def copy_trial_modules(target: Any, ct: Any) -> None:
@@ -321,7 +340,7 @@ def build_sr(series: Any, lesions: Sequence[SrLesion], *, observer: str, visit: 
         uid = series.sop_instance_uid(k)
         if uid not in seen:
             seen.add(uid)
-            evidence.append(series.headers[k])
+            evidence.append(conform_source(series.headers[k]))
     sr = hd.sr.Comprehensive3DSR(
         evidence=evidence, content=report[0], series_instance_uid=series_instance_uid,
         series_number=series_number, sop_instance_uid=sop_instance_uid, instance_number=1,
