@@ -214,3 +214,46 @@ def test_export_per_timepoint_passes_dciodvfy_and_reads_back(scored_trial: Score
     # one UID per lesion across the three timepoints
     assert uids and all(len(u) == 1 for u in uids.values())
     assert len({next(iter(u)) for u in uids.values()}) == len(uids)
+
+
+def test_reads_without_images_or_end_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recist_tool.export import run_export
+    from recist_tool.export.dicom_sr import lesions_for_sr
+    from recist_tool.store import TrialStore
+    from tests.store.conftest import make_trial, read_subject
+
+    monkeypatch.setenv("RECIST_SCRYPT_N", "1024")
+    with TrialStore(tmp_path / "recist.db") as store:
+        make_trial(store)
+        read_subject(store, "alice", t01_w6="20.0", t02_w6="12")
+        for fmt in ("dicom-sr", "dicom-seg"):
+            with pytest.raises(InputError, match="S001 BL: the database does not say where the CT"):
+                run_export(store, fmt, tmp_path / fmt, include_unsigned=True)
+            assert not any((tmp_path / fmt).rglob("*.dcm"))
+        bl = store.get_read("S001", "BL", reader="alice")
+    got, skipped = lesions_for_sr(bl.measurements, trial="T", subject="S001", reader="alice",
+                                  visit="BL")
+    assert [g.lesion_id for g in got] == ["T01"] and got[0].segmenter == "classic"
+    assert sorted(skipped) == ["S001 BL NT01: not in the SR (PRESENT)",
+                               "S001 BL T02: not in the SR (no long-axis end points)"]
+
+
+def test_headers_of_a_zipped_series_outlive_the_extraction(tmp_path: Path) -> None:
+    import shutil
+
+    from recist_tool.io.dicom_refs import load_series_with_headers
+
+    folder = tiny_series(tmp_path / "ct")
+    archive = shutil.make_archive(str(tmp_path / "ct"), "zip", tmp_path / "ct")
+    zipped = load_series_with_headers(archive)
+    assert [h.SOPInstanceUID for h in zipped.headers] == list(zipped.volume.meta.sop_instance_uids)
+    assert [h.SOPInstanceUID for h in zipped.headers] == [h.SOPInstanceUID for h in folder.headers]
+    ds = _build(zipped, _lesions(zipped.volume))
+    assert ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0] \
+        .SeriesInstanceUID == folder.headers[0].SeriesInstanceUID
+    from recist_tool.errors import DicomLoadError
+    from recist_tool.io import save_volume
+
+    save_volume(zipped.volume, tmp_path / "ct.nii.gz")
+    with pytest.raises(DicomLoadError, match="no DICOM headers"):
+        load_series_with_headers(tmp_path / "ct.nii.gz")
