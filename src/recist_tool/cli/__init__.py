@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "batch_cmd",
     "evaluate_cmd",
     "export_cmd",
+    "import_sr_cmd",
     "io_cmds",
     "measure_cmd",
     "report_cmd",
