@@ -136,3 +136,33 @@ def test_best_response(scored_trial: ScoredTrial) -> None:
     assert rows["SYN-003"]["best_response"] == "SD"  # SD at day 42, then PD
     assert {r["reference_date"] for r in rows.values()} == {
         truth[s]["timepoints"]["BL"]["date"] for s in rows}
+
+
+def test_masks_and_series_locations_are_stored(scored_trial: ScoredTrial) -> None:
+    """Every segmented lesion's mask is kept (hash-named, sha256 in the row) and lies on its series:
+    measured again from the file it gives the stored long axis; each visit knows its series."""
+    import hashlib
+
+    from recist_tool.io import load_volume
+    from recist_tool.io.masks import load_mask_crop
+    from recist_tool.measure import measure_mask
+    from recist_tool.store import TrialStore
+
+    with TrialStore(scored_trial.db, read_only=True) as store:
+        tp = store.timepoint_info("SYN-002", "W06")
+        assert Path(tp.series_path) == (scored_trial.trial / "SYN-002" / "W06").resolve()
+        read = store.get_read("SYN-002", "W06", reader="batch")
+    vol = load_volume(tp.series_path)
+    checked = 0
+    for m in read.measurements:
+        if m.state != "MEASURED":
+            continue
+        path = Path(m.mask_path)
+        assert path.parent == scored_trial.out / "masks" / "SYN-002" / "W06"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == m.mask_sha256
+        assert path.name == f"{m.lesion_id}-{m.mask_sha256[:12]}.nii.gz"
+        crop, offset = load_mask_crop(path, vol)
+        again = measure_mask(vol, crop, node=m.nodal, offset=offset)
+        assert abs(again.long_axis_mm - float(m.long_axis_mm)) <= 0.051
+        checked += 1
+    assert checked >= 3

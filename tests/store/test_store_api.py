@@ -234,7 +234,7 @@ def test_schema_upgrade_from_older_revision(tmp_path) -> None:  # noqa: ANN001
     engine.dispose()
     assert names == set()
     with TrialStore(path) as store:
-        assert store.revision == head_revision() == "0002"
+        assert store.revision == head_revision() == "0003"
         store.add_subject("OLD", "S9")
         assert store.subjects("OLD") == ["S9"]
     con = sqlite3.connect(path)
@@ -350,3 +350,18 @@ def test_trial_and_subject_lookups(store: TrialStore) -> None:
                                                                  dt.date(2026, 1, 1))
     assert info.policies == {"sd_min_days": 42}
     assert store.subject_info("S999") is None
+
+
+def test_timepoint_images_are_kept_and_changes_audited(store: TrialStore) -> None:
+    info = store.timepoint_info("S001", "BL")
+    assert (info.visit, info.date, info.series_uid, info.series_path) == (
+        "BL", dt.date(2026, 1, 2), "1.2.3.4", None)
+    store.set_timepoint_images("S001", "BL", series_path="/data/S001/BL")
+    with pytest.raises(InputError, match="recorded already"):
+        store.set_timepoint_images("S001", "BL", series_path="/elsewhere")
+    store.set_timepoint_images("S001", "BL", series_path="/moved/S001/BL", reason="archive moved")
+    assert [t.series_path for t in store.timepoint_infos("S001")] == ["/moved/S001/BL", None]
+    last = store.audit_log("S001")[-1]
+    assert last.reason == "archive moved" and last.old == {"series_path": "/data/S001/BL"}
+    with pytest.raises(InputError, match="visit 'W99'"):
+        store.timepoint_info("S001", "W99")

@@ -67,7 +67,7 @@ def test_processes_creating_one_database_at_once(db_url: str) -> None:
     procs = [_worker("open", db_url) for _ in range(3)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [o[1][-1500:] for o in outs]
-    assert {o[0].strip() for o in outs} == {"0002"}
+    assert {o[0].strip() for o in outs} == {"0003"}
     with TrialStore(db_url) as store:
         make_trial(store)
         assert store.verify_audit().ok

@@ -14,12 +14,13 @@ import socket
 import time
 import traceback
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from recist_tool.batch.manifest import Case, LesionSeed
 from recist_tool.errors import InputError, RecistToolError
+from recist_tool.volume import VolumeMeta
 
 __all__ = ["BaselineLesionRef", "BaselineRef", "CaseResult", "LesionResult", "cached_volume",
            "init_worker", "parse_segmenter_spec", "score_case", "worker_segmenter"]
@@ -47,6 +48,9 @@ class LesionResult:
         Tracking match confidence (0–1); None for seeded lesions.
     segmenter, segmenter_version : str or None
     notes : tuple of str
+    mask : Volume or None
+        The lesion mask as a uint8 crop of the series with that crop's exact geometry (small; it
+        travels back to the client, which writes it next to the database's outputs).
     """
 
     lesion_id: str
@@ -63,6 +67,7 @@ class LesionResult:
     segmenter: str | None = None
     segmenter_version: str | None = None
     notes: tuple[str, ...] = ()
+    mask: Any = field(default=None, compare=False, repr=False)
 
     @property
     def centroid_lps(self) -> tuple[float, float, float] | None:
@@ -253,6 +258,10 @@ def _from_measurement(les: LesionSeed | BaselineLesionRef, mask: Any, meas: Any,
     import numpy as np
 
     idx = np.argwhere(mask.mask)
+    off = tuple(int(v) for v in mask.offset)
+    crop = volume.crop(off, tuple(o + n for o, n in zip(off, mask.mask.shape, strict=True)))
+    crop = crop.with_array(np.asarray(mask.mask, np.uint8))
+    crop = replace(crop, meta=VolumeMeta())
     centroid = volume.index_to_lps(idx.mean(axis=0) + np.asarray(mask.offset, float))
     ends: dict[str, Any] = {"long": _points(meas.long_axis_endpoints_lps),
                             "short": _points(meas.short_axis_endpoints_lps),
@@ -264,7 +273,7 @@ def _from_measurement(les: LesionSeed | BaselineLesionRef, mask: Any, meas: Any,
         les.lesion_id, les.category, les.organ, les.nodal, "MEASURED",
         _r(meas.long_axis_mm), _r(meas.short_axis_mm), _r(meas.volume_ml, 4), ends, status,
         confidence, mask.segmenter, f"{mask.version} ({options})" if options else mask.version,
-        tuple(mask.warnings) + notes)
+        tuple(mask.warnings) + notes, crop)
 
 
 def _seeded(volume: Any, les: LesionSeed, seg: Any, case: Case, options: str = "") -> LesionResult:

@@ -22,7 +22,8 @@ from typing import Any
 
 from recist_tool.batch.job import BaselineLesionRef, BaselineRef, CaseResult, LesionResult
 from recist_tool.batch.manifest import Case, SubjectPlan
-from recist_tool.errors import InputError, UsageError
+from recist_tool.errors import GeometryError, InputError, UsageError
+from recist_tool.io.masks import save_mask
 
 __all__ = ["BEST_COLUMNS", "MEASUREMENT_COLUMNS", "RESPONSE_COLUMNS", "BestRow", "MeasurementRow",
            "ResponseRow", "best_responses",
@@ -169,13 +170,20 @@ def prepare_store(store: Any, plans: Sequence[SubjectPlan], *, reader: str, tria
             raise UsageError(f"subject {plan.subject} belongs to trial {subj_trial[plan.subject]!r} "
                              f"({trials.get(subj_trial[plan.subject])}), the settings ask for "
                              f"{trial.criteria}")
-        have = dict(store.timepoints(plan.subject))
+        stored = {t.visit: t for t in store.timepoint_infos(plan.subject)}
         for case in plan.cases:
-            if case.visit not in have:
-                store.add_timepoint(plan.subject, case.visit, case.date, series_uid=case.series_uid)
-            elif have[case.visit] != case.date:
+            where = os.path.abspath(case.series_path)
+            if case.visit not in stored:
+                store.add_timepoint(plan.subject, case.visit, case.date, series_uid=case.series_uid,
+                                    series_path=where)
+                continue
+            tp = stored[case.visit]
+            if tp.date != case.date:
                 raise InputError(f"{case.where}: {case.label} is stored with date "
-                                 f"{have[case.visit]}, the manifest says {case.date}")
+                                 f"{tp.date}, the manifest says {case.date}")
+            if tp.series_path is None:  # a database made before series locations were kept
+                store.set_timepoint_images(plan.subject, case.visit, series_path=where,
+                                           series_uid=case.series_uid)
 
 
 # --- resume ----------------------------------------------------------------------------------------
@@ -234,8 +242,34 @@ def _same(info: Any, state: str, v: dict[str, Any]) -> bool:
             and info.segmenter_version == v["segmenter_version"] and info.method == v["method"])
 
 
-def save_case(store: Any, case: Case, result: CaseResult, *, reader: str) -> int:
-    """Store a successful case's lesions and measurements; returns the number of rows written."""
+def _with_mask(values: dict[str, Any], les: LesionResult, case: Case, mask_dir: Path | None
+               ) -> dict[str, Any]:
+    if les.mask is None or mask_dir is None:
+        return values
+    path = mask_dir / _safe(case.subject) / _safe(case.visit) / f"{_safe(les.lesion_id)}.part.nii.gz"
+    try:
+        written, digest = save_mask(les.mask.array, les.mask, path, offset=(0, 0, 0))
+    except GeometryError:  # unevenly spaced slices: NIfTI cannot hold them; keep the measurement
+        return values
+    # the content hash in the name: a re-scored mask never overwrites the one an older (audited)
+    # measurement points to
+    final = written.with_name(f"{_safe(les.lesion_id)}-{digest[:12]}.nii.gz")
+    os.replace(written, final)
+    return {**values, "mask_path": str(final.resolve()), "mask_sha256": digest}
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def save_case(store: Any, case: Case, result: CaseResult, *, reader: str,
+              mask_dir: Path | None = None) -> int:
+    """Store a successful case's lesions and measurements; returns the number of rows written.
+
+    With ``mask_dir``, each segmented lesion's mask is written there as
+    ``<subject>/<visit>/<lesion>.nii.gz`` (see :func:`recist_tool.io.masks.save_mask`) and its path
+    and sha256 are stored with the measurement.
+    """
     if not result.ok:
         raise InputError(f"{case.label}: nothing to store ({result.error})")
     existing = {les.lesion_id for les in store.lesions(case.subject, reader=reader)}
@@ -246,6 +280,7 @@ def save_case(store: Any, case: Case, result: CaseResult, *, reader: str) -> int
         values = _values(les)
         if les.lesion_id in stored and _same(stored[les.lesion_id], les.state, values):
             continue
+        values = _with_mask(values, les, case, mask_dir)
         if les.lesion_id not in existing and les.category == "new":
             store.record_new_lesion(case.subject, case.visit, les.lesion_id, reader=reader,
                                     organ=les.organ, nodal=les.nodal, reason=_REASON,

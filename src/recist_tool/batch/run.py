@@ -171,7 +171,8 @@ def run_batch(
             def on_result(case: Case, res: CaseResult) -> None:
                 if res.ok:
                     try:
-                        save_case(store, case, res, reader=reader)
+                        save_case(store, case, res, reader=reader,
+                                  mask_dir=Path(outdir) / "masks")
                     except RecistToolError as exc:
                         res = CaseResult(res.subject, res.visit, res.date, False,
                                          error=f"not stored: {exc}", seconds=res.seconds,

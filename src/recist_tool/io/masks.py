@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -99,3 +102,76 @@ def load_mask(
     if abs(extent_mask - extent_image) > max(GRID_TOLERANCE_MM, 0.5 * image.spacing[0]):
         raise GeometryError(f"{p}: the mask's slices do not match the image's slices")
     return image.with_array(mask)
+
+
+def save_mask(mask: Any, volume: Volume, path: str | os.PathLike[str],
+              offset: Sequence[int] | None = None) -> tuple[Path, str]:
+    """Write a lesion mask crop as a NIfTI label map with its exact patient geometry.
+
+    The file holds only the crop around the lesion (uint8, 1 = lesion) with the geometry of that
+    crop of ``volume`` (sheared stacks included), so it opens in any NIfTI viewer in the right place
+    and :func:`load_mask_crop` puts it back on the series grid. Written under a temporary name and
+    renamed.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray or LesionMask
+        Boolean ``(z, y, x)`` crop, or an object with ``mask`` and ``offset`` (a
+        :class:`recist_tool.segment.LesionMask`).
+    volume : Volume
+        The series the mask was drawn on.
+    path : path-like
+        Output file ending in ``.nii.gz`` (parent folders are created).
+    offset : sequence of int, optional
+        Index of the crop's first voxel in ``volume`` (taken from ``mask.offset`` when absent).
+
+    Returns
+    -------
+    (Path, str)
+        The file written and the sha256 of its bytes (what the store records).
+
+    Raises
+    ------
+    GeometryError
+        When the crop's slices are unevenly spaced (NIfTI cannot hold per-slice positions).
+    """
+    from recist_tool.io.volume_files import save_volume_file
+
+    arr = np.asarray(getattr(mask, "mask", mask), bool)
+    off = tuple(int(v) for v in (offset if offset is not None else getattr(mask, "offset", (0, 0, 0))))
+    if arr.ndim != 3 or not arr.any():
+        raise InputError("a lesion mask must be a non-empty 3D array")
+    crop = volume.crop(off, tuple(o + s for o, s in zip(off, arr.shape, strict=True)))
+    if crop.shape != arr.shape:
+        raise GeometryError(f"mask crop {arr.shape} at {off} does not fit in the series {volume.shape}")
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    out = save_volume_file(crop.with_array(arr.astype(np.uint8)), p)
+    return out, hashlib.sha256(out.read_bytes()).hexdigest()
+
+
+def load_mask_crop(path: str | os.PathLike[str], image: Volume) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Read a mask crop written by :func:`save_mask` back onto ``image``'s grid.
+
+    Returns
+    -------
+    (numpy.ndarray, tuple of int)
+        Boolean crop and the index of its first voxel in ``image``.
+
+    Raises
+    ------
+    InputError, GeometryError
+        Missing file, or a crop that does not lie on the image's voxel grid.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"no such mask file: {p}")
+    vol = load_image_volume(p)
+    arr = np.asarray(vol.array) > 0
+    first = image.lps_to_index(vol.index_to_lps((0.0, 0.0, 0.0)))
+    off = np.rint(first).astype(int)
+    last = image.lps_to_index(vol.index_to_lps(tuple(float(n - 1) for n in arr.shape)))
+    if (np.max(np.abs(first - off)) > 0.1 or np.max(np.abs(last - (off + np.array(arr.shape) - 1))) > 0.1
+            or np.any(off < 0) or np.any(off + np.array(arr.shape) > np.array(image.shape))):
+        raise GeometryError(f"{p}: the mask does not lie on the series' voxel grid")
+    return arr, (int(off[0]), int(off[1]), int(off[2]))

@@ -3,6 +3,7 @@
 ``TrialStore(url)`` is the entry point; see :mod:`recist_tool.store.service`.
 """
 
+from recist_tool.io.masks import save_mask
 from recist_tool.store.audit import AuditCheck, AuditEntry
 from recist_tool.store.db import head_revision
 from recist_tool.store.service import (
@@ -17,12 +18,13 @@ from recist_tool.store.service import (
     ReadInfo,
     ResponseInfo,
     SubjectInfo,
+    TimepointInfo,
     TrialStore,
 )
 
 __all__ = [
     "AuditCheck", "AuditEntry", "AuthenticationError", "CRITERIA", "Discrepancy",
     "LockedRecordError", "MEANINGS", "MeasurementInfo", "ReadInfo", "ReaderInfo", "ReaderSession",
-    "ResponseInfo", "SubjectInfo",
-    "TrialStore", "head_revision",
+    "ResponseInfo", "SubjectInfo", "TimepointInfo",
+    "TrialStore", "head_revision", "save_mask",
 ]

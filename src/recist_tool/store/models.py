@@ -142,6 +142,7 @@ class Timepoint(Base):
     date: Mapped[_dt.date] = mapped_column(Date)
     study_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     series_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    series_path: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class TimepointRead(Base):

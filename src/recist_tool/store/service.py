@@ -108,6 +108,23 @@ class SubjectInfo:
 
 
 @dataclass(frozen=True)
+class TimepointInfo:
+    """A subject's visit: date, visit number and where its CT series lies.
+
+    ``series_path`` is the folder, zip or volume file the series was read from (as given to the
+    loader), so that ``recist_tool.io.load_volume(series_path, series_uid)`` reopens it; None when
+    the visit was entered without images. It is a local path and is never exported.
+    """
+
+    visit: str
+    date: _dt.date
+    visit_num: Decimal | None
+    study_uid: str | None
+    series_uid: str | None
+    series_path: str | None
+
+
+@dataclass(frozen=True)
 class MeasurementInfo:
     """One lesion at one timepoint in one read version."""
 
@@ -474,16 +491,34 @@ class TrialStore:
 
     def add_timepoint(self, subject: str, visit: str, date: _dt.date, *, study_uid: str | None = None,
                       series_uid: str | None = None, visit_num: Decimal | int | None = None,
-                      by: str | None = None) -> None:
-        """Add a visit with its scan date and imaging UIDs."""
+                      series_path: str | None = None, by: str | None = None) -> None:
+        """Add a visit with its scan date, imaging UIDs and where its series lies."""
         with self._write(by or _os_user()) as s:
             subj = self._subject(s, subject)
             if s.scalars(select(Timepoint).where(Timepoint.subject_id == subj.id,
                                                  Timepoint.visit == visit)).first():
                 raise InputError(f"visit {visit!r} of {subject} exists already")
             s.add(Timepoint(subject_id=subj.id, visit=visit, date=date, study_uid=study_uid,
-                            series_uid=series_uid,
+                            series_uid=series_uid, series_path=series_path,
                             visit_num=None if visit_num is None else Decimal(visit_num)))
+
+    def set_timepoint_images(self, subject: str, visit: str, *, series_path: str,
+                             series_uid: str | None = None, study_uid: str | None = None,
+                             by: str | None = None, reason: str | None = None) -> None:
+        """Record where a visit's series lies (and its UIDs when given); audited old → new.
+
+        Changing a location that is already recorded needs a ``reason``.
+        """
+        with self._write(by or _os_user(), reason) as s:
+            tp = self._timepoint(s, self._subject(s, subject), visit)
+            if tp.series_path not in (None, series_path) and not reason:
+                raise InputError(f"{subject} {visit}: the series location is recorded already "
+                                 f"({tp.series_path}); give a reason to change it")
+            tp.series_path = series_path
+            if series_uid is not None:
+                tp.series_uid = series_uid
+            if study_uid is not None:
+                tp.study_uid = study_uid
 
     def timepoints(self, subject: str) -> list[tuple[str, _dt.date]]:
         """(visit, date) of a subject, by date."""
@@ -492,6 +527,23 @@ class TrialStore:
             return [(t.visit, t.date) for t in s.scalars(
                 select(Timepoint).where(Timepoint.subject_id == subj.id)
                 .order_by(Timepoint.date, Timepoint.id))]
+
+    @staticmethod
+    def _tp_info(t: Timepoint) -> TimepointInfo:
+        return TimepointInfo(t.visit, t.date, t.visit_num, t.study_uid, t.series_uid, t.series_path)
+
+    def timepoint_infos(self, subject: str) -> list[TimepointInfo]:
+        """A subject's visits with their imaging details, by date."""
+        with self._read() as s:
+            subj = self._subject(s, subject)
+            return [self._tp_info(t) for t in s.scalars(
+                select(Timepoint).where(Timepoint.subject_id == subj.id)
+                .order_by(Timepoint.date, Timepoint.id))]
+
+    def timepoint_info(self, subject: str, visit: str) -> TimepointInfo:
+        """One visit's imaging details (raises InputError when the visit is unknown)."""
+        with self._read() as s:
+            return self._tp_info(self._timepoint(s, self._subject(s, subject), visit))
 
     # --- a reader's read ------------------------------------------------------------------------
 
@@ -680,6 +732,14 @@ class TrialStore:
                 TimepointRead.timepoint_id == tp.id, TimepointRead.reader_id == r.id)
                 .order_by(TimepointRead.version))
             return [self._read_info(s, rd, subj, tp, r) for rd in reads]
+
+    def readers_of(self, subject: str) -> list[str]:
+        """Names of the readers who have a read of any visit of ``subject`` (sorted)."""
+        with self._read() as s:
+            subj = self._subject(s, subject)
+            return sorted(set(s.scalars(select(Reader.name).join(
+                TimepointRead, TimepointRead.reader_id == Reader.id)
+                .where(TimepointRead.subject_id == subj.id))))
 
     def lesions(self, subject: str, *, reader: str) -> list[RLesion]:
         """``reader``'s lesions of a subject as engine :class:`~recist_tool.recist.Lesion`."""
