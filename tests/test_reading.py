@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recist_tool.errors import MeasurementError, RuleViolation, UsageError
+from recist_tool.errors import InputError, MeasurementError, RuleViolation, UsageError
 from recist_tool.reading import ReadingSession, enrol_manifest, export_formats
 from recist_tool.segment import NoLesionError
 from recist_tool.store import TrialStore
@@ -63,23 +63,19 @@ def test_login_checks_password(reading_trial, tmp_path):
     assert any(e.action == "AUTH_FAIL" for e in s.store.audit_log())
 
 
-def test_series_location_from_manifest_beside_the_database(reading_trial, tmp_path):
+def test_series_location_comes_from_the_database(reading_trial, tmp_path):
     root, _ = reading_trial
-    # the sample trial's own folder: manifest.csv beside recist.db gives the series paths
     db = tmp_path / "r.db"
     store = TrialStore(db)
     store.add_reader(READER, PASSWORD)
     enrol_manifest(store, root / "manifest.csv", trial="SYN", reader=READER)
-    s = ReadingSession(store, READER, PASSWORD)
+    s = ReadingSession(store, READER, PASSWORD)  # no series paths given: the store knows them
     s.open_subject("SYN-001")
-    with pytest.raises(Exception, match="does not say where its series is"):
-        s.series_location("BL")
-    (tmp_path / "manifest.csv").write_text(
-        (root / "manifest.csv").read_text().replace("SYN-001/", f"{root}/SYN-001/"))
-    s2 = ReadingSession(store, READER, PASSWORD)
-    s2.open_subject("SYN-001")
-    assert Path(s2.series_location("W06")[0]) == root / "SYN-001" / "W06"
-    assert s2.open_visit("W06").shape[0] > 10
+    assert [v for v, _ in s.visits()] == ["BL", "W06", "W12"]
+    assert Path(s.series_location("W06")[0]) == root / "SYN-001" / "W06"
+    assert s.open_visit("W06").shape[0] > 10
+    with pytest.raises(InputError, match="no visit"):
+        s.open_visit("W99")
     store.close()
 
 
@@ -234,8 +230,6 @@ def test_states_and_new_lesions_at_follow_up(read_w06):
 
 
 def test_sign_asks_password_and_locks(read_w06):
-    from recist_tool.errors import InputError
-
     s, tps, db, props = read_w06
     with pytest.raises(AuthenticationError):
         s.sign("W06", "not the password")
@@ -259,5 +253,5 @@ def test_export_without_framework_says_so(fresh, tmp_path):
     s, _, _ = fresh
     if export_formats():
         pytest.skip("this install has the export framework (tested with the GUI)")
-    with pytest.raises(UsageError, match="export not available in this install"):
+    with pytest.raises(UsageError, match="not available in this install"):
         s.export("odm", tmp_path)

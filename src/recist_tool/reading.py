@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
-import hashlib
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -221,9 +220,9 @@ def save_lesion_mask(mask: Any, volume: Volume, folder: str | os.PathLike[str], 
                      ) -> tuple[str, str]:
     """Write a lesion mask as a uint8 NIfTI crop with its exact patient geometry.
 
-    Uses :func:`recist_tool.store.save_mask` when this install has it; otherwise writes the crop
-    itself. The file name carries the first 12 hex digits of its sha256 (``T01-3fa2….nii.gz``), so a
-    corrected mask never overwrites the one an earlier (audited) record points to.
+    Written by :func:`recist_tool.store.save_mask` (the one writer of mask files). The file name
+    carries the first 12 hex digits of its sha256 (``T01-3fa2….nii.gz``), so a corrected mask never
+    overwrites the one an earlier (audited) record points to.
 
     Returns
     -------
@@ -233,19 +232,9 @@ def save_lesion_mask(mask: Any, volume: Volume, folder: str | os.PathLike[str], 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{stem}.{os.getpid()}.tmp.nii.gz"
-    try:
-        from recist_tool.store import save_mask  # type: ignore[attr-defined]
-    except ImportError:
-        save_mask = None
-    if save_mask is not None:
-        save_mask(mask, volume, tmp)
-    else:
-        from recist_tool.io import save_volume
+    from recist_tool.store import save_mask
 
-        lo = np.asarray(mask.offset, int)
-        crop = volume.crop(lo, lo + np.asarray(mask.mask.shape))
-        save_volume(crop.with_array(np.asarray(mask.mask, np.uint8)), tmp)
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    _, digest = save_mask(mask, volume, tmp)
     final = out / f"{stem}-{digest[:12]}.nii.gz"
     os.replace(tmp, final)
     return str(final.resolve()), digest
@@ -299,12 +288,18 @@ def _manifest_paths(path: Path) -> dict[tuple[str, str], tuple[str, str | None]]
 
 
 def export_formats() -> dict[str, str]:
-    """Export formats of this install (``recist_tool.export.FORMATS``), empty when there are none."""
+    """Export formats whose exporter this install has (name → ``module:function``); empty when
+    there is no export framework."""
     try:
         from recist_tool.export import FORMATS  # type: ignore[import-not-found]
     except ImportError:
         return {}
-    return dict(FORMATS)
+    try:
+        from recist_tool.export import available_formats  # type: ignore[import-not-found]
+    except ImportError:
+        return dict(FORMATS)
+    have = set(available_formats())
+    return {k: v for k, v in FORMATS.items() if k in have}
 
 
 # --- the session -------------------------------------------------------------------------------------
@@ -856,8 +851,9 @@ class ReadingSession:
         except ImportError as exc:
             raise UsageError("export not available in this install") from exc
         formats = export_formats()
-        if formats and fmt not in formats:
-            raise UsageError(f"export format {fmt!r} is not one of {', '.join(formats)}")
+        if fmt not in formats:
+            raise UsageError(f"export format {fmt!r} is not available in this install"
+                             + (f" (one of {', '.join(formats)})" if formats else ""))
         return list(run_export(self.store, fmt, Path(out_dir), subjects=[self._need_subject()],
                                reader=self.reader, include_unsigned=include_unsigned,
                                options=dict(options or {})))
