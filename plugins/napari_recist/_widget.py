@@ -538,10 +538,9 @@ class ReadingWidget(QWidget):
         self.busy = True
         self._enable()
         self.say("segmenting…")
-        worker = work()
-        worker.returned.connect(lambda f: self._on_segmented(f))
-        worker.errored.connect(self._on_segment_error)
-        worker.finished.connect(self._done)
+        # the errored handler is given up front, so napari does not re-raise the error
+        worker = work(_connect={"returned": self._on_segmented, "errored": self._on_segment_error,
+                                "finished": self._done}, _start_thread=False)
         self._worker = worker
         worker.start()
 
@@ -829,10 +828,9 @@ class ReadingWidget(QWidget):
         self.busy = True
         self._enable()
         self.say(f"tracking baseline lesions into {visit}…")
-        worker = work()
-        worker.returned.connect(lambda props: self._on_proposed(visit, props))
-        worker.errored.connect(self._on_segment_error)
-        worker.finished.connect(self._done)
+        worker = work(_connect={"returned": lambda props: self._on_proposed(visit, props),
+                                "errored": self._on_segment_error, "finished": self._done},
+                      _start_thread=False)
         self._worker = worker
         worker.start()
 
