@@ -202,6 +202,7 @@ class ReadingWidget(QWidget):
                                                        "diameter mm", "notes"])
         self.proposal_table.setSelectionBehavior(QTableWidget.SelectRows)
         self.proposal_table.itemSelectionChanged.connect(self._on_proposal_selected)
+        self.proposal_table.setMinimumHeight(170)
         v.addWidget(self.proposal_table)
         row = QHBoxLayout()
         self.accept_btn = QPushButton("Accept")
@@ -220,6 +221,7 @@ class ReadingWidget(QWidget):
         v = QVBoxLayout(g)
         self.table = QTableWidget(0, 0)
         self.table.itemSelectionChanged.connect(self._on_table_selected)
+        self.table.setMinimumHeight(330)
         v.addWidget(self.table)
         self.response_label = QLabel("")
         self.response_label.setWordWrap(True)
@@ -256,6 +258,7 @@ class ReadingWidget(QWidget):
         lay.addWidget(self.status)
         lay.addStretch(1)
 
+        self.panel = inner
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(inner)
@@ -389,6 +392,7 @@ class ReadingWidget(QWidget):
             self._guard(self.show_visit, v)
         self.viewer.canvas.grid.stride = _STRIDE
         self.viewer.canvas.grid.enabled = len(self.layers) > 1
+        self.viewer.reset_view()
         self._enable()
         self.refresh_table()
         self._on_visit_changed(self.visit_combo.currentText())
@@ -600,7 +604,22 @@ class ReadingWidget(QWidget):
         self._draw_review(finding)
         self._show_finding()
         self._go_to_slice(finding.visit, finding.measurement.slice_index)
+        a, b = (np.asarray(p, float) for p in finding.measurement.long_axis_endpoints_lps)
+        self.focus(lps_to_world(0.5 * (a + b)))
         self._check_rules()
+
+    def focus(self, world: Any, field_mm: float = 200.0) -> None:
+        """Centre every visit's view on a world position, ``field_mm`` across."""
+        w = np.asarray(world, float)
+        self.viewer.dims.set_point(0, float(w[0]))
+        self.viewer.camera.center = (float(w[1]), float(w[2]))
+        try:
+            size = min(self.viewer.window._qt_viewer.canvas.size)
+            n = max(1, len(self.layers))
+            cols = int(np.ceil(np.sqrt(n)))
+            self.viewer.camera.zoom = max(0.5, size / cols / field_mm)
+        except Exception:  # noqa: BLE001 - zoom is a convenience
+            pass
 
     def _go_to_slice(self, visit: str, k: int) -> None:
         img = self.layers[visit]["image"]

@@ -25,12 +25,30 @@ READER, PASSWORD = "dr_gui", "gui password"
 
 
 def _shot(widget, viewer, name: str) -> None:
+    """Viewer canvas and the whole widget panel side by side, saved when $RECIST_SCREENSHOTS is set."""
     out = os.environ.get("RECIST_SCREENSHOTS")
     if not out:
         return
+    from qtpy.QtCore import QBuffer
+    from qtpy.QtGui import QImage
+
     Path(out).mkdir(parents=True, exist_ok=True)
-    widget.grab().save(str(Path(out) / f"{name}-widget.png"))
-    viewer.screenshot(str(Path(out) / f"{name}-viewer.png"), canvas_only=False)
+    qv = viewer.window._qt_viewer
+    for dock in (qv.dockLayerList, qv.dockLayerControls):
+        dock.setVisible(False)
+    viewer.window._qt_window.resize(1900, 1250)
+    canvas = viewer.screenshot(canvas_only=True, flash=False)[..., :3]
+    widget.panel.resize(widget.panel.width(), widget.panel.sizeHint().height())
+    img = widget.panel.grab().toImage().convertToFormat(QImage.Format_RGB888)
+    buf = QBuffer()
+    buf.open(QBuffer.ReadWrite)
+    img.save(buf, "PNG")
+    import imageio.v3 as iio
+
+    panel = iio.imread(bytes(buf.data()))[..., :3]
+    h = max(canvas.shape[0], panel.shape[0])
+    pad = lambda a: np.pad(a, ((0, h - a.shape[0]), (0, 0), (0, 0)))  # noqa: E731
+    iio.imwrite(str(Path(out) / f"{name}.png"), np.concatenate([pad(canvas), pad(panel)], axis=1))
 
 
 def test_reader_opens_series_in_patient_mm(reading_trial, make_napari_viewer):
@@ -103,6 +121,7 @@ def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch):
 
     db, tps = gui_db
     viewer = make_napari_viewer()
+    viewer.window._qt_window.resize(1400, 900)
     w = _widget(viewer, db)
     assert set(w.layers) == {"BL", "W06", "W12"} and viewer.canvas.grid.enabled
     assert "slices" in w.series_label.text()
@@ -173,6 +192,8 @@ def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch):
         assert w.accept_selected(), w.last_message
     assert w.response_of("W06") == tps["W06"]["overall_response"]
     assert f"W06: overall {tps['W06']['overall_response']}" in w.response_label.text()
+    w.apply_window("soft tissue")
+    w.select_proposal("T02")
     _shot(w, viewer, "2-followup")
 
     # sign-off asks for the password (dialog patched), then the read is locked
