@@ -84,9 +84,9 @@ def test_click_measures_lesions_like_the_truth(fresh):
     for lid, les in tps["BL"]["lesions"].items():
         f = s.segment_at("BL", lps=les["center_lps"], nodal=les["nodal"])
         assert f.method == "automatic" and not f.edited
-        # the classic segmenter's documented bias (docs/batch.md): up to ~2 mm on liver lesions
-        assert abs(f.measurement.long_axis_mm - les["long_axis_mm"]) < 2.0, lid
-        assert abs(f.measurement.short_axis_mm - les["short_axis_mm"]) < 2.0, lid
+        # the batch's accuracy goal on this trial (docs/batch.md): 1.5 mm
+        assert abs(f.measurement.long_axis_mm - les["long_axis_mm"]) <= 1.5, lid
+        assert abs(f.measurement.short_axis_mm - les["short_axis_mm"]) <= 1.5, lid
         if les["organ"] == "lung":  # the 1 mm on the lung target clicked in the GUI test
             assert abs(f.measurement.long_axis_mm - les["long_axis_mm"]) <= 1.0
         assert f.mask.n_voxels > 0
