@@ -393,6 +393,10 @@ class ReadingWidget(QWidget):
         self.viewer.canvas.grid.stride = _STRIDE
         self.viewer.canvas.grid.enabled = len(self.layers) > 1
         self.viewer.reset_view()
+        if self.layers:
+            vol = self.session.volume(next(iter(self.layers)))
+            extent = max(vol.shape[1] * vol.spacing[1], vol.shape[2] * vol.spacing[2])
+            self._base_view = (float(self.viewer.camera.zoom), float(extent))
         self._enable()
         self.refresh_table()
         self._on_visit_changed(self.visit_combo.currentText())
@@ -613,13 +617,10 @@ class ReadingWidget(QWidget):
         w = np.asarray(world, float)
         self.viewer.dims.set_point(0, float(w[0]))
         self.viewer.camera.center = (float(w[1]), float(w[2]))
-        try:
-            size = min(self.viewer.window._qt_viewer.canvas.size)
-            n = max(1, len(self.layers))
-            cols = int(np.ceil(np.sqrt(n)))
-            self.viewer.camera.zoom = max(0.5, size / cols / field_mm)
-        except Exception:  # noqa: BLE001 - zoom is a convenience
-            pass
+        base = getattr(self, "_base_view", None)
+        if base is not None:  # zoom relative to the whole-volume view of reset_view()
+            zoom0, extent_mm = base
+            self.viewer.camera.zoom = zoom0 * max(1.0, extent_mm / field_mm)
 
     def _go_to_slice(self, visit: str, k: int) -> None:
         img = self.layers[visit]["image"]
