@@ -29,3 +29,14 @@ def require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared test data missing: {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def reading_trial(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """``(folder, ground truth)`` of the synthetic trial with one subject (SYN-001, seed 0), shared
+    by the reading-workflow and napari tests."""
+    from recist_tool.sample_data import generate_trial
+
+    root = tmp_path_factory.mktemp("reading-trial")
+    gt = generate_trial(root, seed=0, n_subjects=1)
+    return root, gt

@@ -1,0 +1,165 @@
+"""napari plugin benchmark: click → mask + lines shown, and opening a series into the viewer.
+
+Two measurements, each against a named peer in the same run:
+
+1. **Click to mask and lines shown** on a 512 × 512 × 200 series: the widget's whole path (world →
+   voxel, segmentation in a worker thread, labels + shapes layers updated and the Qt event loop
+   drained) against its parts: the segmentation alone (``ReadingSession.segment_at``, no GUI) and
+   the napari layer update alone.
+2. **Opening a 300-slice DICOM series** into the viewer with the plugin's reader (load + image
+   layer added and drawn) against SimpleITK's ``ImageSeriesReader`` reading the same files.
+
+Run under a virtual display with 2 CPU threads for the issue's goal::
+
+    OMP_NUM_THREADS=2 xvfb-run -a python benchmarks/bench_gui.py [--out bench-out] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _series(out: Path, nz: int) -> Path:
+    from recist_tool.sample_data import write_benchmark_series
+
+    folder = out / f"bench-{nz}x512x512"
+    if not (folder / ".done").is_file():
+        write_benchmark_series(folder, shape=(nz, 512, 512), transfer_syntax="explicit")
+        (folder / ".done").write_text("ok")
+    return folder
+
+
+def _lesion_centre(vol) -> tuple[float, float, float]:
+    """A lesion of SYN-001's baseline anatomy (the benchmark series' phantom) inside the volume."""
+    from recist_tool.sample_data import trial_ground_truth
+
+    gt = trial_ground_truth(0, 1)["subjects"]["SYN-001"]["timepoints"]["BL"]["lesions"]
+    for les in sorted(gt.values(), key=lambda x: -x["long_axis_mm"]):
+        idx = np.rint(vol.lps_to_index(les["center_lps"])).astype(int)
+        if np.all(idx >= 0) and np.all(idx < vol.shape) and vol.array[tuple(idx)] > -100:
+            return tuple(les["center_lps"])
+    raise SystemExit("no lesion of the phantom lies inside the benchmark series")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="bench-out")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    import napari
+    import SimpleITK as sitk
+    from qtpy.QtWidgets import QApplication
+
+    from napari_recist._layers import lps_to_world
+    from napari_recist._reader import read_series
+    from napari_recist._widget import ReadingWidget
+    from recist_tool.io import load_volume
+    from recist_tool.reading import ReadingSession
+    from recist_tool.store import TrialStore
+
+    s200 = _series(out, 200)
+    s300 = _series(out, 300)
+    viewer = napari.Viewer(show=True)
+    app = QApplication.instance()
+
+    def drain() -> None:
+        for _ in range(3):
+            app.processEvents()
+
+    # --- 2. open a 300-slice series -------------------------------------------------------
+    ours, peer = [], []
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        layers = read_series(str(s300))
+        data, kw, _ = layers[0]
+        layer = viewer.add_image(data, **kw)
+        drain()
+        ours.append(time.perf_counter() - t)
+        viewer.layers.remove(layer)
+        t = time.perf_counter()
+        r = sitk.ImageSeriesReader()
+        r.SetFileNames(r.GetGDCMSeriesFileNames(str(s300)))
+        arr = sitk.GetArrayFromImage(r.Execute())
+        peer.append(time.perf_counter() - t)
+        del arr
+    open_ours, open_peer = statistics.median(ours), statistics.median(peer)
+
+    # --- 1. click → mask + lines on 512 x 512 x 200 -----------------------------------------
+    vol = load_volume(s200)
+    centre = _lesion_centre(vol)
+    db = out / "bench-gui.db"
+    for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        p.unlink(missing_ok=True)
+    import datetime as dt
+
+    with TrialStore(db) as store:
+        store.add_reader("bench", "bench password")
+        store.add_trial("bench")
+        store.add_subject("bench", "BENCH")
+        store.add_timepoint("BENCH", "BL", dt.date(2025, 1, 1), series_path=str(s200))
+    widget = ReadingWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.db_edit.setText(str(db))
+    widget.reader_edit.setText("bench")
+    widget.password_edit.setText("bench password")
+    assert widget.login() and widget.open_subject("BENCH")
+    widget.session.open_visit("BL", vol)
+    world = lps_to_world(centre)
+    gui, seg, upd = [], [], []
+    session = ReadingSession(TrialStore(db), "bench", "bench password")
+    session.open_subject("BENCH")
+    session.open_visit("BL", vol)
+    session.segment_at("BL", lps=centre)  # warm-up (segmenter load)
+    widget.click_at_world(world)
+    while widget.busy:
+        app.processEvents()
+        time.sleep(0.001)
+    for _ in range(args.repeat):
+        widget.discard()
+        drain()
+        t = time.perf_counter()
+        widget.click_at_world(world)
+        while widget.busy or widget.finding is None:
+            app.processEvents()
+            time.sleep(0.001)
+        drain()
+        gui.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        f = session.segment_at("BL", lps=centre)
+        seg.append(time.perf_counter() - t)
+        widget.discard()
+        drain()
+        t = time.perf_counter()
+        widget.set_finding(f)
+        drain()
+        upd.append(time.perf_counter() - t)
+    click, seg_s, upd_s = (statistics.median(x) for x in (gui, seg, upd))
+    la = widget.finding.measurement.long_axis_mm
+    viewer.close()
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}, napari {napari.__version__}")
+    print(f"open 300x512x512 DICOM into the viewer (plugin reader + layer drawn): {open_ours:.2f} s "
+          f"(goal <= 3 s)")
+    print(f"  peer SimpleITK ImageSeriesReader (array only):                   {open_peer:.2f} s "
+          f"-> ratio {open_ours / open_peer:.2f}")
+    print(f"click -> mask + lines shown, 200x512x512: {click:.2f} s (goal <= 1.5 s; long axis "
+          f"{la:.1f} mm)")
+    print(f"  segmentation alone (ReadingSession.segment_at): {seg_s:.2f} s "
+          f"({seg_s / click:.0%} of the click)")
+    print(f"  napari layer update alone (labels + shapes):    {upd_s:.2f} s "
+          f"({upd_s / click:.0%} of the click)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1062 @@
+"""Dock widget "RECIST reading": the reader's workstation over :class:`recist_tool.reading.ReadingSession`.
+
+The widget only shows things and forwards the reader's actions; every decision (segmentation,
+measurement, baseline rules, tracking, responses, signatures) is made by :mod:`recist_tool.reading`
+and the store, and every confirmation is written to the database at once.
+
+Layers per visit (shown side by side in napari's grid, 4 layers per tile):
+``<visit> CT`` (image in patient mm), ``<visit> masks`` (labels: one label per lesion; paint or
+erase the lesion under review and it is re-measured), ``<visit> measurements`` (stored axes, read
+only) and ``<visit> review`` (the axes of the lesion under review: drag an end point for a manual
+measurement).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_recist._layers import (
+    display_affine,
+    image_layer,
+    lps_to_world,
+    summary_text,
+    volume_summary,
+    window_limits,
+)
+from recist_tool.reading import (
+    CATEGORIES,
+    ORGANS,
+    STATES,
+    WINDOW_PRESETS,
+    Finding,
+    Proposal,
+    ReadingSession,
+    export_formats,
+)
+
+#: Keys of the window presets (napari key-binding syntax).
+PRESET_KEYS = {"lung": "Alt-1", "soft tissue": "Alt-2", "bone": "Alt-3", "liver": "Alt-4"}
+_RESPONSES = ("CR", "PR", "SD", "NON-CR/NON-PD", "PD", "NE")
+_STRIDE = 4
+
+
+def _fmt(v: Any, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    return f"{float(v):.1f}{unit}"
+
+
+class ReadingWidget(QWidget):
+    """The RECIST reading dock widget.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+    """
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.session: ReadingSession | None = None
+        self.layers: dict[str, dict[str, Any]] = {}
+        self.finding: Finding | None = None
+        self.finding_lesion: str | None = None  # lesion id when correcting a stored / proposed one
+        self.proposals: list[Proposal] = []
+        self.busy = False
+        self.last_message = ""
+        self._label_of: dict[tuple[str, str], int] = {}
+        self._pending_label = 0
+        self._updating_review = False
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(300)
+        self._timer.timeout.connect(self._remeasure_now)
+        self._build()
+        self.viewer.mouse_drag_callbacks.append(self._on_mouse)
+        self.viewer.layers.selection.events.active.connect(self._on_active_layer)
+        for name, key in PRESET_KEYS.items():
+            self.viewer.bind_key(key, lambda _v, n=name: self.apply_window(n), overwrite=True)
+        self._default_db()
+
+    # --- UI ------------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        inner = QWidget()
+        lay = QVBoxLayout(inner)
+
+        g = QGroupBox("Database and reader")
+        f = QFormLayout(g)
+        self.db_edit = QLineEdit()
+        self.reader_edit = QLineEdit()
+        self.password_edit = QLineEdit()
+        self.password_edit.setEchoMode(QLineEdit.Password)
+        self.login_btn = QPushButton("Log in")
+        self.login_btn.clicked.connect(self.login)
+        f.addRow("Database", self.db_edit)
+        f.addRow("Reader", self.reader_edit)
+        f.addRow("Password", self.password_edit)
+        f.addRow(self.login_btn)
+        self.trial_combo = QComboBox()
+        self.trial_combo.currentTextChanged.connect(self._fill_subjects)
+        self.subject_combo = QComboBox()
+        self.open_btn = QPushButton("Open subject (all visits side by side)")
+        self.open_btn.clicked.connect(lambda: self.open_subject(self.subject_combo.currentText()))
+        f.addRow("Trial", self.trial_combo)
+        f.addRow("Subject", self.subject_combo)
+        f.addRow(self.open_btn)
+        lay.addWidget(g)
+
+        g = QGroupBox("Timepoint and series")
+        f = QFormLayout(g)
+        self.visit_combo = QComboBox()
+        self.visit_combo.currentTextChanged.connect(self._on_visit_changed)
+        f.addRow("Visit under review", self.visit_combo)
+        self.series_btn = QPushButton("Open another series for this visit…")
+        self.series_btn.clicked.connect(self._choose_series_dialog)
+        self.series_combo = QComboBox()
+        self.series_load_btn = QPushButton("Use this series")
+        self.series_load_btn.clicked.connect(self._use_chosen_series)
+        f.addRow(self.series_btn)
+        f.addRow("Series", self.series_combo)
+        f.addRow(self.series_load_btn)
+        self.series_label = QLabel("")
+        self.series_label.setWordWrap(True)
+        f.addRow(self.series_label)
+        row = QHBoxLayout()
+        for name, key in PRESET_KEYS.items():
+            b = QPushButton(f"{name} ({key})")
+            b.clicked.connect(lambda _c=False, n=name: self.apply_window(n))
+            row.addWidget(b)
+        f.addRow("Window", row)
+        lay.addWidget(g)
+
+        g = QGroupBox("Lesion under review")
+        f = QFormLayout(g)
+        self.click_box = QCheckBox("Click on a lesion to segment it")
+        self.click_box.setChecked(True)
+        f.addRow(self.click_box)
+        self.finding_label = QLabel("no lesion under review")
+        self.finding_label.setWordWrap(True)
+        f.addRow(self.finding_label)
+        self.category_combo = QComboBox()
+        self.category_combo.addItems(list(CATEGORIES))
+        self.organ_combo = QComboBox()
+        self.organ_combo.setEditable(True)
+        self.organ_combo.addItems(list(ORGANS))
+        self.nodal_box = QCheckBox("lymph node (short axis)")
+        self.equivocal_box = QCheckBox("equivocal (new lesion)")
+        self.lesion_edit = QLineEdit()
+        self.lesion_edit.setPlaceholderText("automatic (T01, NT01, NL01 …)")
+        for w in (self.category_combo, self.organ_combo):
+            w.currentTextChanged.connect(lambda _t: self._check_rules())
+        self.nodal_box.toggled.connect(self._on_nodal)
+        f.addRow("Category", self.category_combo)
+        f.addRow("Organ / site", self.organ_combo)
+        f.addRow(self.nodal_box)
+        f.addRow(self.equivocal_box)
+        f.addRow("Lesion id", self.lesion_edit)
+        self.rules_label = QLabel("")
+        self.rules_label.setWordWrap(True)
+        self.rules_label.setStyleSheet("color: #e06c00")
+        f.addRow(self.rules_label)
+        row = QHBoxLayout()
+        self.add_btn = QPushButton("Classify and store")
+        self.add_btn.clicked.connect(self.classify)
+        self.confirm_btn = QPushButton("Confirm measurement")
+        self.confirm_btn.clicked.connect(self.confirm)
+        self.discard_btn = QPushButton("Discard")
+        self.discard_btn.clicked.connect(self.discard)
+        for b in (self.add_btn, self.confirm_btn, self.discard_btn):
+            row.addWidget(b)
+        f.addRow(row)
+        lay.addWidget(g)
+
+        g = QGroupBox("Follow-up: lesions proposed from baseline")
+        v = QVBoxLayout(g)
+        self.propose_btn = QPushButton("Propose baseline lesions at this visit (tracking)")
+        self.propose_btn.clicked.connect(self.propose)
+        v.addWidget(self.propose_btn)
+        self.proposal_table = QTableWidget(0, 5)
+        self.proposal_table.setHorizontalHeaderLabels(["lesion", "status", "confidence",
+                                                       "diameter mm", "notes"])
+        self.proposal_table.setSelectionBehavior(QTableWidget.SelectRows)
+        self.proposal_table.itemSelectionChanged.connect(self._on_proposal_selected)
+        self.proposal_table.setMinimumHeight(170)
+        v.addWidget(self.proposal_table)
+        row = QHBoxLayout()
+        self.accept_btn = QPushButton("Accept")
+        self.accept_btn.clicked.connect(self.accept_selected)
+        row.addWidget(self.accept_btn)
+        self.state_btns: dict[str, QPushButton] = {}
+        for st in ("absent", "too small", "not evaluable", "present", "unequivocal progression"):
+            b = QPushButton(st)
+            b.clicked.connect(lambda _c=False, s=st: self.mark_selected(s))
+            self.state_btns[st] = b
+            row.addWidget(b)
+        v.addLayout(row)
+        lay.addWidget(g)
+
+        g = QGroupBox("Timepoints and response")
+        v = QVBoxLayout(g)
+        self.table = QTableWidget(0, 0)
+        self.table.itemSelectionChanged.connect(self._on_table_selected)
+        self.table.setMinimumHeight(330)
+        v.addWidget(self.table)
+        self.response_label = QLabel("")
+        self.response_label.setWordWrap(True)
+        self.response_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        v.addWidget(self.response_label)
+        f = QFormLayout()
+        self.override_combo = QComboBox()
+        self.override_combo.addItems(["(computed)", *_RESPONSES])
+        self.reason_edit = QLineEdit()
+        self.reason_edit.setPlaceholderText("reason (needed to override)")
+        self.sign_btn = QPushButton("Sign this visit…")
+        self.sign_btn.clicked.connect(self.sign)
+        f.addRow("Overall response", self.override_combo)
+        f.addRow("Reason", self.reason_edit)
+        f.addRow(self.sign_btn)
+        v.addLayout(f)
+        row = QHBoxLayout()
+        self.export_combo = QComboBox()
+        self.export_btn = QPushButton("Export…")
+        self.export_btn.clicked.connect(self.export)
+        self.export_unsigned = QCheckBox("include unsigned")
+        row.addWidget(self.export_combo)
+        row.addWidget(self.export_unsigned)
+        row.addWidget(self.export_btn)
+        v.addLayout(row)
+        self.export_label = QLabel("")
+        self.export_label.setWordWrap(True)
+        v.addWidget(self.export_label)
+        lay.addWidget(g)
+
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setStyleSheet("font-weight: bold")
+        lay.addWidget(self.status)
+        lay.addStretch(1)
+
+        self.panel = inner
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(inner)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self.setMinimumWidth(460)
+        self._fill_exports()
+        self._enable()
+
+    def _fill_exports(self) -> None:
+        self.export_combo.clear()
+        formats = export_formats()
+        if formats:
+            self.export_combo.addItems(sorted(formats))
+            self.export_label.setText("")
+        else:
+            self.export_label.setText("export not available in this install")
+        self.export_btn.setEnabled(bool(formats) and self.session is not None)
+
+    def _enable(self) -> None:
+        on = self.session is not None and self.session.subject is not None
+        for w in (self.add_btn, self.confirm_btn, self.discard_btn, self.propose_btn,
+                  self.accept_btn, self.sign_btn, self.series_btn, self.series_load_btn,
+                  *self.state_btns.values()):
+            w.setEnabled(on and not self.busy)
+        self.export_btn.setEnabled(on and self.export_combo.count() > 0)
+
+    def _default_db(self) -> None:
+        try:
+            from napari_recist._sample_data import SAMPLE_READER, sample_dir
+
+            db = sample_dir() / "recist.db"
+            if db.is_file():
+                self.db_edit.setText(str(db))
+                self.reader_edit.setText(SAMPLE_READER)
+        except Exception:  # noqa: BLE001 - a default is a convenience only
+            pass
+
+    def say(self, text: str, error: bool = False) -> None:
+        """Show a message in the widget (and napari's status bar)."""
+        self.last_message = text
+        self.status.setText(text)
+        self.status.setStyleSheet("font-weight: bold; color: %s" % ("#d04040" if error else "#40a040"))
+        try:
+            self.viewer.status = text
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _guard(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a session call; show a RecistToolError as a message instead of raising."""
+        from recist_tool.errors import RecistToolError
+
+        try:
+            return fn(*args, **kwargs)
+        except RecistToolError as exc:
+            self.say(str(exc), error=True)
+            return None
+
+    def _try(self, fn: Any, *args: Any, **kwargs: Any) -> bool:
+        """Like :meth:`_guard` for calls that return nothing: True when no error was raised."""
+        from recist_tool.errors import RecistToolError
+
+        try:
+            fn(*args, **kwargs)
+        except RecistToolError as exc:
+            self.say(str(exc), error=True)
+            return False
+        return True
+
+    # --- database, subject, visits -----------------------------------------------------------
+
+    def login(self) -> bool:
+        """Open the database and authenticate the reader."""
+        from recist_tool.store import TrialStore
+
+        db = self.db_edit.text().strip()
+        if not db:
+            self.say("choose a database (SQLite file or URL)", error=True)
+            return False
+
+        def go() -> ReadingSession:
+            store = TrialStore(db)
+            try:
+                return ReadingSession(store, self.reader_edit.text().strip(),
+                                      self.password_edit.text())
+            except BaseException:
+                store.close()
+                raise
+
+        s = self._guard(go)
+        if s is None:
+            return False
+        if self.session is not None:
+            self.session.store.close()
+        self.session = s
+        self.trial_combo.blockSignals(True)
+        self.trial_combo.clear()
+        self.trial_combo.addItems(list(s.trials()))
+        self.trial_combo.blockSignals(False)
+        self._fill_subjects(self.trial_combo.currentText())
+        self.say(f"logged in as {s.reader}")
+        self._fill_exports()
+        return True
+
+    def _fill_subjects(self, trial: str) -> None:
+        self.subject_combo.clear()
+        if self.session is not None:
+            self.subject_combo.addItems(self.session.subjects(trial or None))
+
+    def open_subject(self, subject: str) -> bool:
+        """Open a subject: every visit with a known series is shown side by side."""
+        if self.session is None:
+            self.say("log in first", error=True)
+            return False
+        visits = self._guard(self.session.open_subject, subject)
+        if visits is None:
+            return False
+        for d in self.layers.values():
+            for layer in d.values():
+                if layer in self.viewer.layers:
+                    self.viewer.layers.remove(layer)
+        self.layers.clear()
+        self._label_of.clear()
+        self.discard()
+        self.visit_combo.blockSignals(True)
+        self.visit_combo.clear()
+        self.visit_combo.addItems([v for v, _ in visits])
+        self.visit_combo.blockSignals(False)
+        for v, _ in visits:
+            self._guard(self.show_visit, v)
+        self.viewer.canvas.grid.stride = _STRIDE
+        self.viewer.canvas.grid.enabled = len(self.layers) > 1
+        self.viewer.reset_view()
+        if self.layers:
+            vol = self.session.volume(next(iter(self.layers)))
+            extent = max(vol.shape[1] * vol.spacing[1], vol.shape[2] * vol.spacing[2])
+            self._base_view = (float(self.viewer.camera.zoom), float(extent))
+        self._enable()
+        self.refresh_table()
+        self._on_visit_changed(self.visit_combo.currentText())
+        self.say(f"{subject}: {len(self.layers)} of {len(visits)} visits shown")
+        return True
+
+    @property
+    def visit(self) -> str:
+        """The visit under review."""
+        return self.visit_combo.currentText()
+
+    def show_visit(self, visit: str) -> None:
+        """Load a visit's series and add its four layers."""
+        assert self.session is not None
+        vol = self.session.open_visit(visit)
+        if visit in self.layers:
+            for layer in self.layers.pop(visit).values():
+                if layer in self.viewer.layers:
+                    self.viewer.layers.remove(layer)
+        data, kw, _ = image_layer(vol, f"{visit} CT", recist_visit=visit)
+        img = self.viewer.add_image(data, **kw)
+        aff, _ = display_affine(vol)
+        labels = self.viewer.add_labels(np.zeros(vol.shape, np.uint8), name=f"{visit} masks",
+                                        affine=aff, opacity=0.45)
+        labels.events.paint.connect(lambda _e, v=visit: self._on_paint(v))
+        stored = self.viewer.add_shapes(ndim=3, name=f"{visit} measurements", affine=aff,
+                                        edge_color="cyan", edge_width=1.0,
+                                        features={"label": np.array([], dtype=object)},
+                                        text={"string": "{label}", "color": "cyan", "size": 9})
+        stored.editable = False
+        review = self.viewer.add_shapes(ndim=3, name=f"{visit} review", affine=aff,
+                                        edge_color="yellow", edge_width=1.5,
+                                        features={"label": np.array([], dtype=object)},
+                                        text={"string": "{label}", "color": "yellow", "size": 10})
+        review.events.data.connect(lambda e, v=visit: self._on_review_edit(v, e))
+        self.layers[visit] = {"image": img, "labels": labels, "stored": stored, "review": review}
+        self._draw_stored(visit)
+
+    def _on_visit_changed(self, visit: str) -> None:
+        if self.session is None or not visit or visit not in self.layers:
+            self.series_label.setText("")
+            return
+        vol = self.session.volume(visit)
+        s = volume_summary(vol)
+        text = summary_text(s)
+        if s["warning_details"]:
+            text += "\n" + "\n".join(f"⚠ {w}" for w in s["warning_details"])
+        base = "baseline" if self.session.is_baseline(visit) else "follow-up"
+        self.series_label.setText(f"{visit} ({base}): {text}")
+        self.equivocal_box.setEnabled(not self.session.is_baseline(visit))
+        self.propose_btn.setEnabled(not self.session.is_baseline(visit) and not self.busy)
+        if self.viewer.layers.selection.active is not self.layers[visit]["image"]:
+            self.viewer.layers.selection.active = self.layers[visit]["image"]
+
+    def _on_active_layer(self, event: Any) -> None:
+        layer = event.value
+        for v, d in self.layers.items():
+            if layer in d.values() and self.visit != v:
+                self.visit_combo.setCurrentText(v)
+
+    def _choose_series_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Series folder")
+        if path:
+            self.choose_series(path)
+
+    def choose_series(self, path: str) -> list[dict[str, Any]]:
+        """List the CT series under ``path`` (what ``recist info`` shows, warnings included)."""
+        from recist_tool.io import scan
+
+        res = self._guard(scan, path)
+        self.series_combo.clear()
+        if res is None:
+            return []
+        summaries = [s.summary() for s in res.stacks]
+        for s in summaries:
+            self.series_combo.addItem(summary_text(s), (path, s["series_uid"]))
+        if res.skipped:
+            self.series_label.setText(f"{len(res.skipped)} objects skipped: " + ", ".join(
+                sorted({k.reason for k in res.skipped})))
+        return summaries
+
+    def _use_chosen_series(self) -> None:
+        data = self.series_combo.currentData()
+        if data is None or self.session is None:
+            return
+        self.session.set_series(self.visit, data[0], data[1])
+        self._guard(self.show_visit, self.visit)
+        self._on_visit_changed(self.visit)
+
+    def apply_window(self, name: str) -> None:
+        """Window preset (lung, soft tissue, bone, liver) on every CT layer of the subject."""
+        lo, hi = window_limits(*WINDOW_PRESETS[name])
+        for d in self.layers.values():
+            d["image"].contrast_limits = (lo, hi)
+        self.say(f"window: {name} (level {WINDOW_PRESETS[name][0]:g}, width "
+                 f"{WINDOW_PRESETS[name][1]:g} HU)")
+
+    # --- clicks and segmentation ----------------------------------------------------------------
+
+    def _on_mouse(self, viewer: Any, event: Any) -> Any:
+        if event.type != "mouse_press" or not self.click_box.isChecked() or self.busy:
+            return
+        layer = viewer.layers.selection.active
+        if layer is not None and getattr(layer, "mode", "pan_zoom") not in ("pan_zoom",):
+            return
+        dragged = False
+        yield
+        while event.type == "mouse_move":
+            dragged = True
+            yield
+        if not dragged:
+            self.click_at_world(event.position)
+
+    def world_to_index(self, visit: str, world: Any) -> np.ndarray:
+        """World position (napari, ``(z, y, x)`` patient mm) → voxel index ``(z, y, x)``.
+
+        Exact stacks use :meth:`Volume.lps_to_index`; unevenly spaced ones the layer's display
+        transform (the voxel the reader sees).
+        """
+        from napari_recist._layers import world_to_lps
+
+        assert self.session is not None
+        img = self.layers[visit]["image"]
+        w = np.asarray(world, float)[-3:]
+        if img.metadata.get("recist_exact_affine"):
+            return self.session.volume(visit).lps_to_index(world_to_lps(w))
+        return np.asarray(img.world_to_data(w), float)
+
+    def click_at_world(self, world: Any, visit: str | None = None) -> None:
+        """Segment at a click (world position) on ``visit`` (default: the visit under review), in
+        a worker thread with napari's progress indicator."""
+        from napari.qt.threading import thread_worker
+
+        if self.session is None or self.session.subject is None:
+            return
+        visit = visit or self.visit
+        if visit not in self.layers:
+            return
+        idx = self.world_to_index(visit, world)
+        nodal = self.nodal_box.isChecked()
+        session = self.session
+
+        @thread_worker(progress={"total": 0, "desc": "Segmenting lesion"})
+        def work() -> Finding:
+            return session.segment_at(visit, index=tuple(float(v) for v in idx), nodal=nodal)
+
+        self.busy = True
+        self._enable()
+        self.say("segmenting…")
+        # the errored handler is given up front, so napari does not re-raise the error
+        worker = work(_connect={"returned": self._on_segmented, "errored": self._on_segment_error,
+                                "finished": self._done}, _start_thread=False)
+        self._worker = worker
+        worker.start()
+
+    def _done(self) -> None:
+        self.busy = False
+        self._enable()
+        if self.visit and self.session is not None:
+            self.propose_btn.setEnabled(not self.session.is_baseline(self.visit))
+
+    def _on_segment_error(self, exc: BaseException) -> None:
+        from recist_tool.errors import RecistToolError
+        from recist_tool.segment import NoLesionError
+
+        if isinstance(exc, NoLesionError):
+            self.say(f"no lesion here ({exc})", error=True)
+        elif isinstance(exc, RecistToolError):
+            self.say(str(exc), error=True)
+        else:
+            self.say(f"segmentation failed: {type(exc).__name__}: {exc}", error=True)
+
+    def _on_segmented(self, finding: Finding) -> None:
+        self.finding_lesion = None
+        self.set_finding(finding)
+        self.say(f"lesion segmented on {finding.visit}: classify it, or confirm it as a "
+                 "correction of the selected lesion")
+
+    def set_finding(self, finding: Finding | None, lesion_id: str | None = None) -> None:
+        """Make ``finding`` the lesion under review: mask in the labels layer, axes in the review
+        layer, values in the panel."""
+        old = self.finding
+        if old is not None and old.visit in self.layers and self._pending_label \
+                and self._pending_label not in self._label_of.values():
+            lab = self.layers[old.visit]["labels"]
+            lab.data[lab.data == self._pending_label] = 0  # an unconfirmed mask goes away
+            lab.refresh()
+        self.finding = finding
+        if lesion_id is not None:
+            self.finding_lesion = lesion_id
+        if finding is None:
+            self.finding_label.setText("no lesion under review")
+            for d in self.layers.values():
+                self._set_review(d["review"], [], [])
+            self._pending_label = 0
+            return
+        d = self.layers[finding.visit]
+        key = (finding.visit, self.finding_lesion or "")
+        label = self._label_of.get(key) or (max(self._label_of.values(), default=0) + 1)
+        self._pending_label = label
+        lab = d["labels"]
+        if finding.mask is not None:
+            sl = finding.mask.slices
+            lab.data[lab.data == label] = 0
+            region = lab.data[sl]
+            region[finding.mask.mask] = label
+            lab.refresh()
+            lab.selected_label = label
+        self._draw_review(finding)
+        self._show_finding()
+        self._go_to_slice(finding.visit, finding.measurement.slice_index)
+        a, b = (np.asarray(p, float) for p in finding.measurement.long_axis_endpoints_lps)
+        self.focus(lps_to_world(0.5 * (a + b)))
+        self._check_rules()
+
+    def focus(self, world: Any, field_mm: float = 200.0) -> None:
+        """Centre every visit's view on a world position, ``field_mm`` across."""
+        w = np.asarray(world, float)
+        self.viewer.dims.set_point(0, float(w[0]))
+        self.viewer.camera.center = (float(w[1]), float(w[2]))
+        base = getattr(self, "_base_view", None)
+        if base is not None:  # zoom relative to the whole-volume view of reset_view()
+            zoom0, extent_mm = base
+            self.viewer.camera.zoom = zoom0 * max(1.0, extent_mm / field_mm)
+
+    def _go_to_slice(self, visit: str, k: int) -> None:
+        img = self.layers[visit]["image"]
+        world = img.data_to_world((float(k), 0.0, 0.0))
+        self.viewer.dims.set_point(0, float(world[0]))
+
+    def _show_finding(self) -> None:
+        f = self.finding
+        if f is None:
+            return
+        m = f.measurement
+        who = self.finding_lesion or "new lesion"
+        how = "manual" if f.edited else "automatic"
+        txt = (f"{who} on {f.visit}: long axis {_fmt(m.long_axis_mm, ' mm')}, short axis "
+               f"{_fmt(m.short_axis_mm, ' mm')} (slice {m.slice_index}, {how}")
+        if f.automatic is not None and f.edited:
+            txt += f"; automatic long axis {_fmt(f.automatic.long_axis_mm, ' mm')}"
+        txt += ")"
+        if m.volume_ml is not None:
+            txt += f", volume {m.volume_ml:.2f} mL"
+        if f.tracking:
+            txt += f"; tracking: {f.tracking.get('status')} ({f.tracking.get('confidence')})"
+        self.finding_label.setText(txt)
+
+    def _set_review(self, layer: Any, lines: list[np.ndarray], labels: list[str]) -> None:
+        self._updating_review = True
+        try:
+            layer.data = []
+            if lines:
+                layer.add_lines(lines, edge_color="yellow")
+                layer.features = {"label": np.array(labels, dtype=object)}
+                layer.refresh_text()
+        finally:
+            self._updating_review = False
+
+    def _draw_review(self, finding: Finding) -> None:
+        for v, d in self.layers.items():
+            if v != finding.visit:
+                self._set_review(d["review"], [], [])
+        m = finding.measurement
+        lines = [np.asarray(m.long_axis_endpoints_voxel, float)]
+        labels = [f"LA {_fmt(m.long_axis_mm)} mm"]
+        if m.short_axis_endpoints_voxel is not None:
+            lines.append(np.asarray(m.short_axis_endpoints_voxel, float))
+            labels.append(f"SA {_fmt(m.short_axis_mm)} mm")
+        self._set_review(self.layers[finding.visit]["review"], lines, labels)
+
+    def _draw_stored(self, visit: str) -> None:
+        """Axes of this reader's stored measurements of a visit."""
+        if self.session is None or visit not in self.layers:
+            return
+        vol = self.session.volume(visit)
+        lines, labels = [], []
+        for lid, m in self.session.stored(visit).items():
+            ends = m.endpoints_lps or {}
+            for key, name in (("long", "LA"), ("short", "SA")):
+                seg = ends.get(key)
+                if not seg:
+                    continue
+                idx = vol.lps_to_index(np.asarray(seg, float))
+                idx[:, 0] = np.round(idx[:, 0])
+                lines.append(idx)
+                val = m.long_axis_mm if key == "long" else m.short_axis_mm
+                labels.append(f"{lid} {name} {val} mm" if key == "long" or m.nodal else "")
+        layer = self.layers[visit]["stored"]
+        layer.data = []
+        if lines:
+            layer.add_lines(lines, edge_color="cyan")
+            layer.features = {"label": np.array(labels, dtype=object)}
+            layer.refresh_text()
+
+    # --- edits ----------------------------------------------------------------------------------
+
+    def _on_paint(self, visit: str) -> None:
+        if self.finding is not None and self.finding.visit == visit:
+            self._timer.start()
+
+    def _remeasure_now(self) -> None:
+        """Re-measure the lesion under review from its (painted / erased) label."""
+        f = self.finding
+        if f is None or self.session is None:
+            return
+        data = self.layers[f.visit]["labels"].data
+        sel = data == self._pending_label
+        nz = np.nonzero(sel.any(axis=(1, 2)))[0]
+        if nz.size == 0:
+            self.say("the mask is empty: paint the lesion or discard it", error=True)
+            return
+        ys = np.nonzero(sel.any(axis=(0, 2)))[0]
+        xs = np.nonzero(sel.any(axis=(0, 1)))[0]
+        lo = (int(nz[0]), int(ys[0]), int(xs[0]))
+        crop = sel[lo[0]:nz[-1] + 1, lo[1]:ys[-1] + 1, lo[2]:xs[-1] + 1]
+        new = self._guard(self.session.remeasure, f, crop, lo)
+        if new is not None:
+            self.finding = new
+            self._draw_review(new)
+            self._show_finding()
+            self._check_rules()
+            self.say("mask edited: re-measured (manual)")
+
+    def _on_review_edit(self, visit: str, event: Any = None) -> None:
+        if str(getattr(event, "action", "changed")) != "changed":
+            return
+        if self._updating_review or self.finding is None or self.finding.visit != visit \
+                or self.session is None:
+            return
+        data = self.layers[visit]["review"].data
+        if not data:
+            return
+        long_ = [tuple(p) for p in np.asarray(data[0], float)]
+        short = [tuple(p) for p in np.asarray(data[1], float)] if len(data) > 1 else None
+        k = round(long_[0][0])
+        long_ = [(k, p[1], p[2]) for p in long_]
+        if short is not None:
+            short = [(k, p[1], p[2]) for p in short]
+        new = self._guard(self.session.measure_line, visit, long_, short, coords="voxel",
+                          nodal=self.finding.nodal, finding=self.finding)
+        if new is not None:
+            self.finding = new
+            self._show_finding()
+            self._check_rules()
+            lab = self.layers[visit]["review"]
+            lab.features = {"label": np.array(
+                [f"LA {_fmt(new.measurement.long_axis_mm)} mm",
+                 f"SA {_fmt(new.measurement.short_axis_mm)} mm"][:len(data)], dtype=object)}
+            lab.refresh_text()
+            self.say("axis end points moved: manual measurement")
+
+    def _on_nodal(self, on: bool) -> None:
+        if self.finding is not None and self.session is not None and self.finding.nodal != on:
+            new = self._guard(self.session._renode, self.finding, on)
+            if new is not None:
+                self.set_finding(new)
+        self._check_rules()
+
+    # --- classification and confirmation -------------------------------------------------------
+
+    def _check_rules(self) -> None:
+        s = self.session
+        if s is None or s.subject is None or not self.visit:
+            return
+        visit = self.finding.visit if self.finding is not None else self.visit
+        if not s.is_baseline(visit):
+            self.rules_label.setText("")
+            return
+        cat = self.category_combo.currentText()
+        if cat == "new":
+            self.rules_label.setText("at baseline a lesion is a target or a non-target")
+            return
+        v = self._guard(s.check_baseline, self.finding, cat, organ=self.organ_combo.currentText(),
+                        nodal=self.nodal_box.isChecked(),
+                        lesion_id=self.lesion_edit.text().strip() or None)
+        self.rules_label.setText("" if not v else "\n".join(x.message for x in v))
+
+    def classify(self) -> str | None:
+        """Store the lesion under review as a new lesion with the chosen category (baseline rules
+        checked), or a lesion without measurement (non-target present) when none is under review."""
+        s = self.session
+        if s is None:
+            return None
+        visit = self.finding.visit if self.finding is not None else self.visit
+        res = self._guard(s.add_lesion, self.finding, self.category_combo.currentText(),
+                          organ=self.organ_combo.currentText(), nodal=self.nodal_box.isChecked(),
+                          lesion_id=self.lesion_edit.text().strip() or None, visit=visit,
+                          equivocal=self.equivocal_box.isChecked())
+        if res is None:
+            self.rules_label.setText(self.last_message)
+            return None
+        self._label_of[(visit, res.lesion_id)] = self._pending_label
+        self.finding_lesion = res.lesion_id
+        self.finding = None
+        self._pending_label = 0
+        self.set_finding(None)
+        self.lesion_edit.clear()
+        self.rules_label.setText("")
+        self._draw_stored(visit)
+        self.refresh_table()
+        self.say(f"{res.lesion_id} stored as {res.category.lower()} on {visit}")
+        return res.lesion_id
+
+    def confirm(self) -> bool:
+        """Store the lesion under review as the measurement of the selected (proposed or stored)
+        lesion; a correction keeps the automatic value in the audit trail."""
+        s, f = self.session, self.finding
+        if s is None or f is None:
+            self.say("no lesion under review", error=True)
+            return False
+        lid = self.finding_lesion or self._selected_table_lesion()
+        if not lid:
+            self.say("choose the lesion this measurement belongs to (table or proposals), or "
+                     "classify it as a new lesion", error=True)
+            return False
+        if not self._try(s.confirm, lid, f):
+            return False
+        self._label_of[(f.visit, lid)] = self._pending_label
+        self.finding = None
+        self._pending_label = 0
+        self.set_finding(None)
+        self._draw_stored(f.visit)
+        self.refresh_table()
+        self._refresh_proposals()
+        self.say(f"{lid} confirmed on {f.visit} ({f.method})")
+        return True
+
+    def discard(self) -> None:
+        """Drop the lesion under review (nothing is stored)."""
+        self.finding_lesion = None
+        self.set_finding(None)
+
+    # --- follow-up --------------------------------------------------------------------------------
+
+    def propose(self) -> None:
+        """Track the baseline lesions into the visit under review (worker thread)."""
+        from napari.qt.threading import thread_worker
+
+        s = self.session
+        if s is None or not self.visit:
+            return
+        visit = self.visit
+
+        @thread_worker(progress={"total": 0, "desc": "Tracking baseline lesions"})
+        def work() -> list[Proposal]:
+            return s.propose_followup(visit)
+
+        self.busy = True
+        self._enable()
+        self.say(f"tracking baseline lesions into {visit}…")
+        worker = work(_connect={"returned": lambda props: self._on_proposed(visit, props),
+                                "errored": self._on_segment_error, "finished": self._done},
+                      _start_thread=False)
+        self._worker = worker
+        worker.start()
+
+    def _on_proposed(self, visit: str, props: list[Proposal]) -> None:
+        self.proposals = props
+        lab = self.layers[visit]["labels"]
+        for p in props:
+            key = (visit, p.lesion_id)
+            if p.finding is not None and p.finding.mask is not None:
+                n = self._label_of.get(key) or (max(self._label_of.values(), default=0) + 1)
+                self._label_of[key] = n
+                lab.data[lab.data == n] = 0
+                lab.data[p.finding.mask.slices][p.finding.mask.mask] = n
+        lab.refresh()
+        self._refresh_proposals()
+        n_found = sum(p.status == "found" for p in props)
+        self.say(f"{visit}: {len(props)} baseline lesions proposed ({n_found} found); select one "
+                 "to review, accept or mark it")
+
+    def _refresh_proposals(self) -> None:
+        stored = self.session.stored(self.visit) if self.session and self.visit else {}
+        self.proposal_table.setRowCount(len(self.proposals))
+        for i, p in enumerate(self.proposals):
+            d = None if p.finding is None else p.finding.diameter_mm
+            status = p.status + (" ✓ stored" if p.lesion_id in stored else "")
+            for j, val in enumerate((p.lesion_id, status, f"{p.confidence:.2f}", _fmt(d),
+                                     "; ".join(p.notes))):
+                self.proposal_table.setItem(i, j, QTableWidgetItem(val))
+
+    def _selected_proposal(self) -> Proposal | None:
+        rows = {i.row() for i in self.proposal_table.selectedItems()}
+        if len(rows) != 1:
+            return None
+        r = rows.pop()
+        return self.proposals[r] if r < len(self.proposals) else None
+
+    def _on_proposal_selected(self) -> None:
+        p = self._selected_proposal()
+        if p is None:
+            return
+        self.finding_lesion = p.lesion_id
+        self.nodal_box.blockSignals(True)
+        self.nodal_box.setChecked(p.nodal)
+        self.nodal_box.blockSignals(False)
+        if p.finding is not None:
+            self.set_finding(p.finding, p.lesion_id)
+        else:
+            self.set_finding(None)
+            self.finding_lesion = p.lesion_id
+            if p.center_lps is not None:
+                self.viewer.dims.set_point(0, float(lps_to_world(p.center_lps)[0]))
+            self.finding_label.setText(f"{p.lesion_id}: {p.status} — click on the lesion to "
+                                       "measure it, or mark it")
+
+    def select_proposal(self, lesion_id: str) -> Proposal:
+        """Select a proposal by lesion id (as a click in the list does)."""
+        for i, p in enumerate(self.proposals):
+            if p.lesion_id == lesion_id:
+                self.proposal_table.selectRow(i)
+                self._on_proposal_selected()
+                return p
+        raise KeyError(lesion_id)
+
+    def accept_selected(self) -> bool:
+        """Accept the selected proposal (or the corrected lesion under review)."""
+        p = self._selected_proposal()
+        if p is None:
+            self.say("select a proposed lesion", error=True)
+            return False
+        if self.finding is not None and self.finding_lesion == p.lesion_id:
+            return self.confirm()
+        if p.finding is None:
+            self.say(f"{p.lesion_id}: nothing was found; click on it or mark it", error=True)
+            return False
+        self.finding, self.finding_lesion = p.finding, p.lesion_id
+        return self.confirm()
+
+    def mark_selected(self, state: str) -> bool:
+        """Record the selected proposal's lesion (or the selected table row) with a state."""
+        s = self.session
+        p = self._selected_proposal()
+        lid = p.lesion_id if p is not None else self._selected_table_lesion()
+        if s is None or not lid:
+            self.say("select a lesion", error=True)
+            return False
+        if not self._try(s.mark, self.visit, lid, STATES[state]):
+            return False
+        self.discard()
+        self._draw_stored(self.visit)
+        self.refresh_table()
+        self._refresh_proposals()
+        self.say(f"{lid} on {self.visit}: {state}")
+        return True
+
+    # --- table, response, sign-off, export -----------------------------------------------------
+
+    def refresh_table(self) -> None:
+        """Recompute responses and fill the lesions × timepoints table."""
+        s = self.session
+        if s is None or s.subject is None:
+            return
+        tab = self._guard(s.timepoint_table)
+        if tab is None:
+            return
+        self.reading_table = tab
+        visits = [v for v, _ in tab.visits]
+        extra = ["SOD mm", "% from baseline", "% from nadir", "target", "non-target", "new lesions",
+                 "overall"]
+        self.table.clear()
+        self.table.setColumnCount(len(visits))
+        self.table.setHorizontalHeaderLabels([f"{v}\n{d.isoformat()}" for v, d in tab.visits])
+        self.table.setRowCount(len(tab.rows) + len(extra))
+        heads = [f"{r.lesion_id} {r.category.lower()} {r.organ}{' (node)' if r.nodal else ''}"
+                 for r in tab.rows] + extra
+        self.table.setVerticalHeaderLabels(heads)
+        for i, r in enumerate(tab.rows):
+            for j, v in enumerate(visits):
+                self.table.setItem(i, j, QTableWidgetItem(r.cells.get(v, "")))
+        n = len(tab.rows)
+        for j, v in enumerate(visits):
+            resp = tab.responses.get(v)
+            if resp is None:
+                continue
+            vals = [resp.sod_mm, resp.pct_from_baseline, resp.pct_from_nadir, resp.target,
+                    resp.non_target, resp.new_lesions,
+                    (resp.confirmed_overall or resp.overall or "")
+                    + (" ✔ signed" if resp.status == "signed" else "")]
+            for k, val in enumerate(vals):
+                self.table.setItem(n + k, j, QTableWidgetItem("" if val is None else str(val)))
+        self.table.resizeColumnsToContents()
+        lines = []
+        for v in visits[1:]:
+            resp = tab.responses.get(v)
+            if resp is None or resp.overall is None:
+                continue
+            lines.append(f"<b>{v}: overall {resp.confirmed_overall or resp.overall}</b> "
+                         f"(target {resp.target}, non-target {resp.non_target}, new "
+                         f"{resp.new_lesions})" + ("" if resp.confirmed_overall in (None, resp.overall)
+                                                   else f" — computed {resp.overall}"))
+            lines += [f"&nbsp;&nbsp;· {r}" for r in resp.reasons]
+        self.response_label.setText("<br>".join(lines) or "no follow-up response yet")
+
+    def response_of(self, visit: str) -> str | None:
+        """The overall response shown for a visit (confirmed, else computed)."""
+        tab = getattr(self, "reading_table", None)
+        r = None if tab is None else tab.responses.get(visit)
+        return None if r is None else (r.confirmed_overall or r.overall)
+
+    def _selected_table_lesion(self) -> str | None:
+        rows = {i.row() for i in self.table.selectedItems()}
+        tab = getattr(self, "reading_table", None)
+        if len(rows) != 1 or tab is None:
+            return None
+        r = rows.pop()
+        return tab.rows[r].lesion_id if r < len(tab.rows) else None
+
+    def _on_table_selected(self) -> None:
+        """Link every visit to the selected lesion: go to its stored slice."""
+        lid = self._selected_table_lesion()
+        if lid is None or self.session is None:
+            return
+        m = self.session.stored(self.visit).get(lid)
+        ends = None if m is None else (m.endpoints_lps or {}).get("long")
+        if ends:
+            c = np.mean(np.asarray(ends, float), axis=0)
+            self.viewer.dims.set_point(0, float(lps_to_world(c)[0]))
+            self.viewer.camera.center = tuple(lps_to_world(c)[1:])
+
+    def sign(self) -> bool:
+        """Sign the visit under review: the password is asked again."""
+        s = self.session
+        if s is None:
+            return False
+        pw, ok = QInputDialog.getText(self, "Sign read", f"Password of {s.reader} to sign "
+                                      f"{s.subject} {self.visit}:", QLineEdit.Password)
+        if not ok:
+            return False
+        over = self.override_combo.currentText()
+        override = None if over == "(computed)" else over
+        reason = self.reason_edit.text().strip() or None
+        digest = self._guard(s.sign, self.visit, pw, override=override, reason=reason)
+        if digest is None:
+            return False
+        self.refresh_table()
+        self.say(f"{s.subject} {self.visit} signed (sha256 {digest[:12]}…)")
+        return True
+
+    def export(self) -> list[Path]:
+        """Export with the chosen format into a folder the reader picks."""
+        s = self.session
+        if s is None or self.export_combo.count() == 0:
+            self.say("export not available in this install", error=True)
+            return []
+        out = QFileDialog.getExistingDirectory(self, "Export to folder")
+        if not out:
+            return []
+        files = self._guard(s.export, self.export_combo.currentText(), out,
+                            include_unsigned=self.export_unsigned.isChecked())
+        if files is None:
+            return []
+        self.export_label.setText("written: " + ", ".join(Path(f).name for f in files))
+        self.say(f"exported {len(files)} file(s) to {out}")
+        return list(files)
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
+        """Release the database (everything confirmed is stored already)."""
+        if self.session is not None:
+            self.session.store.close()
+        super().closeEvent(event)

@@ -1,0 +1,859 @@
+"""Reading a subject's timepoints: the workflow behind the napari reading workstation.
+
+A :class:`ReadingSession` is one reader's read of one subject, over the same library functions the
+command line uses: the loader (:func:`recist_tool.io.load_volume`), a segmenter
+(:mod:`recist_tool.segment`), :mod:`recist_tool.measure`, the baseline rules of
+:mod:`recist_tool.recist.baseline`, lesion tracking (:mod:`recist_tool.track`) and the trial database
+(:class:`recist_tool.store.TrialStore`). It holds no GUI code; the napari widget only calls it.
+
+Every confirmation is written to the database at once (closing the viewer loses nothing that was
+confirmed). A segmentation or an edit that is not confirmed yet is a :class:`Finding`, a plain value
+the caller keeps.
+
+Typical use::
+
+    s = ReadingSession(TrialStore("recist.db"), "dr_a", password)
+    s.open_subject("SYN-001")
+    vol = s.open_visit("BL")
+    f = s.segment_at("BL", lps=(x, y, z))          # raises NoLesionError off a lesion
+    s.add_lesion(f, "target", organ="lung")        # baseline rules checked, stored, audited
+    s.open_visit("W06")
+    for p in s.propose_followup("W06"):            # tracked from the stored baseline
+        s.accept_proposal(p)
+    table = s.timepoint_table()                    # lesions x visits, SOD, % change, responses
+    s.sign("W06", password)
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recist_tool.errors import InputError, MeasurementError, RuleViolation, UsageError
+from recist_tool.volume import Volume
+
+__all__ = [
+    "CATEGORIES", "ORGANS", "STATES", "WINDOW_PRESETS", "AddedLesion", "Finding", "Proposal",
+    "ReadingSession", "ReadingTable", "TableRow", "VisitResponse", "enrol_manifest",
+    "export_formats", "save_lesion_mask",
+]
+
+#: Lesion categories offered to the reader (store values on the right).
+CATEGORIES: dict[str, str] = {"target": "TARGET", "non-target": "NON-TARGET", "new": "NEW"}
+#: Organs / sites offered in the reading workstation (free text is accepted too).
+ORGANS: tuple[str, ...] = (
+    "lung", "liver", "lymph node", "adrenal gland", "kidney", "bone", "brain", "pleura",
+    "peritoneum", "spleen", "pancreas", "soft tissue", "other",
+)
+#: Assessments of a lesion that is not measured, as the reader names them → store state.
+STATES: dict[str, str] = {
+    "absent": "ABSENT", "too small": "TOO SMALL TO MEASURE", "not evaluable": "NOT EVALUATED",
+    "present": "PRESENT", "unequivocal progression": "UNEQUIVOCAL PROGRESSION",
+    "equivocal": "EQUIVOCAL",
+}
+#: CT window presets: name → (level, width) in HU.
+WINDOW_PRESETS: dict[str, tuple[float, float]] = {
+    "lung": (-600.0, 1500.0), "soft tissue": (40.0, 400.0), "bone": (400.0, 1800.0),
+    "liver": (60.0, 160.0),
+}
+_PREFIX = {"TARGET": "T", "NON-TARGET": "NT", "NEW": "NL"}
+
+
+def _tenth(v: float | None) -> Decimal | None:
+    if v is None:
+        return None
+    return Decimal(repr(float(v))).quantize(Decimal("0.1"), ROUND_HALF_EVEN)
+
+
+def _seg_list(s: Any) -> list[list[float]] | None:
+    return None if s is None else [[round(float(c), 3) for c in p] for p in s]
+
+
+@dataclass(frozen=True, eq=False)
+class Finding:
+    """A lesion segmented or measured on one visit and not stored yet.
+
+    Attributes
+    ----------
+    visit : str
+        The visit whose series it was found on.
+    measurement : AxisMeasurement
+        The current measurement (automatic, from an edited mask, or from caliper lines).
+    mask : LesionMask or None
+        The lesion mask (crop + offset on the series grid); None for a caliper-only measurement.
+    automatic : AxisMeasurement or None
+        The segmenter's own measurement, kept so that a manual correction is stored after it (the
+        audit trail then holds both values).
+    edited : bool
+        The reader painted the mask or moved axis end points: stored as ``method="manual"``.
+    nodal : bool
+        Measured as a lymph node (short axis).
+    tracking : dict
+        Status / confidence when the finding comes from follow-up tracking.
+    automatic_mask : LesionMask or None
+        The segmenter's own mask (stored with the automatic value before a correction).
+    """
+
+    visit: str
+    measurement: Any
+    mask: Any = None
+    automatic: Any = None
+    edited: bool = False
+    nodal: bool = False
+    tracking: dict[str, Any] = field(default_factory=dict)
+    automatic_mask: Any = None
+
+    @property
+    def method(self) -> str:
+        """``automatic`` or ``manual`` (as stored)."""
+        return "manual" if self.edited else "automatic"
+
+    @property
+    def diameter_mm(self) -> float | None:
+        """The RECIST diameter: short axis of a node, long axis otherwise."""
+        m = self.measurement
+        return m.short_axis_mm if self.nodal else m.long_axis_mm
+
+    def centroid_lps(self, volume: Volume) -> tuple[float, float, float] | None:
+        """Centroid of the mask in LPS mm (None without a mask)."""
+        if self.mask is None or self.mask.is_empty:
+            return None
+        idx = np.argwhere(self.mask.mask).mean(axis=0) + np.asarray(self.mask.offset, float)
+        c = volume.index_to_lps(idx)
+        return (float(c[0]), float(c[1]), float(c[2]))
+
+
+@dataclass(frozen=True, eq=False)
+class Proposal:
+    """A baseline lesion proposed at a follow-up (by tracking, or to be placed by the reader).
+
+    ``status`` is tracking's ``found`` / ``uncertain`` / ``absent?``, or ``place`` for a lesion
+    without a stored position (a non-target recorded as present at baseline).
+    """
+
+    lesion_id: str
+    category: str
+    organ: str
+    nodal: bool
+    status: str
+    center_lps: tuple[float, float, float] | None
+    confidence: float
+    notes: tuple[str, ...]
+    finding: Finding | None
+
+
+@dataclass(frozen=True)
+class AddedLesion:
+    """Result of :meth:`ReadingSession.add_lesion`."""
+
+    lesion_id: str
+    category: str
+    violations: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One lesion across visits: visit → cell text (``28.4``, ``ABSENT``, ``-`` ...)."""
+
+    lesion_id: str
+    category: str
+    organ: str
+    nodal: bool
+    cells: dict[str, str]
+
+
+@dataclass(frozen=True)
+class VisitResponse:
+    """The stored responses of one visit (engine's and, once signed, the confirmed one)."""
+
+    visit: str
+    date: _dt.date
+    sod_mm: Decimal | None
+    pct_from_baseline: Decimal | None
+    pct_from_nadir: Decimal | None
+    target: str | None
+    non_target: str | None
+    new_lesions: str | None
+    overall: str | None
+    reasons: tuple[str, ...]
+    confirmed_overall: str | None
+    status: str
+
+
+@dataclass(frozen=True)
+class ReadingTable:
+    """Lesions × timepoints with the sum of diameters, % change and responses."""
+
+    visits: tuple[tuple[str, _dt.date], ...]
+    rows: tuple[TableRow, ...]
+    responses: dict[str, VisitResponse]
+
+    def as_text(self) -> str:
+        """Plain-text rendering (for logs and tests)."""
+        head = ["lesion"] + [v for v, _ in self.visits]
+        lines = ["\t".join(head)]
+        for r in self.rows:
+            lines.append("\t".join([r.lesion_id] + [r.cells.get(v, "") for v, _ in self.visits]))
+        for name, get in (("SOD", lambda x: x.sod_mm), ("% BL", lambda x: x.pct_from_baseline),
+                          ("overall", lambda x: x.confirmed_overall or x.overall)):
+            vals = []
+            for v, _ in self.visits:
+                resp = self.responses.get(v)
+                val = None if resp is None else get(resp)
+                vals.append("" if val is None else str(val))
+            lines.append("\t".join([name, *vals]))
+        return "\n".join(lines)
+
+
+# --- masks -------------------------------------------------------------------------------------------
+
+def save_lesion_mask(mask: Any, volume: Volume, folder: str | os.PathLike[str], stem: str
+                     ) -> tuple[str, str]:
+    """Write a lesion mask as a uint8 NIfTI crop with its exact patient geometry.
+
+    Written by :func:`recist_tool.store.save_mask` (the one writer of mask files). The file name
+    carries the first 12 hex digits of its sha256 (``T01-3fa2….nii.gz``), so a corrected mask never
+    overwrites the one an earlier (audited) record points to.
+
+    Returns
+    -------
+    (path, sha256)
+        Absolute path and the file's sha256.
+    """
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{stem}.{os.getpid()}.tmp.nii.gz"
+    from recist_tool.store import save_mask
+
+    _, digest = save_mask(mask, volume, tmp)
+    final = out / f"{stem}-{digest[:12]}.nii.gz"
+    os.replace(tmp, final)
+    return str(final.resolve()), digest
+
+
+# --- enrolment ---------------------------------------------------------------------------------------
+
+def enrol_manifest(store: Any, manifest: str | os.PathLike[str], *, trial: str = "recist-batch",
+                   criteria: str = "RECIST 1.1", reader: str | None = None
+                   ) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """Create the trial, subjects and visits of a batch manifest that are not in the database yet.
+
+    Parameters
+    ----------
+    store : TrialStore
+    manifest : path
+        A ``recist batch`` manifest (CSV or TOML), e.g. the one ``recist sample-data`` writes.
+    trial, criteria : str
+        Trial to create when absent.
+    reader : str, optional
+        An existing account to check (no account is created when it exists).
+
+    Returns
+    -------
+    dict
+        ``(subject, visit) → (series_path, series_uid)`` for :class:`ReadingSession`.
+    """
+    from recist_tool.batch.manifest import plan_cases, read_manifest
+    from recist_tool.batch.persist import TrialSetup, prepare_store
+
+    cases = read_manifest(manifest)
+    plans = plan_cases(cases)
+    names = {r.name for r in store.readers()}
+    if reader is not None and reader not in names:
+        raise InputError(f"reader {reader!r} has no account in this database")
+    prepare_store(store, plans, reader=reader or next(iter(sorted(names)), "batch"),
+                  trial=TrialSetup(trial, criteria))
+    return {(c.subject, c.visit): (c.series_path, c.series_uid) for c in cases}
+
+
+def _manifest_paths(path: Path) -> dict[tuple[str, str], tuple[str, str | None]]:
+    out: dict[tuple[str, str], tuple[str, str | None]] = {}
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            subj, visit, sp = row.get("subject"), row.get("visit"), row.get("series_path")
+            if subj and visit and sp and (subj, visit) not in out:
+                p = Path(sp)
+                out[(subj, visit)] = (str(p if p.is_absolute() else path.parent / p),
+                                      row.get("series_uid") or None)
+    return out
+
+
+def export_formats() -> dict[str, str]:
+    """Export formats whose exporter this install has (name → ``module:function``); empty when
+    there is no export framework."""
+    try:
+        from recist_tool.export import FORMATS  # type: ignore[import-not-found]
+    except ImportError:
+        return {}
+    try:
+        from recist_tool.export import available_formats  # type: ignore[import-not-found]
+    except ImportError:
+        return dict(FORMATS)
+    have = set(available_formats())
+    return {k: v for k, v in FORMATS.items() if k in have}
+
+
+# --- the session -------------------------------------------------------------------------------------
+
+class ReadingSession:
+    """One reader's read of a subject's timepoints.
+
+    Parameters
+    ----------
+    store : TrialStore
+        The trial database.
+    reader : str
+        The reader's account name.
+    password : str
+        Checked on opening (a failed attempt is audited); signing asks for it again.
+    segmenter : str or Segmenter, optional
+        Segmenter (registry name, ``name:key=value`` options, or instance); default
+        :func:`recist_tool.segment.default_segmenter_name`.
+    mask_dir : path, optional
+        Where confirmed lesion masks are written (``<mask_dir>/<reader>/<subject>/<visit>/``);
+        default ``masks/`` beside a SQLite database file.
+    series_paths : mapping, optional
+        ``(subject, visit) → (series_path, series_uid)``, overriding what the database and a
+        ``manifest.csv`` beside the database file say.
+
+    Raises
+    ------
+    AuthenticationError
+        Wrong password or unknown / inactive account.
+    """
+
+    def __init__(self, store: Any, reader: str, password: str, *, segmenter: Any = None,
+                 mask_dir: str | os.PathLike[str] | None = None,
+                 series_paths: Mapping[tuple[str, str], tuple[str, str | None]] | None = None
+                 ) -> None:
+        self.store = store
+        self.reader = store.authenticate(reader, password).name
+        self._segmenter_spec = segmenter
+        self._segmenter: Any = None
+        self._series_paths = dict(series_paths or {})
+        db_file = self._db_file()
+        self.mask_dir = Path(mask_dir) if mask_dir is not None else (
+            db_file.parent / "masks" if db_file is not None else Path(tempfile.gettempdir())
+            / "recist-masks")
+        if db_file is not None and (db_file.parent / "manifest.csv").is_file():
+            for k, v in _manifest_paths(db_file.parent / "manifest.csv").items():
+                self._series_paths.setdefault(k, v)
+        self.subject: str | None = None
+        self._volumes: dict[str, Volume] = {}
+        self._proposals: dict[str, list[Proposal]] = {}
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _db_file(self) -> Path | None:
+        url = str(getattr(self.store, "url", "") or "")
+        if url.startswith("sqlite:///"):
+            p = url[len("sqlite:///"):]
+            return Path(p) if p and p != ":memory:" else None
+        return None
+
+    @property
+    def segmenter(self) -> Any:
+        """The segmenter instance (loaded on first use)."""
+        if self._segmenter is None:
+            from recist_tool.segment import default_segmenter_name, get_segmenter
+
+            spec = self._segmenter_spec or default_segmenter_name()
+            if hasattr(spec, "segment"):
+                self._segmenter = spec
+            else:
+                from recist_tool.batch.job import parse_segmenter_spec
+
+                name, opts = parse_segmenter_spec(str(spec))
+                self._segmenter = get_segmenter(name, **opts)
+        return self._segmenter
+
+    def _need_subject(self) -> str:
+        if self.subject is None:
+            raise UsageError("open a subject first")
+        return self.subject
+
+    # --- choosing what to read ----------------------------------------------------------------
+
+    def trials(self) -> dict[str, str]:
+        """Trial name → criteria."""
+        return self.store.trials()
+
+    def subjects(self, trial: str | None = None) -> list[str]:
+        """Subject codes (of one trial or all)."""
+        return self.store.subjects(trial)
+
+    def open_subject(self, subject: str) -> list[tuple[str, _dt.date]]:
+        """Start reading ``subject``; returns its visits ``(visit, date)`` in date order."""
+        if self.store.subject_info(subject) is None:
+            raise InputError(f"no subject {subject!r} in this database")
+        self.subject = subject
+        self._volumes.clear()
+        self._proposals.clear()
+        return self.visits()
+
+    def visits(self) -> list[tuple[str, _dt.date]]:
+        """``(visit, date)`` of the open subject, by date (the first is the baseline)."""
+        return self.store.timepoints(self._need_subject())
+
+    @property
+    def baseline_visit(self) -> str:
+        """The subject's baseline visit (the earliest)."""
+        v = self.visits()
+        if not v:
+            raise InputError(f"{self.subject} has no visits")
+        return v[0][0]
+
+    def is_baseline(self, visit: str) -> bool:
+        """True for the subject's earliest visit."""
+        return visit == self.baseline_visit
+
+    def series_location(self, visit: str) -> tuple[str, str | None]:
+        """``(series_path, series_uid)`` of a visit.
+
+        Looked up in the ``series_paths`` given to the session, then the database (timepoint
+        ``series_path``), then a ``manifest.csv`` beside the database file.
+
+        Raises
+        ------
+        InputError
+            When no series is known for the visit.
+        """
+        subject = self._need_subject()
+        if (subject, visit) in self._series_paths:
+            return self._series_paths[(subject, visit)]
+        info_fn = getattr(self.store, "timepoint_info", None)
+        if info_fn is not None:
+            info = info_fn(subject, visit)
+            if getattr(info, "series_path", None):
+                return info.series_path, info.series_uid
+        raise InputError(f"{subject} {visit}: the database does not say where its series is; "
+                         "open the series folder with File > Open")
+
+    def set_series(self, visit: str, path: str | os.PathLike[str], series_uid: str | None = None
+                   ) -> None:
+        """Tell the session where a visit's series is (e.g. a folder the reader opened)."""
+        self._series_paths[(self._need_subject(), visit)] = (str(path), series_uid)
+        self._volumes.pop(visit, None)
+
+    def open_visit(self, visit: str, volume: Volume | None = None) -> Volume:
+        """Load (or reuse) the series of ``visit``; ``volume`` gives one already loaded."""
+        subject = self._need_subject()
+        if visit not in dict(self.visits()):
+            raise InputError(f"{subject} has no visit {visit!r}")
+        if volume is not None:
+            self._volumes[visit] = volume
+        if visit not in self._volumes:
+            from recist_tool.io import load_volume
+
+            path, uid = self.series_location(visit)
+            self._volumes[visit] = load_volume(path, uid)
+        return self._volumes[visit]
+
+    def volume(self, visit: str) -> Volume:
+        """The loaded series of a visit (loading it if needed)."""
+        return self._volumes.get(visit) or self.open_visit(visit)
+
+    # --- measuring ------------------------------------------------------------------------------
+
+    def segment_at(self, visit: str, *, lps: Sequence[float] | None = None,
+                   index: Sequence[float] | None = None, nodal: bool = False) -> Finding:
+        """Segment and measure the lesion under a click (LPS mm or ``(z, y, x)`` voxel index).
+
+        Raises
+        ------
+        NoLesionError
+            The click is not on a lesion (air, fat, bone, outside the volume); nothing is stored.
+        """
+        from recist_tool.segment import Prompt
+        from recist_tool.segment.workflow import segment_and_measure
+
+        if (lps is None) == (index is None):
+            raise UsageError("give the click in LPS or as a voxel index (one of them)")
+        vol = self.volume(visit)
+        prompt = Prompt.at_lps(*lps) if lps is not None else Prompt.at(*index)  # type: ignore[misc]
+        mask, meas = segment_and_measure(vol, prompt, self.segmenter, node=nodal)
+        tight = mask.tight()
+        return Finding(visit, meas, tight, meas, False, nodal, automatic_mask=tight)
+
+    def remeasure(self, finding: Finding, mask: np.ndarray, offset: Sequence[int] = (0, 0, 0)
+                  ) -> Finding:
+        """Measure a mask the reader painted or erased (``mask`` on the series grid or a crop).
+
+        Raises
+        ------
+        MeasurementError
+            When the edited mask is empty.
+        """
+        from recist_tool.measure import measure_mask
+        from recist_tool.segment import LesionMask, Prompt
+
+        vol = self.volume(finding.visit)
+        m = np.asarray(mask).astype(bool, copy=False)
+        if not m.any():
+            raise MeasurementError("the edited mask is empty: nothing to measure")
+        old = finding.mask
+        lm = LesionMask(m, tuple(int(v) for v in offset), vol.shape,
+                        getattr(old, "segmenter", "manual"), getattr(old, "version", ""),
+                        getattr(old, "prompt", None) or Prompt(point_zyx=tuple(
+                            float(v) for v in np.argwhere(m)[0] + np.asarray(offset)))).tight()
+        meas = measure_mask(vol, lm.mask, node=finding.nodal, offset=lm.offset)
+        return replace(finding, measurement=meas, mask=lm, edited=True)
+
+    def measure_line(self, visit: str, long_axis: Sequence[Sequence[float]],
+                     short_axis: Sequence[Sequence[float]] | None = None, *,
+                     coords: str = "lps", nodal: bool = False,
+                     finding: Finding | None = None) -> Finding:
+        """A caliper measurement (the reader drew or dragged the axis end points).
+
+        ``finding`` (an automatic finding being corrected) keeps its mask and automatic value.
+        """
+        from recist_tool.measure import measure_line
+
+        vol = self.volume(visit)
+        a, b = long_axis
+        sa = None if short_axis is None else (short_axis[0], short_axis[1])
+        meas = measure_line(vol, a, b, sa, coords=coords, node=nodal)  # type: ignore[arg-type]
+        if finding is not None:
+            return replace(finding, measurement=meas, edited=True)
+        return Finding(visit, meas, None, None, True, nodal)
+
+    # --- baseline classification --------------------------------------------------------------
+
+    def next_lesion_id(self, category: str) -> str:
+        """The next free lesion id of a category (``T03``, ``NT01``, ``NL02`` ...)."""
+        cat = CATEGORIES.get(category.lower(), category.upper())
+        prefix = _PREFIX.get(cat, "NL")
+        used = {les.lesion_id for les in self.store.lesions(self._need_subject(), reader=self.reader)}
+        n = 1
+        while f"{prefix}{n:02d}" in used:
+            n += 1
+        return f"{prefix}{n:02d}"
+
+    def check_baseline(self, finding: Finding | None = None, category: str | None = None, *,
+                       organ: str = "", nodal: bool = False, lesion_id: str | None = None
+                       ) -> tuple[Any, ...]:
+        """Baseline rule violations of the stored baseline read, plus a candidate lesion if given.
+
+        Uses :func:`recist_tool.recist.baseline.check_baseline` (measurability with the series'
+        slice thickness, ≤ 5 targets, ≤ 2 per organ, nodes by short axis). With a candidate, only
+        the violations that concern it are returned.
+        """
+        from recist_tool.recist import Category, Lesion, LesionAssessment, LesionState, Timepoint
+        from recist_tool.recist.baseline import check_baseline
+
+        subject = self._need_subject()
+        bl = self.baseline_visit
+        lesions = list(self.store.lesions(subject, reader=self.reader))
+        assessments = []
+        read = self._read_or_none(bl)
+        if read is not None:
+            for m in read.measurements:
+                assessments.append(LesionAssessment(m.lesion_id, LesionState(m.state), m.diameter_mm,
+                                                    m.fragments_mm))
+        cand_id = None
+        if category is not None:
+            cat = Category(CATEGORIES.get(category.lower(), category.upper()))
+            cand_id = lesion_id or self.next_lesion_id(category)
+            lesions.append(Lesion(cand_id, cat, organ, nodal))
+            if finding is not None:
+                assessments.append(LesionAssessment(cand_id, LesionState.MEASURED,
+                                                    _tenth(finding.diameter_mm)))
+            else:
+                assessments.append(LesionAssessment(cand_id, LesionState.PRESENT, None))
+        thickness = None
+        vol = self._volumes.get(bl)
+        if vol is not None:
+            thickness = vol.meta.slice_thickness_mm
+        tp = Timepoint(bl, _dt.date.min, tuple(assessments))
+        out = check_baseline(lesions, tp, thickness)
+        if cand_id is not None:
+            out = tuple(v for v in out if v.lesion_id == cand_id)
+        return out
+
+    def add_lesion(self, finding: Finding | None, category: str, *, organ: str = "",
+                   nodal: bool | None = None, lesion_id: str | None = None,
+                   visit: str | None = None, equivocal: bool = False) -> AddedLesion:
+        """Classify a lesion and store it with its measurement (or as present, without one).
+
+        At baseline the lesion is a target or non-target and the baseline rules are checked
+        first: a violation raises :class:`~recist_tool.errors.RuleViolation` with the rule's
+        message and nothing is stored. At a follow-up only new lesions can be added (``equivocal``
+        for an equivocal one).
+
+        Raises
+        ------
+        RuleViolation
+            A baseline rule forbids this classification.
+        """
+        subject = self._need_subject()
+        visit = visit or (finding.visit if finding is not None else self.baseline_visit)
+        node = bool(finding.nodal if nodal is None and finding is not None else nodal)
+        if finding is not None and node != finding.nodal:
+            finding = self._renode(finding, node)
+        cat = CATEGORIES.get(category.lower(), category.upper())
+        lid = (lesion_id or self.next_lesion_id(cat)).strip().upper()
+        if self.is_baseline(visit):
+            if cat not in ("TARGET", "NON-TARGET"):
+                raise RuleViolation(f"{lid}: at baseline a lesion is a target or a non-target")
+            violations = self.check_baseline(finding, cat, organ=organ, nodal=node, lesion_id=lid)
+            if violations:
+                raise RuleViolation("; ".join(v.message for v in violations))
+            self.store.add_lesion(subject, visit, lid, cat, reader=self.reader, organ=organ,
+                                  nodal=node)
+            if finding is not None:
+                self.confirm(lid, finding)
+            else:
+                self.store.record_measurement(subject, visit, lid, reader=self.reader,
+                                              state="PRESENT")
+            return AddedLesion(lid, cat)
+        if cat != "NEW":
+            raise RuleViolation(f"{lid}: after baseline only new lesions can be added "
+                                f"({visit} is a follow-up)")
+        kwargs: dict[str, Any] = {}
+        if finding is not None and not equivocal:
+            kwargs = self._measurement_values(subject, visit, lid, finding)
+        self.store.record_new_lesion(subject, visit, lid, reader=self.reader, organ=organ,
+                                     equivocal=equivocal, nodal=node, **kwargs)
+        return AddedLesion(lid, cat)
+
+    def _renode(self, finding: Finding, nodal: bool) -> Finding:
+        """Re-measure a finding for a changed nodal flag (nodes are measured on another slice)."""
+        from recist_tool.measure import measure_mask
+
+        if finding.mask is None:
+            return replace(finding, nodal=nodal,
+                           measurement=replace(finding.measurement, node=nodal))
+        meas = measure_mask(self.volume(finding.visit), finding.mask.mask, node=nodal,
+                            offset=finding.mask.offset)
+        auto = meas if not finding.edited else finding.automatic
+        return replace(finding, nodal=nodal, measurement=meas, automatic=auto)
+
+    # --- storing measurements -----------------------------------------------------------------
+
+    def _read_or_none(self, visit: str) -> Any:
+        from recist_tool.errors import StoreError
+
+        try:
+            return self.store.get_read(self._need_subject(), visit, reader=self.reader)
+        except (InputError, StoreError):
+            return None
+
+    def stored(self, visit: str) -> dict[str, Any]:
+        """This reader's stored measurements of a visit: lesion id → MeasurementInfo."""
+        read = self._read_or_none(visit)
+        return {} if read is None else {m.lesion_id: m for m in read.measurements}
+
+    def _measurement_values(self, subject: str, visit: str, lesion_id: str, finding: Finding,
+                            measurement: Any = None) -> dict[str, Any]:
+        m = measurement or finding.measurement
+        vol = self.volume(visit)
+        ends: dict[str, Any] = {"long": _seg_list(m.long_axis_endpoints_lps),
+                                "short": _seg_list(m.short_axis_endpoints_lps),
+                                "slice_index": int(m.slice_index)}
+        c = finding.centroid_lps(vol)
+        if c is not None:
+            ends["centroid_lps"] = [round(v, 3) for v in c]
+        if finding.tracking:
+            ends["tracking"] = dict(finding.tracking)
+        # the automatic value stored before a manual correction goes with the segmenter's own mask
+        mask = finding.mask if measurement is None else (finding.automatic_mask or finding.mask)
+        path = sha = None
+        if mask is not None:
+            path, sha = save_lesion_mask(mask, vol, self.mask_dir / self.reader / subject / visit,
+                                         lesion_id)
+        vml = m.volume_ml if m.volume_ml is not None else (
+            mask.volume_ml(vol) if mask is not None else None)
+        return {
+            "long_axis_mm": _tenth(m.long_axis_mm), "short_axis_mm": _tenth(m.short_axis_mm),
+            "endpoints_lps": ends,
+            "volume_ml": None if vml is None else Decimal(repr(round(float(vml), 3))),
+            "mask_path": path, "mask_sha256": sha,
+            "segmenter": getattr(mask, "segmenter", None),
+            "segmenter_version": getattr(mask, "version", None),
+            "method": "manual" if (finding.edited and measurement is None) else "automatic",
+        }
+
+    def confirm(self, lesion_id: str, finding: Finding, *, reason: str | None = None) -> None:
+        """Store a lesion's measurement at the finding's visit (written at once).
+
+        A manual correction (edited mask or moved end points) of an automatic finding is stored
+        after the automatic value, with a reason, so the audit trail keeps the automatic value
+        (old → new). Changing a stored measurement needs a reason (a default one is written).
+        """
+        subject = self._need_subject()
+        visit = finding.visit
+        lid = lesion_id.upper()
+        stored = self.stored(visit)
+        if finding.edited and finding.automatic is not None and lid not in stored:
+            auto = self._measurement_values(subject, visit, lid, finding, finding.automatic)
+            self.store.record_measurement(subject, visit, lid, reader=self.reader, **auto)
+            stored = {lid: True}
+        values = self._measurement_values(subject, visit, lid, finding)
+        if lid in stored and reason is None:
+            a = finding.automatic
+            reason = ("manual correction by the reader" + (
+                f" (automatic long axis {a.long_axis_mm:.1f} mm)" if a is not None else "")
+                if finding.edited else "re-measured by the reader")
+        self.store.record_measurement(subject, visit, lid, reader=self.reader,
+                                      reason=reason if lid in stored else None, **values)
+
+    def mark(self, visit: str, lesion_id: str, state: str, *, reason: str | None = None) -> None:
+        """Record a lesion without a measurement: absent, too small, not evaluable, present,
+        unequivocal progression (non-targets) ..."""
+        st = STATES.get(state.lower(), state.upper())
+        lid = lesion_id.upper()
+        if lid in self.stored(visit) and reason is None:
+            reason = f"reader assessment: {st.lower()}"
+        self.store.record_measurement(self._need_subject(), visit, lid, reader=self.reader,
+                                      state=st, reason=reason if lid in self.stored(visit) else None)
+
+    # --- follow-up ----------------------------------------------------------------------------
+
+    def propose_followup(self, visit: str) -> list[Proposal]:
+        """Propose every baseline lesion at a follow-up: tracked from its stored baseline position
+        (:func:`recist_tool.track.track_lesions`), or to be placed by the reader when the baseline
+        read has no position for it."""
+        from recist_tool.errors import StoreError
+        from recist_tool.track import baseline_lesions, track_lesions
+
+        subject = self._need_subject()
+        bl = self.baseline_visit
+        if visit == bl:
+            raise UsageError(f"{visit} is the baseline: nothing to propose")
+        try:
+            read = self.store.get_read(subject, bl, reader=self.reader)
+        except (InputError, StoreError) as exc:
+            raise InputError(f"{subject}: read the baseline {bl} first") from exc
+        info = {les.lesion_id: les for les in self.store.lesions(subject, reader=self.reader)}
+        refs = baseline_lesions(read)
+        out: list[Proposal] = []
+        tracked: dict[str, Any] = {}
+        if refs:
+            res = track_lesions(self.volume(bl), self.volume(visit), refs, segmenter=self.segmenter)
+            tracked = {t.lesion_id: t for t in res.lesions}
+        for m in read.measurements:
+            les = info.get(m.lesion_id)
+            if les is None or les.category.is_new:
+                continue
+            t = tracked.get(m.lesion_id)
+            if t is None:
+                out.append(Proposal(m.lesion_id, les.category.value, les.organ, les.nodal, "place",
+                                    None, 0.0, ("no position stored at baseline: assess it",),
+                                    None))
+                continue
+            f = None
+            if t.measurement is not None:
+                tm = t.mask.tight() if t.mask is not None else None
+                f = Finding(visit, t.measurement, tm, t.measurement, False, les.nodal,
+                            {"status": t.status, "confidence": t.confidence}, tm)
+            out.append(Proposal(m.lesion_id, les.category.value, les.organ, les.nodal, t.status,
+                                t.proposed_center_lps, t.confidence, t.notes, f))
+        self._proposals[visit] = out
+        return out
+
+    def proposals(self, visit: str) -> list[Proposal]:
+        """The last proposals made for a visit (empty before :meth:`propose_followup`)."""
+        return list(self._proposals.get(visit, ()))
+
+    def accept_proposal(self, proposal: Proposal, *, visit: str | None = None) -> None:
+        """Confirm a tracked proposal as measured (an ``absent?`` one is refused: mark it)."""
+        if proposal.finding is None:
+            raise InputError(f"{proposal.lesion_id}: nothing was found to accept; mark it absent, "
+                             "too small or not evaluable, or measure it")
+        self.confirm(proposal.lesion_id, proposal.finding if visit is None
+                     else replace(proposal.finding, visit=visit))
+
+    # --- responses, sign-off, export ----------------------------------------------------------
+
+    def compute_responses(self) -> list[Any]:
+        """Run the RECIST engine over this reader's reads (stored on open reads)."""
+        return self.store.compute_responses(self._need_subject(), reader=self.reader)
+
+    def timepoint_table(self, *, compute: bool = True) -> ReadingTable:
+        """Lesions × timepoints, SOD, % change and responses of this reader's read."""
+        from recist_tool.recist import Category
+
+        subject = self._need_subject()
+        if compute:
+            try:
+                self.compute_responses()
+            except InputError:
+                pass
+        visits = tuple(self.visits())
+        lesions = self.store.lesions(subject, reader=self.reader)
+        cells: dict[str, dict[str, str]] = {les.lesion_id: {} for les in lesions}
+        responses: dict[str, VisitResponse] = {}
+        bl_sod: Decimal | None = None
+        for k, (visit, date) in enumerate(visits):
+            read = self._read_or_none(visit)
+            if read is None:
+                continue
+            for m in read.measurements:
+                d = m.diameter_mm
+                text = m.state if m.state != "MEASURED" or d is None else f"{d}"
+                if m.method == "manual" and m.state == "MEASURED":
+                    text += " (m)"
+                cells.setdefault(m.lesion_id, {})[visit] = text
+            r = read.response
+            if r is not None:
+                pct = None
+                if r.baseline_mm and r.sod_mm is not None:
+                    pct = ((r.sod_mm - r.baseline_mm) * 100 / r.baseline_mm).quantize(Decimal("0.1"))
+                pctn = None
+                if r.nadir_mm and r.sod_mm is not None:
+                    pctn = ((r.sod_mm - r.nadir_mm) * 100 / r.nadir_mm).quantize(Decimal("0.1"))
+                responses[visit] = VisitResponse(visit, date, r.sod_mm, pct, pctn, r.target,
+                                                 r.non_target, r.new_lesions, r.overall, r.reasons,
+                                                 r.confirmed_overall, read.status)
+            elif k == 0:
+                tgt = [m for m in read.measurements if m.category == Category.TARGET.value]
+                if tgt and all(m.diameter_mm is not None or m.state == "ABSENT" for m in tgt):
+                    bl_sod = sum((m.diameter_mm or Decimal(0) for m in tgt), Decimal(0))
+                responses[visit] = VisitResponse(visit, date, bl_sod, None, None, None, None, None,
+                                                 None, (), None, read.status)
+        rows = tuple(TableRow(les.lesion_id, les.category.value, les.organ, les.nodal,
+                              cells.get(les.lesion_id, {})) for les in lesions)
+        return ReadingTable(visits, rows, responses)
+
+    def sign(self, visit: str, password: str, *, override: str | None = None,
+             reason: str | None = None, meaning: str = "read complete") -> str:
+        """Sign this reader's read of a visit (password asked again); locks it.
+
+        ``override`` confirms another overall response than the computed one and needs a
+        ``reason``. Returns the sha256 of the signed content.
+        """
+        subject = self._need_subject()
+        if not self.is_baseline(visit):
+            self.compute_responses()
+        return self.store.sign(subject, visit, reader=self.reader, password=password,
+                               meaning=meaning, confirmed_overall=override, reason=reason)
+
+    def export(self, fmt: str, out_dir: str | os.PathLike[str], *, include_unsigned: bool = False,
+               options: Mapping[str, Any] | None = None) -> list[Path]:
+        """Export this reader's read of the subject with ``recist_tool.export.run_export``.
+
+        Raises
+        ------
+        UsageError
+            When this install has no export framework or not this format.
+        """
+        try:
+            from recist_tool.export import run_export  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise UsageError("export not available in this install") from exc
+        formats = export_formats()
+        if fmt not in formats:
+            raise UsageError(f"export format {fmt!r} is not available in this install"
+                             + (f" (one of {', '.join(formats)})" if formats else ""))
+        return list(run_export(self.store, fmt, Path(out_dir), subjects=[self._need_subject()],
+                               reader=self.reader, include_unsigned=include_unsigned,
+                               options=dict(options or {})))

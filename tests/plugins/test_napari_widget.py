@@ -1,0 +1,242 @@
+"""The napari plugin on the synthetic trial: reader, sample data, and the RECIST reading widget.
+
+Runs under Xvfb (pytest-xvfb) with napari's ``make_napari_viewer`` and pytest-qt's ``qtbot``.
+Screenshots of the widget go to ``$RECIST_SCREENSHOTS`` when set (for looking at them).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+from napari_recist._layers import lps_to_world  # noqa: E402
+from recist_tool.reading import enrol_manifest  # noqa: E402
+from recist_tool.store import TrialStore  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+READER, PASSWORD = "dr_gui", "gui password"
+
+
+def _shot(widget, viewer, name: str) -> None:
+    """Viewer canvas and the whole widget panel side by side, saved when $RECIST_SCREENSHOTS is set."""
+    out = os.environ.get("RECIST_SCREENSHOTS")
+    if not out:
+        return
+    from qtpy.QtCore import QBuffer
+    from qtpy.QtGui import QImage
+
+    Path(out).mkdir(parents=True, exist_ok=True)
+    qv = viewer.window._qt_viewer
+    for dock in (qv.dockLayerList, qv.dockLayerControls):
+        dock.setVisible(False)
+    viewer.window._qt_window.resize(1900, 1250)
+    canvas = viewer.screenshot(canvas_only=True, flash=False)[..., :3]
+    widget.panel.resize(widget.panel.width(), widget.panel.sizeHint().height())
+    img = widget.panel.grab().toImage().convertToFormat(QImage.Format_RGB888)
+    buf = QBuffer()
+    buf.open(QBuffer.ReadWrite)
+    img.save(buf, "PNG")
+    import imageio.v3 as iio
+
+    panel = iio.imread(bytes(buf.data()))[..., :3]
+    h = max(canvas.shape[0], panel.shape[0])
+    pad = lambda a: np.pad(a, ((0, h - a.shape[0]), (0, 0), (0, 0)))  # noqa: E731
+    iio.imwrite(str(Path(out) / f"{name}.png"), np.concatenate([pad(canvas), pad(panel)], axis=1))
+
+
+def test_reader_opens_series_in_patient_mm(reading_trial, make_napari_viewer):
+    from napari_recist._reader import get_reader
+
+    root, gt = reading_trial
+    folder = root / "SYN-001" / "BL"  # also holds a localizer: skipped, one CT layer
+    assert get_reader(str(folder)) is not None
+    assert get_reader(str(root / "manifest.csv")) is None
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(folder), plugin="recist-tool")
+    assert len(layers) == 1
+    layer = layers[0]
+    vol = layer.metadata["recist_volume"]
+    info = layer.metadata["recist_info"]
+    assert info["n_slices"] == vol.shape[0] and "warnings" in info
+    # world coordinates are patient mm: a voxel lands where the volume's geometry puts it
+    for idx in [(0, 0, 0), (10, 200, 37), (vol.shape[0] - 1, 383, 383)]:
+        world = layer.data_to_world(idx)
+        np.testing.assert_allclose(world, lps_to_world(vol.index_to_lps(idx)), atol=1e-6)
+    # the true lesion centre is inside the lesion in the displayed image
+    c = gt["subjects"]["SYN-001"]["timepoints"]["BL"]["lesions"]["T01"]["center_lps"]
+    k, y, x = np.rint(layer.world_to_data(lps_to_world(c))).astype(int)
+    assert layer.data[k, y, x] > -100
+
+
+def test_sample_data_contribution(tmp_path, monkeypatch, make_napari_viewer):
+    from napari_recist import _sample_data
+
+    monkeypatch.setenv("RECIST_SAMPLE_DIR", str(tmp_path / "sample"))
+    viewer = make_napari_viewer()
+    viewer.open_sample("recist-tool", "synthetic-trial")
+    assert [layer.name for layer in viewer.layers] == ["SYN-001 BL", "SYN-001 W06"]
+    with TrialStore(tmp_path / "sample" / "recist.db") as store:
+        assert store.subjects() == ["SYN-001"]
+        assert _sample_data.SAMPLE_READER in {r.name for r in store.readers()}
+
+
+@pytest.fixture()
+def gui_db(reading_trial, tmp_path):
+    root, gt = reading_trial
+    db = tmp_path / "read.db"
+    with TrialStore(db) as store:
+        store.add_reader(READER, PASSWORD, full_name="Dr GUI")
+        enrol_manifest(store, root / "manifest.csv", trial="SYN", reader=READER)
+    return db, gt["subjects"]["SYN-001"]["timepoints"]
+
+
+def _widget(viewer, db):
+    from napari_recist._widget import ReadingWidget
+
+    w = ReadingWidget(viewer)
+    viewer.window.add_dock_widget(w, name="RECIST reading")
+    w.db_edit.setText(str(db))
+    w.reader_edit.setText(READER)
+    w.password_edit.setText(PASSWORD)
+    assert w.login()
+    assert w.open_subject("SYN-001")
+    return w
+
+
+def _click(qtbot, w, visit: str, lps) -> None:
+    w.visit_combo.setCurrentText(visit)
+    w.click_at_world(lps_to_world(lps))
+    qtbot.waitUntil(lambda: not w.busy, timeout=30000)
+
+
+def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch):
+    from qtpy.QtWidgets import QInputDialog
+
+    db, tps = gui_db
+    viewer = make_napari_viewer()
+    viewer.window._qt_window.resize(1400, 900)
+    w = _widget(viewer, db)
+    assert set(w.layers) == {"BL", "W06", "W12"} and viewer.canvas.grid.enabled
+    assert "slices" in w.series_label.text()
+
+    # click at the lung target's true centre: mask and lines, long axis within 1 mm of the truth
+    t01 = tps["BL"]["lesions"]["T01"]
+    _click(qtbot, w, "BL", t01["center_lps"])
+    f = w.finding
+    assert f is not None, w.last_message
+    assert abs(f.measurement.long_axis_mm - t01["long_axis_mm"]) <= 1.0
+    assert np.count_nonzero(w.layers["BL"]["labels"].data) == f.mask.n_voxels
+    review = w.layers["BL"]["review"]
+    assert len(review.data) == 2 and list(review.features["label"])[0].startswith("LA ")
+    assert f"{f.measurement.long_axis_mm:.1f} mm" in w.finding_label.text()
+    w.apply_window("lung")
+    _shot(w, viewer, "1-click")
+
+    # classify it as a lung target: the row is in the database with an audit event
+    w.category_combo.setCurrentText("target")
+    w.organ_combo.setCurrentText("lung")
+    w.lesion_edit.setText("T01")
+    assert w.rules_label.text() == ""
+    assert w.classify() == "T01"
+    with TrialStore(db, read_only=True) as store:
+        m = {x.lesion_id: x for x in store.get_read("SYN-001", "BL", reader=READER).measurements}
+        assert m["T01"].state == "MEASURED" and m["T01"].category == "TARGET"
+        assert any(e.entity == "measurement" and e.action == "INSERT" and e.actor == READER
+                   for e in store.audit_log("SYN-001"))
+    assert len(w.layers["BL"]["stored"].data) == 2
+
+    # a click in air: "no lesion here", nothing added
+    vol = w.session.volume("BL")
+    n_before = len(w.session.stored("BL"))
+    air = vol.index_to_lps((vol.shape[0] // 2, 4, 4))
+    _click(qtbot, w, "BL", air)
+    assert "no lesion here" in w.last_message and w.finding is None
+    assert len(w.session.stored("BL")) == n_before
+
+    # the other baseline lesions; a third liver target is refused with the rule's message
+    for lid, les in tps["BL"]["lesions"].items():
+        if lid == "T01":
+            continue
+        w.nodal_box.setChecked(les["nodal"])
+        _click(qtbot, w, "BL", les["center_lps"])
+        w.category_combo.setCurrentText(les["category"])
+        w.organ_combo.setCurrentText(les["organ"])
+        w.lesion_edit.setText(lid)
+        assert w.classify() == lid, w.last_message
+    w.nodal_box.setChecked(False)
+    t02 = tps["BL"]["lesions"]["T02"]
+    _click(qtbot, w, "BL", t02["center_lps"])
+    w.category_combo.setCurrentText("target")
+    w.organ_combo.setCurrentText("liver")
+    assert "more than 2 targets in LIVER" in w.rules_label.text()
+    assert w.classify() is None and "more than 2 targets" in w.rules_label.text()
+    w.discard()
+
+    # follow-up: lesions proposed from baseline at the right place; accept them; response
+    w.visit_combo.setCurrentText("W06")
+    w.propose()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
+    assert {p.lesion_id for p in w.proposals} == set(tps["BL"]["lesions"])
+    for p in w.proposals:
+        truth = tps["W06"]["lesions"][p.lesion_id]["center_lps"]
+        assert np.linalg.norm(np.subtract(p.center_lps, truth)) < 3.0, p.lesion_id
+    for p in w.proposals:
+        w.select_proposal(p.lesion_id)
+        assert w.accept_selected(), w.last_message
+    assert w.response_of("W06") == tps["W06"]["overall_response"]
+    assert f"W06: overall {tps['W06']['overall_response']}" in w.response_label.text()
+    w.apply_window("soft tissue")
+    w.select_proposal("T02")
+    _shot(w, viewer, "2-followup")
+
+    # sign-off asks for the password (dialog patched), then the read is locked
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: (PASSWORD, True)))
+    assert w.sign()
+    assert "signed" in w.last_message
+    with TrialStore(db, read_only=True) as store:
+        assert store.get_read("SYN-001", "W06", reader=READER).status == "signed"
+
+
+def test_edits_are_remeasured_and_survive_closing(gui_db, make_napari_viewer, qtbot):
+    db, tps = gui_db
+    viewer = make_napari_viewer()
+    w = _widget(viewer, db)
+    t02 = tps["BL"]["lesions"]["T02"]
+    _click(qtbot, w, "BL", t02["center_lps"])
+    auto = w.finding
+    assert auto is not None
+    # erase half of the mask in the labels layer: re-measured, manual
+    lab = w.layers["BL"]["labels"]
+    sl = auto.mask.slices
+    region = lab.data[sl]
+    half = region.shape[2] // 2
+    region[:, :, half:] = 0
+    lab.events.paint(value=None)
+    qtbot.waitUntil(lambda: w.finding is not auto and w.finding.edited, timeout=5000)
+    assert w.finding.measurement.volume_ml < 0.7 * auto.measurement.volume_ml
+    # drag the long-axis end point: a manual line measurement
+    review = w.layers["BL"]["review"]
+    la, sa = (np.asarray(d, float) for d in review.data[:2])
+    la[1, 1:] = la[0, 1:] + 0.5 * (la[1, 1:] - la[0, 1:])
+    review.data = [la, sa]
+    assert w.finding.measurement.method == "line"
+    manual_la = w.finding.measurement.long_axis_mm
+    w.category_combo.setCurrentText("target")
+    w.organ_combo.setCurrentText("liver")
+    assert w.classify() == "T01"
+    viewer.close()  # closing mid-read: what was confirmed is in the database
+    with TrialStore(db, read_only=True) as store:
+        m = store.get_read("SYN-001", "BL", reader=READER).measurements[0]
+        assert m.method == "manual" and float(m.long_axis_mm) == pytest.approx(manual_la, abs=0.05)
+        upd = [e for e in store.audit_log("SYN-001") if e.entity == "measurement"
+               and e.action == "UPDATE"]
+        assert upd and upd[-1].old["method"] == "automatic"
+        assert float(upd[-1].old["long_axis_mm"]) == pytest.approx(auto.measurement.long_axis_mm,
+                                                                   abs=0.05)

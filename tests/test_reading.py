@@ -1,0 +1,257 @@
+"""The reading workflow (recist_tool.reading) on the synthetic trial, without any GUI."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recist_tool.errors import InputError, MeasurementError, RuleViolation, UsageError
+from recist_tool.reading import ReadingSession, enrol_manifest, export_formats
+from recist_tool.segment import NoLesionError
+from recist_tool.store import TrialStore
+from recist_tool.store.service import AuthenticationError, LockedRecordError
+
+READER, PASSWORD = "dr_a", "correct horse"
+
+
+def _session(root: Path, db: Path) -> ReadingSession:
+    store = TrialStore(db)
+    store.add_reader(READER, PASSWORD, full_name="Dr A")
+    paths = enrol_manifest(store, root / "manifest.csv", trial="SYN", reader=READER)
+    s = ReadingSession(store, READER, PASSWORD, mask_dir=db.parent / "masks", series_paths=paths)
+    s.open_subject("SYN-001")
+    return s
+
+
+@pytest.fixture()
+def fresh(reading_trial, tmp_path):
+    root, gt = reading_trial
+    s = _session(root, tmp_path / "r.db")
+    yield s, gt["subjects"]["SYN-001"]["timepoints"], tmp_path / "r.db"
+    s.store.close()
+
+
+def _read_baseline(s: ReadingSession, bl: dict) -> None:
+    for lid, les in bl["lesions"].items():
+        f = s.segment_at("BL", lps=les["center_lps"], nodal=les["nodal"])
+        s.add_lesion(f, les["category"], organ=les["organ"], nodal=les["nodal"], lesion_id=lid)
+
+
+@pytest.fixture(scope="module")
+def read_w06(reading_trial, tmp_path_factory):
+    """Baseline read from clicks at the true centres, W06 proposals all accepted."""
+    root, gt = reading_trial
+    db = tmp_path_factory.mktemp("read") / "r.db"
+    s = _session(root, db)
+    tps = gt["subjects"]["SYN-001"]["timepoints"]
+    _read_baseline(s, tps["BL"])
+    props = s.propose_followup("W06")
+    for p in props:
+        s.accept_proposal(p)
+    yield s, tps, db, props
+    s.store.close()
+
+
+def test_login_checks_password(reading_trial, tmp_path):
+    root, _ = reading_trial
+    s = _session(root, tmp_path / "r.db")
+    with pytest.raises(AuthenticationError):
+        ReadingSession(s.store, READER, "wrong password")
+    assert any(e.action == "AUTH_FAIL" for e in s.store.audit_log())
+
+
+def test_series_location_comes_from_the_database(reading_trial, tmp_path):
+    root, _ = reading_trial
+    db = tmp_path / "r.db"
+    store = TrialStore(db)
+    store.add_reader(READER, PASSWORD)
+    enrol_manifest(store, root / "manifest.csv", trial="SYN", reader=READER)
+    s = ReadingSession(store, READER, PASSWORD)  # no series paths given: the store knows them
+    s.open_subject("SYN-001")
+    assert [v for v, _ in s.visits()] == ["BL", "W06", "W12"]
+    assert Path(s.series_location("W06")[0]) == root / "SYN-001" / "W06"
+    assert s.open_visit("W06").shape[0] > 10
+    with pytest.raises(InputError, match="no visit"):
+        s.open_visit("W99")
+    store.close()
+
+
+def test_click_measures_lesions_like_the_truth(fresh):
+    s, tps, _ = fresh
+    for lid, les in tps["BL"]["lesions"].items():
+        f = s.segment_at("BL", lps=les["center_lps"], nodal=les["nodal"])
+        assert f.method == "automatic" and not f.edited
+        # the batch's accuracy goal on this trial (docs/batch.md): 1.5 mm
+        assert abs(f.measurement.long_axis_mm - les["long_axis_mm"]) <= 1.5, lid
+        assert abs(f.measurement.short_axis_mm - les["short_axis_mm"]) <= 1.5, lid
+        if les["organ"] == "lung":  # the issue's 1 mm on the lung target clicked in the GUI test
+            assert abs(f.measurement.long_axis_mm - les["long_axis_mm"]) <= 1.0
+        assert f.mask.n_voxels > 0
+    assert s.stored("BL") == {}  # segmenting alone stores nothing
+
+
+def test_click_in_air_raises_and_stores_nothing(fresh):
+    s, tps, _ = fresh
+    vol = s.open_visit("BL")
+    n_events = len(s.store.audit_log())
+    with pytest.raises(NoLesionError):
+        s.segment_at("BL", index=(vol.shape[0] // 2, 3, 3))  # outside the body
+    assert s.stored("BL") == {}
+    assert len(s.store.audit_log()) == n_events
+
+
+def test_baseline_rules_checked_when_classifying(fresh):
+    s, tps, _ = fresh
+    bl = tps["BL"]["lesions"]
+    livers = [k for k, v in bl.items() if v["organ"] == "liver" and v["category"] == "target"]
+    assert len(livers) >= 2
+    for lid in livers[:2]:
+        f = s.segment_at("BL", lps=bl[lid]["center_lps"])
+        s.add_lesion(f, "target", organ="liver", lesion_id=lid)
+    # a third liver target breaks "at most 2 per organ"; the message says so and nothing is stored
+    f = s.segment_at("BL", lps=bl[livers[0]]["center_lps"])
+    assert [v.rule for v in s.check_baseline(f, "target", organ="liver")] == ["too_many_in_organ"]
+    with pytest.raises(RuleViolation, match="more than 2 targets in LIVER"):
+        s.add_lesion(f, "target", organ="liver", lesion_id="T09")
+    assert "T09" not in s.stored("BL")
+    # as a non-target it is fine
+    assert s.add_lesion(f, "non-target", organ="liver").lesion_id == "NT01"
+    # a node with a short axis under 15 mm cannot be a target
+    node = next(v for v in bl.values() if v["nodal"] and v["short_axis_mm"] < 15)
+    fn = s.segment_at("BL", lps=node["center_lps"], nodal=True)
+    with pytest.raises(RuleViolation, match="may only be a non-target"):
+        s.add_lesion(fn, "target", organ="lymph node", nodal=True)
+    # only targets / non-targets at baseline
+    with pytest.raises(RuleViolation):
+        s.add_lesion(fn, "new", organ="lymph node", nodal=True)
+    assert s.check_baseline() == ()
+
+
+def test_at_most_five_targets(fresh):
+    s, tps, _ = fresh
+    les = next(iter(tps["BL"]["lesions"].values()))
+    f = s.segment_at("BL", lps=les["center_lps"])
+    for organ in ("lung", "liver", "kidney", "bone", "brain"):
+        s.add_lesion(f, "target", organ=organ)
+    with pytest.raises(RuleViolation, match="more than 5 targets"):
+        s.add_lesion(f, "target", organ="spleen")
+
+
+def test_manual_correction_keeps_automatic_value_in_audit(fresh):
+    s, tps, db = fresh
+    les = tps["BL"]["lesions"]["T01"]
+    auto = s.segment_at("BL", lps=les["center_lps"])
+    a, b = (np.asarray(p) for p in auto.measurement.long_axis_endpoints_voxel)
+    # the reader drags one end point 4 voxels inwards along the axis
+    b2 = b - 4 * (b - a) / np.linalg.norm(b - a)
+    k = auto.measurement.slice_index
+    manual = s.measure_line("BL", [(k, *a[1:]), (k, *b2[1:])],
+                            auto.measurement.short_axis_endpoints_voxel, coords="voxel",
+                            finding=auto)
+    assert manual.edited and manual.method == "manual"
+    assert manual.measurement.long_axis_mm < auto.measurement.long_axis_mm - 2
+    s.add_lesion(manual, "target", organ="lung", lesion_id="T01")
+    m = s.stored("BL")["T01"]
+    assert m.method == "manual"
+    assert float(m.long_axis_mm) == pytest.approx(manual.measurement.long_axis_mm, abs=0.05)
+    upd = [e for e in s.store.audit_log("SYN-001")
+           if e.entity == "measurement" and e.action == "UPDATE"]
+    assert upd, "the manual value must be an audited update of the automatic one"
+    old, new = upd[-1].old, upd[-1].new
+    assert old["method"] == "automatic" and new["method"] == "manual"
+    assert float(old["long_axis_mm"]) == pytest.approx(auto.measurement.long_axis_mm, abs=0.05)
+    assert "automatic long axis" in (upd[-1].reason or "")
+
+
+def test_edited_mask_is_remeasured(fresh):
+    s, tps, _ = fresh
+    les = tps["BL"]["lesions"]["T02"]
+    f = s.segment_at("BL", lps=les["center_lps"])
+    m = f.mask.mask.copy()
+    m[:, :, m.shape[2] // 2:] = False  # erase half of the lesion
+    g = s.remeasure(f, m, f.mask.offset)
+    assert g.edited and g.automatic is f.automatic
+    assert g.measurement.volume_ml < 0.7 * f.measurement.volume_ml
+    with pytest.raises(MeasurementError):
+        s.remeasure(f, np.zeros_like(m), f.mask.offset)
+
+
+def test_mask_file_is_saved_with_its_geometry(fresh):
+    from recist_tool.io import load_volume
+
+    s, tps, _ = fresh
+    les = tps["BL"]["lesions"]["T01"]
+    f = s.segment_at("BL", lps=les["center_lps"])
+    s.add_lesion(f, "target", organ="lung", lesion_id="T01")
+    m = s.stored("BL")["T01"]
+    p = Path(m.mask_path)
+    assert p.is_file() and hashlib.sha256(p.read_bytes()).hexdigest() == m.mask_sha256
+    mv = load_volume(p)
+    vol = s.volume("BL")
+    off = np.rint(vol.lps_to_index(mv.index_to_lps((0, 0, 0)))).astype(int)
+    assert tuple(off) == f.mask.offset
+    assert int(np.count_nonzero(mv.array)) == f.mask.n_voxels
+
+
+def test_followup_proposed_at_the_right_place_and_response(read_w06):
+    s, tps, db, props = read_w06
+    w06 = tps["W06"]["lesions"]
+    assert {p.lesion_id for p in props} == set(tps["BL"]["lesions"])
+    for p in props:
+        assert p.status in ("found", "uncertain")
+        d = np.linalg.norm(np.subtract(p.center_lps, w06[p.lesion_id]["center_lps"]))
+        assert d < 3.0, (p.lesion_id, d)
+    tab = s.timepoint_table()
+    resp = tab.responses["W06"]
+    assert resp.overall == tps["W06"]["overall_response"]
+    assert resp.pct_from_baseline is not None and resp.pct_from_baseline < -30
+    assert tab.rows[0].cells["BL"] and tab.rows[0].cells["W06"]
+    assert "PR" in tab.as_text()
+
+
+def test_states_and_new_lesions_at_follow_up(read_w06):
+    s, tps, _, _ = read_w06
+    with pytest.raises(RuleViolation, match="only new lesions"):
+        s.add_lesion(None, "target", organ="lung", visit="W12")
+    s.mark("W12", "T04", "absent")
+    s.mark("W12", "NT01", "unequivocal progression")
+    s.mark("W12", "NT01", "present")  # changed: audited with a default reason
+    added = s.add_lesion(None, "new", organ="liver", visit="W12", equivocal=True)
+    assert added.lesion_id == "NL01"
+    st = s.stored("W12")
+    assert st["T04"].state == "ABSENT" and st["NT01"].state == "PRESENT"
+    assert st["NL01"].state == "EQUIVOCAL"
+    ev = [e for e in s.store.audit_log("SYN-001") if e.entity == "measurement"
+          and e.action == "UPDATE" and (e.reason or "").startswith("reader assessment")]
+    assert ev
+
+
+def test_sign_asks_password_and_locks(read_w06):
+    s, tps, db, props = read_w06
+    with pytest.raises(AuthenticationError):
+        s.sign("W06", "not the password")
+    with pytest.raises(InputError, match="needs a reason"):
+        s.sign("W06", PASSWORD, override="SD")
+    digest = s.sign("W06", PASSWORD)
+    assert len(digest) == 64
+    with pytest.raises(LockedRecordError):
+        s.accept_proposal(props[0])
+    tab = s.timepoint_table()
+    assert tab.responses["W06"].status == "signed"
+    assert tab.responses["W06"].confirmed_overall == tps["W06"]["overall_response"]
+    # everything confirmed is in the file: a new connection sees it
+    with TrialStore(db, read_only=True) as other:
+        read = other.get_read("SYN-001", "W06", reader=READER)
+        assert read.status == "signed" and len(read.measurements) == len(props)
+        assert other.verify_audit().ok
+
+
+def test_export_without_framework_says_so(fresh, tmp_path):
+    s, _, _ = fresh
+    if export_formats():
+        pytest.skip("this install has the export framework (tested with the GUI)")
+    with pytest.raises(UsageError, match="not available in this install"):
+        s.export("odm", tmp_path)
