@@ -21,15 +21,19 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# Debian packages the GUI tests need (virtual X server, Mesa GL); installed only when missing.
+# Debian packages the tests need, installed only when missing: virtual X server and Mesa GL (GUI
+# tests), dicom3tools (dciodvfy checks the DICOM SR / SEG exports), poppler-utils (pdftoppm renders
+# the PDF reports).
 system-deps:
-	@if ! command -v Xvfb >/dev/null 2>&1; then \
+	@if ! command -v Xvfb >/dev/null 2>&1 || ! command -v dciodvfy >/dev/null 2>&1 \
+	    || ! command -v pdftoppm >/dev/null 2>&1; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
 	    xvfb xauth libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcb-icccm4 \
 	    libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0 \
-	    libxcb-xinput0 libxcb-xfixes0 libxcb-shape0 libxcb-cursor0 libdbus-1-3 libfontconfig1 >/dev/null; \
+	    libxcb-xinput0 libxcb-xfixes0 libxcb-shape0 libxcb-cursor0 libdbus-1-3 libfontconfig1 \
+	    dicom3tools poppler-utils >/dev/null; \
 	fi
 
 # Long-axis tolerance (mm) of the demo's ground-truth check. The issue's goal is 1.5 mm; the classic

@@ -19,6 +19,7 @@ from recist_tool.errors import RecistToolError
 _COMMAND_MODULES = (
     "batch_cmd",
     "evaluate_cmd",
+    "export_cmd",
     "io_cmds",
     "measure_cmd",
     "respond_cmd",

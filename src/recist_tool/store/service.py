@@ -733,6 +733,14 @@ class TrialStore:
                 .order_by(TimepointRead.version))
             return [self._read_info(s, rd, subj, tp, r) for rd in reads]
 
+    def readers_of(self, subject: str) -> list[str]:
+        """Names of the readers who have a read of any visit of ``subject`` (sorted)."""
+        with self._read() as s:
+            subj = self._subject(s, subject)
+            return sorted(set(s.scalars(select(Reader.name).join(
+                TimepointRead, TimepointRead.reader_id == Reader.id)
+                .where(TimepointRead.subject_id == subj.id))))
+
     def lesions(self, subject: str, *, reader: str) -> list[RLesion]:
         """``reader``'s lesions of a subject as engine :class:`~recist_tool.recist.Lesion`."""
         with self._read() as s:
