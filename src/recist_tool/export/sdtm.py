@@ -335,11 +335,13 @@ def _subject_rows(subj: SubjectExport, criteria: str, ctx: _Ctx, tu: Domain, tr:
         mark(rs, out, visit)
     if with_best and subj.best is not None:
         b = subj.best
+        confirmed = bool((subj.policies or {}).get("confirmation", False))
+        bor, bor_date = (b.confirmed_bor, b.confirmed_bor_date) if confirmed else (b.bor, b.bor_date)
         row = {"STUDYID": ctx.studyid, "DOMAIN": "RS", "USUBJID": ctx.usubjid, "RSLNKGRP": "",
                "RSTESTCD": "BESTRSP", "RSTEST": "Best Overall Response", "RSCAT": criteria,
-               "RSORRES": b.bor.value, "RSSTRESC": b.bor.value, "RSEVAL": EVALUATOR,
+               "RSORRES": bor.value, "RSSTRESC": bor.value, "RSEVAL": EVALUATOR,
                "RSEVALID": ctx.evalid, "VISITNUM": None, "VISIT": "",
-               "RSDTC": b.bor_date.isoformat() if b.bor_date else ""}
+               "RSDTC": bor_date.isoformat() if bor_date else ""}
         # the best response rests on every read: unsigned as soon as one of them is
         mark(rs, row, "", unsigned=bool(ctx.unsigned))
 
@@ -540,10 +542,6 @@ def write_dataset_json(domain: Domain, path: Path, *, study_oid: str) -> Path:
 # --- exporter entry points -----------------------------------------------------------------------
 
 
-def _files_for(domains: Mapping[str, Domain], exts: Sequence[str]) -> list[str]:
-    return [f"{name.lower()}.{ext}" for name in domains for ext in exts]
-
-
 def export_sdtm(data: TrialExport, out_dir: Path, *, options: Mapping[str, Any]) -> list[Path]:
     """SDTM TU/TR/RS (+ SUPP-- for unsigned reads) as CSV and SAS XPT v5 under ``out_dir``.
 
@@ -555,11 +553,11 @@ def export_sdtm(data: TrialExport, out_dir: Path, *, options: Mapping[str, Any])
     for d in domains.values():
         check_xpt_v5(d)  # refuse before anything is written
     out_dir = Path(out_dir)
-    with atomic_outputs(out_dir) as tmp:
+    with atomic_outputs(out_dir) as out:
         for d in domains.values():
-            write_sdtm_csv(d, tmp(f"{d.name.lower()}.csv"))
-            write_sdtm_xpt(d, tmp(f"{d.name.lower()}.xpt"))
-    return [out_dir / n for n in _files_for(domains, ("csv", "xpt"))]
+            write_sdtm_csv(d, out.path(f"{d.name.lower()}.csv"))
+            write_sdtm_xpt(d, out.path(f"{d.name.lower()}.xpt"))
+    return out.finals
 
 
 def export_dataset_json(data: TrialExport, out_dir: Path, *, options: Mapping[str, Any]
@@ -570,7 +568,7 @@ def export_dataset_json(data: TrialExport, out_dir: Path, *, options: Mapping[st
     domains = build_sdtm(data, options=options)
     study_oid = str(options.get("studyid") or data.trial)
     out_dir = Path(out_dir)
-    with atomic_outputs(out_dir) as tmp:
+    with atomic_outputs(out_dir) as out:
         for d in domains.values():
-            write_dataset_json(d, tmp(f"{d.name.lower()}.json"), study_oid=study_oid)
-    return [out_dir / n for n in _files_for(domains, ("json",))]
+            write_dataset_json(d, out.path(f"{d.name.lower()}.json"), study_oid=study_oid)
+    return out.finals
