@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from recist_tool.errors import InputError
 from recist_tool.export.mapping import EdcMapping, load_mapping, oid_safe
-from recist_tool.recist.model import LesionState, Response
+from recist_tool.export.sdtm import _assessment
+from recist_tool.recist.model import LesionState, Response, Timepoint
 from recist_tool.recist.timepoint import sum_of_diameters
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -276,51 +277,52 @@ def _subject(odm: Any, s: SubjectExport, criteria: str, m: EdcMapping, event_oid
     audit = _Audit(s)
     sd = odm.SubjectData(SubjectKey=s.code)
     targets = [les for les in s.lesions if les.category.value == "TARGET"]
-    by_id = {les.lesion_id: les for les in s.lesions}
+    if not s.lesions:
+        raise InputError(f"subject {s.code}: no lesions to export")
+
+    def form(key: str, rd: Any, signed: bool) -> Any:
+        fd = odm.FormData(FormOID=forms[key])
+        if signed:
+            g = rd.signatures[-1]
+            fd.Signature = odm.Signature(
+                ID=oid_safe(f"SG.{s.code}.{rd.visit}.v{rd.version}.{key}"),
+                UserRef=odm.UserRef(UserOID=_user_oid(s.reader)),
+                LocationRef=odm.LocationRef(LocationOID=loc_oid),
+                SignatureRef=odm.SignatureRef(SignatureOID="SD." + oid_safe(str(g["meaning"]))),
+                DateTimeStamp=odm.DateTimeStamp(_content=_ts(str(g["signed_at"]))))
+        else:
+            fd.Annotation.append(odm.Annotation(SeqNum=1, Comment=odm.Comment(
+                SponsorOrSite="Sponsor",
+                _content=f"UNSIGNED: {s.reader}'s read of {rd.visit} (version {rd.version}) "
+                         "is not signed; exported with --include-unsigned")))
+        return fd
+
+    def item(key: str, value: Any) -> Any:
+        return None if value in (None, "") else odm.ItemData(ItemOID=m.odm_item(key),
+                                                             Value=str(value))
+
+    def group(key: str, repeat: str | None, values: list[tuple[str, Any]],
+              lesion: str | None, rd: Any) -> Any:
+        ig = odm.ItemGroupData(ItemGroupOID=groups[key])
+        if repeat is not None:
+            ig.ItemGroupRepeatKey = repeat
+        ev = audit.latest.get((rd.visit, rd.version, lesion)) if lesion else \
+            audit.read_events.get((rd.visit, rd.version))
+        if ev is not None:
+            ig.AuditRecord = odm.AuditRecord(
+                UserRef=odm.UserRef(UserOID=_user_oid(ev.actor)),
+                LocationRef=odm.LocationRef(LocationOID=loc_oid),
+                DateTimeStamp=odm.DateTimeStamp(_content=_ts(ev.ts)),
+                **({"ReasonForChange": odm.ReasonForChange(_content=ev.reason)}
+                   if ev.reason else {}),
+                SourceID=odm.SourceID(_content=f"audit_event {ev.id}"))
+        ig.ItemData = [x for x in (item(k, v) for k, v in values) if x is not None]
+        return ig
+
     for rd in s.reads:
         se = odm.StudyEventData(StudyEventOID=event_oid[rd.visit])
         signed = s.is_signed(rd.visit) and bool(rd.signatures)
         meas = {x.lesion_id: x for x in rd.measurements}
-
-        def form(key: str) -> Any:
-            fd = odm.FormData(FormOID=forms[key])
-            if signed:
-                g = rd.signatures[-1]
-                fd.Signature = odm.Signature(
-                    ID=oid_safe(f"SG.{s.code}.{rd.visit}.v{rd.version}.{key}"),
-                    UserRef=odm.UserRef(UserOID=_user_oid(s.reader)),
-                    LocationRef=odm.LocationRef(LocationOID=loc_oid),
-                    SignatureRef=odm.SignatureRef(SignatureOID="SD." + oid_safe(str(g["meaning"]))),
-                    DateTimeStamp=odm.DateTimeStamp(_content=_ts(str(g["signed_at"]))))
-            else:
-                fd.Annotation.append(odm.Annotation(SeqNum=1, Comment=odm.Comment(
-                    SponsorOrSite="Sponsor",
-                    _content=f"UNSIGNED: {s.reader}'s read of {rd.visit} (version {rd.version}) "
-                             "is not signed; exported with --include-unsigned")))
-            return fd
-
-        def item(key: str, value: Any) -> Any:
-            return None if value in (None, "") else odm.ItemData(ItemOID=m.odm_item(key),
-                                                                 Value=str(value))
-
-        def group(key: str, repeat: str | None, values: list[tuple[str, Any]],
-                  lesion: str | None) -> Any:
-            ig = odm.ItemGroupData(ItemGroupOID=groups[key])
-            if repeat is not None:
-                ig.ItemGroupRepeatKey = repeat
-            ev = audit.latest.get((rd.visit, rd.version, lesion)) if lesion else \
-                audit.read_events.get((rd.visit, rd.version))
-            if ev is not None:
-                ig.AuditRecord = odm.AuditRecord(
-                    UserRef=odm.UserRef(UserOID=_user_oid(ev.actor)),
-                    LocationRef=odm.LocationRef(LocationOID=loc_oid),
-                    DateTimeStamp=odm.DateTimeStamp(_content=_ts(ev.ts)),
-                    **({"ReasonForChange": odm.ReasonForChange(_content=ev.reason)}
-                       if ev.reason else {}),
-                    SourceID=odm.SourceID(_content=f"audit_event {ev.id}"))
-            ig.ItemData = [x for x in (item(k, v) for k, v in values) if x is not None]
-            return ig
-
         lesion_forms: dict[str, Any] = {}
         for les in s.lesions:
             x = meas.get(les.lesion_id)
@@ -328,7 +330,7 @@ def _subject(odm: Any, s: SubjectExport, criteria: str, m: EdcMapping, event_oid
                 continue
             cat = les.category.value
             key = "target" if cat == "TARGET" else "non_target" if cat == "NON-TARGET" else "new"
-            fd = lesion_forms.setdefault(key, form(key))
+            fd = lesion_forms.setdefault(key, form(key, rd, signed))
             nodal = "Y" if les.nodal else "N"
             loc = (les.organ or "")[:_LOC_LEN]
             if key == "target":
@@ -343,30 +345,27 @@ def _subject(odm: Any, s: SubjectExport, criteria: str, m: EdcMapping, event_oid
                 values = [("nl_id", les.lesion_id), ("nl_loc", loc), ("nl_nodal", nodal),
                           ("nl_category", cat), ("nl_state", x.state),
                           ("nl_diam", _num(x.diameter_mm))]
-            fd.ItemGroupData.append(group(key, les.lesion_id, values, les.lesion_id))
+            fd.ItemGroupData.append(group(key, les.lesion_id, values, les.lesion_id, rd))
         for key in ("target", "non_target", "new"):
             if key in lesion_forms:
                 se.FormData.append(lesion_forms[key])
         r = rd.response
-        if r is not None or rd is not s.reads[0]:
-            from recist_tool.export.sdtm import _assessment  # the store's engine input
-            from recist_tool.recist.model import Timepoint
-
-            total = None
-            if targets:
-                ssum = sum_of_diameters(targets, Timepoint(
-                    rd.visit, rd.date, tuple(_assessment(x) for x in rd.measurements)))
-                total = _num(ssum.total) if ssum.complete else None
-            fd = form("response")
-            values = [("sumdiam", total), ("criteria", criteria),
-                      ("read_status", "SIGNED" if signed else "UNSIGNED")]
-            if r is not None:
-                values += [("trgresp", r.target), ("ntrgresp", r.non_target),
-                           ("newlprog", None if r.new_lesions == "NONE" else r.new_lesions),
-                           ("ovrlresp", r.confirmed_overall or r.overall),
-                           ("ovrlresp_computed", r.overall)]
-            fd.ItemGroupData.append(group("response", None, values, None))
-            se.FormData.append(fd)
+        # every visit: its sum (baseline too), read status and responses (follow-ups)
+        total = None
+        if targets:
+            ssum = sum_of_diameters(targets, Timepoint(
+                rd.visit, rd.date, tuple(_assessment(x) for x in rd.measurements)))
+            total = _num(ssum.total) if ssum.complete else None
+        fd = form("response", rd, signed)
+        values = [("sumdiam", total), ("criteria", criteria),
+                  ("read_status", "SIGNED" if signed else "UNSIGNED")]
+        if r is not None:
+            values += [("trgresp", r.target), ("ntrgresp", r.non_target),
+                       ("newlprog", None if r.new_lesions == "NONE" else r.new_lesions),
+                       ("ovrlresp", r.confirmed_overall or r.overall),
+                       ("ovrlresp_computed", r.overall)]
+        fd.ItemGroupData.append(group("response", None, values, None, rd))
+        se.FormData.append(fd)
         if se.FormData:
             sd.StudyEventData.append(se)
     if s.best is not None:
@@ -387,8 +386,6 @@ def _subject(odm: Any, s: SubjectExport, criteria: str, m: EdcMapping, event_oid
         fd.ItemGroupData.append(ig)
         se.FormData.append(fd)
         sd.StudyEventData.append(se)
-    if not by_id:
-        raise InputError(f"subject {s.code}: no lesions to export")
     return sd
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -283,19 +283,18 @@ def _subject_rows(subj: SubjectExport, criteria: str, ctx: _Ctx, tu: Domain, tr:
 
     # TR: per visit, targets (+ SUMDIAM), non-targets, new lesions
     targets = [les for les in subj.lesions if les.category.value == "TARGET"]
+    def tr_row(visit: str, grp: str, lid: str | None, code: str, **values: Value) -> None:
+        row = common("TR", visit) | {
+            "TRGRPID": grp, "TRLNKGRP": _lnkgrp(visit), "TRLNKID": lid or "",
+            "TRTESTCD": code, "TRTEST": _TR_TESTS[code], "TRORRES": "", "TRORRESU": "",
+            "TRSTRESC": "", "TRSTRESN": None, "TRSTRESU": "", "TRSTAT": "", "TRREASND": "",
+            "TRMETHOD": "CT SCAN", "TREVAL": EVALUATOR, "TREVALID": ctx.evalid,
+            "TRDTC": dates[visit].isoformat()}
+        row.update(values)
+        mark(tr, row, visit)
+
     for rd in subj.reads:
         by_id = {m.lesion_id: m for m in rd.measurements}
-        dtc = rd.date.isoformat()
-
-        def tr_row(visit: str, grp: str, lid: str | None, code: str, **values: Value) -> None:
-            row = common("TR", visit) | {
-                "TRGRPID": grp, "TRLNKGRP": _lnkgrp(visit), "TRLNKID": lid or "",
-                "TRTESTCD": code, "TRTEST": _TR_TESTS[code], "TRORRES": "", "TRORRESU": "",
-                "TRSTRESC": "", "TRSTRESN": None, "TRSTRESU": "", "TRSTAT": "", "TRREASND": "",
-                "TRMETHOD": "CT SCAN", "TREVAL": EVALUATOR, "TREVALID": ctx.evalid, "TRDTC": dtc}
-            row.update(values)
-            mark(tr, row, visit)
-
         for les in sorted(subj.lesions, key=lambda x: (_cat_rank(x), x.lesion_id)):
             m = by_id.get(les.lesion_id)
             if m is None:
