@@ -99,8 +99,7 @@ def _num(d: Any) -> str | None:
         return None
     from decimal import Decimal
 
-    d = Decimal(d)
-    return format(d.quantize(Decimal(1)), "f") if d == d.to_integral() else format(d.normalize(), "f")
+    return format(Decimal(d), "f")  # as stored: 27.0 keeps its precision
 
 
 def _user_oid(actor: str) -> str:

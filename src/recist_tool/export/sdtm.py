@@ -167,9 +167,8 @@ def _text(value: Value) -> str:
 
 
 def _dec_text(d: Decimal) -> str:
-    if d == d.to_integral():
-        return format(d.quantize(Decimal(1)), "f")
-    return format(d.normalize(), "f")
+    """Fixed-point text of a decimal as stored (``27.0`` stays ``27.0``: its precision)."""
+    return format(d, "f")
 
 
 def _visit_numbers(subj: SubjectExport) -> dict[str, Decimal]:
