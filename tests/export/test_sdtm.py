@@ -43,6 +43,7 @@ def _rs_set(rows: list[dict[str, str]]) -> set[tuple[str, ...]]:
             for r in rows if r["RSTESTCD"] != "BESTRSP"}
 
 
+@pytest.mark.slow  # session fixture: the sample trial scored once (~40 s)
 def test_round_trip_through_recist_respond(signed_trial: SignedTrial, tmp_path: Path) -> None:
     """TU/TR read back by the engine give the exported RS, visit by visit, and the same BOR."""
     files = _export(signed_trial.db_path, "sdtm", tmp_path / "sdtm")
@@ -62,6 +63,7 @@ def test_round_trip_through_recist_respond(signed_trial: SignedTrial, tmp_path: 
     assert _rs_set(_rows(tmp_path / "cli" / "rs.csv")) == _rs_set(rs)
 
 
+@pytest.mark.slow  # session fixture: the sample trial scored once (~40 s)
 def test_exported_responses_are_the_stored_ones(signed_trial: SignedTrial,
                                                 scored_trial: ScoredTrial, tmp_path: Path) -> None:
     """OVRLRESP per visit equals the store's confirmed response and the trial's ground truth."""
@@ -81,6 +83,7 @@ def test_exported_responses_are_the_stored_ones(signed_trial: SignedTrial,
             assert value == (resp.confirmed_overall or resp.overall)
 
 
+@pytest.mark.slow  # session fixture: the sample trial scored once (~40 s)
 def test_tu_tr_conventions(signed_trial: SignedTrial, tmp_path: Path) -> None:
     _export(signed_trial.db_path, "sdtm", tmp_path)
     tu, tr = _rows(tmp_path / "tu.csv"), _rows(tmp_path / "tr.csv")
@@ -173,6 +176,7 @@ def test_special_states_round_trip(tmp_path: Path, fast_scrypt: None) -> None:
     assert any(p.name == "tr.xpt" for p in files)
 
 
+@pytest.mark.slow  # session fixture: the sample trial scored once (~40 s)
 def test_xpt_v5_read_back(signed_trial: SignedTrial, tmp_path: Path) -> None:
     _export(signed_trial.db_path, "sdtm", tmp_path)
     for name in ("tu", "tr", "rs"):
@@ -240,6 +244,7 @@ _SCHEMA = {  # the Dataset-JSON 1.1 JSON schema's constraints on what this expor
 }
 
 
+@pytest.mark.slow  # session fixture: the sample trial scored once (~40 s)
 def test_dataset_json_1_1_shape(signed_trial: SignedTrial, tmp_path: Path) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     files = _export(signed_trial.db_path, "dataset-json", tmp_path / "dj")
@@ -284,6 +289,7 @@ def test_dataset_json_keeps_decimals_exact() -> None:
     assert obj["columns"][0]["keySequence"] == 1
 
 
+@pytest.mark.slow  # session fixture: the sample trial scored once (~40 s)
 def test_build_sdtm_options(signed_trial: SignedTrial) -> None:
     with TrialStore(signed_trial.db_path, read_only=True) as store:
         data = collect(store)
