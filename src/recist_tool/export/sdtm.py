@@ -453,23 +453,13 @@ def write_sdtm_xpt(domain: Domain, path: Path) -> Path:
         else:
             cols[v.name] = [math.nan if x is None else float(x) for x in values]
     df = pd.DataFrame(cols, columns=list(domain.columns))
-    widths = {v.name: domain.length(v.name) for v in domain.variables if v.type == "text"}
     try:
         pyreadstat.write_xport(df, str(path), file_label=domain.label, table_name=domain.name,
                                column_labels=[v.label for v in domain.variables],
-                               file_format_version=5, variable_format=None,
-                               **({"column_widths": widths} if _has_widths() else {}))
+                               file_format_version=5)
     except Exception as exc:  # pyreadstat raises its own ReadstatError / ValueError
         raise InputError(f"cannot write {path.name}: {exc}") from exc
     return path
-
-
-def _has_widths() -> bool:
-    import inspect
-
-    import pyreadstat
-
-    return "column_widths" in inspect.signature(pyreadstat.write_xport).parameters
 
 
 _DJ_TYPES = {"text": "string", "integer": "integer", "decimal": "decimal"}
@@ -527,9 +517,10 @@ def dataset_json(domain: Domain, *, study_oid: str, created: _dt.datetime | None
     }
 
 
-def write_dataset_json(domain: Domain, path: Path, *, study_oid: str) -> Path:
+def write_dataset_json(domain: Domain, path: Path, *, study_oid: str,
+                       created: _dt.datetime | None = None) -> Path:
     """Write one domain as a Dataset-JSON 1.1 file (UTF-8)."""
-    obj = dataset_json(domain, study_oid=study_oid)
+    obj = dataset_json(domain, study_oid=study_oid, created=created)
     try:
         path.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     except OSError as exc:
@@ -568,5 +559,6 @@ def export_dataset_json(data: TrialExport, out_dir: Path, *, options: Mapping[st
     out_dir = Path(out_dir)
     with atomic_outputs(out_dir) as out:
         for d in domains.values():
-            write_dataset_json(d, out.path(f"{d.name.lower()}.json"), study_oid=study_oid)
+            write_dataset_json(d, out.path(f"{d.name.lower()}.json"), study_oid=study_oid,
+                               created=data.created)
     return out.finals
