@@ -40,7 +40,7 @@ def _visitnum(text: str) -> Decimal:
 
 def _rs_set(rows: list[dict[str, str]]) -> set[tuple[str, ...]]:
     return {(r["USUBJID"], str(_visitnum(r["VISITNUM"])), r["RSTESTCD"], r["RSSTRESC"])
-            for r in rows if r["RSTESTCD"] != "BESTRSP"}
+            for r in rows if r["RSTESTCD"] != "BESTRESP"}
 
 
 @pytest.mark.slow  # session fixture: the sample trial scored once (~40 s)
@@ -54,8 +54,8 @@ def test_round_trip_through_recist_respond(signed_trial: SignedTrial, tmp_path: 
                      read_sdtm_csv(tmp_path / "sdtm" / "tr.csv"))
     assert result.n_records == 3
     assert _rs_set(list(result.rs)) == _rs_set(rs)
-    assert {r["RSTESTCD"] for r in rs} >= {"TRGRESP", "NTRGRESP", "NEWLIND", "OVRLRESP", "BESTRSP"}
-    best = {r["USUBJID"]: r["RSSTRESC"] for r in rs if r["RSTESTCD"] == "BESTRSP"}
+    assert {r["RSTESTCD"] for r in rs} >= {"TRGRESP", "NTRGRESP", "NEWLIND", "OVRLRESP", "BESTRESP"}
+    best = {r["USUBJID"]: r["RSSTRESC"] for r in rs if r["RSTESTCD"] == "BESTRESP"}
     assert best == {r["USUBJID"]: r["BOR"] for r in result.best}
     # and the same through the command line
     assert main(["respond", "--tu", str(tmp_path / "sdtm" / "tu.csv"), "--tr",
@@ -297,4 +297,4 @@ def test_build_sdtm_options(signed_trial: SignedTrial) -> None:
                                      "best_response": False})
     assert {r["USUBJID"] for r in doms["TU"].rows} == {f"ES01-{c}" for c in signed_trial.codes.values()}
     assert {r["TREVALID"] for r in doms["TR"].rows} == {"RADIOLOGIST 1"}
-    assert "BESTRSP" not in {r["RSTESTCD"] for r in doms["RS"].rows}
+    assert "BESTRESP" not in {r["RSTESTCD"] for r in doms["RS"].rows}

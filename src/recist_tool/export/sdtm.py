@@ -21,7 +21,7 @@ Conventions (docs/export_edc.md):
   ``TRLNKGRP`` / ``RSLNKGRP`` link a visit's TR records to its RS records.
 - RS: ``TRGRESP``, ``NTRGRESP``, ``NEWLIND``, ``NEWLPROG`` (only with a new lesion), ``OVRLRESP``
   per follow-up (the reader's confirmed overall response) — the same conventions as
-  ``recist respond`` — and ``BESTRSP`` (best overall response) once per subject.
+  ``recist respond`` — and ``BESTRESP`` (best overall response) once per subject.
 - ``--EVAL = INDEPENDENT ASSESSOR``, ``--EVALID`` the reader account (``options["evaluator_id"]``
   overrides), ``--DTC`` the scan date, ``VISITNUM`` the store's visit number or the visit's rank.
 - Unsigned reads (exported only with ``include_unsigned``) are marked in SUPPTU / SUPPTR / SUPPRS:
@@ -208,7 +208,7 @@ def build_sdtm(data: TrialExport, *, options: Mapping[str, Any] | None = None) -
         What :func:`recist_tool.export.data.collect` read from the store.
     options : mapping, optional
         ``studyid`` (default: the trial name), ``evaluator_id`` (default: the reader account),
-        ``best_response`` (default True: add a ``BESTRSP`` row per subject).
+        ``best_response`` (default True: add a ``BESTRESP`` row per subject).
 
     Raises
     ------
@@ -336,7 +336,7 @@ def _subject_rows(subj: SubjectExport, criteria: str, ctx: _Ctx, tu: Domain, tr:
         confirmed = bool((subj.policies or {}).get("confirmation", False))
         bor, bor_date = (b.confirmed_bor, b.confirmed_bor_date) if confirmed else (b.bor, b.bor_date)
         row = {"STUDYID": ctx.studyid, "DOMAIN": "RS", "USUBJID": ctx.usubjid, "RSLNKGRP": "",
-               "RSTESTCD": "BESTRSP", "RSTEST": "Best Overall Response", "RSCAT": criteria,
+               "RSTESTCD": "BESTRESP", "RSTEST": "Best Overall Response", "RSCAT": criteria,
                "RSORRES": bor.value, "RSSTRESC": bor.value, "RSEVAL": EVALUATOR,
                "RSEVALID": ctx.evalid, "VISITNUM": None, "VISIT": "",
                "RSDTC": bor_date.isoformat() if bor_date else ""}
