@@ -298,3 +298,38 @@ def test_build_sdtm_options(signed_trial: SignedTrial) -> None:
     assert {r["USUBJID"] for r in doms["TU"].rows} == {f"ES01-{c}" for c in signed_trial.codes.values()}
     assert {r["TREVALID"] for r in doms["TR"].rows} == {"RADIOLOGIST 1"}
     assert "BESTRESP" not in {r["RSTESTCD"] for r in doms["RS"].rows}
+
+
+def test_irecist_round_trip(tmp_path: Path, fast_scrypt: None) -> None:
+    """iRECIST: new-lesion targets, i-prefixed RS values and RSCAT iRECIST survive the round trip."""
+    s = TrialStore(tmp_path / "i.db")
+    s.add_reader(READER, READER_PASSWORD, full_name="Reader One")
+    s.add_trial("T1", criteria="iRECIST")
+    s.add_subject("T1", "S1", reference_date=dt.date(2026, 1, 2))
+    for v, d in (("BL", dt.date(2026, 1, 2)), ("W6", dt.date(2026, 2, 13)),
+                 ("W12", dt.date(2026, 3, 27))):
+        s.add_timepoint("S1", v, d)
+    s.add_lesion("S1", "BL", "T01", "TARGET", reader=READER, organ="LUNG")
+    s.add_lesion("S1", "BL", "NT01", "NON-TARGET", reader=READER, organ="BONE")
+    s.record_measurement("S1", "BL", "T01", reader=READER, long_axis_mm="40.0")
+    s.assess_non_target("S1", "BL", "NT01", "PRESENT", reader=READER)
+    s.record_measurement("S1", "W6", "T01", reader=READER, long_axis_mm="38.0")
+    s.assess_non_target("S1", "W6", "NT01", "PRESENT", reader=READER)
+    s.record_new_lesion("S1", "W6", "NL01", reader=READER, organ="LIVER", category="NEW TARGET",
+                        long_axis_mm="12.0")
+    s.record_measurement("S1", "W12", "T01", reader=READER, long_axis_mm="37.0")
+    s.assess_non_target("S1", "W12", "NT01", "PRESENT", reader=READER)
+    s.record_measurement("S1", "W12", "NL01", reader=READER, long_axis_mm="19.0")
+    s.compute_responses("S1", reader=READER)
+    run_export(s, "sdtm", tmp_path / "out", include_unsigned=True)
+    s.close()
+    rs = _rows(tmp_path / "out" / "rs.csv")
+    assert {r["RSCAT"] for r in rs} == {"iRECIST"}
+    ovr = {r["VISIT"]: r["RSSTRESC"] for r in rs if r["RSTESTCD"] == "OVRLRESP"}
+    assert ovr == {"W6": "iUPD", "W12": "iCPD"}
+    tu = _rows(tmp_path / "out" / "tu.csv")
+    assert next(r for r in tu if r["TULNKID"] == "NL01")["TUSTRESC"] == "NEW TARGET"
+    result = respond(read_sdtm_csv(tmp_path / "out" / "tu.csv"),
+                     read_sdtm_csv(tmp_path / "out" / "tr.csv"), criteria="irecist")
+    assert _rs_set(list(result.rs)) == _rs_set(rs)
+    assert result.best[0]["BOR"] == next(r["RSSTRESC"] for r in rs if r["RSTESTCD"] == "BESTRESP")
