@@ -16,7 +16,7 @@ from tests.export.conftest import READER, READER_FULL_NAME, ScoredTrial, SignedT
 
 odmlib = pytest.importorskip("odmlib", reason="odmlib not installed")
 NS = "{http://www.cdisc.org/ns/odm/v1.3}"
-pytestmark = pytest.mark.slow  # the session fixtures score the sample trial (~40 s once)
+SLOW = pytest.mark.slow  # tests on the session fixtures (the sample trial scored once, ~40 s)
 
 
 def _load(path: Path):  # noqa: ANN202
@@ -41,6 +41,7 @@ def _export(db: Path, out: Path, **kw) -> Path:  # noqa: ANN003
     return files[0]
 
 
+@SLOW
 def test_signed_trial_odm(signed_trial: SignedTrial, tmp_path: Path) -> None:
     path = _export(signed_trial.db_path, tmp_path)
     root = ET.parse(path).getroot()
@@ -91,6 +92,7 @@ def test_signed_trial_odm(signed_trial: SignedTrial, tmp_path: Path) -> None:
                                           for a in trail)
 
 
+@SLOW
 def test_unsigned_reads_are_annotated(scored_trial: ScoredTrial, tmp_path: Path) -> None:
     path = _export(scored_trial.db_path, tmp_path, include_unsigned=True)
     odm = _load(path)
@@ -101,6 +103,7 @@ def test_unsigned_reads_are_annotated(scored_trial: ScoredTrial, tmp_path: Path)
                 assert fd.Annotation[0].Comment._content.startswith("UNSIGNED")
 
 
+@SLOW
 def test_mapping_targets_existing_edc_forms(signed_trial: SignedTrial, tmp_path: Path) -> None:
     from importlib import resources
 
@@ -120,6 +123,7 @@ def test_mapping_targets_existing_edc_forms(signed_trial: SignedTrial, tmp_path:
     assert 'ItemOID="IT.OVRLRESP"' not in path.read_text()
 
 
+@SLOW
 def test_schema_check_rejects_an_invalid_file(signed_trial: SignedTrial, tmp_path: Path) -> None:
     path = _export(signed_trial.db_path, tmp_path)
     text = path.read_text(encoding="utf-8")
@@ -130,3 +134,37 @@ def test_schema_check_rejects_an_invalid_file(signed_trial: SignedTrial, tmp_pat
     bad.write_text(text[: len(text) // 2], encoding="utf-8")  # not well-formed
     with pytest.raises(InputError, match="ODM 1.3.2 schema check failed"):
         validate_odm_file(bad)
+
+
+def test_changes_carry_who_when_why(tmp_path: Path, fast_scrypt: None) -> None:
+    """A corrected measurement: its AuditRecord names the reader and the reason for change."""
+    import datetime as dt
+
+    s = TrialStore(tmp_path / "r.db")
+    s.add_reader(READER, "rad1-password", full_name=READER_FULL_NAME)
+    s.add_trial("T1")
+    s.add_subject("T1", "S1")
+    s.add_timepoint("S1", "BL", dt.date(2026, 1, 2))
+    s.add_timepoint("S1", "W6", dt.date(2026, 2, 13))
+    s.add_lesion("S1", "BL", "T01", "TARGET", reader=READER, organ="LUNG")
+    s.record_measurement("S1", "BL", "T01", reader=READER, long_axis_mm="30.0")
+    s.record_measurement("S1", "W6", "T01", reader=READER, long_axis_mm="25.0")
+    s.record_measurement("S1", "W6", "T01", reader=READER, long_axis_mm="20.5",
+                         reason="re-measured on the 1 mm reconstruction")
+    s.compute_responses("S1", reader=READER)
+    for v in ("BL", "W6"):
+        s.sign("S1", v, reader=READER, password="rad1-password")
+    path = run_export(s, "odm", tmp_path / "out")[0]
+    s.close()
+    odm = _load(path)
+    w6 = odm.ClinicalData[0].SubjectData[0].StudyEventData[1]
+    ig = next(fd for fd in w6.FormData if fd.FormOID == "F.RECIST_TL").ItemGroupData[0]
+    assert _items(ig)["IT.TL_DIAM"] == "20.5"
+    assert ig.AuditRecord.ReasonForChange._content == "re-measured on the 1 mm reconstruction"
+    assert ig.AuditRecord.UserRef.UserOID == f"USR.{READER}"
+    resp = next(fd for fd in w6.FormData if fd.FormOID == "F.RECIST_TPR")
+    assert _items(resp.ItemGroupData[0])["IT.OVRLRESP"] == "PR"  # 30 → 20.5 mm: −31.7 %
+    reasons = [a.ReasonForChange._content for a in odm.ClinicalData[0].AuditRecords[0].AuditRecord
+               if a.ReasonForChange is not None]
+    assert "re-measured on the 1 mm reconstruction" in reasons
+    assert "signed: read complete" in reasons
