@@ -30,7 +30,7 @@ from recist_tool.segment.base import LesionMask, NoLesionError, Prompt
 from recist_tool.segment.seed import check_seed, seed_statistics
 from recist_tool.volume import Volume
 
-__version__ = "1.0"
+__version__ = "1.1"
 
 
 def _fibonacci_sphere(n: int) -> np.ndarray:
@@ -57,7 +57,11 @@ class ClassicSegmenter:
         Half-size of the volume of interest around the seed (grown once to ``2 x`` when the
         lesion looks larger).
     band_fraction : float
-        Fraction of the lesion-to-surroundings contrast that still counts as lesion.
+        Fraction of the lesion-to-surroundings contrast that still counts as lesion, in aerated
+        lung (generous, like the LIDC readers' outlines: ground glass and spiculae count).
+    soft_tissue_band_fraction : float
+        The same in soft-tissue surroundings (liver, nodes, muscle): 0.5 puts the edge at
+        half-contrast, the partial-volume boundary, where the long axis is unbiased.
     open_fraction : float
         Radius of the opening ball relative to the lesion's inscribed radius.
     star_slack : float
@@ -72,9 +76,10 @@ class ClassicSegmenter:
 
     def __init__(self, radius_mm: float = 32.0, band_fraction: float = 0.7,
                  open_fraction: float = 0.35, star_slack: float = 1.1,
-                 lung_background: bool = True) -> None:
+                 lung_background: bool = True, soft_tissue_band_fraction: float = 0.5) -> None:
         self.radius_mm = radius_mm
         self.band_fraction = band_fraction
+        self.soft_tissue_band_fraction = soft_tissue_band_fraction
         self.open_fraction = open_fraction
         self.star_slack = star_slack
         self.lung_background = lung_background
@@ -151,7 +156,8 @@ class ClassicSegmenter:
         bg = float(np.median(bg_vals))
         aerated = img < -600.0
         lung_rays = float(np.mean(np.asarray(bg_vals) < -600.0))
-        if bg < mu and self.lung_background and lung_rays > 0.5:
+        in_lung = bg < mu and lung_rays > 0.5
+        if in_lung and self.lung_background:
             # in lung the surroundings are aerated parenchyma; ground glass counts as lesion
             bg = min(bg, float(np.median(img[aerated])))
         contrast = abs(bg - mu)
@@ -159,7 +165,8 @@ class ClassicSegmenter:
             raise NoLesionError(
                 f"no lesion at this point: no contrast between the click ({mu:.0f} HU) and its "
                 f"surroundings ({bg:.0f} HU)", reason="no_boundary")
-        band = max(self.band_fraction * contrast, 2.5 * mad, 20.0)
+        fraction = self.band_fraction if in_lung else self.soft_tissue_band_fraction
+        band = max(fraction * contrast, 2.5 * mad, 20.0)
         region = np.abs(img - mu) <= band
 
         # ---- seeded component (6-connected)

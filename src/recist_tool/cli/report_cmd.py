@@ -1,0 +1,46 @@
+"""``recist report``: per-subject HTML / PDF reports and the trial plots.
+
+Thin shell over :func:`recist_tool.report.build_reports`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from recist_tool.cli._app import app, console
+from recist_tool.errors import UsageError
+
+
+@app.command("report")
+def report_cmd(
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder (created)."),
+    db: str = typer.Option("recist.db", "--db", envvar="RECIST_DB",
+                           help="SQLite file (default recist.db here) or postgresql:// URL."),
+    subject: list[str] = typer.Option(None, "--subject", "-s",
+                                      help="Subject code (repeat for several; default: all)."),
+    reader: str | None = typer.Option(None, "--reader", "-r",
+                                      help="Whose reads (needed when a subject has several readers)."),
+    trial: str | None = typer.Option(None, "--trial", help="Trial (when the database holds several)."),
+    include_unsigned: bool = typer.Option(False, "--include-unsigned",
+                                          help="Also report unsigned reads (the report says so)."),
+    trial_only: bool = typer.Option(False, "--trial-only", help="Only the trial plots and tables."),
+    subjects_only: bool = typer.Option(False, "--subjects-only", help="Only the subject reports."),
+) -> None:
+    """Subject reports (<code>.html, <code>.pdf) and trial plots (waterfall, spider, swimmer)."""
+    from recist_tool.report import build_reports
+    from recist_tool.store import TrialStore
+
+    if trial_only and subjects_only:
+        raise UsageError("--trial-only and --subjects-only exclude each other")
+    with TrialStore(db, read_only=True) as store:
+        summary = build_reports(store, out, subjects=subject or None, reader=reader, trial=trial,
+                                include_unsigned=include_unsigned,
+                                subject_reports=not trial_only, trial_report=not subjects_only,
+                                progress=lambda line: console.print(line, highlight=False,
+                                                                    soft_wrap=True))
+    for code, notes in summary.notes.items():
+        for n in notes:
+            console.print(f"[yellow]{code}:[/] {n}", highlight=False, soft_wrap=True)
+    console.print(f"{len(summary.files)} file(s) in {out} ({summary.seconds:.1f} s)", highlight=False)

@@ -1,0 +1,271 @@
+"""Per-trial report: waterfall, spider and swimmer plots, the CSV of plotted values, HTML and PDF.
+
+Conventions
+-----------
+- Best % change (waterfall) = the minimum over the follow-ups of the engine's % change of the sum of
+  diameters from baseline (the largest shrinkage, or the smallest growth when the sum never fell);
+  follow-ups whose sum is incomplete (a target not assessed: a lower bound) are skipped, here and
+  on the spider plot. The bar's colour is the subject's best overall
+  response (RECIST 1.1 BOR, iRECIST iBOR).
+- Spider: % change from baseline per follow-up (day 0 = baseline scan at 0 %), line coloured by
+  the best response, points by that visit's overall response.
+- Swimmer: time on study = days from the baseline scan to the last assessed visit (any visit with a
+  read, NE included); one marker per follow-up with its overall response.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import textwrap
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass, fields
+from decimal import Decimal
+from pathlib import Path
+
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
+
+from recist_tool.export.files import atomic_outputs
+from recist_tool.report.plots import (
+    TrialPoint,
+    colour,
+    figure_png,
+    spider_figure,
+    swimmer_figure,
+    waterfall_figure,
+)
+from recist_tool.report.subject import _CSS, _img
+from recist_tool.report.view import SubjectView, fmt_pct
+
+#: Files :func:`write_trial_report` writes.
+TRIAL_FILES = ("waterfall.png", "spider.png", "swimmer.png", "plotted_values.csv",
+               "trial_report.html", "trial_report.pdf")
+
+
+@dataclass(frozen=True)
+class PlottedValue:
+    """One row of ``plotted_values.csv``: one mark on one of the trial plots.
+
+    ``plot`` is ``waterfall`` (one row per subject: the follow-up with the best % change),
+    ``spider`` (baseline at 0 % and each follow-up with a % change) or ``swimmer`` (each
+    follow-up with a read; ``time_on_study_days`` is the bar length).
+    """
+
+    plot: str
+    subject: str
+    visit: str
+    date: str
+    study_day: int
+    sod_mm: Decimal | None
+    baseline_sod_mm: Decimal | None
+    nadir_sod_mm: Decimal | None
+    pct_change_from_baseline: Decimal | None
+    pct_change_from_nadir: Decimal | None
+    overall_response: str | None
+    best_response: str | None
+    time_on_study_days: int | None
+
+
+def time_on_study(view: SubjectView) -> int | None:
+    """Days from the baseline scan to the last visit with a read (None without any read)."""
+    read = [v.day for v in view.visits if v.read is not None]
+    return max(read) if read else None
+
+
+def plotted_values(views: Sequence[SubjectView]) -> list[PlottedValue]:
+    """Every value the trial plots show, in plot, subject, date order."""
+    rows: list[PlottedValue] = []
+    for plot in ("waterfall", "spider", "swimmer"):
+        for s in sorted(views, key=lambda v: v.code):
+            tos = time_on_study(s)
+            if plot == "waterfall":
+                best = s.best_pct_change()
+                if best is not None:
+                    v = best[1]
+                    r = v.response
+                    rows.append(PlottedValue("waterfall", s.code, v.visit, v.date.isoformat(), v.day,
+                                             r.sod_mm, r.baseline_mm, r.nadir_mm, best[0],
+                                             v.pct_from_nadir, v.overall, s.best_label, None))
+                continue
+            if plot == "spider":
+                pts = [v for v in s.follow_ups if v.pct_from_baseline is not None and v.sum_complete]
+                if not pts:
+                    continue
+                b = s.visits[0]
+                rows.append(PlottedValue("spider", s.code, b.visit, b.date.isoformat(), 0,
+                                         s.baseline_sod_mm, s.baseline_sod_mm, None, Decimal(0),
+                                         None, None, s.best_label, None))
+            else:
+                pts = [v for v in s.follow_ups if v.read is not None]
+            for v in pts:
+                r = v.response
+                rows.append(PlottedValue(plot, s.code, v.visit, v.date.isoformat(), v.day,
+                                         r.sod_mm if r else None, r.baseline_mm if r else None,
+                                         r.nadir_mm if r else None, v.pct_from_baseline,
+                                         v.pct_from_nadir, v.overall, s.best_label,
+                                         tos if plot == "swimmer" else None))
+    return rows
+
+
+def _points(rows: Sequence[PlottedValue], plot: str) -> dict[str, list[TrialPoint]]:
+    out: dict[str, list[TrialPoint]] = {}
+    for r in rows:
+        if r.plot == plot and not (plot == "spider" and r.study_day == 0 and r.overall_response is None):
+            out.setdefault(r.subject, []).append(
+                TrialPoint(r.subject, r.visit, r.study_day, r.pct_change_from_baseline,
+                           r.overall_response))
+    return out
+
+
+def trial_figures(views: Sequence[SubjectView], *, trial: str = "") -> dict[str, Figure]:
+    """The three trial figures (``waterfall``, ``spider``, ``swimmer``) from the plotted values."""
+    rows = plotted_values(views)
+    best = {s.code: s.best_label for s in views}
+    bars = [(r.subject, r.pct_change_from_baseline, r.best_response) for r in rows
+            if r.plot == "waterfall" and r.pct_change_from_baseline is not None]
+    plotted = {b[0] for b in bars}
+    missing = sorted(s.code for s in views if s.code not in plotted)
+    prefix = f"{trial}: " if trial else ""
+    spider = _points(rows, "spider")
+    lanes: dict[str, tuple[int, list[TrialPoint]]] = {}
+    swim = _points(rows, "swimmer")
+    for s in views:
+        tos = time_on_study(s)
+        if tos is not None:
+            lanes[s.code] = (tos, swim.get(s.code, []))
+    return {
+        "waterfall": waterfall_figure(bars, not_plotted=missing,
+                                      title=prefix + "best % change of the SOD from baseline"),
+        "spider": spider_figure(spider, {k: best[k] for k in spider},
+                                title=prefix + "% change of the SOD from baseline over time"),
+        "swimmer": swimmer_figure(lanes, {k: best[k] for k in lanes},
+                                  title=prefix + "time on study and overall responses"),
+    }
+
+
+def _csv_cell(v: object) -> str:
+    return "" if v is None else str(v)
+
+
+def _summary_rows(views: Sequence[SubjectView]) -> list[list[str]]:
+    rows = []
+    for s in sorted(views, key=lambda v: v.code):
+        best = s.best_pct_change()
+        tos = time_on_study(s)
+        rows.append([s.code, s.best_label or "—", fmt_pct(best[0]) if best else "—",
+                     "—" if tos is None else str(tos), str(len(s.visits)),
+                     ", ".join(s.unsigned_visits) or "—", str(len(s.notes))])
+    return rows
+
+
+_SUMMARY_HEAD = ["subject", "best response", "best % change", "days on study", "visits",
+                 "unsigned", "notes"]
+
+
+def trial_html(views: Sequence[SubjectView], pngs: dict[str, bytes], *, trial: str,
+               criteria: str) -> str:
+    """The trial report as one self-contained HTML document."""
+    e = html.escape
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>RECIST trial report {e(trial)}</title><style>{_CSS}</style></head><body>",
+           f"<h1>Trial {e(trial)}</h1>",
+           f'<p class="meta">criteria {e(criteria)} · {len(views)} subjects</p>',
+           "<h2>Subjects</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in _SUMMARY_HEAD)
+           + "</tr>"]
+    for row in _summary_rows(views):
+        out.append("<tr>" + "".join(
+            f'<td class="lab" style="background:{colour(c)}40">{e(c)}</td>' if i == 1 and c != "—"
+            else f'<td class="lab">{e(c)}</td>' for i, c in enumerate(row)) + "</tr>")
+    out.append("</table>")
+    out.append('<p class="small">Best % change: the minimum over the follow-ups of the response '
+               "engine's % change of the sum of diameters from baseline; colours: best overall "
+               "response. Days on study: baseline scan to the last assessed visit.</p>")
+    for name, title in (("waterfall", "Waterfall plot"), ("spider", "Spider plot"),
+                        ("swimmer", "Swimmer plot")):
+        out.append(f"<h2>{title}</h2>" + _img(pngs[name], f"{title} of {trial}"))
+    out.append('<p class="small">The plotted values are in plotted_values.csv.</p></body></html>')
+    return "\n".join(out)
+
+
+def _summary_page(views: Sequence[SubjectView], trial: str, criteria: str) -> Figure:
+    fig = Figure(figsize=(11.69, 8.27), dpi=100)
+    fig.text(0.04, 0.965, f"RECIST trial report — {trial}", fontsize=14, weight="bold", va="top")
+    fig.text(0.04, 0.935, f"criteria {criteria} · {len(views)} subjects", fontsize=9, va="top")
+    ax = fig.add_axes((0.04, 0.1, 0.92, 0.8))
+    ax.set_axis_off()
+    rows = _summary_rows(views)
+    if rows:
+        tab = ax.table(cellText=rows, colLabels=_SUMMARY_HEAD, loc="upper center", cellLoc="center")
+        tab.auto_set_font_size(False)
+        tab.set_fontsize(10 if len(rows) < 30 else 6)
+        tab.scale(1, 1.8 if len(rows) < 30 else 1)
+        for (r, c), cl in tab.get_celld().items():
+            cl.set_edgecolor("#bdbdbd")
+            if r == 0:
+                cl.set_facecolor("#eceff1")
+            elif c == 1 and rows[r - 1][1] != "—":
+                cl.set_facecolor(colour(rows[r - 1][1]) + "55")
+    return fig
+
+
+_CAPTIONS = {
+    "waterfall": "Waterfall: best % change = the minimum over the follow-ups of the response engine's "
+                 "% change of the sum of diameters from baseline (complete sums only); colour: best "
+                 "overall response.",
+    "spider": "Spider: % change of the sum of diameters from baseline at each follow-up (complete "
+              "sums only); line colour: best overall response, point colour: that visit's response.",
+    "swimmer": "Swimmer: days from the baseline scan to the last assessed visit; bar colour: best "
+               "overall response; markers: each follow-up's overall response.",
+}
+
+
+def _plot_page(png: bytes, trial: str, caption: str) -> Figure:
+    from recist_tool.report.subject import _decode
+
+    img = _decode(png)
+    fig = Figure(figsize=(11.69, 8.27), dpi=100)
+    fig.text(0.04, 0.965, f"RECIST trial report — {trial}", fontsize=14, weight="bold", va="top")
+    h, w = img.shape[:2]
+    width = 0.86
+    height = min(0.78, width * 11.69 / 8.27 * h / w)
+    width = height * w / h * 8.27 / 11.69
+    ax = fig.add_axes(((1 - width) / 2, 0.9 - height, width, height))
+    ax.set_axis_off()
+    ax.imshow(img, interpolation="lanczos")
+    fig.text(0.07, 0.86 - height, "\n".join(textwrap.wrap(caption, 150)), fontsize=9, va="top")
+    return fig
+
+
+def write_trial_report(views: Sequence[SubjectView], out_dir: str | Path, *, trial: str,
+                       criteria: str) -> list[Path]:
+    """Write the trial plots (PNG), ``plotted_values.csv``, ``trial_report.html`` and ``.pdf``.
+
+    All files appear together or not at all.
+
+    Returns
+    -------
+    list of Path
+        The files written (:data:`TRIAL_FILES` in ``out_dir``).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figs = trial_figures(views, trial=trial)
+    pngs = {k: figure_png(f, dpi=110) for k, f in figs.items()}
+    with atomic_outputs(out) as o:
+        for k in ("waterfall", "spider", "swimmer"):
+            o.path(f"{k}.png").write_bytes(pngs[k])
+        with o.path("plotted_values.csv").open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow([f.name for f in fields(PlottedValue)])
+            for r in plotted_values(views):
+                w.writerow([_csv_cell(x) for x in astuple(r)])
+        o.path("trial_report.html").write_text(trial_html(views, pngs, trial=trial,
+                                                          criteria=criteria), encoding="utf-8")
+        with PdfPages(o.path("trial_report.pdf"),
+                      metadata={"Title": f"RECIST trial report {trial}", "Creator": "recist-tool"}
+                      ) as pdf:
+            pdf.savefig(_summary_page(views, trial, criteria))
+            for k in ("waterfall", "spider", "swimmer"):
+                pdf.savefig(_plot_page(figure_png(figs[k], dpi=150), trial, _CAPTIONS[k]))
+        return o.finals
