@@ -9,12 +9,7 @@ import numpy as np
 import pytest
 
 from recist_tool.cli import main
-from tests.export.pacs_fixtures import ScoredTrial, scored_trial_once
-
-
-@pytest.fixture(scope="session")
-def scored_trial(tmp_path_factory: pytest.TempPathFactory) -> ScoredTrial:
-    return scored_trial_once(tmp_path_factory)
+from tests.conftest import ScoredTrial
 
 
 def test_usage_and_input_errors(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """Fixtures shared by the export tests (EDC, PACS, reports).
 
-- ``scored_trial``: the synthetic sample trial generated once per session and scored by
-  ``run_batch`` (reader ``batch``, classic segmenter, reads open/unsigned) →
+- ``scored_trial`` (in ``tests/conftest.py``): the synthetic sample trial scored once per session
+  by ``run_batch`` (reader ``batch``, classic segmenter, reads open/unsigned) →
   ``ScoredTrial(db_path, sample_dir, ground_truth)``.
 - ``signed_trial``: the same reads copied into a second database through the store API under
   other subject codes (``P-0001`` ...), with each subject's DICOM PatientID recorded in the store's
@@ -11,12 +11,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import pytest
+
+from tests.conftest import ScoredTrial
 
 READER = "rad1"
 READER_PASSWORD = "rad1-password"
@@ -24,32 +25,9 @@ READER_FULL_NAME = "Reader One"
 TRIAL = "ES-SCLC-SYN"
 
 
-class ScoredTrial(NamedTuple):
-    db_path: Path
-    sample_dir: Path
-    ground_truth: dict[str, Any]
-
-
 class SignedTrial(NamedTuple):
     db_path: Path
     codes: dict[str, str]
-
-
-@pytest.fixture(scope="session")
-def scored_trial(tmp_path_factory: pytest.TempPathFactory) -> ScoredTrial:
-    """The sample trial (3 subjects × BL/W06/W12) scored once by ``recist batch``."""
-    sample = pytest.importorskip("recist_tool.sample_data", reason="sample data generator")
-    from recist_tool.batch import run_batch
-
-    root = tmp_path_factory.mktemp("export-trial")
-    sample.generate_trial(root / "sample", seed=0, n_subjects=3)
-    db = root / "recist.db"
-    summary = run_batch(root / "sample" / "manifest.csv", db=db, outdir=root / "batch-out",
-                        workers=2, segmenter="classic")
-    failed = [f"{r.subject} {r.visit}: {r.error}" for r in summary.results if not r.ok]
-    assert not failed, failed
-    truth = json.loads((root / "sample" / "ground_truth.json").read_text())
-    return ScoredTrial(db, root / "sample", truth)
 
 
 def copy_reads(src_db: Path, dest_db: Path, *, codes: dict[str, str],

@@ -13,12 +13,7 @@ from recist_tool.errors import InputError
 from recist_tool.export.dicom_seg import SegLesion, build_seg, lesions_for_seg
 from recist_tool.export.dicom_sr import stable_uid, tracking_identifier, tracking_uid
 from recist_tool.io.seg import list_segments, read_seg
-from tests.export.pacs_fixtures import ScoredTrial, dciodvfy_errors, scored_trial_once, tiny_series
-
-
-@pytest.fixture(scope="session")
-def scored_trial(tmp_path_factory: pytest.TempPathFactory) -> ScoredTrial:
-    return scored_trial_once(tmp_path_factory)
+from tests.export.pacs_fixtures import ScoredTrial, dciodvfy_errors, tiny_series
 
 
 def _ball(shape, centre, r) -> np.ndarray:
@@ -108,8 +103,10 @@ def test_export_matches_the_stored_masks_and_the_srs_tracking(scored_trial: Scor
     from recist_tool.store import TrialStore
 
     with TrialStore(scored_trial.db_path, read_only=True) as store:
-        segs = run_export(store, "dicom-seg", tmp_path / "seg", include_unsigned=True)
-        srs = run_export(store, "dicom-sr", tmp_path / "sr", include_unsigned=True)
+        segs = run_export(store, "dicom-seg", tmp_path / "seg", subjects=["SYN-001"],
+                          include_unsigned=True)
+        srs = run_export(store, "dicom-sr", tmp_path / "sr", subjects=["SYN-001"],
+                         include_unsigned=True)
         reads = {v: store.get_read("SYN-001", v, reader="batch") for v in ("BL", "W06", "W12")}
         tps = {t.visit: t for t in store.timepoint_infos("SYN-001")}
     assert [p.name for p in segs] == ["SYN-001_BL_SEG.dcm", "SYN-001_W06_SEG.dcm",

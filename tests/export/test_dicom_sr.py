@@ -22,14 +22,8 @@ from tests.export.pacs_fixtures import (
     ScoredTrial,
     dciodvfy_errors,
     points_on_slice,
-    scored_trial_once,
     tiny_series,
 )
-
-
-@pytest.fixture(scope="session")
-def scored_trial(tmp_path_factory: pytest.TempPathFactory) -> ScoredTrial:
-    return scored_trial_once(tmp_path_factory)
 
 
 def _lesions(vol) -> list[SrLesion]:
@@ -178,7 +172,8 @@ def test_export_per_timepoint_passes_dciodvfy_and_reads_back(scored_trial: Score
     from recist_tool.store import TrialStore
 
     with TrialStore(scored_trial.db_path, read_only=True) as store:
-        paths = run_export(store, "dicom-sr", tmp_path / "out", include_unsigned=True)
+        paths = run_export(store, "dicom-sr", tmp_path / "out", subjects=["SYN-001"],
+                           include_unsigned=True)
         reads = {v: store.get_read("SYN-001", v, reader="batch") for v in ("BL", "W06", "W12")}
         tps = {t.visit: t for t in store.timepoint_infos("SYN-001")}
     assert [p.name for p in paths] == ["SYN-001_BL_SR.dcm", "SYN-001_W06_SR.dcm",

@@ -1,8 +1,7 @@
 """Fixtures of the report tests.
 
-``scored_trial``: the synthetic sample trial (3 subjects × BL/W06/W12, DICOM) scored by
-``recist batch`` into a SQLite database, once per session (~40 s; tests using it are slow).
-Return shape ``(db_path, sample_dir, ground_truth)`` as the export tests' fixture.
+``scored_trial`` (``tests/conftest.py``): the sample trial scored once per session by
+``recist batch``, ``(db_path, sample_dir, ground_truth)``.
 
 ``bad_store``: a fresh database without images holding the awkward cases a report must survive:
 a subject with no measurements, a lesion measured only at baseline, a not-evaluable visit.
@@ -11,7 +10,6 @@ a subject with no measurements, a lesion measured only at baseline, a not-evalua
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,21 +18,6 @@ from typing import Any
 import pytest
 
 PASSWORD = "alice-pass-1"
-
-
-@pytest.fixture(scope="session")
-def scored_trial(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Any]]:
-    sample = pytest.importorskip("recist_tool.sample_data", reason="sample data generator")
-    from recist_tool.batch import run_batch
-
-    root = tmp_path_factory.mktemp("report-trial")
-    sample.generate_trial(root / "trial", seed=0, n_subjects=3)
-    db = root / "recist.db"
-    summary = run_batch(root / "trial" / "manifest.csv", db=db, outdir=root / "out", workers=2,
-                        segmenter="classic")
-    assert not summary.failed
-    truth = json.loads((root / "trial" / "ground_truth.json").read_text())
-    return db, root / "trial", truth
 
 
 @pytest.fixture

@@ -71,7 +71,7 @@ def test_plotted_values_are_the_stored_responses(trial_out: Any) -> None:
             last = dt.date.fromisoformat(gt["timepoints"][visits[-1]]["date"])
             assert {r["time_on_study_days"] for r in swim} == {str((last - bl_date).days)}
     # the batch's own responses.csv (written from its own engine run, 0.1 %) agrees
-    batch = {(r["subject"], r["visit"]): r for r in _rows(db.parent / "out" / "responses.csv")}
+    batch = {(r["subject"], r["visit"]): r for r in _rows(db.parent / "batch-out" / "responses.csv")}
     for r in rows:
         if r["plot"] == "spider" and r["study_day"] != "0":
             b = batch[(r["subject"], r["visit"])]
