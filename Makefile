@@ -39,15 +39,21 @@ system-deps:
 # Long-axis tolerance (mm) of the demo's ground-truth check (the classic segmenter measures at most
 # 0.9 mm off the truth on this trial: docs/batch.md).
 DEMO_TOL_MM ?= 1.5
+EXPORT_FORMATS := odm sdtm dataset-json redcap dicom-sr dicom-seg
 
 # Sample trial → recist batch (SQLite in $(DEMO_OUT)/recist.db, --resume: re-running is cheap and
 # adds no rows) → per-subject tables and the comparison with ground_truth.json (non-zero exit on
-# a failed series or a mismatch).
+# a failed series or a mismatch) → every export (reads unsigned: marked so) → reports.
 demo: $(STAMP)
 	$(BIN)/recist sample-data $(DEMO_OUT)
 	$(BIN)/recist info $(DEMO_OUT)
 	$(BIN)/recist batch $(DEMO_OUT)/manifest.csv --db $(DEMO_OUT)/recist.db -o $(DEMO_OUT)/results \
 	  --resume --truth $(DEMO_OUT)/ground_truth.json --tolerance $(DEMO_TOL_MM)
+	for f in $(EXPORT_FORMATS); do \
+	  $(BIN)/recist export --db $(DEMO_OUT)/recist.db --format $$f --include-unsigned \
+	    -o $(DEMO_OUT)/exports/$$f || exit 1; \
+	done
+	$(BIN)/recist report --db $(DEMO_OUT)/recist.db --include-unsigned -o $(DEMO_OUT)/reports
 
 test: system-deps $(STAMP)
 	$(BIN)/ruff check .
