@@ -53,3 +53,15 @@ def _root(
 ) -> None:
     """RECIST 1.1 / iRECIST tumour measurement on CT."""
     state.debug = debug
+
+
+# --- options shared by the commands that read the trial database ---------------------------------
+#: ``--db``: SQLite file or PostgreSQL URL (``$RECIST_DB``).
+DB_OPTION = typer.Option("recist.db", "--db", envvar="RECIST_DB",
+                         help="SQLite file (default recist.db here) or postgresql:// URL.")
+#: ``--subject`` (repeatable), ``--reader``, ``--trial``: which reads an export or report covers.
+SUBJECTS_OPTION = typer.Option(None, "--subject", "-s",
+                               help="Subject code (repeat for several; default: all).")
+READER_OPTION = typer.Option(None, "--reader", "-r",
+                             help="Whose reads (needed when a subject has several readers).")
+TRIAL_OPTION = typer.Option(None, "--trial", help="Trial (when the database holds several).")

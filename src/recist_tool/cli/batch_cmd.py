@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from recist_tool.cli._app import app, console, console_err
+from recist_tool.cli._app import DB_OPTION, app, console, console_err
 
 #: Exit codes of ``recist batch`` beyond the common ones (0 ok, 2 usage, 3 unusable input).
 EXIT_CASES_FAILED = 1
@@ -17,8 +17,7 @@ EXIT_TRUTH_MISMATCH = 4
 def batch(
     manifest: Path = typer.Argument(..., help="Manifest (.csv or .toml): subject, visit, date, "
                                               "series_path, lesions with seeds (see README)."),
-    db: str = typer.Option("recist.db", "--db", envvar="RECIST_DB",
-                           help="Trial database: SQLite file or SQLAlchemy URL."),
+    db: str = DB_OPTION,
     outdir: Path = typer.Option(Path("."), "-o", "--outdir",
                                 help="Folder for responses.csv and measurements.csv."),
     workers: int | None = typer.Option(None, "--workers", "-j",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from recist_tool.cli._app import app, console
+from recist_tool.cli._app import DB_OPTION, READER_OPTION, SUBJECTS_OPTION, TRIAL_OPTION, app, console
 
 _FORMAT_HELP = ("odm | sdtm | dataset-json | redcap (EDC), dicom-sr | dicom-seg (PACS).")
 
@@ -18,13 +18,10 @@ _FORMAT_HELP = ("odm | sdtm | dataset-json | redcap (EDC), dicom-sr | dicom-seg 
 def export_cmd(
     fmt: str = typer.Option(..., "--format", "-f", help=_FORMAT_HELP),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder (created)."),
-    db: str = typer.Option("recist.db", "--db", envvar="RECIST_DB",
-                           help="SQLite file (default recist.db here) or postgresql:// URL."),
-    subject: list[str] = typer.Option(None, "--subject", "-s",
-                                      help="Subject code (repeat for several; default: all)."),
-    reader: str | None = typer.Option(None, "--reader", "-r",
-                                      help="Whose reads (needed when a subject has several readers)."),
-    trial: str | None = typer.Option(None, "--trial", help="Trial (when the database holds several)."),
+    db: str = DB_OPTION,
+    subject: list[str] = SUBJECTS_OPTION,
+    reader: str | None = READER_OPTION,
+    trial: str | None = TRIAL_OPTION,
     include_unsigned: bool = typer.Option(False, "--include-unsigned",
                                           help="Also export unsigned reads (marked as such)."),
     mapping: Path | None = typer.Option(None, "--mapping",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from recist_tool.cli._app import app, console
+from recist_tool.cli._app import DB_OPTION, app, console
 from recist_tool.errors import StoreError, UsageError
 
 audit_app = typer.Typer(help="The audit trail: verify its hash chain, print the history.",
@@ -23,8 +23,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(reader_app, name="reader")
 app.add_typer(db_app, name="db")
 
-_DB = typer.Option("recist.db", "--db", envvar="RECIST_DB",
-                   help="SQLite file (default recist.db here) or postgresql:// URL.")
+_DB = DB_OPTION
 
 
 def _open(db: str, read_only: bool = False):  # noqa: ANN202 - TrialStore, imported lazily
