@@ -1,12 +1,17 @@
 """Running cases in parallel: a local process pool (default) or a Dask distributed cluster.
 
-Baselines are submitted first; each subject's follow-ups are submitted when its baseline has
-finished, with the baseline's lesion centres passed in (:class:`~recist_tool.batch.job.BaselineRef`).
-Results come back to the caller (the client), which alone writes the database and the outputs.
+Baselines run first; each subject's follow-ups become ready when its baseline has finished, with
+the baseline's lesion centres passed in (:class:`~recist_tool.batch.job.BaselineRef`). The client
+keeps only as many cases in flight as the backend has worker slots and starts the most expensive
+ready case first (series size × lesions to track: longest-processing-time-first scheduling, so the
+last long follow-up does not run alone at the end). Results come back to the client, which alone
+writes the database and the outputs.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable
@@ -18,7 +23,7 @@ from recist_tool.batch.job import BaselineRef, CaseResult, init_worker, score_ca
 from recist_tool.batch.manifest import Case, SubjectPlan
 from recist_tool.errors import InputError, UsageError
 
-__all__ = ["DaskBackend", "LocalBackend", "execute", "make_backend"]
+__all__ = ["DaskBackend", "LocalBackend", "estimated_cost", "execute", "make_backend"]
 
 
 #: Environment variables that size native thread pools; one thread per worker process.
@@ -50,6 +55,7 @@ class LocalBackend:
                                             initializer=init_worker, initargs=(segmenter,))
         self.description = (f"{workers} local worker process{'es' if workers != 1 else ''}"
                             if workers else "in-process")
+        self.slots = max(workers, 1)
 
     def submit(self, case: Case, baseline: BaselineRef | None) -> Any:
         if self.pool is None:
@@ -105,6 +111,10 @@ class DaskBackend:
                              f"{type(exc).__name__}: {exc}") from None
         n = len(self.client.scheduler_info().get("workers", {}))
         self.description = f"Dask scheduler {address} ({n} worker{'s' if n != 1 else ''})"
+        try:
+            self.slots = max(1, sum(self.client.nthreads().values()))
+        except Exception:  # noqa: BLE001 - an old scheduler: one case per worker
+            self.slots = max(1, n)
         self._n = 0
 
     def submit(self, case: Case, baseline: BaselineRef | None) -> Any:
@@ -173,31 +183,44 @@ def execute(
     plans = list(plans)
     results: list[CaseResult] = []
     pending: dict[Any, tuple[_Job, bool]] = {}  # future -> (job, report it)
+    ready: list[tuple[float, int, _Job, BaselineRef | None, bool]] = []  # heap: most costly first
+    order = itertools.count()
     refs: dict[str, BaselineRef] = {}
+    slots = max(1, int(getattr(backend, "slots", 1)))
 
     def report(job: _Job, res: CaseResult) -> None:
         results.append(res)
         if on_result is not None:
             on_result(job.case, res)
 
-    def submit_followups(plan: SubjectPlan, ref: BaselineRef) -> None:
+    def make_ready(job: _Job, ref: BaselineRef | None, shown: bool) -> None:
+        cost = float("inf") if ref is None else estimated_cost(job.case, len(ref.lesions))
+        heapq.heappush(ready, (-cost, next(order), job, ref, shown))
+
+    def fill() -> None:
+        while ready and len(pending) < slots:
+            _, _, job, ref, shown = heapq.heappop(ready)
+            pending[backend.submit(job.case, ref)] = (job, shown)
+
+    def followups_ready(plan: SubjectPlan, ref: BaselineRef) -> None:
         for fu in plan.followups:
             if fu.key not in skip:
-                pending[backend.submit(fu, ref)] = (_Job(fu, plan), True)
+                make_ready(_Job(fu, plan), ref, True)
 
     for plan in plans:
         todo_fu = [fu for fu in plan.followups if fu.key not in skip]
         if plan.baseline.key not in skip:
-            pending[backend.submit(plan.baseline, None)] = (_Job(plan.baseline, plan), True)
+            make_ready(_Job(plan.baseline, plan), None, True)
         elif todo_fu:
             ref = stored_baseline(plan) if stored_baseline is not None else None
             if ref is not None:
                 refs[plan.subject] = ref
             else:  # score the baseline again only to track from it
-                pending[backend.submit(plan.baseline, None)] = (_Job(plan.baseline, plan), False)
+                make_ready(_Job(plan.baseline, plan), None, False)
     for plan in plans:
         if plan.subject in refs:
-            submit_followups(plan, refs[plan.subject])
+            followups_ready(plan, refs[plan.subject])
+    fill()
     while pending:
         done, _ = backend.wait_any(set(pending))
         for fut in done:
@@ -217,11 +240,31 @@ def execute(
                         res = CaseResult(res.subject, res.visit, res.date, False, error=str(exc))
                         ref = None
                     if ref is not None:
-                        submit_followups(job.plan, ref)
+                        followups_ready(job.plan, ref)
                         continue
                 for fu in job.plan.followups:
                     if fu.key not in skip:
                         report(_Job(fu, job.plan), CaseResult(
                             fu.subject, fu.visit, fu.date, False,
                             error=f"not scored: baseline {job.case.visit} failed"))
+        fill()
     return results
+
+
+def _series_bytes(path: str) -> int:
+    """Size on disk of a series (a folder's files, or one zip / volume file); 0 if unreadable."""
+    try:
+        if os.path.isdir(path):
+            return sum(e.stat().st_size for e in os.scandir(path) if e.is_file())
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def estimated_cost(case: Case, n_lesions: int) -> float:
+    """Relative cost of a follow-up case: its series size times the lesions tracked into it.
+
+    Only used to order ready cases (largest first); loading and registration grow with the series
+    size, local refinement and segmentation with the number of lesions.
+    """
+    return float(_series_bytes(case.series_path) or 1) * (1 + n_lesions + len(case.lesions))
