@@ -116,7 +116,7 @@ def _click(qtbot, w, visit: str, lps) -> None:
     qtbot.waitUntil(lambda: not w.busy, timeout=30000)
 
 
-def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch):
+def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch, tmp_path):
     from qtpy.QtWidgets import QInputDialog
 
     db, tps = gui_db
@@ -202,6 +202,34 @@ def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch):
     assert "signed" in w.last_message
     with TrialStore(db, read_only=True) as store:
         assert store.get_read("SYN-001", "W06", reader=READER).status == "signed"
+
+    # export: BL is not signed, so without the tick the exporter's one-line message, no file
+    from qtpy.QtWidgets import QFileDialog
+
+    out = tmp_path / "export"
+    out.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        staticmethod(lambda *a, **k: str(out)))
+    assert w.export_btn.isEnabled()
+    w.export_combo.setCurrentText("sdtm")
+    assert not w.export_unsigned.isChecked()
+    w.export_btn.click()
+    assert "not signed" in w.last_message and "\n" not in w.last_message
+    assert "Traceback" not in w.status.text() and not list(out.iterdir())
+    w.export_unsigned.setChecked(True)
+    seen: set = set()
+    for fmt in ("sdtm", "dicom-sr"):
+        w.export_combo.setCurrentText(fmt)
+        assert w.export_combo.currentText() == fmt
+        w.export_btn.click()
+        new = {p for p in out.rglob("*") if p.is_file()} - seen
+        seen |= new
+        assert new and all(p.stat().st_size > 0 for p in new), w.last_message
+        assert w.last_message == f"exported {len(new)} file(s) to {out}"
+    import pydicom
+
+    sr = [pydicom.dcmread(p) for p in seen if p.suffix == ".dcm"]
+    assert sr and all(ds.Modality == "SR" for ds in sr)
 
 
 def test_edits_are_remeasured_and_survive_closing(gui_db, make_napari_viewer, qtbot):
