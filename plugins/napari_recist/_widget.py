@@ -668,13 +668,56 @@ class ReadingWidget(QWidget):
             labels.append(f"SA {_fmt(m.short_axis_mm)} mm")
         self._set_review(self.layers[finding.visit]["review"], lines, labels)
 
+    def _label_for(self, visit: str, lesion_id: str) -> int:
+        """The label of a lesion in a visit's masks layer (the same lesion keeps its label, and so
+        its colour, at every visit)."""
+        n = self._label_of.get((visit, lesion_id))
+        if n:
+            return n
+        taken = {k for (v, _), k in self._label_of.items() if v == visit} | {self._pending_label}
+        same = [k for (_, lid), k in self._label_of.items() if lid == lesion_id and k]
+        n = same[0] if same and same[0] not in taken else (
+            max([*self._label_of.values(), self._pending_label], default=0) + 1)
+        self._label_of[(visit, lesion_id)] = n
+        return n
+
+    def _draw_masks(self, visit: str, stored: dict[str, Any]) -> None:
+        """Show the stored masks of a visit in its labels layer (read from their files); a lesion
+        stored without a mask (absent, too small …) has none shown."""
+        from recist_tool.errors import RecistToolError
+        from recist_tool.io.masks import load_mask_crop
+
+        assert self.session is not None
+        vol = self.session.volume(visit)
+        lab = self.layers[visit]["labels"]
+        problems = []
+        for lid, m in stored.items():
+            n = self._label_for(visit, lid)
+            if n == self._pending_label and self.finding is not None:
+                continue  # the lesion under review keeps the reader's edits
+            lab.data[lab.data == n] = 0
+            if not m.mask_path or m.state != "MEASURED":
+                continue
+            try:
+                crop, off = load_mask_crop(m.mask_path, vol)
+            except RecistToolError as exc:
+                problems.append(f"{lid}: {exc}")
+                continue
+            sl = tuple(slice(o, o + k) for o, k in zip(off, crop.shape, strict=True))
+            lab.data[sl][crop] = n
+        lab.refresh()
+        if problems:
+            self.say(f"{visit}: stored mask not shown: " + "; ".join(problems), error=True)
+
     def _draw_stored(self, visit: str) -> None:
-        """Axes of this reader's stored measurements of a visit."""
+        """Axes and masks of this reader's stored measurements of a visit."""
         if self.session is None or visit not in self.layers:
             return
         vol = self.session.volume(visit)
         lines, labels = [], []
-        for lid, m in self.session.stored(visit).items():
+        stored = self.session.stored(visit)
+        self._draw_masks(visit, stored)
+        for lid, m in stored.items():
             ends = m.endpoints_lps or {}
             for key, name in (("long", "LA"), ("short", "SA")):
                 seg = ends.get(key)
@@ -858,10 +901,8 @@ class ReadingWidget(QWidget):
         self.proposals = props
         lab = self.layers[visit]["labels"]
         for p in props:
-            key = (visit, p.lesion_id)
             if p.finding is not None and p.finding.mask is not None:
-                n = self._label_of.get(key) or (max(self._label_of.values(), default=0) + 1)
-                self._label_of[key] = n
+                n = self._label_for(visit, p.lesion_id)
                 lab.data[lab.data == n] = 0
                 lab.data[p.finding.mask.slices][p.finding.mask.mask] = n
         lab.refresh()

@@ -259,6 +259,8 @@ def test_edits_are_remeasured_and_survive_closing(gui_db, make_napari_viewer, qt
     w.category_combo.setCurrentText("target")
     w.organ_combo.setCurrentText("liver")
     assert w.classify() == "T01"
+    shown = w.layers["BL"]["labels"].data > 0  # the confirmed (edited) mask
+    assert 0 < np.count_nonzero(shown) < auto.mask.n_voxels
     viewer.close()  # closing mid-read: what was confirmed is in the database
     with TrialStore(db, read_only=True) as store:
         m = store.get_read("SYN-001", "BL", reader=READER).measurements[0]
@@ -268,3 +270,12 @@ def test_edits_are_remeasured_and_survive_closing(gui_db, make_napari_viewer, qt
         assert upd and upd[-1].old["method"] == "automatic"
         assert float(upd[-1].old["long_axis_mm"]) == pytest.approx(auto.measurement.long_axis_mm,
                                                                    abs=0.05)
+    # reopening the subject shows what was confirmed: the stored mask (read from its file, the
+    # same voxels) and the stored axes, on the baseline tile only
+    viewer2 = make_napari_viewer()
+    w2 = _widget(viewer2, db)
+    lab2 = w2.layers["BL"]["labels"].data
+    np.testing.assert_array_equal(lab2 > 0, shown)
+    assert len(np.unique(lab2[lab2 > 0])) == 1
+    assert len(w2.layers["BL"]["stored"].data) == 2
+    assert not np.any(w2.layers["W06"]["labels"].data)
