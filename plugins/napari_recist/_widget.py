@@ -503,12 +503,50 @@ class ReadingWidget(QWidget):
         if layer is not None and getattr(layer, "mode", "pan_zoom") not in ("pan_zoom",):
             return
         dragged = False
+        visit = self.visit_at(event.position, getattr(event, "viewbox", None))
         yield
         while event.type == "mouse_move":
             dragged = True
             yield
-        if not dragged:
-            self.click_at_world(event.position)
+        if not dragged and visit is not None:
+            if visit != self.visit:
+                self.visit_combo.setCurrentText(visit)
+            world = np.asarray(event.position, float)
+            if getattr(event, "viewbox", None) is None:  # napari < 0.6: tiles are translated
+                world[-3:] -= self._grid_translate(visit)
+            self.click_at_world(world, visit)
+
+    def _grid_translate(self, visit: str) -> np.ndarray:
+        img = self.layers[visit]["image"]
+        tr = np.asarray(getattr(img, "_translate_grid", np.zeros(3)), float)[-3:]
+        return tr if self.viewer.canvas.grid.enabled else np.zeros(3)
+
+    def visit_at(self, world: Any, viewbox: tuple[int, int] | None = None) -> str | None:
+        """The visit shown where the reader clicked.
+
+        In grid mode (visits side by side) it is the visit of the tile under the mouse: napari's
+        grid viewbox of the event (``event.viewbox``, napari ≥ 0.6), else the visit whose image
+        layer's world extent (grid translate included) contains the point. Outside grid mode it is
+        the visit under review.
+        """
+        grid = self.viewer.canvas.grid
+        if not grid.enabled:
+            return self.visit or None
+        layers = list(self.viewer.layers)
+        if viewbox is not None and hasattr(grid, "contents_at"):
+            for i in grid.contents_at(tuple(viewbox), layers):
+                for v, d in self.layers.items():
+                    if layers[i] in d.values():
+                        return v
+            return None
+        w = np.asarray(world, float)[-3:]
+        for v, d in self.layers.items():
+            img = d["image"]
+            tr = self._grid_translate(v)
+            lo, hi = np.asarray(img.extent.world, float)[:, -3:]
+            if np.all(w[1:] >= lo[1:] + tr[1:]) and np.all(w[1:] <= hi[1:] + tr[1:]):
+                return v
+        return None
 
     def world_to_index(self, visit: str, world: Any) -> np.ndarray:
         """World position (napari, ``(z, y, x)`` patient mm) → voxel index ``(z, y, x)``.

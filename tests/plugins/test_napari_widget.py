@@ -279,3 +279,37 @@ def test_edits_are_remeasured_and_survive_closing(gui_db, make_napari_viewer, qt
     assert len(np.unique(lab2[lab2 > 0])) == 1
     assert len(w2.layers["BL"]["stored"].data) == 2
     assert not np.any(w2.layers["W06"]["labels"].data)
+
+
+def test_click_in_grid_goes_to_the_visit_of_that_tile(gui_db, make_napari_viewer, qtbot):
+    db, tps = gui_db
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    w = _widget(viewer, db)
+    assert viewer.canvas.grid.enabled and w.visit == "BL"
+    t02 = tps["W06"]["lesions"]["T02"]  # liver, solid (W06 T01 cavitates: air at its centre)
+    w.focus(lps_to_world(t02["center_lps"]), field_mm=120.0)  # every tile centred there
+    qtbot.wait(200)  # let the linked grid cameras follow
+    vcanvas = viewer.window._qt_viewer.canvas
+    tiles = {}
+    for (_pos, idx), vb in zip(viewer.canvas.grid.iter_viewboxes(viewer.layers),
+                              vcanvas.grid_views, strict=False):
+        names = {viewer.layers[i].name for i in idx}
+        for v in w.layers:
+            if f"{v} CT" in names:
+                tiles[v] = vb
+    assert set(tiles) == {"BL", "W06", "W12"}
+    vb = tiles["W06"]
+    centre = np.asarray(vb.transform.translate[:2]) + np.asarray(vb.inner_rect.size) / 2
+    sc = vcanvas._scene_canvas
+    qtbot.wait(300)
+    sc.events.mouse_press(pos=tuple(centre), button=1, modifiers=())
+    sc.events.mouse_release(pos=tuple(centre), button=1, modifiers=())
+    qtbot.waitUntil(lambda: w.finding is not None or "no lesion" in w.last_message,
+                    timeout=30000)
+    qtbot.waitUntil(lambda: not w.busy, timeout=30000)
+    # the follow-up tile was clicked: the lesion is segmented on W06 (not the combo's BL)
+    assert w.finding is not None, w.last_message
+    assert w.finding.visit == "W06" and w.visit == "W06"
+    assert abs(w.finding.measurement.long_axis_mm - t02["long_axis_mm"]) <= 1.5
+    assert np.any(w.layers["W06"]["labels"].data) and not np.any(w.layers["BL"]["labels"].data)
