@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
     QScrollArea,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -221,12 +222,25 @@ class ReadingWidget(QWidget):
         v = QVBoxLayout(g)
         self.table = QTableWidget(0, 0)
         self.table.itemSelectionChanged.connect(self._on_table_selected)
-        self.table.setMinimumHeight(330)
-        v.addWidget(self.table)
+        self.table.setMinimumHeight(430)  # every row of a 5-lesion read without scrolling
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)  # values change by measuring
+        # the response text has its own scrolled space below the table (a splitter between them),
+        # so a long list of reasons never runs over the table
         self.response_label = QLabel("")
         self.response_label.setWordWrap(True)
+        self.response_label.setAlignment(Qt.AlignTop | Qt.AlignLeft)
         self.response_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        v.addWidget(self.response_label)
+        self.response_scroll = QScrollArea()
+        self.response_scroll.setWidgetResizable(True)
+        self.response_scroll.setWidget(self.response_label)
+        self.response_scroll.setMinimumHeight(120)
+        split = QSplitter(Qt.Vertical)
+        split.addWidget(self.table)
+        split.addWidget(self.response_scroll)
+        split.setChildrenCollapsible(False)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        v.addWidget(split)
         f = QFormLayout()
         self.override_combo = QComboBox()
         self.override_combo.addItems(["(computed)", *_RESPONSES])
@@ -1039,17 +1053,21 @@ class ReadingWidget(QWidget):
         extra = ["SOD mm", "% from baseline", "% from nadir", "target", "non-target", "new lesions",
                  "overall"]
         self.table.clear()
-        self.table.setColumnCount(len(visits))
-        self.table.setHorizontalHeaderLabels([f"{v}\n{d.isoformat()}" for v, d in tab.visits])
+        # lesion names in a first column (the vertical header clipped them), one column per visit
+        self.table.setColumnCount(len(visits) + 1)
+        self.table.setHorizontalHeaderLabels(["lesion"] + [f"{v}\n{d.isoformat()}"
+                                                           for v, d in tab.visits])
+        self.table.verticalHeader().setVisible(False)
         self.table.setRowCount(len(tab.rows) + len(extra))
         heads = [f"{r.lesion_id} {r.category.lower()} {r.organ}{' (node)' if r.nodal else ''}"
                  for r in tab.rows] + extra
-        self.table.setVerticalHeaderLabels(heads)
+        for i, h in enumerate(heads):
+            self.table.setItem(i, 0, QTableWidgetItem(h))
         for i, r in enumerate(tab.rows):
-            for j, v in enumerate(visits):
+            for j, v in enumerate(visits, start=1):
                 self.table.setItem(i, j, QTableWidgetItem(r.cells.get(v, "")))
         n = len(tab.rows)
-        for j, v in enumerate(visits):
+        for j, v in enumerate(visits, start=1):
             resp = tab.responses.get(v)
             if resp is None:
                 continue
