@@ -249,9 +249,18 @@ def test_sign_asks_password_and_locks(read_w06):
         assert other.verify_audit().ok
 
 
-def test_export_without_framework_says_so(fresh, tmp_path):
-    s, _, _ = fresh
-    if export_formats():
-        pytest.skip("this install has the export framework (tested with the GUI)")
-    with pytest.raises(UsageError, match="not available in this install"):
-        s.export("odm", tmp_path)
+def test_export_writes_real_files(read_w06, tmp_path):
+    s, tps, db, props = read_w06
+    assert {"sdtm", "odm"} <= set(export_formats())
+    # the baseline read is not signed: the exporter refuses with its one-line message, no file
+    with pytest.raises(InputError, match="not signed"):
+        s.export("sdtm", tmp_path / "refused")
+    assert not list((tmp_path / "refused").glob("**/*"))
+    files = s.export("sdtm", tmp_path / "sdtm", include_unsigned=True)
+    assert files and all(Path(f).is_file() and Path(f).stat().st_size > 0 for f in files)
+    assert all(Path(f).is_relative_to(tmp_path / "sdtm") for f in files)
+    odm = s.export("odm", tmp_path / "odm", include_unsigned=True)
+    text = b"".join(Path(f).read_bytes() for f in odm)
+    assert b"SYN-001" in text
+    with pytest.raises(UsageError, match="not available"):
+        s.export("no-such-format", tmp_path)

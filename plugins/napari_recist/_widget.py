@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
     QScrollArea,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -221,12 +222,25 @@ class ReadingWidget(QWidget):
         v = QVBoxLayout(g)
         self.table = QTableWidget(0, 0)
         self.table.itemSelectionChanged.connect(self._on_table_selected)
-        self.table.setMinimumHeight(330)
-        v.addWidget(self.table)
+        self.table.setMinimumHeight(430)  # every row of a 5-lesion read without scrolling
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)  # values change by measuring
+        # the response text has its own scrolled space below the table (a splitter between them),
+        # so a long list of reasons never runs over the table
         self.response_label = QLabel("")
         self.response_label.setWordWrap(True)
+        self.response_label.setAlignment(Qt.AlignTop | Qt.AlignLeft)
         self.response_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        v.addWidget(self.response_label)
+        self.response_scroll = QScrollArea()
+        self.response_scroll.setWidgetResizable(True)
+        self.response_scroll.setWidget(self.response_label)
+        self.response_scroll.setMinimumHeight(120)
+        split = QSplitter(Qt.Vertical)
+        split.addWidget(self.table)
+        split.addWidget(self.response_scroll)
+        split.setChildrenCollapsible(False)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        v.addWidget(split)
         f = QFormLayout()
         self.override_combo = QComboBox()
         self.override_combo.addItems(["(computed)", *_RESPONSES])
@@ -503,12 +517,50 @@ class ReadingWidget(QWidget):
         if layer is not None and getattr(layer, "mode", "pan_zoom") not in ("pan_zoom",):
             return
         dragged = False
+        visit = self.visit_at(event.position, getattr(event, "viewbox", None))
         yield
         while event.type == "mouse_move":
             dragged = True
             yield
-        if not dragged:
-            self.click_at_world(event.position)
+        if not dragged and visit is not None:
+            if visit != self.visit:
+                self.visit_combo.setCurrentText(visit)
+            world = np.asarray(event.position, float)
+            if getattr(event, "viewbox", None) is None:  # napari < 0.6: tiles are translated
+                world[-3:] -= self._grid_translate(visit)
+            self.click_at_world(world, visit)
+
+    def _grid_translate(self, visit: str) -> np.ndarray:
+        img = self.layers[visit]["image"]
+        tr = np.asarray(getattr(img, "_translate_grid", np.zeros(3)), float)[-3:]
+        return tr if self.viewer.canvas.grid.enabled else np.zeros(3)
+
+    def visit_at(self, world: Any, viewbox: tuple[int, int] | None = None) -> str | None:
+        """The visit shown where the reader clicked.
+
+        In grid mode (visits side by side) it is the visit of the tile under the mouse: napari's
+        grid viewbox of the event (``event.viewbox``, napari ≥ 0.6), else the visit whose image
+        layer's world extent (grid translate included) contains the point. Outside grid mode it is
+        the visit under review.
+        """
+        grid = self.viewer.canvas.grid
+        if not grid.enabled:
+            return self.visit or None
+        layers = list(self.viewer.layers)
+        if viewbox is not None and hasattr(grid, "contents_at"):
+            for i in grid.contents_at(tuple(viewbox), layers):
+                for v, d in self.layers.items():
+                    if layers[i] in d.values():
+                        return v
+            return None
+        w = np.asarray(world, float)[-3:]
+        for v, d in self.layers.items():
+            img = d["image"]
+            tr = self._grid_translate(v)
+            lo, hi = np.asarray(img.extent.world, float)[:, -3:]
+            if np.all(w[1:] >= lo[1:] + tr[1:]) and np.all(w[1:] <= hi[1:] + tr[1:]):
+                return v
+        return None
 
     def world_to_index(self, visit: str, world: Any) -> np.ndarray:
         """World position (napari, ``(z, y, x)`` patient mm) → voxel index ``(z, y, x)``.
@@ -668,13 +720,56 @@ class ReadingWidget(QWidget):
             labels.append(f"SA {_fmt(m.short_axis_mm)} mm")
         self._set_review(self.layers[finding.visit]["review"], lines, labels)
 
+    def _label_for(self, visit: str, lesion_id: str) -> int:
+        """The label of a lesion in a visit's masks layer (the same lesion keeps its label, and so
+        its colour, at every visit)."""
+        n = self._label_of.get((visit, lesion_id))
+        if n:
+            return n
+        taken = {k for (v, _), k in self._label_of.items() if v == visit} | {self._pending_label}
+        same = [k for (_, lid), k in self._label_of.items() if lid == lesion_id and k]
+        n = same[0] if same and same[0] not in taken else (
+            max([*self._label_of.values(), self._pending_label], default=0) + 1)
+        self._label_of[(visit, lesion_id)] = n
+        return n
+
+    def _draw_masks(self, visit: str, stored: dict[str, Any]) -> None:
+        """Show the stored masks of a visit in its labels layer (read from their files); a lesion
+        stored without a mask (absent, too small …) has none shown."""
+        from recist_tool.errors import RecistToolError
+        from recist_tool.io.masks import load_mask_crop
+
+        assert self.session is not None
+        vol = self.session.volume(visit)
+        lab = self.layers[visit]["labels"]
+        problems = []
+        for lid, m in stored.items():
+            n = self._label_for(visit, lid)
+            if n == self._pending_label and self.finding is not None:
+                continue  # the lesion under review keeps the reader's edits
+            lab.data[lab.data == n] = 0
+            if not m.mask_path or m.state != "MEASURED":
+                continue
+            try:
+                crop, off = load_mask_crop(m.mask_path, vol)
+            except RecistToolError as exc:
+                problems.append(f"{lid}: {exc}")
+                continue
+            sl = tuple(slice(o, o + k) for o, k in zip(off, crop.shape, strict=True))
+            lab.data[sl][crop] = n
+        lab.refresh()
+        if problems:
+            self.say(f"{visit}: stored mask not shown: " + "; ".join(problems), error=True)
+
     def _draw_stored(self, visit: str) -> None:
-        """Axes of this reader's stored measurements of a visit."""
+        """Axes and masks of this reader's stored measurements of a visit."""
         if self.session is None or visit not in self.layers:
             return
         vol = self.session.volume(visit)
         lines, labels = [], []
-        for lid, m in self.session.stored(visit).items():
+        stored = self.session.stored(visit)
+        self._draw_masks(visit, stored)
+        for lid, m in stored.items():
             ends = m.endpoints_lps or {}
             for key, name in (("long", "LA"), ("short", "SA")):
                 seg = ends.get(key)
@@ -858,10 +953,8 @@ class ReadingWidget(QWidget):
         self.proposals = props
         lab = self.layers[visit]["labels"]
         for p in props:
-            key = (visit, p.lesion_id)
             if p.finding is not None and p.finding.mask is not None:
-                n = self._label_of.get(key) or (max(self._label_of.values(), default=0) + 1)
-                self._label_of[key] = n
+                n = self._label_for(visit, p.lesion_id)
                 lab.data[lab.data == n] = 0
                 lab.data[p.finding.mask.slices][p.finding.mask.mask] = n
         lab.refresh()
@@ -960,17 +1053,21 @@ class ReadingWidget(QWidget):
         extra = ["SOD mm", "% from baseline", "% from nadir", "target", "non-target", "new lesions",
                  "overall"]
         self.table.clear()
-        self.table.setColumnCount(len(visits))
-        self.table.setHorizontalHeaderLabels([f"{v}\n{d.isoformat()}" for v, d in tab.visits])
+        # lesion names in a first column (the vertical header clipped them), one column per visit
+        self.table.setColumnCount(len(visits) + 1)
+        self.table.setHorizontalHeaderLabels(["lesion"] + [f"{v}\n{d.isoformat()}"
+                                                           for v, d in tab.visits])
+        self.table.verticalHeader().setVisible(False)
         self.table.setRowCount(len(tab.rows) + len(extra))
         heads = [f"{r.lesion_id} {r.category.lower()} {r.organ}{' (node)' if r.nodal else ''}"
                  for r in tab.rows] + extra
-        self.table.setVerticalHeaderLabels(heads)
+        for i, h in enumerate(heads):
+            self.table.setItem(i, 0, QTableWidgetItem(h))
         for i, r in enumerate(tab.rows):
-            for j, v in enumerate(visits):
+            for j, v in enumerate(visits, start=1):
                 self.table.setItem(i, j, QTableWidgetItem(r.cells.get(v, "")))
         n = len(tab.rows)
-        for j, v in enumerate(visits):
+        for j, v in enumerate(visits, start=1):
             resp = tab.responses.get(v)
             if resp is None:
                 continue

@@ -841,10 +841,17 @@ class ReadingSession:
                options: Mapping[str, Any] | None = None) -> list[Path]:
         """Export this reader's read of the subject with ``recist_tool.export.run_export``.
 
+        Returns
+        -------
+        list of Path
+            The files written (into ``out_dir``).
+
         Raises
         ------
         UsageError
             When this install has no export framework or not this format.
+        InputError
+            The exporter's own refusals, e.g. unsigned reads without ``include_unsigned``.
         """
         try:
             from recist_tool.export import run_export  # type: ignore[import-not-found]

@@ -116,7 +116,7 @@ def _click(qtbot, w, visit: str, lps) -> None:
     qtbot.waitUntil(lambda: not w.busy, timeout=30000)
 
 
-def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch):
+def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch, tmp_path):
     from qtpy.QtWidgets import QInputDialog
 
     db, tps = gui_db
@@ -203,6 +203,34 @@ def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch):
     with TrialStore(db, read_only=True) as store:
         assert store.get_read("SYN-001", "W06", reader=READER).status == "signed"
 
+    # export: BL is not signed, so without the tick the exporter's one-line message, no file
+    from qtpy.QtWidgets import QFileDialog
+
+    out = tmp_path / "export"
+    out.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        staticmethod(lambda *a, **k: str(out)))
+    assert w.export_btn.isEnabled()
+    w.export_combo.setCurrentText("sdtm")
+    assert not w.export_unsigned.isChecked()
+    w.export_btn.click()
+    assert "not signed" in w.last_message and "\n" not in w.last_message
+    assert "Traceback" not in w.status.text() and not list(out.iterdir())
+    w.export_unsigned.setChecked(True)
+    seen: set = set()
+    for fmt in ("sdtm", "dicom-sr"):
+        w.export_combo.setCurrentText(fmt)
+        assert w.export_combo.currentText() == fmt
+        w.export_btn.click()
+        new = {p for p in out.rglob("*") if p.is_file()} - seen
+        seen |= new
+        assert new and all(p.stat().st_size > 0 for p in new), w.last_message
+        assert w.last_message == f"exported {len(new)} file(s) to {out}"
+    import pydicom
+
+    sr = [pydicom.dcmread(p) for p in seen if p.suffix == ".dcm"]
+    assert sr and all(ds.Modality == "SR" for ds in sr)
+
 
 def test_edits_are_remeasured_and_survive_closing(gui_db, make_napari_viewer, qtbot):
     db, tps = gui_db
@@ -231,6 +259,8 @@ def test_edits_are_remeasured_and_survive_closing(gui_db, make_napari_viewer, qt
     w.category_combo.setCurrentText("target")
     w.organ_combo.setCurrentText("liver")
     assert w.classify() == "T01"
+    shown = w.layers["BL"]["labels"].data > 0  # the confirmed (edited) mask
+    assert 0 < np.count_nonzero(shown) < auto.mask.n_voxels
     viewer.close()  # closing mid-read: what was confirmed is in the database
     with TrialStore(db, read_only=True) as store:
         m = store.get_read("SYN-001", "BL", reader=READER).measurements[0]
@@ -240,3 +270,46 @@ def test_edits_are_remeasured_and_survive_closing(gui_db, make_napari_viewer, qt
         assert upd and upd[-1].old["method"] == "automatic"
         assert float(upd[-1].old["long_axis_mm"]) == pytest.approx(auto.measurement.long_axis_mm,
                                                                    abs=0.05)
+    # reopening the subject shows what was confirmed: the stored mask (read from its file, the
+    # same voxels) and the stored axes, on the baseline tile only
+    viewer2 = make_napari_viewer()
+    w2 = _widget(viewer2, db)
+    lab2 = w2.layers["BL"]["labels"].data
+    np.testing.assert_array_equal(lab2 > 0, shown)
+    assert len(np.unique(lab2[lab2 > 0])) == 1
+    assert len(w2.layers["BL"]["stored"].data) == 2
+    assert not np.any(w2.layers["W06"]["labels"].data)
+
+
+def test_click_in_grid_goes_to_the_visit_of_that_tile(gui_db, make_napari_viewer, qtbot):
+    db, tps = gui_db
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    w = _widget(viewer, db)
+    assert viewer.canvas.grid.enabled and w.visit == "BL"
+    t02 = tps["W06"]["lesions"]["T02"]  # liver, solid (W06 T01 cavitates: air at its centre)
+    w.focus(lps_to_world(t02["center_lps"]), field_mm=120.0)  # every tile centred there
+    qtbot.wait(200)  # let the linked grid cameras follow
+    vcanvas = viewer.window._qt_viewer.canvas
+    tiles = {}
+    for (_pos, idx), vb in zip(viewer.canvas.grid.iter_viewboxes(viewer.layers),
+                              vcanvas.grid_views, strict=False):
+        names = {viewer.layers[i].name for i in idx}
+        for v in w.layers:
+            if f"{v} CT" in names:
+                tiles[v] = vb
+    assert set(tiles) == {"BL", "W06", "W12"}
+    vb = tiles["W06"]
+    centre = np.asarray(vb.transform.translate[:2]) + np.asarray(vb.inner_rect.size) / 2
+    sc = vcanvas._scene_canvas
+    qtbot.wait(300)
+    sc.events.mouse_press(pos=tuple(centre), button=1, modifiers=())
+    sc.events.mouse_release(pos=tuple(centre), button=1, modifiers=())
+    qtbot.waitUntil(lambda: w.finding is not None or "no lesion" in w.last_message,
+                    timeout=30000)
+    qtbot.waitUntil(lambda: not w.busy, timeout=30000)
+    # the follow-up tile was clicked: the lesion is segmented on W06 (not the combo's BL)
+    assert w.finding is not None, w.last_message
+    assert w.finding.visit == "W06" and w.visit == "W06"
+    assert abs(w.finding.measurement.long_axis_mm - t02["long_axis_mm"]) <= 1.5
+    assert np.any(w.layers["W06"]["labels"].data) and not np.any(w.layers["BL"]["labels"].data)
