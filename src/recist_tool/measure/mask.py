@@ -187,21 +187,22 @@ def _max_3d_diameter(volume: Volume, sub: np.ndarray, origin: np.ndarray) -> flo
     return point_set_diameter(volume.index_to_lps(idx))
 
 
+_HULL_ABOVE = 512
+
+
 def point_set_diameter(points: np.ndarray) -> float:
     """Exact largest distance between 3D points.
 
-    Candidates are the convex-hull vertices. A lower bound ``L`` comes from a few
-    farthest-point iterations; with ``c`` the middle of that pair and ``R`` the largest distance
-    from ``c``, a point farther than ``L - R`` from ``c`` is the only kind that can belong to a
-    longer pair. The remaining pairs are searched blockwise.
+    A lower bound ``L`` comes from a few farthest-point iterations; with ``c`` the middle of that
+    pair and ``R`` the largest distance from ``c``, only a point farther than ``L - R`` from ``c``
+    can belong to a longer pair (``|p - q| <= |p - c| + |q - c|``), so the others are dropped
+    first (most of them, for any elongated lesion). Of the rest, only convex-hull vertices can be
+    ends of the diameter (the hull is taken when many points remain); their pairs are searched
+    blockwise.
     """
     pts = np.asarray(points, dtype=np.float64)
     if pts.shape[0] < 2:
         return 0.0
-    try:
-        pts = pts[ConvexHull(pts).vertices]
-    except QhullError:  # flat or degenerate point sets: keep them all
-        pass
     i = 0
     best = 0.0
     pair = (0, 0)
@@ -215,6 +216,11 @@ def point_set_diameter(points: np.ndarray) -> float:
     r = np.sqrt(np.einsum("ij,ij->i", pts - c, pts - c))
     lower = np.sqrt(best)
     pts = pts[r + r.max() >= lower - 1e-9] - c
+    if pts.shape[0] > _HULL_ABOVE:
+        try:
+            pts = pts[ConvexHull(pts).vertices]
+        except QhullError:  # flat or degenerate point sets: keep them all
+            pass
     sq = np.einsum("ij,ij->i", pts, pts)
     for k in range(0, pts.shape[0], 256):
         d2 = sq[k:k + 256, None] + sq[None, k:] - 2.0 * (pts[k:k + 256] @ pts[k:].T)
