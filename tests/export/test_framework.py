@@ -98,6 +98,10 @@ def test_outputs_appear_together_or_not_at_all(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="did not write b.csv"), atomic_outputs(tmp_path) as out:
         out.path("b.csv")
     assert not (tmp_path / "b.csv").exists()
+    with pytest.raises(RuntimeError), atomic_outputs(tmp_path / "new" / "export") as out:
+        out.path("SYN-001/a.dcm").write_text("x")
+        raise RuntimeError("failed")
+    assert not (tmp_path / "new").exists()  # folders made for the failed export are gone
 
 
 def test_unknown_format_and_cli_errors(store: TrialStore, tmp_path: Path,

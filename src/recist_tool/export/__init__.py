@@ -83,7 +83,7 @@ def run_export(store: Any, fmt: str, out_dir: str | os.PathLike[str], *,
     fmt : str
         One of :data:`FORMATS`.
     out_dir : path-like
-        Output folder (created).
+        Output folder (created by the exporter; left absent when the export fails).
     subjects, reader, include_unsigned, trial
         Which reads: see :func:`recist_tool.export.data.collect`.
     options : mapping, optional
@@ -97,6 +97,4 @@ def run_export(store: Any, fmt: str, out_dir: str | os.PathLike[str], *,
     fn = exporter(fmt)
     data = collect(store, subjects=subjects, reader=reader, include_unsigned=include_unsigned,
                    trial=trial)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return fn(data, out, options=dict(options or {}))
+    return fn(data, Path(out_dir), options=dict(options or {}))

@@ -31,11 +31,17 @@ class OutputSet:
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir
         self._pending: dict[Path, Path] = {}
+        self._made: list[Path] = []  # folders this set created, outermost first
+
+    def _mkdir(self, folder: Path) -> None:
+        missing = [p for p in (folder, *folder.parents) if not p.exists()]
+        folder.mkdir(parents=True, exist_ok=True)
+        self._made += [p for p in reversed(missing) if p not in self._made]
 
     def path(self, name: str | os.PathLike[str]) -> Path:
         """Temporary path for the output ``out_dir / name`` (sub-folders are created)."""
         final = self.out_dir / name
-        final.parent.mkdir(parents=True, exist_ok=True)
+        self._mkdir(final.parent)
         tmp = _temp_name(final)
         self._pending[final] = tmp
         return tmp
@@ -55,11 +61,19 @@ class OutputSet:
     def _discard(self) -> None:
         for tmp in self._pending.values():
             tmp.unlink(missing_ok=True)
+        for folder in reversed(self._made):  # innermost first; only folders left empty
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
 
 
 @contextmanager
 def atomic_outputs(out_dir: str | os.PathLike[str]) -> Iterator[OutputSet]:
     """Several output files that appear together, or not at all.
+
+    On failure the temporary files are deleted, and so are the folders this call created when they
+    are left empty.
 
     Examples
     --------
@@ -68,7 +82,7 @@ def atomic_outputs(out_dir: str | os.PathLike[str]) -> Iterator[OutputSet]:
     ...     write_csv(out.path("tr.csv"), ...)
     """
     out = OutputSet(Path(out_dir))
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    out._mkdir(Path(out_dir))
     try:
         yield out
         out._commit()
