@@ -245,6 +245,10 @@ def _ncc(fixed: Any, moving: Any, transform: Any) -> float:
     return float(a @ b / den) if den > 0 else 0.0
 
 
+#: Working grid (mm) of the local B-spline stage.
+_DEFORMABLE_MM = 3.0
+
+
 def _refine(fixed_full: Any, moving_full: Any, glob: Any, center: Sequence[float], half_mm: float,
             deformable_below: float, deformable: str, max_local_mm: float = 5.0,
             ) -> tuple[Any, float, list[str]]:
@@ -289,7 +293,9 @@ def _refine(fixed_full: Any, moving_full: Any, glob: Any, center: Sequence[float
             r2 = _method(seed=3)
             r2.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=40)
             r2.SetInitialTransform(comp, inPlace=True)
-            r2.Execute(fixed, moving)
+            # the 3-node mesh spans the whole box (control points tens of mm apart): a 3 mm
+            # working grid resolves it and costs an eighth of the 1.5 mm one
+            r2.Execute(_shrink_to(fixed, _DEFORMABLE_MM), _shrink_to(moving, _DEFORMABLE_MM))
             ncc_def = _ncc(fixed, moving, comp)
             moved_def = float(np.linalg.norm(np.asarray(comp.TransformPoint(tuple(center)))
                                              - np.asarray(glob.TransformPoint(tuple(center)))))
