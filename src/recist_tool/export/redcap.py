@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from recist_tool.errors import InputError
 from recist_tool.export.mapping import EdcMapping, load_mapping
-from recist_tool.export.odm import CODELISTS, _num
+from recist_tool.export.odm import CODELISTS, ITEMS, _num
 from recist_tool.export.sdtm import _assessment
 from recist_tool.recist.model import Timepoint
 from recist_tool.recist.timepoint import sum_of_diameters
@@ -44,46 +44,33 @@ DICTIONARY_COLUMNS = (
     "Custom Alignment", "Question Number (surveys only)", "Matrix Group Name", "Matrix Ranking?",
     "Field Annotation")
 
+_REPEATING = ("target", "non_target", "new")
+
+
+def _fields() -> dict[str, tuple[str, str, str, str | None]]:
+    """REDCap fields from the ODM items (one list of what is exported): the same names, labels and
+    code lists, plus the scan date and a signed flag on every lesion instrument."""
+    fields: dict[str, tuple[str, str, str, str | None]] = {
+        "visit_date": ("response", "Scan date", "date", None)}
+    for name, (label, dtype, cl, form) in ITEMS.items():
+        if cl == "SIGN":
+            fields[name] = (form, "Read signed", "status", None)
+        elif cl == "NY":
+            fields[name] = (form, label, "yesno", None)
+        elif cl is not None:
+            fields[name] = (form, label, "choice", cl)
+        else:
+            fields[name] = (form, label, {"float": "number", "date": "date"}.get(dtype, "text"), None)
+    prefix = {"target": "tl", "non_target": "ntl", "new": "nl"}
+    for form in _REPEATING:
+        fields[f"{prefix[form]}_status"] = (form, "Read signed", "status", None)
+    return fields
+
+
 #: Logical field → (instrument key, label, kind, code list) where kind is text / number / date /
 #: yesno / choice / status.
-FIELDS: dict[str, tuple[str, str, str, str | None]] = {
-    "visit_date": ("response", "Scan date", "date", None),
-    "sumdiam": ("response", "Sum of diameters (mm)", "number", None),
-    "trgresp": ("response", "Target response", "choice", "RESP"),
-    "ntrgresp": ("response", "Non-target response", "choice", "RESP"),
-    "newlprog": ("response", "New lesion progression", "choice", "NEWL"),
-    "ovrlresp": ("response", "Overall response (confirmed by the reader)", "choice", "RESP"),
-    "ovrlresp_computed": ("response", "Overall response (computed)", "choice", "RESP"),
-    "criteria": ("response", "Response criteria", "choice", "CRIT"),
-    "read_status": ("response", "Read signed", "status", None),
-    "tl_id": ("target", "Target lesion ID", "text", None),
-    "tl_loc": ("target", "Location", "text", None),
-    "tl_nodal": ("target", "Lymph node", "yesno", None),
-    "tl_state": ("target", "Assessment", "choice", "STATE"),
-    "tl_diam": ("target", "RECIST diameter (mm; short axis for nodes)", "number", None),
-    "tl_ldiam": ("target", "Long axis (mm)", "number", None),
-    "tl_sdiam": ("target", "Short axis (mm)", "number", None),
-    "tl_method": ("target", "Measurement method", "choice", "METHOD"),
-    "tl_status": ("target", "Read signed", "status", None),
-    "ntl_id": ("non_target", "Non-target lesion ID", "text", None),
-    "ntl_loc": ("non_target", "Location", "text", None),
-    "ntl_nodal": ("non_target", "Lymph node", "yesno", None),
-    "ntl_state": ("non_target", "Assessment", "choice", "STATE"),
-    "ntl_status": ("non_target", "Read signed", "status", None),
-    "nl_id": ("new", "New lesion ID", "text", None),
-    "nl_loc": ("new", "Location", "text", None),
-    "nl_nodal": ("new", "Lymph node", "yesno", None),
-    "nl_category": ("new", "New lesion category", "choice", "NEWCAT"),
-    "nl_state": ("new", "Assessment", "choice", "STATE"),
-    "nl_diam": ("new", "Diameter (mm)", "number", None),
-    "nl_status": ("new", "Read signed", "status", None),
-    "bestrsp": ("best", "Best overall response", "choice", "RESP"),
-    "bestrsp_date": ("best", "Date of best overall response", "date", None),
-    "cbestrsp": ("best", "Confirmed best overall response", "choice", "RESP"),
-    "pd_date": ("best", "Date of progression", "date", None),
-}
+FIELDS: dict[str, tuple[str, str, str, str | None]] = _fields()
 _INSTRUMENT_ORDER = ("response", "target", "non_target", "new", "best")
-_REPEATING = ("target", "non_target", "new")
 _LABELS = {"target": "[{}]", "non_target": "[{}]", "new": "[{}]"}
 
 
