@@ -29,7 +29,6 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -39,12 +38,13 @@ from typing import Any
 import numpy as np
 
 from recist_tool.errors import InputError, MeasurementError, RuleViolation, UsageError
+from recist_tool.io.masks import save_mask_file
 from recist_tool.volume import Volume
 
 __all__ = [
     "CATEGORIES", "ORGANS", "STATES", "WINDOW_PRESETS", "AddedLesion", "Finding", "Proposal",
     "ReadingSession", "ReadingTable", "TableRow", "VisitResponse", "enrol_manifest",
-    "export_formats", "save_lesion_mask",
+    "export_formats",
 ]
 
 #: Lesion categories offered to the reader (store values on the right).
@@ -216,30 +216,6 @@ class ReadingTable:
 
 # --- masks -------------------------------------------------------------------------------------------
 
-def save_lesion_mask(mask: Any, volume: Volume, folder: str | os.PathLike[str], stem: str
-                     ) -> tuple[str, str]:
-    """Write a lesion mask as a uint8 NIfTI crop with its exact patient geometry.
-
-    Written by :func:`recist_tool.store.save_mask` (the one writer of mask files). The file name
-    carries the first 12 hex digits of its sha256 (``T01-3fa2….nii.gz``), so a corrected mask never
-    overwrites the one an earlier (audited) record points to.
-
-    Returns
-    -------
-    (path, sha256)
-        Absolute path and the file's sha256.
-    """
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{stem}.{os.getpid()}.tmp.nii.gz"
-    from recist_tool.store import save_mask
-
-    _, digest = save_mask(mask, volume, tmp)
-    final = out / f"{stem}-{digest[:12]}.nii.gz"
-    os.replace(tmp, final)
-    return str(final.resolve()), digest
-
-
 # --- enrolment ---------------------------------------------------------------------------------------
 
 def enrol_manifest(store: Any, manifest: str | os.PathLike[str], *, trial: str = "recist-batch",
@@ -320,7 +296,8 @@ class ReadingSession:
         :func:`recist_tool.segment.default_segmenter_name`.
     mask_dir : path, optional
         Where confirmed lesion masks are written (``<mask_dir>/<reader>/<subject>/<visit>/``);
-        default ``masks/`` beside a SQLite database file.
+        default ``masks/`` beside a SQLite database file, else ``$XDG_DATA_HOME/recist-tool/masks``
+        (``~/.local/share/recist-tool/masks``).
     series_paths : mapping, optional
         ``(subject, visit) → (series_path, series_uid)``, overriding what the database and a
         ``manifest.csv`` beside the database file say.
@@ -341,9 +318,11 @@ class ReadingSession:
         self._segmenter: Any = None
         self._series_paths = dict(series_paths or {})
         db_file = self._db_file()
+        # masks stay next to a SQLite file; for a server database in the user's data folder (a
+        # temporary folder would lose the files the stored measurements point to)
+        data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
         self.mask_dir = Path(mask_dir) if mask_dir is not None else (
-            db_file.parent / "masks" if db_file is not None else Path(tempfile.gettempdir())
-            / "recist-masks")
+            db_file.parent / "masks" if db_file is not None else data_home / "recist-tool" / "masks")
         if db_file is not None and (db_file.parent / "manifest.csv").is_file():
             for k, v in _manifest_paths(db_file.parent / "manifest.csv").items():
                 self._series_paths.setdefault(k, v)
@@ -668,8 +647,9 @@ class ReadingSession:
         mask = finding.mask if measurement is None else (finding.automatic_mask or finding.mask)
         path = sha = None
         if mask is not None:
-            path, sha = save_lesion_mask(mask, vol, self.mask_dir / self.reader / subject / visit,
-                                         lesion_id)
+            file, sha = save_mask_file(mask, vol, self.mask_dir / self.reader / subject / visit,
+                                       lesion_id)
+            path = str(file)
         vml = m.volume_ml if m.volume_ml is not None else (
             mask.volume_ml(vol) if mask is not None else None)
         return {

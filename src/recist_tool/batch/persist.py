@@ -23,7 +23,7 @@ from typing import Any
 from recist_tool.batch.job import BaselineLesionRef, BaselineRef, CaseResult, LesionResult
 from recist_tool.batch.manifest import Case, SubjectPlan
 from recist_tool.errors import GeometryError, InputError, UsageError
-from recist_tool.io.masks import save_mask
+from recist_tool.io.masks import save_mask_file
 
 __all__ = ["BEST_COLUMNS", "MEASUREMENT_COLUMNS", "RESPONSE_COLUMNS", "BestRow", "MeasurementRow",
            "ResponseRow", "best_responses",
@@ -246,20 +246,12 @@ def _with_mask(values: dict[str, Any], les: LesionResult, case: Case, mask_dir: 
                ) -> dict[str, Any]:
     if les.mask is None or mask_dir is None:
         return values
-    path = mask_dir / _safe(case.subject) / _safe(case.visit) / f"{_safe(les.lesion_id)}.part.nii.gz"
     try:
-        written, digest = save_mask(les.mask.array, les.mask, path, offset=(0, 0, 0))
+        path, digest = save_mask_file(les.mask.array, les.mask, mask_dir / case.subject / case.visit,
+                                      les.lesion_id, offset=(0, 0, 0))
     except GeometryError:  # unevenly spaced slices: NIfTI cannot hold them; keep the measurement
         return values
-    # the content hash in the name: a re-scored mask never overwrites the one an older (audited)
-    # measurement points to
-    final = written.with_name(f"{_safe(les.lesion_id)}-{digest[:12]}.nii.gz")
-    os.replace(written, final)
-    return {**values, "mask_path": str(final.resolve()), "mask_sha256": digest}
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    return {**values, "mask_path": str(path), "mask_sha256": digest}
 
 
 def save_case(store: Any, case: Case, result: CaseResult, *, reader: str,

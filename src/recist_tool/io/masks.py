@@ -150,6 +150,27 @@ def save_mask(mask: Any, volume: Volume, path: str | os.PathLike[str],
     return out, hashlib.sha256(out.read_bytes()).hexdigest()
 
 
+def save_mask_file(mask: Any, volume: Volume, folder: str | os.PathLike[str], stem: str,
+                   offset: Sequence[int] | None = None) -> tuple[Path, str]:
+    """Write a lesion mask crop (:func:`save_mask`) as ``folder/<stem>-<sha256[:12]>.nii.gz``.
+
+    The content hash in the name means a corrected or re-scored mask never overwrites the file an
+    earlier (audited) measurement points to. This is how batch scoring and the reading workstation
+    keep masks.
+
+    Returns
+    -------
+    (Path, str)
+        Absolute path of the file and its sha256.
+    """
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)
+    out = Path(folder)
+    written, digest = save_mask(mask, volume, out / f".{safe}.{os.getpid()}.part.nii.gz", offset)
+    final = out / f"{safe}-{digest[:12]}.nii.gz"
+    os.replace(written, final)
+    return final.resolve(), digest
+
+
 def load_mask_crop(path: str | os.PathLike[str], image: Volume) -> tuple[np.ndarray, tuple[int, int, int]]:
     """Read a mask crop written by :func:`save_mask` back onto ``image``'s grid.
 

@@ -3,7 +3,6 @@
 ``TrialStore(url)`` is the entry point; see :mod:`recist_tool.store.service`.
 """
 
-from recist_tool.io.masks import save_mask
 from recist_tool.store.audit import AuditCheck, AuditEntry
 from recist_tool.store.db import head_revision
 from recist_tool.store.service import (
@@ -26,5 +25,5 @@ __all__ = [
     "AuditCheck", "AuditEntry", "AuthenticationError", "CRITERIA", "Discrepancy",
     "LockedRecordError", "MEANINGS", "MeasurementInfo", "ReadInfo", "ReaderInfo", "ReaderSession",
     "ResponseInfo", "SubjectInfo", "TimepointInfo",
-    "TrialStore", "head_revision", "save_mask",
+    "TrialStore", "head_revision",
 ]
