@@ -23,7 +23,7 @@ from typing import Any
 from recist_tool.batch.job import BaselineLesionRef, BaselineRef, CaseResult, LesionResult
 from recist_tool.batch.manifest import Case, SubjectPlan
 from recist_tool.errors import GeometryError, InputError, UsageError
-from recist_tool.io.masks import save_mask_file
+from recist_tool.io.masks import safe_file_name, save_mask_file
 
 __all__ = ["BEST_COLUMNS", "MEASUREMENT_COLUMNS", "RESPONSE_COLUMNS", "BestRow", "MeasurementRow",
            "ResponseRow", "best_responses",
@@ -247,8 +247,9 @@ def _with_mask(values: dict[str, Any], les: LesionResult, case: Case, mask_dir: 
     if les.mask is None or mask_dir is None:
         return values
     try:
-        path, digest = save_mask_file(les.mask.array, les.mask, mask_dir / case.subject / case.visit,
-                                      les.lesion_id, offset=(0, 0, 0))
+        folder = mask_dir.joinpath(*map(safe_file_name, (case.subject, case.visit)))
+        path, digest = save_mask_file(les.mask.array, les.mask, folder, les.lesion_id,
+                                      offset=(0, 0, 0))
     except GeometryError:  # unevenly spaced slices: NIfTI cannot hold them; keep the measurement
         return values
     return {**values, "mask_path": str(path), "mask_sha256": digest}

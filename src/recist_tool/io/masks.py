@@ -150,6 +150,11 @@ def save_mask(mask: Any, volume: Volume, path: str | os.PathLike[str],
     return out, hashlib.sha256(out.read_bytes()).hexdigest()
 
 
+def safe_file_name(name: str) -> str:
+    """``name`` with every character but letters, digits, ``-``, ``_`` and ``.`` replaced by ``_``."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
 def save_mask_file(mask: Any, volume: Volume, folder: str | os.PathLike[str], stem: str,
                    offset: Sequence[int] | None = None) -> tuple[Path, str]:
     """Write a lesion mask crop (:func:`save_mask`) as ``folder/<stem>-<sha256[:12]>.nii.gz``.
@@ -163,7 +168,7 @@ def save_mask_file(mask: Any, volume: Volume, folder: str | os.PathLike[str], st
     (Path, str)
         Absolute path of the file and its sha256.
     """
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)
+    safe = safe_file_name(stem)
     out = Path(folder)
     written, digest = save_mask(mask, volume, out / f".{safe}.{os.getpid()}.part.nii.gz", offset)
     final = out / f"{safe}-{digest[:12]}.nii.gz"
