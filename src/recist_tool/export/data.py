@@ -153,7 +153,7 @@ def _subject(store: TrialStore, code: str, reader: str | None, include_unsigned:
     unsigned = [r.visit for r in reads if r.status != "signed"]
     if unsigned and not include_unsigned:
         raise InputError(f"{code}: {who}'s reads of {', '.join(unsigned)} are not signed; sign them "
-                         "or export with --include-unsigned (rows are then marked unsigned)")
+                         "or pass --include-unsigned (they are then marked unsigned)")
     return SubjectExport(
         code=code, trial=info.trial, criteria=info.criteria, reader=who,
         reader_full_name=full_names.get(who) or who, policies=dict(info.policies or {}),
