@@ -24,7 +24,7 @@ the two ends of the long axis, each bounded (:data:`END_SHIFT_MAX_IN_PX`,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -78,15 +78,31 @@ class Outline:
     polygons: tuple[np.ndarray, ...]
     spacing: tuple[float, float]
     sigma_px: float
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def points(self) -> np.ndarray:
         """All outline vertices, ``(n, 2)`` mm."""
-        return np.concatenate(self.polygons, axis=0)
+        if "points" not in self._cache:
+            self._cache["points"] = np.concatenate(self.polygons, axis=0)
+        return self._cache["points"]
 
     def hull_vertices(self) -> np.ndarray:
         """Vertices of the convex hull of the outline, counter-clockwise, ``(h, 2)`` mm."""
-        return convex_hull_2d(self.points)
+        if "hull" not in self._cache:
+            self._cache["hull"] = convex_hull_2d(self.points)
+        return self._cache["hull"]
+
+    def diametral_pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Outline vertex pairs at its diameter (see :func:`farthest_pairs`)."""
+        if "diametral" not in self._cache:
+            self._cache["diametral"] = farthest_pairs(self.points)
+        return self._cache["diametral"]
+
+    def raw_diameter(self) -> float:
+        """Diameter (mm) of the outline, before any end correction."""
+        p, q = self.diametral_pairs()[0]
+        return float(np.hypot(*(q - p)))
 
 
 def smooth_slices(mask: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -103,6 +119,40 @@ def smooth_slices(mask: np.ndarray, sigma_px: float) -> np.ndarray:
     return ndimage.gaussian_filter(m, sig, mode="constant", truncate=4.0)
 
 
+def _prepare_field(smoothed: np.ndarray, mask: np.ndarray, sigma_px: float) -> bool:
+    """Check that every connected part of ``mask`` keeps an outline at this smoothing, and raise
+    the smoothed values at mask pixels to :data:`PIXEL_FLOOR` (in place). ``False`` when a part
+    is too thin (its smoothed peak stays below :data:`MIN_PEAK`)."""
+    if sigma_px <= 0:
+        return True
+    inner = smoothed[_PAD:-_PAD, _PAD:-_PAD]
+    lab, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    if n == 1:
+        if inner.max() < MIN_PEAK:
+            return False
+    elif n > 1:
+        inside = lab > 0
+        peaks = np.zeros(n + 1)
+        np.maximum.at(peaks, lab[inside], inner[inside])
+        if np.min(peaks[1:]) < MIN_PEAK:
+            return False
+    # keep every mask pixel centre inside the outline (thin spicules are not smoothed away)
+    inner[mask & (inner < PIXEL_FLOOR)] = PIXEL_FLOOR
+    return True
+
+
+def contour_outline(field: np.ndarray, spacing: tuple[float, float], sigma_px: float
+                    ) -> Outline | None:
+    """The 0.5 iso-contour of a prepared padded field (see :func:`outline_field`) as an
+    :class:`Outline`; ``None`` when it has no closed polygon."""
+    dy, dx = spacing
+    polys = [(c - _PAD) * np.array([dy, dx]) for c in find_contours(field, 0.5)
+             if c.shape[0] >= 3]
+    if not polys:
+        return None
+    return Outline(tuple(polys), (float(dy), float(dx)), float(sigma_px))
+
+
 def outline_from_smoothed(
     smoothed: np.ndarray, mask: np.ndarray, spacing: tuple[float, float], sigma_px: float
 ) -> Outline | None:
@@ -116,32 +166,46 @@ def outline_from_smoothed(
         The unpadded binary slice, used to check that every connected part keeps an outline.
         ``smoothed`` is modified in place (see :data:`PIXEL_FLOOR`).
     """
-    mask = np.asarray(mask, dtype=bool)
-    if sigma_px > 0:
-        inner = smoothed[_PAD:-_PAD, _PAD:-_PAD]
-        lab, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
-        if n == 1:
-            if inner.max() < MIN_PEAK:
-                return None
-        elif n > 1:
-            inside = lab > 0
-            peaks = np.zeros(n + 1)
-            np.maximum.at(peaks, lab[inside], inner[inside])
-            if np.min(peaks[1:]) < MIN_PEAK:
-                return None
-        # keep every mask pixel centre inside the outline (thin spicules are not smoothed away)
-        inner[mask & (inner < PIXEL_FLOOR)] = PIXEL_FLOOR
-    contours = find_contours(smoothed, 0.5)
-    dy, dx = spacing
-    polys = []
-    for c in contours:
-        if c.shape[0] < 3:
-            continue
-        p = (c - _PAD) * np.array([dy, dx])
-        polys.append(p)
-    if not polys:
+    if not _prepare_field(smoothed, np.asarray(mask, dtype=bool), sigma_px):
         return None
-    return Outline(tuple(polys), (float(dy), float(dx)), float(sigma_px))
+    return contour_outline(smoothed, spacing, sigma_px)
+
+
+#: Directions over which :func:`field_diameter_bound` takes the outline's widths.
+_N_WIDTH_DIRS = 32
+
+
+def field_diameter_bound(field: np.ndarray, spacing: tuple[float, float]) -> float:
+    """An upper bound (mm) of the diameter of the 0.5 iso-contour of a padded field.
+
+    The contour's vertices are the linear-interpolation crossings of 0.5 on the grid edges
+    (marching squares); they are found directly, without assembling polygons, and the widest
+    of :data:`_N_WIDTH_DIRS` projections divided by ``cos(pi / (2 n))`` bounds their diameter.
+    Edges with an end exactly at 0.5 are included, so the bound holds for any tie rule.
+    """
+    pts = []
+    for axis in (0, 1):
+        lo = field[:-1] if axis == 0 else field[:, :-1]
+        hi = field[1:] if axis == 0 else field[:, 1:]
+        iy, ix = np.nonzero((lo - 0.5) * (hi - 0.5) <= 0)
+        if iy.size == 0:
+            continue
+        a, b = lo[iy, ix], hi[iy, ix]
+        den = np.where(b != a, b - a, 1.0)
+        t = np.clip((0.5 - a) / den, 0.0, 1.0)
+        y, x = iy.astype(float), ix.astype(float)
+        if axis == 0:
+            y = y + t
+        else:
+            x = x + t
+        pts.append(np.column_stack([y * spacing[0], x * spacing[1]]))
+    if not pts:
+        return 0.0
+    p = np.concatenate(pts)
+    ang = np.arange(_N_WIDTH_DIRS) * np.pi / _N_WIDTH_DIRS
+    proj = p @ np.stack([np.sin(ang), np.cos(ang)])
+    width = float((proj.max(axis=0) - proj.min(axis=0)).max())
+    return width / float(np.cos(np.pi / (2 * _N_WIDTH_DIRS)))
 
 
 def row_extremes(mask2d: np.ndarray) -> np.ndarray:
@@ -189,6 +253,23 @@ def adaptive_sigma(mask2d: np.ndarray, spacing: tuple[float, float]) -> float:
     return float(np.clip(SIGMA_WIDTH_FRACTION * width_px, SIGMA_FALLBACK_PX[0], SIGMA_PX))
 
 
+def outline_field(
+    mask2d: np.ndarray, spacing: tuple[float, float], sigma_px: float | None = None
+) -> tuple[np.ndarray, float]:
+    """The padded smoothed slice whose 0.5 iso-contour is the outline, and its smoothing width.
+
+    The smoothing is :func:`adaptive_sigma` (or ``sigma_px``), or the next smaller of
+    :data:`SIGMA_FALLBACK_PX` when a part of the mask is too thin for it.
+    """
+    mask2d = np.asarray(mask2d, dtype=bool)
+    first = adaptive_sigma(mask2d, spacing) if sigma_px is None else sigma_px
+    for sigma in (first, *[s for s in SIGMA_FALLBACK_PX if s < first]):
+        field = smooth_slices(mask2d, sigma)
+        if _prepare_field(field, mask2d, sigma):
+            return field, float(sigma)
+    raise ValueError("empty slice")  # pragma: no cover - sigma 0 always passes
+
+
 def slice_outline(
     mask2d: np.ndarray, spacing: tuple[float, float], sigma_px: float | None = None
 ) -> Outline:
@@ -203,12 +284,11 @@ def slice_outline(
     sigma_px : float, optional
         Smoothing width; default :func:`adaptive_sigma`.
     """
-    first = adaptive_sigma(mask2d, spacing) if sigma_px is None else sigma_px
-    for sigma in (first, *[s for s in SIGMA_FALLBACK_PX if s < first]):
-        out = outline_from_smoothed(smooth_slices(mask2d, sigma), mask2d, spacing, sigma)
-        if out is not None:
-            return out
-    raise ValueError("empty slice")  # pragma: no cover - the binary contour always exists
+    field, sigma = outline_field(mask2d, spacing, sigma_px)
+    out = contour_outline(field, spacing, sigma)
+    if out is None:  # pragma: no cover - a prepared field always has a closed contour
+        raise ValueError("empty slice")
+    return out
 
 
 def convex_hull_2d(points: np.ndarray) -> np.ndarray:
@@ -228,7 +308,14 @@ def convex_hull_2d(points: np.ndarray) -> np.ndarray:
 
 
 def antipodal_pairs(hull: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All antipodal vertex pairs of a convex polygon (rotating calipers, O(h)).
+    """Antipodal vertex pairs of a convex polygon (rotating calipers, vectorised).
+
+    For every edge ``(i, i + 1)`` the vertex farthest from its line is the one whose normal
+    cone holds the edge's inward normal: with the edge directions' angles increasing around a
+    counter-clockwise polygon, it is found by a binary search for the edge angle plus pi. Both
+    ends of the edge are paired with that vertex and its two neighbours (covering parallel edges
+    and rounding), so every antipodal pair is among the returned ones; the others are real vertex
+    pairs too, so maxima over the set are exact.
 
     Parameters
     ----------
@@ -242,27 +329,18 @@ def antipodal_pairs(hull: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     d2 : numpy.ndarray
         Squared distances.
     """
+    hull = np.asarray(hull, dtype=np.float64)
     n = hull.shape[0]
-    xs = hull[:, 0].tolist()
-    ys = hull[:, 1].tolist()
-    pi: list[int] = []
-    pj: list[int] = []
-    j = 1
-    for i in range(n):
-        i2 = (i + 1) % n
-        ex, ey = xs[i2] - xs[i], ys[i2] - ys[i]
-        # advance the antipodal vertex while its distance from the edge (i, i2) grows
-        while True:
-            j2 = (j + 1) % n
-            a1 = ex * (ys[j] - ys[i]) - ey * (xs[j] - xs[i])
-            a2 = ex * (ys[j2] - ys[i]) - ey * (xs[j2] - xs[i])
-            if a2 > a1:
-                j = j2
-            else:
-                break
-        pi += [i, i2]
-        pj += [j, j]
-    ii, jj = np.asarray(pi), np.asarray(pj)
+    edge = np.roll(hull, -1, axis=0) - hull
+    ang = np.arctan2(edge[:, 1], edge[:, 0])
+    turn = np.mod(ang - ang[0], 2.0 * np.pi)  # non-decreasing around a convex polygon
+    turn[0] = 0.0
+    turn = np.maximum.accumulate(turn)  # rounding on nearly straight vertices
+    opposite = np.mod(turn + np.pi, 2.0 * np.pi)
+    j = np.searchsorted(turn, opposite, side="left") % n
+    i = np.arange(n)
+    ii = np.repeat(np.stack([i, (i + 1) % n], axis=1), 3, axis=1).ravel()
+    jj = np.tile((j[:, None] + np.array([-1, 0, 1])[None, :]) % n, (1, 2)).ravel()
     d = hull[ii] - hull[jj]
     return ii, jj, np.einsum("ij,ij->i", d, d)
 
@@ -284,6 +362,67 @@ def diametral_pairs(hull: np.ndarray, rel_tol: float = 1e-9) -> list[tuple[np.nd
             seen.add(key)
             out.append((hull[key[0]], hull[key[1]]))
     return out
+
+
+def far_candidates(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Points that may end a pair longer than a lower bound of the set's diameter (any dimension).
+
+    A lower bound ``L`` comes from a few farthest-point iterations; with ``c`` the middle of that
+    pair and ``R`` the largest distance from ``c``, only a point farther than ``L - R`` from
+    ``c`` can belong to a pair at least as long (``|p - q| <= |p - c| + |q - c|``). For an
+    elongated shape this keeps only the points near its two ends.
+
+    Returns
+    -------
+    keep : numpy.ndarray of bool
+        The candidates (the bound's own pair among them).
+    c : numpy.ndarray
+        The centre ``c``.
+    lower_sq : float
+        ``L ** 2``.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    i = 0
+    best = 0.0
+    pair = (0, 0)
+    for _ in range(4):
+        d2 = np.einsum("ij,ij->i", pts - pts[i], pts - pts[i])
+        j = int(np.argmax(d2))
+        if d2[j] <= best:
+            break
+        best, pair, i = float(d2[j]), (i, j), j
+    c = 0.5 * (pts[pair[0]] + pts[pair[1]])
+    r = np.sqrt(np.einsum("ij,ij->i", pts - c, pts - c))
+    return r + r.max() >= np.sqrt(best) * (1.0 - 1e-9) - 1e-9, c, best
+
+
+#: :func:`farthest_pairs` compares all candidate pairs up to this many candidates, and takes
+#: their convex hull first above it.
+_PAIRS_BRUTE_MAX = 160
+
+
+def farthest_pairs(points: np.ndarray, rel_tol: float = 1e-9
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The pairs of 2D points at the set's diameter (exact ties within ``rel_tol``).
+
+    Points that cannot end a diameter are dropped by :func:`far_candidates`; the remaining pairs
+    are compared directly, or through their convex hull (:func:`diametral_pairs`) when many
+    remain (round shapes). Each pair is ``(p, q)`` with ``p`` after ``q`` in lexicographic
+    ``(y, x)`` order; pairs are sorted by ``q``, then ``p``.
+    """
+    pts = np.unique(np.asarray(points, dtype=np.float64), axis=0)
+    if pts.shape[0] < 2:
+        return [(pts[0], pts[0])]
+    cand = pts[far_candidates(pts)[0]]
+    if cand.shape[0] > _PAIRS_BRUTE_MAX:
+        hull = convex_hull_2d(cand)
+        pairs = diametral_pairs(hull, rel_tol)
+        key = lambda pq: (tuple(pq[1]), tuple(pq[0]))  # noqa: E731
+        return sorted(((p, q) if tuple(p) >= tuple(q) else (q, p) for p, q in pairs), key=key)
+    d = cand[:, None, :] - cand[None, :, :]
+    d2 = np.einsum("ijk,ijk->ij", d, d)
+    iu, ju = np.nonzero(np.triu(d2 >= d2.max() * (1.0 - 2.0 * rel_tol), 1))
+    return [(cand[b], cand[a]) for a, b in zip(iu.tolist(), ju.tolist(), strict=True)]
 
 
 def hull_diameter(hull: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -362,8 +501,7 @@ def long_axis(outline: Outline, correct: bool = True) -> Axis:
     ``correct``, each end moved along the axis by the measured end-point correction (when
     several vertex pairs tie for the maximum, the longest corrected one).
     """
-    hull = outline.hull_vertices()
-    pairs = diametral_pairs(hull)
+    pairs = outline.diametral_pairs()
     p, q = pairs[0]
     d = float(np.hypot(*(q - p)))
     if d <= 0 or not correct:
@@ -378,7 +516,7 @@ def long_axis(outline: Outline, correct: bool = True) -> Axis:
         var_t = (sig * dy * t[0]) ** 2 + (sig * dx * t[1]) ** 2
         if var_t <= 0:
             return Axis(p.copy(), q.copy())
-        proj_t = hull @ t
+        proj_t = pts @ t
         width = float(proj_t.max() - proj_t.min())
         px_t = float(np.hypot(dy * t[0], dx * t[1]))
         px_u = float(np.hypot(dy * u[0], dx * u[1]))
