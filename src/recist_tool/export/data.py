@@ -16,6 +16,8 @@ from typing import Any
 
 from recist_tool.errors import InputError, UsageError
 from recist_tool.recist import BestResponse, Lesion, Response, best_response, policies_from_mapping
+from recist_tool.recist.model import LesionAssessment, LesionState, Timepoint
+from recist_tool.recist.timepoint import SumOfDiameters, sum_of_diameters
 from recist_tool.store import AuditEntry, ReadInfo, TimepointInfo, TrialStore
 
 __all__ = ["SubjectExport", "TrialExport", "collect", "effective_overall"]
@@ -218,3 +220,48 @@ def collect(store: TrialStore, *, subjects: Sequence[str] | None = None, reader:
     full_names = {r.name: r.full_name for r in store.readers()}
     return TrialExport(trial, trials[trial],
                        [_subject(store, c, reader, include_unsigned, full_names) for c in codes])
+
+
+def decimal_text(value: Any) -> str | None:
+    """Fixed-point text of a stored decimal (``27.0`` stays ``27.0``: its precision kept);
+    ``None`` for ``None``."""
+    if value is None:
+        return None
+    from decimal import Decimal
+
+    return format(Decimal(value), "f")
+
+
+def engine_assessment(measurement: Any) -> LesionAssessment:
+    """The engine's view of one stored measurement (as the store feeds the engine)."""
+    return LesionAssessment(measurement.lesion_id, LesionState(measurement.state),
+                            measurement.diameter_mm, tuple(measurement.fragments_mm or ()))
+
+
+def target_sum(targets: Sequence[Lesion], read: ReadInfo) -> SumOfDiameters:
+    """Sum of the target lesions' diameters at one read, as the engine computes it."""
+    return sum_of_diameters(targets, Timepoint(
+        read.visit, read.date, tuple(engine_assessment(m) for m in read.measurements)))
+
+
+def visit_series(subject: SubjectExport, visit: str) -> Any:
+    """The CT series (with its DICOM headers) a subject's visit was read on.
+
+    Returns a :class:`recist_tool.io.dicom_refs.SeriesWithHeaders`.
+
+    Raises
+    ------
+    InputError
+        When the database does not say where the series lies, or it is not there.
+    """
+    from pathlib import Path
+
+    from recist_tool.io.dicom_refs import load_series_with_headers
+
+    tp = subject.timepoint(visit)
+    if not tp.series_path:
+        raise InputError(f"{subject.code} {visit}: the database does not say where the CT series "
+                         "lies (score it with recist batch, or record its series path)")
+    if not Path(tp.series_path).exists():
+        raise InputError(f"{subject.code} {visit}: CT series not found at {tp.series_path}")
+    return load_series_with_headers(tp.series_path, tp.series_uid)

@@ -211,7 +211,7 @@ def export_dicom_seg(data: Any, out_dir: Path, *, options: Mapping[str, Any]) ->
     list of Path
         The files written (all or none). Reads without any saved mask give no file (logged).
     """
-    from recist_tool.export.dicom_sr import _series_for
+    from recist_tool.export.data import visit_series
     from recist_tool.export.files import atomic_outputs
 
     number = int(options.get("series_number", SEG_SERIES_NUMBER))
@@ -222,7 +222,7 @@ def export_dicom_seg(data: Any, out_dir: Path, *, options: Mapping[str, Any]) ->
                 if not any(m.mask_path for m in read.measurements):
                     log.warning("%s %s: no lesion mask saved, no SEG written", subj.code, read.visit)
                     continue
-                series = _series_for(subj, read.visit)
+                series = visit_series(subj, read.visit)
                 lesions, skipped = lesions_for_seg(read.measurements, series.volume,
                                                    trial=subj.trial, subject=subj.code,
                                                    reader=subj.reader, visit=read.visit)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from recist_tool.errors import GeometryError, InputError
+from recist_tool.export.data import visit_series
 from recist_tool.io.dicom_codes import (
     FINDING,
     LONG_AXIS,
@@ -351,18 +352,6 @@ def build_sr(series: Any, lesions: Sequence[SrLesion], *, observer: str, visit: 
     return sr
 
 
-def _series_for(subject: Any, visit: str):  # -> SeriesWithHeaders
-    from recist_tool.io.dicom_refs import load_series_with_headers
-
-    tp = subject.timepoint(visit)
-    if not tp.series_path:
-        raise InputError(f"{subject.code} {visit}: the database does not say where the CT series "
-                         "lies (score it with recist batch, or record its series path)")
-    if not Path(tp.series_path).exists():
-        raise InputError(f"{subject.code} {visit}: CT series not found at {tp.series_path}")
-    return load_series_with_headers(tp.series_path, tp.series_uid)
-
-
 def export_dicom_sr(data: Any, out_dir: Path, *, options: Mapping[str, Any]) -> list[Path]:
     """Write one DICOM SR (TID 1500, Comprehensive 3D SR) per subject timepoint.
 
@@ -398,7 +387,7 @@ def export_dicom_sr(data: Any, out_dir: Path, *, options: Mapping[str, Any]) -> 
             key = (subj.trial, subj.code, subj.reader, read.visit, str(read.version))
             try:
                 sr = build_sr(
-                    _series_for(subj, read.visit), lesions,
+                    visit_series(subj, read.visit), lesions,
                     observer=subj.reader_full_name or subj.reader, login=subj.reader,
                     visit=read.visit, final=subj.is_signed(read.visit) and read.status == "signed",
                     series_instance_uid=stable_uid("sr-series", *key),

@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recist_tool.errors import InputError
+from recist_tool.export.data import decimal_text, target_sum
 from recist_tool.export.mapping import EdcMapping, load_mapping, oid_safe
-from recist_tool.export.sdtm import _assessment
-from recist_tool.recist.model import LesionState, Response, Timepoint
-from recist_tool.recist.timepoint import sum_of_diameters
+from recist_tool.recist.model import LesionState, Response
 
 if TYPE_CHECKING:  # pragma: no cover
     from recist_tool.export.data import SubjectExport, TrialExport
@@ -92,14 +91,6 @@ def _ts(text: str | None) -> str:
     if t.tzinfo is None:
         t = t.replace(tzinfo=_dt.UTC)
     return t.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
-
-
-def _num(d: Any) -> str | None:
-    if d is None:
-        return None
-    from decimal import Decimal
-
-    return format(Decimal(d), "f")  # as stored: 27.0 keeps its precision
 
 
 def _user_oid(actor: str) -> str:
@@ -334,8 +325,9 @@ def _subject(odm: Any, s: SubjectExport, criteria: str, m: EdcMapping, event_oid
             loc = (les.organ or "")[:_LOC_LEN]
             if key == "target":
                 values = [("tl_id", les.lesion_id), ("tl_loc", loc), ("tl_nodal", nodal),
-                          ("tl_state", x.state), ("tl_diam", _num(x.diameter_mm)),
-                          ("tl_ldiam", _num(x.long_axis_mm)), ("tl_sdiam", _num(x.short_axis_mm)),
+                          ("tl_state", x.state), ("tl_diam", decimal_text(x.diameter_mm)),
+                          ("tl_ldiam", decimal_text(x.long_axis_mm)),
+                          ("tl_sdiam", decimal_text(x.short_axis_mm)),
                           ("tl_method", x.method)]
             elif key == "non_target":
                 values = [("ntl_id", les.lesion_id), ("ntl_loc", loc), ("ntl_nodal", nodal),
@@ -343,7 +335,7 @@ def _subject(odm: Any, s: SubjectExport, criteria: str, m: EdcMapping, event_oid
             else:
                 values = [("nl_id", les.lesion_id), ("nl_loc", loc), ("nl_nodal", nodal),
                           ("nl_category", cat), ("nl_state", x.state),
-                          ("nl_diam", _num(x.diameter_mm))]
+                          ("nl_diam", decimal_text(x.diameter_mm))]
             fd.ItemGroupData.append(group(key, les.lesion_id, values, les.lesion_id, rd))
         for key in ("target", "non_target", "new"):
             if key in lesion_forms:
@@ -352,9 +344,8 @@ def _subject(odm: Any, s: SubjectExport, criteria: str, m: EdcMapping, event_oid
         # every visit: its sum (baseline too), read status and responses (follow-ups)
         total = None
         if targets:
-            ssum = sum_of_diameters(targets, Timepoint(
-                rd.visit, rd.date, tuple(_assessment(x) for x in rd.measurements)))
-            total = _num(ssum.total) if ssum.complete else None
+            ssum = target_sum(targets, rd)
+            total = decimal_text(ssum.total) if ssum.complete else None
         fd = form("response", rd, signed)
         values = [("sumdiam", total), ("criteria", criteria),
                   ("read_status", "SIGNED" if signed else "UNSIGNED")]

@@ -25,11 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recist_tool.errors import InputError
+from recist_tool.export.data import decimal_text, target_sum
 from recist_tool.export.mapping import EdcMapping, load_mapping
-from recist_tool.export.odm import CODELISTS, ITEMS, _num
-from recist_tool.export.sdtm import _assessment
-from recist_tool.recist.model import Timepoint
-from recist_tool.recist.timepoint import sum_of_diameters
+from recist_tool.export.odm import CODELISTS, ITEMS
 
 if TYPE_CHECKING:  # pragma: no cover
     from recist_tool.export.data import SubjectExport, TrialExport
@@ -141,9 +139,8 @@ def _subject_rows(s: SubjectExport, criteria: str, m: EdcMapping) -> list[dict[s
         where = f"{s.code} {rd.visit}"
         total = ""
         if targets:
-            ssum = sum_of_diameters(targets, Timepoint(
-                rd.visit, rd.date, tuple(_assessment(x) for x in rd.measurements)))
-            total = _num(ssum.total) if ssum.complete else ""
+            ssum = target_sum(targets, rd)
+            total = decimal_text(ssum.total) if ssum.complete else ""
         r = rd.response
         row = {rid: s.code, "redcap_event_name": event, "redcap_repeat_instrument": "",
                "redcap_repeat_instance": "", f("visit_date"): rd.date.isoformat(),
@@ -173,9 +170,9 @@ def _subject_rows(s: SubjectExport, criteria: str, m: EdcMapping) -> list[dict[s
             if key == "target":
                 row |= {f("tl_id"): les.lesion_id, f("tl_loc"): les.organ, f("tl_nodal"): nodal,
                         f("tl_state"): _code("STATE", x.state, lw),
-                        f("tl_diam"): _num(x.diameter_mm) or "",
-                        f("tl_ldiam"): _num(x.long_axis_mm) or "",
-                        f("tl_sdiam"): _num(x.short_axis_mm) or "",
+                        f("tl_diam"): decimal_text(x.diameter_mm) or "",
+                        f("tl_ldiam"): decimal_text(x.long_axis_mm) or "",
+                        f("tl_sdiam"): decimal_text(x.short_axis_mm) or "",
                         f("tl_method"): _code("METHOD", x.method, lw), f("tl_status"): status}
             elif key == "non_target":
                 row |= {f("ntl_id"): les.lesion_id, f("ntl_loc"): les.organ,
@@ -185,7 +182,7 @@ def _subject_rows(s: SubjectExport, criteria: str, m: EdcMapping) -> list[dict[s
                 row |= {f("nl_id"): les.lesion_id, f("nl_loc"): les.organ, f("nl_nodal"): nodal,
                         f("nl_category"): _code("NEWCAT", cat, lw),
                         f("nl_state"): _code("STATE", x.state, lw),
-                        f("nl_diam"): _num(x.diameter_mm) or "", f("nl_status"): status}
+                        f("nl_diam"): decimal_text(x.diameter_mm) or "", f("nl_status"): status}
             rows.append(row)
     if s.best is not None:
         b = s.best

@@ -37,23 +37,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from recist_tool.errors import InputError
+from recist_tool.export.data import SubjectExport, TrialExport, decimal_text, target_sum
 from recist_tool.recist.model import (
     Lesion,
-    LesionAssessment,
     LesionState,
     NewLesionStatus,
     Response,
-    Timepoint,
     TimepointResponse,
 )
 from recist_tool.recist.sdtm import SubjectRecord, rs_rows
-from recist_tool.recist.timepoint import TOO_SMALL_DEFAULT_MM, sum_of_diameters
-
-if TYPE_CHECKING:  # pragma: no cover
-    from recist_tool.export.data import SubjectExport, TrialExport
+from recist_tool.recist.timepoint import TOO_SMALL_DEFAULT_MM
 
 __all__ = [
     "Variable",
@@ -162,13 +158,8 @@ def _text(value: Value) -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal):
-        return _dec_text(value)
+        return decimal_text(value)
     return str(value)
-
-
-def _dec_text(d: Decimal) -> str:
-    """Fixed-point text of a decimal as stored (``27.0`` stays ``27.0``: its precision)."""
-    return format(d, "f")
 
 
 def _visit_numbers(subj: SubjectExport) -> dict[str, Decimal]:
@@ -179,12 +170,6 @@ def _visit_numbers(subj: SubjectExport) -> dict[str, Decimal]:
     for i, rd in enumerate(subj.reads, start=1):  # reads of visits without a timepoint row
         out.setdefault(rd.visit, Decimal(i))
     return out
-
-
-def _assessment(m: Any) -> LesionAssessment:
-    """Engine assessment of a stored measurement (as the store feeds the engine)."""
-    return LesionAssessment(m.lesion_id, LesionState(m.state), m.diameter_mm,
-                            tuple(m.fragments_mm or ()))
 
 
 def _lnkgrp(visit: str) -> str:
@@ -304,11 +289,10 @@ def _subject_rows(subj: SubjectExport, criteria: str, ctx: _Ctx, tu: Domain, tr:
                 grp = "NON-TARGET" if les.category.value == "NON-TARGET" else "NEW"
                 _state_rows(tr_row, rd.visit, grp, les, m)
         if targets:
-            tp = Timepoint(rd.visit, rd.date, tuple(_assessment(m) for m in rd.measurements))
-            total = sum_of_diameters(targets, tp)
+            total = target_sum(targets, rd)
             if total.complete:
-                tr_row(rd.visit, "TARGET", None, "SUMDIAM", TRORRES=_dec_text(total.total),
-                       TRORRESU="mm", TRSTRESC=_dec_text(total.total), TRSTRESN=total.total,
+                tr_row(rd.visit, "TARGET", None, "SUMDIAM", TRORRES=decimal_text(total.total),
+                       TRORRESU="mm", TRSTRESC=decimal_text(total.total), TRSTRESN=total.total,
                        TRSTRESU="mm")
 
     # RS: stored (confirmed) responses, same conventions as `recist respond`
@@ -353,7 +337,7 @@ def _cat_rank(les: Lesion) -> int:
 
 
 def _mm(d: Decimal) -> dict[str, Value]:
-    t = _dec_text(d)
+    t = decimal_text(d)
     return {"TRORRES": t, "TRORRESU": "mm", "TRSTRESC": t, "TRSTRESN": d, "TRSTRESU": "mm"}
 
 
@@ -497,7 +481,7 @@ def dataset_json(domain: Domain, *, study_oid: str, created: _dt.datetime | None
             elif v.type == "integer":
                 row.append(int(x))
             else:
-                row.append(_dec_text(Decimal(x)))
+                row.append(decimal_text(Decimal(x)))
         rows.append(row)
     from recist_tool import __version__ as tool_version
 

@@ -69,14 +69,17 @@ def lesion_value(lesion: Lesion, a: LesionAssessment | None) -> Decimal | None:
 
 
 @dataclass(frozen=True)
-class _Sum:
+class SumOfDiameters:
+    """Sum of the target diameters at one timepoint: ``total`` (mm), ``complete`` (no target
+    unassessed), the ``missing`` lesion ids and each target's contributing ``values``."""
+
     total: Decimal
     complete: bool
     missing: tuple[str, ...]
     values: tuple[tuple[Lesion, Decimal], ...]
 
 
-def sum_of_diameters(targets: Sequence[Lesion], tp: Timepoint) -> _Sum:
+def sum_of_diameters(targets: Sequence[Lesion], tp: Timepoint) -> SumOfDiameters:
     """SOD of the targets at ``tp``: LD of non-nodal + SA of nodal targets (exact)."""
     total = _ZERO
     missing: list[str] = []
@@ -91,7 +94,7 @@ def sum_of_diameters(targets: Sequence[Lesion], tp: Timepoint) -> _Sum:
                     f"{tp.visit}: target {les.lesion_id} has a negative diameter {v}")
             total += v
             values.append((les, v))
-    return _Sum(total, not missing, tuple(missing), tuple(values))
+    return SumOfDiameters(total, not missing, tuple(missing), tuple(values))
 
 
 def pct_change(value: Decimal, ref: Decimal | None) -> Decimal | None:
@@ -110,7 +113,7 @@ def _all_normal(values: Sequence[tuple[Lesion, Decimal]]) -> bool:
 
 
 def target_response(
-    s: _Sum, baseline: Decimal, nadir: Decimal, policies: Policies,
+    s: SumOfDiameters, baseline: Decimal, nadir: Decimal, policies: Policies,
     previous: Response | None = None,
 ) -> tuple[Response, list[str]]:
     """Target response for a sum ``s`` given the baseline sum and the nadir.
@@ -260,7 +263,7 @@ def evaluate_timepoints(
     for tp in timepoints[1:]:
         reasons: list[str] = []
         tr: Response | None = None
-        s: _Sum | None = None
+        s: SumOfDiameters | None = None
         nadir_used = nadir
         if targets:
             s = sum_of_diameters(targets, tp)
