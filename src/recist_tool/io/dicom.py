@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import gc
 import os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,10 +81,31 @@ class ScanResult:
 MIN_FILES_FOR_PARALLEL_HEADERS = 64
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector (restored on exit).
+
+    Reading headers allocates many small objects that either live on (the frame headers) or die
+    by reference counting; the collector finds nothing to free but still walks every live
+    object each time it runs, about a tenth of the header pass.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _read_all_headers(files: list[Path], workers: int | None) -> list[list[FrameHeader] | Skipped]:
     n = workers if workers is not None else (os.cpu_count() or 1)
     if n <= 1 or len(files) < MIN_FILES_FOR_PARALLEL_HEADERS:
-        return [read_frame_headers(p) for p in files]
+        with _gc_paused():
+            return [read_frame_headers(p) for p in files]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context(method)) as pool:
         return list(pool.map(read_frame_headers, files, chunksize=max(8, len(files) // (4 * n))))

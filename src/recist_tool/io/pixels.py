@@ -12,11 +12,9 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import warnings
 from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 import numpy as np
 import pydicom
@@ -257,6 +255,9 @@ def _decode_all(
             for (k, f), arr in zip(items, _decode_file(p, [f.frame for _, f in items]), strict=True):
                 writer.put(k, arr, f)
         return
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     todo = iter(paths)
     with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context(method)) as pool:
