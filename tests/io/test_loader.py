@@ -121,6 +121,19 @@ def test_zip_and_path_traversal(tmp_path: Path) -> None:
     assert not (tmp_path.parent / "evil.txt").exists()
 
 
+def test_headers_read_in_several_processes_give_the_serial_result(tmp_path: Path) -> None:
+    """Enough files for parallel header reading; skipped files among them keep their place."""
+    files, stored = write_series(tmp_path, n=70, shape=(6, 5))
+    (tmp_path / "IM0035.txt").write_text("not DICOM, between two slices in file order")
+    serial = io.load_volume(tmp_path, workers=1)
+    parallel = io.load_volume(tmp_path, workers=3)
+    np.testing.assert_array_equal(parallel.array, stored.astype(np.int32) - 1024)
+    np.testing.assert_array_equal(parallel.array, serial.array)
+    np.testing.assert_array_equal(parallel.slice_positions, serial.slice_positions)
+    assert parallel.meta.sop_instance_uids == serial.meta.sop_instance_uids
+    assert [k.path for k in io.scan(tmp_path).skipped] == [str(tmp_path / "IM0035.txt")]
+
+
 def test_non_ct_and_non_images_skipped_with_reasons(tmp_path: Path) -> None:
     write_series(tmp_path, n=3)
     (tmp_path / "notes.txt").write_text("hello")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.config import disable_value_validation
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag
@@ -190,7 +190,9 @@ def _get(ds: Dataset, keyword: str) -> Any:
     except KeyError:
         if len(_VALUE_CACHE) > 100_000:
             _VALUE_CACHE.clear()
-        conv = _VALUE_CACHE[key] = ds[tag].value
+        # What ``ds[tag]`` does, without putting the converted element back into ``ds``.
+        elem = convert_raw_data_element(raw, encoding=ds.original_character_set, ds=ds)
+        conv = _VALUE_CACHE[key] = elem.value
         return conv
 
 
