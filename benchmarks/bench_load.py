@@ -120,6 +120,7 @@ def main() -> None:
     shape = (args.slices, 512, 512)
     vol_bytes = args.slices * 512 * 512 * 2
     results: dict[str, dict[str, dict]] = {}
+    load_before = os.getloadavg()
     for syntax in ("explicit", "jpeg2000"):
         series = args.out / f"series_{syntax}_{args.slices}"
         if not (series / ".complete").exists():
@@ -134,8 +135,12 @@ def main() -> None:
         results[syntax]["dcm2niix (writes .nii)"] = best_of(lambda s=series: run_dcm2niix(s),
                                                             args.repeat)
 
+    load_after = os.getloadavg()
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}; volume {shape} int16 = {vol_bytes / 2**20:.0f} MiB")
+    print(f"load average (1, 5, 15 min) before the runs: "
+          f"{', '.join(f'{v:.2f}' for v in load_before)}; after: "
+          f"{', '.join(f'{v:.2f}' for v in load_after)}")
     for syntax, rows in results.items():
         ref = rows.get("SimpleITK ImageSeriesReader", {}).get("wall_s")
         print(f"\n{syntax}: best of {args.repeat} whole-process runs")
@@ -156,7 +161,9 @@ def main() -> None:
         print(f"\nJPEG 2000 parallel decoding speed-up, 1 -> 2 processes: "
               f"{one['wall_s'] / two['wall_s']:.2f}x (load only: {one['load_s'] / two['load_s']:.2f}x)")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        args.json.write_text(json.dumps({"load_average": {"before": load_before,
+                                                          "after": load_after},
+                                         **results}, indent=1))
 
 
 if __name__ == "__main__":
