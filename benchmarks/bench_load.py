@@ -7,10 +7,14 @@ so the memory the load itself needs can be compared with the int16 volume's size
 
 Usage::
 
-    python benchmarks/bench_load.py [--out bench-out] [--slices 300] [--repeat 3]
+    python benchmarks/bench_load.py [--out bench-out] [--slices 300] [--repeat 3] [--compile]
 
 The series are made by ``recist_tool.sample_data.write_benchmark_series`` (uncompressed and
 JPEG 2000 lossless, 512 x 512 x N) and cached in ``--out``.
+
+``--compile`` byte-compiles recist_tool's modules first, as installing a wheel does. Without it,
+a checkout run with ``PYTHONDONTWRITEBYTECODE`` set (or read-only) compiles them from source in
+every process, which the other readers' installed packages never do.
 """
 
 from __future__ import annotations
@@ -97,6 +101,18 @@ def run_dcm2niix(series: Path) -> dict | None:
             "peak": usage.ru_maxrss * 1024, "load_s": None}
 
 
+def recist_bytecode_state() -> str:
+    """Whether the loader's modules have up-to-date bytecode (else each process compiles them)."""
+    import importlib.util
+
+    import recist_tool.io.dicom as mod
+
+    pyc = Path(importlib.util.cache_from_source(mod.__file__))
+    if not pyc.exists():
+        return "absent"
+    return "present" if pyc.stat().st_mtime >= Path(mod.__file__).stat().st_mtime else "stale"
+
+
 def best_of(fn, repeat: int) -> dict:
     runs = [fn() for _ in range(repeat)]
     runs = [r for r in runs if r is not None]
@@ -113,7 +129,16 @@ def main() -> None:
     ap.add_argument("--slices", type=int, default=300)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--compile", action="store_true",
+                    help="byte-compile recist_tool's modules before timing")
     args = ap.parse_args()
+
+    if args.compile:
+        import compileall
+
+        import recist_tool
+
+        compileall.compile_dir(Path(recist_tool.__file__).parent, quiet=1)
 
     from recist_tool.sample_data import write_benchmark_series
 
@@ -138,6 +163,9 @@ def main() -> None:
     load_after = os.getloadavg()
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}; volume {shape} int16 = {vol_bytes / 2**20:.0f} MiB")
+    print(f"recist_tool bytecode: {recist_bytecode_state()} "
+          f"({'compiled by --compile' if args.compile else 'not compiled by this run'}); "
+          f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '(unset)')}")
     print(f"load average (1, 5, 15 min) before the runs: "
           f"{', '.join(f'{v:.2f}' for v in load_before)}; after: "
           f"{', '.join(f'{v:.2f}' for v in load_after)}")
