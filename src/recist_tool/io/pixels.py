@@ -177,9 +177,13 @@ class _Writer:
         self.out[k] = stored.astype(np.float32) * np.float32(f.slope) + np.float32(f.intercept)
 
     def can_read_into(self, f: FrameHeader) -> bool:
-        """True when frame ``f``'s raw bytes can be read straight into the int16 output."""
-        return (f.uncompressed and self.out.dtype == np.int16
-                and _stored_dtype(f).itemsize == self.out.dtype.itemsize)
+        """True when frame ``f``'s raw bytes can be read straight into the int16 output.
+
+        That is: uncompressed, 2 bytes a value, and this machine little-endian like the file.
+        """
+        stored = _stored_dtype(f)
+        return (f.uncompressed and self.out.dtype == np.int16 and stored.isnative
+                and stored.itemsize == self.out.dtype.itemsize)
 
     def read_into(self, k: int, f: FrameHeader) -> None:
         """Read frame ``k`` from its file into the output and convert it to HU in place.
