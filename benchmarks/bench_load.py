@@ -7,10 +7,14 @@ so the memory the load itself needs can be compared with the int16 volume's size
 
 Usage::
 
-    python benchmarks/bench_load.py [--out bench-out] [--slices 300] [--repeat 3]
+    python benchmarks/bench_load.py [--out bench-out] [--slices 300] [--repeat 3] [--compile]
 
 The series are made by ``recist_tool.sample_data.write_benchmark_series`` (uncompressed and
 JPEG 2000 lossless, 512 x 512 x N) and cached in ``--out``.
+
+``--compile`` byte-compiles recist_tool's modules first, as installing a wheel does. Without it,
+a checkout run with ``PYTHONDONTWRITEBYTECODE`` set (or read-only) compiles them from source in
+every process, which the other readers' installed packages never do.
 """
 
 from __future__ import annotations
@@ -97,6 +101,18 @@ def run_dcm2niix(series: Path) -> dict | None:
             "peak": usage.ru_maxrss * 1024, "load_s": None}
 
 
+def recist_bytecode_state() -> str:
+    """Whether the loader's modules have up-to-date bytecode (else each process compiles them)."""
+    import importlib.util
+
+    import recist_tool.io.dicom as mod
+
+    pyc = Path(importlib.util.cache_from_source(mod.__file__))
+    if not pyc.exists():
+        return "absent"
+    return "present" if pyc.stat().st_mtime >= Path(mod.__file__).stat().st_mtime else "stale"
+
+
 def best_of(fn, repeat: int) -> dict:
     runs = [fn() for _ in range(repeat)]
     runs = [r for r in runs if r is not None]
@@ -113,13 +129,23 @@ def main() -> None:
     ap.add_argument("--slices", type=int, default=300)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--compile", action="store_true",
+                    help="byte-compile recist_tool's modules before timing")
     args = ap.parse_args()
+
+    if args.compile:
+        import compileall
+
+        import recist_tool
+
+        compileall.compile_dir(Path(recist_tool.__file__).parent, quiet=1)
 
     from recist_tool.sample_data import write_benchmark_series
 
     shape = (args.slices, 512, 512)
     vol_bytes = args.slices * 512 * 512 * 2
     results: dict[str, dict[str, dict]] = {}
+    load_before = os.getloadavg()
     for syntax in ("explicit", "jpeg2000"):
         series = args.out / f"series_{syntax}_{args.slices}"
         if not (series / ".complete").exists():
@@ -134,8 +160,15 @@ def main() -> None:
         results[syntax]["dcm2niix (writes .nii)"] = best_of(lambda s=series: run_dcm2niix(s),
                                                             args.repeat)
 
+    load_after = os.getloadavg()
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}; volume {shape} int16 = {vol_bytes / 2**20:.0f} MiB")
+    print(f"recist_tool bytecode: {recist_bytecode_state()} "
+          f"({'compiled by --compile' if args.compile else 'not compiled by this run'}); "
+          f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '(unset)')}")
+    print(f"load average (1, 5, 15 min) before the runs: "
+          f"{', '.join(f'{v:.2f}' for v in load_before)}; after: "
+          f"{', '.join(f'{v:.2f}' for v in load_after)}")
     for syntax, rows in results.items():
         ref = rows.get("SimpleITK ImageSeriesReader", {}).get("wall_s")
         print(f"\n{syntax}: best of {args.repeat} whole-process runs")
@@ -156,7 +189,9 @@ def main() -> None:
         print(f"\nJPEG 2000 parallel decoding speed-up, 1 -> 2 processes: "
               f"{one['wall_s'] / two['wall_s']:.2f}x (load only: {one['load_s'] / two['load_s']:.2f}x)")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        args.json.write_text(json.dumps({"load_average": {"before": load_before,
+                                                          "after": load_after},
+                                         **results}, indent=1))
 
 
 if __name__ == "__main__":

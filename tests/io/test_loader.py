@@ -121,6 +121,19 @@ def test_zip_and_path_traversal(tmp_path: Path) -> None:
     assert not (tmp_path.parent / "evil.txt").exists()
 
 
+def test_headers_read_in_several_processes_give_the_serial_result(tmp_path: Path) -> None:
+    """Enough files for parallel header reading; skipped files among them keep their place."""
+    files, stored = write_series(tmp_path, n=70, shape=(6, 5))
+    (tmp_path / "IM0035.txt").write_text("not DICOM, between two slices in file order")
+    serial = io.load_volume(tmp_path, workers=1)
+    parallel = io.load_volume(tmp_path, workers=3)
+    np.testing.assert_array_equal(parallel.array, stored.astype(np.int32) - 1024)
+    np.testing.assert_array_equal(parallel.array, serial.array)
+    np.testing.assert_array_equal(parallel.slice_positions, serial.slice_positions)
+    assert parallel.meta.sop_instance_uids == serial.meta.sop_instance_uids
+    assert [k.path for k in io.scan(tmp_path).skipped] == [str(tmp_path / "IM0035.txt")]
+
+
 def test_non_ct_and_non_images_skipped_with_reasons(tmp_path: Path) -> None:
     write_series(tmp_path, n=3)
     (tmp_path / "notes.txt").write_text("hello")
@@ -298,3 +311,22 @@ def test_dicomdir_path_finds_the_series_beside_it(shared_data: Path) -> None:
         pytest.skip("Philips DIRFILE absent")
     res = io.scan(dirfile)
     assert sorted(s.summary()["n_slices"] for s in res.stacks) == [54, 58]
+
+
+def test_same_text_bytes_in_two_character_sets_decode_differently(tmp_path: Path) -> None:
+    """Header values are cached by raw bytes; for text the character set is part of the key."""
+    for folder, charset, description in (("latin1", "ISO_IR 100", "é"),
+                                         ("cyrillic", "ISO_IR 144", "щ")):
+        uid = pydicom.uid.generate_uid()
+        for k in range(3):
+            ds = ct_slice(np.zeros((4, 4), np.uint16), (0.0, 0.0, 2.0 * k), series_uid=uid,
+                          instance=k + 1)
+            ds.SpecificCharacterSet = charset
+            ds.SeriesDescription = description
+            (tmp_path / folder).mkdir(exist_ok=True)
+            ds.save_as(tmp_path / folder / f"IM{k}", enforce_file_format=True)
+    raw = {pydicom.dcmread(tmp_path / f / "IM0").get_item("SeriesDescription").value
+           for f in ("latin1", "cyrillic")}
+    assert raw == {b"\xe9 "}  # the same bytes on disk
+    found = {s.folder: s.summary()["series_description"] for s in io.scan(tmp_path).stacks}
+    assert found == {"latin1": "é", "cyrillic": "щ"}

@@ -2,6 +2,7 @@
 
 * Uncompressed little-endian slices are read straight from the file at the PixelData offset
   found while reading headers: no dataset is parsed twice, no intermediate copy of the volume.
+  2-byte stored values are read into the int16 output slice itself and converted there.
 * Compressed slices (JPEG 2000, JPEG-LS, JPEG lossless, RLE, deflated) are decoded by pydicom with
   the pylibjpeg plugins, in a pool of processes (the decoders hold the GIL, so threads do not help).
 * Rescale slope/intercept are applied per frame (per-frame functional groups included). The
@@ -11,11 +12,9 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import warnings
 from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 import numpy as np
 import pydicom
@@ -48,13 +47,32 @@ def _stored_dtype(f: FrameHeader) -> np.dtype:
 
 
 def _fix_bits(arr: np.ndarray, f: FrameHeader) -> np.ndarray:
-    """Keep only the BitsStored low bits; sign-extend signed data."""
+    """Keep only the BitsStored low bits of ``arr`` in place; sign-extend signed data."""
     if f.bits_stored >= f.bits_allocated:
         return arr
     shift = f.bits_allocated - f.bits_stored
     if f.pixel_representation == 1:
-        return (arr << shift) >> shift
-    return arr & np.array((1 << f.bits_stored) - 1, dtype=arr.dtype)
+        arr <<= shift
+        arr >>= shift
+    else:
+        arr &= np.array((1 << f.bits_stored) - 1, dtype=arr.dtype)
+    return arr
+
+
+def _read_exact(f: FrameHeader, out: np.ndarray) -> None:
+    """Fill the contiguous array ``out`` with the bytes at the frame's PixelData offset."""
+    buf = memoryview(out).cast("B")
+    try:
+        with open(f.path, "rb", buffering=0) as fh:
+            fh.seek(f.pixel_offset or 0)
+            got = 0
+            while got < len(buf):
+                n = fh.readinto(buf[got:])
+                if not n:
+                    raise DicomLoadError(f"{f.path}: pixel data is truncated")
+                got += n
+    except OSError as exc:
+        raise DicomLoadError(f"{f.path}: cannot read pixel data ({exc})") from None
 
 
 def output_dtype(frames: list[FrameHeader]) -> np.dtype:
@@ -129,15 +147,24 @@ class _Writer:
     def __init__(self, shape: tuple[int, int, int], dtype: np.dtype) -> None:
         self.out = np.empty(shape, dtype=dtype)
 
+    def _fits_int16(self, stored: np.ndarray, f: FrameHeader) -> bool:
+        """True when every ``stored + intercept`` lies in the int16 range (header, else data)."""
+        lo, hi = _stored_range(f, stored.dtype)
+        if not (-32768 <= lo + int(f.intercept) and hi + int(f.intercept) <= 32767):
+            lo, hi = int(stored.min()), int(stored.max())  # the header allows more: look
+        return -32768 <= lo + int(f.intercept) and hi + int(f.intercept) <= 32767
+
+    def _to_float32(self, k: int, stored: np.ndarray, f: FrameHeader) -> None:
+        self.out = self.out.astype(np.float32)
+        self.out[k] = stored.astype(np.float32) * np.float32(f.slope) + np.float32(f.intercept)
+
     def put(self, k: int, stored: np.ndarray, f: FrameHeader) -> None:
+        """Write the stored values of frame ``k`` (any integer dtype) as HU."""
         if stored.shape != self.out.shape[1:]:
             raise DicomLoadError(
                 f"{f.path}: decoded image is {stored.shape}, header says {self.out.shape[1:]}")
         if self.out.dtype == np.int16:
-            lo, hi = _stored_range(f, stored.dtype)
-            if not (-32768 <= lo + int(f.intercept) and hi + int(f.intercept) <= 32767):
-                lo, hi = int(stored.min()), int(stored.max())  # the header allows more: look
-            if -32768 <= lo + int(f.intercept) and hi + int(f.intercept) <= 32767:
+            if self._fits_int16(stored, f):
                 # int16 arithmetic wraps modulo 2**16, so the result is exact once it is known
                 # to lie in range: no int32 temporary.
                 dst = self.out[k]
@@ -145,8 +172,35 @@ class _Writer:
                 if f.intercept:
                     dst += np.int16(int(f.intercept))
                 return
-            self.out = self.out.astype(np.float32)
+            self._to_float32(k, stored, f)
+            return
         self.out[k] = stored.astype(np.float32) * np.float32(f.slope) + np.float32(f.intercept)
+
+    def can_read_into(self, f: FrameHeader) -> bool:
+        """True when frame ``f``'s raw bytes can be read straight into the int16 output.
+
+        That is: uncompressed, 2 bytes a value, and this machine little-endian like the file.
+        """
+        stored = _stored_dtype(f)
+        return (f.uncompressed and self.out.dtype == np.int16 and stored.isnative
+                and stored.itemsize == self.out.dtype.itemsize)
+
+    def read_into(self, k: int, f: FrameHeader) -> None:
+        """Read frame ``k`` from its file into the output and convert it to HU in place.
+
+        The 2-byte stored values land in the int16 output slice itself (viewed as their stored
+        type); bits are fixed and the intercept added in place, which is exact by the same
+        modulo-2**16 argument as :meth:`put`.
+        """
+        dst = self.out[k]
+        stored = dst.view(_stored_dtype(f))
+        _read_exact(f, stored)
+        _fix_bits(stored, f)
+        if self._fits_int16(stored, f):
+            if f.intercept:
+                dst += np.int16(int(f.intercept))
+            return
+        self._to_float32(k, stored, f)
 
 
 def read_pixels(frames: list[FrameHeader], workers: int | None = None) -> np.ndarray:
@@ -175,7 +229,9 @@ def read_pixels(frames: list[FrameHeader], workers: int | None = None) -> np.nda
     to_decode: dict[str, list[tuple[int, FrameHeader]]] = defaultdict(list)
     count = rows * cols
     for k, f in enumerate(frames):
-        if f.uncompressed:
+        if writer.can_read_into(f):
+            writer.read_into(k, f)
+        elif f.uncompressed:
             try:
                 stored = np.fromfile(f.path, dtype=_stored_dtype(f), count=count,
                                      offset=f.pixel_offset or 0)
@@ -203,6 +259,9 @@ def _decode_all(
             for (k, f), arr in zip(items, _decode_file(p, [f.frame for _, f in items]), strict=True):
                 writer.put(k, arr, f)
         return
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     todo = iter(paths)
     with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context(method)) as pool:

@@ -8,6 +8,8 @@ gantry tilt (a sheared stack), missing slices, non-uniform gaps, duplicate posit
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,8 +74,11 @@ class Stack:
 
     @property
     def slice_thickness_mm(self) -> float | None:
-        t = [f.slice_thickness for f in self.frames if f.slice_thickness]
-        return float(np.median(t)) if t else None
+        """Median SliceThickness of the slices that give a finite non-zero one, else ``None``."""
+        t = [f.slice_thickness for f in self.frames
+             if f.slice_thickness and math.isfinite(f.slice_thickness)]
+        # statistics.median: np.median would import numpy.ma (~10 ms) for one number.
+        return float(statistics.median(t)) if t else None
 
     @property
     def spacing_zyx_mm(self) -> tuple[float, float, float]:
@@ -252,7 +257,7 @@ def describe_geometry(stack: Stack) -> list[GeometryWarning]:
     thick = stack.slice_thickness_mm
     thick_src = "slice thickness"
     if thick is None:
-        thick, thick_src = float(np.median(gaps)), "slice gap"
+        thick, thick_src = float(statistics.median(gaps.tolist())), "slice gap"
     if thick > THICK_SLICE_MM:
         out.append(GeometryWarning(
             "THICK_SLICES", f"{thick_src} {thick:.2f} mm > {THICK_SLICE_MM:g} mm: RECIST "
