@@ -45,6 +45,10 @@ from recist_tool.segment.unet import (  # noqa: E402
     make_input,
 )
 
+#: Share of samples drawn from the LIDC train crops; synthetic lesions fill the rest up to
+#: 95 %, negative clicks the last 5 %.
+LIDC_FRACTION = 0.5
+
 BACKGROUNDS = [
     "lesions/pyradiomics_lung1/image.nrrd",
     "dicom/totalsegmentator_ct_j2k/dicom",
@@ -210,7 +214,7 @@ def make_batch(rng, n, lidc, bgs):
     xs, ys = [], []
     for _ in range(n):
         r = rng.random()
-        if r < 0.45 and lidc:
+        if r < LIDC_FRACTION and lidc:
             img, tgt, click, sp = lidc_sample(rng, lidc[rng.integers(len(lidc))])
         elif r < 0.95:
             img, tgt, click, sp = synth_sample(rng, bgs)
