@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from recist_tool.errors import InputError
+from recist_tool.export.data import visit_series
 from recist_tool.export.dicom_sr import (
     SR_SERIES_NUMBER,
     conform_source,
@@ -211,7 +212,6 @@ def export_dicom_seg(data: Any, out_dir: Path, *, options: Mapping[str, Any]) ->
     list of Path
         The files written (all or none). Reads without any saved mask give no file (logged).
     """
-    from recist_tool.export.data import visit_series
     from recist_tool.export.files import atomic_outputs
 
     number = int(options.get("series_number", SEG_SERIES_NUMBER))

@@ -27,6 +27,9 @@ from recist_tool.volume import Volume
 
 _EIGHT = np.ones((3, 3), bool)
 
+#: Output of :func:`_line_ends`: line indices, first and last mask positions.
+_LineEnds = tuple[np.ndarray, np.ndarray, np.ndarray]
+
 
 @dataclass
 class _SliceAxes:
@@ -82,7 +85,7 @@ _BOUND_MARGIN_PX = 2.0
 
 
 def _slice_upper_bounds(sub: np.ndarray, spacing: tuple[float, float],
-                        rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                        rows: _LineEnds | None = None
                         ) -> np.ndarray:
     """Per slice, a number no smaller than the long axis measured on it (mm); 0 if empty.
 
@@ -109,7 +112,7 @@ def _slice_upper_bounds(sub: np.ndarray, spacing: tuple[float, float],
     return out
 
 
-def _line_ends(m: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _line_ends(m: np.ndarray, axis: int) -> _LineEnds:
     """For every line of ``m`` along ``axis`` that holds mask voxels: its index tuple (other
     axes), and the first and last mask position along ``axis``."""
     mm = np.moveaxis(m, axis, -1)
@@ -153,7 +156,7 @@ def _convex_chain(group: np.ndarray, a: np.ndarray, b: np.ndarray, side: float) 
     return keep
 
 
-def _edge_points(sub: np.ndarray, rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+def _edge_points(sub: np.ndarray, rows: _LineEnds | None = None
                  ) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """Boundary points of a 3D mask for its maximal diameter, as monotone chains.
 
@@ -185,7 +188,7 @@ def _edge_points(sub: np.ndarray, rows: tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def _max_3d_diameter(volume: Volume, sub: np.ndarray, origin: np.ndarray,
-                     rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> float:
+                     rows: _LineEnds | None = None) -> float:
     """Largest distance (mm, LPS) between boundary points of the 3D mask (see
     :func:`_edge_points`).
 
