@@ -313,7 +313,7 @@ class Volume:
             return pos[0][None, :] + z[:, None] * self.spacing[0] * self.normal[None, :]
         k0 = np.clip(np.floor(z), 0, nz - 2).astype(np.intp)
         t = (z - k0)[:, None]
-        return pos[k0] * (1.0 - t) + pos[k0 + 1] * t
+        return pos[k0] + t * np.diff(pos, axis=0)[k0]
 
     def index_to_lps(self, index: np.ndarray | Sequence[float]) -> np.ndarray:
         """Convert ``(z, y, x)`` voxel indices (fractional allowed) to LPS millimetres.
@@ -329,9 +329,9 @@ class Volume:
         """
         idx = np.asarray(index, dtype=np.float64)
         flat = idx.reshape(-1, 3)
-        o = self._slice_origin(flat[:, 0])
-        lps = (o + flat[:, 1:2] * self.spacing[1] * self.direction[:, 1][None, :]
-               + flat[:, 2:3] * self.spacing[2] * self.direction[:, 2][None, :])
+        inplane = (self.direction[:, 1:] * np.asarray(self.spacing[1:])[None, :]).T  # (2, 3)
+        lps = self._slice_origin(flat[:, 0])
+        lps += flat[:, 1:] @ inplane
         return lps.reshape(idx.shape)
 
     def lps_to_index(self, lps: np.ndarray | Sequence[float]) -> np.ndarray:

@@ -209,9 +209,9 @@ def test_tiny_masks_are_measured() -> None:
     assert 0.5 < one.long_axis_mm < 1.5 * 0.7 * np.sqrt(2)
 
 
-def test_slice_search_bound_holds_on_random_shapes() -> None:
-    """The per-slice bound that prunes the slice search is never below the measured axis."""
-    from recist_tool.measure.mask import _slice_upper_bounds
+def test_slice_search_bounds_hold_on_random_shapes() -> None:
+    """The per-slice bounds that prune the slice search enclose the measured axis."""
+    from recist_tool.measure.mask import _slice_bounds
 
     rng = np.random.default_rng(8)
     for _ in range(60):
@@ -219,10 +219,11 @@ def test_slice_search_bound_holds_on_random_shapes() -> None:
         m = rng.random((2, 30, 30)) < rng.uniform(0.2, 0.7)
         m[:, :5] = m[:, -5:] = m[:, :, :5] = m[:, :, -5:] = False
         m[1] = ndimage.binary_opening(m[1])
-        ub = _slice_upper_bounds(m, (dy, dx))
+        lb, ub = _slice_bounds(m, (dy, dx))
         for k in range(2):
             if m[k].any():
-                assert ub[k] > long_axis(slice_outline(m[k], (dy, dx))).length
+                ld = long_axis(slice_outline(m[k], (dy, dx))).length
+                assert lb[k] <= ld < ub[k]
 
 
 def test_json_round_trip() -> None:

@@ -11,6 +11,7 @@ from scipy.spatial import ConvexHull, QhullError
 
 from recist_tool.errors import MeasurementError
 from recist_tool.measure.planar import (
+    END_SHIFT_MAX_IN_PX,
     END_SHIFT_MAX_OUT_PX,
     Axis,
     Outline,
@@ -19,6 +20,7 @@ from recist_tool.measure.planar import (
     field_diameter_bound,
     long_axis,
     outline_field,
+    outline_fields,
     perpendicular_chord,
     slice_outline,
 )
@@ -84,18 +86,22 @@ _N_BOUND_DIRS = 16
 _BOUND_MARGIN_PX = 2.0
 
 
-def _slice_upper_bounds(sub: np.ndarray, spacing: tuple[float, float],
-                        rows: _LineEnds | None = None
-                        ) -> np.ndarray:
-    """Per slice, a number no smaller than the long axis measured on it (mm); 0 if empty.
+def _slice_bounds(sub: np.ndarray, spacing: tuple[float, float],
+                  rows: _LineEnds | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per slice, numbers no larger and no smaller than the long axis measured on it (mm).
 
-    The pixel-centre diameter is bounded by the widest of :data:`_N_BOUND_DIRS` projections
-    divided by ``cos(pi / (2 n))``, plus :data:`_BOUND_MARGIN_PX`.
+    The pixel-centre diameter lies between the widest of :data:`_N_BOUND_DIRS` projections of
+    the slice's row ends and that width divided by ``cos(pi / (2 n))``. The outline encloses the
+    pixel centres and each end correction moves an end inwards by at most
+    ``END_SHIFT_MAX_IN_PX``, which gives the lower bound; the upper bound adds
+    :data:`_BOUND_MARGIN_PX`. Empty slices get 0 and 0.
     """
     zy, x0, x1 = _line_ends(sub, 2) if rows is None else rows
-    out = np.zeros(sub.shape[0])
+    upper = np.zeros(sub.shape[0])
+    lower = np.zeros(sub.shape[0])
     if zy.shape[0] == 0:
-        return out
+        return lower, upper
     dy, dx = spacing
     ang = np.arange(_N_BOUND_DIRS) * np.pi / _N_BOUND_DIRS
     cu, su = np.cos(ang), np.sin(ang)
@@ -108,8 +114,10 @@ def _slice_upper_bounds(sub: np.ndarray, spacing: tuple[float, float],
     hi = np.maximum.reduceat(np.maximum(pa, pb), starts, axis=0)
     lo = np.minimum.reduceat(np.minimum(pa, pb), starts, axis=0)
     width = (hi - lo).max(axis=1)
-    out[z[starts]] = width / np.cos(np.pi / (2 * _N_BOUND_DIRS)) + _BOUND_MARGIN_PX * max(dy, dx)
-    return out
+    px = max(dy, dx)
+    upper[z[starts]] = width / np.cos(np.pi / (2 * _N_BOUND_DIRS)) + _BOUND_MARGIN_PX * px
+    lower[z[starts]] = np.maximum(width - 2.0 * END_SHIFT_MAX_IN_PX * px, 0.0)
+    return lower, upper
 
 
 def _line_ends(m: np.ndarray, axis: int) -> _LineEnds:
@@ -215,12 +223,53 @@ def _max_3d_diameter(volume: Volume, sub: np.ndarray, origin: np.ndarray,
 _SITK_LABEL_FROM = 200_000
 
 
+def _runs_connected(mask: np.ndarray) -> bool:
+    """True when the row runs of a 3D mask prove it one 26-connected piece (``False``: unknown).
+
+    The proof holds when every row holds one run of voxels, the rows of each slice are
+    consecutive and each overlaps the next (8-connected), the slices are consecutive and each
+    shares an overlapping row with the next. Compact lesions pass it; the rest are labelled.
+    """
+    nx = mask.shape[2]
+    has = mask.any(axis=2)
+    first = np.argmax(mask, axis=2)
+    last = nx - 1 - np.argmax(mask[:, :, ::-1], axis=2)
+    if np.any(np.count_nonzero(mask, axis=2)[has] != (last - first + 1)[has]):
+        return False  # a row with a gap
+    per_slice = has.sum(axis=1)
+    zs = np.flatnonzero(per_slice)
+    if zs[-1] - zs[0] + 1 != zs.size:
+        return False  # an empty slice between others
+    z, y = np.nonzero(has)
+    y_lo = np.full(mask.shape[0], mask.shape[1])
+    y_hi = np.full(mask.shape[0], -1)
+    np.minimum.at(y_lo, z, y)
+    np.maximum.at(y_hi, z, y)
+    if np.any((y_hi - y_lo + 1)[zs] != per_slice[zs]):
+        return False  # rows of a slice not consecutive
+
+    def overlap(fa, la, fb, lb):
+        return (fb <= la + 1) & (fa <= lb + 1)
+
+    inplane = has[:, :-1] & has[:, 1:]
+    if np.any(inplane & ~overlap(first[:, :-1], last[:, :-1], first[:, 1:], last[:, 1:])):
+        return False
+    across = has[:-1] & has[1:] & overlap(first[:-1], last[:-1], first[1:], last[1:])
+    return bool(np.all(across[zs[:-1]].any(axis=1)))
+
+
 def count_components_3d(mask: np.ndarray) -> int:
     """Number of 26-connected components of a 3D binary mask.
 
-    Large masks go through SimpleITK's connected-component filter (one thread), small ones
+    A compact mask whose row runs prove it one piece gives 1 without labelling; otherwise
+    large masks go through SimpleITK's connected-component filter (one thread), small ones
     through :func:`scipy.ndimage.label`; the count is the same.
     """
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return 0
+    if _runs_connected(mask):
+        return 1
     if mask.size < _SITK_LABEL_FROM:
         return int(ndimage.label(mask, structure=np.ones((3, 3, 3), bool))[1])
     import SimpleITK as sitk
@@ -358,15 +407,20 @@ def measure_mask(
             slices.append(s)
         chosen = max(slices, key=lambda s: (round(s.sd, 9), round(s.ld, 9), -s.k))
     else:
-        ub_all = _slice_upper_bounds(sub, spacing2, rows)
+        lb_all, ub_all = _slice_bounds(sub, spacing2, rows)
         bounds = sorted(((float(ub_all[k]), k) for k in present), reverse=True)
+        # only slices whose upper bound reaches the best lower bound can hold the long axis:
+        # their outline fields are prepared together
+        floor = float(lb_all.max())
+        cands = [k for ub, k in bounds if ub >= floor]
+        fields = dict(zip(cands, outline_fields(sub[cands], spacing2), strict=True))
         chosen = None
         corr_max = 2.0 * END_SHIFT_MAX_OUT_PX * max(spacing2) + 1e-9
         for ub, k in bounds:
             if chosen is not None and ub < chosen.ld:
                 break
             # the end corrections add at most corr_max to the outline's raw diameter
-            field, sigma = outline_field(sub[k], spacing2)
+            field, sigma = fields[k] if k in fields else outline_field(sub[k], spacing2)
             if chosen is not None and field_diameter_bound(field, spacing2) + corr_max < chosen.ld:
                 continue
             outline = contour_outline(field, spacing2, sigma)

@@ -270,6 +270,25 @@ def outline_field(
     raise ValueError("empty slice")  # pragma: no cover - sigma 0 always passes
 
 
+def outline_fields(
+    masks: np.ndarray, spacing: tuple[float, float]
+) -> list[tuple[np.ndarray, float]]:
+    """:func:`outline_field` of every slice of a ``(n, y, x)`` stack, as a list.
+
+    Slices at the full smoothing width :data:`SIGMA_PX` are smoothed in one call (the same
+    values as one by one); the others go through :func:`outline_field`.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    out: list[tuple[np.ndarray, float] | None] = [None] * masks.shape[0]
+    full = [i for i in range(masks.shape[0]) if adaptive_sigma(masks[i], spacing) == SIGMA_PX]
+    if full:
+        smoothed = smooth_slices(masks[full], SIGMA_PX)
+        for j, i in enumerate(full):
+            if _prepare_field(smoothed[j], masks[i], SIGMA_PX):
+                out[i] = (smoothed[j], SIGMA_PX)
+    return [o if o is not None else outline_field(masks[i], spacing) for i, o in enumerate(out)]
+
+
 def slice_outline(
     mask2d: np.ndarray, spacing: tuple[float, float], sigma_px: float | None = None
 ) -> Outline:
@@ -291,11 +310,24 @@ def slice_outline(
     return out
 
 
+def unique_rows(points: np.ndarray) -> np.ndarray:
+    """The distinct rows of an ``(n, 2)`` array, sorted lexicographically (as
+    ``numpy.unique(points, axis=0)``, which costs far more on small arrays)."""
+    p = np.asarray(points)
+    if p.shape[0] < 2:
+        return p.copy()
+    p = p[np.lexsort((p[:, 1], p[:, 0]))]
+    keep = np.empty(p.shape[0], bool)
+    keep[0] = True
+    np.any(p[1:] != p[:-1], axis=1, out=keep[1:])
+    return p[keep]
+
+
 def convex_hull_2d(points: np.ndarray) -> np.ndarray:
     """Counter-clockwise convex hull vertices of 2D points (degenerate sets handled)."""
     pts = np.asarray(points, dtype=np.float64)
     if pts.shape[0] <= 3:
-        pts = np.unique(pts, axis=0)
+        pts = unique_rows(pts)
     if pts.shape[0] <= 2:
         return pts
     try:
@@ -382,17 +414,23 @@ def far_candidates(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         ``L ** 2``.
     """
     pts = np.asarray(points, dtype=np.float64)
+    # squared distances to one point as |p|^2 - 2 p.q + |q|^2 (one matrix-vector product per
+    # iteration), on coordinates centred near the set so that the expansion stays accurate
+    rel = pts - pts[0]
+    sq = np.einsum("ij,ij->i", rel, rel)
     i = 0
     best = 0.0
     pair = (0, 0)
     for _ in range(4):
-        d2 = np.einsum("ij,ij->i", pts - pts[i], pts - pts[i])
+        d2 = sq - 2.0 * (rel @ rel[i]) + sq[i]
         j = int(np.argmax(d2))
-        if d2[j] <= best:
+        dj = float(np.sum((pts[j] - pts[i]) ** 2))  # exact, for the bound
+        if dj <= best:
             break
-        best, pair, i = float(d2[j]), (i, j), j
+        best, pair, i = dj, (i, j), j
     c = 0.5 * (pts[pair[0]] + pts[pair[1]])
-    r = np.sqrt(np.einsum("ij,ij->i", pts - c, pts - c))
+    d = pts - c
+    r = np.sqrt(np.einsum("ij,ij->i", d, d))
     return r + r.max() >= np.sqrt(best) * (1.0 - 1e-9) - 1e-9, c, best
 
 
@@ -410,10 +448,14 @@ def farthest_pairs(points: np.ndarray, rel_tol: float = 1e-9
     remain (round shapes). Each pair is ``(p, q)`` with ``p`` after ``q`` in lexicographic
     ``(y, x)`` order; pairs are sorted by ``q``, then ``p``.
     """
-    pts = np.unique(np.asarray(points, dtype=np.float64), axis=0)
+    pts = np.asarray(points, dtype=np.float64)
     if pts.shape[0] < 2:
         return [(pts[0], pts[0])]
-    cand = pts[far_candidates(pts)[0]]
+    # duplicates do not change which points can end a diameter: remove them among the few
+    # candidates only (sorted, as the pairs' order below relies on)
+    cand = unique_rows(pts[far_candidates(pts)[0]])
+    if cand.shape[0] < 2:
+        return [(cand[0], cand[0])]
     if cand.shape[0] > _PAIRS_BRUTE_MAX:
         hull = convex_hull_2d(cand)
         pairs = diametral_pairs(hull, rel_tol)
@@ -482,9 +524,16 @@ def _end_correction(
     sel = (np.abs(r) <= w) & (s > -w)
     if np.count_nonzero(sel) < 5:
         return 0.0
-    rr, ss = r[sel], s[sel]
-    a = np.stack([np.ones_like(rr), rr, rr * rr], axis=1)
-    c, *_ = np.linalg.lstsq(a, ss, rcond=None)
+    # least squares by the normal equations on r / w (in [-1, 1]: well conditioned)
+    x, ss = r[sel] / w, s[sel]
+    x2 = x * x
+    m = np.array([x.size, x.sum(), x2.sum(), (x2 * x).sum(), (x2 * x2).sum()])
+    lhs = np.array([[m[0], m[1], m[2]], [m[1], m[2], m[3]], [m[2], m[3], m[4]]])
+    try:
+        c = np.linalg.solve(lhs, np.array([ss.sum(), (ss * x).sum(), (ss * x2).sum()]))
+    except np.linalg.LinAlgError:  # fewer than three distinct positions: no parabola
+        return 0.0
+    c = c / np.array([1.0, w, w * w])
     if c[2] < 0:
         apex = c[0] - c[1] ** 2 / (4.0 * c[2])
         kappa = -2.0 * c[2]
@@ -544,7 +593,15 @@ def _chords_at(
     hi = np.maximum(au, bu)
     # half-open crossing rule (lo <= t < hi): every line crosses a closed polygon an even
     # number of times, so consecutive crossings pair up into inside intervals (even-odd rule)
-    li, ei = np.nonzero((lo[None, :] <= ts[:, None]) & (ts[:, None] < hi[None, :]))
+    # the lines crossing each edge are a run of the sorted lines: enumerate only those
+    by_t = np.argsort(ts, kind="stable")
+    ts_sorted = ts[by_t]
+    first = np.searchsorted(ts_sorted, lo, side="left")
+    count = np.searchsorted(ts_sorted, hi, side="left") - first
+    count = np.maximum(count, 0)
+    ei = np.repeat(np.arange(lo.size), count)
+    run_start = np.repeat(np.cumsum(count) - count, count)
+    li = by_t[np.repeat(first, count) + np.arange(ei.size) - run_start]
     if li.size == 0:
         return li, np.empty(0), np.empty(0)
     frac = (ts[li] - au[ei]) / (bu[ei] - au[ei])
