@@ -99,6 +99,16 @@ def test_missing_weights_fall_back_to_classic(tmp_path) -> None:
     assert any("falling back" in w for w in m.warnings)
 
 
+def test_threshold_calibrated_with_the_weights_is_used(tmp_path) -> None:
+    net = unet_mod.build_network()
+    calibrated, plain = tmp_path / "calibrated.pt", tmp_path / "plain.pt"
+    torch.save({"state_dict": net.state_dict(), "meta": {"threshold": 0.3}}, calibrated)
+    torch.save({"state_dict": net.state_dict()}, plain)
+    assert unet_mod.UNetSegmenter(weights=calibrated).threshold == 0.3
+    assert unet_mod.UNetSegmenter(weights=calibrated, threshold=0.45).threshold == 0.45
+    assert unet_mod.UNetSegmenter(weights=plain).threshold == unet_mod.DEFAULT_THRESHOLD
+
+
 def test_bad_weight_file_is_a_segmentation_error(tmp_path) -> None:
     from recist_tool.errors import SegmentationError
 

@@ -37,6 +37,8 @@ PATCH_SHAPE = (32, 48, 48)
 CLICK_SIGMA_MM = 3.0
 #: Channels of the encoder levels.
 CHANNELS = (8, 16, 32, 64)
+#: Lesion probability threshold for weights that carry no calibrated one.
+DEFAULT_THRESHOLD = 0.5
 #: File name of the shipped weights inside ``models/``.
 WEIGHTS_NAME = "unet_lesion.pt"
 
@@ -113,16 +115,17 @@ class UNetSegmenter:
         ``cpu`` (default unless CUDA is available) or ``cuda``.
     threads : int, optional
         CPU threads for torch (default: leave torch's setting).
-    threshold : float
-        Probability above which a voxel is lesion.
+    threshold : float, optional
+        Probability above which a voxel is lesion; default: the threshold calibrated by
+        ``models/train.py`` and stored with the weights, else :data:`DEFAULT_THRESHOLD`.
     """
 
     name = "unet"
 
     def __init__(self, weights: str | Path | None = None, device: str | None = None,
-                 threads: int | None = None, threshold: float = 0.5) -> None:
+                 threads: int | None = None, threshold: float | None = None) -> None:
         self.weights_path = Path(weights) if weights is not None else default_weights_path()
-        self.threshold = threshold
+        self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         self._net = None
         self._fallback = None
         self.version = "unloaded"
@@ -157,6 +160,8 @@ class UNetSegmenter:
         digest = hashlib.sha256(self.weights_path.read_bytes()).hexdigest()[:12]
         self.version = f"{meta.get('version', '1')}+{digest}"
         self.meta: dict[str, Any] = meta
+        if threshold is None:
+            self.threshold = float(meta.get("threshold", DEFAULT_THRESHOLD))
 
     @property
     def is_fallback(self) -> bool:
