@@ -148,10 +148,13 @@ def main() -> None:
     load_before = os.getloadavg()
     for syntax in ("explicit", "jpeg2000"):
         series = args.out / f"series_{syntax}_{args.slices}"
-        if not (series / ".complete").exists():
+        # the marker lies beside the series, not in it: the loader would report it as a
+        # skipped non-DICOM file
+        done = series.with_name(series.name + ".complete")
+        if not done.exists():
             print(f"writing {series} ...", flush=True)
             write_benchmark_series(series, shape=shape, transfer_syntax=syntax, seed=0)
-            (series / ".complete").write_text("ok")
+            done.write_text("ok")
         results[syntax] = {}
         for name in READERS:
             if name.startswith("pydicom") and syntax == "jpeg2000":

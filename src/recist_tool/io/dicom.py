@@ -128,7 +128,12 @@ def _read_all_headers(files: list[Path], workers: int | None) -> list[list[Frame
     return out
 
 
-def _scan_files(src: SourceFiles, workers: int | None = None) -> ScanResult:
+def scan_files(src: SourceFiles, workers: int | None = None) -> ScanResult:
+    """Read the headers of every file of ``src`` and group the frames into stacks.
+
+    Files that are not usable DICOM images are kept in ``skipped`` with their reason; headers
+    are read in ``workers`` processes (default: the CPUs, fewer for short series).
+    """
     frames: list[FrameHeader] = []
     skipped = [Skipped(name, code, detail) for name, code, detail in src.skipped]
     for got in _read_all_headers(src.files, workers):
@@ -153,7 +158,7 @@ def scan(path: str | os.PathLike[str]) -> ScanResult:
         Folder (recursive), file, DICOMDIR/DIRFILE, or ``.zip`` archive.
     """
     with open_source(path) as src:
-        return _scan_files(src)
+        return scan_files(src)
 
 
 def stack_to_volume(stack: Stack, workers: int | None = None, source: str | None = None) -> Volume:
@@ -211,7 +216,7 @@ def load_volume(
         vol = load_volume_file(path)
     else:
         with open_source(path) as src:
-            result = _scan_files(src, workers)
+            result = scan_files(src, workers)
             stack = result.select(series)
             vol = stack_to_volume(stack, workers=workers, source=str(path))
     if resample and not vol.is_orthogonal_grid:

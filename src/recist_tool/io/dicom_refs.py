@@ -17,7 +17,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from recist_tool.errors import DicomLoadError
-from recist_tool.io.dicom import _scan_files, stack_to_volume
+from recist_tool.io.dicom import scan_files, stack_to_volume
 from recist_tool.io.sources import open_source
 from recist_tool.io.volume_files import volume_format
 from recist_tool.volume import Volume
@@ -85,7 +85,7 @@ def load_series_with_headers(
         raise DicomLoadError(f"{path}: a volume file has no DICOM headers; DICOM SR/SEG need the "
                              "original DICOM series")
     with open_source(path) as src:
-        stack = _scan_files(src).select(series)
+        stack = scan_files(src).select(series)
         volume = stack_to_volume(stack, source=str(path))
         cache: dict[str, Dataset] = {}
         headers: list[Dataset] = []

@@ -111,7 +111,8 @@ def table_rows(view: SubjectView) -> tuple[list[str], list[tuple[str, list[str]]
 
 # --- HTML ------------------------------------------------------------------------------------------
 
-_CSS = """
+#: Style sheet shared by the subject and trial HTML reports.
+REPORT_CSS = """
 body{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;margin:24px;color:#212121;font-size:13px}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:15px;margin:22px 0 8px;border-bottom:1px solid #ccc}
 .meta{color:#424242;margin:2px 0}
@@ -130,7 +131,8 @@ img.key{width:256px;height:256px;display:block}
 """
 
 
-def _img(png: bytes, alt: str, cls: str = "") -> str:
+def png_img_tag(png: bytes, alt: str, cls: str = "") -> str:
+    """An HTML ``<img>`` element with the PNG embedded as a data URI (reports are one file)."""
     data = base64.b64encode(png).decode("ascii")
     c = f' class="{cls}"' if cls else ""
     return f'<img{c} alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
@@ -146,7 +148,7 @@ def subject_html(view: SubjectView, key_images: dict[tuple[str, str], KeyImage],
     """The subject's report as one self-contained HTML document."""
     e = html.escape
     out: list[str] = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-                      f"<title>RECIST report {e(view.code)}</title><style>{_CSS}</style></head><body>"]
+                      f"<title>RECIST report {e(view.code)}</title><style>{REPORT_CSS}</style></head><body>"]
     out.append(f"<h1>Subject {e(view.code)}</h1>")
     best = ""
     if view.best_label:
@@ -188,7 +190,7 @@ def subject_html(view: SubjectView, key_images: dict[tuple[str, str], KeyImage],
                "baseline, PD at +20 % of nadir and at least +5 mm).</p>")
 
     out.append("<h2>Sum of diameters</h2>")
-    out.append(_img(sod_png, f"SOD of {view.code} over time"))
+    out.append(png_img_tag(sod_png, f"SOD of {view.code} over time"))
 
     out.append("<h2>Key images</h2>")
     if not key_images:
@@ -202,7 +204,7 @@ def subject_html(view: SubjectView, key_images: dict[tuple[str, str], KeyImage],
             for v in view.visits:
                 ki = key_images.get((les.lesion_id, v.visit))
                 tds.append("<td></td>" if ki is None else
-                           f"<td>{_img(ki.png, f'{les.lesion_id} at {v.visit}', 'key')}</td>")
+                           f"<td>{png_img_tag(ki.png, f'{les.lesion_id} at {v.visit}', 'key')}</td>")
             out.append(f'<tr><th>{e(les.lesion_id)}</th>{"".join(tds)}</tr>')
         out.append("</table>")
         out.append('<p class="small">Axial slice of the long axis; yellow: long axis, cyan: short '
@@ -326,7 +328,7 @@ def _sod_page(view: SubjectView, pages: int) -> Figure:
     png = figure_png(ax_fig, dpi=150)
     ax = fig.add_axes((0.06, 0.40, 0.88, 0.50))
     ax.set_axis_off()
-    ax.imshow(_decode(png), interpolation="lanczos")
+    ax.imshow(decode_png(png), interpolation="lanczos")
     lines = []
     for v in view.follow_ups:
         if v.response is not None:
@@ -340,7 +342,8 @@ def _sod_page(view: SubjectView, pages: int) -> Figure:
     return fig
 
 
-def _decode(png: bytes) -> Any:
+def decode_png(png: bytes) -> Any:
+    """A PNG's pixels as a numpy array (matplotlib's reader), for drawing into PDF pages."""
     from matplotlib.image import imread
 
     return imread(io.BytesIO(png), format="png")
@@ -373,7 +376,7 @@ def _key_pages(view: SubjectView, images: dict[tuple[str, str], KeyImage], first
                     continue
                 ax = fig.add_axes((0.12 + j * (w + 0.01), y, w, h))
                 ax.set_axis_off()
-                ax.imshow(_decode(ki.png), interpolation="none")
+                ax.imshow(decode_png(ki.png), interpolation="none")
         fig.text(0.12, 0.05, "Axial slice of the long axis; yellow: long axis, cyan: short axis, "
                  "red: segmentation outline; values as stored.", fontsize=8, color="#616161")
         figs.append(fig)

@@ -35,7 +35,7 @@ from recist_tool.report.plots import (
     swimmer_figure,
     waterfall_figure,
 )
-from recist_tool.report.subject import _CSS, _img
+from recist_tool.report.subject import REPORT_CSS, png_img_tag
 from recist_tool.report.view import SubjectView, fmt_pct
 
 #: Files :func:`write_trial_report` writes.
@@ -168,7 +168,7 @@ def trial_html(views: Sequence[SubjectView], pngs: dict[str, bytes], *, trial: s
     """The trial report as one self-contained HTML document."""
     e = html.escape
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           f"<title>RECIST trial report {e(trial)}</title><style>{_CSS}</style></head><body>",
+           f"<title>RECIST trial report {e(trial)}</title><style>{REPORT_CSS}</style></head><body>",
            f"<h1>Trial {e(trial)}</h1>",
            f'<p class="meta">criteria {e(criteria)} · {len(views)} subjects</p>',
            "<h2>Subjects</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in _SUMMARY_HEAD)
@@ -183,7 +183,7 @@ def trial_html(views: Sequence[SubjectView], pngs: dict[str, bytes], *, trial: s
                "response. Days on study: baseline scan to the last assessed visit.</p>")
     for name, title in (("waterfall", "Waterfall plot"), ("spider", "Spider plot"),
                         ("swimmer", "Swimmer plot")):
-        out.append(f"<h2>{title}</h2>" + _img(pngs[name], f"{title} of {trial}"))
+        out.append(f"<h2>{title}</h2>" + png_img_tag(pngs[name], f"{title} of {trial}"))
     out.append('<p class="small">The plotted values are in plotted_values.csv.</p></body></html>')
     return "\n".join(out)
 
@@ -221,9 +221,9 @@ _CAPTIONS = {
 
 
 def _plot_page(png: bytes, trial: str, caption: str) -> Figure:
-    from recist_tool.report.subject import _decode
+    from recist_tool.report.subject import decode_png
 
-    img = _decode(png)
+    img = decode_png(png)
     fig = Figure(figsize=(11.69, 8.27), dpi=100)
     fig.text(0.04, 0.965, f"RECIST trial report — {trial}", fontsize=14, weight="bold", va="top")
     h, w = img.shape[:2]
