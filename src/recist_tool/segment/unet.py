@@ -115,9 +115,6 @@ class UNetSegmenter:
         ``cpu`` (default unless CUDA is available) or ``cuda``.
     threads : int, optional
         CPU threads for torch (default: leave torch's setting).
-    flips : int
-        Test-time augmentation: the mean prediction over 1, 2 (with the left-right mirror) or 4
-        (also the anterior-posterior mirrors) flipped inputs.
     threshold : float, optional
         Probability above which a voxel is lesion; default: the threshold calibrated by
         ``models/train.py`` and stored with the weights, else :data:`DEFAULT_THRESHOLD`.
@@ -126,13 +123,9 @@ class UNetSegmenter:
     name = "unet"
 
     def __init__(self, weights: str | Path | None = None, device: str | None = None,
-                 threads: int | None = None, threshold: float | None = None,
-                 flips: int = 2) -> None:
+                 threads: int | None = None, threshold: float | None = None) -> None:
         self.weights_path = Path(weights) if weights is not None else default_weights_path()
         self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
-        if flips not in (1, 2, 4):
-            raise ValueError("flips must be 1, 2 or 4")
-        self.flips = int(flips)
         self._net = None
         self._fallback = None
         self.version = "unloaded"
@@ -185,11 +178,9 @@ class UNetSegmenter:
         try:
             with torch.inference_mode():
                 t = torch.from_numpy(x[None]).to(self.device)
-                flips = _FLIPS[: self.flips]
-                batch = torch.cat([torch.flip(t, dims=f) if f else t for f in flips])
-                out = self._net(batch)  # type: ignore[misc]
-                logits = sum(torch.flip(out[i:i + 1], dims=f) if f else out[i:i + 1]
-                             for i, f in enumerate(flips)) / len(flips)
+                logits = self._net(t)  # type: ignore[misc]
+                flipped = self._net(torch.flip(t, dims=(4,)))  # type: ignore[misc]
+                logits = 0.5 * (logits + torch.flip(flipped, dims=(4,)))
                 return torch.sigmoid(logits)[0, 0].float().cpu().numpy()
         finally:
             torch.set_flush_denormal(False)
@@ -235,11 +226,6 @@ class UNetSegmenter:
                           leak_bounded=bool(touches), warnings=warn,
                           info={"scale": scale, "work_spacing_mm": [s * scale for s in WORK_SPACING],
                                 "device": self.device}).tight()
-
-
-#: Test-time flips (tensor dims of ``(n, c, z, y, x)``): none, left-right, anterior-posterior,
-#: both; the prediction is the mean logit over the first :attr:`UNetSegmenter.flips` of them.
-_FLIPS: tuple[tuple[int, ...], ...] = ((), (4,), (3,), (3, 4))
 
 
 def _component_at(mask: np.ndarray, at: np.ndarray) -> np.ndarray:
