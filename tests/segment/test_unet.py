@@ -76,6 +76,40 @@ def test_mask_maps_back_to_native_sheared_grid(tmp_path, monkeypatch, uneven: bo
     assert not m.leak_bounded
 
 
+def _near_click_predictor(reach_mm: float):
+    """A stand-in network that finds the bright lesion only within ``reach_mm`` of the click
+    (as a network trained on near-centre clicks under-segments the far side)."""
+    def predict(self, x):
+        heat = x[1]
+        idx = np.indices(heat.shape).reshape(3, -1).T
+        w = heat.reshape(-1)
+        c = (idx * w[:, None]).sum(axis=0) / w.sum()
+        d = np.linalg.norm((idx - c) * np.asarray(unet_mod.WORK_SPACING), axis=1)
+        return ((x[0] > 0.4) & (d <= reach_mm).reshape(heat.shape)).astype(np.float32)
+    return predict
+
+
+def test_off_centre_click_is_recentred_on_the_lesion(tmp_path, monkeypatch) -> None:
+    net = unet_mod.build_network()
+    w = tmp_path / "w.pt"
+    torch.save({"state_dict": net.state_dict()}, w)
+    monkeypatch.setattr(unet_mod.UNetSegmenter, "predict_patch", _near_click_predictor(10.0))
+    grid = sheared_volume(np.zeros((30, 80, 80), np.int16), spacing=(1.5, 0.8, 0.8),
+                          tilt_deg=10.0)
+    lps = grid.index_to_lps(np.indices(grid.shape).reshape(3, -1).T)
+    truth = (np.linalg.norm(lps - grid.index_to_lps((15, 40, 40)), axis=1) <= 9.0
+             ).reshape(grid.shape)  # a 9 mm ball in aerated lung
+    vol = sheared_volume(np.where(truth, 60, -800).astype(np.int16), spacing=(1.5, 0.8, 0.8),
+                         tilt_deg=10.0)
+    click = Prompt.at(15, 40, 48)  # 6.4 mm off centre, inside the 9 mm lesion
+    plain = unet_mod.UNetSegmenter(weights=w, recentre=False).segment(vol, click)
+    moved = unet_mod.UNetSegmenter(weights=w).segment(vol, click)
+    assert not plain.info["recentred"] and moved.info["recentred"]
+    assert dice(plain.full(), truth) < 0.9
+    assert dice(moved.full(), truth) > dice(plain.full(), truth) + 0.05
+    assert moved.full()[15, 40, 48]  # the click stays inside the mask
+
+
 def test_empty_prediction_is_no_lesion(tmp_path, monkeypatch) -> None:
     net = unet_mod.build_network()
     w = tmp_path / "w.pt"

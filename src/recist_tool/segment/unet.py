@@ -37,6 +37,9 @@ PATCH_SHAPE = (32, 48, 48)
 CLICK_SIGMA_MM = 3.0
 #: Channels of the encoder levels.
 CHANNELS = (8, 16, 32, 64)
+#: A second prediction centred on the first mask's deepest point is made when that point lies
+#: farther than this (mm) from the click.
+RECENTRE_MIN_MM = 1.5
 #: Lesion probability threshold for weights that carry no calibrated one.
 DEFAULT_THRESHOLD = 0.5
 #: File name of the shipped weights inside ``models/``.
@@ -115,6 +118,10 @@ class UNetSegmenter:
         ``cpu`` (default unless CUDA is available) or ``cuda``.
     threads : int, optional
         CPU threads for torch (default: leave torch's setting).
+    recentre : bool
+        Predict a second time centred on the first mask's deepest point (see
+        :data:`RECENTRE_MIN_MM`): the mask then depends less on where inside the lesion the
+        reader clicked.
     threshold : float, optional
         Probability above which a voxel is lesion; default: the threshold calibrated by
         ``models/train.py`` and stored with the weights, else :data:`DEFAULT_THRESHOLD`.
@@ -123,9 +130,11 @@ class UNetSegmenter:
     name = "unet"
 
     def __init__(self, weights: str | Path | None = None, device: str | None = None,
-                 threads: int | None = None, threshold: float | None = None) -> None:
+                 threads: int | None = None, threshold: float | None = None,
+                 recentre: bool = True) -> None:
         self.weights_path = Path(weights) if weights is not None else default_weights_path()
         self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        self.recentre = bool(recentre)
         self._net = None
         self._fallback = None
         self.version = "unloaded"
@@ -199,21 +208,28 @@ class UNetSegmenter:
         line = prompt.line_length_mm(volume)
         if line is not None and line > 0.8 * min(np.asarray(PATCH_SHAPE) * WORK_SPACING):
             scales = [2.0]
-        result = None
         for scale in scales:
             sp = tuple(s * scale for s in WORK_SPACING)
-            grid = WorkGrid.centred(volume, seed_lps, sp, PATCH_SHAPE)
-            patch = grid.sample(volume, mode="nearest")
-            click = grid.lps_to_work(seed_lps)
-            prob = self.predict_patch(make_input(patch, click, sp))
-            lesion = _component_at(prob > self.threshold, np.rint(click).astype(int))
+            grid, prob, lesion = self._predict(volume, seed_lps, sp)
             touches = _touches_border(lesion)
-            result = (grid, prob * lesion, touches, scale)
             if not touches:
                 break
-        grid, prob, touches, scale = result  # type: ignore[misc]
+        at_seed = np.asarray(seed)
         mask, offset = grid.to_native(volume, prob, self.threshold)
-        mask = _native_component(mask, np.asarray(seed) - np.asarray(offset))
+        mask = _native_component(mask, at_seed - np.asarray(offset))
+        recentred = False
+        if self.recentre and mask.any() and not touches:
+            # the network was trained on clicks anywhere in the lesion's inner part; its answer
+            # depends a little on where: predict once more, centred on the first mask's
+            # deepest point, and keep that answer when it still holds the click
+            centre = grid.work_to_lps(_deepest_point(lesion, sp)[None])[0]
+            if np.linalg.norm(centre - seed_lps) > RECENTRE_MIN_MM:
+                grid2, prob2, lesion2 = self._predict(volume, centre, sp)
+                if lesion2.any() and not _touches_border(lesion2):
+                    mask2, offset2 = grid2.to_native(volume, prob2, self.threshold)
+                    mask2 = _native_component(mask2, at_seed - np.asarray(offset2))
+                    if mask2.any():
+                        mask, offset, recentred = mask2, offset2, True
         if not mask.any():
             raise NoLesionError(
                 f"no lesion at this point: the network finds no lesion at (z, y, x) = {seed}",
@@ -225,7 +241,25 @@ class UNetSegmenter:
         return LesionMask(mask, offset, volume.shape, self.name, self.version, prompt,
                           leak_bounded=bool(touches), warnings=warn,
                           info={"scale": scale, "work_spacing_mm": [s * scale for s in WORK_SPACING],
-                                "device": self.device}).tight()
+                                "device": self.device, "recentred": recentred}).tight()
+
+    def _predict(self, volume: Volume, centre_lps: np.ndarray, spacing: tuple[float, ...]
+                 ) -> tuple[WorkGrid, np.ndarray, np.ndarray]:
+        """Box centred on a click: its grid, the probabilities of the lesion component under
+        the click (zero elsewhere) and that component."""
+        grid = WorkGrid.centred(volume, centre_lps, spacing, PATCH_SHAPE)
+        click = grid.lps_to_work(centre_lps)
+        prob = self.predict_patch(make_input(grid.sample(volume, mode="nearest"), click, spacing))
+        lesion = _component_at(prob > self.threshold, np.rint(click).astype(int))
+        return grid, prob * lesion, lesion
+
+
+def _deepest_point(mask: np.ndarray, spacing) -> np.ndarray:
+    """Index of the voxel of ``mask`` farthest (mm) from its outside."""
+    from scipy import ndimage
+
+    edt = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+    return np.array(np.unravel_index(int(np.argmax(edt)), edt.shape), dtype=float)
 
 
 def _component_at(mask: np.ndarray, at: np.ndarray) -> np.ndarray:
