@@ -71,6 +71,23 @@ def test_click_not_on_a_lesion(where: str, reason: str) -> None:
     assert str(exc.value).startswith("no lesion at this point")
 
 
+def test_ground_glass_nodule_is_a_lesion_and_the_lung_beside_it_is_not() -> None:
+    """A click on a -650 HU ground-glass nodule is below the air limit but clearly denser than
+    the -870 HU lung around it: it is segmented; a click on that lung is refused as air."""
+    shape, sp = (24, 90, 90), (1.25, 0.7, 0.7)
+    zz, yy, xx = np.indices(shape)
+    r2 = ((zz - 12) * sp[0]) ** 2 + ((yy - 45) * sp[1]) ** 2 + ((xx - 45) * sp[2]) ** 2
+    truth = r2 <= 8.0**2
+    rng = np.random.default_rng(3)
+    arr = np.where(truth, -650.0, -870.0) + rng.normal(0, 20, shape)
+    vol = Volume.from_grid(arr.astype(np.int16), sp)
+    m = CLASSIC.segment(vol, Prompt.at(12, 45, 45))
+    assert dice(m.full(), truth) >= 0.85
+    with pytest.raises(NoLesionError) as exc:
+        CLASSIC.segment(vol, Prompt.at(12, 45, 75))
+    assert exc.value.reason == "air"
+
+
 def test_click_on_homogeneous_tissue_has_no_boundary() -> None:
     vol = Volume.from_grid(np.full((20, 80, 80), 60, np.int16), (2.0, 0.8, 0.8))
     with pytest.raises(NoLesionError) as exc:

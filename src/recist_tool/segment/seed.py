@@ -17,6 +17,13 @@ BONE_MIN_HU = 250.0
 FAT_RANGE_HU = (-160.0, -60.0)
 #: Radius (mm) of the ball around the seed whose median decides.
 SEED_RADIUS_MM = 1.5
+#: A click below :data:`AIR_MAX_HU` is still a (ground-glass) lesion when its median is at least
+#: this much denser than the aerated lung around it ...
+GROUND_GLASS_CONTRAST_HU = 150.0
+#: ... and not below this.
+GROUND_GLASS_MIN_HU = -800.0
+#: Half-size (mm) of the box around the click in which the aerated lung's level is taken.
+LUNG_LEVEL_RADIUS_MM = 15.0
 
 
 def seed_statistics(volume: Volume, seed: Sequence[int], radius_mm: float = SEED_RADIUS_MM
@@ -42,6 +49,9 @@ def seed_statistics(volume: Volume, seed: Sequence[int], radius_mm: float = SEED
 def check_seed(volume: Volume, seed: Sequence[int]) -> float:
     """Reject clicks on air, fat or bone; return the median HU around the seed.
 
+    A click below :data:`AIR_MAX_HU` is accepted when it is a ground-glass opacity: at least
+    :data:`GROUND_GLASS_CONTRAST_HU` denser than the surrounding aerated lung.
+
     Raises
     ------
     NoLesionError
@@ -49,7 +59,7 @@ def check_seed(volume: Volume, seed: Sequence[int]) -> float:
     """
     med, _ = seed_statistics(volume, seed)
     where = f"(z, y, x) = {tuple(int(v) for v in seed)}"
-    if med < AIR_MAX_HU:
+    if med < AIR_MAX_HU and not _ground_glass(volume, seed, med):
         raise NoLesionError(f"no lesion at this point: {where} is air or aerated lung "
                             f"({med:.0f} HU)", reason="air")
     if med > BONE_MIN_HU and not _in_lung(volume, seed, fraction=0.35):
@@ -61,6 +71,32 @@ def check_seed(volume: Volume, seed: Sequence[int]) -> float:
     return med
 
 
+def _box(volume: Volume, seed: Sequence[int], radius_mm: float) -> np.ndarray:
+    sp = np.asarray(volume.spacing)
+    r = np.maximum(np.floor(radius_mm / sp).astype(int), 0)
+    s = np.asarray(seed, int)
+    lo = np.maximum(s - r, 0)
+    hi = np.minimum(s + r + 1, volume.shape)
+    return np.asarray(volume.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])
+
+
+def _ground_glass(volume: Volume, seed: Sequence[int], median_hu: float) -> bool:
+    """True when a click below :data:`AIR_MAX_HU` is clearly denser than the aerated lung
+    around it (a ground-glass nodule), not the lung itself.
+
+    The lung's level is the 30th percentile of the values below :data:`AIR_MAX_HU` in a box of
+    half-size :data:`LUNG_LEVEL_RADIUS_MM` (mostly parenchyma, even when a ground-glass nodule
+    fills part of the box).
+    """
+    if median_hu < GROUND_GLASS_MIN_HU:
+        return False
+    block = _box(volume, seed, LUNG_LEVEL_RADIUS_MM)
+    aerated = block[block < AIR_MAX_HU]
+    if aerated.size < 50:
+        return False
+    return median_hu >= float(np.percentile(aerated, 30)) + GROUND_GLASS_CONTRAST_HU
+
+
 def _in_lung(volume: Volume, seed: Sequence[int], radius_mm: float = 6.0,
              fraction: float = 0.15) -> bool:
     """True when aerated lung (< -600 HU) fills over ``fraction`` of a box around the seed.
@@ -68,10 +104,5 @@ def _in_lung(volume: Volume, seed: Sequence[int], radius_mm: float = 6.0,
     A fat-like value in lung is the partial-volume edge of a small or ground-glass nodule, and a
     very dense spot surrounded by lung is a calcified nodule, not fat or bone.
     """
-    sp = np.asarray(volume.spacing)
-    r = np.maximum(np.floor(radius_mm / sp).astype(int), 0)
-    s = np.asarray(seed, int)
-    lo = np.maximum(s - r, 0)
-    hi = np.minimum(s + r + 1, volume.shape)
-    block = np.asarray(volume.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])
+    block = _box(volume, seed, radius_mm)
     return bool(np.mean(block < AIR_MAX_HU) > fraction)
