@@ -117,33 +117,22 @@ class ClassicSegmenter:
                           prompt, leak_bounded=bool(out["leak"]), warnings=warn, info=info).tight()
 
     # ------------------------------------------------------------------ internals
-    def _segment_crop(self, volume: Volume, seed: np.ndarray, radius: float) -> dict:
-        sp = np.asarray(volume.spacing, float)
-        half = np.ceil(radius / sp).astype(int)
-        lo = np.maximum(seed - half, 0)
-        hi = np.minimum(seed + half + 1, volume.shape)
-        voi_lo = lo.copy()
-        raw = np.asarray(volume.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], np.float32)
-        sigma = np.minimum(0.6 / sp, 0.8)
-        img = ndimage.gaussian_filter(raw, sigma, mode="nearest")
-        s = seed - lo
-        mu, mad = seed_statistics(_Arr(img, sp), s, radius_mm=max(1.5, float(sp[1:].max())))
+    def lung_ray_fraction(self, volume: Volume, seed) -> float | None:
+        """Share of the rays from the click whose first surroundings beyond the lesion's edge
+        are aerated lung (below -600 HU); ``None`` when too few rays find an edge within
+        :attr:`radius_mm`. Lung nodules give about 0.2–1, mediastinal nodes and liver
+        lesions about 0–0.2."""
+        rays = _Rays(volume, np.asarray(seed, int), self.radius_mm)
+        if rays.n_edge < 0.3 * len(_DIRS):
+            return None
+        return rays.lung_fraction()
 
-        # ---- rays: edge distance and surrounding intensity
-        step = 0.5
-        t = np.arange(0.0, radius, step)
-        pts = s[None, None, :] + (_DIRS[:, None, :] * t[None, :, None]) / sp[None, None, :]
-        prof = map_coordinates(img, pts.reshape(-1, 3).T, order=1, mode="nearest").reshape(
-            len(_DIRS), len(t))
-        delta = float(np.clip(3.0 * mad, 35.0, 150.0))
-        dev = np.abs(prof - mu)
-        outside = dev > delta
-        has = outside.any(axis=1)
-        first = np.where(has, outside.argmax(axis=1), -1)
-        win = int(8.0 / step)
-        bg_vals = [prof[r, k + int(np.argmax(dev[r, k:k + win]))]
-                   for r, k in enumerate(first) if k >= 0]
-        n_edge = int(has.sum())
+    def _segment_crop(self, volume: Volume, seed: np.ndarray, radius: float) -> dict:
+        rays = _Rays(volume, seed, radius)
+        sp, lo, hi, s, img = rays.sp, rays.lo, rays.hi, rays.s, rays.img
+        voi_lo = lo.copy()
+        mu, mad, t, pts, dev = rays.mu, rays.mad, rays.t, rays.pts, rays.dev
+        step, bg_vals, n_edge = rays.step, rays.bg_vals, rays.n_edge
         if n_edge < 0.3 * len(_DIRS):
             if radius >= 64:
                 raise NoLesionError(
@@ -155,8 +144,7 @@ class ClassicSegmenter:
                     "inscribed_radius_mm": None, "rays_with_edge": n_edge, "voi_radius_mm": radius}
         bg = float(np.median(bg_vals))
         aerated = img < -600.0
-        lung_rays = float(np.mean(np.asarray(bg_vals) < -600.0))
-        in_lung = bg < mu and lung_rays > 0.5
+        in_lung = rays.in_lung()
         if in_lung and self.lung_background:
             # in lung the surroundings are aerated parenchyma; ground glass counts as lesion
             bg = min(bg, float(np.median(img[aerated])))
@@ -251,6 +239,49 @@ class ClassicSegmenter:
                 "leak": leak, "lesion_hu": mu, "surround_hu": bg, "voi": (voi_lo, hi),
                 "threshold_band_hu": [mu - band, mu + band], "inscribed_radius_mm": r_in,
                 "rays_with_edge": n_edge, "voi_radius_mm": radius}
+
+
+class _Rays:
+    """The smoothed crop around a seed and the rays cast from it (steps 1–2 of the method)."""
+
+    step = 0.5
+
+    def __init__(self, volume: Volume, seed: np.ndarray, radius: float) -> None:
+        sp = np.asarray(volume.spacing, float)
+        half = np.ceil(radius / sp).astype(int)
+        self.sp = sp
+        self.lo = np.maximum(seed - half, 0)
+        self.hi = np.minimum(seed + half + 1, volume.shape)
+        lo, hi = self.lo, self.hi
+        raw = np.asarray(volume.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], np.float32)
+        self.img = ndimage.gaussian_filter(raw, np.minimum(0.6 / sp, 0.8), mode="nearest")
+        self.s = s = seed - lo
+        self.mu, self.mad = seed_statistics(_Arr(self.img, sp), s,
+                                            radius_mm=max(1.5, float(sp[1:].max())))
+        # edge distance and surrounding intensity along each ray
+        self.t = t = np.arange(0.0, radius, self.step)
+        self.pts = s[None, None, :] + (_DIRS[:, None, :] * t[None, :, None]) / sp[None, None, :]
+        self.prof = map_coordinates(self.img, self.pts.reshape(-1, 3).T, order=1,
+                                    mode="nearest").reshape(len(_DIRS), len(t))
+        delta = float(np.clip(3.0 * self.mad, 35.0, 150.0))
+        self.dev = dev = np.abs(self.prof - self.mu)
+        outside = dev > delta
+        has = outside.any(axis=1)
+        first = np.where(has, outside.argmax(axis=1), -1)
+        win = int(8.0 / self.step)
+        self.bg_vals = [self.prof[r, k + int(np.argmax(dev[r, k:k + win]))]
+                        for r, k in enumerate(first) if k >= 0]
+        self.n_edge = int(has.sum())
+
+    def lung_fraction(self) -> float:
+        """Share of the rays with an edge whose surroundings are aerated lung (< -600 HU)."""
+        return float(np.mean(np.asarray(self.bg_vals) < -600.0)) if self.bg_vals else 0.0
+
+    def in_lung(self) -> bool:
+        """Most rays leave the lesion into aerated lung, which is darker than the lesion."""
+        if not self.bg_vals:
+            return False
+        return bool(float(np.median(self.bg_vals)) < self.mu and self.lung_fraction() > 0.5)
 
 
 class _Arr:

@@ -40,6 +40,13 @@ CHANNELS = (8, 16, 32, 64)
 #: A second prediction centred on the first mask's deepest point is made when that point lies
 #: farther than this (mm) from the click.
 RECENTRE_MIN_MM = 1.5
+#: With ``lung_only``, the network answers when at least this share of the rays from the click
+#: leave the lesion into aerated lung (LIDC nodules >= 10 mm: 99 % of clicks; the sample-data
+#: liver metastases and mediastinal nodes: 0-0.19), ``classic`` otherwise.
+LUNG_RAYS_MIN = 0.25
+#: Why a click is passed to ``classic`` (see ``lung_only``).
+NOT_IN_LUNG = ("the lesion is not in aerated lung; the network is validated on lung lesions "
+               "only, so the weight-free 'classic' segmenter answers")
 #: Lesion probability threshold for weights that carry no calibrated one.
 DEFAULT_THRESHOLD = 0.5
 #: File name of the shipped weights inside ``models/``.
@@ -118,6 +125,11 @@ class UNetSegmenter:
         ``cpu`` (default unless CUDA is available) or ``cuda``.
     threads : int, optional
         CPU threads for torch (default: leave torch's setting).
+    lung_only : bool
+        Use the network only for lesions next to aerated lung (:data:`LUNG_RAYS_MIN`), the
+        lesions it was trained and validated on (real LIDC nodules); other clicks (liver,
+        lymph nodes, soft tissue) are segmented by ``classic``, and the mask carries
+        ``classic``'s name and version, with ``info["routed_by"]`` saying why.
     recentre : bool
         Predict a second time centred on the first mask's deepest point (see
         :data:`RECENTRE_MIN_MM`): the mask then depends less on where inside the lesion the
@@ -131,10 +143,12 @@ class UNetSegmenter:
 
     def __init__(self, weights: str | Path | None = None, device: str | None = None,
                  threads: int | None = None, threshold: float | None = None,
-                 recentre: bool = True) -> None:
+                 recentre: bool = True, lung_only: bool = True) -> None:
         self.weights_path = Path(weights) if weights is not None else default_weights_path()
         self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         self.recentre = bool(recentre)
+        self.lung_only = bool(lung_only)
+        self._router = None
         self._net = None
         self._fallback = None
         self.version = "unloaded"
@@ -203,6 +217,12 @@ class UNetSegmenter:
         seed_idx = prompt.seed_index(volume)
         seed = prompt.seed_voxel(volume)
         check_seed(volume, seed)
+        if self.lung_only and (self._classic().lung_ray_fraction(volume, seed) or 0.0
+                               ) < LUNG_RAYS_MIN:
+            m = self._classic().segment(volume, prompt, node=node)
+            return LesionMask(m.mask, m.offset, m.volume_shape, m.segmenter, m.version, prompt,
+                              m.leak_bounded, m.warnings,
+                              {**m.info, "routed_by": f"unet {self.version}: {NOT_IN_LUNG}"})
         seed_lps = volume.index_to_lps(seed_idx)
         scales = [1.0, 2.0]
         line = prompt.line_length_mm(volume)
@@ -242,6 +262,13 @@ class UNetSegmenter:
                           leak_bounded=bool(touches), warnings=warn,
                           info={"scale": scale, "work_spacing_mm": [s * scale for s in WORK_SPACING],
                                 "device": self.device, "recentred": recentred}).tight()
+
+    def _classic(self):
+        if self._router is None:
+            from recist_tool.segment.classic import ClassicSegmenter
+
+            self._router = ClassicSegmenter()
+        return self._router
 
     def _predict(self, volume: Volume, centre_lps: np.ndarray, spacing: tuple[float, ...]
                  ) -> tuple[WorkGrid, np.ndarray, np.ndarray]:
