@@ -349,7 +349,7 @@ class ReadingSession:
             if hasattr(spec, "segment"):
                 self._segmenter = spec
             else:
-                from recist_tool.batch.job import parse_segmenter_spec
+                from recist_tool.segment.registry import parse_segmenter_spec
 
                 name, opts = parse_segmenter_spec(str(spec))
                 self._segmenter = get_segmenter(name, **opts)

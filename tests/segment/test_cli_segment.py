@@ -51,6 +51,10 @@ def test_segment_seed_lps_matches_voxel_seed(case_files, capsys) -> None:
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
     assert res["seed_zyx"] == list(case.centre_zyx)
+    rc = main(["segment", str(img), "--seed-lps", ",".join(f"{v:.4f}" for v in lps),
+               "--segmenter", "classic:band_fraction=0.5", "--json"])
+    assert rc == 0
+    assert json.loads(capsys.readouterr().out)["segmenter"] == "classic"
 
 
 @pytest.mark.parametrize(("args", "code"), [
@@ -60,6 +64,7 @@ def test_segment_seed_lps_matches_voxel_seed(case_files, capsys) -> None:
     ([], 2),                            # no seed
     (["--seed", "1,2,3", "--seed-lps", "1,2,3"], 2),
     (["--seed", "20,80,80", "--segmenter", "nope"], 3),
+    (["--seed", "20,80,80", "--segmenter", "classic:colour=1"], 2),  # an option it lacks
 ])
 def test_segment_errors_are_one_line(case_files, capsys, args, code) -> None:
     _, img, _, _ = case_files

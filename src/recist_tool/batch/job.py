@@ -20,6 +20,7 @@ from typing import Any
 
 from recist_tool.batch.manifest import Case, LesionSeed
 from recist_tool.errors import InputError, RecistToolError
+from recist_tool.segment.registry import parse_segmenter_spec
 from recist_tool.volume import VolumeMeta
 
 __all__ = ["BaselineLesionRef", "BaselineRef", "CaseResult", "LesionResult", "cached_volume",
@@ -172,34 +173,6 @@ def init_worker(segmenter: str | None = None, threads: int = 1) -> None:
         worker_segmenter(segmenter)
 
 
-def parse_segmenter_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``name`` or ``name:key=value,key=value`` → (name, constructor options).
-
-    Values are read as TOML literals (``0.5``, ``true``, ``"text"``), otherwise kept as text, e.g.
-    ``classic:band_fraction=0.5`` or ``unet:weights=/models/unet.pt``.
-
-    Raises
-    ------
-    UsageError
-        For an option without ``=``.
-    """
-    import tomllib
-
-    from recist_tool.errors import UsageError
-
-    name, _, rest = spec.partition(":")
-    opts: dict[str, Any] = {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise UsageError(f"segmenter option {item!r} of {spec!r} is not key=value")
-        try:
-            opts[key.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            opts[key.strip()] = value.strip()
-    return name.strip(), opts
-
-
 def worker_segmenter(spec: str) -> Any:
     """The segmenter ``spec`` (see :func:`parse_segmenter_spec`), created once per process and
     reused by every case.
@@ -211,14 +184,10 @@ def worker_segmenter(spec: str) -> Any:
     """
     seg = _SEGMENTERS.get(spec)
     if seg is None:
-        from recist_tool.errors import UsageError
         from recist_tool.segment import get_segmenter
 
         name, opts = parse_segmenter_spec(spec)
-        try:
-            seg = get_segmenter(name, **opts)
-        except TypeError as exc:
-            raise UsageError(f"segmenter {name!r} does not take the options {opts}: {exc}") from None
+        seg = get_segmenter(name, **opts)
         _SEGMENTERS[spec] = seg
     return seg
 

@@ -20,8 +20,9 @@ def evaluate_model(
     datasets: list[str] = typer.Argument(..., help="Dataset folders (image/ + mask/, or image.* + "
                                                    "label.*) or 'synthetic[:N]'."),
     segmenter: str | None = typer.Option(None, "--segmenter",
-                                         help="Segmenter name (default: unet if its weights are "
-                                              "installed, else classic)."),
+                                         help="Segmenter name, optionally with options "
+                                              "'name:key=value,...' (default: unet if its "
+                                              "weights are installed, else classic)."),
     min_diameter: float | None = typer.Option(None, "--min-diameter",
                                               help="Only lesions whose reference long axis is at "
                                                    "least this many mm."),
@@ -33,14 +34,19 @@ def evaluate_model(
 ) -> None:
     """Evaluate a segmenter: Dice, long/short-axis error, click consistency, seconds per click."""
     from recist_tool.errors import UsageError
-    from recist_tool.segment import default_segmenter_name, get_segmenter
+    from recist_tool.segment import (
+        default_segmenter_name,
+        get_segmenter,
+        parse_segmenter_spec,
+    )
     from recist_tool.segment.evaluate import discover_dataset, evaluate_dataset
 
     if split not in ("validation", "train", "all"):
         raise UsageError(f"--split must be validation, train or all, got {split!r}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        seg = get_segmenter(segmenter or default_segmenter_name())
+        name, options = parse_segmenter_spec(segmenter or default_segmenter_name())
+        seg = get_segmenter(name, **options)
     for w in caught:
         console_err.print(f"warning: {w.message}", highlight=False)
     results = []

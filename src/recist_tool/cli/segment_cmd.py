@@ -32,8 +32,9 @@ def segment_cmd(
     seed_lps: str | None = typer.Option(None, "--seed-lps",
                                         help="Click in patient coordinates LPS 'x,y,z' (mm)."),
     segmenter: str | None = typer.Option(None, "--segmenter",
-                                         help="Segmenter name (default: unet if its weights are "
-                                              "installed, else classic)."),
+                                         help="Segmenter name, optionally with options "
+                                              "'name:key=value,...' (default: unet if its "
+                                              "weights are installed, else classic)."),
     node: bool = typer.Option(False, "--node", help="Lymph node: report the short-axis slice."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the mask (NIfTI/NRRD/MHA)."),
     reference: Path | None = typer.Option(None, "--reference",
@@ -47,7 +48,13 @@ def segment_cmd(
     A click on air, fat, bone or outside the volume ends with one line and exit code 3.
     """
     from recist_tool.io import load_volume
-    from recist_tool.segment import Prompt, default_segmenter_name, dice, get_segmenter
+    from recist_tool.segment import (
+        Prompt,
+        default_segmenter_name,
+        dice,
+        get_segmenter,
+        parse_segmenter_spec,
+    )
     from recist_tool.segment.workflow import segment_and_measure
 
     if (seed is None) == (seed_lps is None):
@@ -57,7 +64,8 @@ def segment_cmd(
     volume = load_volume(image, series) if series else load_volume(image)
     with warnings.catch_warnings():  # the fall-back warning is reported with the mask below
         warnings.simplefilter("ignore", RuntimeWarning)
-        seg = get_segmenter(segmenter or default_segmenter_name())
+        name, options = parse_segmenter_spec(segmenter or default_segmenter_name())
+        seg = get_segmenter(name, **options)
     t0 = time.perf_counter()
     lesion, measurement = segment_and_measure(volume, prompt, seg, node=node)
     seconds = time.perf_counter() - t0

@@ -21,6 +21,7 @@ from recist_tool.segment.registry import (
     ENTRY_POINT_GROUP,
     available_segmenters,
     get_segmenter,
+    parse_segmenter_spec,
     register_segmenter,
     unregister_segmenter,
 )
@@ -55,4 +56,4 @@ def segment(volume: Volume, prompt: Prompt, segmenter: str | Segmenter | None = 
 
 __all__ = ["ENTRY_POINT_GROUP", "LesionMask", "NoLesionError", "Prompt", "Segmenter",
            "available_segmenters", "default_segmenter_name", "dice", "get_segmenter",
-           "register_segmenter", "segment", "unregister_segmenter"]
+           "parse_segmenter_spec", "register_segmenter", "segment", "unregister_segmenter"]

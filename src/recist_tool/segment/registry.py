@@ -17,7 +17,7 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
-from recist_tool.errors import SegmentationError
+from recist_tool.errors import SegmentationError, UsageError
 from recist_tool.segment.base import Segmenter
 
 #: Entry-point group that plug-in segmenters register under.
@@ -72,6 +72,18 @@ def _instantiate(obj: Any, name: str) -> Segmenter:
     return inst
 
 
+def _with_options(factory: Any, kwargs: dict[str, Any], name: str, always: bool = False) -> Any:
+    """``factory(**kwargs)`` (or ``factory`` itself when there are no options, unless
+    ``always``); options it does not take are a :class:`UsageError`."""
+    if not kwargs and not always:
+        return factory
+    try:
+        return factory(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"segmenter {name!r} does not take the options {kwargs}: {exc}"
+                         ) from None
+
+
 def get_segmenter(name: str = "classic", **kwargs: Any) -> Segmenter:
     """Instantiate a segmenter by name.
 
@@ -89,20 +101,47 @@ def get_segmenter(name: str = "classic", **kwargs: Any) -> Segmenter:
     ------
     SegmentationError
         Unknown name, or a plug-in that fails to load.
+    UsageError
+        Options the segmenter does not take.
     """
     if name in _LOCAL:
-        obj = _LOCAL[name]
-        return _instantiate(obj(**kwargs) if kwargs else obj, name)
+        return _instantiate(_with_options(_LOCAL[name], kwargs, name), name)
     eps = _entry_points()
     if name in eps:
         try:
             obj = eps[name].load()
         except Exception as exc:  # a broken plug-in must not crash the CLI with a traceback
             raise SegmentationError(f"segmenter plug-in {name!r} failed to load: {exc}") from exc
-        return _instantiate(obj(**kwargs) if kwargs else obj, name)
+        return _instantiate(_with_options(obj, kwargs, name), name)
     if name in _BUILTINS:
         module, _, attr = _BUILTINS[name].partition(":")
         cls = getattr(importlib.import_module(module), attr)
-        return cls(**kwargs)
+        return _with_options(cls, kwargs, name, always=True)
     raise SegmentationError(
         f"unknown segmenter {name!r}; available: {', '.join(available_segmenters())}")
+
+
+def parse_segmenter_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``name`` or ``name:key=value,key=value`` → (name, constructor options).
+
+    Values are read as TOML literals (``0.5``, ``true``, ``"text"``), otherwise kept as text, e.g.
+    ``classic:band_fraction=0.5`` or ``unet:weights=/models/unet.pt``.
+
+    Raises
+    ------
+    UsageError
+        For an option without ``=``.
+    """
+    import tomllib
+
+    name, _, rest = spec.partition(":")
+    opts: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise UsageError(f"segmenter option {item!r} of {spec!r} is not key=value")
+        try:
+            opts[key.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            opts[key.strip()] = value.strip()
+    return name.strip(), opts
