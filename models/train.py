@@ -235,7 +235,7 @@ def make_batch(rng, n, lidc, bgs, lidc_fraction: float = LIDC_FRACTION):
 
 
 #: Thresholds tried by :func:`calibrate_threshold`.
-CALIBRATION_THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
+CALIBRATION_THRESHOLDS = (0.2, 0.25, 0.3, 0.4, 0.5)
 
 
 def calibrate_threshold(weights: Path, data: Path, threads: int) -> tuple[float, dict]:
