@@ -6,7 +6,10 @@ encoded as a Gaussian heat-map channel, the network predicts a lesion probabilit
 probabilities are interpolated back onto the native grid (sheared and uneven stacks included).
 When the prediction reaches the border of the box, the box is retried once at twice the working
 spacing (a lesion larger than the field of view); if it still touches, the mask is flagged
-``leak_bounded``.
+``leak_bounded``. The probability threshold is the one calibrated with the weights; a click away
+from the lesion's centre gets a second prediction centred on the first mask's deepest point
+(``recentre``). Lesions that are not in aerated lung, where the network is not validated, are
+handed to ``classic`` (``lung_only``).
 
 Weights are read from ``models/unet_lesion.pt`` (or the path in ``$RECIST_UNET_WEIGHTS`` or the
 ``weights=`` argument), never from the network. Without weights the segmenter falls back to
