@@ -82,3 +82,21 @@ def test_evaluate_model_json(capsys) -> None:
     assert d["n"] == 3 and d["dice_mean"] > 0.8
     assert rc == 0 and main(["evaluate-model", "synthetic:2", "--segmenter", "classic"]) == 0
     assert main(["evaluate-model", "synthetic:2", "--split", "bogus"]) == 2
+
+
+def test_segment_says_when_unet_hands_a_lesion_to_classic(tmp_path, capsys) -> None:
+    """A liver metastasis clicked with ``unet``: segmented by classic, and the output says why."""
+    torch = pytest.importorskip("torch")
+    from recist_tool.segment.unet import build_network
+
+    weights = tmp_path / "w.pt"
+    torch.save({"state_dict": build_network().state_dict()}, weights)
+    case = make_case("liver_met", 10.0, seed=3)
+    img = tmp_path / "liver.nii.gz"
+    save_volume(case.volume, img)
+    z, y, x = case.centre_zyx
+    rc = main(["segment", str(img), "--seed", f"{z},{y},{x}", "--segmenter",
+               f"unet:weights={weights}", "--json"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["segmenter"] == "classic" and "not in aerated lung" in res["routed_by"]

@@ -74,6 +74,8 @@ def segment_cmd(
                 "prompt": lesion.prompt.to_dict(), "seed_zyx": list(prompt.seed_voxel(volume)),
                 "n_voxels": lesion.n_voxels, "leak_bounded": lesion.leak_bounded,
                 "warnings": list(lesion.warnings), "seconds": round(seconds, 3)})
+    if "routed_by" in lesion.info:  # unet handed a lesion outside the lung to classic
+        out["routed_by"] = str(lesion.info["routed_by"])
     if reference is not None:
         from recist_tool.io.masks import load_mask
 
@@ -92,6 +94,8 @@ def segment_cmd(
     console.print(f"segmenter {lesion.segmenter} {lesion.version}: {lesion.n_voxels} voxels"
                   f"{' (leak bounded)' if lesion.leak_bounded else ''} in {seconds:.2f} s",
                   highlight=False)
+    if "routed_by" in out:
+        console.print(f"  ({out['routed_by']})", highlight=False)
     if measurement is not None:
         console.print(f"long axis {measurement.long_axis_mm:.1f} mm, short axis "
                       f"{(measurement.short_axis_mm or 0):.1f} mm, volume "
