@@ -74,3 +74,42 @@ def test_cli_trial_add_and_sign(tmp_path, monkeypatch, capsys) -> None:  # noqa:
     assert "signed S001 W6 by alice (read complete)" in capsys.readouterr().out
     with TrialStore(db) as store:
         assert store.get_read("S001", "W6", reader="alice").status == "signed"
+
+
+def test_cli_amend_discrepancies_adjudicate(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    import io
+    import json
+
+    db = str(tmp_path / "r.db")
+    with TrialStore(db) as store:
+        make_trial(store)
+        for name, t01, t02 in (("alice", "18", "12"), ("bob", "27", "18")):
+            read_subject(store, name, t01_w6=t01, t02_w6=t02)
+            store.compute_responses("S001", reader=name)
+            for visit in ("BL", "W6"):
+                store.sign("S001", visit, reader=name, password=PASSWORDS[name])
+    assert main(["discrepancies", "S001", "--adjudicator", "alice", "--db", db]) == 3
+    assert capsys.readouterr().err.count("\n") == 1  # one line: alice is no adjudicator
+    assert main(["discrepancies", "S001", "--adjudicator", "carol", "--json", "--db", db]) == 0
+    rows = {r["visit"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["W6"]["responses"] == {"alice": "PR", "bob": "SD"} and rows["W6"]["differ"]
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORDS["carol"] + "\n"))
+    assert main(["adjudicate", "S001", "W6", "--adjudicator", "carol", "--choose", "bob",
+                 "--over", "alice", "--reason", "T01 includes a vessel", "--password-stdin",
+                 "--db", db]) == 0
+    assert "bob's read chosen over alice's by carol" in capsys.readouterr().out
+    assert main(["discrepancies", "S001", "--adjudicator", "carol", "--db", db]) == 0
+    assert "T01 includes a vessel" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORDS["carol"] + "\n"))
+    assert main(["adjudicate", "S001", "BL", "--adjudicator", "carol", "--choose", "bob",
+                 "--over", "alice", "--reason", "x", "--password-stdin", "--db", db]) == 3
+    assert "nothing to adjudicate" in capsys.readouterr().err
+    assert main(["amend", "S001", "W6", "--reader", "alice", "--reason",
+                 "T01 remeasured on thin slices", "--db", db]) == 0
+    assert "version 2 of alice's read opened" in capsys.readouterr().out
+    with TrialStore(db) as store:
+        assert store.get_read("S001", "W6", reader="alice").status == "open"
+    assert main(["amend", "S001", "W6", "--reader", "alice", "--reason", "again",
+                 "--db", db]) == 3
+    assert "not signed" in capsys.readouterr().err
+    assert main(["audit", "verify", "--db", db]) == 0

@@ -1,4 +1,5 @@
-"""``recist audit verify|log``, ``reader add|list``, ``trial add``, ``sign``, ``db upgrade``: the trial DB.
+"""``recist audit verify|log``, ``reader add|list``, ``trial add``, ``sign``, ``amend``,
+``discrepancies``, ``adjudicate``, ``db upgrade``: the trial DB.
 
 Thin shell over :class:`recist_tool.store.TrialStore`. ``--db`` takes a SQLite path (default
 ``recist.db`` in the working folder, or ``$RECIST_DB``) or a ``postgresql://`` URL.
@@ -160,3 +161,77 @@ def sign(
                             confirmed_overall=confirm, reason=reason)
     console.print(f"signed {subject} {visit} by {reader} ({meaning}); content sha256 {digest}",
                   highlight=False, soft_wrap=True)
+
+
+@app.command("amend")
+def amend(
+    subject: str = typer.Argument(..., help="Subject code."),
+    visit: str = typer.Argument(..., help="Visit name."),
+    reader: str = typer.Option(..., "--reader", help="Your account name."),
+    reason: str = typer.Option(..., "--reason", help="Why the signed read is changed."),
+    db: str = _DB,
+) -> None:
+    """Open a new version of your signed read of SUBJECT at VISIT for changes.
+
+    The signed version stays as it was (audit trail and exports of earlier data keep it); the new
+    version starts as a copy and must be signed again.
+    """
+    with _open(db) as store:
+        version = store.amend(subject, visit, reader=reader, reason=reason)
+    console.print(f"{subject} {visit}: version {version} of {reader}'s read opened ({reason})",
+                  highlight=False, soft_wrap=True)
+
+
+@app.command("discrepancies")
+def discrepancies(
+    subject: str = typer.Argument(..., help="Subject code."),
+    adjudicator: str = typer.Option(..., "--adjudicator", help="Your (adjudicator) account name."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    db: str = _DB,
+) -> None:
+    """Per visit, every reader's signed overall response, whether they differ, and any
+    adjudication (adjudicators only)."""
+    with _open(db, read_only=True) as store:
+        rows = store.discrepancies(subject, adjudicator=adjudicator)
+    if as_json:
+        typer.echo(json.dumps([{"visit": r.visit, "date": r.date.isoformat(),
+                                "responses": r.responses, "differ": r.differ,
+                                "adjudicated_reader": r.adjudicated_reader,
+                                "adjudication_reason": r.adjudication_reason} for r in rows],
+                              indent=2))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{subject}: readers' overall responses", header_style="bold")
+    for col in ("visit", "date", "responses", "differ", "adjudicated"):
+        t.add_column(col)
+    for r in rows:
+        given = ", ".join(f"{k} {v or '-'}" for k, v in r.responses.items())
+        adj = f"{r.adjudicated_reader} ({r.adjudication_reason})" if r.adjudicated_reader else ""
+        t.add_row(r.visit, r.date.isoformat(), given, "yes" if r.differ else "", adj)
+    console.print(t)
+
+
+@app.command("adjudicate")
+def adjudicate(
+    subject: str = typer.Argument(..., help="Subject code."),
+    visit: str = typer.Argument(..., help="Visit name."),
+    adjudicator: str = typer.Option(..., "--adjudicator", help="Your (adjudicator) account name."),
+    choose: str = typer.Option(..., "--choose", help="The reader whose read is kept."),
+    over: str = typer.Option(..., "--over", help="The other reader."),
+    reason: str = typer.Option(..., "--reason", help="Why that read is chosen."),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Read the password from the first line of stdin."),
+    db: str = _DB,
+) -> None:
+    """Choose one of two readers' differing signed reads of SUBJECT at VISIT, and sign that
+    choice (password asked again)."""
+    if password_stdin:
+        password = _password(True, "")
+    else:
+        password = typer.prompt(f"password for {adjudicator}", hide_input=True)
+    with _open(db) as store:
+        store.adjudicate(subject, visit, adjudicator=adjudicator, password=password,
+                         chosen_reader=choose, other_reader=over, reason=reason)
+    console.print(f"{subject} {visit}: {choose}'s read chosen over {over}'s by {adjudicator} "
+                  f"({reason}); signed", highlight=False, soft_wrap=True)
