@@ -82,6 +82,13 @@ def _password(password_stdin: bool, prompt: str) -> str:
     return typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
 
 
+def _signing_password(password_stdin: bool, account: str) -> str:
+    """The password that confirms a signature: from stdin, or asked once."""
+    if password_stdin:
+        return _password(True, "")
+    return typer.prompt(f"password for {account}", hide_input=True)
+
+
 @reader_app.command("add")
 def reader_add(
     name: str = typer.Argument(..., help="Account name (no spaces)."),
@@ -152,10 +159,7 @@ def sign(
     db: str = _DB,
 ) -> None:
     """Sign your read of SUBJECT at VISIT (password asked again); the read is locked afterwards."""
-    if password_stdin:
-        password = _password(True, "")
-    else:
-        password = typer.prompt(f"password for {reader}", hide_input=True)
+    password = _signing_password(password_stdin, reader)
     with _open(db) as store:
         digest = store.sign(subject, visit, reader=reader, password=password, meaning=meaning,
                             confirmed_overall=confirm, reason=reason)
@@ -226,10 +230,7 @@ def adjudicate(
 ) -> None:
     """Choose one of two readers' differing signed reads of SUBJECT at VISIT, and sign that
     choice (password asked again)."""
-    if password_stdin:
-        password = _password(True, "")
-    else:
-        password = typer.prompt(f"password for {adjudicator}", hide_input=True)
+    password = _signing_password(password_stdin, adjudicator)
     with _open(db) as store:
         store.adjudicate(subject, visit, adjudicator=adjudicator, password=password,
                          chosen_reader=choose, other_reader=over, reason=reason)
