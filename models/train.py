@@ -312,17 +312,19 @@ def main(argv=None) -> int:
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     ckpt = args.out.with_suffix(".ckpt")
     start = 0
+    minutes_before = 0.0  # training minutes of earlier runs resumed from the checkpoint
     if ckpt.exists():
         st = torch.load(ckpt, map_location="cpu", weights_only=False)
         net.load_state_dict(st["state_dict"])
         opt.load_state_dict(st["opt"])
         start = st["iteration"]
         rng = st["rng"]
+        minutes_before = float(st.get("minutes", 0.0))
         print(f"resumed at iteration {start}", flush=True)
     print(f"network: {n_params} parameters; device {device}; threads {args.threads}", flush=True)
     t_start = time.time()
     ema = None
-    it = start
+    done = start
     total = args.iterations + args.finetune_iterations
     for it in range(start, total):
         if it < args.iterations:
@@ -348,21 +350,24 @@ def main(argv=None) -> int:
         loss.backward()
         opt.step()
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        done = it + 1
         elapsed = (time.time() - t_start) / 60
         if (it + 1) % 50 == 0:
             print(f"it {it + 1} loss {ema:.4f} lr {lr:.2e} {elapsed:.1f} min", flush=True)
         if (it + 1) % args.checkpoint_every == 0:
             torch.save({"state_dict": net.state_dict(), "opt": opt.state_dict(),
-                        "iteration": it + 1, "rng": rng}, ckpt)
+                        "iteration": done, "rng": rng,
+                        "minutes": minutes_before + elapsed}, ckpt)
         if elapsed > args.max_minutes:
             print(f"wall-clock cap reached at iteration {it + 1}", flush=True)
             break
     meta = {"version": "1", "channels": list(CHANNELS), "seed": args.seed,
-            "iterations_done": it + 1, "iterations_planned": total,
+            "iterations_done": done, "iterations_planned": total,
             "finetune_iterations": args.finetune_iterations, "finetune_lr": args.finetune_lr,
             "lidc_fraction": LIDC_FRACTION, "finetune_lidc_fraction": FINETUNE_LIDC_FRACTION,
             "batch": args.batch, "lr": args.lr, "threads": args.threads, "device": device,
-            "minutes": round((time.time() - t_start) / 60, 1), "lidc_train_crops": len(lidc),
+            "minutes": round(minutes_before + (time.time() - t_start) / 60, 1),
+            "lidc_train_crops": len(lidc),
             "work_spacing_mm": list(WORK_SPACING), "patch_shape": list(PATCH_SHAPE),
             "final_loss_ema": ema}
     sd = {k: v.detach().cpu().half() for k, v in net.state_dict().items()}

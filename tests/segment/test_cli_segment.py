@@ -65,6 +65,7 @@ def test_segment_seed_lps_matches_voxel_seed(case_files, capsys) -> None:
     (["--seed", "1,2,3", "--seed-lps", "1,2,3"], 2),
     (["--seed", "20,80,80", "--segmenter", "nope"], 3),
     (["--seed", "20,80,80", "--segmenter", "classic:colour=1"], 2),  # an option it lacks
+    (["--seed", "20,80,80", "--segmenter", "unet:lung_only=no"], 2),  # not true/false
 ])
 def test_segment_errors_are_one_line(case_files, capsys, args, code) -> None:
     _, img, _, _ = case_files

@@ -597,8 +597,7 @@ def _chords_at(
     by_t = np.argsort(ts, kind="stable")
     ts_sorted = ts[by_t]
     first = np.searchsorted(ts_sorted, lo, side="left")
-    count = np.searchsorted(ts_sorted, hi, side="left") - first
-    count = np.maximum(count, 0)
+    count = np.searchsorted(ts_sorted, hi, side="left") - first  # lo <= hi: never negative
     ei = np.repeat(np.arange(lo.size), count)
     run_start = np.repeat(np.cumsum(count) - count, count)
     li = by_t[np.repeat(first, count) + np.arange(ei.size) - run_start]

@@ -72,16 +72,18 @@ def _instantiate(obj: Any, name: str) -> Segmenter:
     return inst
 
 
-def _with_options(factory: Any, kwargs: dict[str, Any], name: str, always: bool = False) -> Any:
-    """``factory(**kwargs)`` (or ``factory`` itself when there are no options, unless
-    ``always``); options it does not take are a :class:`UsageError`."""
-    if not kwargs and not always:
+def _with_options(factory: Any, kwargs: dict[str, Any], name: str) -> Any:
+    """``factory(**kwargs)``, or ``factory`` itself when there are no options; options it does
+    not take, or values it refuses, are a :class:`UsageError`."""
+    if not kwargs:
         return factory
     try:
         return factory(**kwargs)
-    except (TypeError, ValueError) as exc:
+    except TypeError as exc:
         raise UsageError(f"segmenter {name!r} does not take the options {kwargs}: {exc}"
                          ) from None
+    except ValueError as exc:
+        raise UsageError(f"segmenter {name!r}: bad option value in {kwargs}: {exc}") from None
 
 
 def get_segmenter(name: str = "classic", **kwargs: Any) -> Segmenter:
@@ -116,7 +118,7 @@ def get_segmenter(name: str = "classic", **kwargs: Any) -> Segmenter:
     if name in _BUILTINS:
         module, _, attr = _BUILTINS[name].partition(":")
         cls = getattr(importlib.import_module(module), attr)
-        return _with_options(cls, kwargs, name, always=True)
+        return _instantiate(_with_options(cls, kwargs, name), name)
     raise SegmentationError(
         f"unknown segmenter {name!r}; available: {', '.join(available_segmenters())}")
 

@@ -149,21 +149,23 @@ class UNetSegmenter:
                  recentre: bool = True, lung_only: bool = True) -> None:
         self.weights_path = Path(weights) if weights is not None else default_weights_path()
         self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        for flag, value in (("recentre", recentre), ("lung_only", lung_only)):
+            if not isinstance(value, (bool, int)):  # e.g. 'no' from a command-line option
+                raise ValueError(f"{flag} must be true or false, got {value!r}")
         self.recentre = bool(recentre)
         self.lung_only = bool(lung_only)
-        self._router = None
+        from recist_tool.segment.classic import ClassicSegmenter
+
+        # answers when the weights are missing, and for lesions outside the lung (lung_only)
+        self._classic = ClassicSegmenter()
         self._net = None
-        self._fallback = None
+        self._fallback_msg: str | None = None
         self.version = "unloaded"
         if not self.weights_path.is_file():
-            from recist_tool.segment.classic import ClassicSegmenter
-
-            msg = (f"unet weights not found at {self.weights_path}; falling back to the "
-                   f"'classic' segmenter")
-            warnings.warn(msg, RuntimeWarning, stacklevel=2)
-            self._fallback = ClassicSegmenter()
-            self._fallback_msg = msg
-            self.version = f"fallback-classic-{self._fallback.version}"
+            self._fallback_msg = (f"unet weights not found at {self.weights_path}; falling "
+                                  f"back to the 'classic' segmenter")
+            warnings.warn(self._fallback_msg, RuntimeWarning, stacklevel=2)
+            self.version = f"fallback-classic-{self._classic.version}"
             return
         torch = _torch()
         if threads:
@@ -192,7 +194,7 @@ class UNetSegmenter:
     @property
     def is_fallback(self) -> bool:
         """True when weights were missing and ``classic`` does the work."""
-        return self._fallback is not None
+        return self._fallback_msg is not None
 
     def predict_patch(self, x: np.ndarray) -> np.ndarray:
         """Lesion probability for one ``(2, z, y, x)`` input (flip-averaged in-plane)."""
@@ -213,16 +215,16 @@ class UNetSegmenter:
 
     def segment(self, volume: Volume, prompt: Prompt, *, node: bool = False) -> LesionMask:
         """Segment the lesion under the click (see module docstring)."""
-        if self._fallback is not None:
-            m = self._fallback.segment(volume, prompt, node=node)
+        if self._fallback_msg is not None:
+            m = self._classic.segment(volume, prompt, node=node)
             return LesionMask(m.mask, m.offset, m.volume_shape, self.name, self.version, prompt,
                               m.leak_bounded, m.warnings + (self._fallback_msg,), m.info)
         seed_idx = prompt.seed_index(volume)
         seed = prompt.seed_voxel(volume)
         check_seed(volume, seed)
-        if self.lung_only and (self._classic().lung_ray_fraction(volume, seed) or 0.0
+        if self.lung_only and (self._classic.lung_ray_fraction(volume, seed) or 0.0
                                ) < LUNG_RAYS_MIN:
-            m = self._classic().segment(volume, prompt, node=node)
+            m = self._classic.segment(volume, prompt, node=node)
             return LesionMask(m.mask, m.offset, m.volume_shape, m.segmenter, m.version, prompt,
                               m.leak_bounded, m.warnings,
                               {**m.info, "routed_by": f"unet {self.version}: {NOT_IN_LUNG}"})
@@ -265,13 +267,6 @@ class UNetSegmenter:
                           leak_bounded=bool(touches), warnings=warn,
                           info={"scale": scale, "work_spacing_mm": [s * scale for s in WORK_SPACING],
                                 "device": self.device, "recentred": recentred}).tight()
-
-    def _classic(self):
-        if self._router is None:
-            from recist_tool.segment.classic import ClassicSegmenter
-
-            self._router = ClassicSegmenter()
-        return self._router
 
     def _predict(self, volume: Volume, centre_lps: np.ndarray, spacing: tuple[float, ...]
                  ) -> tuple[WorkGrid, np.ndarray, np.ndarray]:
