@@ -6,9 +6,15 @@ Data (all from ``../shared/data``, nothing downloaded):
   ``train`` under :func:`recist_tool.segment.evaluate.lidc_split`; validation patients are never
   read here).
 * Synthetic lesions painted into real CT backgrounds (pyradiomics lung1, the TotalSegmentator
-  CT, the tilted GE head CT): lung nodules (solid, part-solid, cavitating, spiculated), soft-tissue
-  and hypodense liver-like metastases, lymph nodes; spheres to lobulated ellipsoids, sharp to soft
-  edges; thick-slice blur, noise, intensity and click-position augmentation.
+  CT, the tilted GE head CT) and into the lesion-free **sample-data phantoms** (the anatomy of
+  ``recist_tool.sample_data`` on two of the sample trial's series geometries, with and without
+  contrast; :data:`PHANTOM_SHARE` of the draws): lung nodules (solid, part-solid, cavitating,
+  spiculated) in aerated lung, soft-tissue and hypodense liver-like metastases in soft tissue,
+  lymph nodes in fat; spheres to lobulated ellipsoids, sharp to soft edges; thick-slice blur,
+  noise, intensity and click-position augmentation. Nothing is painted, and no negative click
+  falls, within :data:`KEEP_AWAY_MM` of a background's labelled real tumour (lung1's): the
+  unlabelled real tumour stays out of the 48 mm training boxes (only the 96 mm boxes of large
+  lesions can reach it).
 * A few negative clicks (soft tissue without a lesion) with an empty target.
 
 Run (the documented full recipe, under 2 h on 2 CPU cores)::
@@ -20,8 +26,8 @@ lesions; a fine-tuning stage (``--finetune-iterations``, a fresh cosine schedule
 ``--finetune-lr``) follows with :data:`FINETUNE_LIDC_FRACTION` LIDC samples. A shorter run is the
 same recipe with smaller counts (the schedules follow them) and ``--max-minutes`` as a hard
 wall-clock cap. Last, the lesion probability threshold is calibrated on the LIDC train split
-(:func:`calibrate_threshold`) and stored with the weights. Training resumes from the checkpoint
-beside ``--out``. A CUDA GPU is used when present. See MODEL_CARD.md.
+(:func:`calibrate_threshold`, a few minutes) and stored with the weights. Training resumes from
+the checkpoint beside ``--out``. A CUDA GPU is used when present. See MODEL_CARD.md.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
@@ -49,6 +56,7 @@ from recist_tool.segment.unet import (  # noqa: E402
     build_network,
     make_input,
 )
+from recist_tool.volume import Volume  # noqa: E402
 
 #: Share of samples drawn from the LIDC train crops; synthetic lesions fill the rest up to
 #: 95 %, negative clicks the last 5 %.
@@ -57,11 +65,20 @@ LIDC_FRACTION = 0.5
 #: outlines (ground glass, spiculae and all) set the boundary convention the network ends with.
 FINETUNE_LIDC_FRACTION = 0.8
 
+#: Real CT backgrounds for the synthetic lesions: (image, label of its real lesions or None).
+#: Lesions and negative clicks are kept :data:`KEEP_AWAY_MM` from a labelled real lesion, so that
+#: no training patch holds an unlabelled real tumour.
 BACKGROUNDS = [
-    "lesions/pyradiomics_lung1/image.nrrd",
-    "dicom/totalsegmentator_ct_j2k/dicom",
-    "dicom/dcm_qa_ct/GE_tilt_variable_spacing",
+    ("lesions/pyradiomics_lung1/image.nrrd", "lesions/pyradiomics_lung1/label.nrrd"),
+    ("dicom/totalsegmentator_ct_j2k/dicom", None),
+    ("dicom/dcm_qa_ct/GE_tilt_variable_spacing", None),
 ]
+KEEP_AWAY_MM = 40.0
+#: The sample-data phantoms (``recist_tool.sample_data``'s anatomy, lesion-free) as further
+#: backgrounds: (pixel spacing, slice thickness, contrast), as in the sample trial's series.
+PHANTOMS = [(0.8203125, 2.5, True), (0.859375, 5.0, False)]
+#: Share of synthetic lesions and negative clicks drawn on a phantom rather than on real CT.
+PHANTOM_SHARE = 0.25
 
 
 def load_lidc_train(data: Path) -> list[tuple[object, np.ndarray]]:
@@ -121,8 +138,11 @@ def synth_sample(rng, bgs):
     kind = rng.choice(["solid", "solid", "partsolid", "cavity", "spicule", "liver", "node", "soft"])
     lung = kind in ("solid", "partsolid", "cavity", "spicule")
     for _ in range(50):
-        vol, lungpts, softpts = bgs[rng.integers(len(bgs))]
-        pts = lungpts if lung else softpts
+        bg = pick_background(rng, bgs)
+        vol = bg.volume
+        # nodes in fat (as in the mediastinum and axillae), other lesions in soft tissue: a
+        # lesion painted into tissue of its own density would be invisible
+        pts = bg.lung if lung else bg.fat if kind == "node" else bg.soft
         if len(pts):
             break
     centre_idx = pts[rng.integers(len(pts))] + rng.uniform(-0.5, 0.5, 3)
@@ -178,32 +198,82 @@ def synth_sample(rng, bgs):
 
 
 def negative_sample(rng, bgs):
-    vol, _, softpts = bgs[rng.integers(len(bgs))]
-    c = vol.index_to_lps(softpts[rng.integers(len(softpts))])
+    bg = pick_background(rng, bgs)
+    vol = bg.volume
+    c = vol.index_to_lps(bg.soft[rng.integers(len(bg.soft))])
     grid = WorkGrid.centred(vol, c, WORK_SPACING, PATCH_SHAPE)
     img = grid.sample(vol, mode="nearest")
     return img, np.zeros(img.shape, bool), grid.lps_to_work(c), WORK_SPACING
 
 
+class Background(NamedTuple):
+    """A CT background: candidate lesion centres (voxel indices) by tissue, and its weight."""
+
+    volume: Volume
+    lung: np.ndarray
+    soft: np.ndarray
+    fat: np.ndarray
+    weight: float
+
+
+def _candidate_points(v, keep_out: np.ndarray | None = None):
+    """Voxel indices of aerated lung, soft tissue and fat (20 000 each at most) of a volume."""
+    a = np.asarray(v.array)
+    margin = (2, 24, 24)
+    inner = np.zeros(a.shape, bool)
+    inner[margin[0]:-margin[0], margin[1]:-margin[1], margin[2]:-margin[2]] = True
+    if keep_out is not None:
+        inner &= ~keep_out
+    sm = ndimage.uniform_filter(a.astype(np.float32), (1, 5, 5))
+    lung = np.argwhere(inner & (sm > -930) & (sm < -750))
+    soft = np.argwhere(inner & (sm > 20) & (sm < 180))
+    fat = np.argwhere(inner & (sm > -150) & (sm < -60))
+    rng = np.random.default_rng(0)
+    return tuple(p[rng.permutation(len(p))[:20000]] for p in (lung, soft, fat))
+
+
+def phantom_volume(pixel_mm: float, slice_mm: float, contrast: bool, seed: int = 0):
+    """A lesion-free sample-data phantom (anatomy, blur and noise of a sample-trial series)."""
+    from recist_tool.sample_data.generate import RECON_CENTER_Y, make_grid
+    from recist_tool.sample_data.phantom import Pose, add_noise, render_anatomy
+    from recist_tool.sample_data.scenario import Acquisition
+
+    acq = Acquisition(pixel_mm, slice_mm, "STANDARD", "GE MEDICAL SYSTEMS", "phantom", 120.0)
+    grid = make_grid(acq, table_z=-150.0)
+    pose = Pose(0.0, (0.0, RECON_CENTER_Y, -150.0))
+    hu = render_anatomy(grid, pose, contrast)
+    hu = add_noise(hu, np.random.default_rng(seed), acq.noise_hu,
+                   acq.psf_sigma_mm / acq.pixel_spacing)
+    return Volume.from_grid(hu, (slice_mm, pixel_mm, pixel_mm), (grid.x0, grid.y0, grid.z[0]))
+
+
 def load_backgrounds(data: Path):
+    """The :class:`Background` of every real CT
+    of :data:`BACKGROUNDS` found under ``data``, then the :data:`PHANTOMS`, which together get
+    :data:`PHANTOM_SHARE` of the draws."""
     out = []
-    for rel in BACKGROUNDS:
+    for rel, label in BACKGROUNDS:
         p = data / rel
         if not p.exists():
             continue
         v = load_volume(p)
-        a = np.asarray(v.array)
-        margin = (2, 24, 24)
-        inner = np.zeros(a.shape, bool)
-        inner[margin[0]:-margin[0], margin[1]:-margin[1], margin[2]:-margin[2]] = True
-        sm = ndimage.uniform_filter(a.astype(np.float32), (1, 5, 5))
-        lung = np.argwhere(inner & (sm > -930) & (sm < -750))
-        soft = np.argwhere(inner & (sm > 20) & (sm < 180))
-        rng = np.random.default_rng(0)
-        lung = lung[rng.permutation(len(lung))[:20000]]
-        soft = soft[rng.permutation(len(soft))[:20000]]
-        out.append((v, lung, soft))
+        keep_out = None
+        if label is not None and (data / label).exists():
+            lab = np.asarray(load_volume(data / label).array) > 0
+            keep_out = ndimage.distance_transform_edt(~lab, sampling=v.spacing) < KEEP_AWAY_MM
+        out.append(Background(v, *_candidate_points(v, keep_out), 1.0))
+    n_real = len(out)
+    for i, (px, dz, contrast) in enumerate(PHANTOMS):
+        v = phantom_volume(px, dz, contrast, seed=i)
+        w = PHANTOM_SHARE / (1 - PHANTOM_SHARE) * max(n_real, 1) / len(PHANTOMS)
+        out.append(Background(v, *_candidate_points(v), w))
     return out
+
+
+def pick_background(rng, bgs):
+    """One background, drawn in proportion to its weight."""
+    w = np.array([b.weight for b in bgs])
+    return bgs[int(rng.choice(len(bgs), p=w / w.sum()))]
 
 
 def augment(rng, img, tgt, click):
@@ -242,15 +312,29 @@ def calibrate_threshold(weights: Path, data: Path, threads: int) -> tuple[float,
     """The probability threshold with the best mean Dice on the LIDC **train** split.
 
     Centre clicks on the train crops whose reference long axis is at least 10 mm; the validation
-    patients are not read. Returns the threshold and the mean Dice of every one tried.
+    patients are not read. Returns the threshold and the mean Dice of every one tried. The
+    network's answer to a given input is computed once for all thresholds (only the recentred
+    second prediction, whose centre depends on the threshold, may differ between them).
     """
+    import hashlib
+
     from recist_tool.segment.evaluate import discover_dataset, evaluate_dataset
     from recist_tool.segment.unet import UNetSegmenter
 
+    class _Memoised(UNetSegmenter):
+        cache: dict[bytes, np.ndarray] = {}
+
+        def predict_patch(self, x: np.ndarray) -> np.ndarray:
+            key = hashlib.sha1(np.ascontiguousarray(x).tobytes()).digest()
+            if key not in self.cache:
+                self.cache[key] = super().predict_patch(x)
+            return self.cache[key]
+
     ds = discover_dataset(data / "lesions/lidc_nodules", split="train")
+    seg = _Memoised(weights, threads=threads)
     scores = {}
     for t in CALIBRATION_THRESHOLDS:
-        seg = UNetSegmenter(weights, threads=threads, threshold=t)
+        seg.threshold = t
         scores[t] = evaluate_dataset(ds, seg, min_diameter_mm=10, clicks=0)["dice_mean"]
         print(f"calibration: threshold {t} train Dice {scores[t]:.4f}", flush=True)
     return max(scores, key=lambda t: scores[t]), scores
@@ -266,11 +350,13 @@ def _save(out: Path, state_dict, meta: dict) -> None:
 def _calibrate_into(out: Path, data: Path, threads: int) -> None:
     import torch
 
+    t0 = time.time()
     threshold, scores = calibrate_threshold(out, data, threads)
     st = torch.load(out, map_location="cpu", weights_only=True)
     meta = dict(st["meta"], threshold=threshold,
                 calibration={"split": "LIDC train, centre clicks, long axis >= 10 mm",
-                             "dice_mean": {str(k): round(v, 4) for k, v in scores.items()}})
+                             "dice_mean": {str(k): round(v, 4) for k, v in scores.items()},
+                             "minutes": round((time.time() - t0) / 60, 1)})
     _save(out, st["state_dict"], meta)
     print(json.dumps(meta), flush=True)
 

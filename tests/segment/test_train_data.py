@@ -1,0 +1,90 @@
+"""``models/train.py``'s training samples: the sample-data phantoms as backgrounds, the keep-away
+from labelled real tumours, the background mix, and painted lesions that hold their click."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from recist_tool.io import load_volume
+
+from ..conftest import REPO_ROOT, require
+
+
+@pytest.fixture(scope="module")
+def train():
+    """``models/train.py`` imported as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("recist_train", REPO_ROOT / "models" / "train.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def phantom_only(train, tmp_path_factory: pytest.TempPathFactory):
+    """The backgrounds when no real CT is found: the sample-data phantoms alone."""
+    return train.load_backgrounds(tmp_path_factory.mktemp("no-shared-data"))
+
+
+def test_phantom_backgrounds_are_sample_trial_anatomy(train, phantom_only) -> None:
+    assert len(phantom_only) == len(train.PHANTOMS)
+    for bg, (px, dz, _) in zip(phantom_only, train.PHANTOMS, strict=True):
+        assert bg.volume.spacing == pytest.approx((dz, px, px))
+        assert bg.weight > 0
+        a = np.asarray(bg.volume.array)
+        assert min(len(bg.lung), len(bg.soft), len(bg.fat)) > 1000
+        # candidates sit in aerated lung, soft tissue and fat, away from the edges
+        assert np.median(a[tuple(bg.lung.T)]) < -750
+        assert 0 < np.median(a[tuple(bg.soft.T)]) < 200
+        assert -150 < np.median(a[tuple(bg.fat.T)]) < -50
+        assert bg.lung[:, 1:].min() >= 24
+        assert (np.asarray(a.shape[1:]) - bg.lung[:, 1:].max() > 24).all()
+
+
+def test_phantom_contrast_changes_the_liver_not_the_lung(train) -> None:
+    plain = np.asarray(train.phantom_volume(0.9, 5.0, False).array)
+    enhanced = np.asarray(train.phantom_volume(0.9, 5.0, True).array)
+    assert plain.shape == enhanced.shape
+    assert np.abs(enhanced - plain).max() > 30  # enhancing organs
+    lung = ndimage.uniform_filter(plain, (1, 5, 5)) < -750
+    assert np.abs(ndimage.uniform_filter(enhanced - plain, (1, 5, 5))[lung]).mean() < 5
+
+
+def test_synthetic_lesions_on_phantoms_hold_their_click(train, phantom_only) -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(12):
+        img, mask, click, spacing = train.synth_sample(rng, phantom_only)
+        assert img.shape == mask.shape == train.PATCH_SHAPE
+        assert np.isfinite(img).all() and mask.sum() > 8
+        c = np.clip(np.rint(click).astype(int), 0, np.asarray(mask.shape) - 1)
+        near = mask[tuple(slice(max(v - 1, 0), v + 2) for v in c)]
+        assert near.any(), "the click must fall on (or next to) its lesion"
+
+
+def test_backgrounds_are_drawn_in_proportion_to_their_weight(train) -> None:
+    bgs = [train.Background(name, None, None, None, w)
+           for name, w in (("a", 1.0), ("b", 1.0), ("c", 2.0))]
+    rng = np.random.default_rng(0)
+    picks = [train.pick_background(rng, bgs).volume for _ in range(4000)]
+    assert [picks.count(n) / len(picks) for n in "abc"] == pytest.approx([0.25, 0.25, 0.5],
+                                                                         abs=0.03)
+
+
+def test_real_tumour_is_kept_out_of_background_points(train, shared_data: Path) -> None:
+    """No synthetic lesion or negative click lands near lung1's labelled (real) tumour."""
+    label = require(shared_data / "lesions/pyradiomics_lung1/label.nrrd")
+    bgs = train.load_backgrounds(shared_data)
+    lung1 = bgs[0]
+    assert lung1.weight == 1.0
+    tumour = np.asarray(load_volume(label).array) > 0
+    dist = ndimage.distance_transform_edt(~tumour, sampling=lung1.volume.spacing)
+    for pts in (lung1.lung, lung1.soft, lung1.fat):
+        assert len(pts) > 1000
+        assert dist[tuple(pts.T)].min() >= train.KEEP_AWAY_MM
+    real_weight = sum(b.weight for b in bgs[:-len(train.PHANTOMS)])
+    phantom_weight = sum(b.weight for b in bgs[-len(train.PHANTOMS):])
+    assert phantom_weight / (real_weight + phantom_weight) == pytest.approx(train.PHANTOM_SHARE)
