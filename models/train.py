@@ -67,7 +67,7 @@ FINETUNE_LIDC_FRACTION = 0.8
 
 #: Real CT backgrounds for the synthetic lesions: (image, label of its real lesions or None).
 #: Lesions and negative clicks are kept :data:`KEEP_AWAY_MM` from a labelled real lesion, so that
-#: no training patch holds an unlabelled real tumour.
+#: the 48 mm training boxes do not hold an unlabelled real tumour.
 BACKGROUNDS = [
     ("lesions/pyradiomics_lung1/image.nrrd", "lesions/pyradiomics_lung1/label.nrrd"),
     ("dicom/totalsegmentator_ct_j2k/dicom", None),
@@ -322,7 +322,9 @@ def calibrate_threshold(weights: Path, data: Path, threads: int) -> tuple[float,
     from recist_tool.segment.unet import UNetSegmenter
 
     class _Memoised(UNetSegmenter):
-        cache: dict[bytes, np.ndarray] = {}
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.cache: dict[bytes, np.ndarray] = {}
 
         def predict_patch(self, x: np.ndarray) -> np.ndarray:
             key = hashlib.sha1(np.ascontiguousarray(x).tobytes()).digest()
