@@ -380,6 +380,14 @@ def main(argv=None) -> int:
     ap.add_argument("--calibrate-only", action="store_true",
                     help="only (re)calibrate the threshold of the weights at --out")
     args = ap.parse_args(argv)
+    lidc_dir = args.data / "lesions/lidc_nodules"
+    if not lidc_dir.is_dir():
+        ap.error(f"the LIDC crops are needed for training and calibration: {lidc_dir} not found "
+                 f"(--data)")
+    if args.calibrate_only and not args.out.is_file():
+        ap.error(f"--calibrate-only: no weights at {args.out}")
+    if not args.out.parent.is_dir():
+        ap.error(f"--out: folder {args.out.parent} does not exist")
     if args.calibrate_only:
         _calibrate_into(args.out, args.data, args.threads)
         return 0

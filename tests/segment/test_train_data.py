@@ -88,3 +88,18 @@ def test_real_tumour_is_kept_out_of_background_points(train, shared_data: Path) 
     real_weight = sum(b.weight for b in bgs[:-len(train.PHANTOMS)])
     phantom_weight = sum(b.weight for b in bgs[-len(train.PHANTOMS):])
     assert phantom_weight / (real_weight + phantom_weight) == pytest.approx(train.PHANTOM_SHARE)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--data", "{tmp}/no-data"], "LIDC crops are needed"),
+    (["--calibrate-only", "--out", "{tmp}/missing.pt"], "no weights at"),
+    (["--out", "{tmp}/no-folder/unet.pt"], "does not exist"),
+])
+def test_bad_arguments_are_one_line_errors(train, shared_data: Path, tmp_path: Path, capsys,
+                                           args: list[str], says: str) -> None:
+    argv = ["--data", str(shared_data)] + [a.format(tmp=tmp_path) for a in args]
+    with pytest.raises(SystemExit) as exc:
+        train.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert says in err[-1] and "Traceback" not in "\n".join(err)
