@@ -248,9 +248,8 @@ def phantom_volume(pixel_mm: float, slice_mm: float, contrast: bool, seed: int =
 
 
 def load_backgrounds(data: Path):
-    """The :class:`Background` of every real CT
-    of :data:`BACKGROUNDS` found under ``data``, then the :data:`PHANTOMS`, which together get
-    :data:`PHANTOM_SHARE` of the draws."""
+    """The :class:`Background` of every real CT of :data:`BACKGROUNDS` found under ``data``,
+    then the :data:`PHANTOMS`, which together get :data:`PHANTOM_SHARE` of the draws."""
     out = []
     for rel, label in BACKGROUNDS:
         p = data / rel
