@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ NOT_IN_LUNG = ("the lesion is not in aerated lung; the network is validated on l
 DEFAULT_THRESHOLD = 0.5
 #: File name of the shipped weights inside ``models/``.
 WEIGHTS_NAME = "unet_lesion.pt"
+#: Where a wheel installs ``models/`` (``[tool.setuptools.data-files]``), under ``sys.prefix``.
+INSTALLED_WEIGHTS_DIR = Path("share", "recist-tool", "models")
 
 
 def _torch():
@@ -104,11 +107,21 @@ def build_network(channels: tuple[int, ...] = CHANNELS):
 
 
 def default_weights_path() -> Path:
-    """``$RECIST_UNET_WEIGHTS`` or ``models/unet_lesion.pt`` of the source tree."""
+    """Where the shipped weights are read from.
+
+    ``$RECIST_UNET_WEIGHTS`` when set; else ``models/unet_lesion.pt`` of the source tree (a clone
+    or an editable install); else the copy a wheel installs under
+    ``<prefix>/share/recist-tool/models/``. When none exists, the source-tree path is returned
+    (and :class:`UNetSegmenter` falls back to ``classic``).
+    """
     env = os.environ.get("RECIST_UNET_WEIGHTS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[3] / "models" / WEIGHTS_NAME
+    source_tree = Path(__file__).resolve().parents[3] / "models" / WEIGHTS_NAME
+    if source_tree.is_file():
+        return source_tree
+    installed = Path(sys.prefix) / INSTALLED_WEIGHTS_DIR / WEIGHTS_NAME
+    return installed if installed.is_file() else source_tree
 
 
 def make_input(patch_hu: np.ndarray, click_work: np.ndarray, spacing=WORK_SPACING) -> np.ndarray:
