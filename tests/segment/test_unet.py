@@ -168,20 +168,24 @@ def test_threshold_calibrated_with_the_weights_is_used(tmp_path) -> None:
 def test_weights_are_found_in_the_source_tree_then_where_a_wheel_puts_them(
         tmp_path, monkeypatch) -> None:
     """A clone reads ``models/``; a wheel install (no source tree) reads the copy under
-    ``<prefix>/share/recist-tool/models``; ``$RECIST_UNET_WEIGHTS`` overrides both."""
+    ``<prefix>/share/recist-tool/models`` of the environment, then of the user base
+    (``pip install --user``); ``$RECIST_UNET_WEIGHTS`` overrides them all."""
+    import site
     import sys
 
     monkeypatch.delenv("RECIST_UNET_WEIGHTS", raising=False)
-    site = tmp_path / "site-packages" / "recist_tool" / "segment"
-    site.mkdir(parents=True)
-    monkeypatch.setattr(unet_mod, "__file__", str(site / "unet.py"))
+    pkg = tmp_path / "site-packages" / "recist_tool" / "segment"
+    pkg.mkdir(parents=True)
+    monkeypatch.setattr(unet_mod, "__file__", str(pkg / "unet.py"))
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
+    monkeypatch.setattr(site, "getuserbase", lambda: str(tmp_path / "user"))
     source_tree = tmp_path / "models" / unet_mod.WEIGHTS_NAME
     assert unet_mod.default_weights_path() == source_tree  # nothing anywhere: classic fallback
-    installed = tmp_path / "prefix" / unet_mod.INSTALLED_WEIGHTS_DIR / unet_mod.WEIGHTS_NAME
-    installed.parent.mkdir(parents=True)
-    installed.write_bytes(b"w")
-    assert unet_mod.default_weights_path() == installed
+    for base in ("user", "prefix"):
+        installed = tmp_path / base / unet_mod.INSTALLED_WEIGHTS_DIR / unet_mod.WEIGHTS_NAME
+        installed.parent.mkdir(parents=True)
+        installed.write_bytes(b"w")
+        assert unet_mod.default_weights_path() == installed
     source_tree.parent.mkdir()
     source_tree.write_bytes(b"w")
     assert unet_mod.default_weights_path() == source_tree

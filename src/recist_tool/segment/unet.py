@@ -111,17 +111,19 @@ def default_weights_path() -> Path:
 
     ``$RECIST_UNET_WEIGHTS`` when set; else ``models/unet_lesion.pt`` of the source tree (a clone
     or an editable install); else the copy a wheel installs under
-    ``<prefix>/share/recist-tool/models/``. When none exists, the source-tree path is returned
-    (and :class:`UNetSegmenter` falls back to ``classic``).
+    ``<prefix>/share/recist-tool/models/`` (the environment's prefix, or the user base for
+    ``pip install --user``). When none exists, the source-tree path is returned (and
+    :class:`UNetSegmenter` falls back to ``classic``).
     """
+    import site
+
     env = os.environ.get("RECIST_UNET_WEIGHTS")
     if env:
         return Path(env)
     source_tree = Path(__file__).resolve().parents[3] / "models" / WEIGHTS_NAME
-    if source_tree.is_file():
-        return source_tree
-    installed = Path(sys.prefix) / INSTALLED_WEIGHTS_DIR / WEIGHTS_NAME
-    return installed if installed.is_file() else source_tree
+    installed = [Path(base) / INSTALLED_WEIGHTS_DIR / WEIGHTS_NAME
+                 for base in (sys.prefix, site.getuserbase())]
+    return next((p for p in [source_tree, *installed] if p.is_file()), source_tree)
 
 
 def make_input(patch_hu: np.ndarray, click_work: np.ndarray, spacing=WORK_SPACING) -> np.ndarray:
