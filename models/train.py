@@ -341,6 +341,40 @@ def calibrate_threshold(weights: Path, data: Path, threads: int) -> tuple[float,
     return max(scores, key=lambda t: scores[t]), scores
 
 
+def parse_channels(text: str) -> tuple[int, ...]:
+    """``--channels`` ("16,32,64,128") as a tuple; ValueError unless every working box side
+    (:data:`PATCH_SHAPE`) is divisible by the pooling of its deepest level."""
+    try:
+        channels = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        raise ValueError(f"--channels: {text!r} is not a comma-separated list of integers") from None
+    if len(channels) < 2 or min(channels) < 1:
+        raise ValueError(f"--channels: {text!r} needs two or more positive channel counts")
+    pool = 2 ** (len(channels) - 1)
+    if any(n % pool for n in PATCH_SHAPE):
+        raise ValueError(f"--channels: {len(channels)} levels need a working box divisible by "
+                         f"{pool}; it is {PATCH_SHAPE}")
+    return channels
+
+
+def resolve_precision(choice: str, device: str) -> str:
+    """``bf16`` or ``fp32`` for ``--precision`` (``auto``: bf16 where the hardware has it).
+
+    On 2 CPU cores with native bf16 (avx512_bf16 or amx_bf16) a training step is about 1.5x
+    faster under bf16 autocast; CPUs without it would emulate bf16 and run slower, so ``auto``
+    keeps fp32 there.
+    """
+    if choice != "auto":
+        return choice
+    if device.startswith("cuda"):
+        return "bf16"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "fp32"
+    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"
+
+
 def _save(out: Path, state_dict, meta: dict) -> None:
     import torch
 
@@ -376,6 +410,12 @@ def main(argv=None) -> int:
     ap.add_argument("--max-minutes", type=float, default=120.0)
     ap.add_argument("--checkpoint-every", type=int, default=250)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--channels", default=",".join(str(c) for c in CHANNELS),
+                    help="channels of the encoder levels, comma-separated")
+    ap.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                    help="bf16 autocast of the network's forward pass (weights, optimiser and "
+                         "loss stay fp32); auto: bf16 on CUDA and on CPUs with native bf16 "
+                         "(avx512_bf16/amx_bf16), fp32 elsewhere")
     ap.add_argument("--calibrate-only", action="store_true",
                     help="only (re)calibrate the threshold of the weights at --out")
     args = ap.parse_args(argv)
@@ -387,6 +427,10 @@ def main(argv=None) -> int:
         ap.error(f"--calibrate-only: no weights at {args.out}")
     if not args.out.parent.is_dir():
         ap.error(f"--out: folder {args.out.parent} does not exist")
+    try:
+        channels = parse_channels(args.channels)
+    except ValueError as exc:
+        ap.error(str(exc))
     if args.calibrate_only:
         _calibrate_into(args.out, args.data, args.threads)
         return 0
@@ -396,13 +440,14 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    precision = resolve_precision(args.precision, device)
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
     lidc = load_lidc_train(args.data)
     bgs = load_backgrounds(args.data)
     print(f"data: {len(lidc)} LIDC train crops, {len(bgs)} backgrounds "
           f"({time.time() - t0:.0f} s)", flush=True)
-    net = build_network(CHANNELS).to(device)
+    net = build_network(channels).to(device)
     n_params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     ckpt = args.out.with_suffix(".ckpt")
@@ -416,7 +461,8 @@ def main(argv=None) -> int:
         rng = st["rng"]
         minutes_before = float(st.get("minutes", 0.0))
         print(f"resumed at iteration {start}", flush=True)
-    print(f"network: {n_params} parameters; device {device}; threads {args.threads}", flush=True)
+    print(f"network: {n_params} parameters, channels {channels}; device {device}; "
+          f"threads {args.threads}; precision {precision}", flush=True)
     t_start = time.time()
     ema = None
     done = start
@@ -434,7 +480,10 @@ def main(argv=None) -> int:
             g["lr"] = lr
         x, y = make_batch(rng, args.batch, lidc, bgs, fraction)
         x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-        logit = net(x)
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16,
+                            enabled=precision == "bf16"):
+            logit = net(x)
+        logit = logit.float()
         p = torch.sigmoid(logit)
         bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, y)
         inter = (p * y).sum(dim=(1, 2, 3, 4))
@@ -456,7 +505,7 @@ def main(argv=None) -> int:
         if elapsed > args.max_minutes:
             print(f"wall-clock cap reached at iteration {it + 1}", flush=True)
             break
-    meta = {"version": "1", "channels": list(CHANNELS), "seed": args.seed,
+    meta = {"version": "1", "channels": list(channels), "precision": precision, "seed": args.seed,
             "iterations_done": done, "iterations_planned": total,
             "finetune_iterations": args.finetune_iterations, "finetune_lr": args.finetune_lr,
             "lidc_fraction": LIDC_FRACTION, "finetune_lidc_fraction": FINETUNE_LIDC_FRACTION,

@@ -94,6 +94,9 @@ def test_real_tumour_is_kept_out_of_background_points(train, shared_data: Path) 
     (["--data", "{tmp}/no-data"], "LIDC crops are needed"),
     (["--calibrate-only", "--out", "{tmp}/missing.pt"], "no weights at"),
     (["--out", "{tmp}/no-folder/unet.pt"], "does not exist"),
+    (["--channels", "16,x,64"], "not a comma-separated list"),
+    (["--channels", "16"], "two or more"),
+    (["--channels", "8,16,32,64,128,256"], "divisible by 32"),
 ])
 def test_bad_arguments_are_one_line_errors(train, shared_data: Path, tmp_path: Path, capsys,
                                            args: list[str], says: str) -> None:
@@ -103,3 +106,29 @@ def test_bad_arguments_are_one_line_errors(train, shared_data: Path, tmp_path: P
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert says in err[-1] and "Traceback" not in "\n".join(err)
+
+
+def test_precision_follows_the_hardware(train, tmp_path: Path, monkeypatch) -> None:
+    """``--precision auto``: bf16 on CUDA and on CPUs with native bf16, fp32 on other CPUs; an
+    explicit choice is kept."""
+    assert train.resolve_precision("fp32", "cuda") == "fp32"
+    assert train.resolve_precision("bf16", "cpu") == "bf16"
+    assert train.resolve_precision("auto", "cuda:0") == "bf16"
+    cpuinfo = tmp_path / "cpuinfo"
+    real_path = train.Path
+
+    def fake_path(p, *a):
+        return cpuinfo if str(p) == "/proc/cpuinfo" else real_path(p, *a)
+
+    monkeypatch.setattr(train, "Path", fake_path)
+    cpuinfo.write_text("flags\t: fpu sse2 avx2 avx512f\n")
+    assert train.resolve_precision("auto", "cpu") == "fp32"
+    cpuinfo.write_text("flags\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert train.resolve_precision("auto", "cpu") == "bf16"
+    cpuinfo.unlink()
+    assert train.resolve_precision("auto", "cpu") == "fp32"
+
+
+def test_channels_argument_sets_the_network_width(train) -> None:
+    assert train.parse_channels("16,32,64,128") == (16, 32, 64, 128)
+    assert train.parse_channels(",".join(map(str, train.CHANNELS))) == train.CHANNELS
