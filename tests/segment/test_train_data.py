@@ -108,27 +108,40 @@ def test_bad_arguments_are_one_line_errors(train, shared_data: Path, tmp_path: P
     assert says in err[-1] and "Traceback" not in "\n".join(err)
 
 
-def test_precision_follows_the_hardware(train, tmp_path: Path, monkeypatch) -> None:
-    """``--precision auto``: bf16 on CUDA and on CPUs with native bf16, fp32 on other CPUs; an
-    explicit choice is kept."""
-    assert train.resolve_precision("fp32", "cuda") == "fp32"
-    assert train.resolve_precision("bf16", "cpu") == "bf16"
-    assert train.resolve_precision("auto", "cuda:0") == "bf16"
+def test_precision_follows_the_hardware(train, tmp_path: Path) -> None:
+    """``--precision auto``: bf16 on CUDA and on CPUs with native bf16, fp32 on other CPUs and
+    where the CPU flags cannot be read; an explicit choice is kept."""
     cpuinfo = tmp_path / "cpuinfo"
-    real_path = train.Path
-
-    def fake_path(p, *a):
-        return cpuinfo if str(p) == "/proc/cpuinfo" else real_path(p, *a)
-
-    monkeypatch.setattr(train, "Path", fake_path)
+    assert train.resolve_precision("fp32", "cuda") == "fp32"
+    assert train.resolve_precision("bf16", "cpu", cpuinfo) == "bf16"
+    assert train.resolve_precision("auto", "cuda:0") == "bf16"
     cpuinfo.write_text("flags\t: fpu sse2 avx2 avx512f\n")
-    assert train.resolve_precision("auto", "cpu") == "fp32"
+    assert train.resolve_precision("auto", "cpu", cpuinfo) == "fp32"
     cpuinfo.write_text("flags\t: fpu sse2 avx2 avx512f avx512_bf16\n")
-    assert train.resolve_precision("auto", "cpu") == "bf16"
+    assert train.resolve_precision("auto", "cpu", cpuinfo) == "bf16"
     cpuinfo.unlink()
-    assert train.resolve_precision("auto", "cpu") == "fp32"
+    assert train.resolve_precision("auto", "cpu", cpuinfo) == "fp32"
 
 
-def test_channels_argument_sets_the_network_width(train) -> None:
+def test_channels_argument_parses_to_the_encoder_widths(train) -> None:
     assert train.parse_channels("16,32,64,128") == (16, 32, 64, 128)
     assert train.parse_channels(",".join(map(str, train.CHANNELS))) == train.CHANNELS
+
+
+def test_checkpoint_of_another_width_is_a_one_line_error(train, shared_data: Path,
+                                                        tmp_path: Path, capsys) -> None:
+    """Resuming with ``--channels`` other than the checkpoint's stops before training, names the
+    checkpoint's channels and leaves the checkpoint as it was."""
+    import torch
+
+    ckpt = tmp_path / "unet.ckpt"
+    torch.save({"state_dict": {}, "opt": {}, "iteration": 10, "rng": None,
+                "channels": [16, 32, 64, 128]}, ckpt)
+    before = ckpt.read_bytes()
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--data", str(shared_data), "--out", str(tmp_path / "unet.pt"),
+                    "--iterations", "1", "--finetune-iterations", "0"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "made with channels 16,32,64,128" in err[-1]
+    assert ckpt.read_bytes() == before
