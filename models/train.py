@@ -27,9 +27,10 @@ lesions; a fine-tuning stage (``--finetune-iterations``, a fresh cosine schedule
 same recipe with smaller counts (the schedules follow them) and ``--max-minutes`` as a hard
 wall-clock cap. Last, the lesion probability threshold is calibrated on the LIDC train split
 (:func:`calibrate_threshold`, a few minutes) and stored with the weights. Training resumes from
-the checkpoint beside ``--out``. A CUDA GPU is used when present. ``--channels`` (network width)
-and ``--precision`` (bf16 autocast) default to the shipped recipe's 8,16,32,64 and fp32; other
-values reproduce the recipes tried and not shipped (MODEL_CARD.md).
+the checkpoint beside ``--out``. A CUDA GPU is used when present. ``--channels`` (network
+width), ``--precision`` (bf16 autocast) and ``--lidc-sampling`` (uniform, or in proportion to the
+nodule's long axis) default to the shipped recipe's 8,16,32,64, fp32 and uniform; other values
+reproduce the recipes tried and not shipped (MODEL_CARD.md).
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ LIDC_FRACTION = 0.5
 #: Share of LIDC samples in the fine-tuning stage that follows the main schedule: the real
 #: outlines (ground glass, spiculae and all) set the boundary convention the network ends with.
 FINETUNE_LIDC_FRACTION = 0.8
+#: ``--lidc-sampling size``: a crop is drawn with probability proportional to its reference long
+#: axis clipped to this range (mm), so the measurable (>= 10 mm) nodules, whose outlines RECIST
+#: reads, are drawn about twice as often as under uniform sampling and the tiny ones less.
+SIZE_WEIGHT_MM = (6.0, 30.0)
 
 #: Real CT backgrounds for the synthetic lesions: (image, label of its real lesions or None).
 #: Lesions and negative clicks are kept :data:`KEEP_AWAY_MM` from a labelled real lesion, so that
@@ -94,6 +99,32 @@ def load_lidc_train(data: Path) -> list[tuple[object, np.ndarray]]:
         if m.sum() >= 4:
             out.append((v, m))
     return out
+
+
+def lidc_probabilities(lidc: list[tuple[Volume, np.ndarray]], sampling: str) -> np.ndarray | None:
+    """Probability of drawing each LIDC crop, or None for uniform draws.
+
+    Parameters
+    ----------
+    lidc : list of (Volume, numpy.ndarray)
+        The crops and their reference masks, as from :func:`load_lidc_train`.
+    sampling : {"uniform", "size"}
+        ``size``: proportional to the mask's RECIST long axis clipped to :data:`SIZE_WEIGHT_MM`.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        Probabilities summing to 1, one per crop; None for ``uniform``.
+    """
+    if sampling == "uniform":
+        return None
+    if sampling != "size":
+        raise ValueError(f"unknown LIDC sampling {sampling!r}: uniform or size")
+    from recist_tool.measure.mask import measure_mask
+
+    long_axes = np.array([measure_mask(v, m).long_axis_mm for v, m in lidc], float)
+    w = np.clip(long_axes, *SIZE_WEIGHT_MM)
+    return w / w.sum()
 
 
 def inner_points(mask: np.ndarray, spacing, frac: float = 0.4) -> np.ndarray:
@@ -289,12 +320,13 @@ def augment(rng, img, tgt, click):
     return np.ascontiguousarray(img, np.float32), np.ascontiguousarray(tgt), click
 
 
-def make_batch(rng, n, lidc, bgs, lidc_fraction: float = LIDC_FRACTION):
+def make_batch(rng, n, lidc, bgs, lidc_fraction: float = LIDC_FRACTION, lidc_p=None):
     xs, ys = [], []
     for _ in range(n):
         r = rng.random()
         if r < lidc_fraction and lidc:
-            img, tgt, click, sp = lidc_sample(rng, lidc[rng.integers(len(lidc))])
+            k = rng.integers(len(lidc)) if lidc_p is None else rng.choice(len(lidc), p=lidc_p)
+            img, tgt, click, sp = lidc_sample(rng, lidc[k])
         elif r < 0.95:
             img, tgt, click, sp = synth_sample(rng, bgs)
         else:
@@ -420,6 +452,9 @@ def main(argv=None) -> int:
                          "loss stay fp32); auto: bf16 on CUDA and on CPUs with native bf16 "
                          "(avx512_bf16/amx_bf16), fp32 elsewhere. Default fp32: the shipped "
                          "weights were trained so")
+    ap.add_argument("--lidc-sampling", choices=("uniform", "size"), default="uniform",
+                    help="how LIDC crops are drawn: uniform (the shipped recipe) or in "
+                         "proportion to their long axis (SIZE_WEIGHT_MM)")
     ap.add_argument("--calibrate-only", action="store_true",
                     help="only (re)calibrate the threshold of the weights at --out")
     args = ap.parse_args(argv)
@@ -448,6 +483,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
     lidc = load_lidc_train(args.data)
+    lidc_p = lidc_probabilities(lidc, args.lidc_sampling)
     bgs = load_backgrounds(args.data)
     print(f"data: {len(lidc)} LIDC train crops, {len(bgs)} backgrounds "
           f"({time.time() - t0:.0f} s)", flush=True)
@@ -486,7 +522,7 @@ def main(argv=None) -> int:
             fraction = FINETUNE_LIDC_FRACTION
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y = make_batch(rng, args.batch, lidc, bgs, fraction)
+        x, y = make_batch(rng, args.batch, lidc, bgs, fraction, lidc_p)
         x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
         with torch.autocast(device.split(":")[0], dtype=torch.bfloat16,
                             enabled=precision == "bf16"):
@@ -520,7 +556,7 @@ def main(argv=None) -> int:
             "lidc_fraction": LIDC_FRACTION, "finetune_lidc_fraction": FINETUNE_LIDC_FRACTION,
             "batch": args.batch, "lr": args.lr, "threads": args.threads, "device": device,
             "minutes": round(minutes_before + (time.time() - t_start) / 60, 1),
-            "lidc_train_crops": len(lidc),
+            "lidc_train_crops": len(lidc), "lidc_sampling": args.lidc_sampling,
             "work_spacing_mm": list(WORK_SPACING), "patch_shape": list(PATCH_SHAPE),
             "final_loss_ema": ema}
     sd = {k: v.detach().cpu().half() for k, v in net.state_dict().items()}

@@ -145,3 +145,36 @@ def test_checkpoint_of_another_width_is_a_one_line_error(train, shared_data: Pat
     err = capsys.readouterr().err.strip().splitlines()
     assert "made with channels 16,32,64,128" in err[-1]
     assert ckpt.read_bytes() == before
+
+
+def test_size_sampling_draws_crops_in_proportion_to_their_long_axis(train, monkeypatch) -> None:
+    """``--lidc-sampling size``: a crop's chance follows its long axis clipped to
+    ``SIZE_WEIGHT_MM``; ``uniform`` keeps the shipped recipe's draws."""
+    from recist_tool.volume import Volume
+
+    zz, yy, xx = np.mgrid[:24, :64, :64]
+    crops = []
+    for radius_mm in (2.0, 6.0, 12.0, 25.0):  # long axes about 4, 12, 24 and 50 mm
+        mask = (zz - 12) ** 2 * 4 + (yy - 32) ** 2 + (xx - 32) ** 2 <= radius_mm ** 2
+        vol = Volume.from_grid(np.where(mask, 40, -800).astype(np.int16), (2.0, 1.0, 1.0))
+        crops.append((vol, mask))
+    assert train.lidc_probabilities(crops, "uniform") is None
+    p = train.lidc_probabilities(crops, "size")
+    lo, hi = train.SIZE_WEIGHT_MM
+    assert p.sum() == pytest.approx(1.0)
+    # the 4 mm crop counts as lo, the 50 mm one as hi, the others by their long axis
+    assert p[3] / p[0] == pytest.approx(hi / lo)
+    assert p[2] / p[1] == pytest.approx(2.0, rel=0.1)
+
+    drawn = np.zeros(len(crops))
+    real_sample = train.lidc_sample
+
+    def counting_sample(rng, item):
+        drawn[next(i for i, c in enumerate(crops) if c is item)] += 1
+        return real_sample(rng, item)
+
+    monkeypatch.setattr(train, "lidc_sample", counting_sample)
+    train.make_batch(np.random.default_rng(3), 400, crops, [], lidc_fraction=1.0, lidc_p=p)
+    assert drawn / drawn.sum() == pytest.approx(p, abs=0.06)
+    with pytest.raises(ValueError, match="unknown LIDC sampling"):
+        train.lidc_probabilities(crops, "area")
