@@ -499,6 +499,10 @@ def main(argv=None) -> int:
         if made_with != channels:
             ap.error(f"--channels: the checkpoint {ckpt} was made with channels "
                      f"{','.join(map(str, made_with))}; pass those or remove the checkpoint")
+        drawn_with = st.get("lidc_sampling", "uniform")
+        if drawn_with != args.lidc_sampling:
+            ap.error(f"--lidc-sampling: the checkpoint {ckpt} was made with --lidc-sampling "
+                     f"{drawn_with}; pass that or remove the checkpoint")
         net.load_state_dict(st["state_dict"])
         opt.load_state_dict(st["opt"])
         start = st["iteration"]
@@ -544,7 +548,7 @@ def main(argv=None) -> int:
             print(f"it {it + 1} loss {ema:.4f} lr {lr:.2e} {elapsed:.1f} min", flush=True)
         if (it + 1) % args.checkpoint_every == 0:
             torch.save({"state_dict": net.state_dict(), "opt": opt.state_dict(),
-                        "channels": list(channels),
+                        "channels": list(channels), "lidc_sampling": args.lidc_sampling,
                         "iteration": done, "rng": rng,
                         "minutes": minutes_before + elapsed}, ckpt)
         if elapsed > args.max_minutes:

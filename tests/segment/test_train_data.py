@@ -147,6 +147,25 @@ def test_checkpoint_of_another_width_is_a_one_line_error(train, shared_data: Pat
     assert ckpt.read_bytes() == before
 
 
+def test_checkpoint_of_another_sampling_is_a_one_line_error(train, shared_data: Path,
+                                                           tmp_path: Path, capsys) -> None:
+    """Resuming with another ``--lidc-sampling`` than the checkpoint's would mix two recipes: it
+    stops before training and leaves the checkpoint as it was."""
+    import torch
+
+    ckpt = tmp_path / "unet.ckpt"
+    torch.save({"state_dict": {}, "opt": {}, "iteration": 10, "rng": None,
+                "channels": list(train.CHANNELS), "lidc_sampling": "size"}, ckpt)
+    before = ckpt.read_bytes()
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--data", str(shared_data), "--out", str(tmp_path / "unet.pt"),
+                    "--iterations", "1", "--finetune-iterations", "0"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "made with --lidc-sampling size" in err[-1]
+    assert ckpt.read_bytes() == before
+
+
 def test_size_sampling_draws_crops_in_proportion_to_their_long_axis(train, monkeypatch) -> None:
     """``--lidc-sampling size``: a crop's chance follows its long axis clipped to
     ``SIZE_WEIGHT_MM``; ``uniform`` keeps the shipped recipe's draws."""
