@@ -128,41 +128,28 @@ def test_channels_argument_parses_to_the_encoder_widths(train) -> None:
     assert train.parse_channels(",".join(map(str, train.CHANNELS))) == train.CHANNELS
 
 
-def test_checkpoint_of_another_width_is_a_one_line_error(train, shared_data: Path,
-                                                        tmp_path: Path, capsys) -> None:
-    """Resuming with ``--channels`` other than the checkpoint's stops before training, names the
-    checkpoint's channels and leaves the checkpoint as it was."""
+@pytest.mark.parametrize("recipe, says", [
+    ({"channels": [16, 32, 64, 128]}, "made with channels 16,32,64,128"),
+    ({"lidc_sampling": "size"}, "made with --lidc-sampling size"),
+])
+def test_checkpoint_of_another_recipe_is_a_one_line_error(train, shared_data: Path,
+                                                         tmp_path: Path, capsys, recipe: dict,
+                                                         says: str) -> None:
+    """Resuming with ``--channels`` or ``--lidc-sampling`` other than the checkpoint's would
+    fail to load or mix two recipes: it stops before training, names the checkpoint's choice and
+    leaves the checkpoint as it was."""
     import torch
 
     ckpt = tmp_path / "unet.ckpt"
     torch.save({"state_dict": {}, "opt": {}, "iteration": 10, "rng": None,
-                "channels": [16, 32, 64, 128]}, ckpt)
+                "channels": list(train.CHANNELS), "lidc_sampling": "uniform", **recipe}, ckpt)
     before = ckpt.read_bytes()
     with pytest.raises(SystemExit) as exc:
         train.main(["--data", str(shared_data), "--out", str(tmp_path / "unet.pt"),
                     "--iterations", "1", "--finetune-iterations", "0"])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert "made with channels 16,32,64,128" in err[-1]
-    assert ckpt.read_bytes() == before
-
-
-def test_checkpoint_of_another_sampling_is_a_one_line_error(train, shared_data: Path,
-                                                           tmp_path: Path, capsys) -> None:
-    """Resuming with another ``--lidc-sampling`` than the checkpoint's would mix two recipes: it
-    stops before training and leaves the checkpoint as it was."""
-    import torch
-
-    ckpt = tmp_path / "unet.ckpt"
-    torch.save({"state_dict": {}, "opt": {}, "iteration": 10, "rng": None,
-                "channels": list(train.CHANNELS), "lidc_sampling": "size"}, ckpt)
-    before = ckpt.read_bytes()
-    with pytest.raises(SystemExit) as exc:
-        train.main(["--data", str(shared_data), "--out", str(tmp_path / "unet.pt"),
-                    "--iterations", "1", "--finetune-iterations", "0"])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert "made with --lidc-sampling size" in err[-1]
+    assert says in err[-1]
     assert ckpt.read_bytes() == before
 
 
