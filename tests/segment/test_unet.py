@@ -155,6 +155,27 @@ def test_missing_weights_fall_back_to_classic(tmp_path) -> None:
     assert any("falling back" in w for w in m.warnings)
 
 
+def test_prediction_is_the_average_with_the_mirror_image(tmp_path) -> None:
+    """``predict_patch`` runs the patch and its left-right mirror as one batch of two; the answer
+    is the mean of the two separate passes (mirrored back), as a sigmoid probability."""
+    torch.manual_seed(3)
+    net = unet_mod.build_network()
+    w = tmp_path / "w.pt"
+    torch.save({"state_dict": net.state_dict()}, w)
+    seg = unet_mod.UNetSegmenter(weights=w)
+    x = np.random.default_rng(0).random((2,) + unet_mod.PATCH_SHAPE, dtype=np.float32)
+    # break the mirror symmetry so that averaging matters
+    x[0, :, :, : unet_mod.PATCH_SHAPE[2] // 3] += 2.0
+    t = torch.from_numpy(x[None])
+    with torch.no_grad():
+        one, mirrored = seg._net(t), seg._net(torch.flip(t, dims=(4,)))
+    want = torch.sigmoid(0.5 * (one + torch.flip(mirrored, dims=(4,))))[0, 0].numpy()
+    got = seg.predict_patch(x)
+    assert got.shape == unet_mod.PATCH_SHAPE
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert np.abs(got - torch.sigmoid(one)[0, 0].numpy()).max() > 1e-3
+
+
 def test_threshold_calibrated_with_the_weights_is_used(tmp_path) -> None:
     net = unet_mod.build_network()
     calibrated, plain = tmp_path / "calibrated.pt", tmp_path / "plain.pt"

@@ -221,9 +221,11 @@ class UNetSegmenter:
         try:
             with torch.inference_mode():
                 t = torch.from_numpy(x[None]).to(self.device)
-                logits = self._net(t)  # type: ignore[misc]
-                flipped = self._net(torch.flip(t, dims=(4,)))  # type: ignore[misc]
-                logits = 0.5 * (logits + torch.flip(flipped, dims=(4,)))
+                # the patch and its mirror image go through the network as one batch of two:
+                # on a CPU, torch runs a batch of one through its slow reference convolution
+                # (slow_conv3d) rather than oneDNN, about 3x slower per sample (AVX2 box)
+                both = self._net(torch.cat([t, torch.flip(t, dims=(4,))]))  # type: ignore[misc]
+                logits = 0.5 * (both[:1] + torch.flip(both[1:], dims=(4,)))
                 return torch.sigmoid(logits)[0, 0].float().cpu().numpy()
         finally:
             torch.set_flush_denormal(False)
