@@ -27,7 +27,9 @@ lesions; a fine-tuning stage (``--finetune-iterations``, a fresh cosine schedule
 same recipe with smaller counts (the schedules follow them) and ``--max-minutes`` as a hard
 wall-clock cap. Last, the lesion probability threshold is calibrated on the LIDC train split
 (:func:`calibrate_threshold`, a few minutes) and stored with the weights. Training resumes from
-the checkpoint beside ``--out``. A CUDA GPU is used when present. ``--channels`` (network
+the checkpoint beside ``--out``; ``--init WEIGHTS`` starts from earlier weights instead of a
+random network (a further stage: ``--iterations 0 --finetune-iterations N``), and their SHA-256
+is recorded in the new weights' metadata. A CUDA GPU is used when present. ``--channels`` (network
 width), ``--precision`` (bf16 autocast) and ``--lidc-sampling`` (uniform, or in proportion to the
 nodule's long axis) default to the shipped recipe's 8,16,32,64, fp32 and uniform; other values
 reproduce the recipes tried and not shipped (MODEL_CARD.md).
@@ -375,6 +377,20 @@ def calibrate_threshold(weights: Path, data: Path, threads: int) -> tuple[float,
     return max(scores, key=lambda t: scores[t]), scores
 
 
+def load_init(path: Path) -> dict:
+    """Weights to start a further training stage from (``--init``): their float32 state dict,
+    channels, metadata and the SHA-256 of the file (recorded in the new weights' metadata)."""
+    import hashlib
+
+    import torch
+
+    st = torch.load(path, map_location="cpu", weights_only=True)
+    meta = st.get("meta", {})
+    return {"state_dict": {k: v.float() for k, v in st["state_dict"].items()},
+            "channels": tuple(meta.get("channels", CHANNELS)), "meta": meta,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
 def parse_channels(text: str) -> tuple[int, ...]:
     """``--channels`` ("16,32,64,128") as a tuple; ValueError unless every working box side
     (:data:`PATCH_SHAPE`) is divisible by the pooling of its deepest level."""
@@ -445,8 +461,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-minutes", type=float, default=120.0)
     ap.add_argument("--checkpoint-every", type=int, default=250)
     ap.add_argument("--device", default=None)
-    ap.add_argument("--channels", default=",".join(str(c) for c in CHANNELS),
-                    help="channels of the encoder levels, comma-separated")
+    ap.add_argument("--channels", default=None,
+                    help="channels of the encoder levels, comma-separated (default "
+                         f"{','.join(str(c) for c in CHANNELS)}, or those of --init)")
     ap.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="fp32",
                     help="bf16 autocast of the network's forward pass (weights, optimiser and "
                          "loss stay fp32); auto: bf16 on CUDA and on CPUs with native bf16 "
@@ -455,6 +472,10 @@ def main(argv=None) -> int:
     ap.add_argument("--lidc-sampling", choices=("uniform", "size"), default="uniform",
                     help="how LIDC crops are drawn: uniform (the shipped recipe) or in "
                          "proportion to their long axis (SIZE_WEIGHT_MM)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from these weights (a weight file written by this script) "
+                         "instead of a random network: a further training stage on top of "
+                         "earlier weights; their channels are used")
     ap.add_argument("--calibrate-only", action="store_true",
                     help="only (re)calibrate the threshold of the weights at --out")
     args = ap.parse_args(argv)
@@ -466,13 +487,23 @@ def main(argv=None) -> int:
         ap.error(f"--calibrate-only: no weights at {args.out}")
     if not args.out.parent.is_dir():
         ap.error(f"--out: folder {args.out.parent} does not exist")
+    if args.init is not None and not args.init.is_file():
+        ap.error(f"--init: no weights at {args.init}")
     try:
-        channels = parse_channels(args.channels)
+        channels = parse_channels(args.channels) if args.channels else None
     except ValueError as exc:
         ap.error(str(exc))
     if args.calibrate_only:
         _calibrate_into(args.out, args.data, args.threads)
         return 0
+    init = None
+    if args.init is not None:
+        init = load_init(args.init)
+        if channels is not None and channels != init["channels"]:
+            ap.error(f"--init: {args.init} has channels "
+                     f"{','.join(map(str, init['channels']))}, not {args.channels}")
+        channels = init["channels"]
+    channels = channels or CHANNELS
 
     import torch
 
@@ -487,7 +518,11 @@ def main(argv=None) -> int:
     bgs = load_backgrounds(args.data)
     print(f"data: {len(lidc)} LIDC train crops, {len(bgs)} backgrounds "
           f"({time.time() - t0:.0f} s)", flush=True)
-    net = build_network(channels).to(device)
+    net = build_network(channels)
+    if init is not None:
+        net.load_state_dict(init["state_dict"])
+    # channels-last activations: oneDNN's 3D convolutions run about 20 % faster so on an AVX2 CPU
+    net = net.to(device, memory_format=torch.channels_last_3d)
     n_params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     ckpt = args.out.with_suffix(".ckpt")
@@ -527,7 +562,8 @@ def main(argv=None) -> int:
         for g in opt.param_groups:
             g["lr"] = lr
         x, y = make_batch(rng, args.batch, lidc, bgs, fraction, lidc_p)
-        x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+        x = torch.from_numpy(x).to(device, memory_format=torch.channels_last_3d)
+        y = torch.from_numpy(y).to(device, memory_format=torch.channels_last_3d)
         with torch.autocast(device.split(":")[0], dtype=torch.bfloat16,
                             enabled=precision == "bf16"):
             logit = net(x)
@@ -563,6 +599,10 @@ def main(argv=None) -> int:
             "lidc_train_crops": len(lidc), "lidc_sampling": args.lidc_sampling,
             "work_spacing_mm": list(WORK_SPACING), "patch_shape": list(PATCH_SHAPE),
             "final_loss_ema": ema}
+    if init is not None:
+        meta["init"] = {"file": args.init.name, "sha256": init["sha256"],
+                        "iterations_done": init["meta"].get("iterations_done"),
+                        "minutes": init["meta"].get("minutes")}
     sd = {k: v.detach().cpu().half() for k, v in net.state_dict().items()}
     _save(args.out, sd, meta)
     _calibrate_into(args.out, args.data, args.threads)

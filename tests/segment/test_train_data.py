@@ -97,6 +97,7 @@ def test_real_tumour_is_kept_out_of_background_points(train, shared_data: Path) 
     (["--channels", "16,x,64"], "not a comma-separated list"),
     (["--channels", "16"], "two or more"),
     (["--channels", "8,16,32,64,128,256"], "divisible by 32"),
+    (["--init", "{tmp}/absent.pt"], "--init: no weights at"),
 ])
 def test_bad_arguments_are_one_line_errors(train, shared_data: Path, tmp_path: Path, capsys,
                                            args: list[str], says: str) -> None:
@@ -184,3 +185,54 @@ def test_size_sampling_draws_crops_in_proportion_to_their_long_axis(train, monke
     assert drawn / drawn.sum() == pytest.approx(p, abs=0.06)
     with pytest.raises(ValueError, match="unknown LIDC sampling"):
         train.lidc_probabilities(crops, "area")
+
+
+def _weights(train, path: Path, channels: tuple[int, ...], seed: int) -> dict:
+    import torch
+
+    torch.manual_seed(seed)
+    sd = train.build_network(channels).state_dict()
+    torch.save({"state_dict": sd, "meta": {"channels": list(channels), "iterations_done": 7}},
+               path)
+    return sd
+
+
+def test_init_with_other_channels_is_a_one_line_error(train, shared_data: Path,
+                                                      tmp_path: Path, capsys) -> None:
+    init = tmp_path / "wide.pt"
+    _weights(train, init, (16, 32, 64, 128), seed=0)
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--data", str(shared_data), "--out", str(tmp_path / "unet.pt"),
+                    "--init", str(init), "--channels", "8,16,32,64"])
+    assert exc.value.code == 2
+    assert "has channels 16,32,64,128" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_init_starts_a_further_stage_from_earlier_weights(train, shared_data: Path,
+                                                         tmp_path: Path, monkeypatch) -> None:
+    """``--init W --iterations 0 --finetune-iterations N``: N fine-tuning steps on top of W (its
+    channels taken), W's digest recorded in the new weights' metadata."""
+    import hashlib
+
+    import torch
+
+    require(shared_data / "lesions" / "lidc_nodules")
+    init = tmp_path / "earlier.pt"
+    start = _weights(train, init, (8, 16, 32, 32), seed=1)
+    calibrated = []
+    monkeypatch.setattr(train, "_calibrate_into", lambda out, *a: calibrated.append(out))
+    out = tmp_path / "unet.pt"
+    assert train.main(["--data", str(shared_data), "--out", str(out), "--init", str(init),
+                       "--iterations", "0", "--finetune-iterations", "2",
+                       "--finetune-lr", "1e-6", "--checkpoint-every", "1000"]) == 0
+    assert calibrated == [out]
+    got = torch.load(out, weights_only=True)
+    meta = got["meta"]
+    assert meta["channels"] == [8, 16, 32, 32] and meta["iterations_done"] == 2
+    assert meta["init"]["sha256"] == hashlib.sha256(init.read_bytes()).hexdigest()
+    assert meta["init"]["iterations_done"] == 7
+    torch.manual_seed(2)
+    fresh = train.build_network((8, 16, 32, 32)).state_dict()
+    key = "enc.0.0.weight"
+    moved = (got["state_dict"][key].float() - start[key]).abs().max().item()
+    assert moved < 1e-3 < (fresh[key] - start[key]).abs().max().item()
