@@ -17,6 +17,15 @@ Steps, all in physical millimetres on a crop (volume of interest) around the cli
    (cuts vessels and pleural tags), holes filled in 3D and per slice (cavities).
 5. If the raw component reached the crop border, the returned mask is the bounded part and
    ``leak_bounded`` is set.
+
+A lesion outside the lung may have two kinds of surroundings, e.g. a hilar node between fat and
+aerated lung: the median of its surroundings then lies between the two, and a band from it would
+take in the fat, into which the growing leaks. So outside the lung, when the surroundings nearest
+the lesion's intensity (those of the quarter of the rays closest to it,
+:data:`NEAREST_SURROUND_QUANTILE`) are fat (:data:`FAT_HU`) and fall inside the band, the
+contrast is taken against them instead (``info["surround"]``: ``median`` or ``nearest``). Other
+near surroundings (a nodule against the chest wall) are left to the shape bound: their contrast
+is too low to separate the lesion by intensity.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from recist_tool.segment.base import LesionMask, NoLesionError, Prompt
 from recist_tool.segment.seed import check_seed, seed_statistics
 from recist_tool.volume import Volume
 
-__version__ = "1.1"
+__version__ = "1.2"
 
 
 def _fibonacci_sphere(n: int) -> np.ndarray:
@@ -42,6 +51,12 @@ def _fibonacci_sphere(n: int) -> np.ndarray:
 
 _DIRS = _fibonacci_sphere(98)  # (z, y, x) unit vectors in mm space
 _TREE = cKDTree(_DIRS)
+#: Outside the lung, the surroundings of the quarter of the rays closest to the lesion's intensity,
+#: when they are fat (e.g. beside a hilar node whose other side is lung), must stay outside the
+#: band.
+NEAREST_SURROUND_QUANTILE = 25.0
+#: HU range of fat (adipose tissue about -150 to -50 HU on CT, with partial volume).
+FAT_HU = (-200.0, -30.0)
 #: Lesion/surroundings contrast (HU) below which a click has no lesion boundary.
 MIN_CONTRAST_HU = 30.0
 #: 4-connected in-plane structure: fills holes slice by slice.
@@ -111,7 +126,7 @@ class ClassicSegmenter:
         if out["leak"]:
             warn = ("region growing reached the edge of the volume of interest; the mask was "
                     "bounded by the lesion's shape estimate",)
-        info = {k: out[k] for k in ("lesion_hu", "surround_hu", "threshold_band_hu",
+        info = {k: out[k] for k in ("lesion_hu", "surround_hu", "surround", "threshold_band_hu",
                                     "inscribed_radius_mm", "rays_with_edge", "voi_radius_mm")}
         return LesionMask(mask, tuple(int(v) for v in lo), volume.shape, self.name, self.version,
                           prompt, leak_bounded=bool(out["leak"]), warnings=warn, info=info).tight()
@@ -139,7 +154,8 @@ class ClassicSegmenter:
                     f"no lesion at this point: no boundary found within {radius:.0f} mm of "
                     f"(z, y, x) = {tuple(int(v) for v in seed)}", reason="no_boundary")
             return {"edge_max_mm": radius, "mask": np.zeros((1, 1, 1), bool), "lo": lo,
-                    "leak": True, "lesion_hu": mu, "surround_hu": None, "threshold_band_hu": None,
+                    "leak": True, "lesion_hu": mu, "surround_hu": None, "surround": None,
+                    "threshold_band_hu": None,
                     "voi": (lo, hi),
                     "inscribed_radius_mm": None, "rays_with_edge": n_edge, "voi_radius_mm": radius}
         bg = float(np.median(bg_vals))
@@ -155,6 +171,16 @@ class ClassicSegmenter:
                 f"surroundings ({bg:.0f} HU)", reason="no_boundary")
         fraction = self.band_fraction if in_lung else self.soft_tissue_band_fraction
         band = max(fraction * contrast, 2.5 * mad, 20.0)
+        surround = "median"
+        if not in_lung:
+            dev_bg = np.abs(np.asarray(bg_vals) - mu)
+            nearest = dev_bg <= np.percentile(dev_bg, NEAREST_SURROUND_QUANTILE)
+            near_contrast = float(dev_bg[nearest].mean())
+            near_bg = float(np.asarray(bg_vals)[nearest].mean())
+            if near_contrast <= band and FAT_HU[0] <= near_bg <= FAT_HU[1]:
+                # the band would take in the fat beside the lesion: separate the lesion from it
+                surround, contrast, bg = "nearest", near_contrast, near_bg
+                band = max(fraction * contrast, 2.5 * mad, 20.0)
         region = np.abs(img - mu) <= band
 
         # ---- seeded component (6-connected)
@@ -236,7 +262,8 @@ class ClassicSegmenter:
                 f"(z, y, x) = {tuple(int(v) for v in seed)}", reason="too_small")
         edge_max = float(np.nanpercentile(edge, 90)) if np.isfinite(edge).any() else radius
         return {"edge_max_mm": edge_max, "mask": comp, "lo": lo,
-                "leak": leak, "lesion_hu": mu, "surround_hu": bg, "voi": (voi_lo, hi),
+                "leak": leak, "lesion_hu": mu, "surround_hu": bg, "surround": surround,
+                "voi": (voi_lo, hi),
                 "threshold_band_hu": [mu - band, mu + band], "inscribed_radius_mm": r_in,
                 "rays_with_edge": n_edge, "voi_radius_mm": radius}
 
