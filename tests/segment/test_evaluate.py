@@ -76,6 +76,25 @@ def test_synthetic_metrics_keys_and_values() -> None:
     assert small["consistency_dice_mean"] is None
 
 
+def test_synthetic_nodes_are_segmented_and_measured_as_nodes() -> None:
+    """The synthetic set's lymph nodes reach the segmenter with ``node=True`` (as a reader flags
+    them), and their axes are measured as a node's; the other kinds are not nodes."""
+    ds = discover_dataset("synthetic:5")
+    assert [c.node for c in ds.cases] == [c.group == "node" for c in ds.cases]
+    assert sum(c.node for c in ds.cases) == 1
+    flags: list[bool] = []
+
+    class Recording:
+        name, version = "recording", "1"
+
+        def segment(self, volume, prompt, *, node=False):
+            flags.append(node)
+            return get_segmenter("classic").segment(volume, prompt, node=node)
+
+    evaluate_dataset(ds, Recording(), clicks=0)
+    assert flags == [c.node for c in ds.cases]
+
+
 def test_symmetric_relative_error() -> None:
     assert symmetric_relative_error(10.0, 10.0) == 0.0
     assert symmetric_relative_error(12.0, 8.0) == pytest.approx(0.4)

@@ -144,6 +144,22 @@ def test_lesions_outside_the_lung_go_to_classic(tmp_path, monkeypatch) -> None:
     assert forced.segment(liver.volume, Prompt.at(*liver.centre_zyx)).segmenter == "unet"
 
 
+def test_lesions_flagged_as_nodes_go_to_classic_even_in_the_lung(tmp_path, monkeypatch) -> None:
+    """A hilar node may border the lung, but the network never saw a real node: with
+    ``node=True`` and ``lung_only`` the click is ``classic``'s, in the lung too."""
+    net = unet_mod.build_network()
+    w = tmp_path / "w.pt"
+    torch.save({"state_dict": net.state_dict(), "meta": {"version": "test"}}, w)
+    monkeypatch.setattr(unet_mod.UNetSegmenter, "predict_patch", _near_click_predictor(30.0))
+    lung = make_case("lung_solid", 8.0, seed=2)
+    m = unet_mod.UNetSegmenter(weights=w).segment(lung.volume, Prompt.at(*lung.centre_zyx),
+                                                  node=True)
+    assert m.segmenter == "classic" and "flagged as a lymph node" in m.info["routed_by"]
+    assert dice(m.full(), lung.mask) > 0.9
+    forced = unet_mod.UNetSegmenter(weights=w, lung_only=False)
+    assert forced.segment(lung.volume, Prompt.at(*lung.centre_zyx), node=True).segmenter == "unet"
+
+
 def test_missing_weights_fall_back_to_classic(tmp_path) -> None:
     with pytest.warns(RuntimeWarning, match="falling back"):
         seg = unet_mod.UNetSegmenter(weights=tmp_path / "absent.pt")

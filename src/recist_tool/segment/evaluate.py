@@ -49,7 +49,8 @@ def lidc_split(name: str) -> str:
 # --------------------------------------------------------------------------- datasets
 @dataclass(frozen=True)
 class Case:
-    """One lesion of a dataset: an image and its reference mask (paths, or in memory)."""
+    """One lesion of a dataset: an image and its reference mask (paths, or in memory); ``node``:
+    the lesion is a lymph node (segmented and measured as one, as a reader would flag it)."""
 
     name: str
     image: Path | None = None
@@ -57,6 +58,7 @@ class Case:
     volume: Volume | None = None
     reference: np.ndarray | None = None
     group: str = ""
+    node: bool = False
 
     def load(self) -> tuple[Volume, np.ndarray]:
         """The CT volume and the boolean reference mask on its grid."""
@@ -110,8 +112,8 @@ def discover_dataset(path: str | Path, split: str = "validation") -> Dataset:
         from recist_tool.segment.synthetic import synthetic_dataset
 
         n = int(s.split(":", 1)[1]) if ":" in s else 20
-        cases = [Case(c.name, volume=c.volume, reference=c.mask, group=c.kind)
-                 for c in synthetic_dataset(n)]
+        cases = [Case(c.name, volume=c.volume, reference=c.mask, group=c.kind,
+                      node=c.kind == "node") for c in synthetic_dataset(n)]
         return Dataset(f"synthetic:{n}", cases, "all", "synthetic")
     p = Path(path)
     if not p.is_dir():
@@ -326,13 +328,13 @@ def evaluate_dataset(dataset: Dataset, segmenter: Segmenter, min_diameter_mm: fl
             skipped += 1
             continue
         if min_diameter_mm:
-            axes = _measure(vol, ref)
+            axes = _measure(vol, ref, node=case.node)
             if axes is None:
                 raise SegmentationError("--min-diameter needs recist_tool.measure")
             if axes[0] < min_diameter_mm:
                 skipped += 1
                 continue
-        results.append(evaluate_case(vol, ref, segmenter, case.name, clicks, seed))
+        results.append(evaluate_case(vol, ref, segmenter, case.name, clicks, seed, node=case.node))
         if progress:
             progress(case.name)
     out = summarise(dataset.name, dataset.split, results, skipped, segmenter)

@@ -8,8 +8,8 @@ When the prediction reaches the border of the box, the box is retried once at tw
 spacing (a lesion larger than the field of view); if it still touches, the mask is flagged
 ``leak_bounded``. The probability threshold is the one calibrated with the weights; a click away
 from the lesion's centre gets a second prediction centred on the first mask's deepest point
-(``recentre``). Lesions that are not in aerated lung, where the network is not validated, are
-handed to ``classic`` (``lung_only``).
+(``recentre``). Lesions that are not in aerated lung, and lesions flagged as lymph nodes
+(``node=True``), where the network is not validated, are handed to ``classic`` (``lung_only``).
 
 Weights are read from ``models/unet_lesion.pt`` (or the path in ``$RECIST_UNET_WEIGHTS`` or the
 ``weights=`` argument), never from the network. Without weights the segmenter falls back to
@@ -51,6 +51,10 @@ LUNG_RAYS_MIN = 0.25
 #: Why a click is passed to ``classic`` (see ``lung_only``).
 NOT_IN_LUNG = ("the lesion is not in aerated lung; the network is validated on lung lesions "
                "only, so the weight-free 'classic' segmenter answers")
+#: Why a click flagged as a lymph node is passed to ``classic`` (see ``lung_only``): a hilar or
+#: mediastinal node may border the lung, but no real node was seen in training or validation.
+NODE = ("the lesion is flagged as a lymph node; the network is validated on lung nodules only, "
+        "so the weight-free 'classic' segmenter answers")
 #: Lesion probability threshold for weights that carry no calibrated one.
 DEFAULT_THRESHOLD = 0.5
 #: File name of the shipped weights inside ``models/``.
@@ -146,8 +150,9 @@ class UNetSegmenter:
     lung_only : bool
         Use the network only for lesions next to aerated lung (:data:`LUNG_RAYS_MIN`), the
         lesions it was trained and validated on (real LIDC nodules); other clicks (liver,
-        lymph nodes, soft tissue) are segmented by ``classic``, and the mask carries
-        ``classic``'s name and version, with ``info["routed_by"]`` saying why.
+        lymph nodes, soft tissue), and clicks segmented with ``node=True`` even where they
+        border the lung, are segmented by ``classic``, and the mask carries ``classic``'s name
+        and version, with ``info["routed_by"]`` saying why.
     recentre : bool
         Predict a second time centred on the first mask's deepest point (see
         :data:`RECENTRE_MIN_MM`): the mask then depends less on where inside the lesion the
@@ -239,12 +244,17 @@ class UNetSegmenter:
         seed_idx = prompt.seed_index(volume)
         seed = prompt.seed_voxel(volume)
         check_seed(volume, seed)
-        if self.lung_only and (self._classic.lung_ray_fraction(volume, seed) or 0.0
-                               ) < LUNG_RAYS_MIN:
+        why = None
+        if self.lung_only:
+            if node:
+                why = NODE
+            elif (self._classic.lung_ray_fraction(volume, seed) or 0.0) < LUNG_RAYS_MIN:
+                why = NOT_IN_LUNG
+        if why is not None:
             m = self._classic.segment(volume, prompt, node=node)
             return LesionMask(m.mask, m.offset, m.volume_shape, m.segmenter, m.version, prompt,
                               m.leak_bounded, m.warnings,
-                              {**m.info, "routed_by": f"unet {self.version}: {NOT_IN_LUNG}"})
+                              {**m.info, "routed_by": f"unet {self.version}: {why}"})
         seed_lps = volume.index_to_lps(seed_idx)
         scales = [1.0, 2.0]
         line = prompt.line_length_mm(volume)
