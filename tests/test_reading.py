@@ -179,6 +179,26 @@ def test_edited_mask_is_remeasured(fresh):
         s.remeasure(f, np.zeros_like(m), f.mask.offset)
 
 
+def test_nodal_flag_changed_after_the_click_segments_again(fresh):
+    """The lung target T01 is the network's; flagged as a node after the click (the widget's
+    checkbox) it is segmented again, as a node (``unet`` hands nodes to ``classic``), and back.
+    An edited mask is kept and only re-measured."""
+    s, tps, _ = fresh
+    les = tps["BL"]["lesions"]["T01"]
+    assert les["organ"] == "lung" and not les["nodal"]
+    f = s.segment_at("BL", lps=les["center_lps"])
+    assert f.mask.segmenter == "unet"
+    node = s._renode(f, True)
+    assert node.nodal and node.mask.segmenter == "classic"
+    assert "lymph node" in node.mask.info["routed_by"]
+    assert node.automatic is node.measurement and node.automatic_mask is node.mask
+    assert s._renode(node, False).mask.segmenter == "unet"
+    edited = s.remeasure(f, f.mask.mask, f.mask.offset)
+    kept = s._renode(edited, True)
+    assert kept.nodal and kept.edited and kept.mask is edited.mask
+    assert kept.automatic is edited.automatic
+
+
 def test_mask_file_is_saved_with_its_geometry(fresh):
     from recist_tool.io import load_volume
 

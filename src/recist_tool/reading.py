@@ -605,9 +605,23 @@ class ReadingSession:
         return AddedLesion(lid, cat)
 
     def _renode(self, finding: Finding, nodal: bool) -> Finding:
-        """Re-measure a finding for a changed nodal flag (nodes are measured on another slice)."""
+        """A finding for a changed nodal flag: a click's own, unedited mask is segmented again
+        under the new flag (the segmenter may answer a node differently: ``unet`` hands nodes to
+        ``classic``); other masks are re-measured (nodes are measured on another slice)."""
         from recist_tool.measure import measure_mask
+        from recist_tool.segment import NoLesionError
+        from recist_tool.segment.workflow import segment_and_measure
 
+        if finding.mask is not None and not finding.edited and not finding.tracking:
+            try:
+                mask, meas = segment_and_measure(self.volume(finding.visit), finding.mask.prompt,
+                                                 self.segmenter, node=nodal)
+            except NoLesionError:
+                pass  # keep the mask the reader saw, re-measured below
+            else:
+                tight = mask.tight()
+                return replace(finding, nodal=nodal, measurement=meas, mask=tight,
+                               automatic=meas, automatic_mask=tight)
         if finding.mask is None:
             return replace(finding, nodal=nodal,
                            measurement=replace(finding.measurement, node=nodal))
