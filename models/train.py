@@ -498,7 +498,11 @@ def main(argv=None) -> int:
         return 0
     init = None
     if args.init is not None:
-        init = load_init(args.init)
+        try:
+            init = load_init(args.init)
+        except Exception as exc:  # not a weight file of this script: say so in one line
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            ap.error(f"--init: {args.init} is not a weight file of this script ({why})")
         if channels is not None and channels != init["channels"]:
             ap.error(f"--init: {args.init} has channels "
                      f"{','.join(map(str, init['channels']))}, not {args.channels}")
@@ -521,7 +525,7 @@ def main(argv=None) -> int:
     net = build_network(channels)
     if init is not None:
         net.load_state_dict(init["state_dict"])
-    # channels-last activations: oneDNN's 3D convolutions run about 20 % faster so on an AVX2 CPU
+    # channels-last activations: oneDNN's 3D convolutions run about 20 % faster on an AVX2 CPU
     net = net.to(device, memory_format=torch.channels_last_3d)
     n_params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -538,6 +542,12 @@ def main(argv=None) -> int:
         if drawn_with != args.lidc_sampling:
             ap.error(f"--lidc-sampling: the checkpoint {ckpt} was made with --lidc-sampling "
                      f"{drawn_with}; pass that or remove the checkpoint")
+        started_from = st.get("init_sha256")
+        if started_from != (init["sha256"] if init else None):
+            made = (f"from --init weights {started_from[:12]}" if started_from
+                    else "without --init")
+            ap.error(f"--init: the checkpoint {ckpt} was made {made}; remove it to start this "
+                     f"stage (a finished run leaves its checkpoint beside --out)")
         net.load_state_dict(st["state_dict"])
         opt.load_state_dict(st["opt"])
         start = st["iteration"]
@@ -585,6 +595,7 @@ def main(argv=None) -> int:
         if (it + 1) % args.checkpoint_every == 0:
             torch.save({"state_dict": net.state_dict(), "opt": opt.state_dict(),
                         "channels": list(channels), "lidc_sampling": args.lidc_sampling,
+                        "init_sha256": init["sha256"] if init else None,
                         "iteration": done, "rng": rng,
                         "minutes": minutes_before + elapsed}, ckpt)
         if elapsed > args.max_minutes:

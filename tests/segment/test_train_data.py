@@ -132,6 +132,7 @@ def test_channels_argument_parses_to_the_encoder_widths(train) -> None:
 @pytest.mark.parametrize("recipe, says", [
     ({"channels": [16, 32, 64, 128]}, "made with channels 16,32,64,128"),
     ({"lidc_sampling": "size"}, "made with --lidc-sampling size"),
+    ({"init_sha256": "ab" * 32}, "made from --init weights abababababab"),
 ])
 def test_checkpoint_of_another_recipe_is_a_one_line_error(train, shared_data: Path,
                                                          tmp_path: Path, capsys, recipe: dict,
@@ -197,6 +198,18 @@ def _weights(train, path: Path, channels: tuple[int, ...], seed: int) -> dict:
     return sd
 
 
+def test_init_that_is_not_a_weight_file_is_a_one_line_error(train, shared_data: Path,
+                                                           tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "notes.pt"
+    bad.write_text("not weights")
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--data", str(shared_data), "--out", str(tmp_path / "unet.pt"),
+                    "--init", str(bad)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "is not a weight file" in err[-1] and "Traceback" not in "\n".join(err)
+
+
 def test_init_with_other_channels_is_a_one_line_error(train, shared_data: Path,
                                                       tmp_path: Path, capsys) -> None:
     init = tmp_path / "wide.pt"
@@ -222,6 +235,14 @@ def test_init_starts_a_further_stage_from_earlier_weights(train, shared_data: Pa
     calibrated = []
     monkeypatch.setattr(train, "_calibrate_into", lambda out, *a: calibrated.append(out))
     out = tmp_path / "unet.pt"
+    # the checkpoint an earlier run (no --init) leaves beside --out is not resumed
+    torch.save({"state_dict": {}, "opt": {}, "iteration": 10, "rng": None,
+                "channels": [8, 16, 32, 32], "lidc_sampling": "uniform"},
+               out.with_suffix(".ckpt"))
+    with pytest.raises(SystemExit):
+        train.main(["--data", str(shared_data), "--out", str(out), "--init", str(init),
+                    "--iterations", "0", "--finetune-iterations", "2"])
+    out.with_suffix(".ckpt").unlink()
     assert train.main(["--data", str(shared_data), "--out", str(out), "--init", str(init),
                        "--iterations", "0", "--finetune-iterations", "2",
                        "--finetune-lr", "1e-6", "--checkpoint-every", "1000"]) == 0
