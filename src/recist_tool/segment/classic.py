@@ -173,10 +173,10 @@ class ClassicSegmenter:
         band = max(fraction * contrast, 2.5 * mad, 20.0)
         surround = "median"
         if not in_lung:
-            dev_bg = np.abs(np.asarray(bg_vals) - mu)
+            bgs = np.asarray(bg_vals)
+            dev_bg = np.abs(bgs - mu)
             nearest = dev_bg <= np.percentile(dev_bg, NEAREST_SURROUND_QUANTILE)
-            near_contrast = float(dev_bg[nearest].mean())
-            near_bg = float(np.asarray(bg_vals)[nearest].mean())
+            near_contrast, near_bg = float(dev_bg[nearest].mean()), float(bgs[nearest].mean())
             if near_contrast <= band and FAT_HU[0] <= near_bg <= FAT_HU[1]:
                 # the band would take in the fat beside the lesion: separate the lesion from it
                 surround, contrast, bg = "nearest", near_contrast, near_bg
