@@ -7,7 +7,9 @@ A third-party package exposes a segmenter without any change here by declaring, 
     mymodel = "my_package.module:MySegmenter"
 
 The entry point may load a class (instantiated without arguments), a zero-argument factory, or a
-ready instance; the result must satisfy :class:`~recist_tool.segment.base.Segmenter`.
+ready instance; the result must satisfy :class:`~recist_tool.segment.base.Segmenter`. A network
+saved as a file (torch.export or TorchScript) needs no package at all: the built-in
+``model-file`` segmenter runs it (:mod:`recist_tool.segment.model_file`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ ENTRY_POINT_GROUP = "recist_tool.segmenters"
 _BUILTINS: dict[str, str] = {
     "classic": "recist_tool.segment.classic:ClassicSegmenter",
     "unet": "recist_tool.segment.unet:UNetSegmenter",
+    "model-file": "recist_tool.segment.model_file:ModelFileSegmenter",
 }
 _LOCAL: dict[str, Callable[[], Any] | Any] = {}
 
@@ -90,7 +93,7 @@ def get_segmenter(name: str = "classic", **kwargs: Any) -> Segmenter:
     """Instantiate a segmenter by name.
 
     Lookup order: :func:`register_segmenter` entries, then the entry-point group
-    :data:`ENTRY_POINT_GROUP`, then the built-ins (``classic``, ``unet``).
+    :data:`ENTRY_POINT_GROUP`, then the built-ins (``classic``, ``unet``, ``model-file``).
 
     Parameters
     ----------

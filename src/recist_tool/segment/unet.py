@@ -130,9 +130,10 @@ def default_weights_path() -> Path:
     return next((p for p in [source_tree, *installed] if p.is_file()), source_tree)
 
 
-def make_input(patch_hu: np.ndarray, click_work: np.ndarray, spacing=WORK_SPACING) -> np.ndarray:
+def make_input(patch_hu: np.ndarray, click_work: np.ndarray, spacing=WORK_SPACING,
+               sigma_mm: float = CLICK_SIGMA_MM) -> np.ndarray:
     """Stack the normalised CT patch and the click heat map: ``(2, z, y, x)`` float32."""
-    heat = gaussian_click(patch_hu.shape, spacing, click_work, CLICK_SIGMA_MM)
+    heat = gaussian_click(patch_hu.shape, spacing, click_work, sigma_mm)
     return np.stack([normalise_hu(patch_hu), heat])
 
 
@@ -174,6 +175,9 @@ class UNetSegmenter:
                 raise ValueError(f"{flag} must be true or false, got {value!r}")
         self.recentre = bool(recentre)
         self.lung_only = bool(lung_only)
+        self.patch_shape: tuple[int, ...] = PATCH_SHAPE
+        self.work_spacing: tuple[float, ...] = WORK_SPACING
+        self.click_sigma_mm = CLICK_SIGMA_MM
         from recist_tool.segment.classic import ClassicSegmenter
 
         # answers when the weights are missing, and for lesions outside the lung (lung_only)
@@ -191,25 +195,32 @@ class UNetSegmenter:
         if threads:
             torch.set_num_threads(int(threads))
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise SegmentationError(f"cannot read unet weights {self.weights_path}: {exc}") from exc
-        sd = state.get("state_dict", state)
-        meta = state.get("meta", {}) if isinstance(state, dict) else {}
-        net = build_network(tuple(meta.get("channels", CHANNELS)))
-        try:
-            net.load_state_dict({k: v.float() for k, v in sd.items()})
-        except Exception as exc:
-            raise SegmentationError(f"unet weights {self.weights_path} do not fit the network: "
-                                    f"{exc}") from exc
-        net.eval().to(self.device)
+        net, meta = self._load_network(self.weights_path)
+        net = net.to(self.device)
         self._net = net
         digest = hashlib.sha256(self.weights_path.read_bytes()).hexdigest()[:12]
         self.version = f"{meta.get('version', '1')}+{digest}"
         self.meta: dict[str, Any] = meta
         if threshold is None:
             self.threshold = float(meta.get("threshold", DEFAULT_THRESHOLD))
+
+    def _load_network(self, path: Path) -> tuple[Any, dict[str, Any]]:
+        """The network (in inference mode) and its metadata from a weight file of
+        ``models/train.py``."""
+        torch = _torch()
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise SegmentationError(f"cannot read unet weights {path}: {exc}") from exc
+        sd = state.get("state_dict", state)
+        meta = state.get("meta", {}) if isinstance(state, dict) else {}
+        net = build_network(tuple(meta.get("channels", CHANNELS)))
+        try:
+            net.load_state_dict({k: v.float() for k, v in sd.items()})
+        except Exception as exc:
+            raise SegmentationError(f"unet weights {path} do not fit the network: "
+                                    f"{exc}") from exc
+        return net.eval(), meta
 
     @property
     def is_fallback(self) -> bool:
@@ -258,10 +269,11 @@ class UNetSegmenter:
         seed_lps = volume.index_to_lps(seed_idx)
         scales = [1.0, 2.0]
         line = prompt.line_length_mm(volume)
-        if line is not None and line > 0.8 * min(np.asarray(PATCH_SHAPE) * WORK_SPACING):
+        if line is not None and line > 0.8 * min(np.asarray(self.patch_shape)
+                                                 * self.work_spacing):
             scales = [2.0]
         for scale in scales:
-            sp = tuple(s * scale for s in WORK_SPACING)
+            sp = tuple(s * scale for s in self.work_spacing)
             grid, prob, lesion = self._predict(volume, seed_lps, sp)
             touches = _touches_border(lesion)
             if not touches:
@@ -292,16 +304,18 @@ class UNetSegmenter:
                 "larger or the mask may have leaked",) if touches else ()
         return LesionMask(mask, offset, volume.shape, self.name, self.version, prompt,
                           leak_bounded=bool(touches), warnings=warn,
-                          info={"scale": scale, "work_spacing_mm": [s * scale for s in WORK_SPACING],
+                          info={"scale": scale,
+                                "work_spacing_mm": [s * scale for s in self.work_spacing],
                                 "device": self.device, "recentred": recentred}).tight()
 
     def _predict(self, volume: Volume, centre_lps: np.ndarray, spacing: tuple[float, ...]
                  ) -> tuple[WorkGrid, np.ndarray, np.ndarray]:
         """Box centred on a click: its grid, the probabilities of the lesion component under
         the click (zero elsewhere) and that component."""
-        grid = WorkGrid.centred(volume, centre_lps, spacing, PATCH_SHAPE)
+        grid = WorkGrid.centred(volume, centre_lps, spacing, self.patch_shape)
         click = grid.lps_to_work(centre_lps)
-        prob = self.predict_patch(make_input(grid.sample(volume, mode="nearest"), click, spacing))
+        prob = self.predict_patch(make_input(grid.sample(volume, mode="nearest"), click, spacing,
+                                             self.click_sigma_mm))
         lesion = _component_at(prob > self.threshold, np.rint(click).astype(int))
         return grid, prob * lesion, lesion
 
