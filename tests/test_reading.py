@@ -188,13 +188,13 @@ def test_nodal_flag_changed_after_the_click_segments_again(fresh):
     assert les["organ"] == "lung" and not les["nodal"]
     f = s.segment_at("BL", lps=les["center_lps"])
     assert f.mask.segmenter == "unet"
-    node = s._renode(f, True)
+    node = s.renode(f, True)
     assert node.nodal and node.mask.segmenter == "classic"
     assert "lymph node" in node.mask.info["routed_by"]
     assert node.automatic is node.measurement and node.automatic_mask is node.mask
-    assert s._renode(node, False).mask.segmenter == "unet"
+    assert s.renode(node, False).mask.segmenter == "unet"
     edited = s.remeasure(f, f.mask.mask, f.mask.offset)
-    kept = s._renode(edited, True)
+    kept = s.renode(edited, True)
     assert kept.nodal and kept.edited and kept.mask is edited.mask
     assert kept.automatic is edited.automatic
 

@@ -293,12 +293,19 @@ class ReadingWidget(QWidget):
             self.export_label.setText("export not available in this install")
         self.export_btn.setEnabled(bool(formats) and self.session is not None)
 
+    @property
+    def _camera(self) -> Any:
+        """The viewer's camera: ``viewer.scene.camera`` (napari ≥ 0.9), else ``viewer.camera``."""
+        scene = getattr(self.viewer, "scene", None)
+        return scene.camera if scene is not None else self.viewer.camera
+
     def _enable(self) -> None:
         on = self.session is not None and self.session.subject is not None
         for w in (self.add_btn, self.confirm_btn, self.discard_btn, self.propose_btn,
                   self.accept_btn, self.sign_btn, self.series_btn, self.series_load_btn,
                   *self.state_btns.values()):
             w.setEnabled(on and not self.busy)
+        self.nodal_box.setEnabled(not self.busy)  # the flag a running segmentation was given
         self.export_btn.setEnabled(on and self.export_combo.count() > 0)
 
     def _default_db(self) -> None:
@@ -410,7 +417,7 @@ class ReadingWidget(QWidget):
         if self.layers:
             vol = self.session.volume(next(iter(self.layers)))
             extent = max(vol.shape[1] * vol.spacing[1], vol.shape[2] * vol.spacing[2])
-            self._base_view = (float(self.viewer.camera.zoom), float(extent))
+            self._base_view = (float(self._camera.zoom), float(extent))
         self._enable()
         self.refresh_table()
         self._on_visit_changed(self.visit_combo.currentText())
@@ -668,11 +675,11 @@ class ReadingWidget(QWidget):
         """Centre every visit's view on a world position, ``field_mm`` across."""
         w = np.asarray(world, float)
         self.viewer.dims.set_point(0, float(w[0]))
-        self.viewer.camera.center = (float(w[1]), float(w[2]))
+        self._camera.center = (float(w[1]), float(w[2]))
         base = getattr(self, "_base_view", None)
         if base is not None:  # zoom relative to the whole-volume view of reset_view()
             zoom0, extent_mm = base
-            self.viewer.camera.zoom = zoom0 * max(1.0, extent_mm / field_mm)
+            self._camera.zoom = zoom0 * max(1.0, extent_mm / field_mm)
 
     def _go_to_slice(self, visit: str, k: int) -> None:
         img = self.layers[visit]["image"]
@@ -685,7 +692,8 @@ class ReadingWidget(QWidget):
             return
         m = f.measurement
         who = self.finding_lesion or "new lesion"
-        how = "manual" if f.edited else "automatic"
+        how = "manual" if f.edited else (
+            f"automatic, {f.mask.segmenter}" if f.mask is not None else "automatic")
         txt = (f"{who} on {f.visit}: long axis {_fmt(m.long_axis_mm, ' mm')}, short axis "
                f"{_fmt(m.short_axis_mm, ' mm')} (slice {m.slice_index}, {how}")
         if f.automatic is not None and f.edited:
@@ -695,6 +703,8 @@ class ReadingWidget(QWidget):
             txt += f", volume {m.volume_ml:.2f} mL"
         if f.tracking:
             txt += f"; tracking: {f.tracking.get('status')} ({f.tracking.get('confidence')})"
+        if f.mask is not None and not f.edited:  # what the segmenter says of its own mask
+            txt += "".join(f"\n⚠ {w}" for w in f.mask.warnings)
         self.finding_label.setText(txt)
 
     def _set_review(self, layer: Any, lines: list[np.ndarray], labels: list[str]) -> None:
@@ -845,11 +855,40 @@ class ReadingWidget(QWidget):
             self.say("axis end points moved: manual measurement")
 
     def _on_nodal(self, on: bool) -> None:
-        if self.finding is not None and self.session is not None and self.finding.nodal != on:
-            new = self._guard(self.session._renode, self.finding, on)
-            if new is not None:
+        """The reader changed the nodal flag: the lesion under review is segmented or measured
+        again under it (:meth:`ReadingSession.renode`), in a worker thread like a click."""
+        from napari.qt.threading import thread_worker
+
+        finding, session = self.finding, self.session
+        if finding is None or session is None or finding.nodal == on:
+            self._check_rules()
+            return
+
+        @thread_worker(progress={"total": 0, "desc": "Measuring the lesion again"})
+        def work() -> Finding:
+            return session.renode(finding, on)
+
+        def returned(new: Finding) -> None:
+            if self.finding is finding:  # still the lesion under review
                 self.set_finding(new)
-        self._check_rules()
+                self.say("lymph node: measured by its short axis" if on
+                         else "not a lymph node: measured by its longest diameter")
+            self._check_rules()
+
+        def errored(exc: BaseException) -> None:
+            self._on_segment_error(exc)
+            if self.finding is finding:  # the box goes back to what the finding is
+                self.nodal_box.blockSignals(True)
+                self.nodal_box.setChecked(finding.nodal)
+                self.nodal_box.blockSignals(False)
+
+        self.busy = True
+        self._enable()
+        self.say("measuring again…")
+        worker = work(_connect={"returned": returned, "errored": errored,
+                                "finished": self._done}, _start_thread=False)
+        self._worker = worker
+        worker.start()
 
     # --- classification and confirmation -------------------------------------------------------
 
@@ -1114,7 +1153,7 @@ class ReadingWidget(QWidget):
         if ends:
             c = np.mean(np.asarray(ends, float), axis=0)
             self.viewer.dims.set_point(0, float(lps_to_world(c)[0]))
-            self.viewer.camera.center = tuple(lps_to_world(c)[1:])
+            self._camera.center = tuple(lps_to_world(c)[1:])
 
     def sign(self) -> bool:
         """Sign the visit under review: the password is asked again."""

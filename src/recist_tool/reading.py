@@ -577,7 +577,7 @@ class ReadingSession:
         visit = visit or (finding.visit if finding is not None else self.baseline_visit)
         node = bool(finding.nodal if nodal is None and finding is not None else nodal)
         if finding is not None and node != finding.nodal:
-            finding = self._renode(finding, node)
+            finding = self.renode(finding, node)
         cat = CATEGORIES.get(category.lower(), category.upper())
         lid = (lesion_id or self.next_lesion_id(cat)).strip().upper()
         if self.is_baseline(visit):
@@ -604,10 +604,26 @@ class ReadingSession:
                                      equivocal=equivocal, nodal=node, **kwargs)
         return AddedLesion(lid, cat)
 
-    def _renode(self, finding: Finding, nodal: bool) -> Finding:
-        """A finding for a changed nodal flag: a click's own, unedited mask is segmented again
-        under the new flag (the segmenter may answer a node differently: ``unet`` hands nodes to
-        ``classic``); other masks are re-measured (nodes are measured on another slice)."""
+    def renode(self, finding: Finding, nodal: bool) -> Finding:
+        """The finding under a changed nodal (lymph node) flag.
+
+        A click's own, unedited mask is segmented again under the new flag (the segmenter may
+        answer a node differently: ``unet`` hands nodes to ``classic``); an edited or tracked
+        mask, or a line measurement, is measured again (a node is measured by its short axis,
+        perhaps on another slice). Nothing is stored.
+
+        Parameters
+        ----------
+        finding : Finding
+            The finding under review.
+        nodal : bool
+            The new flag.
+
+        Returns
+        -------
+        Finding
+            A new finding; ``finding`` itself is not changed.
+        """
         from recist_tool.measure import measure_mask
         from recist_tool.segment import NoLesionError
         from recist_tool.segment.workflow import segment_and_measure

@@ -7,6 +7,7 @@ Screenshots of the widget go to ``$RECIST_SCREENSHOTS`` when set (for looking at
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -232,14 +233,19 @@ def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch, tmp_p
     assert sr and all(ds.Modality == "SR" for ds in sr)
 
 
-def test_edits_are_remeasured_and_survive_closing(gui_db, make_napari_viewer, qtbot):
+def _clicked_on_t02(gui_db, make_napari_viewer, qtbot):
+    """Viewer, widget and the finding of a click on the baseline liver target T02."""
     db, tps = gui_db
     viewer = make_napari_viewer()
     w = _widget(viewer, db)
-    t02 = tps["BL"]["lesions"]["T02"]
-    _click(qtbot, w, "BL", t02["center_lps"])
-    auto = w.finding
-    assert auto is not None
+    _click(qtbot, w, "BL", tps["BL"]["lesions"]["T02"]["center_lps"])
+    assert w.finding is not None
+    return viewer, w, w.finding
+
+
+def test_edits_are_remeasured_and_survive_closing(gui_db, make_napari_viewer, qtbot):
+    db, _ = gui_db
+    viewer, w, auto = _clicked_on_t02(gui_db, make_napari_viewer, qtbot)
     # erase half of the mask in the labels layer: re-measured, manual
     lab = w.layers["BL"]["labels"]
     sl = auto.mask.slices
@@ -279,6 +285,30 @@ def test_edits_are_remeasured_and_survive_closing(gui_db, make_napari_viewer, qt
     assert len(np.unique(lab2[lab2 > 0])) == 1
     assert len(w2.layers["BL"]["stored"].data) == 2
     assert not np.any(w2.layers["W06"]["labels"].data)
+
+
+def test_nodal_flag_measures_the_lesion_again_in_a_worker(gui_db, make_napari_viewer, qtbot):
+    _, w, auto = _clicked_on_t02(gui_db, make_napari_viewer, qtbot)
+    assert not auto.nodal and not auto.measurement.node
+    w.nodal_box.setChecked(True)
+    # segmented again off the GUI thread; the flag cannot change meanwhile
+    assert w.busy and not w.nodal_box.isEnabled() and not w.add_btn.isEnabled()
+    qtbot.waitUntil(lambda: not w.busy, timeout=30000)
+    node = w.finding
+    assert node is not auto and node.nodal and node.measurement.node
+    assert node.mask.prompt == auto.mask.prompt and not node.edited
+    assert w.nodal_box.isEnabled() and w.add_btn.isEnabled()
+    assert "lymph node" in w.last_message
+    w.nodal_box.setChecked(False)
+    qtbot.waitUntil(lambda: not w.busy, timeout=30000)
+    back = w.finding
+    assert not back.nodal and not back.measurement.node
+    assert back.measurement.long_axis_mm == pytest.approx(auto.measurement.long_axis_mm, abs=0.05)
+    # the panel names the segmenter and shows what it says of its own mask
+    assert f"automatic, {back.mask.segmenter}" in w.finding_label.text()
+    note = "the lesion reaches the first slice of the scanned volume"
+    w.set_finding(replace(back, mask=replace(back.mask, warnings=(note,))))
+    assert f"⚠ {note}" in w.finding_label.text()
 
 
 def test_click_in_grid_goes_to_the_visit_of_that_tile(gui_db, make_napari_viewer, qtbot):
