@@ -17,9 +17,13 @@ Data (all from ``../shared/data``, nothing downloaded):
   lesions can reach it).
 * A few negative clicks (soft tissue without a lesion) with an empty target.
 
-Run (the documented full recipe, under 2 h on 2 CPU cores)::
+Run (the shipped weights: two runs, MODEL_CARD.md "Recipe"; about 110 min on a 2-core box with
+AVX-512, about 3.5 h on an AVX2-only one)::
 
-    python models/train.py --iterations 20000 --finetune-iterations 4000 --threads 2
+    python models/train.py --iterations 20000 --finetune-iterations 4000 --threads 2  # run 1
+    mv models/unet_lesion.pt models/unet_lesion_run1.pt; rm models/unet_lesion.ckpt
+    python models/train.py --init models/unet_lesion_run1.pt --iterations 0 \
+        --finetune-iterations 3000 --lidc-sampling size --threads 2                   # run 2
 
 The main stage (``--iterations``, cosine schedule from ``--lr``) mixes LIDC crops and synthetic
 lesions; a fine-tuning stage (``--finetune-iterations``, a fresh cosine schedule from
