@@ -587,8 +587,6 @@ class ReadingWidget(QWidget):
     def click_at_world(self, world: Any, visit: str | None = None) -> None:
         """Segment at a click (world position) on ``visit`` (default: the visit under review), in
         a worker thread with napari's progress indicator."""
-        from napari.qt.threading import thread_worker
-
         if self.session is None or self.session.subject is None:
             return
         visit = visit or self.visit
@@ -598,16 +596,25 @@ class ReadingWidget(QWidget):
         nodal = self.nodal_box.isChecked()
         session = self.session
 
-        @thread_worker(progress={"total": 0, "desc": "Segmenting lesion"})
         def work() -> Finding:
             return session.segment_at(visit, index=tuple(float(v) for v in idx), nodal=nodal)
 
+        self._in_worker(work, "Segmenting lesion", "segmenting…", self._on_segmented)
+
+    def _in_worker(self, fn: Any, desc: str, message: str, returned: Any,
+                   errored: Any = None) -> None:
+        """Run ``fn()`` in a worker thread with napari's progress indicator: the widget is busy
+        until it ends; ``returned`` gets the result, ``errored`` (default: a message) the
+        error."""
+        from napari.qt.threading import thread_worker
+
         self.busy = True
         self._enable()
-        self.say("segmenting…")
+        self.say(message)
         # the errored handler is given up front, so napari does not re-raise the error
-        worker = work(_connect={"returned": self._on_segmented, "errored": self._on_segment_error,
-                                "finished": self._done}, _start_thread=False)
+        worker = thread_worker(fn, progress={"total": 0, "desc": desc})(
+            _connect={"returned": returned, "errored": errored or self._on_segment_error,
+                      "finished": self._done}, _start_thread=False)
         self._worker = worker
         worker.start()
 
@@ -857,14 +864,11 @@ class ReadingWidget(QWidget):
     def _on_nodal(self, on: bool) -> None:
         """The reader changed the nodal flag: the lesion under review is segmented or measured
         again under it (:meth:`ReadingSession.renode`), in a worker thread like a click."""
-        from napari.qt.threading import thread_worker
-
         finding, session = self.finding, self.session
         if finding is None or session is None or finding.nodal == on:
             self._check_rules()
             return
 
-        @thread_worker(progress={"total": 0, "desc": "Measuring the lesion again"})
         def work() -> Finding:
             return session.renode(finding, on)
 
@@ -882,13 +886,7 @@ class ReadingWidget(QWidget):
                 self.nodal_box.setChecked(finding.nodal)
                 self.nodal_box.blockSignals(False)
 
-        self.busy = True
-        self._enable()
-        self.say("measuring again…")
-        worker = work(_connect={"returned": returned, "errored": errored,
-                                "finished": self._done}, _start_thread=False)
-        self._worker = worker
-        worker.start()
+        self._in_worker(work, "Measuring the lesion again", "measuring again…", returned, errored)
 
     # --- classification and confirmation -------------------------------------------------------
 
@@ -968,25 +966,16 @@ class ReadingWidget(QWidget):
 
     def propose(self) -> None:
         """Track the baseline lesions into the visit under review (worker thread)."""
-        from napari.qt.threading import thread_worker
-
         s = self.session
         if s is None or not self.visit:
             return
         visit = self.visit
 
-        @thread_worker(progress={"total": 0, "desc": "Tracking baseline lesions"})
         def work() -> list[Proposal]:
             return s.propose_followup(visit)
 
-        self.busy = True
-        self._enable()
-        self.say(f"tracking baseline lesions into {visit}…")
-        worker = work(_connect={"returned": lambda props: self._on_proposed(visit, props),
-                                "errored": self._on_segment_error, "finished": self._done},
-                      _start_thread=False)
-        self._worker = worker
-        worker.start()
+        self._in_worker(work, "Tracking baseline lesions", f"tracking baseline lesions into "
+                        f"{visit}…", lambda props: self._on_proposed(visit, props))
 
     def _on_proposed(self, visit: str, props: list[Proposal]) -> None:
         self.proposals = props

@@ -87,3 +87,18 @@ def test_bad_model_files_are_one_line_errors(tmp_path, name, content, message) -
     with pytest.raises(SegmentationError, match=message) as err:
         get_segmenter("model-file", **({} if path is None else {"path": str(path)}))
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.(script|save)` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize(("meta", "message"), [
+    ('{"patch_shape": [24, 32]}', "must have 3 values"),
+    ('{"work_spacing_mm": "fine"}', "bad metadata"),
+    ("[1, 2]", "must hold a JSON object"),
+])
+def test_bad_metadata_is_a_one_line_error(tmp_path, meta, message) -> None:
+    ts = tmp_path / "m.ts"
+    torch.jit.save(torch.jit.script(torch.nn.Identity()), str(ts),
+                   _extra_files={META_NAME: meta})
+    with pytest.raises(SegmentationError, match=message) as err:
+        get_segmenter("model-file", path=str(ts))
+    assert "\n" not in str(err.value)

@@ -72,17 +72,6 @@ class ModelFileSegmenter(UNetSegmenter):
             raise SegmentationError(f"model file not found: {path}")
         super().__init__(weights=path, device=device, threads=threads, threshold=threshold,
                          recentre=recentre, lung_only=lung_only)
-        meta = self.meta
-        try:
-            self.patch_shape = tuple(int(v) for v in meta.get("patch_shape", self.patch_shape))
-            self.work_spacing = tuple(float(v) for v in meta.get("work_spacing_mm",
-                                                                 self.work_spacing))
-            self.click_sigma_mm = float(meta.get("click_sigma_mm", self.click_sigma_mm))
-        except (TypeError, ValueError) as exc:
-            raise SegmentationError(f"{path}: bad {META_NAME} metadata ({exc})") from exc
-        if len(self.patch_shape) != 3 or len(self.work_spacing) != 3:
-            raise SegmentationError(f"{path}: {META_NAME} patch_shape and work_spacing_mm "
-                                    "must have 3 values (z, y, x)")
 
     def _load_network(self, path: Path) -> tuple[Any, dict[str, Any]]:
         torch = _torch()

@@ -11,6 +11,9 @@ from the lesion's centre gets a second prediction centred on the first mask's de
 (``recentre``). Lesions that are not in aerated lung, and lesions flagged as lymph nodes
 (``node=True``), where the network is not validated, are handed to ``classic`` (``lung_only``).
 
+A weight file whose metadata names another ``patch_shape``, ``work_spacing_mm`` or
+``click_sigma_mm`` is run on that grid (the ``model-file`` segmenter relies on it).
+
 Weights are read from ``models/unet_lesion.pt`` (or the path in ``$RECIST_UNET_WEIGHTS`` or the
 ``weights=`` argument), never from the network. Without weights the segmenter falls back to
 ``classic`` with a warning.
@@ -201,8 +204,18 @@ class UNetSegmenter:
         digest = hashlib.sha256(self.weights_path.read_bytes()).hexdigest()[:12]
         self.version = f"{meta.get('version', '1')}+{digest}"
         self.meta: dict[str, Any] = meta
-        if threshold is None:
-            self.threshold = float(meta.get("threshold", DEFAULT_THRESHOLD))
+        try:  # the working grid and threshold the network was made for
+            if threshold is None:
+                self.threshold = float(meta.get("threshold", DEFAULT_THRESHOLD))
+            self.patch_shape = tuple(int(v) for v in meta.get("patch_shape", PATCH_SHAPE))
+            self.work_spacing = tuple(float(v) for v in meta.get("work_spacing_mm",
+                                                                 WORK_SPACING))
+            self.click_sigma_mm = float(meta.get("click_sigma_mm", CLICK_SIGMA_MM))
+        except (TypeError, ValueError) as exc:
+            raise SegmentationError(f"{self.weights_path}: bad metadata ({exc})") from exc
+        if len(self.patch_shape) != 3 or len(self.work_spacing) != 3:
+            raise SegmentationError(f"{self.weights_path}: metadata patch_shape and "
+                                    "work_spacing_mm must have 3 values (z, y, x)")
 
     def _load_network(self, path: Path) -> tuple[Any, dict[str, Any]]:
         """The network (in inference mode) and its metadata from a weight file of

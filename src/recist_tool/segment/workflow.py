@@ -62,10 +62,10 @@ def scan_edges(lesion: LesionMask) -> list[str]:
     """
     if lesion.is_empty:
         return []
-    nz = np.nonzero(lesion.mask)
-    lo = np.array([a.min() for a in nz]) + np.asarray(lesion.offset)
-    hi = np.array([a.max() for a in nz]) + np.asarray(lesion.offset) + 1
-    shape = np.asarray(lesion.volume_shape)
+    box = lesion.tight()  # the mask's bounding box on the volume grid
+    lo = np.asarray(box.offset)
+    hi = lo + np.asarray(box.mask.shape)
+    shape = np.asarray(box.volume_shape)
     out = []
     if lo[0] == 0:
         out.append("first slice")
