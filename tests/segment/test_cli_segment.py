@@ -83,6 +83,18 @@ def test_evaluate_model_json(capsys) -> None:
     assert d["n"] == 3 and d["dice_mean"] > 0.8
     assert rc == 0 and main(["evaluate-model", "synthetic:2", "--segmenter", "classic"]) == 0
     assert main(["evaluate-model", "synthetic:2", "--split", "bogus"]) == 2
+    assert main(["evaluate-model", "synthetic:2", "--slice-mm", "-5"]) == 2
+
+
+def test_evaluate_model_reslices_to_thick_slices(capsys) -> None:
+    """``--slice-mm 5``: the synthetic set's 2.5 mm slices are evaluated as 5 mm CT."""
+    rc = main(["evaluate-model", "synthetic:3", "--segmenter", "classic", "--slice-mm", "5",
+               "--clicks", "0", "--json"])
+    assert rc == 0
+    out = capsys.readouterr()
+    d = json.loads(out.out)["datasets"][0]
+    assert d["dataset"] == "synthetic:3@5mm" and d["n"] == 3 and d["dice_mean"] > 0.6  # 0.71
+    assert "3 of 3 cases re-sliced, 0 with lesion in their first or last slice" in out.err
 
 
 def test_segment_says_when_unet_hands_a_lesion_to_classic(tmp_path, capsys) -> None:

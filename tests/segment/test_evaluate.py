@@ -15,7 +15,9 @@ from recist_tool.segment.evaluate import (
     evaluate_dataset,
     lidc_patient,
     lidc_split,
+    reslice_dataset,
     symmetric_relative_error,
+    thick_slices,
 )
 from tests.conftest import require
 
@@ -99,3 +101,60 @@ def test_symmetric_relative_error() -> None:
     assert symmetric_relative_error(10.0, 10.0) == 0.0
     assert symmetric_relative_error(12.0, 8.0) == pytest.approx(0.4)
     assert symmetric_relative_error(0.0, 0.0) == 0.0
+
+
+def _sphere_case(dz: float = 1.25, radius_mm: float = 9.0):
+    from recist_tool.volume import Volume
+
+    nz = int(round(50 / dz))
+    zz, yy, xx = np.mgrid[:nz, :64, :64]
+    r2 = ((zz - (nz - 1) / 2) * dz) ** 2 + ((yy - 32) * 0.7) ** 2 + ((xx - 30) * 0.7) ** 2
+    mask = r2 <= radius_mm ** 2
+    hu = np.where(mask, 30, -850).astype(np.int16)
+    return Volume.from_grid(hu, (dz, 0.7, 0.7), origin=(10.0, -20.0, -100.0)), mask
+
+
+def test_thick_slices_average_thin_slices_and_keep_the_lesion() -> None:
+    """Re-sliced as 5 mm CT, an 18 mm sphere keeps its geometry, volume and long axis; its thick
+    mask holds the voxels at least half lesion, and the image is the thin slices averaged."""
+    from recist_tool.measure.mask import measure_mask
+
+    vol, mask = _sphere_case()
+    lesion_ml = mask.sum() * 1.25
+    ratios = []
+    for k, phase in [(4, 0), (4, 1), (4, 2), (4, 3), (3, 0), (3, 2)]:
+        thick, tmask = thick_slices(vol, mask, k, phase)
+        dz = thick.spacing[0]
+        assert dz == pytest.approx(1.25 * k)
+        assert thick.spacing[1:] == vol.spacing[1:] and tmask.shape == thick.shape
+        # thick slice i is centred on thin slice phase + (k - 1) / 2 + i k, on the same axis
+        idx = vol.lps_to_index(thick.slice_positions)
+        assert np.allclose(idx[:, 1:], 0, atol=1e-6)
+        assert np.allclose(idx[:, 0], phase + (k - 1) / 2 + k * np.arange(thick.shape[0]))
+        ratios.append(tmask.sum() * dz / lesion_ml)
+        assert 0.8 < ratios[-1] < 1.2  # 4-5 thick slices through the lesion: rounding
+        assert measure_mask(thick, tmask).long_axis_mm == pytest.approx(18.0, abs=1.5)
+        a = np.asarray(thick.array)
+        half = -850 + 0.5 * 880
+        assert a[tmask].min() >= half - 0.05 * 880 and a[~tmask].max() < half + 0.05 * 880
+        assert a.min() == pytest.approx(-850) and a.max() == pytest.approx(30)
+    assert np.mean(ratios) == pytest.approx(1.0, abs=0.06)
+    assert thick_slices(vol.crop((0, 0, 0), (5, 64, 64)), mask[:5], 4) is None
+    with pytest.raises(ValueError, match="k >= 2"):
+        thick_slices(vol, mask, 1)
+
+
+def test_reslice_dataset_takes_the_nearest_whole_number_of_slices() -> None:
+    from recist_tool.segment.evaluate import Case, Dataset
+
+    cases = []
+    for dz in (1.25, 2.5, 0.7, 5.0):
+        vol, mask = _sphere_case(dz)
+        cases.append(Case(f"dz{dz}", volume=vol, reference=mask))
+    thick = reslice_dataset(Dataset("spheres", cases), 5.0)
+    assert thick.name == "spheres@5mm"
+    # 0.7 mm: 7 slices make 4.9 mm; 5 mm slices are already thick: left out
+    assert {c.name: c.volume.spacing[0] for c in thick.cases} == pytest.approx(
+        {"dz1.25": 5.0, "dz2.5": 5.0, "dz0.7": 4.9})
+    res = evaluate_dataset(thick, get_segmenter("classic"), clicks=0)
+    assert res["n"] == 3 and res["dice_mean"] > 0.85

@@ -29,6 +29,11 @@ def evaluate_model(
     split: str = typer.Option("validation", "--split",
                               help="LIDC-IDRI patient split to evaluate: validation, train or all."),
     clicks: int = typer.Option(3, "--clicks", help="Clicks inside each lesion for consistency."),
+    slice_mm: float | None = typer.Option(None, "--slice-mm",
+                                          help="Re-slice every lesion as thick-slice CT of about "
+                                               "this slice thickness (mm) first, its reference "
+                                               "as the voxels at least half lesion; lesions "
+                                               "that cannot be are left out."),
     per_case: bool = typer.Option(False, "--per-case", help="Include per-lesion results (JSON)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -39,10 +44,12 @@ def evaluate_model(
         get_segmenter,
         parse_segmenter_spec,
     )
-    from recist_tool.segment.evaluate import discover_dataset, evaluate_dataset
+    from recist_tool.segment.evaluate import discover_dataset, evaluate_dataset, reslice_dataset
 
     if split not in ("validation", "train", "all"):
         raise UsageError(f"--split must be validation, train or all, got {split!r}")
+    if slice_mm is not None and not slice_mm > 0:
+        raise UsageError(f"--slice-mm must be a positive thickness in mm, got {slice_mm}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         name, options = parse_segmenter_spec(segmenter or default_segmenter_name())
@@ -52,6 +59,12 @@ def evaluate_model(
     results = []
     for d in datasets:
         ds = discover_dataset(d, split=split)
+        if slice_mm is not None:
+            n_thin = len(ds.cases)
+            ds = reslice_dataset(ds, slice_mm)
+            cut = sum(bool(c.reference[0].any() or c.reference[-1].any()) for c in ds.cases)
+            console_err.print(f"{ds.name}: {len(ds.cases)} of {n_thin} cases re-sliced, {cut} "
+                              f"with lesion in their first or last slice", highlight=False)
         console_err.print(f"{ds.name} ({ds.split}): {len(ds.cases)} cases", highlight=False)
         results.append(evaluate_dataset(ds, seg, min_diameter_mm=min_diameter, clicks=clicks,
                                         per_case=per_case))
