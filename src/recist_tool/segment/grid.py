@@ -78,21 +78,30 @@ class WorkGrid:
         return np.clip(lo, 0, shape), np.clip(hi, 0, shape)
 
     def sample(self, volume: Volume, array: np.ndarray | None = None, order: int = 1,
-               mode: str = "nearest", cval: float = 0.0) -> np.ndarray:
+               mode: str = "nearest", cval: float = 0.0, mirror_ends: bool = False
+               ) -> np.ndarray:
         """Values of ``array`` (default the volume's) at the working voxels, float32.
 
         Only the native sub-block under the grid is read and converted, so a large series is
         never copied. Outside the volume: ``mode`` of :func:`scipy.ndimage.map_coordinates`
-        (``nearest`` repeats the edge).
+        (``nearest`` repeats the edge). ``mirror_ends``: beyond the first and last slice the
+        stack is mirrored instead (slice ``-k`` reads slice ``k``), so that a lesion cut by the
+        end of the scan looks whole rather than drawn out.
         """
         arr = volume.array if array is None else array
         lo, hi = self.native_bounds(volume)
         if np.any(hi <= lo):  # grid entirely outside: use the nearest edge voxel block
             lo = np.minimum(lo, np.asarray(volume.shape) - 1)
             hi = lo + 1
+        src = volume.lps_to_index(self.points_lps())
+        if mirror_ends:
+            n = volume.shape[0]
+            period = 2 * (n - 1)
+            src[:, 0] = (n - 1) - np.abs(np.mod(src[:, 0], period) - (n - 1)) if n > 1 else 0.0
+            lo[0], hi[0] = 0, n
         sub = np.asarray(arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], dtype=np.float32)
-        src = volume.lps_to_index(self.points_lps()) - lo[None, :]
-        out = map_coordinates(sub, src.T, order=order, mode=mode, cval=cval, output=np.float32)
+        out = map_coordinates(sub, (src - lo[None, :]).T, order=order, mode=mode, cval=cval,
+                              output=np.float32)
         return out.reshape(self.shape)
 
     def to_native(self, volume: Volume, values: np.ndarray, threshold: float = 0.5,
