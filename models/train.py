@@ -34,9 +34,11 @@ wall-clock cap. Last, the lesion probability threshold is calibrated on the LIDC
 the checkpoint beside ``--out``; ``--init WEIGHTS`` starts from earlier weights instead of a
 random network (a further stage: ``--iterations 0 --finetune-iterations N``), and their SHA-256
 is recorded in the new weights' metadata. A CUDA GPU is used when present. ``--channels`` (network
-width), ``--precision`` (bf16 autocast) and ``--lidc-sampling`` (uniform, or in proportion to the
-nodule's long axis) default to the shipped recipe's 8,16,32,64, fp32 and uniform; other values
-reproduce the recipes tried and not shipped (MODEL_CARD.md).
+width), ``--precision`` (bf16 autocast), ``--lidc-sampling`` (uniform, or in proportion to the
+nodule's long axis), ``--thick-slab-share`` (LIDC draws re-sliced as thick-slice CT) and
+``--lidc-outside`` (target beyond a LIDC crop's end slices: 0, or unknown) default to run 1's
+8,16,32,64, fp32, uniform, 0 and zero; other values give run 2 and the recipes tried and not
+shipped (MODEL_CARD.md).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from recist_tool.io import load_volume  # noqa: E402
-from recist_tool.segment.evaluate import lidc_split  # noqa: E402
+from recist_tool.segment.evaluate import lidc_split, thick_slices  # noqa: E402
 from recist_tool.segment.grid import WorkGrid  # noqa: E402
 from recist_tool.segment.unet import (  # noqa: E402
     CHANNELS,
@@ -77,6 +79,9 @@ FINETUNE_LIDC_FRACTION = 0.8
 #: axis clipped to this range (mm), so the measurable (>= 10 mm) nodules, whose outlines RECIST
 #: reads, are drawn about twice as often as under uniform sampling and the tiny ones less.
 SIZE_WEIGHT_MM = (6.0, 30.0)
+#: ``--thick-slab-share``: slab thicknesses (mm) of LIDC crops re-sliced as thick-slice CT.
+#: The LIDC slices are 0.45-2.5 mm thick, trial CT is often 5 mm; see :func:`thick_slab`.
+THICK_SLAB_MM = (3.0, 5.5)
 
 #: Real CT backgrounds for the synthetic lesions: (image, label of its real lesions or None).
 #: Lesions and negative clicks are kept :data:`KEEP_AWAY_MM` from a labelled real lesion, so that
@@ -140,7 +145,35 @@ def inner_points(mask: np.ndarray, spacing, frac: float = 0.4) -> np.ndarray:
     return pts if len(pts) else np.argwhere(mask)
 
 
-def lidc_sample(rng, item):
+def thick_slab(rng, vol: Volume, mask: np.ndarray, slab_mm=THICK_SLAB_MM
+               ) -> tuple[Volume, np.ndarray] | None:
+    """A LIDC crop re-sliced as thick-slice CT (:func:`~recist_tool.segment.evaluate.thick_slices`),
+    or None where it cannot be.
+
+    ``k`` thin slices per thick one, with ``k * dz`` within ``slab_mm``, and the phase of the
+    first thick slice are drawn at random. None when no ``k >= 2`` fits ``slab_mm``, fewer than
+    two thick slices fit the crop, or the thick mask has fewer than 4 voxels.
+    """
+    dz = vol.spacing[0]
+    ks = [k for k in range(2, 16) if slab_mm[0] <= k * dz <= slab_mm[1]]
+    if not ks:
+        return None
+    k = int(rng.choice(ks))
+    out = thick_slices(vol, mask, k, int(rng.integers(k)))
+    return None if out is None or out[1].sum() < 4 else out
+
+
+def lidc_sample(rng, item, outside: str = "zero"):
+    """A training box around a click inside a LIDC crop's nodule: image, target, click, spacing.
+
+    The box reaches past the crop's first and last slices, where the image repeats the edge
+    slice; the crops end about where their nodule does (355 of the 654 have nodule in their first
+    or last slice). With ``outside="zero"`` (run 1's recipe) the target is 0 there, which
+    teaches the network that a repeated slice of nodule is not nodule; ``"ignore"`` makes it
+    NaN, unknown, left out of the loss. (In-plane the crops have lung around their nodule.)
+    """
+    if outside not in ("zero", "ignore"):
+        raise ValueError(f"unknown outside {outside!r}: zero or ignore")
     vol, mask = item
     pts = inner_points(mask, vol.spacing, rng.uniform(0.0, 0.6))
     click_idx = pts[rng.integers(len(pts))] + rng.uniform(-0.4, 0.4, 3)
@@ -149,6 +182,11 @@ def lidc_sample(rng, item):
     grid = WorkGrid.centred(vol, click + jitter, WORK_SPACING, PATCH_SHAPE)
     img = grid.sample(vol, mode="nearest")
     tgt = grid.sample(vol, mask.astype(np.float32), mode="constant") > 0.5
+    if outside == "ignore":  # the box is aligned with the crop: one native z per box slice
+        z = vol.lps_to_index(grid.work_to_lps(np.c_[np.arange(grid.shape[0]),
+                                                    np.zeros((grid.shape[0], 2))]))[:, 0]
+        beyond = (z < -0.5) | (z > vol.shape[0] - 0.5)
+        tgt = np.where(beyond[:, None, None], np.nan, tgt).astype(np.float32)
     return img, tgt, grid.lps_to_work(click), WORK_SPACING
 
 
@@ -326,13 +364,19 @@ def augment(rng, img, tgt, click):
     return np.ascontiguousarray(img, np.float32), np.ascontiguousarray(tgt), click
 
 
-def make_batch(rng, n, lidc, bgs, lidc_fraction: float = LIDC_FRACTION, lidc_p=None):
+def make_batch(rng, n, lidc, bgs, lidc_fraction: float = LIDC_FRACTION, lidc_p=None,
+               thick_share: float = 0.0, lidc_outside: str = "zero"):
+    """``n`` training samples: inputs ``(n, 2, *PATCH_SHAPE)`` and targets ``(n, 1, ...)``
+    (NaN where unknown: outside a LIDC crop with ``lidc_outside="ignore"``)."""
     xs, ys = [], []
     for _ in range(n):
         r = rng.random()
         if r < lidc_fraction and lidc:
             k = rng.integers(len(lidc)) if lidc_p is None else rng.choice(len(lidc), p=lidc_p)
-            img, tgt, click, sp = lidc_sample(rng, lidc[k])
+            item = lidc[k]
+            if thick_share > 0 and rng.random() < thick_share:
+                item = thick_slab(rng, *item) or item
+            img, tgt, click, sp = lidc_sample(rng, item, lidc_outside)
         elif r < 0.95:
             img, tgt, click, sp = synth_sample(rng, bgs)
         else:
@@ -476,6 +520,13 @@ def main(argv=None) -> int:
     ap.add_argument("--lidc-sampling", choices=("uniform", "size"), default="uniform",
                     help="how LIDC crops are drawn: uniform (the shipped recipe) or in "
                          "proportion to their long axis (SIZE_WEIGHT_MM)")
+    ap.add_argument("--thick-slab-share", type=float, default=0.0,
+                    help="share of LIDC draws re-sliced as thick-slice CT (thick_slab, "
+                         "THICK_SLAB_MM); default 0, as run 1 was trained")
+    ap.add_argument("--lidc-outside", choices=("zero", "ignore"), default="zero",
+                    help="target of a training box beyond its LIDC crop (the image repeats the "
+                         "crop's edge there): zero (run 1's recipe) or ignore (left out of the "
+                         "loss)")
     ap.add_argument("--init", type=Path, default=None,
                     help="start from these weights (a weight file written by this script) "
                          "instead of a random network: a further training stage on top of "
@@ -542,10 +593,13 @@ def main(argv=None) -> int:
         if made_with != channels:
             ap.error(f"--channels: the checkpoint {ckpt} was made with channels "
                      f"{','.join(map(str, made_with))}; pass those or remove the checkpoint")
-        drawn_with = st.get("lidc_sampling", "uniform")
-        if drawn_with != args.lidc_sampling:
-            ap.error(f"--lidc-sampling: the checkpoint {ckpt} was made with --lidc-sampling "
-                     f"{drawn_with}; pass that or remove the checkpoint")
+        for opt_name, default in (("lidc_sampling", "uniform"), ("thick_slab_share", 0.0),
+                                  ("lidc_outside", "zero")):
+            made_so = st.get(opt_name, default)
+            if made_so != getattr(args, opt_name):
+                flag = "--" + opt_name.replace("_", "-")
+                ap.error(f"{flag}: the checkpoint {ckpt} was made with {flag} {made_so}; "
+                         f"pass that or remove the checkpoint")
         started_from = st.get("init_sha256")
         if started_from != (init["sha256"] if init else None):
             made = (f"from --init weights {started_from[:12]}" if started_from
@@ -575,7 +629,8 @@ def main(argv=None) -> int:
             fraction = FINETUNE_LIDC_FRACTION
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y = make_batch(rng, args.batch, lidc, bgs, fraction, lidc_p)
+        x, y = make_batch(rng, args.batch, lidc, bgs, fraction, lidc_p, args.thick_slab_share,
+                          args.lidc_outside)
         x = torch.from_numpy(x).to(device, memory_format=torch.channels_last_3d)
         y = torch.from_numpy(y).to(device, memory_format=torch.channels_last_3d)
         with torch.autocast(device.split(":")[0], dtype=torch.bfloat16,
@@ -583,7 +638,14 @@ def main(argv=None) -> int:
             logit = net(x)
         logit = logit.float()
         p = torch.sigmoid(logit)
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, y)
+        if args.lidc_outside == "ignore":  # NaN target: unknown, out of both terms of the loss
+            known = ~torch.isnan(y)
+            y = torch.nan_to_num(y)
+            bce = torch.nn.functional.binary_cross_entropy_with_logits(
+                logit, y, weight=known.float(), reduction="sum") / known.sum()
+            p = p * known
+        else:
+            bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, y)
         inter = (p * y).sum(dim=(1, 2, 3, 4))
         den = p.sum(dim=(1, 2, 3, 4)) + y.sum(dim=(1, 2, 3, 4))
         dsc = 1 - (2 * inter + 1) / (den + 1)
@@ -599,6 +661,8 @@ def main(argv=None) -> int:
         if (it + 1) % args.checkpoint_every == 0:
             torch.save({"state_dict": net.state_dict(), "opt": opt.state_dict(),
                         "channels": list(channels), "lidc_sampling": args.lidc_sampling,
+                        "thick_slab_share": args.thick_slab_share,
+                        "lidc_outside": args.lidc_outside,
                         "init_sha256": init["sha256"] if init else None,
                         "iteration": done, "rng": rng,
                         "minutes": minutes_before + elapsed}, ckpt)
@@ -612,6 +676,7 @@ def main(argv=None) -> int:
             "batch": args.batch, "lr": args.lr, "threads": args.threads, "device": device,
             "minutes": round(minutes_before + (time.time() - t_start) / 60, 1),
             "lidc_train_crops": len(lidc), "lidc_sampling": args.lidc_sampling,
+            "thick_slab_share": args.thick_slab_share, "lidc_outside": args.lidc_outside,
             "work_spacing_mm": list(WORK_SPACING), "patch_shape": list(PATCH_SHAPE),
             "final_loss_ema": ema}
     if init is not None:

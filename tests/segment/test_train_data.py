@@ -132,6 +132,8 @@ def test_channels_argument_parses_to_the_encoder_widths(train) -> None:
 @pytest.mark.parametrize("recipe, says", [
     ({"channels": [16, 32, 64, 128]}, "made with channels 16,32,64,128"),
     ({"lidc_sampling": "size"}, "made with --lidc-sampling size"),
+    ({"thick_slab_share": 0.5}, "made with --thick-slab-share 0.5"),
+    ({"lidc_outside": "ignore"}, "made with --lidc-outside ignore"),
     ({"init_sha256": "ab" * 32}, "made from --init weights abababababab"),
 ])
 def test_checkpoint_of_another_recipe_is_a_one_line_error(train, shared_data: Path,
@@ -177,15 +179,86 @@ def test_size_sampling_draws_crops_in_proportion_to_their_long_axis(train, monke
     drawn = np.zeros(len(crops))
     real_sample = train.lidc_sample
 
-    def counting_sample(rng, item):
+    def counting_sample(rng, item, *args):
         drawn[next(i for i, c in enumerate(crops) if c is item)] += 1
-        return real_sample(rng, item)
+        return real_sample(rng, item, *args)
 
     monkeypatch.setattr(train, "lidc_sample", counting_sample)
     train.make_batch(np.random.default_rng(3), 400, crops, [], lidc_fraction=1.0, lidc_p=p)
     assert drawn / drawn.sum() == pytest.approx(p, abs=0.06)
     with pytest.raises(ValueError, match="unknown LIDC sampling"):
         train.lidc_probabilities(crops, "area")
+
+
+def test_thick_slab_draws_slices_3_to_5_5_mm_thick(train) -> None:
+    """A crop is re-sliced with ``k * dz`` within ``THICK_SLAB_MM``, at a random phase; a crop
+    too short for two thick slices, or already thick, is left as it is."""
+    from recist_tool.volume import Volume
+
+    zz, yy, xx = np.mgrid[:40, :64, :64]
+    r2 = ((zz - 19.5) * 1.25) ** 2 + ((yy - 32) * 0.7) ** 2 + ((xx - 30) * 0.7) ** 2
+    mask = r2 <= 9.0 ** 2  # an 18 mm sphere on 1.25 mm slices
+    hu = np.where(mask, 30, -850).astype(np.int16)
+    vol = Volume.from_grid(hu, (1.25, 0.7, 0.7))
+    rng = np.random.default_rng(0)
+    drawn = set()
+    for _ in range(16):
+        thick, tmask = train.thick_slab(rng, vol, mask)
+        first = float(vol.lps_to_index(thick.slice_positions[0])[0])
+        drawn.add((thick.spacing[0], first))
+        assert tmask.shape == thick.shape and tmask.sum() >= 4
+    assert {dz for dz, _ in drawn} == {3.75, 5.0}  # k = 3 or 4
+    assert len({first for _, first in drawn}) >= 4  # phases 0..k-1
+    assert train.thick_slab(rng, vol.crop((0, 0, 0), (4, 64, 64)), mask[:4]) is None
+    assert train.thick_slab(rng, Volume.from_grid(hu, (5.0, 0.7, 0.7)), mask) is None
+
+
+def test_thick_slab_share_sends_lidc_draws_through_thick_slab(train, monkeypatch) -> None:
+    """``--thick-slab-share``: that share of LIDC draws is re-sliced; 0 keeps run 1's draws."""
+    from recist_tool.volume import Volume
+
+    zz, yy, xx = np.mgrid[:20, :48, :48]
+    mask = ((zz - 10) * 1.25) ** 2 + (yy - 24) ** 2 + (xx - 24) ** 2 <= 8 ** 2
+    crops = [(Volume.from_grid(np.where(mask, 40, -800).astype(np.int16), (1.25, 1.0, 1.0)), mask)]
+    thick_dz = []
+    real_sample = train.lidc_sample
+
+    def recording_sample(rng, item, *args):
+        thick_dz.append(item[0].spacing[0] > 1.25)
+        return real_sample(rng, item, *args)
+
+    monkeypatch.setattr(train, "lidc_sample", recording_sample)
+    train.make_batch(np.random.default_rng(1), 200, crops, [], lidc_fraction=1.0,
+                     thick_share=0.5)
+    assert 0.4 < np.mean(thick_dz) < 0.6
+    thick_dz.clear()
+    train.make_batch(np.random.default_rng(1), 50, crops, [], lidc_fraction=1.0)
+    assert not any(thick_dz)
+
+
+def test_lidc_outside_ignore_leaves_the_slices_beyond_the_crop_unknown(train) -> None:
+    """``--lidc-outside ignore``: box slices beyond a crop's first and last slice (where the
+    image repeats the edge slice) get a NaN target; the others keep run 1's target."""
+    from recist_tool.volume import Volume
+
+    zz, yy, xx = np.mgrid[:8, :48, :48]
+    mask = ((zz - 3.5) * 2.5) ** 2 + (yy - 24) ** 2 + (xx - 24) ** 2 <= 9 ** 2  # cut by the ends
+    crop = (Volume.from_grid(np.where(mask, 40, -800).astype(np.int16), (2.5, 0.7, 0.7)), mask)
+    for seed in range(4):
+        img0, tgt0, click0, _ = train.lidc_sample(np.random.default_rng(seed), crop)
+        img, tgt, click, _ = train.lidc_sample(np.random.default_rng(seed), crop, "ignore")
+        assert np.array_equal(img, img0) and np.array_equal(click, click0)
+        unknown = np.isnan(tgt)
+        slices = unknown.all(axis=(1, 2))
+        assert np.array_equal(unknown, np.broadcast_to(slices[:, None, None], tgt.shape))
+        # 8 slices of 2.5 mm = 20 mm of the box's 48 mm are known (1.5 mm box slices)
+        assert 12 <= (~slices).sum() <= 15
+        known = np.flatnonzero(~slices)
+        assert np.array_equal(known, np.arange(known[0], known[-1] + 1))  # one run of slices
+        assert np.array_equal(tgt[~unknown] > 0.5, tgt0[~unknown])
+        assert tgt0[unknown].sum() == 0 and tgt0[~unknown].sum() > 0
+    with pytest.raises(ValueError, match="unknown outside"):
+        train.lidc_sample(np.random.default_rng(0), crop, "mirror")
 
 
 def _weights(train, path: Path, channels: tuple[int, ...], seed: int) -> dict:
@@ -244,12 +317,14 @@ def test_init_starts_a_further_stage_from_earlier_weights(train, shared_data: Pa
                     "--iterations", "0", "--finetune-iterations", "2"])
     out.with_suffix(".ckpt").unlink()
     assert train.main(["--data", str(shared_data), "--out", str(out), "--init", str(init),
-                       "--iterations", "0", "--finetune-iterations", "2",
-                       "--finetune-lr", "1e-6", "--checkpoint-every", "1000"]) == 0
+                       "--iterations", "0", "--finetune-iterations", "2", "--lidc-outside",
+                       "ignore", "--finetune-lr", "1e-6", "--checkpoint-every", "1000"]) == 0
     assert calibrated == [out]
     got = torch.load(out, weights_only=True)
     meta = got["meta"]
     assert meta["channels"] == [8, 16, 32, 32] and meta["iterations_done"] == 2
+    # unknown targets beyond the crops are left out of the loss, not NaN in it
+    assert meta["lidc_outside"] == "ignore" and np.isfinite(meta["final_loss_ema"])
     assert meta["init"]["sha256"] == hashlib.sha256(init.read_bytes()).hexdigest()
     assert meta["init"]["iterations_done"] == 7
     torch.manual_seed(2)
