@@ -152,11 +152,12 @@ def thick_slab(rng, vol: Volume, mask: np.ndarray, slab_mm=THICK_SLAB_MM
 
     ``k`` thin slices per thick one, with ``k * dz`` within ``slab_mm``, and the phase of the
     first thick slice are drawn at random. None when no ``k >= 2`` fits ``slab_mm``, fewer than
-    two thick slices fit the crop, or the thick mask has fewer than 4 voxels.
+    two thick slices fit the crop, the crop's slices are unevenly spaced, or the thick mask has
+    fewer than 4 voxels.
     """
     dz = vol.spacing[0]
     ks = [k for k in range(2, 16) if slab_mm[0] <= k * dz <= slab_mm[1]]
-    if not ks:
+    if not ks or not vol.is_uniform:
         return None
     k = int(rng.choice(ks))
     out = thick_slices(vol, mask, k, int(rng.integers(k)))

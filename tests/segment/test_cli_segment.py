@@ -94,7 +94,8 @@ def test_evaluate_model_reslices_to_thick_slices(capsys) -> None:
     out = capsys.readouterr()
     d = json.loads(out.out)["datasets"][0]
     assert d["dataset"] == "synthetic:3@5mm" and d["n"] == 3 and d["dice_mean"] > 0.6  # 0.71
-    assert "3 of 3 cases re-sliced, 0 with lesion in their first or last slice" in out.err
+    assert ("synthetic:3@5mm: 3 of 3 cases re-sliced; of the 3 evaluated, 0 have lesion in "
+            "their first or last slice") in out.err
 
 
 def test_segment_says_when_unet_hands_a_lesion_to_classic(tmp_path, capsys) -> None:

@@ -15,7 +15,6 @@ from recist_tool.segment.evaluate import (
     evaluate_dataset,
     lidc_patient,
     lidc_split,
-    reslice_dataset,
     symmetric_relative_error,
     thick_slices,
 )
@@ -144,17 +143,27 @@ def test_thick_slices_average_thin_slices_and_keep_the_lesion() -> None:
         thick_slices(vol, mask, 1)
 
 
-def test_reslice_dataset_takes_the_nearest_whole_number_of_slices() -> None:
-    from recist_tool.segment.evaluate import Case, Dataset
+def test_slice_mm_reslices_each_case_to_the_nearest_whole_number_of_slices() -> None:
+    """``evaluate_dataset(slice_mm=5)``: 1.25 and 2.5 mm slices make 5 mm, 0.7 mm slices 4.9 mm;
+    5 mm slices are already thick and an uneven stack cannot be re-sliced: both left out."""
+    from recist_tool.segment.evaluate import Case, Dataset, reslice_case
 
     cases = []
     for dz in (1.25, 2.5, 0.7, 5.0):
         vol, mask = _sphere_case(dz)
         cases.append(Case(f"dz{dz}", volume=vol, reference=mask))
-    thick = reslice_dataset(Dataset("spheres", cases), 5.0)
-    assert thick.name == "spheres@5mm"
-    # 0.7 mm: 7 slices make 4.9 mm; 5 mm slices are already thick: left out
-    assert {c.name: c.volume.spacing[0] for c in thick.cases} == pytest.approx(
+    thick = {c.name: reslice_case(c.volume, c.reference, 5.0) for c in cases}
+    assert {n: t[0].spacing[0] for n, t in thick.items() if t is not None} == pytest.approx(
         {"dz1.25": 5.0, "dz2.5": 5.0, "dz0.7": 4.9})
-    res = evaluate_dataset(thick, get_segmenter("classic"), clicks=0)
-    assert res["n"] == 3 and res["dice_mean"] > 0.85
+    assert thick["dz5.0"] is None
+    vol, mask = _sphere_case(1.25)
+    pos = vol.slice_positions.copy()
+    pos[20:] += vol.normal * 1.25  # one gap twice as wide
+    uneven = type(vol)(vol.array, vol.spacing, pos[0], vol.direction, pos)
+    assert not uneven.is_uniform and reslice_case(uneven, mask, 5.0) is None
+    cases.append(Case("uneven", volume=uneven, reference=mask))
+    res = evaluate_dataset(Dataset("spheres", cases), get_segmenter("classic"), clicks=0,
+                           slice_mm=5.0)
+    assert res["dataset"] == "spheres@5mm" and res["slice_mm"] == 5.0
+    assert res["n"] == 3 and res["n_not_resliced"] == 2 and res["n_cut_by_stack"] == 0
+    assert res["dice_mean"] > 0.85

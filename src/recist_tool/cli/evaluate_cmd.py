@@ -44,7 +44,7 @@ def evaluate_model(
         get_segmenter,
         parse_segmenter_spec,
     )
-    from recist_tool.segment.evaluate import discover_dataset, evaluate_dataset, reslice_dataset
+    from recist_tool.segment.evaluate import discover_dataset, evaluate_dataset
 
     if split not in ("validation", "train", "all"):
         raise UsageError(f"--split must be validation, train or all, got {split!r}")
@@ -59,15 +59,15 @@ def evaluate_model(
     results = []
     for d in datasets:
         ds = discover_dataset(d, split=split)
-        if slice_mm is not None:
-            n_thin = len(ds.cases)
-            ds = reslice_dataset(ds, slice_mm)
-            cut = sum(bool(c.reference[0].any() or c.reference[-1].any()) for c in ds.cases)
-            console_err.print(f"{ds.name}: {len(ds.cases)} of {n_thin} cases re-sliced, {cut} "
-                              f"with lesion in their first or last slice", highlight=False)
         console_err.print(f"{ds.name} ({ds.split}): {len(ds.cases)} cases", highlight=False)
-        results.append(evaluate_dataset(ds, seg, min_diameter_mm=min_diameter, clicks=clicks,
-                                        per_case=per_case))
+        r = evaluate_dataset(ds, seg, min_diameter_mm=min_diameter, clicks=clicks,
+                             per_case=per_case, slice_mm=slice_mm)
+        if slice_mm is not None:
+            console_err.print(f"{r['dataset']}: {len(ds.cases) - r['n_not_resliced']} of "
+                              f"{len(ds.cases)} cases re-sliced; of the {r['n']} evaluated, "
+                              f"{r['n_cut_by_stack']} have lesion in their first or last slice",
+                              highlight=False)
+        results.append(r)
     if as_json:
         typer.echo(json.dumps({"segmenter": seg.name, "segmenter_version": seg.version,
                                "datasets": results}, indent=2))

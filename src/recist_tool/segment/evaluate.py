@@ -157,7 +157,7 @@ def thick_slices(volume: Volume, mask: np.ndarray, k: int, phase: int = 0
     Parameters
     ----------
     volume : Volume
-        The image, on an orthogonal grid.
+        The image, an evenly spaced stack (tilted or not).
     mask : numpy.ndarray
         Its boolean lesion mask.
     k : int
@@ -172,6 +172,8 @@ def thick_slices(volume: Volume, mask: np.ndarray, k: int, phase: int = 0
     """
     if k < 2 or not 0 <= phase < k:
         raise ValueError(f"thick_slices needs k >= 2 and 0 <= phase < k, got k={k}, phase={phase}")
+    if not volume.is_uniform:
+        raise ValueError("thick_slices needs evenly spaced slices")
     nz = volume.shape[0]
     centres = np.arange(phase + (k - 1) / 2, nz - (k - 1) / 2 - 0.5, k)
     if len(centres) < 2:
@@ -186,25 +188,20 @@ def thick_slices(volume: Volume, mask: np.ndarray, k: int, phase: int = 0
     return Volume(arr, spacing, pos[0], volume.direction, pos, volume.meta), thick
 
 
-def reslice_dataset(dataset: Dataset, slice_mm: float, tolerance: float = 0.2) -> Dataset:
-    """The dataset's cases re-sliced by :func:`thick_slices` to slices about ``slice_mm`` thick.
+def reslice_case(volume: Volume, reference: np.ndarray, slice_mm: float,
+                 tolerance: float = 0.2) -> tuple[Volume, np.ndarray] | None:
+    """A lesion re-sliced by :func:`thick_slices` to slices about ``slice_mm`` thick, or None.
 
-    Each case gets the ``k`` whose ``k * dz`` is nearest ``slice_mm``; a case whose slices are
-    too thick for ``k >= 2`` within ``tolerance`` (relative), that is too short for two thick
-    slices, or whose thick mask is empty is left out. The name becomes ``NAME@SLICE_MMmm``.
+    ``k`` is the whole number of slices whose ``k * dz`` is nearest ``slice_mm``. None (the
+    lesion is left out) when the slices are too thick for ``k >= 2`` within ``tolerance``
+    (relative), are unevenly spaced, are too few for two thick slices, or when the thick mask is
+    empty.
     """
-    cases = []
-    for case in dataset.cases:
-        vol, ref = case.load()
-        k = max(2, int(round(slice_mm / vol.spacing[0])))
-        if abs(k * vol.spacing[0] - slice_mm) > tolerance * slice_mm:
-            continue
-        out = thick_slices(vol, ref, k)
-        if out is None or not out[1].any():
-            continue
-        cases.append(Case(case.name, volume=out[0], reference=out[1], group=case.group,
-                          node=case.node))
-    return Dataset(f"{dataset.name}@{slice_mm:g}mm", cases, dataset.split, dataset.source)
+    k = max(2, int(round(slice_mm / volume.spacing[0])))
+    if abs(k * volume.spacing[0] - slice_mm) > tolerance * slice_mm or not volume.is_uniform:
+        return None
+    out = thick_slices(volume, reference, k)
+    return None if out is None or not out[1].any() else out
 
 
 # --------------------------------------------------------------------------- clicks and metrics
@@ -365,7 +362,8 @@ def summarise(name: str, split: str, results: list[CaseResult], skipped_small: i
 
 def evaluate_dataset(dataset: Dataset, segmenter: Segmenter, min_diameter_mm: float | None = None,
                      clicks: int = 3, seed: int = 0, per_case: bool = False,
-                     progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                     progress: Callable[[str], None] | None = None,
+                     slice_mm: float | None = None) -> dict[str, Any]:
     """Evaluate a segmenter on every case of a dataset.
 
     Parameters
@@ -380,6 +378,11 @@ def evaluate_dataset(dataset: Dataset, segmenter: Segmenter, min_diameter_mm: fl
         Seed of the click positions.
     per_case : bool
         Include a ``cases`` list in the result.
+    slice_mm : float, optional
+        Re-slice every lesion first as thick-slice CT of about this thickness
+        (:func:`reslice_case`, one lesion in memory at a time); the result is named
+        ``NAME@SLICE_MMmm`` and counts the lesions left out (``n_not_resliced``) and, of those
+        evaluated, the ones that reach the first or last slice (``n_cut_by_stack``).
 
     Returns
     -------
@@ -387,9 +390,15 @@ def evaluate_dataset(dataset: Dataset, segmenter: Segmenter, min_diameter_mm: fl
         Keys ``n``, ``dice_mean``, ``long_axis_error_mm_median``, ``short_axis_error_mm_median``,
         ``consistency_dice_mean``, ``seconds_per_click`` and more (see :func:`summarise`).
     """
-    results, skipped = [], 0
+    results, skipped, not_resliced, cut = [], 0, 0, 0
     for case in dataset.cases:
         vol, ref = case.load()
+        if slice_mm is not None:
+            thick = reslice_case(vol, ref, slice_mm)
+            if thick is None:
+                not_resliced += 1
+                continue
+            vol, ref = thick
         if not ref.any():
             skipped += 1
             continue
@@ -401,10 +410,15 @@ def evaluate_dataset(dataset: Dataset, segmenter: Segmenter, min_diameter_mm: fl
                 skipped += 1
                 continue
         results.append(evaluate_case(vol, ref, segmenter, case.name, clicks, seed, node=case.node))
+        cut += bool(ref[0].any() or ref[-1].any())
         if progress:
             progress(case.name)
-    out = summarise(dataset.name, dataset.split, results, skipped, segmenter)
+    name = dataset.name if slice_mm is None else f"{dataset.name}@{slice_mm:g}mm"
+    out = summarise(name, dataset.split, results, skipped, segmenter)
     out["min_diameter_mm"] = min_diameter_mm
+    if slice_mm is not None:
+        out.update(slice_mm=slice_mm, n_not_resliced=not_resliced,
+                   n_cut_by_stack=cut)
     if per_case:
         out["cases"] = [r.to_dict() for r in results]
     return out
