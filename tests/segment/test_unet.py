@@ -46,6 +46,26 @@ def test_work_grid_samples_patient_coordinates_exactly(uneven: bool) -> None:
         np.testing.assert_allclose(got, want[..., axis], atol=1e-3)
 
 
+def test_even_stacks_take_the_affine_path_with_the_same_values(monkeypatch) -> None:
+    """On an evenly spaced (here tilted) stack ``sample`` and ``to_native`` use one affine map
+    (``scipy.ndimage.affine_transform``); the answer is that of the exact per-slice map."""
+    from recist_tool.segment import grid as grid_mod
+
+    rng = np.random.default_rng(3)
+    shape = (16, 60, 70)
+    vol = sheared_volume(rng.normal(size=shape).astype(np.float32), tilt_deg=20.0)
+    assert grid_mod._linear_index_map(vol) is not None
+    assert grid_mod._linear_index_map(sheared_volume(vol.array, uneven=True)) is None
+    grid = WorkGrid.centred(vol, vol.index_to_lps((8.3, 30.2, 35.7)), (1.5, 1.0, 1.0), (8, 20, 20))
+    values = rng.random(grid.shape).astype(np.float32)
+    fast = grid.sample(vol), grid.to_native(vol, values, 0.5)
+    monkeypatch.setattr(grid_mod, "_linear_index_map", lambda volume: None)
+    exact = grid.sample(vol), grid.to_native(vol, values, 0.5)
+    np.testing.assert_allclose(fast[0], exact[0], atol=1e-4)
+    assert fast[1][1] == exact[1][1]
+    assert np.mean(fast[1][0] != exact[1][0]) < 1e-3 and fast[1][0].sum() > 100
+
+
 @pytest.mark.parametrize("mirror", [False, True])
 def test_beyond_the_stack_the_box_repeats_or_mirrors_the_end_slice(mirror: bool) -> None:
     """Beyond the first and last slice ``sample`` repeats the end slice, or with

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import map_coordinates
+from scipy.ndimage import affine_transform, map_coordinates
 
 from recist_tool.volume import Volume
 
@@ -93,6 +93,14 @@ class WorkGrid:
         if np.any(hi <= lo):  # grid entirely outside: use the nearest edge voxel block
             lo = np.minimum(lo, np.asarray(volume.shape) - 1)
             hi = lo + 1
+        sub_lo = lo.astype(float)
+        lin = None if mirror_ends else _linear_index_map(volume)
+        if lin is not None:  # evenly spaced stack: native index is affine in working index
+            m = np.linalg.solve(lin[:3, :3], self.direction * np.asarray(self.spacing)[None, :])
+            off = np.linalg.solve(lin[:3, :3], self.origin - lin[:3, 3]) - sub_lo
+            sub = np.asarray(arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], dtype=np.float32)
+            return affine_transform(sub, m, off, output_shape=self.shape, order=order,
+                                    mode=mode, cval=cval, output=np.float32)
         src = volume.lps_to_index(self.points_lps())
         if mirror_ends:
             n = volume.shape[0]
@@ -119,11 +127,41 @@ class WorkGrid:
         if np.any(hi <= lo):
             return np.zeros((1, 1, 1), bool), (0, 0, 0)
         sub_shape = tuple(int(v) for v in hi - lo)
+        lin = _linear_index_map(volume)
+        if lin is not None:  # evenly spaced stack: working index is affine in native index
+            to_work = self.direction.T / np.asarray(self.spacing)[:, None]
+            m = to_work @ lin[:3, :3]
+            off = to_work @ (lin[:3, :3] @ lo.astype(float) + lin[:3, 3] - self.origin)
+            vals = affine_transform(np.asarray(values, np.float32), m, off, output_shape=sub_shape,
+                                    order=1, mode="constant", cval=0.0, output=np.float32)
+            return vals > threshold, (int(lo[0]), int(lo[1]), int(lo[2]))
         idx = np.indices(sub_shape, dtype=np.float64).reshape(3, -1).T + lo[None, :]
         w = self.lps_to_work(volume.index_to_lps(idx))
         vals = map_coordinates(np.asarray(values, np.float32), w.T, order=1, mode="constant",
                                cval=0.0, output=np.float32)
         return (vals.reshape(sub_shape) > threshold), (int(lo[0]), int(lo[1]), int(lo[2]))
+
+
+#: Largest distance (mm) of a slice from the straight line through the first and last slice
+#: at even steps for which :func:`_linear_index_map` still calls the stack linear.
+LINEAR_TOLERANCE_MM = 1e-4
+
+
+def _linear_index_map(volume: Volume) -> np.ndarray | None:
+    """4x4 matrix from native ``(z, y, x, 1)`` index to LPS when that map is affine (slices at
+    even steps along a straight line, sheared or not), else ``None`` (uneven gaps: the exact
+    piecewise map of :meth:`Volume.lps_to_index` is used instead)."""
+    pos = np.asarray(volume.slice_positions, float)
+    n = pos.shape[0]
+    step = (pos[-1] - pos[0]) / (n - 1) if n > 1 else volume.normal * volume.spacing[0]
+    if n > 2 and np.max(np.abs(pos - (pos[0] + np.arange(n)[:, None] * step))) > LINEAR_TOLERANCE_MM:
+        return None
+    a = np.eye(4)
+    a[:3, 0] = step
+    a[:3, 1] = volume.direction[:, 1] * volume.spacing[1]
+    a[:3, 2] = volume.direction[:, 2] * volume.spacing[2]
+    a[:3, 3] = pos[0]
+    return a
 
 
 def gaussian_click(shape: Sequence[int], spacing: Sequence[float], centre: Sequence[float],
