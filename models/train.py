@@ -528,6 +528,11 @@ def main(argv=None) -> int:
                     help="target of a training box beyond its LIDC crop (the image repeats the "
                          "crop's edge there): zero (run 1's recipe) or ignore (left out of the "
                          "loss)")
+    ap.add_argument("--compile", action="store_true",
+                    help="run the training steps through torch.compile (a C++ compiler is "
+                         "needed; about a minute to compile, then a CPU step costs 0.22 s "
+                         "against 0.31 s on an AVX2 box); the weights are those of the plain "
+                         "network, so inference is unchanged")
     ap.add_argument("--init", type=Path, default=None,
                     help="start from these weights (a weight file written by this script) "
                          "instead of a random network: a further training stage on top of "
@@ -584,6 +589,7 @@ def main(argv=None) -> int:
     # channels-last activations: oneDNN's 3D convolutions run about 20 % faster on an AVX2 CPU
     net = net.to(device, memory_format=torch.channels_last_3d)
     n_params = sum(p.numel() for p in net.parameters())
+    forward = torch.compile(net) if args.compile else net  # same parameters as net
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     ckpt = args.out.with_suffix(".ckpt")
     start = 0
@@ -614,7 +620,8 @@ def main(argv=None) -> int:
         minutes_before = float(st.get("minutes", 0.0))
         print(f"resumed at iteration {start}", flush=True)
     print(f"network: {n_params} parameters, channels {channels}; device {device}; "
-          f"threads {args.threads}; precision {precision}", flush=True)
+          f"threads {args.threads}; precision {precision}"
+          f"{'; torch.compile' if args.compile else ''}", flush=True)
     t_start = time.time()
     ema = None
     done = start
@@ -636,7 +643,7 @@ def main(argv=None) -> int:
         y = torch.from_numpy(y).to(device, memory_format=torch.channels_last_3d)
         with torch.autocast(device.split(":")[0], dtype=torch.bfloat16,
                             enabled=precision == "bf16"):
-            logit = net(x)
+            logit = forward(x)
         logit = logit.float()
         p = torch.sigmoid(logit)
         if args.lidc_outside == "ignore":  # NaN target: unknown, out of both terms of the loss
@@ -678,7 +685,8 @@ def main(argv=None) -> int:
             "minutes": round(minutes_before + (time.time() - t_start) / 60, 1),
             "lidc_train_crops": len(lidc), "lidc_sampling": args.lidc_sampling,
             "thick_slab_share": args.thick_slab_share, "lidc_outside": args.lidc_outside,
-            "work_spacing_mm": list(WORK_SPACING), "patch_shape": list(PATCH_SHAPE),
+            "compiled": args.compile, "work_spacing_mm": list(WORK_SPACING),
+            "patch_shape": list(PATCH_SHAPE),
             "final_loss_ema": ema}
     if init is not None:
         meta["init"] = {"file": args.init.name, "sha256": init["sha256"],
