@@ -332,3 +332,23 @@ def test_init_starts_a_further_stage_from_earlier_weights(train, shared_data: Pa
     key = "enc.0.0.weight"
     moved = (got["state_dict"][key].float() - start[key]).abs().max().item()
     assert moved < 1e-3 < (fresh[key] - start[key]).abs().max().item()
+
+
+def test_compiled_training_saves_the_plain_network(train, shared_data: Path, tmp_path: Path,
+                                                   monkeypatch) -> None:
+    """``--compile``: the steps run through torch.compile, and the weight file holds the plain
+    network's parameters (no ``_orig_mod.`` prefix), which the segmenter loads."""
+    import torch
+
+    from recist_tool.segment.unet import UNetSegmenter
+
+    require(shared_data / "lesions" / "lidc_nodules")
+    monkeypatch.setattr(train, "_calibrate_into", lambda *a: None)
+    out = tmp_path / "unet.pt"
+    assert train.main(["--data", str(shared_data), "--out", str(out), "--iterations", "2",
+                       "--finetune-iterations", "1", "--compile", "--channels", "8,8,8,8",
+                       "--checkpoint-every", "1000"]) == 0
+    got = torch.load(out, weights_only=True)
+    assert got["meta"]["compiled"] is True and got["meta"]["iterations_done"] == 3
+    assert set(got["state_dict"]) == set(train.build_network((8, 8, 8, 8)).state_dict())
+    assert UNetSegmenter(out).is_fallback is False
