@@ -93,11 +93,10 @@ class WorkGrid:
         if np.any(hi <= lo):  # grid entirely outside: use the nearest edge voxel block
             lo = np.minimum(lo, np.asarray(volume.shape) - 1)
             hi = lo + 1
-        sub_lo = lo.astype(float)
         lin = None if mirror_ends else _linear_index_map(volume)
         if lin is not None:  # evenly spaced stack: native index is affine in working index
             m = np.linalg.solve(lin[:3, :3], self.direction * np.asarray(self.spacing)[None, :])
-            off = np.linalg.solve(lin[:3, :3], self.origin - lin[:3, 3]) - sub_lo
+            off = np.linalg.solve(lin[:3, :3], self.origin - lin[:3, 3]) - lo
             sub = np.asarray(arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], dtype=np.float32)
             return affine_transform(sub, m, off, output_shape=self.shape, order=order,
                                     mode=mode, cval=cval, output=np.float32)
@@ -148,19 +147,16 @@ LINEAR_TOLERANCE_MM = 1e-4
 
 
 def _linear_index_map(volume: Volume) -> np.ndarray | None:
-    """4x4 matrix from native ``(z, y, x, 1)`` index to LPS when that map is affine (slices at
-    even steps along a straight line, sheared or not), else ``None`` (uneven gaps: the exact
-    piecewise map of :meth:`Volume.lps_to_index` is used instead)."""
-    pos = np.asarray(volume.slice_positions, float)
-    n = pos.shape[0]
-    step = (pos[-1] - pos[0]) / (n - 1) if n > 1 else volume.normal * volume.spacing[0]
-    if n > 2 and np.max(np.abs(pos - (pos[0] + np.arange(n)[:, None] * step))) > LINEAR_TOLERANCE_MM:
+    """:attr:`Volume.affine` (native ``(z, y, x, 1)`` index to LPS) when it reproduces every
+    slice position within :data:`LINEAR_TOLERANCE_MM` (slices at even steps along a straight
+    line, sheared or not), else ``None``: the exact per-slice map of
+    :meth:`Volume.lps_to_index` is used instead."""
+    if not volume.is_uniform:
         return None
-    a = np.eye(4)
-    a[:3, 0] = step
-    a[:3, 1] = volume.direction[:, 1] * volume.spacing[1]
-    a[:3, 2] = volume.direction[:, 2] * volume.spacing[2]
-    a[:3, 3] = pos[0]
+    a = volume.affine
+    line = a[:3, 3] + np.arange(volume.shape[0])[:, None] * a[:3, 0]
+    if np.max(np.abs(np.asarray(volume.slice_positions) - line)) > LINEAR_TOLERANCE_MM:
+        return None
     return a
 
 
