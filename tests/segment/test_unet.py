@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 #: margin for CPU arithmetic. Liver metastases and nodes go to ``classic`` (``lung_only``).
 UNET_MIN_DICE_LIDC = 0.79
 UNET_MAX_LD_ERROR_LIDC_MM = 1.55
-UNET_MIN_DICE_LUNG_PHANTOM = 0.85  # recipe-s15: 0.893 on this phantom (synthetic:20 mean 0.960)
+UNET_MIN_DICE_LUNG_PHANTOM = 0.87  # recipe-s15: 0.893 on this phantom (two-run weights 0.9+)
 UNET_MIN_DICE_LUNG1 = 0.62
 
 
