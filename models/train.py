@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -545,6 +546,9 @@ def main(argv=None) -> int:
     if not lidc_dir.is_dir():
         ap.error(f"the LIDC crops are needed for training and calibration: {lidc_dir} not found "
                  f"(--data)")
+    if args.compile and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        ap.error("--compile: no C++ compiler found (torch.compile needs one on a CPU); "
+                 "install g++ or leave --compile out")
     if args.calibrate_only and not args.out.is_file():
         ap.error(f"--calibrate-only: no weights at {args.out}")
     if not args.out.parent.is_dir():

@@ -352,3 +352,13 @@ def test_compiled_training_saves_the_plain_network(train, shared_data: Path, tmp
     assert got["meta"]["compiled"] is True and got["meta"]["iterations_done"] == 3
     assert set(got["state_dict"]) == set(train.build_network((8, 8, 8, 8)).state_dict())
     assert UNetSegmenter(out).is_fallback is False
+
+
+def test_compile_without_a_compiler_is_a_one_line_error(train, shared_data: Path, tmp_path: Path,
+                                                       monkeypatch, capsys) -> None:
+    require(shared_data / "lesions" / "lidc_nodules")
+    monkeypatch.setattr(train.shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--data", str(shared_data), "--out", str(tmp_path / "unet.pt"), "--compile"])
+    assert exc.value.code == 2
+    assert "no C++ compiler found" in capsys.readouterr().err.strip().splitlines()[-1]
