@@ -85,7 +85,11 @@ def run_one(method: str, repeat: int, threads: int) -> dict:
         torch.set_num_threads(threads)
         from recist_tool.segment import Prompt, get_segmenter
 
-        seg = get_segmenter(method.removesuffix("-off-centre"))
+        name = method.removesuffix("-off-centre")
+        if name == "unet-half-contrast":  # the network's mask cut back to the half-contrast edge
+            seg = get_segmenter("unet", edge="half-contrast")
+        else:
+            seg = get_segmenter(name)
         if getattr(seg, "is_fallback", False):
             return {"method": method, "skipped": "no unet weights installed"}
         at = SEED
@@ -125,7 +129,8 @@ def main() -> int:
         print(json.dumps(run_one(args.one, args.repeat, args.threads)))
         return 0
     rows = []
-    for method in ("classic", "unet", "unet-off-centre", "sitk-confidence-connected"):
+    for method in ("classic", "unet", "unet-off-centre", "unet-half-contrast",
+                   "sitk-confidence-connected"):
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
         out = subprocess.run([sys.executable, __file__, "--one", method, "--repeat",
                               str(args.repeat), "--threads", str(args.threads)],

@@ -114,3 +114,28 @@ def test_segment_says_when_unet_hands_a_lesion_to_classic(tmp_path, capsys) -> N
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
     assert res["segmenter"] == "classic" and "not in aerated lung" in res["routed_by"]
+
+
+def test_segment_with_the_half_contrast_edge_reports_its_levels(tmp_path, capsys) -> None:
+    """``--segmenter unet:edge=half-contrast`` on a phantom lung nodule: the version names the
+    rule, the JSON gives the levels the outline was cut to, and the mask matches the nodule."""
+    pytest.importorskip("torch")
+    from recist_tool.segment.unet import default_weights_path
+
+    if not default_weights_path().is_file():
+        pytest.skip("no unet weights shipped in models/")
+    case = make_case("lung_solid", 9.0, seed=5)
+    img, ref = tmp_path / "lung.nii.gz", tmp_path / "ref.nii.gz"
+    save_volume(case.volume, img)
+    save_volume(case.volume.with_array(case.mask.astype(np.uint8)), ref)
+    z, y, x = case.centre_zyx
+    rc = main(["segment", str(img), "--seed", f"{z},{y},{x}", "--segmenter",
+               "unet:edge=half-contrast", "--reference", str(ref), "--json"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["segmenter"] == "unet" and res["segmenter_version"].endswith("/half-contrast")
+    assert res["edge"]["level_hu"] == pytest.approx(0.5 * (35 + res["edge"]["surround_hu"]),
+                                                    abs=40)
+    assert res["dice_vs"] >= 0.95
+    rc = main(["segment", str(img), "--seed", f"{z},{y},{x}", "--segmenter", "unet:edge=solid"])
+    assert rc == 2 and "edge must be one of" in capsys.readouterr().err

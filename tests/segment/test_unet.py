@@ -21,6 +21,7 @@ UNET_MIN_DICE_LIDC = 0.79
 UNET_MAX_LD_ERROR_LIDC_MM = 1.55
 UNET_MIN_DICE_LUNG_PHANTOM = 0.87  # recipe-s15: 0.893 on this phantom (two-run weights 0.9+)
 UNET_MIN_DICE_LUNG1 = 0.62
+UNET_MIN_DICE_LUNG1_HALF_CONTRAST = 0.85  # edge="half-contrast": 0.880 (classic 0.763)
 
 
 def test_network_shapes() -> None:
@@ -221,6 +222,34 @@ def test_off_centre_click_is_recentred_on_the_lesion(tmp_path, monkeypatch) -> N
     assert moved.full()[15, 40, 48]  # the click stays inside the mask
 
 
+def test_half_contrast_edge_cuts_the_network_mask_and_says_so(tmp_path, monkeypatch) -> None:
+    """``edge="half-contrast"``: a stand-in network that answers 3 mm beyond a 7 mm lung
+    nodule is cut back to the nodule; the version and ``info["edge"]`` record the rule; a
+    rule that does not exist is refused."""
+    net = unet_mod.build_network()
+    w = tmp_path / "w.pt"
+    torch.save({"state_dict": net.state_dict(), "meta": {"version": "test"}}, w)
+    monkeypatch.setattr(unet_mod.UNetSegmenter, "predict_patch", _ball_predictor(10.0))
+    vol0 = sheared_volume(np.zeros((30, 80, 80), np.int16), spacing=(1.5, 0.8, 0.8))
+    lps = vol0.index_to_lps(np.indices(vol0.shape).reshape(3, -1).T)
+    truth = (np.linalg.norm(lps - vol0.index_to_lps((15, 40, 40)), axis=1) <= 7.0
+             ).reshape(vol0.shape)
+    vol = sheared_volume(np.where(truth, 30, -850).astype(np.int16), spacing=(1.5, 0.8, 0.8))
+    masks = {}
+    for edge in ("learnt", "half-contrast"):
+        seg = unet_mod.UNetSegmenter(weights=w, recentre=False, edge=edge)
+        seg._spacing_for_test = unet_mod.WORK_SPACING
+        masks[edge] = seg.segment(vol, Prompt.at(15, 40, 40))
+    learnt, cut = masks["learnt"], masks["half-contrast"]
+    assert dice(learnt.full(), truth) < 0.6 and "edge" not in learnt.info
+    assert dice(cut.full(), truth) > 0.95
+    assert learnt.version == "test+" + learnt.version.split("+")[1]
+    assert cut.version == learnt.version + "/half-contrast"
+    assert cut.info["edge"]["level_hu"] == pytest.approx(-410, abs=20)
+    with pytest.raises(ValueError, match="edge must be one of"):
+        unet_mod.UNetSegmenter(weights=w, edge="solid")
+
+
 def test_empty_prediction_is_no_lesion(tmp_path, monkeypatch) -> None:
     net = unet_mod.build_network()
     w = tmp_path / "w.pt"
@@ -396,6 +425,9 @@ def test_shipped_weights_on_synthetic_and_real_lesions(shared_data) -> None:
     ref = np.asarray(load_volume(require(base / "label.nrrd")).array) > 0
     m = seg.segment(vol, Prompt.at(*centre_click(vol, ref)))
     assert dice(m.full(), ref) >= UNET_MIN_DICE_LUNG1
+    # its outline stops at the half-contrast edge (5 mm slices): so does the edge option's
+    cut = unet_mod.UNetSegmenter(edge="half-contrast").segment(vol, Prompt.at(*centre_click(vol, ref)))
+    assert dice(cut.full(), ref) >= UNET_MIN_DICE_LUNG1_HALF_CONTRAST
     lidc = discover_dataset(require(shared_data / "lesions" / "lidc_nodules"))
     r = evaluate_dataset(lidc, seg, min_diameter_mm=10, clicks=0)
     assert r["n"] == 54

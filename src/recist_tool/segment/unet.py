@@ -37,6 +37,7 @@ import numpy as np
 
 from recist_tool.errors import SegmentationError
 from recist_tool.segment.base import LesionMask, NoLesionError, Prompt
+from recist_tool.segment.edge import EDGES, half_contrast_edge
 from recist_tool.segment.grid import WorkGrid, gaussian_click, normalise_hu
 from recist_tool.segment.seed import check_seed
 from recist_tool.volume import Volume
@@ -186,13 +187,22 @@ class UNetSegmenter:
     threshold : float, optional
         Probability above which a voxel is lesion; default: the threshold calibrated by
         ``models/train.py`` and stored with the weights, else :data:`DEFAULT_THRESHOLD`.
+    edge : {"learnt", "half-contrast"}
+        Where the outline is drawn. ``learnt`` (default): the network's, which follows the LIDC
+        consensus (hazy rims and ground glass kept). ``half-contrast``: the network's mask cut
+        back to the level half-way between the lesion's core and the lung around it
+        (:func:`~recist_tool.segment.edge.half_contrast_edge`), for readers who outline there,
+        as on thick slices; the version then ends in ``/half-contrast``.
     """
 
     name = "unet"
 
     def __init__(self, weights: str | Path | None = None, device: str | None = None,
                  threads: int | None = None, threshold: float | None = None,
-                 recentre: bool = True, lung_only: bool = True) -> None:
+                 recentre: bool = True, lung_only: bool = True, edge: str = "learnt") -> None:
+        if edge not in EDGES:
+            raise ValueError(f"edge must be one of {', '.join(EDGES)}, got {edge!r}")
+        self.edge = edge
         self.weights_path = Path(weights) if weights is not None else default_weights_path()
         self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         for flag, value in (("recentre", recentre), ("lung_only", lung_only)):
@@ -225,6 +235,8 @@ class UNetSegmenter:
         self._net = net
         digest = hashlib.sha256(self.weights_path.read_bytes()).hexdigest()[:12]
         self.version = f"{meta.get('version', '1')}+{digest}"
+        if edge != "learnt":  # the masks differ: the provenance says so
+            self.version += f"/{edge}"
         self.meta: dict[str, Any] = meta
         try:  # the working grid and threshold the network was made for
             if threshold is None:
@@ -346,6 +358,9 @@ class UNetSegmenter:
             raise NoLesionError(
                 f"no lesion at this point: the network finds no lesion at (z, y, x) = {seed}",
                 reason="no_boundary")
+        edge_info = None
+        if self.edge == "half-contrast":
+            mask, offset, edge_info = half_contrast_edge(volume, mask, offset, seed)
         if prompt.box_zyx is not None:
             mask = _clip_to_box(mask, offset, prompt.box_zyx)
         warn = ("the mask reaches the edge of the network's field of view; the lesion may be "
@@ -355,7 +370,8 @@ class UNetSegmenter:
                           info={"scale": scale,
                                 "work_spacing_mm": [s * scale for s in self.work_spacing],
                                 "device": self.device, "recentred": recentred,
-                                "mirrored_ends": mirrored}).tight()
+                                "mirrored_ends": mirrored,
+                                **({"edge": edge_info} if edge_info else {})}).tight()
 
     def _routed(self, volume: Volume, prompt: Prompt, node: bool, why: str) -> LesionMask:
         """``classic``'s answer to the click, with ``info["routed_by"]`` saying why."""
