@@ -199,6 +199,26 @@ def test_nodal_flag_changed_after_the_click_segments_again(fresh):
     assert kept.automatic is edited.automatic
 
 
+def test_another_segmenter_segments_the_click_again(fresh):
+    """``use_segmenter`` switches the outline of the next clicks; ``resegment`` redraws a
+    click's own mask with it (the lung target T01: its half-contrast edge is tighter and its
+    version says so), and leaves an edited mask alone. A bad spec is refused on use."""
+    s, tps, _ = fresh
+    les = tps["BL"]["lesions"]["T01"]
+    f = s.segment_at("BL", lps=les["center_lps"])
+    s.use_segmenter("unet:edge=half-contrast")
+    g = s.resegment(f)
+    assert g.mask.version.endswith("/half-contrast") and g.mask.prompt == f.mask.prompt
+    assert g.mask.n_voxels < f.mask.n_voxels and g.automatic is g.measurement
+    assert abs(g.measurement.long_axis_mm - les["long_axis_mm"]) <= 0.5
+    assert s.segment_at("BL", lps=les["center_lps"]).mask.version == g.mask.version
+    edited = s.remeasure(f, f.mask.mask, f.mask.offset)
+    assert s.resegment(edited) is edited
+    s.use_segmenter("unet:edge=solid")
+    with pytest.raises(UsageError, match="edge must be one of"):
+        s.segment_at("BL", lps=les["center_lps"])
+
+
 def test_mask_file_is_saved_with_its_geometry(fresh):
     from recist_tool.io import load_volume
 

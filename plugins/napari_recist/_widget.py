@@ -59,6 +59,10 @@ from recist_tool.reading import (
 #: Keys of the window presets (napari key-binding syntax).
 PRESET_KEYS = {"lung": "Alt-1", "soft tissue": "Alt-2", "bone": "Alt-3", "liver": "Alt-4"}
 _RESPONSES = ("CR", "PR", "SD", "NON-CR/NON-PD", "PD", "NE")
+#: Outline choices of the reading panel and the segmenter each one asks the session for
+#: (None: the default segmenter, ``unet`` with its learnt outline).
+OUTLINES: dict[str, str | None] = {"learnt (LIDC consensus)": None,
+                                   "half-contrast edge": "unet:edge=half-contrast"}
 _STRIDE = 4
 
 
@@ -172,6 +176,14 @@ class ReadingWidget(QWidget):
         for w in (self.category_combo, self.organ_combo):
             w.currentTextChanged.connect(lambda _t: self._check_rules())
         self.nodal_box.toggled.connect(self._on_nodal)
+        self.outline_combo = QComboBox()
+        self.outline_combo.addItems(list(OUTLINES))
+        self.outline_combo.setToolTip(
+            "Where unet draws a lung lesion's outline: the LIDC consensus it learnt (hazy rims "
+            "and ground glass kept), or the half-contrast edge (half-way between the lesion and "
+            "the lung; docs/segmentation.md). Lesions outside the lung are classic's either way.")
+        self.outline_combo.currentTextChanged.connect(self._on_outline)
+        f.addRow("Outline (unet)", self.outline_combo)
         f.addRow("Category", self.category_combo)
         f.addRow("Organ / site", self.organ_combo)
         f.addRow(self.nodal_box)
@@ -306,6 +318,7 @@ class ReadingWidget(QWidget):
                   *self.state_btns.values()):
             w.setEnabled(on and not self.busy)
         self.nodal_box.setEnabled(not self.busy)  # the flag a running segmentation was given
+        self.outline_combo.setEnabled(not self.busy and self._unet_default())
         self.export_btn.setEnabled(on and self.export_combo.count() > 0)
 
     def _default_db(self) -> None:
@@ -376,6 +389,8 @@ class ReadingWidget(QWidget):
         if self.session is not None:
             self.session.store.close()
         self.session = s
+        if self._unet_default():
+            s.use_segmenter(OUTLINES[self.outline_combo.currentText()])
         self.trial_combo.blockSignals(True)
         self.trial_combo.clear()
         self.trial_combo.addItems(list(s.trials()))
@@ -860,6 +875,36 @@ class ReadingWidget(QWidget):
                  f"SA {_fmt(new.measurement.short_axis_mm)} mm"][:len(data)], dtype=object)}
             lab.refresh_text()
             self.say("axis end points moved: manual measurement")
+
+    @staticmethod
+    def _unet_default() -> bool:
+        """Whether clicks go to ``unet`` (its weights are installed): the outline is its
+        option."""
+        from recist_tool.segment import default_segmenter_name
+
+        return default_segmenter_name() == "unet"
+
+    def _on_outline(self, text: str) -> None:
+        """The reader chose where unet draws the outline: the next clicks use it, and the
+        lesion under review, if its mask is the segmenter's own, is segmented again."""
+        session = self.session
+        if session is None:
+            return
+        session.use_segmenter(OUTLINES[text])
+        finding = self.finding
+        if finding is None or finding.mask is None or finding.edited or finding.tracking:
+            self.say(f"outline: {text}, from the next click")
+            return
+
+        def work() -> Finding:
+            return session.resegment(finding)
+
+        def returned(new: Finding) -> None:
+            if self.finding is finding:  # still the lesion under review
+                self.set_finding(new)
+                self.say(f"outline: {text}; the lesion was segmented again")
+
+        self._in_worker(work, "Segmenting the lesion again", "segmenting again…", returned)
 
     def _on_nodal(self, on: bool) -> None:
         """The reader changed the nodal flag: the lesion under review is segmented or measured

@@ -355,6 +355,13 @@ class ReadingSession:
                 self._segmenter = get_segmenter(name, **opts)
         return self._segmenter
 
+    def use_segmenter(self, segmenter: Any) -> None:
+        """Segment the next clicks with ``segmenter`` (as the constructor's ``segmenter``, e.g.
+        ``"unet:edge=half-contrast"``); it is loaded on first use, and a bad spec raises
+        then."""
+        self._segmenter_spec = segmenter
+        self._segmenter = None
+
     def _need_subject(self) -> str:
         if self.subject is None:
             raise UsageError("open a subject first")
@@ -603,6 +610,26 @@ class ReadingSession:
         self.store.record_new_lesion(subject, visit, lid, reader=self.reader, organ=organ,
                                      equivocal=equivocal, nodal=node, **kwargs)
         return AddedLesion(lid, cat)
+
+    def resegment(self, finding: Finding) -> Finding:
+        """The finding segmented again from its click by the current segmenter (after
+        :meth:`use_segmenter`): a click's own, unedited mask only; an edited or tracked mask,
+        or a line measurement, is returned as it is. Nothing is stored.
+
+        Raises
+        ------
+        NoLesionError
+            The segmenter finds no lesion at the click.
+        """
+        from recist_tool.segment.workflow import segment_and_measure
+
+        if finding.mask is None or finding.edited or finding.tracking:
+            return finding
+        mask, meas = segment_and_measure(self.volume(finding.visit), finding.mask.prompt,
+                                         self.segmenter, node=finding.nodal)
+        tight = mask.tight()
+        return replace(finding, measurement=meas, mask=tight, automatic=meas,
+                       automatic_mask=tight)
 
     def renode(self, finding: Finding, nodal: bool) -> Finding:
         """The finding under a changed nodal (lymph node) flag.

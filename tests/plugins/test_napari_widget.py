@@ -311,6 +311,35 @@ def test_nodal_flag_measures_the_lesion_again_in_a_worker(gui_db, make_napari_vi
     assert f"⚠ {note}" in w.finding_label.text()
 
 
+def test_outline_choice_segments_the_lesion_again_at_its_half_contrast_edge(
+        gui_db, make_napari_viewer, qtbot):
+    """The lung target T01 segmented by unet; the reader switches the outline to the
+    half-contrast edge: the lesion is segmented again off the GUI thread, with a tighter mask
+    (the phantom's truth is its analytic outline), and the next clicks use it too."""
+    db, tps = gui_db
+    viewer = make_napari_viewer()
+    w = _widget(viewer, db)
+    t01 = tps["BL"]["lesions"]["T01"]
+    _click(qtbot, w, "BL", t01["center_lps"])
+    learnt = w.finding
+    assert learnt is not None and learnt.mask.segmenter == "unet", w.last_message
+    assert not learnt.mask.version.endswith("/half-contrast")
+    w.outline_combo.setCurrentText("half-contrast edge")
+    assert w.busy and not w.outline_combo.isEnabled()
+    qtbot.waitUntil(lambda: not w.busy, timeout=30000)
+    cut = w.finding
+    assert cut is not learnt and cut.mask.version.endswith("/half-contrast")
+    assert cut.mask.prompt == learnt.mask.prompt and not cut.edited
+    assert cut.mask.n_voxels < learnt.mask.n_voxels
+    assert np.count_nonzero(w.layers["BL"]["labels"].data) == cut.mask.n_voxels
+    err = abs(cut.measurement.long_axis_mm - t01["long_axis_mm"])
+    assert err <= 0.5 and err <= abs(learnt.measurement.long_axis_mm - t01["long_axis_mm"])
+    assert "segmented again" in w.last_message
+    _shot(w, viewer, "outline_half_contrast")
+    _click(qtbot, w, "W06", tps["W06"]["lesions"]["T01"]["center_lps"])
+    assert w.finding.mask.version.endswith("/half-contrast")
+
+
 def test_click_in_grid_goes_to_the_visit_of_that_tile(gui_db, make_napari_viewer, qtbot):
     db, tps = gui_db
     viewer = make_napari_viewer(show=True)
