@@ -45,6 +45,12 @@ def test_exported_network_segments_as_unet_does(tmp_path, capsys) -> None:
                  f"model-file:path={ts}", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["segmenter"] == "model-file" and res["n_voxels"] == b.n_voxels
+    # the outline option of unet applies to a network file too
+    cut = get_segmenter("model-file", path=str(ts), edge="half-contrast").segment(case.volume,
+                                                                                  prompt)
+    assert cut.version.endswith("/half-contrast") and "edge" in cut.info
+    ref = get_segmenter("unet", edge="half-contrast").segment(case.volume, prompt)
+    assert dice(cut.full(), ref.full()) > 0.99
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.(script|save)` is deprecated:DeprecationWarning")

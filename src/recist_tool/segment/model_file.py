@@ -58,20 +58,22 @@ class ModelFileSegmenter(UNetSegmenter):
     lung_only : bool
         Hand clicks outside aerated lung, and nodes, to ``classic`` (as ``unet`` does); default
         False: the network answers every click.
+    edge : {"learnt", "half-contrast"}
+        Where a lung lesion's outline is drawn, as for ``unet``.
     """
 
     name = "model-file"
 
     def __init__(self, path: str | Path | None = None, device: str | None = None,
                  threads: int | None = None, threshold: float | None = None,
-                 recentre: bool = True, lung_only: bool = False) -> None:
+                 recentre: bool = True, lung_only: bool = False, edge: str = "learnt") -> None:
         if path is None:
             raise SegmentationError("the model-file segmenter needs a file: "
                                     "--segmenter model-file:path=NET.pt2")
         if not Path(path).is_file():
             raise SegmentationError(f"model file not found: {path}")
         super().__init__(weights=path, device=device, threads=threads, threshold=threshold,
-                         recentre=recentre, lung_only=lung_only)
+                         recentre=recentre, lung_only=lung_only, edge=edge)
 
     def _load_network(self, path: Path) -> tuple[Any, dict[str, Any]]:
         torch = _torch()
