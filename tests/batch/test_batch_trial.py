@@ -79,6 +79,7 @@ def test_resume_and_rerun_add_no_rows(scored_trial: ScoredTrial, tmp_path: Path)
     again = run_batch(scored_trial.trial / "manifest.csv", db=scored_trial.db, outdir=tmp_path,
                       workers=2, resume=True, segmenter="classic")
     assert again.results == [] and len(again.skipped) == 9
+    assert again.skipped_other_segmenter == {}
     assert _counts(scored_trial.db) == before
     assert (tmp_path / "responses.csv").read_text() == (scored_trial.out / "responses.csv").read_text()
     # storing the same results again (a re-run without --resume) writes nothing
@@ -94,6 +95,21 @@ def test_resume_and_rerun_add_no_rows(scored_trial: ScoredTrial, tmp_path: Path)
     assert n == 0 and _counts(scored_trial.db) == before
     with TrialStore(scored_trial.db) as store:
         assert len(store.audit_log()) == audit
+
+
+def test_resume_with_another_segmenter_says_what_it_kept(scored_trial: ScoredTrial,
+                                                          tmp_path: Path, capsys) -> None:
+    """``--resume`` with another segmenter than the one that scored the stored series keeps
+    them, and says so (a truth comparison would otherwise mix segmenters unseen)."""
+    from recist_tool.cli import main
+
+    before = _counts(scored_trial.db)
+    rc = main(["batch", str(scored_trial.trial / "manifest.csv"), "--db", str(scored_trial.db),
+               "-o", str(tmp_path), "--resume", "--segmenter", "unet:edge=half-contrast"])
+    err = capsys.readouterr().err
+    assert rc == 0 and _counts(scored_trial.db) == before
+    assert "warning: --resume kept 9 stored series scored by another segmenter or version " \
+           "(classic 1.2)" in err
 
 
 def test_irecist_settings(sample_trial: Path, tmp_path: Path) -> None:

@@ -241,8 +241,14 @@ def _from_measurement(les: LesionSeed | BaselineLesionRef, mask: Any, meas: Any,
     return LesionResult(
         les.lesion_id, les.category, les.organ, les.nodal, "MEASURED",
         _r(meas.long_axis_mm), _r(meas.short_axis_mm), _r(meas.volume_ml, 4), ends, status,
-        confidence, mask.segmenter, f"{mask.version} ({options})" if options else mask.version,
+        confidence, mask.segmenter, stored_version(mask.version, options),
         tuple(mask.warnings) + notes, crop)
+
+
+def stored_version(version: str, options: str = "") -> str:
+    """The segmenter version a batch stores with a measurement: the segmenter's own, with the
+    options of the run's segmenter spec, e.g. ``1.2 (band_fraction=0.5)``."""
+    return f"{version} ({options})" if options else version
 
 
 def _seeded(volume: Any, les: LesionSeed, seg: Any, case: Case, options: str = "") -> LesionResult:

@@ -20,7 +20,13 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
-from recist_tool.batch.job import BaselineLesionRef, BaselineRef, CaseResult, LesionResult
+from recist_tool.batch.job import (
+    BaselineLesionRef,
+    BaselineRef,
+    CaseResult,
+    LesionResult,
+    stored_version,
+)
 from recist_tool.batch.manifest import Case, SubjectPlan
 from recist_tool.errors import GeometryError, InputError, UsageError
 from recist_tool.io.masks import safe_file_name, save_mask_file
@@ -208,6 +214,42 @@ def complete_cases(store: Any, plans: Sequence[SubjectPlan], *, reader: str) -> 
             if need <= {m.lesion_id for m in read.measurements}:
                 done.add(case.key)
     return done
+
+
+def scored_by_others(store: Any, keys: Sequence[tuple[str, str]], *, reader: str,
+                     segmenter: Any, options: str = "") -> dict[tuple[str, str], set[str]]:
+    """Of the stored cases ``keys``, those holding an automatic measurement that ``segmenter``
+    did not make: another segmenter, or another version of it (other weights, another
+    outline). ``--resume`` keeps them as they are; the batch says so.
+
+    ``classic``'s measurements count as ``segmenter``'s own when ``segmenter`` made some of the
+    stored ones: the built-in segmenters hand ``classic`` the clicks they do not answer (liver,
+    nodes). So a trial stored by ``classic`` alone and resumed with ``unet`` is reported, and so
+    would be one whose lesions were all handed to ``classic``.
+
+    ``options`` are those of the run's segmenter spec, which the batch stores with the version
+    (:func:`~recist_tool.batch.job.stored_version`).
+
+    Returns
+    -------
+    dict
+        ``(subject, visit) → {"name version", ...}`` of the other segmenters.
+    """
+    from recist_tool.segment.classic import __version__ as classic_version
+
+    ours = (segmenter.name, stored_version(segmenter.version, options))
+    stored: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for subject, visit in keys:
+        read = _read_or_none(store, subject, visit, reader)
+        for m in read.measurements if read is not None else ():
+            if m.method == "automatic" and m.segmenter and m.segmenter_version:
+                # (an absent lesion names no segmenter version: nothing was segmented)
+                stored.setdefault((subject, visit), set()).add((m.segmenter, m.segmenter_version))
+    allowed = {ours}
+    if any(ours in made for made in stored.values()):
+        allowed.add(("classic", stored_version(classic_version, options)))
+    return {key: {f"{n} {v}" for n, v in made - allowed}
+            for key, made in stored.items() if made - allowed}
 
 
 def stored_baseline_ref(store: Any, plan: SubjectPlan, *, reader: str) -> BaselineRef | None:

@@ -23,6 +23,7 @@ from recist_tool.batch.persist import (
     complete_cases,
     prepare_store,
     save_case,
+    scored_by_others,
     stored_baseline_ref,
     write_csv,
 )
@@ -52,6 +53,9 @@ class BatchSummary:
         Scored cases in completion order (failed ones with ``ok`` False).
     skipped : list of (subject, visit)
         Cases left alone because they were stored already (``--resume``).
+    skipped_other_segmenter : dict
+        Of those, the ones scored by another segmenter or version (other weights, another
+        outline): ``(subject, visit) → {"name version", ...}``; they were not scored again.
     responses, measurements, best : lists of rows
         The content of ``responses.csv``, ``measurements.csv`` and ``best_response.csv``.
     subject_errors : dict
@@ -66,6 +70,7 @@ class BatchSummary:
 
     results: list[CaseResult] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    skipped_other_segmenter: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     responses: list[ResponseRow] = field(default_factory=list)
     measurements: list[MeasurementRow] = field(default_factory=list)
     best: list[BestRow] = field(default_factory=list)
@@ -148,7 +153,7 @@ def run_batch(
     plans = plan_cases(read_manifest(manifest))
     setup = TrialSetup.from_settings(settings)
     seg_name = segmenter or default_segmenter_name()
-    worker_segmenter(seg_name)  # an unknown name or option fails here, once, not in every worker
+    seg = worker_segmenter(seg_name)  # an unknown name or option fails here, once
     summary = BatchSummary()
     with TrialStore(db) as store:
         prepare_store(store, plans, reader=reader, trial=setup)
@@ -156,6 +161,9 @@ def run_batch(
         all_cases = [c for p in plans for c in p.cases]
         todo = [c for c in all_cases if c.key not in skip]
         summary.skipped = [c.key for c in all_cases if c.key in skip]
+        summary.skipped_other_segmenter = scored_by_others(
+            store, summary.skipped, reader=reader, segmenter=seg,
+            options=seg_name.partition(":")[2])
         t0 = time.perf_counter()
         if todo:
             if workers is None and not (scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")):

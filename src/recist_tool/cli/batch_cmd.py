@@ -59,6 +59,13 @@ def batch(
     else:
         console.print(f"nothing to score: {len(summary.skipped)} series stored already",
                       highlight=False)
+    others = summary.skipped_other_segmenter
+    if others:  # --resume keeps them: say so, or a comparison mixes segmenters unseen
+        names = ", ".join(sorted(set().union(*others.values())))
+        console_err.print(f"warning: --resume kept {len(others)} stored series scored by "
+                          f"another segmenter or version ({names}); they were not scored "
+                          "again (drop --resume, or use a new database, to re-score them)",
+                          highlight=False, soft_wrap=True)
     console.print(f"responses:     {summary.outputs['responses']}\n"
                   f"measurements:  {summary.outputs['measurements']}\n"
                   f"best response: {summary.outputs['best_response']}\ndatabase:      {db}",
