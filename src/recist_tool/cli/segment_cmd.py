@@ -76,7 +76,7 @@ def segment_cmd(
                 "warnings": list(lesion.warnings), "seconds": round(seconds, 3)})
     if "routed_by" in lesion.info:  # unet handed a lesion outside the lung to classic
         out["routed_by"] = str(lesion.info["routed_by"])
-    if "edge" in lesion.info:  # unet:edge=half-contrast: the levels the outline was cut to
+    if "edge" in lesion.info:  # unet: which outline (and the half-contrast levels), and why
         out["edge"] = lesion.info["edge"]
     if reference is not None:
         from recist_tool.io.masks import load_mask

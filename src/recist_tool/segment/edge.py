@@ -6,9 +6,10 @@ outlines stop at the *half-contrast* edge: where the CT value is half-way betwee
 outermost tissue and the aerated lung around it. On thick slices (5 mm) that is where a voxel of
 a solid lesion is about half lesion, the outline of the pyradiomics lung1 tumour for instance.
 :func:`half_contrast_edge` cuts a mask back to that edge; ``UNetSegmenter(edge="half-contrast")``
-applies it to the network's masks. It is a convention, not a correction: on the LIDC validation
-nodules >= 10 mm it costs Dice (0.807 -> 0.756), on the lung1 tumour it gains (0.651 -> 0.880);
-see ``docs/segmentation.md``."""
+applies it to the network's masks, and the default ``edge="auto"`` on slices thicker than the
+LIDC outlines' (:data:`~recist_tool.segment.unet.THIN_SLICE_MAX_MM`). It is a convention, not a
+correction: on the LIDC validation nodules >= 10 mm it costs Dice (0.807 -> 0.756), on the
+lung1 tumour it gains (0.651 -> 0.880); see ``docs/segmentation.md``."""
 
 from __future__ import annotations
 

@@ -58,8 +58,10 @@ class ModelFileSegmenter(UNetSegmenter):
     lung_only : bool
         Hand clicks outside aerated lung, and nodes, to ``classic`` (as ``unet`` does); default
         False: the network answers every click.
-    edge : {"learnt", "half-contrast"}
-        Where a lung lesion's outline is drawn, as for ``unet``.
+    edge : {"learnt", "half-contrast", "auto"}
+        Where a lung lesion's outline is drawn, as for ``unet``; default ``learnt``, the
+        file's own outline (``unet``'s ``auto`` rule is set for the shipped network's training
+        references).
     """
 
     name = "model-file"
