@@ -55,13 +55,15 @@ from recist_tool.reading import (
     ReadingSession,
     export_formats,
 )
+from recist_tool.segment.unet import THIN_SLICE_MAX_MM
 
 #: Keys of the window presets (napari key-binding syntax).
 PRESET_KEYS = {"lung": "Alt-1", "soft tissue": "Alt-2", "bone": "Alt-3", "liver": "Alt-4"}
 _RESPONSES = ("CR", "PR", "SD", "NON-CR/NON-PD", "PD", "NE")
 #: Outline choices of the reading panel and the segmenter each one asks the session for
-#: (None: the default segmenter, ``unet`` with its learnt outline).
-OUTLINES: dict[str, str | None] = {"learnt (LIDC consensus)": None,
+#: (None: the default segmenter, ``unet`` with its outline chosen by slice thickness).
+OUTLINES: dict[str, str | None] = {"by slice thickness (auto)": None,
+                                   "learnt (LIDC consensus)": "unet:edge=learnt",
                                    "half-contrast edge": "unet:edge=half-contrast"}
 _STRIDE = 4
 
@@ -180,8 +182,11 @@ class ReadingWidget(QWidget):
         self.outline_combo.addItems(list(OUTLINES))
         self.outline_combo.setToolTip(
             "Where unet draws a lung lesion's outline: the LIDC consensus it learnt (hazy rims "
-            "and ground glass kept), or the half-contrast edge (half-way between the lesion and "
-            "the lung; docs/segmentation.md). Lesions outside the lung are classic's either way.")
+            "and ground glass kept), the half-contrast edge (half-way between the lesion and "
+            f"the lung), or (auto) the first on slices up to {THIN_SLICE_MAX_MM:g} mm thick and "
+            "the second on "
+            "thicker ones; docs/segmentation.md. Lesions outside the lung are classic's "
+            "either way.")
         self.outline_combo.currentTextChanged.connect(self._on_outline)
         f.addRow("Outline (unet)", self.outline_combo)
         f.addRow("Category", self.category_combo)
