@@ -36,6 +36,7 @@ from scipy.ndimage import map_coordinates
 from scipy.spatial import cKDTree
 
 from recist_tool.segment.base import LesionMask, NoLesionError, Prompt
+from recist_tool.segment.morphology import fill_cavities
 from recist_tool.segment.seed import check_seed, seed_statistics
 from recist_tool.volume import Volume
 
@@ -59,8 +60,6 @@ NEAREST_SURROUND_QUANTILE = 25.0
 FAT_HU = (-200.0, -30.0)
 #: Lesion/surroundings contrast (HU) below which a click has no lesion boundary.
 MIN_CONTRAST_HU = 30.0
-#: 4-connected in-plane structure: fills holes slice by slice.
-_IN_PLANE = ndimage.generate_binary_structure(2, 1)[None]
 
 
 class ClassicSegmenter:
@@ -196,8 +195,7 @@ class ClassicSegmenter:
         leak = _touches_border(comp, lo, hi, volume.shape)
         # ray edges: first point outside the intensity band that is not in a hole of the
         # component (cavities and calcifications inside the lesion do not end a ray)
-        filled = ndimage.binary_fill_holes(comp)
-        filled |= ndimage.binary_fill_holes(filled, structure=_IN_PLANE)
+        filled = fill_cavities(comp)
         holes = (filled & ~comp).view(np.uint8)
         in_hole = map_coordinates(holes, pts.reshape(-1, 3).T, order=0, mode="constant",
                                   cval=0).reshape(len(_DIRS), len(t)) > 0
@@ -250,8 +248,7 @@ class ClassicSegmenter:
                     reach = ro + 0.5 * float(sp[1:].min())
                     grown = ndimage.distance_transform_edt(~core, sampling=sp) <= reach
                     comp = comp & grown
-        comp = ndimage.binary_fill_holes(comp)
-        comp |= ndimage.binary_fill_holes(comp, structure=_IN_PLANE)  # cavities open in 3D
+        comp = fill_cavities(comp)
         lab, _ = ndimage.label(comp)
         if lab[tuple(s)] > 0:
             comp = lab == lab[tuple(s)]

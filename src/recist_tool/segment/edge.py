@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from recist_tool.segment.morphology import fill_cavities
 from recist_tool.segment.seed import AIR_MAX_HU, GROUND_GLASS_CONTRAST_HU
 from recist_tool.volume import Volume
 
@@ -42,10 +43,6 @@ LAYER_MAX_SHARE = 0.75
 WIDE_SLICE_SHARE = 0.75
 #: Fewest voxels in a shell for its median to count.
 SHELL_MIN_VOXELS = 10
-#: In-plane structure for filling cavities that open in 3D (as ``classic`` does).
-_IN_PLANE = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]],
-                      [[0, 1, 0], [1, 1, 1], [0, 1, 0]],
-                      [[0, 0, 0], [0, 0, 0], [0, 0, 0]]], bool)
 
 
 def half_contrast_edge(volume: Volume, mask: np.ndarray, offset: Sequence[int],
@@ -123,9 +120,7 @@ def half_contrast_edge(volume: Volume, mask: np.ndarray, offset: Sequence[int],
     outer = _outer_layer_level(img, inside, sp, surround, core)
     level = 0.5 * (outer + surround)
     keep = inside & (img >= level)
-    keep = ndimage.binary_fill_holes(keep)
-    keep |= ndimage.binary_fill_holes(keep, structure=_IN_PLANE)
-    keep &= inside
+    keep = fill_cavities(keep) & inside
     lab, n = ndimage.label(keep)
     if n == 0:
         return kept("nothing above the half-contrast level")
