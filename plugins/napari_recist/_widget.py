@@ -55,6 +55,7 @@ from recist_tool.reading import (
     ReadingSession,
     export_formats,
 )
+from recist_tool.segment.edge import describe_outline
 from recist_tool.segment.unet import THIN_SLICE_MAX_MM
 
 #: Keys of the window presets (napari key-binding syntax).
@@ -731,6 +732,8 @@ class ReadingWidget(QWidget):
         if f.tracking:
             txt += f"; tracking: {f.tracking.get('status')} ({f.tracking.get('confidence')})"
         if f.mask is not None and not f.edited:  # what the segmenter says of its own mask
+            if "edge" in f.mask.info:  # where unet drew the outline, and why
+                txt += f"\noutline: {describe_outline(f.mask.info['edge'])}"
             txt += "".join(f"\n⚠ {w}" for w in f.mask.warnings)
         self.finding_label.setText(txt)
 

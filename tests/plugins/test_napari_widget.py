@@ -324,6 +324,10 @@ def test_outline_choice_segments_the_lesion_again_at_its_half_contrast_edge(
     learnt = w.finding
     assert learnt is not None and learnt.mask.segmenter == "unet", w.last_message
     assert not learnt.mask.version.endswith("/half-contrast")
+    # the default outline is chosen by slice thickness: the learnt one on these 2.5 mm slices
+    assert w.outline_combo.currentText() == "by slice thickness (auto)"
+    assert ("outline: learnt (LIDC consensus) (auto: slices 2.5 mm thick"
+            in w.finding_label.text())
     w.outline_combo.setCurrentText("half-contrast edge")
     assert w.busy and not w.outline_combo.isEnabled()
     qtbot.waitUntil(lambda: not w.busy, timeout=30000)
@@ -335,6 +339,7 @@ def test_outline_choice_segments_the_lesion_again_at_its_half_contrast_edge(
     err = abs(cut.measurement.long_axis_mm - t01["long_axis_mm"])
     assert err <= 0.5 and err <= abs(learnt.measurement.long_axis_mm - t01["long_axis_mm"])
     assert "segmented again" in w.last_message
+    assert "outline: half-contrast edge at " in w.finding_label.text()
     _shot(w, viewer, "outline_half_contrast")
     _click(qtbot, w, "W06", tps["W06"]["lesions"]["T01"]["center_lps"])
     assert w.finding.mask.version.endswith("/half-contrast")

@@ -139,3 +139,25 @@ def test_segment_with_the_half_contrast_edge_reports_its_levels(tmp_path, capsys
     assert res["dice_vs"] >= 0.95
     rc = main(["segment", str(img), "--seed", f"{z},{y},{x}", "--segmenter", "unet:edge=solid"])
     assert rc == 2 and "edge must be one of" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("slice_mm", "outline"), [
+    (2.5, "learnt (LIDC consensus) (auto: slices 2.5 mm thick, <= 2.5 mm)"),
+    (5.0, "half-contrast edge at ")])
+def test_segment_says_where_the_default_drew_the_outline(tmp_path, capsys, slice_mm,
+                                                         outline) -> None:
+    """The default ``unet`` (``edge=auto``) on a phantom lung nodule prints which outline it drew
+    and why: the learnt one on 2.5 mm slices, the half-contrast edge on 5 mm slices."""
+    pytest.importorskip("torch")
+    from recist_tool.segment.unet import default_weights_path
+
+    if not default_weights_path().is_file():
+        pytest.skip("no unet weights shipped in models/")
+    case = make_case("lung_solid", 9.0, seed=5, spacing=(slice_mm, 0.75, 0.75))
+    img = tmp_path / "lung.nii.gz"
+    save_volume(case.volume, img)
+    z, y, x = case.centre_zyx
+    assert main(["segment", str(img), "--seed", f"{z},{y},{x}"]) == 0
+    out = capsys.readouterr().out
+    assert "/auto" in out and f"  outline: {outline}" in out
+    assert f"(auto: slices {slice_mm:g} mm thick" in out

@@ -55,6 +55,7 @@ def segment_cmd(
         get_segmenter,
         parse_segmenter_spec,
     )
+    from recist_tool.segment.edge import describe_outline
     from recist_tool.segment.workflow import segment_and_measure
 
     if (seed is None) == (seed_lps is None):
@@ -98,6 +99,8 @@ def segment_cmd(
                   highlight=False)
     if "routed_by" in out:
         console.print(f"  ({out['routed_by']})", highlight=False)
+    if "edge" in out:
+        console.print(f"  outline: {describe_outline(out['edge'])}", highlight=False)
     if measurement is not None:
         console.print(f"long axis {measurement.long_axis_mm:.1f} mm, short axis "
                       f"{(measurement.short_axis_mm or 0):.1f} mm, volume "
@@ -107,3 +110,4 @@ def segment_cmd(
         console.print(f"Dice vs reference: {out['dice_vs']:.3f}", highlight=False)
     if output is not None:
         console.print(f"mask written to {output}", highlight=False)
+

@@ -167,3 +167,28 @@ def _outer_layer_level(img: np.ndarray, inside: np.ndarray, spacing: np.ndarray,
                 and max(window) - min(window) <= spread:
             return float(np.median(window))
     return core
+
+
+def describe_outline(edge: dict[str, Any]) -> str:
+    """One line on where a ``unet`` mask's outline was drawn, from its ``info["edge"]``.
+
+    Parameters
+    ----------
+    edge : dict
+        ``rule`` (``learnt`` or ``half-contrast``) and, when present, ``level_hu``, ``kept``,
+        ``chosen_by``.
+
+    Returns
+    -------
+    str
+        e.g. ``half-contrast edge at -410 HU (auto: slices 5 mm thick, > 2.5 mm)``.
+    """
+    rule = edge.get("rule", "learnt")
+    text = "learnt (LIDC consensus)" if rule == "learnt" else f"{rule} edge"
+    if "level_hu" in edge:
+        text += f" at {edge['level_hu']:.0f} HU"
+    if "kept" in edge:
+        text += f", mask kept as predicted: {edge['kept']}"
+    if "chosen_by" in edge:
+        text += f" ({edge['chosen_by']})"
+    return text

@@ -376,9 +376,9 @@ class UNetSegmenter:
         if edge == "half-contrast":
             mask, offset, edge_info = half_contrast_edge(volume, mask, offset, seed)
         if self.edge == "auto":
-            edge_info["chosen_by"] = (f"auto: slices {slice_thickness_mm(volume):g} mm thick "
-                                      f"({'>' if edge == 'half-contrast' else '<='} "
-                                      f"{THIN_SLICE_MAX_MM:g} mm)")
+            edge_info["chosen_by"] = (f"auto: slices {slice_thickness_mm(volume):g} mm thick, "
+                                      f"{'>' if edge == 'half-contrast' else '<='} "
+                                      f"{THIN_SLICE_MAX_MM:g} mm")
         if prompt.box_zyx is not None:
             mask = _clip_to_box(mask, offset, prompt.box_zyx)
         warn = ("the mask reaches the edge of the network's field of view; the lesion may be "
