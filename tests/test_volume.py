@@ -101,3 +101,18 @@ def test_invalid_geometry_rejected() -> None:
         Volume.from_grid(np.zeros((2, 2, 2)), (0, 1, 1))
     with pytest.raises(GeometryError):
         Volume.from_slices(np.zeros((2, 2, 2)), np.zeros((2, 3)), (1, 0, 0), (0, 1, 0), (1, 1))
+
+
+def test_slice_thickness_is_the_larger_of_gap_and_recorded_thickness() -> None:
+    """An overlapping reconstruction (5 mm slices every 2.5 mm) is 5 mm thick; without a
+    recorded thickness (NIfTI, NRRD) the gap stands in for it."""
+    import dataclasses
+
+    from recist_tool.volume import VolumeMeta
+
+    vol = Volume.from_grid(np.zeros((4, 3, 3), np.int16), (2.5, 0.7, 0.7))
+    assert vol.slice_thickness_mm == 2.5
+    thick = dataclasses.replace(vol, meta=VolumeMeta(slice_thickness_mm=5.0))
+    assert thick.slice_thickness_mm == 5.0
+    thin = dataclasses.replace(vol, meta=VolumeMeta(slice_thickness_mm=1.0))
+    assert thin.slice_thickness_mm == 2.5

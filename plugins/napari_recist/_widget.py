@@ -185,9 +185,8 @@ class ReadingWidget(QWidget):
             "Where unet draws a lung lesion's outline: the LIDC consensus it learnt (hazy rims "
             "and ground glass kept), the half-contrast edge (half-way between the lesion and "
             f"the lung), or (auto) the first on slices up to {THIN_SLICE_MAX_MM:g} mm thick and "
-            "the second on "
-            "thicker ones; docs/segmentation.md. Lesions outside the lung are classic's "
-            "either way.")
+            "the second on thicker ones; docs/segmentation.md. Lesions outside the lung are "
+            "classic's either way.")
         self.outline_combo.currentTextChanged.connect(self._on_outline)
         f.addRow("Outline (unet)", self.outline_combo)
         f.addRow("Category", self.category_combo)

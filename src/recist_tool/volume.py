@@ -248,6 +248,14 @@ class Volume:
         return np.diff(self.slice_locations)
 
     @property
+    def slice_thickness_mm(self) -> float:
+        """How thick the slices are (mm): the larger of the mean slice gap (``spacing[0]``) and
+        the recorded slice thickness (``meta.slice_thickness_mm``, DICOM ``SliceThickness``);
+        an overlapping reconstruction is spaced closer than it is thick."""
+        recorded = self.meta.slice_thickness_mm
+        return max(float(self.spacing[0]), float(recorded) if recorded else 0.0)
+
+    @property
     def in_plane_drift(self) -> np.ndarray:
         """In-plane offset (mm, along ``y`` then ``x``) of each slice's first voxel from slice 0.
 

@@ -110,4 +110,3 @@ def segment_cmd(
         console.print(f"Dice vs reference: {out['dice_vs']:.3f}", highlight=False)
     if output is not None:
         console.print(f"mask written to {output}", highlight=False)
-

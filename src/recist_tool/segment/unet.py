@@ -203,7 +203,7 @@ class UNetSegmenter:
         the level half-way between the lesion's outer tissue and the lung around it
         (:func:`~recist_tool.segment.edge.half_contrast_edge`), for readers who outline there.
         ``auto`` (default): ``learnt`` on series with slices at most
-        :data:`THIN_SLICE_MAX_MM` thick (:func:`slice_thickness_mm`), ``half-contrast`` on
+        :data:`THIN_SLICE_MAX_MM` thick (:attr:`Volume.slice_thickness_mm`), ``half-contrast`` on
         thicker ones. The version ends in ``/half-contrast`` or ``/auto`` (not for
         ``learnt``), and ``info["edge"]`` says which outline a mask has.
     """
@@ -376,7 +376,7 @@ class UNetSegmenter:
         if edge == "half-contrast":
             mask, offset, edge_info = half_contrast_edge(volume, mask, offset, seed)
         if self.edge == "auto":
-            edge_info["chosen_by"] = (f"auto: slices {slice_thickness_mm(volume):g} mm thick, "
+            edge_info["chosen_by"] = (f"auto: slices {volume.slice_thickness_mm:g} mm thick, "
                                       f"{'>' if edge == 'half-contrast' else '<='} "
                                       f"{THIN_SLICE_MAX_MM:g} mm")
         if prompt.box_zyx is not None:
@@ -396,8 +396,8 @@ class UNetSegmenter:
         the volume's slices calls for (:data:`THIN_SLICE_MAX_MM`)."""
         if self.edge != "auto":
             return self.edge
-        return "learnt" if slice_thickness_mm(volume) <= THIN_SLICE_MAX_MM + 1e-3 else \
-            "half-contrast"
+        thin = volume.slice_thickness_mm <= THIN_SLICE_MAX_MM + 1e-3
+        return "learnt" if thin else "half-contrast"
 
     def _routed(self, volume: Volume, prompt: Prompt, node: bool, why: str) -> LesionMask:
         """``classic``'s answer to the click, with ``info["routed_by"]`` saying why."""
@@ -417,14 +417,6 @@ class UNetSegmenter:
         prob = self.predict_patch(make_input(image, click, spacing, self.click_sigma_mm))
         lesion = _component_at(prob > self.threshold, np.rint(click).astype(int))
         return grid, prob * lesion, lesion
-
-
-def slice_thickness_mm(volume: Volume) -> float:
-    """How thick a volume's slices are (mm): the larger of the slice spacing and the recorded
-    slice thickness (DICOM ``SliceThickness``; overlapping reconstructions are spaced closer
-    than they are thick)."""
-    recorded = volume.meta.slice_thickness_mm
-    return max(float(volume.spacing[0]), float(recorded) if recorded else 0.0)
 
 
 def _deepest_point(mask: np.ndarray, spacing) -> np.ndarray:
