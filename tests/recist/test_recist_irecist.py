@@ -155,8 +155,8 @@ def test_ne_after_iupd_keeps_it_pending_and_ibor_iupd() -> None:
 
 def test_too_many_new_lesion_targets_is_a_rule_violation() -> None:
     many = [les(f"NLT0{i}", f"ORGAN{i}") for i in range(1, 7)]
-    with pytest.raises(RuleViolation, match="at most 5"):
+    with pytest.raises(RuleViolation, match="NLT06: more than 5 new-lesion targets"):
         evaluate_irecist([les("T01"), *many], [tp(0, T01=30)])
     two_lung = [les("NLT01", "LEFT LUNG"), les("NLT02", "RIGHT LUNG"), les("NLT03", "LUNG")]
-    with pytest.raises(RuleViolation, match="more than 2 in LUNG"):
+    with pytest.raises(RuleViolation, match="NLT03: more than 2 new-lesion targets in LUNG"):
         evaluate_irecist([les("T01"), *two_lung], [tp(0, T01=30)])

@@ -24,6 +24,7 @@ __all__ = [
     "organ_group",
     "measurable_threshold",
     "check_baseline",
+    "limit_violations",
     "select_targets",
 ]
 
@@ -74,26 +75,56 @@ def _diam(tp: Timepoint, lesion: Lesion) -> tuple[Decimal | None, LesionState | 
     return a.diameter_mm, a.state
 
 
+def limit_violations(lesions: Sequence[Lesion], category: Category, noun: str = "targets",
+                     rules: tuple[str, str] = ("too_many_targets", "too_many_in_organ")
+                     ) -> tuple[Violation, ...]:
+    """Lesions of ``category`` beyond the first 5, or beyond the first 2 of their organ.
+
+    Parameters
+    ----------
+    lesions : sequence of Lesion
+        In the order they were recorded; lesions of other categories are skipped.
+    category : Category
+        ``TARGET`` at baseline, ``NEW_TARGET`` for iRECIST new-lesion targets.
+    noun, rules : str
+        How the messages name the lesions, and the rule codes (all, per organ).
+
+    Returns
+    -------
+    tuple of Violation
+        One per lesion and limit, in lesion order; organs grouped by :func:`organ_group`.
+    """
+    out: list[Violation] = []
+    per_organ: dict[str, int] = {}
+    n = 0
+    for les in lesions:
+        if les.category is not category:
+            continue
+        n += 1
+        if n > MAX_TARGETS:
+            out.append(Violation(les.lesion_id, rules[0],
+                                 f"{les.lesion_id}: more than {MAX_TARGETS} {noun}"))
+        grp = organ_group(les)
+        per_organ[grp] = per_organ.get(grp, 0) + 1
+        if per_organ[grp] > MAX_TARGETS_PER_ORGAN:
+            out.append(Violation(les.lesion_id, rules[1],
+                                 f"{les.lesion_id}: more than {MAX_TARGETS_PER_ORGAN} {noun} "
+                                 f"in {grp}"))
+    return tuple(out)
+
+
 def check_baseline(lesions: Sequence[Lesion], baseline: Timepoint,
                    slice_thickness_mm: Decimal | float | None = None) -> tuple[Violation, ...]:
     """All baseline rule violations, one entry per lesion and rule, in lesion order."""
     out: list[Violation] = []
     thr = measurable_threshold(slice_thickness_mm)
-    per_organ: dict[str, int] = {}
-    n_targets = 0
+    limits: dict[str, list[Violation]] = {}
+    for v in limit_violations(lesions, Category.TARGET):
+        limits.setdefault(v.lesion_id, []).append(v)
     for les in lesions:
         d, state = _diam(baseline, les)
         if les.category is Category.TARGET:
-            n_targets += 1
-            if n_targets > MAX_TARGETS:
-                out.append(Violation(les.lesion_id, "too_many_targets",
-                                     f"{les.lesion_id}: more than {MAX_TARGETS} targets"))
-            grp = organ_group(les)
-            per_organ[grp] = per_organ.get(grp, 0) + 1
-            if per_organ[grp] > MAX_TARGETS_PER_ORGAN:
-                out.append(Violation(les.lesion_id, "too_many_in_organ",
-                                     f"{les.lesion_id}: more than {MAX_TARGETS_PER_ORGAN} targets "
-                                     f"in {grp}"))
+            out += limits.get(les.lesion_id, [])
             if state is not LesionState.MEASURED or d is None:
                 out.append(Violation(les.lesion_id, "not_measured",
                                      f"{les.lesion_id}: a target must be measured at baseline "

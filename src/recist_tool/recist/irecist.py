@@ -13,6 +13,11 @@ assessment that set iUPD (so increases add up over assessments):
 Apart from a further new lesion, only assessments ≥ ``irecist_confirm_min_days`` (28) after iUPD
 can confirm. When no category is in RECIST progression any more, iUPD resets (iSD, iPR, iCR or
 NON-iCR/NON-iUPD) and the next progression is a new iUPD.
+
+The new-lesion target limits are checked by :func:`check_new_lesion_targets` (one
+:class:`~recist_tool.recist.baseline.Violation` per lesion over a limit, like the baseline rules);
+:func:`evaluate_irecist` raises on them unless ``strict=False``, which scores the lesions as
+recorded.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from recist_tool.errors import RuleViolation
-from recist_tool.recist.baseline import MAX_TARGETS, MAX_TARGETS_PER_ORGAN, organ_group
+from recist_tool.recist.baseline import Violation, limit_violations
 from recist_tool.recist.best import Assessment, confirmed_indices
 from recist_tool.recist.model import (
     BestResponse,
@@ -37,7 +42,8 @@ from recist_tool.recist.model import (
 from recist_tool.recist.policies import Policies
 from recist_tool.recist.timepoint import evaluate_timepoints, lesion_value, new_lesion_status
 
-__all__ = ["IRecistTimepoint", "evaluate_irecist", "best_irecist", "to_irecist"]
+__all__ = ["IRecistTimepoint", "evaluate_irecist", "best_irecist", "check_new_lesion_targets",
+           "to_irecist"]
 
 _MAP = {
     Response.CR: Response.ICR, Response.PR: Response.IPR, Response.SD: Response.ISD,
@@ -74,22 +80,20 @@ class _Ref:
     new_ids: frozenset[str]
 
 
-def _check_nlt(lesions: Sequence[Lesion]) -> None:
-    nlt = [les for les in lesions if les.category is Category.NEW_TARGET]
-    if len(nlt) > MAX_TARGETS:
-        raise RuleViolation(f"{len(nlt)} new-lesion targets: iRECIST allows at most {MAX_TARGETS} "
-                            f"({', '.join(les.lesion_id for les in nlt[MAX_TARGETS:])} too many)")
-    per: dict[str, list[str]] = {}
-    for les in nlt:
-        per.setdefault(organ_group(les), []).append(les.lesion_id)
-    for organ, ids in per.items():
-        if len(ids) > MAX_TARGETS_PER_ORGAN:
-            raise RuleViolation(f"new-lesion targets {', '.join(ids)}: more than "
-                                f"{MAX_TARGETS_PER_ORGAN} in {organ}")
+def check_new_lesion_targets(lesions: Sequence[Lesion]) -> tuple[Violation, ...]:
+    """New-lesion targets over the iRECIST limits (≤ 5 in all, ≤ 2 per organ), in lesion order.
+
+    One :class:`~recist_tool.recist.baseline.Violation` per lesion beyond a limit (rule
+    ``too_many_new_targets`` or ``too_many_new_in_organ``); organs are grouped as at baseline
+    (all nodes one organ, paired organs one).
+    """
+    return limit_violations(lesions, Category.NEW_TARGET, "new-lesion targets",
+                            ("too_many_new_targets", "too_many_new_in_organ"))
 
 
 def evaluate_irecist(lesions: Sequence[Lesion], timepoints: Sequence[Timepoint],
-                     policies: Policies | None = None) -> tuple[IRecistTimepoint, ...]:
+                     policies: Policies | None = None, *, strict: bool = True
+                     ) -> tuple[IRecistTimepoint, ...]:
     """iRECIST timepoint responses (iCR, iPR, iSD, NON-iCR/NON-iUPD, iUPD, iCPD, NE).
 
     Parameters
@@ -97,9 +101,19 @@ def evaluate_irecist(lesions: Sequence[Lesion], timepoints: Sequence[Timepoint],
     lesions, timepoints, policies
         As for :func:`~recist_tool.recist.timepoint.evaluate_timepoints`; new lesions should be
         ``NEW_TARGET`` or ``NEW_NON_TARGET`` (plain ``NEW`` counts as NLNT).
+    strict : bool
+        Refuse new-lesion targets over the limits (:func:`check_new_lesion_targets`). With
+        False they are scored as recorded (every NLT in the NLT sum) and reporting the
+        violations is the caller's business, as with the baseline rules.
+
+    Raises
+    ------
+    RuleViolation
+        ``strict`` and a new-lesion target over a limit (the message lists each one).
     """
     policies = policies or Policies()
-    _check_nlt(lesions)
+    if strict and (violations := check_new_lesion_targets(lesions)):
+        raise RuleViolation("; ".join(v.message for v in violations))
     recist = evaluate_timepoints(lesions, timepoints, policies)
     nts = [les for les in lesions if les.category is Category.NON_TARGET]
     nlt = [les for les in lesions if les.category is Category.NEW_TARGET]

@@ -5,6 +5,11 @@ messages (e.g. ``TR.csv:12``); :mod:`recist_tool.io.sdtm_csv` reads and writes t
 codes follow the CDISC RECIST 1.1 supplement: TUMIDENT; LDIAM (long diameter), LPERP (nodal short
 axis), DIAMETER, SUMDIAM (ignored: the engine computes the sum), TUMSTATE; TRORRES
 ``TOO SMALL TO MEASURE``; TRSTAT ``NOT DONE``.
+
+A lesion is summed by the axis RECIST gives it: a node by its short axis (LPERP, else DIAMETER),
+any other lesion by its long axis (LDIAM, else DIAMETER). A measurement by the other axis only
+(a node's LDIAM, a liver lesion's LPERP) leaves the lesion not evaluated, with a note naming the
+row (:attr:`SubjectRecord.notes`).
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from recist_tool.errors import InputError
+from recist_tool.errors import InputError, RuleViolation
 from recist_tool.recist.baseline import check_baseline
 from recist_tool.recist.best import best_response
-from recist_tool.recist.irecist import best_irecist, evaluate_irecist
+from recist_tool.recist.irecist import best_irecist, check_new_lesion_targets, evaluate_irecist
 from recist_tool.recist.model import (
     BestResponse,
     Category,
@@ -31,7 +36,7 @@ from recist_tool.recist.model import (
     TimepointResponse,
 )
 from recist_tool.recist.policies import Policies
-from recist_tool.recist.timepoint import evaluate_timepoints
+from recist_tool.recist.timepoint import evaluate_timepoints, lesion_value
 
 __all__ = [
     "SubjectRecord",
@@ -68,6 +73,11 @@ _STATES = {
     "NORMAL": LesionState.ABSENT,
 }
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+#: Plain decimal text, ASCII digits only: no exponent, no ``_`` separators, no other scripts'
+#: digits (all of which :class:`~decimal.Decimal` would accept).
+_DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+#: TR test codes that give a lesion's RECIST diameter, by nodal flag, in order of preference.
+_AXIS_CODES = {True: ("LPERP", "DIAMETER"), False: ("LDIAM", "DIAMETER")}
 
 
 def _v(row: Mapping[str, str], key: str) -> str:
@@ -98,12 +108,23 @@ def parse_date(text: str, policies: Policies, where: str) -> _dt.date:
         raise InputError(f"{where}: invalid date {text!r}: {exc}") from exc
 
 
-def _num(text: str, where: str) -> Decimal:
+def _decimal(text: str) -> Decimal | None:
+    """``text`` as a Decimal when it is plain decimal notation (see ``_DECIMAL_RE``), else None."""
+    if not _DECIMAL_RE.fullmatch(text):
+        return None
     try:
-        value = Decimal(text)
-    except InvalidOperation as exc:
-        raise InputError(f"{where}: {text!r} is not a number") from exc
-    if not value.is_finite() or value < 0:
+        return Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
+        return None
+
+
+def _num(text: str, where: str) -> Decimal:
+    value = _decimal(text)
+    if value is None:
+        if text.upper() in ("INF", "INFINITY", "+INF", "-INF", "-INFINITY", "+INFINITY"):
+            raise InputError(f"{where}: diameter {text!r} must be a finite number ≥ 0")
+        raise InputError(f"{where}: {text!r} is not a number (plain decimal digits, e.g. 12.5)")
+    if value < 0:
         raise InputError(f"{where}: diameter {text!r} must be a finite number ≥ 0")
     return value
 
@@ -111,10 +132,10 @@ def _num(text: str, where: str) -> Decimal:
 def _visitnum(text: str, where: str) -> Decimal:
     if not text:
         raise InputError(f"{where}: VISITNUM is missing")
-    try:
-        return Decimal(text)
-    except InvalidOperation as exc:
-        raise InputError(f"{where}: VISITNUM {text!r} is not a number") from exc
+    value = _decimal(text)
+    if value is None:
+        raise InputError(f"{where}: VISITNUM {text!r} is not a number (plain decimal digits)")
+    return value
 
 
 @dataclass(frozen=True)
@@ -127,6 +148,14 @@ class SubjectRecord:
     evaluator_id: str  #: RSEVALID (e.g. RADIOLOGIST 1), may be empty
     lesions: tuple[Lesion, ...]
     timepoints: tuple[Timepoint, ...]  #: baseline first
+    #: lesion ID → the TU row that identified it (``file:line``), for messages
+    lesion_sources: tuple[tuple[str, str], ...] = ()
+    #: (``file:line``, message): results read but not used (a node measured by its long axis only)
+    notes: tuple[tuple[str, str], ...] = ()
+
+    def source_of(self, lesion_id: str) -> str:
+        """The TU row (``file:line``) that identified ``lesion_id``; empty when unknown."""
+        return dict(self.lesion_sources).get(lesion_id, "")
 
 
 @dataclass
@@ -251,6 +280,7 @@ def parse_tu_tr(tu: Iterable[Row], tr: Iterable[Row], policies: Policies | None 
                 raise InputError(f"{v['dates'][0][2]}: visit {v['visit']} ({vnum}) lies before the "
                                  f"baseline visit {base_num} of {subj[0]}")
         tps: list[Timepoint] = []
+        notes: list[tuple[str, str]] = []
         for vnum in sorted(subj_visits):
             v = subj_visits[vnum]
             first = min(v["dates"], key=lambda t: t[0])
@@ -262,50 +292,75 @@ def parse_tu_tr(tu: Iterable[Row], tr: Iterable[Row], policies: Policies | None 
                     if les.category.is_new and info.visitnum == vnum:
                         assessments.append(LesionAssessment(les.lesion_id, LesionState.PRESENT))
                     continue
-                assessments.append(_assessment(les, m))
+                assessments.append(_assessment(les, m, notes))
             tps.append(Timepoint(v["visit"], first[0], tuple(assessments), vnum, first[1]))
         if not tps or tps[0].visit_num != base_num:
             raise InputError(f"{subj_lesions[0].source}: subject {subj[0]} has no measurements at "
                              f"its baseline visit {base_num}")
         base_tp = tps[0]
+        base_meas = subj_visits[base_num]["meas"]
         for info in base_lesions:
             lid = info.lesion.lesion_id
-            if info.lesion.category is Category.TARGET and base_tp.get(lid) is None:
+            if info.lesion.category is not Category.TARGET:
+                continue
+            a = base_tp.get(lid)
+            if a is None:
                 raise InputError(f"{info.source}: target {lid} of {subj[0]} has no "
                                  "baseline measurement")
+            if lesion_value(info.lesion, a) is None:
+                rows = base_meas[lid]
+                where = min((x[2] for x in rows.values()), key=_line_order)
+                got = ", ".join(f"{c} {x[1].value}" for c, x in sorted(rows.items()))
+                raise InputError(f"{where}: target {lid} of {subj[0]} has no usable baseline "
+                                 f"measurement ({_axis_hint(info.lesion)}; got {got})")
         for a, b in zip(tps, tps[1:], strict=False):
             if b.date < a.date:
                 raise InputError(f"subject {subj[0]}: visit {b.visit} ({b.date_text}) is dated "
                                  f"before visit {a.visit} ({a.date_text})")
         records.append(SubjectRecord(
             studies.get(subj, ""), subj[0], subj[1], subj[2],
-            tuple(i.lesion for i in subj_lesions), tuple(tps)))
+            tuple(i.lesion for i in subj_lesions), tuple(tps),
+            tuple((i.lesion.lesion_id, i.source) for i in subj_lesions), tuple(notes)))
     return records
 
 
-def _assessment(les: Lesion, m: dict) -> LesionAssessment:
+def _line_order(src: str) -> tuple[str, int]:
+    name, _, line = src.rpartition(":")
+    return (name, int(line)) if line.isdigit() else (src, 0)
+
+
+def _axis_hint(les: Lesion) -> str:
+    if les.nodal:
+        return "a lymph node counts by its short axis, LPERP or DIAMETER"
+    return "a non-nodal lesion counts by its long axis, LDIAM or DIAMETER"
+
+
+def _assessment(les: Lesion, m: dict, notes: list[tuple[str, str]]) -> LesionAssessment:
+    """One lesion's assessment at one visit from its TR results ``code → (value, state, src)``.
+
+    A node is measured by LPERP (else DIAMETER), any other lesion by LDIAM (else DIAMETER); a
+    measurement by the other axis only leaves it not evaluated, with a note in ``notes``.
+    """
+    axes = _AXIS_CODES[les.nodal]
     if "TUMSTATE" in m:
         value, state, _ = m["TUMSTATE"]
         if state is not LesionState.NOT_EVALUATED or len(m) == 1:
-            diam = None
-            for code in (("LPERP", "LDIAM") if les.nodal else ("LDIAM",)) + ("DIAMETER",):
-                if code in m and m[code][0] is not None:
-                    diam = m[code][0]
-                    break
+            diam = next((m[c][0] for c in axes if c in m and m[c][0] is not None), None)
             if diam is not None and state in (LesionState.PRESENT, LesionState.ABSENT):
                 return LesionAssessment(les.lesion_id, LesionState.MEASURED, diam)
             return LesionAssessment(les.lesion_id, state, value)
-    order = ("LPERP", "DIAMETER", "LDIAM") if les.nodal else ("LDIAM", "DIAMETER")
-    for code in order:
+    for code in axes:
         if code in m:
             value, state, _ = m[code]
             return LesionAssessment(les.lesion_id, state, value)
-    # only a code that does not apply (e.g. LPERP of a non-nodal lesion)
-    codes = next(iter(m.values()))
-    value, state, src = codes
+    # only a code that does not apply (LDIAM of a node, LPERP of a non-nodal lesion): its state
+    # (too small, absent, not done) holds, its value is not this lesion's RECIST diameter
+    code, (_, state, src) = next((c, x) for c, x in m.items() if c != "TUMSTATE")
     if state is LesionState.MEASURED:
+        notes.append((src, f"{les.lesion_id} has only {code} at this visit ({_axis_hint(les)}): "
+                           "not evaluated"))
         return LesionAssessment(les.lesion_id, LesionState.NOT_EVALUATED)
-    return LesionAssessment(les.lesion_id, state, value)
+    return LesionAssessment(les.lesion_id, state)
 
 
 def reference_dates(dm: Iterable[Row], column: str, policies: Policies | None = None
@@ -412,7 +467,8 @@ def best_response_row(rec: SubjectRecord, best: BestResponse, criteria: str = "R
 
 @dataclass(frozen=True)
 class RespondResult:
-    """Output of :func:`respond`: RS rows, best-response rows and warnings (baseline rules)."""
+    """Output of :func:`respond`: RS rows, best-response rows and warnings (baseline rules, iRECIST
+    new-lesion target limits, measurements not used), each warning naming its subject."""
 
     rs: tuple[dict[str, str], ...]
     best: tuple[dict[str, str], ...]
@@ -436,6 +492,18 @@ def respond(tu: Iterable[Row], tr: Iterable[Row], dm: Iterable[Row] | None = Non
         Response criteria.
     policies : Policies, optional
         Rule choices.
+
+    Rule violations that leave a subject scorable — baseline rules, iRECIST new-lesion targets
+    over the limits (scored as recorded), a lesion measured by the wrong axis (not evaluated) —
+    are warnings naming the subject and the row; every subject is scored.
+
+    Raises
+    ------
+    InputError
+        Unusable rows (see :func:`parse_tu_tr`) or a subject missing from DM.
+    RuleViolation
+        A rule that stops scoring a subject (e.g. two responses on one date with policy
+        ``same_day = "error"``), prefixed with the subject.
     """
     policies = policies or Policies()
     if criteria not in CRITERIA:
@@ -451,6 +519,11 @@ def respond(tu: Iterable[Row], tr: Iterable[Row], dm: Iterable[Row] | None = Non
         who = f"{rec.usubjid} ({' '.join(x for x in (rec.evaluator, rec.evaluator_id) if x)})"
         for v in check_baseline(rec.lesions, rec.timepoints[0]):
             warnings.append(f"{who}: baseline rule: {v.message}")
+        warnings += [f"{src}: {who}: {message}" for src, message in rec.notes]
+        if criteria == "irecist":
+            for v in check_new_lesion_targets(rec.lesions):
+                warnings.append(f"{rec.source_of(v.lesion_id)}: {who}: iRECIST rule: {v.message}; "
+                                "scored as recorded")
         if refs is None:
             ref = rec.timepoints[0].date
         elif rec.usubjid in refs:
@@ -458,14 +531,18 @@ def respond(tu: Iterable[Row], tr: Iterable[Row], dm: Iterable[Row] | None = Non
         else:
             raise InputError(f"DM has no {policies.reference} for subject {rec.usubjid}")
         start = seq_by_subject.get(rec.usubjid, 1)
-        if criteria == "irecist":
-            its = evaluate_irecist(rec.lesions, rec.timepoints, policies)
-            rows = rs_rows(rec, [t.recist for t in its], [t.overall for t in its], label, start)
-            best = best_irecist(its, ref, policies)
-        else:
-            trs = evaluate_timepoints(rec.lesions, rec.timepoints, policies)
-            rows = rs_rows(rec, trs, None, label, start)
-            best = best_response(trs, ref, policies)
+        try:
+            if criteria == "irecist":
+                its = evaluate_irecist(rec.lesions, rec.timepoints, policies, strict=False)
+                rows = rs_rows(rec, [t.recist for t in its], [t.overall for t in its], label,
+                               start)
+                best = best_irecist(its, ref, policies)
+            else:
+                trs = evaluate_timepoints(rec.lesions, rec.timepoints, policies)
+                rows = rs_rows(rec, trs, None, label, start)
+                best = best_response(trs, ref, policies)
+        except RuleViolation as exc:
+            raise RuleViolation(f"{who}: {exc}") from exc
         seq_by_subject[rec.usubjid] = start + len(rows)
         rs += rows
         best_rows.append(best_response_row(rec, best, label))
