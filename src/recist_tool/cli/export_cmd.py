@@ -26,12 +26,18 @@ def export_cmd(
                                           help="Also export unsigned reads (marked as such)."),
     mapping: Path | None = typer.Option(None, "--mapping",
                                         help="TOML mapping of item / visit OIDs (odm, redcap)."),
+    settings: Path | None = typer.Option(
+        None, "--settings", help="Trial settings TOML: [evaluators] maps reader accounts to "
+        "--EVALID (sdtm, dataset-json); default RADIOLOGIST n / ALGORITHM n by first read."),
 ) -> None:
     """Export responses and measurements; files appear only when all were written."""
     from recist_tool.export import run_export
     from recist_tool.store import TrialStore
+    from recist_tool.store.settings import read_evaluator_ids
 
-    options = {"mapping": mapping} if mapping is not None else {}
+    options: dict[str, object] = {"mapping": mapping} if mapping is not None else {}
+    if settings is not None:
+        options["evaluator_ids"] = read_evaluator_ids(settings)
     with TrialStore(db, read_only=True) as store:
         paths = run_export(store, fmt.strip().lower(), out, subjects=subject or None, reader=reader,
                            include_unsigned=include_unsigned, trial=trial, options=options)

@@ -5,12 +5,17 @@ first), the lesions, the engine's best overall response, and the subject's audit
 reads a DICOM identifier: the subject code is the only identity an export carries. (The store keeps
 PatientID → subject in a table nothing here touches; ``TimepointInfo.series_path`` is a local path
 for re-opening images and must not be written into EDC files.)
+
+Readers are named in exports by role, not by login (logins may identify people): ``collect`` numbers
+the trial's readers in the order of their first read (:func:`first_read_order`,
+:func:`default_evaluator_ids`) — ``RADIOLOGIST n`` for people, ``ALGORITHM n`` for the accounts
+``recist batch`` creates (:func:`is_batch_account`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +25,12 @@ from recist_tool.recist.model import LesionAssessment, LesionState, Timepoint
 from recist_tool.recist.timepoint import SumOfDiameters, sum_of_diameters
 from recist_tool.store import AuditEntry, ReadInfo, TimepointInfo, TrialStore
 
-__all__ = ["SubjectExport", "TrialExport", "collect", "effective_overall"]
+__all__ = ["BATCH_FULL_NAME", "SubjectExport", "TrialExport", "collect", "default_evaluator_ids",
+           "effective_overall", "first_read_order", "is_batch_account"]
+
+#: Printed name ``recist batch`` gives the reader account it creates (``batch.persist``,
+#: ``prepare_store``); ``{}`` is the account name. Such a reader is an algorithm, not a person.
+BATCH_FULL_NAME = "recist batch ({})"
 
 
 def effective_overall(read: ReadInfo) -> str | None:
@@ -58,6 +68,8 @@ class SubjectExport:
         The subject's audit trail, oldest first.
     unsigned_visits : list of str
         Visits whose exported read is not signed (only with ``include_unsigned``).
+    automated_reader : bool
+        The reader is an account of ``recist batch`` (:func:`is_batch_account`), not a person.
     """
 
     code: str
@@ -73,6 +85,7 @@ class SubjectExport:
     best: BestResponse | None
     audit: list[AuditEntry] = field(default_factory=list)
     unsigned_visits: list[str] = field(default_factory=list)
+    automated_reader: bool = False
 
     @property
     def baseline(self) -> ReadInfo:
@@ -99,17 +112,58 @@ class SubjectExport:
 
 @dataclass(frozen=True)
 class TrialExport:
-    """The subjects of one trial to export, with the trial's name and criteria."""
+    """The subjects of one trial to export, with the trial's name and criteria.
+
+    ``evaluator_ids`` maps each reader account of the trial to its default evaluator identifier
+    (:func:`default_evaluator_ids`); empty for a hand-made export (the exporters then number the
+    readers in the order they appear).
+    """
 
     trial: str
     criteria: str
     subjects: list[SubjectExport]
     created: _dt.datetime = field(default_factory=lambda: _dt.datetime.now(_dt.UTC))
+    evaluator_ids: dict[str, str] = field(default_factory=dict)
 
     @property
     def has_unsigned(self) -> bool:
         """Whether any exported read is unsigned."""
         return any(s.unsigned_visits for s in self.subjects)
+
+
+def is_batch_account(name: str, full_name: str) -> bool:
+    """Whether a reader account was created by ``recist batch`` (:data:`BATCH_FULL_NAME`)."""
+    return full_name == BATCH_FULL_NAME.format(name)
+
+
+def first_read_order(audit: Sequence[AuditEntry], subjects: Collection[str]) -> list[str]:
+    """Reader accounts in the order of their first read of any of ``subjects``.
+
+    Read from the audit trail (append-only, oldest first): the creation of each read
+    (``timepoint_read``), its reader by id, and the reader accounts' creation for their names.
+    Later reads never change the order, so a reader keeps its number.
+    """
+    names: dict[Any, str] = {}
+    order: list[str] = []
+    for e in audit:
+        new = e.new or {}
+        if e.entity == "reader" and isinstance(new.get("name"), str):
+            names[e.entity_id] = new["name"]
+        elif (e.entity == "timepoint_read" and e.action == "INSERT" and e.subject in subjects
+              and (who := names.get(new.get("reader_id"))) is not None and who not in order):
+            order.append(who)
+    return order
+
+
+def default_evaluator_ids(order: Sequence[str], automated: Collection[str]) -> dict[str, str]:
+    """``RADIOLOGIST n`` for people, ``ALGORITHM n`` for ``automated`` accounts, in ``order``."""
+    out: dict[str, str] = {}
+    count = {True: 0, False: 0}
+    for name in order:
+        algo = name in automated
+        count[algo] += 1
+        out[name] = f"{'ALGORITHM' if algo else 'RADIOLOGIST'} {count[algo]}"
+    return out
 
 
 def _pick_reader(store: TrialStore, subject: str, reader: str | None) -> str:
@@ -162,7 +216,8 @@ def _subject(store: TrialStore, code: str, reader: str | None, include_unsigned:
         reference_date=info.reference_date, timepoints=tps, reads=reads,
         lesions=store.lesions(code, reader=who),
         best=_best(reads, info.criteria, info.reference_date, info.policies),
-        audit=store.audit_log(code), unsigned_visits=unsigned)
+        audit=store.audit_log(code), unsigned_visits=unsigned,
+        automated_reader=is_batch_account(who, full_names.get(who, "")))
 
 
 def collect(store: TrialStore, *, subjects: Sequence[str] | None = None, reader: str | None = None,
@@ -218,8 +273,11 @@ def collect(store: TrialStore, *, subjects: Sequence[str] | None = None, reader:
         if not codes:
             raise InputError(f"trial {trial!r} has no subjects to export")
     full_names = {r.name: r.full_name for r in store.readers()}
+    order = first_read_order(store.audit_log(), set(store.subjects(trial)))
+    automated = {n for n, full in full_names.items() if is_batch_account(n, full)}
     return TrialExport(trial, trials[trial],
-                       [_subject(store, c, reader, include_unsigned, full_names) for c in codes])
+                       [_subject(store, c, reader, include_unsigned, full_names) for c in codes],
+                       evaluator_ids=default_evaluator_ids(order, automated))
 
 
 def decimal_text(value: Any) -> str | None:

@@ -22,8 +22,11 @@ Conventions (docs/export_edc.md):
 - RS: ``TRGRESP``, ``NTRGRESP``, ``NEWLIND``, ``NEWLPROG`` (only with a new lesion), ``OVRLRESP``
   per follow-up (the reader's confirmed overall response) — the same conventions as
   ``recist respond`` — and ``BESTRESP`` (best overall response) once per subject.
-- ``--EVAL = INDEPENDENT ASSESSOR``, ``--EVALID`` the reader account (``options["evaluator_id"]``
-  overrides), ``--DTC`` the scan date, ``VISITNUM`` the store's visit number or the visit's rank.
+- ``--EVAL = INDEPENDENT ASSESSOR``; ``--EVALID`` never the login: ``options["evaluator_ids"]``
+  (account → identifier, the trial settings' ``[evaluators]`` table), else ``RADIOLOGIST n`` /
+  ``ALGORITHM n`` by first read in the trial (:func:`recist_tool.export.data.default_evaluator_ids`);
+  ``options["evaluator_id"]`` names the one reader of an export. ``--DTC`` the scan date,
+  ``VISITNUM`` the store's visit number or the visit's rank.
 - Unsigned reads (exported only with ``include_unsigned``) are marked in SUPPTU / SUPPTR / SUPPRS:
   ``QNAM = READSTAT``, ``QVAL = UNSIGNED`` for each record that comes from an unsigned read.
 """
@@ -39,8 +42,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from recist_tool.errors import InputError
-from recist_tool.export.data import SubjectExport, TrialExport, decimal_text, target_sum
+from recist_tool.errors import InputError, UsageError
+from recist_tool.export.data import (
+    SubjectExport,
+    TrialExport,
+    decimal_text,
+    default_evaluator_ids,
+    target_sum,
+)
 from recist_tool.recist.model import (
     Lesion,
     LesionState,
@@ -59,6 +68,7 @@ __all__ = [
     "write_sdtm_xpt",
     "write_dataset_json",
     "check_xpt_v5",
+    "evaluator_ids",
     "export_sdtm",
     "export_dataset_json",
     "EVALUATOR",
@@ -192,16 +202,23 @@ def build_sdtm(data: TrialExport, *, options: Mapping[str, Any] | None = None) -
     data : TrialExport
         What :func:`recist_tool.export.data.collect` read from the store.
     options : mapping, optional
-        ``studyid`` (default: the trial name), ``evaluator_id`` (default: the reader account),
+        ``studyid`` (default: the trial name); ``evaluator_ids`` (reader account → ``--EVALID``,
+        e.g. from :func:`recist_tool.store.settings.read_evaluator_ids`; must cover every
+        exported reader) or ``evaluator_id`` (one identifier, for an export of one reader);
+        without either the trial's default numbering (see :func:`evaluator_ids`);
         ``best_response`` (default True: add a ``BESTRESP`` row per subject).
 
     Raises
     ------
     InputError
-        A subject without reads or without a baseline read.
+        A subject without reads or without a baseline read; an ``evaluator_ids`` table without
+        an exported reader.
+    UsageError
+        ``evaluator_id`` given for an export of several readers.
     """
     opts = dict(options or {})
     studyid = str(opts.get("studyid") or data.trial)
+    evalids = evaluator_ids(data, opts)
     tu = Domain("TU", "Tumor/Lesion Identification", TU_VARS, keys=("STUDYID", "USUBJID", "TUSEQ"))
     tr = Domain("TR", "Tumor/Lesion Results", TR_VARS, keys=("STUDYID", "USUBJID", "TRSEQ"))
     rs = Domain("RS", "Disease Response and Clin Classification", RS_VARS,
@@ -212,8 +229,8 @@ def build_sdtm(data: TrialExport, *, options: Mapping[str, Any] | None = None) -
     for subj in data.subjects:
         if not subj.reads:
             raise InputError(f"subject {subj.code}: no reads to export")
-        ctx = _Ctx(studyid, f"{studyid}-{subj.code}",
-                   str(opts.get("evaluator_id") or subj.reader), set(subj.unsigned_visits))
+        ctx = _Ctx(studyid, f"{studyid}-{subj.code}", evalids[subj.reader],
+                   set(subj.unsigned_visits))
         _subject_rows(subj, data.criteria or subj.criteria, ctx, tu, tr, rs, supp,
                       bool(opts.get("best_response", True)))
     out = {"TU": tu, "TR": tr, "RS": rs}
@@ -221,6 +238,39 @@ def build_sdtm(data: TrialExport, *, options: Mapping[str, Any] | None = None) -
         if d.rows:
             out[d.name] = d
     return out
+
+
+def evaluator_ids(data: TrialExport, options: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """``--EVALID`` of each reader in an export; never the login unless a table says so.
+
+    In order: ``options["evaluator_id"]`` (an export of one reader), ``options["evaluator_ids"]``
+    (account → identifier; every exported reader must be in it), the trial's numbering by first
+    read (``data.evaluator_ids``), else the readers numbered as they appear in ``data``.
+
+    Raises
+    ------
+    InputError
+        An ``evaluator_ids`` table without one of the exported readers.
+    UsageError
+        ``evaluator_id`` for an export of several readers (their records would merge).
+    """
+    opts = options or {}
+    readers = list(dict.fromkeys(s.reader for s in data.subjects))
+    if opts.get("evaluator_id"):
+        if len(readers) > 1:
+            raise UsageError(f"one evaluator_id for several readers ({', '.join(readers)}): "
+                             "map each in the trial settings' [evaluators] table")
+        return dict.fromkeys(readers, str(opts["evaluator_id"]))
+    table = opts.get("evaluator_ids") or {}
+    if table:
+        missing = [r for r in readers if r not in table]
+        if missing:
+            raise InputError(f"[evaluators] of the trial settings has no --EVALID for reader "
+                             f"{', '.join(missing)}")
+        return {r: str(table[r]) for r in readers}
+    if all(r in data.evaluator_ids for r in readers):
+        return {r: data.evaluator_ids[r] for r in readers}
+    return default_evaluator_ids(readers, {s.reader for s in data.subjects if s.automated_reader})
 
 
 def _subject_rows(subj: SubjectExport, criteria: str, ctx: _Ctx, tu: Domain, tr: Domain,
@@ -454,7 +504,8 @@ def dataset_json(domain: Domain, *, study_oid: str, created: _dt.datetime | None
     """The CDISC Dataset-JSON 1.1 object of one domain (attribute order as the spec lists).
 
     Decimals (VISITNUM, TRSTRESN) are exchanged as strings with ``targetDataType`` ``decimal``
-    so that 9.8 stays exactly 9.8; sequence numbers are integers; missing values are ``null``.
+    so that 9.8 stays exactly 9.8; sequence numbers are integers; missing values are ``null`` in
+    every column, text included (an empty text cell is a missing value, as in SAS).
     """
     created = created or _dt.datetime.now(_dt.UTC)
     name = domain.name
@@ -475,7 +526,7 @@ def dataset_json(domain: Domain, *, study_oid: str, created: _dt.datetime | None
         for v in domain.variables:
             x = r.get(v.name)
             if v.type == "text":
-                row.append(_text(x))
+                row.append(_text(x) or None)
             elif x is None:
                 row.append(None)
             elif v.type == "integer":
