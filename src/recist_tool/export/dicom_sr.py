@@ -13,7 +13,9 @@ reloads as an editable *Bidirectional* measurement:
   on the referenced CT slice, then NUM *Volume* in mL;
 * Algorithm Identification (segmenter and version) for automatic measurements.
 
-The report's observer context names the reader (person, printed name) and recist-tool (device).
+The report's observer context names the reader (person, printed name and login) and recist-tool
+(device); the reads of a ``recist batch`` account have the device alone as observer (TID 1002
+observer type Device): no person made them.
 The SR carries the patient and study modules of the CT it references: a DICOM object sent back to
 a PACS must match the images' patient and study to be filed (see ``docs/export_pacs.md``).
 """
@@ -279,7 +281,8 @@ def _group(les: SrLesion, series: Any, visit: str, used: set[int]):
 def build_sr(series: Any, lesions: Sequence[SrLesion], *, observer: str, visit: str,
              series_instance_uid: str, sop_instance_uid: str,
              series_number: int = SR_SERIES_NUMBER, login: str | None = None,
-             final: bool = False, series_description: str | None = None):
+             final: bool = False, series_description: str | None = None,
+             automated: bool = False):
     """Build the TID 1500 Measurement Report of one timepoint.
 
     Parameters
@@ -289,7 +292,7 @@ def build_sr(series: Any, lesions: Sequence[SrLesion], *, observer: str, visit: 
     lesions : sequence of SrLesion
         Measured lesions; end points must lie on slices of ``series``.
     observer : str
-        The reader's printed name (Person Observer Name).
+        The reader's printed name (Person Observer Name); unused when ``automated``.
     visit : str
         Time point (e.g. ``BL``).
     series_instance_uid, sop_instance_uid : str
@@ -300,6 +303,9 @@ def build_sr(series: Any, lesions: Sequence[SrLesion], *, observer: str, visit: 
         Completion and preliminary flags: a signed read is COMPLETE and FINAL, otherwise PARTIAL
         and PRELIMINARY.
     series_description : str, optional
+    automated : bool
+        The reads were made by ``recist batch``, not a person: the observer context holds the
+        Device observer (recist-tool) alone, with no Person Observer Name or login.
 
     Returns
     -------
@@ -321,7 +327,7 @@ def build_sr(series: Any, lesions: Sequence[SrLesion], *, observer: str, visit: 
         raise InputError(f"{visit}: no measured lesion to put in an SR")
     used: set[int] = set()
     groups = [_group(les, series, visit, used) for les in lesions]
-    person = hd.sr.ObserverContext(
+    person = None if automated else hd.sr.ObserverContext(
         observer_type=codes.DCM.Person,
         observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
             name=person_name(observer), login_name=login))
@@ -390,6 +396,7 @@ def export_dicom_sr(data: Any, out_dir: Path, *, options: Mapping[str, Any]) -> 
                     visit_series(subj, read.visit), lesions,
                     observer=subj.reader_full_name or subj.reader, login=subj.reader,
                     visit=read.visit, final=subj.is_signed(read.visit) and read.status == "signed",
+                    automated=subj.automated_reader,
                     series_instance_uid=stable_uid("sr-series", *key),
                     sop_instance_uid=stable_uid("sr", *key), series_number=number)
             except GeometryError as exc:
