@@ -1,12 +1,22 @@
 """Evaluation of segmenters on datasets of lesions with reference masks (ULS23-style metrics).
 
-Per lesion: the segmenter gets a *centre click* (the reference voxel deepest inside the lesion,
-skipping air in cavities); Dice, long- and short-axis errors (mm, and symmetric relative
-``|a-b|/((a+b)/2)``) compare its mask with the reference, both measured by
-:func:`recist_tool.measure.measure_mask`. Three further clicks at random voxels at least half the
-lesion's depth inside it (seeded per lesion) give the click-consistency Dice (mean pairwise Dice).
-A click answered with :class:`~recist_tool.segment.base.NoLesionError` scores Dice 0.
-Time per click is wall-clock time of ``segment()`` only, volume already in memory.
+Per lesion the segmenter gets one prompt of the kind asked for (:data:`PROMPT_KINDS`):
+
+* ``click``: the *centre click*, the reference voxel deepest inside the lesion (air of cavities
+  skipped);
+* ``line``: a reader's caliper line, the reference mask's long axis (as
+  :func:`recist_tool.measure.measure_mask` finds it) with each end moved in the slice plane by a
+  seeded random offset of up to :data:`LINE_JITTER` of its length (a reader's imprecision);
+* ``box``: the reference's bounding box grown by :data:`BOX_MARGIN` of its extent on each side.
+
+Dice, long- and short-axis errors (mm, and symmetric relative ``|a-b|/((a+b)/2)``) compare its
+mask with the reference, both measured by :func:`recist_tool.measure.measure_mask`. Three further
+prompts of the same kind (clicks at random voxels at least half the lesion's depth inside it; lines
+with other random offsets; boxes with margins drawn between 0 and twice :data:`BOX_MARGIN`),
+seeded per lesion, give the consistency Dice (mean pairwise Dice). A prompt answered with
+:class:`~recist_tool.segment.base.NoLesionError` scores Dice 0. Summaries are given for the whole
+set and per reference long-axis bin (:data:`SIZE_BINS_MM`). Time per prompt is wall-clock time of
+``segment()`` only, volume already in memory.
 """
 
 from __future__ import annotations
@@ -26,6 +36,15 @@ from recist_tool.errors import InputError, SegmentationError
 from recist_tool.segment.base import NoLesionError, Prompt, Segmenter, dice
 from recist_tool.segment.seed import AIR_MAX_HU
 from recist_tool.volume import Volume
+
+#: Prompt kinds a lesion can be evaluated from.
+PROMPT_KINDS = ("click", "line", "box")
+#: A ``line`` prompt's ends are moved in the slice plane by up to this share of its length.
+LINE_JITTER = 0.10
+#: A ``box`` prompt is the reference's bounding box grown by this share of its extent per side.
+BOX_MARGIN = 0.10
+#: Reference long-axis bins (mm, ``[lo, hi)``) of the per-size summaries.
+SIZE_BINS_MM = ((10.0, 20.0), (20.0, 50.0), (50.0, 100.0), (100.0, float("inf")))
 
 
 def lidc_patient(name: str) -> str:
@@ -50,7 +69,9 @@ def lidc_split(name: str) -> str:
 @dataclass(frozen=True)
 class Case:
     """One lesion of a dataset: an image and its reference mask (paths, or in memory); ``node``:
-    the lesion is a lymph node (segmented and measured as one, as a reader would flag it)."""
+    the lesion is a lymph node (segmented and measured as one, as a reader would flag it);
+    ``label``: the lesion is the voxels of this value in a label map of several lesions (else
+    every non-zero voxel)."""
 
     name: str
     image: Path | None = None
@@ -59,6 +80,7 @@ class Case:
     reference: np.ndarray | None = None
     group: str = ""
     node: bool = False
+    label: int | None = None
 
     def load(self) -> tuple[Volume, np.ndarray]:
         """The CT volume and the boolean reference mask on its grid."""
@@ -68,7 +90,8 @@ class Case:
 
         vol = load_volume(self.image)
         ref_vol = load_volume(self.mask)
-        ref = np.asarray(ref_vol.array) != 0
+        arr = np.asarray(ref_vol.array)
+        ref = arr != 0 if self.label is None else arr == self.label
         if ref.shape != vol.shape:
             raise InputError(f"{self.mask}: mask shape {ref.shape} differs from image {vol.shape}")
         return vol, ref
@@ -103,7 +126,10 @@ def discover_dataset(path: str | Path, split: str = "validation") -> Dataset:
     * ``image/`` and ``mask/`` with matching file names (like ``lidc_nodules``). LIDC-IDRI crops
       are split by patient with :func:`lidc_split`; ``split`` chooses ``validation`` (default),
       ``train`` or ``all``.
-    * ``image.*`` and ``label.*`` side by side (like ``pyradiomics_lung1``): one case.
+    * ``image.*`` beside ``label.*`` or ``tumours.*`` (like ``pyradiomics_lung1`` and the
+      3D-IRCADb folders): **each label value is one lesion** (one case per value, named
+      ``FOLDER#VALUE`` when there are several).
+    * A folder of such folders (like ``ircadb_liver``): the cases of every sub-folder.
     * ``synthetic`` or ``synthetic:N``: the built-in synthetic set (fixed seed, N cases,
       default 20), generated in memory.
     """
@@ -134,11 +160,35 @@ def discover_dataset(path: str | Path, split: str = "validation") -> Dataset:
         if not cases and not is_lidc:
             raise InputError(f"dataset {p}: no image/ file has a mask/ file of the same name")
         return Dataset(p.name, cases, split if is_lidc else "all", str(p))
-    images = [f for f in p.iterdir() if f.name.startswith("image.")]
-    labels = [f for f in p.iterdir() if f.name.startswith("label.")]
-    if len(images) == 1 and len(labels) == 1:
-        return Dataset(p.name, [Case(p.name, images[0], labels[0], group=p.name)], "all", str(p))
-    raise InputError(f"dataset {p}: expected image/ + mask/ folders or image.* + label.* files")
+    cases = _label_map_cases(p)
+    if cases is None:
+        cases = [c for sub in sorted(q for q in p.iterdir() if q.is_dir())
+                 for c in (_label_map_cases(sub) or [])]
+    if cases:
+        return Dataset(p.name, cases, "all", str(p))
+    raise InputError(f"dataset {p}: expected image/ + mask/ folders, image.* + label.* (or "
+                     f"tumours.*) files, or folders of those")
+
+
+#: File-name stems of a label map beside ``image.*`` (one lesion per label value).
+LABEL_MAP_STEMS = ("label", "tumours")
+
+
+def _label_map_cases(folder: Path) -> list[Case] | None:
+    """One case per label value of the ``image.*`` + label map of ``folder``; None when the
+    folder does not hold exactly one image and one label map."""
+    images = [f for f in folder.iterdir() if _stem(f) == "image"]
+    labels = [f for f in folder.iterdir() if _stem(f) in LABEL_MAP_STEMS]
+    if len(images) != 1 or len(labels) != 1:
+        return None
+    from recist_tool.io import load_volume
+
+    values = np.unique(np.asarray(load_volume(labels[0]).array))
+    values = [int(v) for v in values if v != 0]
+    if len(values) <= 1:
+        return [Case(folder.name, images[0], labels[0], group=folder.name)]
+    return [Case(f"{folder.name}#{v}", images[0], labels[0], group=folder.name, label=v)
+            for v in values]
 
 
 # --------------------------------------------------------------------------- thick slices
@@ -226,6 +276,81 @@ def inner_clicks(volume: Volume, reference: np.ndarray, n: int, rng: np.random.G
     return [tuple(int(v) for v in pts[i]) for i in pick]  # type: ignore[misc]
 
 
+def reference_line(volume: Volume, reference: np.ndarray, rng: np.random.Generator | None,
+                   jitter: float = LINE_JITTER, node: bool = False
+                   ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """A reader's caliper line on a reference mask: its long axis, each end moved at random.
+
+    Parameters
+    ----------
+    volume : Volume
+    reference : numpy.ndarray
+        Boolean lesion mask on ``volume``'s grid.
+    rng : numpy.random.Generator or None
+        Draws the offsets; None gives the exact long axis.
+    jitter : float
+        Each end moves in the slice plane by a uniform random offset within a disc of radius
+        ``jitter`` times the line's length (mm, converted with the in-plane pixel spacing).
+    node : bool
+        Measure the reference as a lymph node (slice of the largest short axis).
+
+    Returns
+    -------
+    tuple
+        The two end points, fractional voxel indices ``(z, y, x)``.
+
+    Examples
+    --------
+    >>> from recist_tool.segment.synthetic import make_case
+    >>> case = make_case("liver_met", 20.0, seed=1)  # mean radius 20 mm
+    >>> a, b = reference_line(case.volume, case.mask, None)  # its exact long axis
+    >>> round(float(np.hypot(*(np.subtract(a, b)[1:] * case.volume.spacing[1:]))))  # mm
+    43
+    """
+    from recist_tool.measure import measure_mask
+
+    m = measure_mask(volume, reference, node=node)
+    ends = np.asarray(m.long_axis_endpoints_voxel, float)
+    if rng is not None and jitter > 0:
+        radius_mm = jitter * m.long_axis_mm
+        for end in ends:
+            r = radius_mm * np.sqrt(rng.uniform())
+            t = rng.uniform(0.0, 2.0 * np.pi)
+            end[1:] += np.array([r * np.sin(t), r * np.cos(t)]) / np.asarray(volume.spacing[1:])
+    limit = np.asarray(volume.shape, float) - 1.0
+    ends = np.clip(ends, 0.0, limit)
+    return tuple(float(v) for v in ends[0]), tuple(float(v) for v in ends[1])  # type: ignore[return-value]
+
+
+def reference_box(volume: Volume, reference: np.ndarray, margin: float = BOX_MARGIN
+                  ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """The reference's bounding box (voxel indices, inclusive) grown by ``margin`` of its
+    extent on each side and clipped to the volume."""
+    nz = np.argwhere(reference)
+    lo, hi = nz.min(axis=0).astype(float), nz.max(axis=0).astype(float)
+    grow = margin * (hi - lo + 1.0)
+    lo = np.clip(np.floor(lo - grow), 0, None)
+    hi = np.minimum(np.ceil(hi + grow), np.asarray(volume.shape) - 1.0)
+    return tuple(float(v) for v in lo), tuple(float(v) for v in hi)  # type: ignore[return-value]
+
+
+def make_prompt(kind: str, volume: Volume, reference: np.ndarray,
+                rng: np.random.Generator | None, node: bool = False) -> Prompt:
+    """A prompt of ``kind`` (:data:`PROMPT_KINDS`) for a lesion; ``rng=None`` gives the primary
+    one (centre click, line with seeded offsets drawn by the caller, box with
+    :data:`BOX_MARGIN`), a generator a further one for the consistency Dice."""
+    if kind == "click":
+        click = (centre_click(volume, reference) if rng is None
+                 else inner_clicks(volume, reference, 1, rng)[0])
+        return Prompt(point_zyx=click)
+    if kind == "line":
+        return Prompt(line_zyx=reference_line(volume, reference, rng, node=node))
+    if kind == "box":
+        margin = BOX_MARGIN if rng is None else rng.uniform(0.0, 2.0 * BOX_MARGIN)
+        return Prompt(box_zyx=reference_box(volume, reference, margin))
+    raise ValueError(f"prompt kind must be one of {', '.join(PROMPT_KINDS)}, got {kind!r}")
+
+
 def symmetric_relative_error(a: float, b: float) -> float:
     """``|a - b| / ((a + b) / 2)``; 0 when both are 0."""
     m = 0.5 * (a + b)
@@ -278,28 +403,31 @@ class CaseResult:
 
 
 def evaluate_case(volume: Volume, reference: np.ndarray, segmenter: Segmenter, name: str = "",
-                  clicks: int = 3, seed: int = 0, node: bool = False) -> CaseResult:
-    """Segment one lesion from its centre click and from ``clicks`` further clicks inside it.
+                  clicks: int = 3, seed: int = 0, node: bool = False,
+                  prompt: str = "click") -> CaseResult:
+    """Segment one lesion from its primary prompt and from ``clicks`` further prompts.
 
-    Dice and axis errors use the centre click; consistency is the mean pairwise Dice of the
-    masks from the inner clicks (a click that finds no lesion counts as an empty mask).
+    Dice and axis errors use the primary prompt (see :func:`make_prompt`; a line's offsets are
+    seeded by ``seed`` and the case's name); consistency is the mean pairwise Dice of the masks
+    from the further prompts (a prompt that finds no lesion counts as an empty mask).
     """
     ref = np.asarray(reference, bool)
     ref_axes = _measure(volume, ref, node=node)
     res = CaseResult(name, 0.0)
     if ref_axes is not None:
         res.long_axis_ref_mm, res.short_axis_ref_mm = ref_axes
+    rng = np.random.default_rng(_name_seed(name, seed))
 
-    def run(click):
+    def run(p: Prompt):
         t0 = time.perf_counter()
         try:
-            m = segmenter.segment(volume, Prompt(point_zyx=click), node=node)
+            m = segmenter.segment(volume, p, node=node)
         except NoLesionError:
             m = None
         res.seconds.append(time.perf_counter() - t0)
         return m
 
-    m = run(centre_click(volume, ref))
+    m = run(make_prompt(prompt, volume, ref, rng if prompt == "line" else None, node=node))
     if m is None:
         res.no_lesion = True
     else:
@@ -309,10 +437,12 @@ def evaluate_case(volume: Volume, reference: np.ndarray, segmenter: Segmenter, n
         if axes is not None:
             res.long_axis_mm, res.short_axis_mm = axes
     if clicks >= 2:
-        rng = np.random.default_rng(_name_seed(name, seed))
         masks = []
-        for c in inner_clicks(volume, ref, clicks, rng):
-            mm = run(c)
+        variants = ([Prompt(point_zyx=c) for c in inner_clicks(volume, ref, clicks, rng)]
+                    if prompt == "click" else
+                    [make_prompt(prompt, volume, ref, rng, node=node) for _ in range(clicks)])
+        for p in variants:
+            mm = run(p)
             masks.append(np.zeros(volume.shape, bool) if mm is None else mm.full())
         pairs = [dice(masks[i], masks[j]) if (masks[i].any() or masks[j].any()) else 0.0
                  for i in range(len(masks)) for j in range(i + 1, len(masks))]
@@ -329,9 +459,41 @@ def _stat(values, fn) -> float | None:
     return float(fn(v)) if v else None
 
 
+def size_bin(long_axis_mm: float | None) -> str | None:
+    """Name (``"10-20"``, ..., ``">100"``) of the :data:`SIZE_BINS_MM` bin of a long axis;
+    None below the first bin or without a measurement."""
+    if long_axis_mm is None:
+        return None
+    for lo, hi in SIZE_BINS_MM:
+        if lo <= long_axis_mm < hi:
+            return f">{lo:g}" if hi == float("inf") else f"{lo:g}-{hi:g}"
+    return None
+
+
+def summarise_by_size(results: list[CaseResult]) -> dict[str, dict[str, Any]]:
+    """Dice, relative long-axis error and consistency per :data:`SIZE_BINS_MM` bin of the
+    reference long axis (bins without a lesion are left out)."""
+    out: dict[str, dict[str, Any]] = {}
+    for lo, _ in SIZE_BINS_MM:
+        key = size_bin(lo)
+        part = [r for r in results if size_bin(r.long_axis_ref_mm) == key]
+        if not part:
+            continue
+        la_rel = [symmetric_relative_error(r.long_axis_mm or 0.0, r.long_axis_ref_mm)
+                  for r in part]
+        out[key] = {  # type: ignore[index]
+            "n": len(part),
+            "dice_mean": _stat([r.dice for r in part], np.mean),
+            "long_axis_error_mm_median": _stat([r.long_axis_error_mm for r in part], np.median),
+            "long_axis_rel_error_median": _stat(la_rel, np.median),
+            "consistency_dice_mean": _stat([r.consistency_dice for r in part], np.mean),
+        }
+    return out
+
+
 def summarise(name: str, split: str, results: list[CaseResult], skipped_small: int,
               segmenter: Segmenter) -> dict[str, Any]:
-    """Dataset-level metrics with the ULS23-style keys."""
+    """Dataset-level metrics with the ULS23-style keys, and per size bin (``by_size``)."""
     la = [r.long_axis_error_mm for r in results]
     sa = [r.short_axis_error_mm for r in results]
     la_rel = [symmetric_relative_error(r.long_axis_mm or 0.0, r.long_axis_ref_mm)
@@ -357,13 +519,14 @@ def summarise(name: str, split: str, results: list[CaseResult], skipped_small: i
         "short_axis_rel_error_median": _stat(sa_rel, np.median),
         "consistency_dice_mean": _stat([r.consistency_dice for r in results], np.mean),
         "seconds_per_click": _stat(secs, np.mean),
+        "by_size": summarise_by_size(results),
     }
 
 
 def evaluate_dataset(dataset: Dataset, segmenter: Segmenter, min_diameter_mm: float | None = None,
                      clicks: int = 3, seed: int = 0, per_case: bool = False,
                      progress: Callable[[str], None] | None = None,
-                     slice_mm: float | None = None) -> dict[str, Any]:
+                     slice_mm: float | None = None, prompt: str = "click") -> dict[str, Any]:
     """Evaluate a segmenter on every case of a dataset.
 
     Parameters
@@ -373,9 +536,9 @@ def evaluate_dataset(dataset: Dataset, segmenter: Segmenter, min_diameter_mm: fl
     min_diameter_mm : float, optional
         Skip lesions whose reference long axis (measured on the reference mask) is smaller.
     clicks : int
-        Clicks inside the lesion for the consistency Dice (0 or 1 disables it).
+        Further prompts per lesion for the consistency Dice (0 or 1 disables it).
     seed : int
-        Seed of the click positions.
+        Seed of the click positions and line offsets.
     per_case : bool
         Include a ``cases`` list in the result.
     slice_mm : float, optional
@@ -383,13 +546,18 @@ def evaluate_dataset(dataset: Dataset, segmenter: Segmenter, min_diameter_mm: fl
         (:func:`reslice_case`, one lesion in memory at a time); the result is named
         ``NAME@SLICE_MMmm`` and counts the lesions left out (``n_not_resliced``) and, of those
         evaluated, the ones that reach the first or last slice (``n_cut_by_stack``).
+    prompt : {"click", "line", "box"}
+        What each lesion is segmented from (see the module docstring); the result says it.
 
     Returns
     -------
     dict
-        Keys ``n``, ``dice_mean``, ``long_axis_error_mm_median``, ``short_axis_error_mm_median``,
-        ``consistency_dice_mean``, ``seconds_per_click`` and more (see :func:`summarise`).
+        Keys ``n``, ``dice_mean``, ``long_axis_error_mm_median``, ``long_axis_rel_error_median``,
+        ``short_axis_error_mm_median``, ``consistency_dice_mean``, ``seconds_per_click``,
+        ``by_size`` and more (see :func:`summarise`).
     """
+    if prompt not in PROMPT_KINDS:
+        raise ValueError(f"prompt must be one of {', '.join(PROMPT_KINDS)}, got {prompt!r}")
     results, skipped, not_resliced, cut = [], 0, 0, 0
     for case in dataset.cases:
         vol, ref = case.load()
@@ -409,13 +577,15 @@ def evaluate_dataset(dataset: Dataset, segmenter: Segmenter, min_diameter_mm: fl
             if axes[0] < min_diameter_mm:
                 skipped += 1
                 continue
-        results.append(evaluate_case(vol, ref, segmenter, case.name, clicks, seed, node=case.node))
+        results.append(evaluate_case(vol, ref, segmenter, case.name, clicks, seed, node=case.node,
+                                     prompt=prompt))
         cut += bool(ref[0].any() or ref[-1].any())
         if progress:
             progress(case.name)
     name = dataset.name if slice_mm is None else f"{dataset.name}@{slice_mm:g}mm"
     out = summarise(name, dataset.split, results, skipped, segmenter)
     out["min_diameter_mm"] = min_diameter_mm
+    out["prompt"] = prompt
     if slice_mm is not None:
         out.update(slice_mm=slice_mm, n_not_resliced=not_resliced,
                    n_cut_by_stack=cut)
