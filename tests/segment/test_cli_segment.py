@@ -161,3 +161,31 @@ def test_segment_says_where_the_default_drew_the_outline(tmp_path, capsys, slice
     out = capsys.readouterr().out
     assert "/auto" in out and f"  outline: {outline}" in out
     assert f"(auto: slices {slice_mm:g} mm thick" in out
+
+
+def test_segment_from_a_line_or_a_box(tmp_path, capsys) -> None:
+    """``--line`` (LPS mm), ``--line-index`` and ``--box`` (voxels) on a 50 mm liver metastasis:
+    the line's two forms give the same mask; a bad line is one line and exit 3."""
+    from recist_tool.segment.evaluate import reference_box, reference_line
+
+    case = make_case("liver_met", 25.0, seed=1, shape=(48, 200, 200))
+    img = tmp_path / "liver.nii.gz"
+    save_volume(case.volume, img)
+    a, b = reference_line(case.volume, case.mask, None)
+    idx = ":".join(",".join(f"{v:.3f}" for v in p) for p in (a, b))
+    lps = ":".join(",".join(f"{v:.4f}" for v in case.volume.index_to_lps(p)) for p in (a, b))
+    outs = []
+    for opt, val in (("--line-index", idx), ("--line", lps)):
+        assert main(["segment", str(img), opt, val, "--segmenter", "contour", "--json"]) == 0
+        outs.append(json.loads(capsys.readouterr().out))
+    assert outs[0]["n_voxels"] == outs[1]["n_voxels"] and outs[0]["segmenter"] == "contour"
+    assert outs[0]["long_axis_mm"] == pytest.approx(2 * 25.0 * 1.0, rel=0.15)
+    lo, hi = reference_box(case.volume, case.mask)
+    box = ":".join(",".join(f"{v:g}" for v in p) for p in (lo, hi))
+    assert main(["segment", str(img), "--box", box, "--segmenter", "classic", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["prompt"]["box_zyx"] == [list(lo), list(hi)]
+    for args in (["--line-index", "5,50,50:5,50,50"], ["--line-index", "5,50,50:5,50,900"],
+                 ["--box", "5,50,50:4,60,60"], ["--line-index", "5,50,50"]):
+        rc = main(["segment", str(img), *args])
+        err = capsys.readouterr().err.strip()
+        assert rc in (2, 3) and err.count("\n") == 0 and err.startswith("error:"), (args, err)

@@ -25,12 +25,29 @@ def _triplet(text: str, option: str) -> tuple[float, float, float]:
     return vals  # type: ignore[return-value]
 
 
+def _pair(text: str, option: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Two points ``A:B``, each three comma-separated numbers."""
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise UsageError(f"{option} needs two points 'a,b,c:d,e,f', got {text!r}")
+    return _triplet(parts[0], option), _triplet(parts[1], option)
+
+
 @app.command("segment")
 def segment_cmd(
     image: Path = typer.Argument(..., help="CT series: DICOM folder/zip/file, NIfTI, NRRD or MHA."),
     seed: str | None = typer.Option(None, "--seed", help="Click in voxel indices 'z,y,x'."),
     seed_lps: str | None = typer.Option(None, "--seed-lps",
                                         help="Click in patient coordinates LPS 'x,y,z' (mm)."),
+    line: str | None = typer.Option(None, "--line",
+                                    help="A reader's caliper line (long axis) in LPS mm "
+                                         "'x1,y1,z1:x2,y2,z2'."),
+    line_index: str | None = typer.Option(None, "--line-index",
+                                          help="The caliper line in voxel indices "
+                                               "'z1,y1,x1:z2,y2,x2'."),
+    box: str | None = typer.Option(None, "--box",
+                                   help="Box the lesion lies in, voxel indices (inclusive) "
+                                        "'z1,y1,x1:z2,y2,x2'."),
     segmenter: str | None = typer.Option(None, "--segmenter",
                                          help="Segmenter name, optionally with options "
                                               "'name:key=value,...' (default: unet if its "
@@ -43,9 +60,11 @@ def segment_cmd(
                                                              "folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Segment the lesion under one click and measure it (long/short axis, volume).
+    """Segment the lesion under one click, a caliper line or a box; measure it (long/short axis,
+    volume).
 
-    A click on air, fat, bone or outside the volume ends with one line and exit code 3.
+    A click on air, fat, bone or outside the volume, a zero-length line, a line or box outside
+    the volume, or a seed outside its box end with one line and exit code 3.
     """
     from recist_tool.io import load_volume
     from recist_tool.segment import (
@@ -58,11 +77,22 @@ def segment_cmd(
     from recist_tool.segment.edge import describe_outline
     from recist_tool.segment.workflow import segment_and_measure
 
-    if (seed is None) == (seed_lps is None):
-        raise UsageError("give exactly one of --seed z,y,x or --seed-lps x,y,z")
-    prompt = (Prompt(point_zyx=_triplet(seed, "--seed")) if seed is not None
-              else Prompt(point_lps=_triplet(seed_lps, "--seed-lps")))  # type: ignore[arg-type]
+    if seed is not None and seed_lps is not None:
+        raise UsageError("give --seed z,y,x or --seed-lps x,y,z, not both")
+    if line is not None and line_index is not None:
+        raise UsageError("give --line (LPS mm) or --line-index (voxels), not both")
+    if seed is None and seed_lps is None and line is None and line_index is None and box is None:
+        raise UsageError("give a prompt: --seed, --seed-lps, --line, --line-index or --box")
+    point_zyx = _triplet(seed, "--seed") if seed is not None else None
+    point_lps = _triplet(seed_lps, "--seed-lps") if seed_lps is not None else None
+    line_ends = _pair(line_index, "--line-index") if line_index is not None else None
+    box_zyx = _pair(box, "--box") if box is not None else None
     volume = load_volume(image, series) if series else load_volume(image)
+    if line is not None:
+        line_ends = tuple(tuple(float(v) for v in volume.lps_to_index(np.asarray(p)))
+                          for p in _pair(line, "--line"))  # type: ignore[assignment]
+    prompt = Prompt(point_zyx=point_zyx, point_lps=point_lps, line_zyx=line_ends,
+                    box_zyx=box_zyx)
     with warnings.catch_warnings():  # the fall-back warning is reported with the mask below
         warnings.simplefilter("ignore", RuntimeWarning)
         name, options = parse_segmenter_spec(segmenter or default_segmenter_name())

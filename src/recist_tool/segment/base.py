@@ -41,9 +41,10 @@ def _vec3(v: Sequence[float] | np.ndarray, name: str) -> tuple[float, float, flo
 class Prompt:
     """Where the user points: one seed, optionally a box or a RECIST caliper line.
 
-    Give exactly one of ``point_zyx`` (voxel indices, fractional allowed, array order
-    ``(z, y, x)``) or ``point_lps`` (patient coordinates, LPS ``(x, y, z)`` mm). Use
-    :meth:`seed_index` to get the voxel seed whichever was given.
+    Give at most one of ``point_zyx`` (voxel indices, fractional allowed, array order
+    ``(z, y, x)``) or ``point_lps`` (patient coordinates, LPS ``(x, y, z)`` mm); without a point,
+    the centre of the line, else of the box, is the seed. Use :meth:`seed_index` to get the voxel
+    seed whichever was given, and :meth:`check` to refuse a prompt that does not fit a volume.
 
     Parameters
     ----------
@@ -54,8 +55,18 @@ class Prompt:
     box_zyx : tuple of two (z, y, x) tuples, optional
         Inclusive voxel bounds ``(lo, hi)`` that the lesion lies in; segmenters clip to it.
     line_zyx : tuple of two (z, y, x) tuples, optional
-        End points (voxel indices) of a RECIST long-axis line drawn by the user; its centre
-        serves as the seed when no point is given, and its length sizes the region of interest.
+        End points (voxel indices) of a RECIST long-axis line drawn by the user: location, size,
+        orientation and two points of the lesion's boundary. Its centre serves as the seed when
+        no point is given, and its length sizes the region of interest.
+
+    Examples
+    --------
+    >>> Prompt(line_zyx=((10, 40, 30), (10, 40, 70))).to_dict()["line_zyx"]
+    [[10.0, 40.0, 30.0], [10.0, 40.0, 70.0]]
+    >>> Prompt(line_zyx=((10, 40, 30), (10, 40, 30)))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    recist_tool.errors.SegmentationError: the line has zero length: both ends are at ...
     """
 
     point_zyx: tuple[float, float, float] | None = None
@@ -67,8 +78,8 @@ class Prompt:
         given = [p is not None for p in (self.point_zyx, self.point_lps)]
         if all(given):
             raise SegmentationError("give the seed in voxel or in patient coordinates, not both")
-        if not any(given) and self.line_zyx is None:
-            raise SegmentationError("a prompt needs a seed point or a RECIST line")
+        if not any(given) and self.line_zyx is None and self.box_zyx is None:
+            raise SegmentationError("a prompt needs a seed point, a RECIST line or a box")
         if self.point_zyx is not None:
             object.__setattr__(self, "point_zyx", _vec3(self.point_zyx, "point_zyx"))
         if self.point_lps is not None:
@@ -80,6 +91,9 @@ class Prompt:
             object.__setattr__(self, "box_zyx", (lo, hi))
         if self.line_zyx is not None:
             a, b = (_vec3(p, "line_zyx") for p in self.line_zyx)
+            if a == b:
+                raise SegmentationError(f"the line has zero length: both ends are at "
+                                        f"(z, y, x) = {a}")
             object.__setattr__(self, "line_zyx", (a, b))
 
     @classmethod
@@ -105,14 +119,38 @@ class Prompt:
         elif self.point_lps is not None:
             idx = np.asarray(volume.lps_to_index(np.asarray(self.point_lps, float)), float)
         else:
-            a, b = (np.asarray(p, float) for p in self.line_zyx)  # type: ignore[union-attr]
+            ends = self.line_zyx if self.line_zyx is not None else self.box_zyx
+            a, b = (np.asarray(p, float) for p in ends)  # type: ignore[union-attr]
             idx = 0.5 * (a + b)
-        shape = np.asarray(volume.shape, float)
-        if np.any(idx < -0.5) or np.any(idx > shape - 0.5):
+        if not _inside(idx, volume.shape):
             raise NoLesionError(
                 f"no lesion at this point: seed (z, y, x) = {tuple(round(float(v), 1) for v in idx)} "
                 f"lies outside the volume of shape {volume.shape}", reason="outside_volume")
         return idx
+
+    def check(self, volume: Volume) -> None:
+        """Refuse a prompt that cannot be used on ``volume``, with a one-line reason.
+
+        Raises
+        ------
+        SegmentationError
+            A line end or box corner outside the volume, or a seed point outside its box.
+        NoLesionError
+            The seed lies outside the volume (reason ``outside_volume``).
+        """
+        for what, pts in (("line", self.line_zyx), ("box", self.box_zyx)):
+            for p in pts or ():
+                if not _inside(np.asarray(p, float), volume.shape):
+                    raise SegmentationError(
+                        f"the {what} reaches outside the volume: (z, y, x) = "
+                        f"{tuple(round(v, 1) for v in p)} is not inside shape {volume.shape}")
+        seed = self.seed_index(volume)
+        if self.box_zyx is not None:
+            lo, hi = (np.asarray(b, float) for b in self.box_zyx)
+            if np.any(seed < lo - 0.5) or np.any(seed > hi + 0.5):
+                raise SegmentationError(
+                    f"the seed (z, y, x) = {tuple(round(float(v), 1) for v in seed)} lies "
+                    f"outside its box {self.box_zyx[0]}..{self.box_zyx[1]}")
 
     def seed_voxel(self, volume: Volume) -> tuple[int, int, int]:
         """The seed rounded to the nearest voxel ``(z, y, x)`` inside ``volume``."""
@@ -139,6 +177,11 @@ class Prompt:
         if self.line_zyx is not None:
             d["line_zyx"] = [list(p) for p in self.line_zyx]
         return d
+
+
+def _inside(idx: np.ndarray, shape: Sequence[int]) -> bool:
+    """Whether fractional voxel indices lie within the volume (half a voxel beyond its centres)."""
+    return bool(np.all(idx >= -0.5) and np.all(idx <= np.asarray(shape, float) - 0.5))
 
 
 @dataclass(frozen=True, eq=False)

@@ -30,7 +30,11 @@ def segment_and_measure(volume: Volume, prompt: Prompt, segmenter: Segmenter, no
     ------
     NoLesionError
         The click is not on a lesion.
+    SegmentationError
+        A prompt that does not fit the volume (:meth:`Prompt.check`): a line or box reaching
+        outside it, a seed outside its box.
     """
+    prompt.check(volume)
     lesion = segmenter.segment(volume, prompt, node=node)
     edges = scan_edges(lesion)
     if edges:
