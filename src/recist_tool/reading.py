@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from recist_tool.errors import InputError, MeasurementError, RuleViolation, UsageError
-from recist_tool.io.masks import safe_file_name, save_mask_file
+from recist_tool.io.masks import mask_folder, save_mask_file
 from recist_tool.volume import Volume
 
 __all__ = [
@@ -704,7 +704,7 @@ class ReadingSession:
         mask = finding.mask if measurement is None else (finding.automatic_mask or finding.mask)
         path = sha = None
         if mask is not None:
-            folder = self.mask_dir.joinpath(*map(safe_file_name, (self.reader, subject, visit)))
+            folder = mask_folder(self.mask_dir, self.reader, subject, visit)
             file, sha = save_mask_file(mask, vol, folder, lesion_id)
             path = str(file)
         vml = m.volume_ml if m.volume_ml is not None else (

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recist_tool.codes import code_problem
 from recist_tool.errors import InputError
 
 __all__ = ["Case", "LesionSeed", "ManifestError", "SubjectPlan", "plan_cases", "read_manifest",
@@ -28,7 +29,7 @@ CATEGORIES = ("target", "non-target", "new")
 CSV_COLUMNS = ("subject", "visit", "date", "series_path", "series_uid", "lesion_id", "category",
                "organ", "nodal", "seed_x", "seed_y", "seed_z")
 _REQUIRED = CSV_COLUMNS[:4]
-_LESION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+_LESION_ID = re.compile(r"[A-Za-z0-9_.-]+")  # no space; the rest: recist_tool.codes
 
 
 class ManifestError(InputError):
@@ -170,8 +171,9 @@ def _seed(values: Iterable[Any], where: str) -> tuple[float, float, float] | Non
 
 def _lesion(entry: Mapping[str, Any], seed: Any, where: str) -> LesionSeed:
     lid = _text(entry.get("lesion_id")).upper()
-    if not _LESION_ID.match(lid):
-        raise ManifestError(f"{where}: lesion_id {lid!r} is not a lesion code like T01, NT01, NL01")
+    if not _LESION_ID.fullmatch(lid) or code_problem(lid, "lesion") is not None:
+        raise ManifestError(f"{where}: lesion_id {lid[:40]!r} is not a lesion code like T01, NT01, "
+                            "NL01")
     return LesionSeed(lid, _category(entry.get("category"), where), _text(entry.get("organ")),
                       _bool(entry.get("nodal"), where, "nodal"), _seed(seed, where), where)
 
@@ -188,6 +190,10 @@ class _Builder:
             if _text(entry.get(col)) == "":
                 raise ManifestError(f"{where}: {col} is empty")
         subject, visit = _text(entry["subject"]), _text(entry["visit"])
+        for kind, code in (("subject", subject), ("visit", visit)):
+            why = code_problem(code, kind)
+            if why is not None:
+                raise ManifestError(f"{where}: {why}")
         date = _date(entry["date"], where)
         raw_path = _text(entry["series_path"])
         path = Path(raw_path).expanduser()

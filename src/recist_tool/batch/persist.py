@@ -9,11 +9,9 @@ adds a row.
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import os
 import secrets
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -29,7 +27,9 @@ from recist_tool.batch.job import (
 )
 from recist_tool.batch.manifest import Case, SubjectPlan
 from recist_tool.errors import GeometryError, InputError, UsageError
-from recist_tool.io.masks import safe_file_name, save_mask_file
+from recist_tool.io.masks import mask_folder, save_mask_file
+from recist_tool.io.outputs import atomic_file
+from recist_tool.io.outputs import write_csv as write_rows
 
 __all__ = ["BEST_COLUMNS", "MEASUREMENT_COLUMNS", "RESPONSE_COLUMNS", "BestRow", "MeasurementRow",
            "ResponseRow", "best_responses",
@@ -289,7 +289,7 @@ def _with_mask(values: dict[str, Any], les: LesionResult, case: Case, mask_dir: 
     if les.mask is None or mask_dir is None:
         return values
     try:
-        folder = mask_dir.joinpath(*map(safe_file_name, (case.subject, case.visit)))
+        folder = mask_folder(mask_dir, case.subject, case.visit)
         path, digest = save_mask_file(les.mask.array, les.mask, folder, les.lesion_id,
                                       offset=(0, 0, 0))
     except GeometryError:  # unevenly spaced slices: NIfTI cannot hold them; keep the measurement
@@ -400,20 +400,12 @@ def _cell(v: Any) -> str:
 
 
 def write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Any]) -> Path:
-    """Write rows (dataclasses) to ``path`` through a temporary file renamed into place."""
+    """Write rows (dataclasses) to ``path`` through a temporary file renamed into place (text
+    cells neutralised against spreadsheet formulas: :func:`recist_tool.io.outputs.csv_cell`)."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(columns)
-            for row in rows:
-                w.writerow([_cell(getattr(row, c)) for c in columns])
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(p) as tmp:
+        write_rows(tmp, columns, ([_cell(getattr(row, c)) for c in columns] for row in rows),
+                   lineterminator="\n")
     return p
 
 

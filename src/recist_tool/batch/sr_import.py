@@ -10,7 +10,6 @@ manual baseline measurements (the SR's own values, end points and seeds).
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import os
 from dataclasses import dataclass
@@ -18,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from recist_tool.batch.manifest import CSV_COLUMNS
+from recist_tool.codes import validate_code
 from recist_tool.errors import InputError
+from recist_tool.io.outputs import atomic_file, write_csv
 from recist_tool.io.sr import ImportedLesion, SrReport, locate_lesions, read_measurement_report
 
 __all__ = ["SrImport", "import_sr", "record_import", "write_manifest"]
@@ -88,21 +89,28 @@ def import_sr(sr_path: str | os.PathLike[str], ct_path: str | os.PathLike[str], 
     Raises
     ------
     InputError, DicomLoadError, GeometryError
-        Unusable SR or CT, an unknown subject, images the CT series does not hold.
+        Unusable SR or CT, an unknown subject, a subject or visit code outside
+        :mod:`recist_tool.codes`' rule, images the CT series does not hold.
     """
     from recist_tool.io import load_volume
 
+    if subject is not None:
+        validate_code(subject, "subject", where="--subject")
+    validate_code(visit, "visit", where="--visit")
     report = read_measurement_report(sr_path)
-    first = next((g.long.sop_instance_uid for g in report.groups if g.long.sop_instance_uid), None)
-    stack = series if series is not None else _series_holding(ct_path, first)
-    volume = load_volume(ct_path, stack)
-    lesions = locate_lesions(report, volume)
     code = subject
     if code is None and store is not None and report.patient_id:
         code = store.subject_for_patient(report.patient_id)
     code = code or report.trial_subject_id
     if not code:
         raise InputError(f"{sr_path}: the SR names no trial subject; give --subject")
+    if subject is None:
+        validate_code(code, "subject", where=f"{sr_path}: ClinicalTrialSubjectID (or give --subject)"
+                      if code == report.trial_subject_id else f"{sr_path}: subject of its PatientID")
+    first = next((g.long.sop_instance_uid for g in report.groups if g.long.sop_instance_uid), None)
+    stack = series if series is not None else _series_holding(ct_path, first)
+    volume = load_volume(ct_path, stack)
+    lesions = locate_lesions(report, volume)
     when = date or _date(report.study_date) or _date(volume.meta.study_date)
     if when is None:
         raise InputError(f"{sr_path}: no study date in the SR or the CT; give --date")
@@ -118,22 +126,17 @@ def write_manifest(imp: SrImport, path: str | os.PathLike[str]) -> Path:
     Path
         The manifest written (atomically).
     """
-    from recist_tool.export.files import atomic_file
-
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     rel = os.path.relpath(imp.series_path, out.resolve().parent)
-    with atomic_file(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
-        w.writeheader()
-        for les in imp.lesions:
-            w.writerow({
-                "subject": imp.subject, "visit": imp.visit, "date": imp.date.isoformat(),
-                "series_path": rel, "series_uid": imp.series_uid or "",
-                "lesion_id": les.lesion_id, "category": les.category.lower(), "organ": les.organ,
-                "nodal": "true" if les.nodal else "false",
-                "seed_x": f"{les.seed_lps[0]:.2f}", "seed_y": f"{les.seed_lps[1]:.2f}",
-                "seed_z": f"{les.seed_lps[2]:.2f}"})
+    with atomic_file(out) as tmp:
+        write_csv(tmp, CSV_COLUMNS, ({
+            "subject": imp.subject, "visit": imp.visit, "date": imp.date.isoformat(),
+            "series_path": rel, "series_uid": imp.series_uid or "",
+            "lesion_id": les.lesion_id, "category": les.category.lower(), "organ": les.organ,
+            "nodal": "true" if les.nodal else "false",
+            "seed_x": f"{les.seed_lps[0]:.2f}", "seed_y": f"{les.seed_lps[1]:.2f}",
+            "seed_z": f"{les.seed_lps[2]:.2f}"} for les in imp.lesions))
     return out
 
 

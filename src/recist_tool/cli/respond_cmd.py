@@ -8,6 +8,7 @@ import typer
 
 from recist_tool.cli._app import app, console, console_err
 from recist_tool.errors import InputError, UsageError
+from recist_tool.io.outputs import atomic_outputs
 from recist_tool.io.sdtm_csv import read_sdtm_csv, write_csv
 from recist_tool.recist.policies import Policies, policies_from_toml
 from recist_tool.recist.sdtm import BEST_COLUMNS, CRITERIA, RS_COLUMNS, respond
@@ -46,7 +47,8 @@ def respond_cmd(
         raise InputError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
     for w in result.warnings:
         console_err.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
-    n_rs = write_csv(out / "rs.csv", RS_COLUMNS, result.rs)
-    write_csv(out / "best_response.csv", BEST_COLUMNS, result.best)
+    with atomic_outputs(out) as files:  # both files, or neither
+        n_rs = write_csv(files.path("rs.csv"), RS_COLUMNS, result.rs)
+        write_csv(files.path("best_response.csv"), BEST_COLUMNS, result.best)
     console.print(f"{result.n_records} subject/evaluator record(s), {n_rs} RS rows "
                   f"({CRITERIA[criteria]}) → {out}", highlight=False)

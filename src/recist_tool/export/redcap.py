@@ -19,8 +19,7 @@ Field and event names come from the mapping file (``[redcap]`` of docs/export_ed
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -196,23 +195,12 @@ def _subject_rows(s: SubjectExport, criteria: str, m: EdcMapping) -> list[dict[s
     return rows
 
 
-def _write(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> None:
-    try:
-        with path.open("w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="raise")
-            w.writeheader()
-            for r in rows:
-                w.writerow({c: r.get(c, "") for c in columns})
-    except OSError as exc:
-        raise InputError(f"cannot write {path.name}: {exc.strerror or exc}") from exc
-
-
 def export_redcap(data: TrialExport, out_dir: Path, *, options: Mapping[str, Any]) -> list[Path]:
     """REDCap data dictionary, longitudinal import CSV and project set-up CSVs under ``out_dir``.
 
     Options: ``mapping`` (path of a mapping TOML; default: the shipped mapping).
     """
-    from recist_tool.export.files import atomic_outputs
+    from recist_tool.io.outputs import atomic_outputs, write_csv
 
     m = load_mapping(options.get("mapping"))
     dictionary = _dictionary(m)
@@ -242,12 +230,12 @@ def export_redcap(data: TrialExport, out_dir: Path, *, options: Mapping[str, Any
                       {"target": "tl_id", "non_target": "ntl_id", "new": "nl_id"}[k]))}
                  for e in visits.values() for k in _REPEATING]
     with atomic_outputs(Path(out_dir)) as out:
-        _write(out.path("redcap_data_dictionary.csv"), DICTIONARY_COLUMNS, dictionary)
-        _write(out.path("redcap_import.csv"), columns, rows)
-        _write(out.path("redcap_events.csv"), ("event_name", "arm_num", "unique_event_name"),
-               events)
-        _write(out.path("redcap_instrument_event_mapping.csv"),
-               ("arm_num", "unique_event_name", "form"), mapping_rows)
-        _write(out.path("redcap_repeating_instruments.csv"),
-               ("event_name", "form_name", "custom_form_label"), repeating)
+        write_csv(out.path("redcap_data_dictionary.csv"), DICTIONARY_COLUMNS, dictionary)
+        write_csv(out.path("redcap_import.csv"), columns, rows)
+        write_csv(out.path("redcap_events.csv"), ("event_name", "arm_num", "unique_event_name"),
+                  events)
+        write_csv(out.path("redcap_instrument_event_mapping.csv"),
+                  ("arm_num", "unique_event_name", "form"), mapping_rows)
+        write_csv(out.path("redcap_repeating_instruments.csv"),
+                  ("event_name", "form_name", "custom_form_label"), repeating)
     return out.finals

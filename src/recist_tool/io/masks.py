@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from recist_tool.errors import GeometryError, InputError, UsageError
+from recist_tool.io.outputs import safe_output_path
 from recist_tool.volume import Volume
 
 #: Tolerance (mm) when checking that a mask file lies on the grid of its image.
@@ -155,6 +156,18 @@ def safe_file_name(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
+def mask_folder(root: str | os.PathLike[str], *codes: str) -> Path:
+    """``root/<code>/<code>...`` for lesion masks, each code through :func:`safe_file_name`.
+
+    Raises
+    ------
+    InputError
+        When a code would place the folder outside ``root`` (e.g. ``..``; see
+        :func:`recist_tool.io.outputs.safe_output_path`).
+    """
+    return safe_output_path(root, *map(safe_file_name, codes))
+
+
 def save_mask_file(mask: Any, volume: Volume, folder: str | os.PathLike[str], stem: str,
                    offset: Sequence[int] | None = None) -> tuple[Path, str]:
     """Write a lesion mask crop (:func:`save_mask`) as ``folder/<stem>-<sha256[:12]>.nii.gz``.
@@ -169,9 +182,10 @@ def save_mask_file(mask: Any, volume: Volume, folder: str | os.PathLike[str], st
         Absolute path of the file and its sha256.
     """
     safe = safe_file_name(stem)
-    out = Path(folder)
-    written, digest = save_mask(mask, volume, out / f".{safe}.{os.getpid()}.part.nii.gz", offset)
-    final = out / f"{safe}-{digest[:12]}.nii.gz"
+    written, digest = save_mask(mask, volume,
+                                safe_output_path(folder, f".{safe}.{os.getpid()}.part.nii.gz"),
+                                offset)
+    final = safe_output_path(folder, f"{safe}-{digest[:12]}.nii.gz")
     os.replace(written, final)
     return final.resolve(), digest
 

@@ -10,9 +10,24 @@ import csv
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from recist_tool.codes import validate_code
 from recist_tool.errors import InputError
+from recist_tool.io.outputs import write_csv as write_rows
 
 __all__ = ["read_sdtm_csv", "write_csv"]
+
+
+#: Columns holding codes (:mod:`recist_tool.codes`), checked as they are read; empty cells are
+#: left to the engine (which says which ones it needs). VISIT is a label (VISITNUM keys the visit).
+CODE_COLUMNS = {"USUBJID": "subject", "TULNKID": "lesion", "TULINKID": "lesion",
+                "TRLNKID": "lesion", "TRLINKID": "lesion"}
+
+
+def _check_codes(row: Mapping[str, str], where: str) -> None:
+    for column, kind in CODE_COLUMNS.items():
+        value = row.get(column, "").strip()
+        if value:
+            validate_code(value, kind, where=f"{where}: {column}")
 
 
 def read_sdtm_csv(
@@ -23,7 +38,8 @@ def read_sdtm_csv(
     Raises
     ------
     InputError
-        If the file cannot be read, is empty, or lacks one of the ``required`` columns.
+        If the file cannot be read, is empty, lacks one of the ``required`` columns, or holds a
+        subject or lesion code (:data:`CODE_COLUMNS`) outside :mod:`recist_tool.codes`' rule.
     """
     path = Path(path)
     try:
@@ -43,6 +59,7 @@ def read_sdtm_csv(
                 if None in raw:
                     raise InputError(f"{path.name}:{start}: more fields than header columns")
                 row = {k.strip().upper(): (v if v is not None else "") for k, v in raw.items()}
+                _check_codes(row, f"{path.name}:{start}")
                 rows.append((f"{path.name}:{start}", row))
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
@@ -52,17 +69,8 @@ def read_sdtm_csv(
 
 
 def write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Mapping[str, str]]) -> int:
-    """Write ``rows`` with the given ``columns`` (text quoted like SDTM exports); returns count."""
-    path = Path(path)
-    n = 0
-    try:
-        with path.open("w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(columns), quoting=csv.QUOTE_NONNUMERIC,
-                               extrasaction="raise")
-            w.writeheader()
-            for r in rows:
-                w.writerow(r)
-                n += 1
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    return n
+    """Write ``rows`` with the given ``columns`` (text quoted like SDTM exports); returns count.
+
+    Cells go through :func:`recist_tool.io.outputs.write_csv` (formula cells neutralised).
+    """
+    return write_rows(path, columns, rows, quoting=csv.QUOTE_NONNUMERIC)

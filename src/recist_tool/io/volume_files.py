@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from recist_tool.errors import GeometryError, InputError
+from recist_tool.io.outputs import atomic_file
 from recist_tool.volume import Volume, VolumeMeta
 
 _LPS_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -120,9 +121,7 @@ def save_volume_file(volume: Volume, path: str | os.PathLike[str]) -> Path:
             f"{p.name}: slice gaps are not uniform ({volume.slice_gaps.min():.3f}–"
             f"{volume.slice_gaps.max():.3f} mm) and no {fmt.upper()} file can hold per-slice "
             "positions; resample to a regular grid (--resample)")
-    suffix = "".join(p.suffixes[-2:]) if p.name.lower().endswith(".nii.gz") else p.suffix
-    tmp = p.with_name(f".{p.name}.part{suffix}")
-    try:
+    with atomic_file(p) as tmp:
         if fmt == "nifti":
             import nibabel as nib
 
@@ -148,8 +147,4 @@ def save_volume_file(volume: Volume, path: str | os.PathLike[str]) -> Path:
             img.SetOrigin(tuple(float(v) for v in volume.origin))
             img.SetDirection(tuple(float(v) for v in volume.direction[:, ::-1].ravel()))
             sitk.WriteImage(img, str(tmp), True)
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return p

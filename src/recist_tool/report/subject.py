@@ -25,7 +25,7 @@ from typing import Any
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
-from recist_tool.export.files import atomic_file
+from recist_tool.io.outputs import atomic_file, safe_output_path
 from recist_tool.report.key_images import KeyImage, VolumeCache, subject_key_images
 from recist_tool.report.plots import SodPoint, colour, figure_png, sod_figure
 from recist_tool.report.view import SubjectView, cell_text, fmt_pct
@@ -434,19 +434,21 @@ def write_subject_report(view: SubjectView, out_dir: str | Path, *,
     -------
     list of Path
         The files written.
+
+    Raises
+    ------
+    InputError
+        When the subject code would place a file outside ``out_dir``
+        (:func:`recist_tool.io.outputs.safe_output_path`); nothing is written then.
     """
     out = Path(out_dir)
+    paths = {f: safe_output_path(out, f"{view.code}.{f}") for f in ("html", "pdf") if f in formats}
     out.mkdir(parents=True, exist_ok=True)
     images = subject_key_images(view, cache=cache, size_px=key_size_px)
-    written: list[Path] = []
-    if "html" in formats:
+    if "html" in paths:
         png = figure_png(sod_plot(view))
-        p = out / f"{view.code}.html"
-        with atomic_file(p) as tmp:
+        with atomic_file(paths["html"]) as tmp:
             tmp.write_text(subject_html(view, images, png), encoding="utf-8")
-        written.append(p)
-    if "pdf" in formats:
-        p = out / f"{view.code}.pdf"
-        write_subject_pdf(view, images, p)
-        written.append(p)
-    return written
+    if "pdf" in paths:
+        write_subject_pdf(view, images, paths["pdf"])
+    return list(paths.values())

@@ -15,7 +15,6 @@ Conventions
 
 from __future__ import annotations
 
-import csv
 import html
 import textwrap
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from pathlib import Path
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
-from recist_tool.export.files import atomic_outputs
+from recist_tool.io.outputs import atomic_outputs, write_csv
 from recist_tool.report.plots import (
     TrialPoint,
     colour,
@@ -144,10 +143,6 @@ def trial_figures(views: Sequence[SubjectView], *, trial: str = "") -> dict[str,
     }
 
 
-def _csv_cell(v: object) -> str:
-    return "" if v is None else str(v)
-
-
 def _summary_rows(views: Sequence[SubjectView]) -> list[list[str]]:
     rows = []
     for s in sorted(views, key=lambda v: v.code):
@@ -255,11 +250,8 @@ def write_trial_report(views: Sequence[SubjectView], out_dir: str | Path, *, tri
     with atomic_outputs(out) as o:
         for k in ("waterfall", "spider", "swimmer"):
             o.path(f"{k}.png").write_bytes(pngs[k])
-        with o.path("plotted_values.csv").open("w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow([f.name for f in fields(PlottedValue)])
-            for r in plotted_values(views):
-                w.writerow([_csv_cell(x) for x in astuple(r)])
+        write_csv(o.path("plotted_values.csv"), [f.name for f in fields(PlottedValue)],
+                  (astuple(r) for r in plotted_values(views)), lineterminator="\n")
         o.path("trial_report.html").write_text(trial_html(views, pngs, trial=trial,
                                                           criteria=criteria), encoding="utf-8")
         with PdfPages(o.path("trial_report.pdf"),

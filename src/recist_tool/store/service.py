@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from recist_tool.codes import validate_code
 from recist_tool.errors import InputError, StoreError
 from recist_tool.recist import (
     Category,
@@ -365,6 +366,7 @@ class TrialStore:
         name = name.strip()
         if not name or len(name) > 64 or any(c.isspace() for c in name):
             raise InputError(f"reader name {name!r}: 1-64 characters without spaces")
+        validate_code(name, "reader")
         if role not in ROLES:
             raise InputError(f"role {role!r} is not one of {', '.join(ROLES)}")
         if len(password) < MIN_PASSWORD:
@@ -459,8 +461,7 @@ class TrialStore:
     def add_subject(self, trial: str, code: str, *, patient_id: str | None = None,
                     reference_date: _dt.date | None = None, by: str | None = None) -> None:
         """Enrol a subject under a pseudonymous code; ``patient_id`` goes to a separate table."""
-        if not code.strip():
-            raise InputError("subject code is empty")
+        validate_code(code, "subject")
         with self._write(by or _os_user()) as s:
             t = self._trial(s, trial)
             if s.scalars(select(Subject).where(Subject.code == code)).first():
@@ -493,6 +494,7 @@ class TrialStore:
                       series_uid: str | None = None, visit_num: Decimal | int | None = None,
                       series_path: str | None = None, by: str | None = None) -> None:
         """Add a visit with its scan date, imaging UIDs and where its series lies."""
+        validate_code(visit, "visit")
         with self._write(by or _os_user()) as s:
             subj = self._subject(s, subject)
             if s.scalars(select(Timepoint).where(Timepoint.subject_id == subj.id,
@@ -552,9 +554,7 @@ class TrialStore:
                    reason: str | None = None) -> None:
         """Identify a lesion (first seen at ``visit``) in ``reader``'s read."""
         cat = _category(category)
-        code = lesion_id.strip().upper()
-        if not code:
-            raise InputError("lesion id is empty")
+        code = validate_code(lesion_id.strip().upper(), "lesion")
         with self._write(reader, reason) as s:
             r = self._active_reader(s, reader, ("reader", "admin"))
             subj = self._subject(s, subject)
@@ -646,7 +646,7 @@ class TrialStore:
             subj = self._subject(s, subject)
             tp = self._timepoint(s, subj, visit)
             read = self._open_read(s, subj, tp, r)
-            code = lesion_id.strip().upper()
+            code = validate_code(lesion_id.strip().upper(), "lesion")
             if s.scalars(select(Lesion).where(Lesion.subject_id == subj.id,
                                               Lesion.reader_id == r.id,
                                               Lesion.code == code)).first():
