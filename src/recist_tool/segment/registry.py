@@ -27,6 +27,7 @@ ENTRY_POINT_GROUP = "recist_tool.segmenters"
 
 _BUILTINS: dict[str, str] = {
     "classic": "recist_tool.segment.classic:ClassicSegmenter",
+    "contour": "recist_tool.segment.contour:ContourSegmenter",
     "unet": "recist_tool.segment.unet:UNetSegmenter",
     "model-file": "recist_tool.segment.model_file:ModelFileSegmenter",
 }

@@ -14,7 +14,10 @@ stack mirrored at its ends, and that answer is kept when it holds the click: a l
 end of the scan (``info["mirrored_ends"]``); when it finds nothing there, mirrored or not,
 ``classic`` answers. Lesions that are not in aerated lung, and lesions
 flagged as lymph nodes (``node=True``), where the network is not validated, are handed to
-``classic`` (``lung_only``).
+``classic`` (``lung_only``). Large lesions go to ``contour`` (:mod:`recist_tool.segment.contour`):
+a caliper line at least :data:`LARGE_LESION_MM` long, and a click whose first mask (``classic``'s,
+or the network's at its widest field of view) is that large or reaches the edge of the region it
+was drawn in. Every mask handed on says why in ``info["routed_by"]``.
 
 A weight file whose metadata names another ``patch_shape``, ``work_spacing_mm`` or
 ``click_sigma_mm`` is run on that grid (the ``model-file`` segmenter relies on it).
@@ -69,6 +72,12 @@ NODE = ("the lesion is flagged as a lymph node; the network is validated on lung
 #: or 3 slices through an 8 mm phantom nodule: the network finds nothing; ``classic`` Dice 0.96).
 SCAN_END = ("the network finds no lesion here, next to the end of the scanned volume (its box "
             "reaches past the scan), so the weight-free 'classic' segmenter answers")
+#: Lesions at least this long (mm) are outlined by ``contour``: the network learnt LIDC nodules
+#: (3-30 mm, few above), and ``classic``'s volume of interest is sized for lesions of that order.
+LARGE_LESION_MM = 40.0
+#: Why a prompt is passed to ``contour`` (see :data:`LARGE_LESION_MM`).
+LARGE = ("the lesion is {size:.0f} mm long ({how}), at least {limit:g} mm: the weight-free "
+         "'contour' segmenter outlines it slice by slice")
 #: ``edge="auto"``: the network's learnt outline on series whose slices are at most this thick
 #: (mm), the half-contrast edge on thicker ones. The learnt outline, and the threshold
 #: calibrated with it, follow LIDC consensus outlines drawn on slices 0.45-2.5 mm thick (the
@@ -227,9 +236,12 @@ class UNetSegmenter:
         self.work_spacing: tuple[float, ...] = WORK_SPACING
         self.click_sigma_mm = CLICK_SIGMA_MM
         from recist_tool.segment.classic import ClassicSegmenter
+        from recist_tool.segment.contour import ContourSegmenter
 
         # answers when the weights are missing, and for lesions outside the lung (lung_only)
         self._classic = ClassicSegmenter()
+        # answers for large lesions (LARGE_LESION_MM)
+        self._contour = ContourSegmenter()
         self._net = None
         self._fallback_msg: str | None = None
         self.version = "unloaded"
@@ -313,6 +325,10 @@ class UNetSegmenter:
             m = self._classic.segment(volume, prompt, node=node)
             return LesionMask(m.mask, m.offset, m.volume_shape, self.name, self.version, prompt,
                               m.leak_bounded, m.warnings + (self._fallback_msg,), m.info)
+        line = prompt.line_length_mm(volume)
+        if line is not None and line >= LARGE_LESION_MM:
+            return self._routed(volume, prompt, node, self._large(line, "its caliper line"),
+                                self._contour)
         seed_idx = prompt.seed_index(volume)
         seed = prompt.seed_voxel(volume)
         check_seed(volume, seed)
@@ -323,7 +339,7 @@ class UNetSegmenter:
             elif (self._classic.lung_ray_fraction(volume, seed) or 0.0) < LUNG_RAYS_MIN:
                 why = NOT_IN_LUNG
         if why is not None:
-            return self._routed(volume, prompt, node, why)
+            return self._large_or(self._routed(volume, prompt, node, why), volume, prompt, node)
         seed_lps = volume.index_to_lps(seed_idx)
         scales = [1.0, 2.0]
         line = prompt.line_length_mm(volume)
@@ -383,12 +399,31 @@ class UNetSegmenter:
             mask = _clip_to_box(mask, offset, prompt.box_zyx)
         warn = ("the mask reaches the edge of the network's field of view; the lesion may be "
                 "larger or the mask may have leaked",) if touches else ()
-        return LesionMask(mask, offset, volume.shape, self.name, self.version, prompt,
-                          leak_bounded=bool(touches), warnings=warn,
-                          info={"scale": scale,
-                                "work_spacing_mm": [s * scale for s in self.work_spacing],
-                                "device": self.device, "recentred": recentred,
-                                "mirrored_ends": mirrored, "edge": edge_info}).tight()
+        out = LesionMask(mask, offset, volume.shape, self.name, self.version, prompt,
+                         leak_bounded=bool(touches), warnings=warn,
+                         info={"scale": scale,
+                               "work_spacing_mm": [s * scale for s in self.work_spacing],
+                               "device": self.device, "recentred": recentred,
+                               "mirrored_ends": mirrored, "edge": edge_info}).tight()
+        return self._large_or(out, volume, prompt, node)
+
+    def _large(self, size: float, how: str) -> str:
+        return LARGE.format(size=size, how=how, limit=LARGE_LESION_MM)
+
+    def _large_or(self, first: LesionMask, volume: Volume, prompt: Prompt,
+                  node: bool) -> LesionMask:
+        """``first``, or ``contour``'s mask when ``first`` is a large lesion (its in-plane
+        extent at least :data:`LARGE_LESION_MM`) or reached the edge of its region (and
+        ``contour`` finds the lesion)."""
+        size = in_plane_extent_mm(first, volume)
+        if size < LARGE_LESION_MM and not first.leak_bounded:
+            return first
+        how = (f"the first mask, {first.segmenter}'s"
+               + (", reached the edge of its region" if first.leak_bounded else ""))
+        try:
+            return self._routed(volume, prompt, node, self._large(size, how), self._contour)
+        except NoLesionError:
+            return first
 
     def edge_for(self, volume: Volume) -> str:
         """The outline convention (one of :data:`~recist_tool.segment.edge.EDGES`) this
@@ -399,9 +434,11 @@ class UNetSegmenter:
         thin = volume.slice_thickness_mm <= THIN_SLICE_MAX_MM + 1e-3
         return "learnt" if thin else "half-contrast"
 
-    def _routed(self, volume: Volume, prompt: Prompt, node: bool, why: str) -> LesionMask:
-        """``classic``'s answer to the click, with ``info["routed_by"]`` saying why."""
-        m = self._classic.segment(volume, prompt, node=node)
+    def _routed(self, volume: Volume, prompt: Prompt, node: bool, why: str,
+                segmenter: Any = None) -> LesionMask:
+        """``classic``'s (or ``segmenter``'s) answer to the prompt, with ``info["routed_by"]``
+        saying why."""
+        m = (segmenter or self._classic).segment(volume, prompt, node=node)
         return LesionMask(m.mask, m.offset, m.volume_shape, m.segmenter, m.version, prompt,
                           m.leak_bounded, m.warnings,
                           {**m.info, "routed_by": f"unet {self.version}: {why}"})
@@ -417,6 +454,15 @@ class UNetSegmenter:
         prob = self.predict_patch(make_input(image, click, spacing, self.click_sigma_mm))
         lesion = _component_at(prob > self.threshold, np.rint(click).astype(int))
         return grid, prob * lesion, lesion
+
+
+def in_plane_extent_mm(lesion: LesionMask, volume: Volume) -> float:
+    """The largest in-plane extent (mm) of a mask's bounding box, along rows or columns: a
+    quick size for routing (at most the long axis; about it for round lesions)."""
+    if lesion.is_empty:
+        return 0.0
+    t = lesion.tight()
+    return float(max((t.mask.shape[1]) * volume.spacing[1], (t.mask.shape[2]) * volume.spacing[2]))
 
 
 def _deepest_point(mask: np.ndarray, spacing) -> np.ndarray:

@@ -1,0 +1,393 @@
+"""``contour``: a weight-free segmenter for large lesions, from a caliper line (or a click).
+
+Method (all lengths in mm on the volume's own slices):
+
+1. **The measured slice.** On the slice of the prompt, the lesion's outline is a closed curve
+   ``r(theta)`` around the prompt's centre, found by dynamic programming over a polar image
+   (:func:`polar_outline`): at each angle the curve sits where the image changes (radial
+   gradient) and the tissue inside resembles the lesion, its radius changes by a bounded step
+   between angles (a smooth, star-shaped outline), and it closes on itself. A line's two ends are
+   two points of the outline, and its length bounds the outline's radius (no diameter on the slice
+   of the long axis is longer than it).
+2. **Slice by slice.** The outline is carried to the slices above and below: each slice's outline
+   is sought around the centroid of the previous one, within a band around the previous radii, so
+   that a lesion whose edge fades against tissue of the same density keeps its shape. The lesion
+   ends where an outline no longer separates lesion-like tissue from its surroundings (the
+   contrast across it drops below :data:`END_CONTRAST_SHARE` of that on the measured slice, or
+   the tissue inside no longer matches the lesion), where it shrinks below
+   :data:`MIN_RADIUS_MM`, or at the end of the scan (the mask is then ``leak_bounded``).
+3. The working region grows with the lesion: it is sized from the line (or the click's first
+   outline) and has no fixed field of view; only a lesion longer than :data:`MAX_EXTENT_FACTOR`
+   times its long axis in the slice direction is stopped there, and says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+from scipy.ndimage import map_coordinates
+
+from recist_tool.segment.base import LesionMask, NoLesionError, Prompt
+from recist_tool.segment.seed import check_seed, seed_statistics
+from recist_tool.volume import Volume
+
+__version__ = "0.1"
+
+#: Cost of the outline's radius, per share of the largest radius: of two edges alike, the inner
+#: one is taken.
+OUTWARD_COST = 0.3
+#: The in-plane working region reaches this many mm beyond the largest outline radius sought
+#: (or three quarters of the line's length); it grows by half while the mask touches its side.
+CROP_MARGIN_MM = 15.0
+#: Angles of the polar outline.
+N_ANGLES = 96
+#: Largest change of radius (mm) between neighbouring angles, per mm of radius (smoothness).
+MAX_STEP_PER_MM = 0.12
+#: The lesion ends on a slice where the contrast across its outline falls below this share of
+#: the contrast on the measured slice.
+END_CONTRAST_SHARE = 0.35
+#: The lesion ends after faint outlines over more than this many mm of slices (a faint slice
+#: followed by a clear one is kept).
+WEAK_MM = 6.0
+#: Outlines smaller than this mean radius (mm) end the lesion.
+MIN_RADIUS_MM = 2.0
+#: The lesion is followed at most this many times its long axis above and below its slice
+#: (the 26 soft-tissue sarcomas of the training data reach 0.5-1.1 times it on either side).
+MAX_EXTENT_FACTOR = 1.0
+#: Density (HU) above which a voxel inside an outline is bone (with the marrow it encloses) and
+#: is left out of the lesion.
+BONE_HU = 300.0
+#: A slice's outline may grow by at most this many mm (plus half the slice gap) over the one
+#: before at any angle.
+GROW_MM = 2.0
+
+
+def _smooth(img: np.ndarray, spacing_yx) -> np.ndarray:
+    sigma = np.maximum(0.8 / np.asarray(spacing_yx, float), 0.5)
+    return ndimage.gaussian_filter(img.astype(np.float32), sigma, mode="nearest")
+
+
+def polar_outline(img: np.ndarray, spacing_yx, centre_yx, r_max_mm: float, lesion_hu: float,
+                  spread_hu: float, prior_mm: np.ndarray | None = None,
+                  band_mm: float | None = None,
+                  anchors: list[tuple[float, float]] = ()) -> tuple[np.ndarray, dict[str, float]]:
+    """The lesion's closed outline on one (smoothed) slice, as radii per angle.
+
+    Parameters
+    ----------
+    img : numpy.ndarray
+        The slice (HU), smoothed.
+    spacing_yx : tuple of float
+        Pixel spacing (mm).
+    centre_yx : tuple of float
+        Centre (pixel indices) the radii are measured from.
+    r_max_mm : float
+        Largest radius considered.
+    lesion_hu, spread_hu : float
+        The lesion's typical density and its spread.
+    prior_mm : numpy.ndarray, optional
+        Radii (mm, :data:`N_ANGLES`) of the outline on the neighbouring slice; the outline stays
+        within ``band_mm`` of them (shrinking freely, growing by at most ``band_mm``).
+    anchors : list of (angle, radius_mm)
+        Points the outline should pass through (a caliper line's ends).
+
+    Returns
+    -------
+    radii : numpy.ndarray
+        Outline radius (mm) per angle.
+    quality : dict
+        ``contrast``: mean |inside - outside| density across the outline (HU);
+        ``inside_hu``: median density just inside it.
+    """
+    sp = np.asarray(spacing_yx, float)
+    dr = float(np.clip(r_max_mm / 90.0, 0.5, 2.0))
+    r = np.arange(dr, r_max_mm + dr, dr)
+    th = np.linspace(0.0, 2 * np.pi, N_ANGLES, endpoint=False)
+    dy, dx = np.sin(th), np.cos(th)
+    yy = centre_yx[0] + dy[:, None] * r[None, :] / sp[0]
+    xx = centre_yx[1] + dx[:, None] * r[None, :] / sp[1]
+    prof = map_coordinates(img, [yy.ravel(), xx.ravel()], order=1, mode="nearest"
+                           ).reshape(N_ANGLES, len(r))
+    # inside / outside densities near each candidate radius (3 mm windows)
+    w = max(1, int(round(3.0 / dr)))
+    csum = np.concatenate([np.zeros((N_ANGLES, 1)), np.cumsum(prof, axis=1)], axis=1)
+    idx = np.arange(len(r))
+    lo_in = np.clip(idx - w, 0, None)
+    inside = (csum[:, idx + 1] - csum[:, lo_in]) / (idx + 1 - lo_in)
+    hi_out = np.clip(idx + 1 + w, None, len(r))
+    outside = (csum[:, hi_out] - csum[:, idx + 1]) / np.maximum(hi_out - idx - 1, 1)
+    outside[:, -1] = prof[:, -1]
+    tau = max(2.0 * spread_hu, 15.0)
+    dev_in = np.abs(inside - lesion_hu) / tau
+    dev_out = np.abs(outside - lesion_hu) / tau
+    # edge: a radial change of density, where the inside resembles the lesion and the outside
+    # departs from it
+    grad = np.abs(np.gradient(prof, dr, axis=1)) * 2.0 / tau  # per mm, in units of tau/2
+    edge = np.clip(grad, 0.0, 3.0) * np.exp(-0.5 * dev_in**2) * np.clip(dev_out, 0.0, 1.0)
+    # a profile that has already left the lesion (beyond a clear boundary) costs more, and of
+    # two edges alike the inner one is taken
+    left = np.maximum.accumulate(np.clip(dev_in - 1.0, 0.0, 3.0), axis=1)
+    cost = -edge + 0.5 * left + OUTWARD_COST * r[None, :] / r_max_mm
+    if prior_mm is not None and band_mm is not None:
+        over = r[None, :] - (prior_mm[:, None] + band_mm)
+        cost = cost + np.where(over > 0, 10.0 + over, 0.0)
+        cost = cost + 0.3 * np.abs(r[None, :] - prior_mm[:, None]) / max(band_mm, 1.0) * 0.2
+    for ang, rad in anchors:
+        k = int(round(ang / (2 * np.pi) * N_ANGLES)) % N_ANGLES
+        tol = max(0.12 * rad, 2.0)
+        for j in (-1, 0, 1):
+            cost[(k + j) % N_ANGLES] += 0.5 * ((r - rad) / tol) ** 2
+    radii_idx = _closed_path(cost, r, dr)
+    radii = r[radii_idx]
+    ins = inside[np.arange(N_ANGLES), radii_idx]
+    outs = outside[np.arange(N_ANGLES), radii_idx]
+    quality = {"contrast": float(np.mean(np.abs(outs - lesion_hu))
+                                 - np.mean(np.abs(ins - lesion_hu))),
+               "inside_hu": float(np.median(ins))}
+    return radii, quality
+
+
+def _closed_path(cost: np.ndarray, r: np.ndarray, dr: float) -> np.ndarray:
+    """Radius indices (one per angle) of the cheapest closed smooth path through ``cost``.
+
+    An open path is found first (any start); the closed path is then sought among starts near
+    the open path's own start, where a closed optimum lies unless the image holds two outlines
+    of about equal cost.
+    """
+    n_r = cost.shape[1]
+    step = max(1, int(np.ceil(MAX_STEP_PER_MM * r.max() * 2 * np.pi / cost.shape[0] / dr)))
+    open_path = _dp(cost, np.arange(n_r), step, closed=False)
+    s0 = int(open_path[0])
+    starts = np.arange(max(s0 - 2 * step, 0), min(s0 + 2 * step, n_r - 1) + 1)
+    return _dp(cost, starts, step, closed=True)
+
+
+def _dp(cost: np.ndarray, starts: np.ndarray, step: int, closed: bool) -> np.ndarray:
+    """Dynamic programming over angles: the cheapest path whose radius index changes by at most
+    ``step`` between angles, beginning at one of ``starts`` (all at once for an open path) and,
+    when ``closed``, ending within ``step`` of where it began."""
+    n_a, n_r = cost.shape
+    big = 1e9
+    rows = len(starts) if closed else 1
+    d = np.full((rows, n_r), big)
+    if closed:
+        d[np.arange(rows), starts] = cost[0, starts]
+    else:
+        d[0, starts] = cost[0, starts]
+    back = np.zeros((n_a, rows, n_r), np.int8)
+    for a in range(1, n_a):
+        best = d.copy()
+        arg = np.zeros(d.shape, np.int8)
+        for s in range(1, step + 1):
+            for sign in (1, -1):
+                shifted = np.full_like(d, big)
+                if sign > 0:
+                    shifted[:, s:] = d[:, :n_r - s]
+                else:
+                    shifted[:, :-s] = d[:, s:]
+                better = shifted < best
+                best[better] = shifted[better]
+                arg[better] = sign * s
+        d = best + cost[a][None, :]
+        back[a] = arg
+    if closed:
+        d = np.where(np.abs(np.arange(n_r)[None, :] - starts[:, None]) <= step, d, big)
+    si, ri = np.unravel_index(int(np.argmin(d)), d.shape)
+    path = np.zeros(n_a, int)
+    path[-1] = ri
+    for a in range(n_a - 1, 0, -1):
+        path[a - 1] = path[a] - back[a, si, path[a]]
+    return path
+
+
+def _fill_outline(shape_yx, spacing_yx, centre_yx, radii_mm: np.ndarray) -> np.ndarray:
+    """Boolean slice of the star-shaped region inside the outline."""
+    sp = np.asarray(spacing_yx, float)
+    yy, xx = np.indices(shape_yx, dtype=np.float64)
+    ry = (yy - centre_yx[0]) * sp[0]
+    rx = (xx - centre_yx[1]) * sp[1]
+    dist = np.hypot(ry, rx)
+    ang = np.mod(np.arctan2(ry, rx), 2 * np.pi)
+    pos = ang / (2 * np.pi) * N_ANGLES
+    k0 = np.floor(pos).astype(int) % N_ANGLES
+    f = pos - np.floor(pos)
+    rad = (1 - f) * radii_mm[k0] + f * radii_mm[(k0 + 1) % N_ANGLES]
+    return dist <= rad
+
+
+def _centre(mask2d: np.ndarray, spacing_yx) -> tuple[float, float]:
+    """Where the next slice's outline is centred: the slice mask's centroid when it lies well
+    inside the mask (at least half as deep as its deepest pixel), else the deepest pixel (a
+    crescent's centroid lies outside it)."""
+    cy, cx = ndimage.center_of_mass(mask2d)
+    edt = ndimage.distance_transform_edt(np.pad(mask2d, 1), sampling=spacing_yx)[1:-1, 1:-1]
+    if edt[int(round(cy)), int(round(cx))] >= 0.5 * edt.max():
+        return float(cy), float(cx)
+    iy, ix = np.unravel_index(int(np.argmax(edt)), edt.shape)
+    return float(iy), float(ix)
+
+
+def _bone(img: np.ndarray, lesion_hu: float) -> np.ndarray:
+    """Bone on a slice (above :data:`BONE_HU`, or the lesion's density when it is denser) with
+    the marrow it encloses."""
+    bone = img > max(BONE_HU, lesion_hu + 150.0)
+    return ndimage.binary_fill_holes(bone) if bone.any() else bone
+
+
+def _radii_of(mask2d: np.ndarray, spacing_yx, centre_yx, r_max_mm: float) -> np.ndarray:
+    """Radius (mm) per angle of a slice mask seen from ``centre_yx`` (last inside sample)."""
+    sp = np.asarray(spacing_yx, float)
+    r = np.arange(0.0, r_max_mm, 0.5)
+    th = np.linspace(0.0, 2 * np.pi, N_ANGLES, endpoint=False)
+    yy = centre_yx[0] + np.sin(th)[:, None] * r[None, :] / sp[0]
+    xx = centre_yx[1] + np.cos(th)[:, None] * r[None, :] / sp[1]
+    inside = map_coordinates(mask2d.astype(np.uint8), [yy.ravel(), xx.ravel()], order=0,
+                             mode="constant").reshape(N_ANGLES, len(r)) > 0
+    last = np.where(inside.any(axis=1), len(r) - 1 - np.argmax(inside[:, ::-1], axis=1), 0)
+    return r[last]
+
+
+class ContourSegmenter:
+    """Large lesions from a caliper line or a click: a smooth outline per slice, carried from
+    the measured slice to its neighbours (see the module docstring).
+
+    Parameters
+    ----------
+    click_radius_mm : float
+        Without a line, the largest radius searched for the outline on the click's slice.
+    """
+
+    name = "contour"
+    version = __version__
+
+    def __init__(self, click_radius_mm: float = 80.0) -> None:
+        self.click_radius_mm = float(click_radius_mm)
+
+    def segment(self, volume: Volume, prompt: Prompt, *, node: bool = False) -> LesionMask:
+        """Segment the lesion of the prompt (see the module docstring)."""
+        sp = np.asarray(volume.spacing, float)
+        anchors: list[tuple[float, float]] = []
+        if prompt.line_zyx is not None:
+            a, b = (np.asarray(p, float) for p in prompt.line_zyx)
+            z0 = int(round(0.5 * (a[0] + b[0])))
+            centre = 0.5 * (a[1:] + b[1:])
+            length: float | None = float(np.hypot(*((a[1:] - b[1:]) * sp[1:])))
+            for end in (a, b):
+                v = (end[1:] - centre) * sp[1:]
+                anchors.append((float(np.mod(np.arctan2(v[0], v[1]), 2 * np.pi)),
+                                float(np.hypot(*v))))
+            r_max = 0.5 * length * 1.15 + 2.0
+            # the lesion's density, first from the inner part of the line
+            t = np.linspace(0.15, 0.85, 60)
+            pts = (1 - t)[:, None] * a[None, :] + t[:, None] * b[None, :]
+            vals = map_coordinates(np.asarray(volume.array[z0], np.float32),
+                                   [pts[:, 1], pts[:, 2]], order=1)
+            mu = float(np.median(vals))
+            spread = float(np.median(np.abs(vals - mu)) * 1.4826)
+        else:
+            seed = np.asarray(prompt.seed_voxel(volume))
+            check_seed(volume, seed)
+            z0, centre = int(seed[0]), seed[1:].astype(float)
+            mu, spread = seed_statistics(volume, seed, radius_mm=3.0)
+            r_max = self.click_radius_mm
+            length = None
+        half_mm = max(r_max, 0.75 * (length or 0.0)) + CROP_MARGIN_MM
+        for _ in range(3):  # the working region grows while the mask touches its side
+            out = self._follow(volume, z0, centre, r_max, length, anchors, mu,
+                               max(spread, 8.0), half_mm)
+            if not out["touches_side"]:
+                break
+            half_mm *= 1.5
+        mask, lo = out.pop("mask"), out.pop("lo")
+        leak = any(v in ("scan end", "extent limit") for v in out["ended_by"].values())
+        warn: tuple[str, ...] = ()
+        if "extent limit" in out["ended_by"].values():
+            warn = (f"the lesion was followed {out['reach_mm']:.0f} mm above and below its "
+                    f"slice ({MAX_EXTENT_FACTOR:g} x its long axis), and the outline was "
+                    "stopped there",)
+        if out["touches_side"]:
+            leak = True
+            warn += (f"the lesion reaches the side of a working region {2 * half_mm:.0f} mm "
+                     "wide; the mask was bounded there",)
+        info: dict[str, Any] = {**out, "from": "line" if prompt.line_zyx is not None
+                                else "click"}
+        return LesionMask(mask, lo, volume.shape, self.name, self.version, prompt,
+                          leak_bounded=leak, warnings=warn, info=info).tight()
+
+    def _follow(self, volume: Volume, z0: int, centre: np.ndarray, r_max: float,
+                length: float | None, anchors: list[tuple[float, float]], mu: float,
+                spread: float, half_mm: float) -> dict[str, Any]:
+        """Outline on slice ``z0``, then slice by slice above and below, in an in-plane
+        working region ``2 * half_mm`` wide around ``centre``."""
+        sp = np.asarray(volume.spacing, float)
+        nz, ny, nx = volume.shape
+        half = np.ceil(half_mm / sp[1:]).astype(int)
+        ylo, xlo = np.maximum(np.floor(centre).astype(int) - half, 0)
+        yhi, xhi = np.minimum(np.floor(centre).astype(int) + half + 1, (ny, nx))
+        c = centre - np.array([ylo, xlo], float)
+
+        def slice_at(z: int) -> tuple[np.ndarray, np.ndarray]:
+            raw = np.asarray(volume.array[z, ylo:yhi, xlo:xhi], np.float32)
+            return raw, _smooth(raw, sp[1:])
+
+        raw0, img0 = slice_at(z0)
+        radii, q0 = polar_outline(img0, sp[1:], c, r_max, mu, spread, anchors=anchors)
+        first = _fill_outline(img0.shape, sp[1:], c, radii) & ~_bone(img0, mu)
+        if first.sum() > 20:
+            # the lesion's density is that inside its outline on the measured slice (a line
+            # or a click samples only part of a heterogeneous lesion); the outline is drawn
+            # again with it
+            vals = raw0[first]
+            mu = float(np.median(vals))
+            spread = max(float(np.median(np.abs(vals - mu)) * 1.4826), 8.0)
+            radii, q0 = polar_outline(img0, sp[1:], c, r_max, mu, spread, anchors=anchors)
+            first = _fill_outline(img0.shape, sp[1:], c, radii) & ~_bone(img0, mu)
+        if not first.any():
+            raise NoLesionError(f"no lesion at this prompt: no outline found on slice {z0}",
+                                reason="no_boundary")
+        if length is None:
+            length = 2.0 * float(np.percentile(radii, 90))
+        mask = np.zeros((nz, *first.shape), bool)
+        mask[z0] = first
+        c0_contrast = max(q0["contrast"], 1.0)
+        reach = MAX_EXTENT_FACTOR * length
+        ended: dict[str, str] = {}
+        for direction in (1, -1):
+            prev = first
+            z = z0 + direction
+            weak: list[int] = []  # slices of a faint outline, kept only if a clear one follows
+            while True:
+                if z < 0 or z >= nz:
+                    ended[str(direction)] = "scan end"
+                    break
+                if abs(z - z0) * sp[0] > reach:
+                    ended[str(direction)] = "extent limit"
+                    break
+                cy, cx = _centre(prev, sp[1:])
+                prior = _radii_of(prev, sp[1:], (cy, cx), r_max * 1.5)
+                band = GROW_MM + 0.5 * sp[0]
+                raw, img = slice_at(z)
+                rad, q = polar_outline(img, sp[1:], (cy, cx), float(prior.max() + band + 1.0),
+                                       mu, spread, prior_mm=prior, band_mm=band)
+                cur = _fill_outline(img.shape, sp[1:], (cy, cx), rad) & ~_bone(img, mu)
+                if np.mean(rad) < MIN_RADIUS_MM or not cur.any():
+                    ended[str(direction)] = "size"
+                    break
+                weak = weak + [z] if q["contrast"] < END_CONTRAST_SHARE * c0_contrast else []
+                if len(weak) * sp[0] > WEAK_MM:
+                    ended[str(direction)] = "contrast"
+                    break
+                mask[z] = cur
+                prev = cur
+                z += direction
+            for zw in weak:
+                mask[zw] = False
+        sides = [(0, ylo > 0), (-1, yhi < ny)]
+        touches = any(flag and mask[:, k, :].any() for k, flag in sides) or any(
+            flag and mask[:, :, k].any() for k, flag in [(0, xlo > 0), (-1, xhi < nx)])
+        return {"mask": mask, "lo": (0, int(ylo), int(xlo)), "touches_side": bool(touches),
+                "lesion_hu": mu, "spread_hu": spread, "slice": z0,
+                "contrast_hu": q0["contrast"], "ended_by": ended, "reach_mm": reach,
+                "working_region_mm": 2 * half_mm}
