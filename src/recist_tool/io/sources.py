@@ -1,28 +1,39 @@
 """Turn a user's path (folder, file, DICOMDIR, ``.zip``) into the list of files to examine.
 
 A zip archive is extracted into a private temporary folder; members whose names would land
-outside it (absolute paths, ``..``), links, and archives that inflate beyond a sane size are
-refused. Everything found is yielded inside a context manager so temporary files are removed.
+outside it (absolute paths, ``..``) and links are refused, and so are archives that would inflate
+beyond a sane size, far beyond their own size (zip bombs) or beyond the free space of the
+temporary folder, all judged before anything is extracted; the bytes are counted while
+extracting too, against each member's declared size. Everything found is yielded inside a
+context manager so temporary files are removed.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from recist_tool.errors import InputError
 
-#: Refuse zip archives that inflate beyond this many bytes (zip bombs).
+#: Refuse zip archives that inflate beyond this many bytes, whatever the free space.
 MAX_ZIP_BYTES = 16 * 1024**3
-#: ... or that claim a compression ratio beyond this.
+#: ... or beyond this many times the archive's size on disk (zip bombs; taken over the file, so
+#: members that share their compressed bytes count as often as they are listed).
 MAX_ZIP_RATIO = 200
+#: Extracting must leave at least this much free in the temporary folder.
+ZIP_FREE_MARGIN_BYTES = 512 * 1024**2
+#: While extracting, the free space is measured again after every this many bytes written.
+ZIP_RECHECK_BYTES = 64 * 1024**2
 
 _DICOMDIR_NAMES = {"DICOMDIR", "DIRFILE"}
 
@@ -62,6 +73,61 @@ def _walk(root: Path) -> list[Path]:
     return sorted(out)
 
 
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.2f} GB"
+
+
+def _check_zip_size(archive: Path, dest: Path, infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse, before anything is extracted, an archive that would inflate too far.
+
+    Raises
+    ------
+    InputError
+        When the members' declared sizes add up to more than :data:`MAX_ZIP_BYTES`, more than
+        :data:`MAX_ZIP_RATIO` times the archive's size, or more than the free space of ``dest``
+        less :data:`ZIP_FREE_MARGIN_BYTES`.
+    """
+    total = sum(i.file_size for i in infos)
+    packed = max(archive.stat().st_size, 1)
+    if total > MAX_ZIP_BYTES or total / packed > MAX_ZIP_RATIO:
+        raise InputError(f"{archive}: refusing to inflate {_gb(total)} from a zip archive of "
+                         f"{_gb(packed)} (ratio {total / packed:.0f}:1; limits "
+                         f"{_gb(MAX_ZIP_BYTES)}, {MAX_ZIP_RATIO}:1)")
+    free = shutil.disk_usage(dest).free
+    if total + ZIP_FREE_MARGIN_BYTES > free:
+        raise InputError(f"{archive}: inflating it needs {_gb(total)} in {dest.parent}, which has "
+                         f"{_gb(free)} free (keeping {_gb(ZIP_FREE_MARGIN_BYTES)} free); set TMPDIR "
+                         "to a larger folder or extract it yourself")
+
+
+class _Budget:
+    """Counts the bytes written while extracting, against each member's declared size and the
+    free space left (measured again every :data:`ZIP_RECHECK_BYTES`)."""
+
+    def __init__(self, archive: Path, dest: Path) -> None:
+        self.archive, self.dest = archive, dest
+        self.since_check = 0
+
+    def copy(self, info: zipfile.ZipInfo, src: IO[bytes], dst: IO[bytes]) -> None:
+        written = 0
+        while chunk := src.read(1 << 20):
+            written += len(chunk)
+            if written > info.file_size:
+                raise InputError(f"{self.archive}: member {info.filename} inflates beyond its "
+                                 f"declared size of {info.file_size} bytes; not extracted")
+            self.since_check += len(chunk)
+            if self.since_check >= ZIP_RECHECK_BYTES:
+                self.since_check = 0
+                if shutil.disk_usage(self.dest).free < ZIP_FREE_MARGIN_BYTES:
+                    raise InputError(f"{self.archive}: the temporary folder {self.dest.parent} "
+                                     "is filling up while extracting; stopped")
+            dst.write(chunk)
+
+
+#: What reading one damaged member raises (the member is skipped as UNREADABLE).
+_MEMBER_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError)
+
+
 def _extract_zip(archive: Path, dest: Path) -> list[tuple[str, str, str]]:
     skipped: list[tuple[str, str, str]] = []
     try:
@@ -70,13 +136,8 @@ def _extract_zip(archive: Path, dest: Path) -> list[tuple[str, str, str]]:
         raise InputError(f"{archive}: not a readable zip archive ({exc})") from None
     with zf:
         infos = zf.infolist()
-        total = sum(i.file_size for i in infos)
-        packed = sum(i.compress_size for i in infos) or 1
-        if total > MAX_ZIP_BYTES or total / packed > MAX_ZIP_RATIO:
-            raise InputError(
-                f"{archive}: refusing to inflate {total / 1e9:.1f} GB "
-                f"(ratio {total / packed:.0f}:1) from a zip archive"
-            )
+        _check_zip_size(archive, dest, infos)
+        budget = _Budget(archive, dest)
         dest_resolved = dest.resolve()
         for info in infos:
             if info.is_dir():
@@ -89,12 +150,21 @@ def _extract_zip(archive: Path, dest: Path) -> list[tuple[str, str, str]]:
             if dest_resolved not in target.parents:
                 skipped.append((info.filename, "UNSAFE_PATH", "zip member outside the archive root"))
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
             try:
+                target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                    budget.copy(info, src, dst)
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise InputError(f"{archive}: no space left in {dest.parent} while "
+                                     "extracting") from None
+                skipped.append((info.filename, "UNREADABLE", f"cannot extract ({exc})"))
+            except _MEMBER_ERRORS as exc:
                 skipped.append((info.filename, "UNREADABLE", f"corrupt zip member ({exc})"))
+            else:
+                continue
+            if target.is_file():  # what was written of a member that failed half-way
+                target.unlink()
     return skipped
 
 
@@ -139,7 +209,11 @@ def open_source(path: str | os.PathLike[str]) -> Iterator[SourceFiles]:
             skipped = _extract_zip(p, Path(tmp))
             files = _walk(Path(tmp))
             if not files:
-                raise InputError(f"{p}: zip archive holds no usable files")
+                why = ""
+                if skipped:
+                    name, code, detail = skipped[0]
+                    why = f" ({len(skipped)} skipped; {name}: {detail} ({code}))"
+                raise InputError(f"{p}: zip archive holds no usable files{why}")
             yield SourceFiles(files, Path(tmp), skipped)
         return
     if is_dicomdir(p):
