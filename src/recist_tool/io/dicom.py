@@ -15,7 +15,7 @@ from recist_tool.errors import DicomLoadError, UsageError
 from recist_tool.io.dicom_headers import FrameHeader, Skipped, read_frame_headers
 from recist_tool.io.pixels import read_pixels
 from recist_tool.io.sources import SourceFiles, open_source
-from recist_tool.io.stacks import Stack, group_stacks
+from recist_tool.io.stacks import SERIES_FAILURES, Stack, group_stacks, report_dropped
 from recist_tool.io.volume_files import load_volume_file, volume_format
 from recist_tool.volume import Volume, VolumeMeta
 
@@ -39,8 +39,8 @@ class ScanResult:
         """JSON-ready form used by ``recist info --json``."""
         return {
             "series": [s.summary() for s in self.stacks],
-            "skipped": [{"path": k.path, "reason": k.reason, "detail": k.detail}
-                        for k in self.skipped],
+            "skipped": [{"path": k.path, "reason": k.reason, "detail": k.detail,
+                         "series_uid": k.series_uid} for k in self.skipped],
         }
 
     def select(self, series: str | None) -> Stack:
@@ -49,7 +49,8 @@ class ScanResult:
         Raises
         ------
         DicomLoadError
-            When nothing usable was found, or the named series is absent.
+            When nothing usable was found, or the named series is absent or could not be built
+            (the message says why).
         UsageError
             When several stacks were found and none was named.
         """
@@ -65,16 +66,29 @@ class ScanResult:
             if series in (s.stack_id, s.series_uid) or (
                     s.first.series_number is not None and series == str(s.first.series_number)):
                 return s
+        lost = [k for k in self.skipped if k.series_uid == series]
+        if lost:
+            raise DicomLoadError(f"series {series}: no CT volume: {_why(lost)}")
         ids = ", ".join(s.stack_id for s in self.stacks)
         raise DicomLoadError(f"series {series} not found (found: {ids})")
 
     def nothing_found_message(self) -> str:
-        if len(self.skipped) == 1:
-            k = self.skipped[0]
-            return f"{k.path}: {k.detail} ({k.reason}); no CT volume"
-        reasons = Counter(k.reason for k in self.skipped)
-        text = ", ".join(f"{r} ×{n}" for r, n in reasons.most_common())
-        return f"no CT volume found ({len(self.skipped)} objects skipped: {text})"
+        """One line on why no stack was found, naming a series that could not be built first."""
+        if not self.skipped:
+            return "no CT volume found"
+        return f"no CT volume found: {_why(self.skipped)}"
+
+
+def _why(skipped: list[Skipped]) -> str:
+    """One line about ``skipped``: the first failed series (else the first object) in full, then
+    the count of the others by reason."""
+    lead = next((k for k in skipped if k.reason in SERIES_FAILURES), skipped[0])
+    text = f"{lead.path}: {lead.detail} ({lead.reason})"
+    others = Counter(k.reason for k in skipped if k is not lead)
+    if others:
+        text += (f"; {sum(others.values())} other object(s) skipped: "
+                 + ", ".join(f"{r} ×{n}" for r, n in others.most_common()))
+    return text
 
 
 #: Each process reading headers gets at least this many files (so parallel from 64 files on).
@@ -142,6 +156,7 @@ def scan_files(src: SourceFiles, workers: int | None = None) -> ScanResult:
         else:
             frames.extend(got)
     stacks, more = group_stacks(frames)
+    report_dropped(stacks, skipped + more)
     for s in stacks:
         s.folder = os.path.relpath(s.first.path.parent, src.root)
     stacks.sort(key=lambda s: (s.folder, s.first.series_number is None,

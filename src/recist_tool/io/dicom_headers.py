@@ -31,6 +31,13 @@ from pydicom.uid import UID
 MAX_MATRIX = 8192
 #: Largest number of frames accepted in one file.
 MAX_FRAMES = 20000
+#: Largest |RescaleSlope| and |RescaleIntercept| accepted: beyond them stored values map to no CT
+#: number (and would overflow the float32 volume).
+MAX_RESCALE_SLOPE = 1e4
+MAX_RESCALE_INTERCEPT = 1e6
+#: Accepted PixelSpacing (mm) and |ImagePositionPatient| (mm): a grid a volume can be built on.
+MIN_SPACING_MM, MAX_SPACING_MM = 1e-4, 1e3
+MAX_POSITION_MM = 1e6
 
 _UNCOMPRESSED = {
     pydicom.uid.ImplicitVRLittleEndian,
@@ -57,11 +64,25 @@ _LEGACY_ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.2"
 
 @dataclass(frozen=True)
 class Skipped:
-    """A file (or archive member) that is not part of any CT volume, and why."""
+    """A file (or archive member) that is not part of any CT volume, and why.
+
+    Attributes
+    ----------
+    path : str
+    reason : str
+        A stable reason code (README, ``recist info``).
+    detail : str
+    series_uid : str or None
+        The CT series the object claimed to belong to, when it was read that far and was not
+        marked as something else than a slice (a localizer, a DICOMDIR): a volume built from the
+        rest of that series reports it (``DROPPED_SLICES``). For a whole series that could not
+        be built, the series itself.
+    """
 
     path: str
     reason: str
     detail: str
+    series_uid: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -246,7 +267,9 @@ def _checked_plane(
         sp = (float(spacing[0]), float(spacing[1]))
     except (TypeError, ValueError, IndexError):
         return "unreadable position, orientation or spacing"
-    if len(p) != 3 or len(o) != 6 or not all(map(math.isfinite, p + o + sp)) or min(sp) <= 0:
+    if len(p) != 3 or len(o) != 6 or not all(map(math.isfinite, p + o + sp)) \
+            or not MIN_SPACING_MM <= min(sp) <= max(sp) <= MAX_SPACING_MM \
+            or max(map(abs, p)) > MAX_POSITION_MM:
         return "invalid position, orientation or spacing values"
     r, c = o[:3], o[3:]
     if abs(math.hypot(*r) - 1) > 0.01 or abs(math.hypot(*c) - 1) > 0.01 \
@@ -286,7 +309,8 @@ def read_frame_headers(path: Path) -> list[FrameHeader] | Skipped:
             return _frames_from_dataset(path, ds, size)
         except Exception as exc:  # malformed values inside a parsed header
             return Skipped(name, "UNREADABLE",
-                           f"malformed header value ({type(exc).__name__}: {exc})")
+                           f"malformed header value ({type(exc).__name__}: {exc})",
+                           _series_uid(ds, path))
 
 
 @contextmanager
@@ -302,47 +326,86 @@ def _lenient_reading() -> Iterator[None]:
         yield
 
 
+def _series_uid(ds: Dataset, path: Path) -> str | None:
+    """The SeriesInstanceUID frames of ``ds`` get (a stand-in per folder when it is absent), or
+    ``None`` when the value cannot be read at all."""
+    try:
+        return _str(_get(ds, "SeriesInstanceUID")) or f"no-series-uid:{path.parent}"
+    except Exception:  # a value pydicom cannot convert: the file is reported as unreadable
+        return None
+
+
+def _transfer_syntax(ds: Dataset) -> str | None:
+    """The transfer syntax of ``ds``: its file meta value, else the encoding pydicom read the
+    data set in; ``None`` when the file names something that is not a transfer syntax."""
+    ts = ds.file_meta.get("TransferSyntaxUID")
+    if ts is None:
+        implicit, little = ds.original_encoding
+        if little:
+            return pydicom.uid.ImplicitVRLittleEndian if implicit else pydicom.uid.ExplicitVRLittleEndian
+        return None if implicit else pydicom.uid.ExplicitVRBigEndian
+    uid = UID(str(ts).strip())
+    return str(uid) if uid.is_transfer_syntax else None
+
+
 def _frames_from_dataset(path: Path, ds: Dataset, size: int) -> list[FrameHeader] | Skipped:
     name = str(path)
+    series = _series_uid(ds, path)
     why = _classify(ds)
     if why is not None:
-        return Skipped(name, *why)
+        # Objects marked as something else than a slice are not lost slices of their series.
+        return Skipped(name, *why, None if why[0] in ("LOCALIZER", "DICOMDIR") else series)
+
+    def skip(reason: str, detail: str) -> Skipped:
+        return Skipped(name, reason, detail, series)
 
     rows, cols = _int(_get(ds, "Rows")), _int(_get(ds, "Columns"))
     n_frames = _int(_get(ds, "NumberOfFrames")) or 1
     if not rows or not cols or not (0 < rows <= MAX_MATRIX and 0 < cols <= MAX_MATRIX):
-        return Skipped(name, "BAD_HEADER", f"implausible matrix Rows={rows} Columns={cols}")
+        return skip("BAD_HEADER", f"implausible matrix Rows={rows} Columns={cols}")
     if not 0 < n_frames <= MAX_FRAMES:
-        return Skipped(name, "BAD_HEADER", f"implausible NumberOfFrames={n_frames}")
+        return skip("BAD_HEADER", f"implausible NumberOfFrames={n_frames}")
     spp = _int(_get(ds, "SamplesPerPixel")) or 1
     if spp != 1:
-        return Skipped(name, "NOT_GRAYSCALE", f"SamplesPerPixel={spp}")
+        return skip("NOT_GRAYSCALE", f"SamplesPerPixel={spp}")
+    photometric = _str(_get(ds, "PhotometricInterpretation"))
+    if photometric is not None and photometric.upper() not in ("MONOCHROME1", "MONOCHROME2"):
+        return skip("NOT_GRAYSCALE", f"PhotometricInterpretation {photometric}")
     bits_alloc = _int(_get(ds, "BitsAllocated")) or 0
     if bits_alloc not in (8, 16, 32):
-        return Skipped(name, "BAD_HEADER", f"unsupported BitsAllocated={bits_alloc}")
+        return skip("BAD_HEADER", f"unsupported BitsAllocated={bits_alloc}")
     bits_stored = _int(_get(ds, "BitsStored")) or bits_alloc
     if not 0 < bits_stored <= bits_alloc:
-        return Skipped(name, "BAD_HEADER", f"BitsStored={bits_stored} > BitsAllocated")
+        return skip("BAD_HEADER", f"BitsStored={bits_stored} > BitsAllocated")
     pix_rep = _int(_get(ds, "PixelRepresentation")) or 0
 
-    tsyntax = str(getattr(ds.file_meta, "TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian))
+    tsyntax = _transfer_syntax(ds)
+    if tsyntax is None:
+        return skip("BAD_HEADER", f"TransferSyntaxUID {str(ds.file_meta.get('TransferSyntaxUID'))!r} "
+                    "is not a transfer syntax")
     raw = ds.get_item(0x7FE00010, keep_deferred=True)
     pixel_offset: int | None = None
-    expected = rows * cols * n_frames * (bits_alloc // 8)
+    frame_bytes = rows * cols * (bits_alloc // 8)
+    expected = frame_bytes * n_frames
     if tsyntax in _UNCOMPRESSED:
         length = getattr(raw, "length", None)
         tell = getattr(raw, "value_tell", None)
         if length is None or tell is None:
             length = len(ds.PixelData)
             tell = None
+        described = f"{n_frames}×{rows}×{cols}×{bits_alloc} bits"
         if length < expected:
-            return Skipped(name, "TRUNCATED",
-                           f"PixelData holds {length} bytes, {expected} expected for "
-                           f"{n_frames}×{rows}×{cols}×{bits_alloc} bits")
+            return skip("TRUNCATED", f"PixelData holds {length} bytes, {expected} expected for "
+                        f"{described}")
+        if length - expected >= frame_bytes:
+            # A whole frame too many: BitsAllocated, the matrix or NumberOfFrames is wrong, and
+            # reading the first bytes would give another image than the one stored.
+            return skip("BAD_HEADER", f"PixelData holds {length} bytes, the header describes "
+                        f"{expected} ({described})")
         if tell is not None:
             if tell + expected > size:
-                return Skipped(name, "TRUNCATED",
-                               f"file ends {tell + expected - size} bytes before its pixel data")
+                return skip("TRUNCATED",
+                            f"file ends {tell + expected - size} bytes before its pixel data")
             pixel_offset = int(tell)
 
     if n_frames > 1 or _has(ds, "PerFrameFunctionalGroupsSequence"):
@@ -368,12 +431,17 @@ def _frames_from_dataset(path: Path, ds: Dataset, size: int) -> list[FrameHeader
             slope = pv.get("RescaleSlope") if pv else _get(ds, "RescaleSlope")
             intercept = pv.get("RescaleIntercept") if pv else _get(ds, "RescaleIntercept")
         if pos is None or iop is None or spacing is None:
-            return Skipped(name, "NO_GEOMETRY",
-                           "missing ImagePositionPatient, ImageOrientationPatient or PixelSpacing")
+            return skip("NO_GEOMETRY",
+                        "missing ImagePositionPatient, ImageOrientationPatient or PixelSpacing")
         plane = _checked_plane(pos, iop, spacing)
         if isinstance(plane, str):
-            return Skipped(name, "NO_GEOMETRY", plane)
+            return skip("NO_GEOMETRY", plane)
         pos_a, iop_a, sp = plane
+        slope_v = _float(slope) or 1.0  # absent or 0 (invalid) means identity
+        intercept_v = _float(intercept, 0.0) or 0.0
+        if not (abs(slope_v) <= MAX_RESCALE_SLOPE and abs(intercept_v) <= MAX_RESCALE_INTERCEPT):
+            return skip("BAD_HEADER", f"implausible RescaleSlope {slope_v} or RescaleIntercept "
+                        f"{intercept_v}")
         out.append(FrameHeader(
             path=path, frame=f, n_frames=n_frames,
             sop_instance_uid=str(_get(ds, "SOPInstanceUID") or ""),
@@ -382,7 +450,7 @@ def _frames_from_dataset(path: Path, ds: Dataset, size: int) -> list[FrameHeader
             image_type=tuple(str(v).strip().upper() for v in (_get(ds, "ImageType") or [])),
             patient_id=_str(_get(ds, "PatientID")),
             study_uid=_str(_get(ds, "StudyInstanceUID")),
-            series_uid=_str(_get(ds, "SeriesInstanceUID")) or f"no-series-uid:{path.parent}",
+            series_uid=series or f"no-series-uid:{path.parent}",
             frame_of_reference_uid=_str(_get(ds, "FrameOfReferenceUID")),
             study_date=_iso_date(_get(ds, "StudyDate") or _get(ds, "SeriesDate")),
             series_description=_str(_get(ds, "SeriesDescription")),
@@ -392,8 +460,7 @@ def _frames_from_dataset(path: Path, ds: Dataset, size: int) -> list[FrameHeader
             position=pos_a, orientation=iop_a, pixel_spacing=sp,
             rows=rows, columns=cols,
             slice_thickness=_float(thick),
-            slope=_float(slope) or 1.0,  # absent or 0 (invalid) means identity
-            intercept=float(_float(intercept, 0.0) or 0.0),
+            slope=slope_v, intercept=float(intercept_v),
             bits_allocated=bits_alloc, bits_stored=bits_stored, pixel_representation=pix_rep,
             transfer_syntax=tsyntax,
             pixel_offset=(pixel_offset + (f or 0) * rows * cols * (bits_alloc // 8)

@@ -18,6 +18,7 @@ from collections import defaultdict
 
 import numpy as np
 import pydicom
+from pydicom.uid import UID
 
 from recist_tool.errors import DicomLoadError
 from recist_tool.io.dicom_headers import FrameHeader
@@ -82,8 +83,17 @@ def output_dtype(frames: list[FrameHeader]) -> np.dtype:
     return np.dtype(np.float32)
 
 
-def _decode_file(path: str, frames: list[int | None]) -> list[np.ndarray]:
-    """Decode the requested frames of one file to stored values (runs in worker processes)."""
+def _decoder_failed(exc: BaseException) -> bool:
+    """True for what a decoder raises on damaged data: any ``Exception``, and the panics of the
+    Rust decoders (pyo3's ``PanicException`` derives from ``BaseException``)."""
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
+
+
+def _decode_file(path: str, frames: list[int | None], transfer_syntax: str) -> list[np.ndarray]:
+    """Decode the requested frames of one file to stored values (runs in worker processes).
+
+    ``transfer_syntax`` is the one the header reader validated (it names the codec in errors).
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -94,13 +104,17 @@ def _decode_file(path: str, frames: list[int | None]) -> list[np.ndarray]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             arr = ds.pixel_array
-    except Exception as exc:
-        ts = getattr(ds.file_meta, "TransferSyntaxUID", None)
-        name = ts.name if ts is not None else "unknown transfer syntax"
+    except BaseException as exc:
+        if not _decoder_failed(exc):
+            raise
         raise DicomLoadError(
-            f"{path}: cannot decode pixel data ({name}): {type(exc).__name__}: {exc}") from None
+            f"{path}: cannot decode pixel data ({UID(transfer_syntax).name}): "
+            f"{type(exc).__name__}: {exc}") from None
     if arr.ndim == 2:
         arr = arr[None]
+    if max(f or 0 for f in frames) >= arr.shape[0]:
+        raise DicomLoadError(f"{path}: {arr.shape[0]} frame(s) decoded, the header describes "
+                             f"{max(f or 0 for f in frames) + 1}")
     arr = _j2k_signedness(ds, arr)
     return [np.ascontiguousarray(arr[f or 0]) for f in frames]
 
@@ -256,7 +270,8 @@ def _decode_all(
     if n == 1 or len(paths) < MIN_FILES_FOR_POOL:
         for p in paths:
             items = to_decode[p]
-            for (k, f), arr in zip(items, _decode_file(p, [f.frame for _, f in items]), strict=True):
+            arrays = _decode_file(p, [f.frame for _, f in items], items[0][1].transfer_syntax)
+            for (k, f), arr in zip(items, arrays, strict=True):
                 writer.put(k, arr, f)
         return
     import multiprocessing as mp
@@ -270,7 +285,9 @@ def _decode_all(
         def submit_next() -> None:
             p = next(todo, None)
             if p is not None:
-                inflight[pool.submit(_decode_file, p, [f.frame for _, f in to_decode[p]])] = p
+                items = to_decode[p]
+                inflight[pool.submit(_decode_file, p, [f.frame for _, f in items],
+                                     items[0][1].transfer_syntax)] = p
 
         for _ in range(2 * n):  # a bounded number in flight keeps memory to a few slices
             submit_next()
@@ -281,3 +298,23 @@ def _decode_all(
                 for (k, f), arr in zip(to_decode[p], fut.result(), strict=True):
                     writer.put(k, arr, f)
                 submit_next()
+
+
+def pixel_difference(a: FrameHeader, b: FrameHeader) -> str | None:
+    """How the images of two frames differ, or ``None`` when their HU values are the same.
+
+    Used on two copies of one instance, so the comparison is of the values a volume would hold
+    (a copy re-encoded with another transfer syntax is the same image).
+
+    Returns
+    -------
+    str or None
+        ``"different pixel data"``, or which copy could not be read and why.
+    """
+    images = []
+    for f in (a, b):
+        try:
+            images.append(read_pixels([f], workers=1))
+        except DicomLoadError as exc:
+            return f"a copy that cannot be read ({exc})"
+    return None if np.array_equal(images[0], images[1]) else "different pixel data"

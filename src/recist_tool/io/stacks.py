@@ -12,11 +12,13 @@ import math
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from recist_tool.io.dicom_headers import FrameHeader, Skipped
+from recist_tool.io.pixels import pixel_difference
 from recist_tool.volume import (
     SHEAR_TOLERANCE_MM,
     UNIFORM_TOLERANCE_MM,
@@ -27,6 +29,8 @@ from recist_tool.volume import (
 DUPLICATE_TOLERANCE_MM = 0.01
 #: RECIST 1.1: above this slice thickness (mm) the minimum measurable size is 2 × thickness.
 THICK_SLICE_MM = 5.0
+#: Skip reasons that stand for a whole series (or one of its stacks) that could not be built.
+SERIES_FAILURES = ("CONFLICTING_DUPLICATE", "DUPLICATE_POSITION", "NOT_A_VOLUME", "SINGLE_SLICE")
 
 
 @dataclass
@@ -137,7 +141,7 @@ def group_stacks(frames: list[FrameHeader]) -> tuple[list[Stack], list[Skipped]]
             n = np.cross(g[0].orientation[:3], g[0].orientation[3:])
             if len(g) == 1 and len(main) > 1 and abs(float(n @ main_normal)) < 0.5:
                 skipped.append(Skipped(str(g[0].path), "LOCALIZER",
-                                       "lone slice orthogonal to the rest of its series"))
+                                       "lone slice orthogonal to the rest of its series", uid))
             else:
                 kept.append(g)
         mixed: list[GeometryWarning] = []
@@ -173,31 +177,65 @@ def _sort_along_normal(frames: list[FrameHeader]) -> tuple[list[FrameHeader], np
     return [frames[i] for i in order], loc[order]
 
 
+def _drop_copies(frames: list[FrameHeader], loc: np.ndarray) -> tuple[list[int], Skipped | None]:
+    """Drop the extra copies of one instance found at one position.
+
+    Copies are frames with the same SOPInstanceUID and frame number whose positions along the
+    normal are closer than :data:`DUPLICATE_TOLERANCE_MM` (``frames`` sorted along it). Their
+    pixels are compared (only theirs are read while scanning): identical copies are dropped;
+    copies that differ mean the series cannot be trusted, and nothing is kept.
+
+    Returns
+    -------
+    keep : list of int
+        Indices of the frames to keep, in order.
+    conflict : Skipped or None
+        ``CONFLICTING_DUPLICATE`` naming both files when two copies differ.
+    """
+    keep: list[int] = []
+    first_at_position: dict[tuple[str, int | None], int] = {}
+    for i, f in enumerate(frames):
+        if i and loc[i] - loc[i - 1] >= DUPLICATE_TOLERANCE_MM:
+            first_at_position = {}
+        key = (f.sop_instance_uid, f.frame)
+        j = first_at_position.get(key) if f.sop_instance_uid else None
+        if j is None:
+            first_at_position[key] = i
+            keep.append(i)
+            continue
+        why = pixel_difference(frames[j], f)
+        if why is not None:
+            return keep, Skipped(
+                str(f.path.parent), "CONFLICTING_DUPLICATE",
+                f"series {f.series_uid}: instance {f.sop_instance_uid} is stored twice at one "
+                f"position with {why}: {frames[j].path} and {f.path}", f.series_uid)
+    return keep, None
+
+
 def _build_stacks(frames: list[FrameHeader], depth: int = 0) -> tuple[list[Stack], list[Skipped]]:
     frames, loc = _sort_along_normal(frames)
     where = str(frames[0].path.parent)
+    uid = frames[0].series_uid
     if len(frames) == 1:
         return [], [Skipped(str(frames[0].path), "SINGLE_SLICE",
-                            "a series of one slice is not a volume")]
+                            "a series of one slice is not a volume", uid)]
     if float(np.ptp(loc)) < DUPLICATE_TOLERANCE_MM:
         return [], [Skipped(where, "NOT_A_VOLUME",
-                            f"{len(frames)} images of series {frames[0].series_uid} all lie at "
-                            "one position")]
+                            f"{len(frames)} images of series {uid} all lie at one position", uid)]
     warnings: list[GeometryWarning] = []
+    keep, conflict = _drop_copies(frames, loc)
+    if conflict is not None:
+        return [], [conflict]
+    if len(keep) < len(frames):
+        warnings.append(GeometryWarning(
+            "DUPLICATE_FILE", f"{len(frames) - len(keep)} duplicate copies of the same "
+            "instance ignored"))
+        frames = [frames[i] for i in keep]
+        loc = loc[keep]
+        if len(frames) == 1:
+            return [], [Skipped(str(frames[0].path), "SINGLE_SLICE",
+                                "a series of one slice (and copies of it) is not a volume", uid)]
     dup = np.flatnonzero(np.diff(loc) < DUPLICATE_TOLERANCE_MM)
-    if dup.size:
-        # Exact duplicates (the same instance twice) are dropped.
-        dup_set = set(dup.tolist())
-        keep = [0] + [i + 1 for i in range(len(frames) - 1)
-                      if not (i in dup_set
-                              and frames[i].sop_instance_uid == frames[i + 1].sop_instance_uid)]
-        if len(keep) < len(frames):
-            warnings.append(GeometryWarning(
-                "DUPLICATE_FILE", f"{len(frames) - len(keep)} duplicate copies of the same "
-                "instance ignored"))
-            frames = [frames[i] for i in keep]
-            loc = loc[keep]
-            dup = np.flatnonzero(np.diff(loc) < DUPLICATE_TOLERANCE_MM)
     if dup.size:
         acq = {f.acquisition_number for f in frames}
         if len(acq) > 1 and depth == 0:
@@ -214,11 +252,43 @@ def _build_stacks(frames: list[FrameHeader], depth: int = 0) -> tuple[list[Stack
                 skipped.extend(k)
             return out, skipped
         return [], [Skipped(where, "DUPLICATE_POSITION",
-                            f"series {frames[0].series_uid}: {dup.size} slice positions occur "
-                            "twice with different images; not one volume")]
-    stack = Stack(frames[0].series_uid, frames, warnings)
+                            f"series {uid}: {dup.size} slice positions occur twice with different "
+                            "images; not one volume", uid)]
+    stack = Stack(uid, frames, warnings)
     stack.warnings.extend(describe_geometry(stack))
     return [stack], []
+
+
+def report_dropped(stacks: list[Stack], skipped: list[Skipped]) -> None:
+    """Tell each stack what it may be missing: ``DROPPED_SLICES`` and ``UNREADABLE_FILES``.
+
+    ``DROPPED_SLICES``: skipped objects that claimed to belong to the stack's series (files with
+    a bad header, truncated pixel data, no geometry...; slices left out of its stacks), see
+    :attr:`Skipped.series_uid`. When a series was split, each of its stacks says so: which one a
+    lost slice belonged to is not known. ``UNREADABLE_FILES``: files that could not be read far
+    enough to know their series (damaged headers, corrupt zip members), on every stack found.
+    """
+    lost: dict[str, list[Skipped]] = defaultdict(list)
+    for k in skipped:
+        if k.series_uid is not None:
+            lost[k.series_uid].append(k)
+    unread = [k for k in skipped if k.series_uid is None and k.reason == "UNREADABLE"]
+    for s in stacks:
+        if lost.get(s.series_uid):
+            s.warnings.append(GeometryWarning(
+                "DROPPED_SLICES", f"{_count(lost[s.series_uid])} of series {s.series_uid} are "
+                "in none of its volumes; see the skipped list"))
+        if unread:
+            s.warnings.append(GeometryWarning(
+                "UNREADABLE_FILES", f"{_count(unread)} could not be read; they may hold slices "
+                "of this series"))
+
+
+def _count(skipped: list[Skipped]) -> str:
+    """``"3 object(s) (TRUNCATED ×3: IM1, IM3, IM5)"``."""
+    reasons = ", ".join(f"{r} ×{n}" for r, n in Counter(k.reason for k in skipped).most_common())
+    names = ", ".join(Path(k.path).name for k in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+    return f"{len(skipped)} object(s) ({reasons}: {names})"
 
 
 def describe_geometry(stack: Stack) -> list[GeometryWarning]:
