@@ -42,9 +42,11 @@ from recist_tool.sample_data.phantom import (
 )
 from recist_tool.sample_data.scenario import (
     LESION_HU,
+    NECROSIS_HU,
     VISITS,
     Acquisition,
     LesionPlan,
+    Lobe,
     SubjectPlan,
     build_subjects,
 )
@@ -77,19 +79,35 @@ def make_grid(acq: Acquisition, table_z: float, n_slices: int | None = None) -> 
     return SliceGrid(n, n, (px, px), x0, y0, z, dz)
 
 
+def _lobe(outer: Ellipsoid, lobe: Lobe) -> Ellipsoid:
+    """A lobe (given relative to the main ellipsoid's frame and semi-axes) in the body frame."""
+    rot = outer.rotation_matrix
+    semi = np.asarray(outer.semi_axes, float)
+    center = np.asarray(outer.center, float) + rot @ (semi * np.asarray(lobe.offset, float))
+    a = np.deg2rad(lobe.yaw_deg)
+    turn = np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
+    return Ellipsoid(tuple(float(v) for v in center),
+                     tuple(float(v) for v in semi * np.asarray(lobe.semi, float)),
+                     tuple(tuple(float(v) for v in row) for row in rot @ turn))
+
+
 def lesion_shape(les: LesionPlan, visit: str, contrast: bool) -> LesionShape | None:
     """The analytic lesion (body frame) at ``visit``; None when absent or not yet there."""
     size = les.sizes.get(visit)
     if size is None:
         return None
-    outer = Ellipsoid.oriented(les.center, [s / 2.0 for s in size], les.yaw_deg, les.tilt_deg)
+    outer = Ellipsoid.oriented(les.center_at(visit), [s / 2.0 for s in size], les.yaw_deg,
+                               les.tilt_deg)
     hu = LESION_HU[les.tissue][1 if contrast else 0]
-    core = None
+    lobes = tuple(_lobe(outer, lobe) for lobe in les.lobes)
     if les.cavitating_from is not None:
         order = [v for v, _ in VISITS]
         if order.index(visit) >= order.index(les.cavitating_from):
-            core = outer.scaled(CAVITY_SCALE)
-    return LesionShape(outer, hu, core, CAVITY_HU)
+            return LesionShape(outer, hu, outer.scaled(CAVITY_SCALE), CAVITY_HU, lobes)
+    if les.necrotic_core is not None:
+        return LesionShape(outer, hu, outer.scaled(les.necrotic_core),
+                           NECROSIS_HU[1 if contrast else 0], lobes)
+    return LesionShape(outer, hu, None, CAVITY_HU, lobes)
 
 
 def _pose(rng: np.random.Generator, table_z: float, baseline: bool) -> Pose:
@@ -147,7 +165,7 @@ def _visit_lesions(plan: SubjectPlan, visit: str, grid: SliceGrid, pose: Pose,
         if visit not in les.sizes:
             continue  # a new lesion before it appears
         shape = lesion_shape(les, visit, plan.contrast)
-        center_lps = pose.to_lps(les.center)
+        center_lps = pose.to_lps(les.center_at(visit))
         entry: dict[str, Any] = {
             "category": les.category,
             "organ": les.organ,
@@ -173,9 +191,14 @@ def _visit_lesions(plan: SubjectPlan, visit: str, grid: SliceGrid, pose: Pose,
                 "slice_index": sec.slice_index,
                 "slice_z_lps": _r(sec.z, 4),
                 "center_hu": shape.core_hu if shape.core is not None else shape.hu,
-                "cavitating": shape.core is not None,
+                "cavitating": shape.core is not None and shape.core_hu == CAVITY_HU,
                 "nominal_diameters_mm": list(les.sizes[visit]),
             })
+            if les.lobes:
+                entry["ellipsoids"] = 1 + len(les.lobes)
+            if les.necrotic_core is not None:
+                entry["necrotic_core"] = True
+                entry["rim_enhancing"] = plan.contrast
             shapes.append(placed)
         lesions[les.lesion_id] = entry
     return lesions, shapes
@@ -197,6 +220,7 @@ def generate_trial(
     seed: int = 0,
     n_subjects: int = 3,
     progress: Callable[[str], None] | None = None,
+    large_lesions: bool = False,
 ) -> dict[str, Any]:
     """Write the synthetic trial under ``out_dir`` and return its ground truth.
 
@@ -211,6 +235,10 @@ def generate_trial(
         growth) repeat in that order.
     progress : callable, optional
         Called with a short message after each series.
+    large_lesions : bool
+        Write the large-lesion trial instead (``README.md``): a lobulated ~80 mm central lung
+        primary abutting the mediastinum (SYN-001 T05), a nodal conglomerate (SYN-002 T03) and
+        a ~50 mm necrotic, rim-enhancing liver metastasis (SYN-003 T04), with the same responses.
 
     Returns
     -------
@@ -219,25 +247,32 @@ def generate_trial(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return _build_trial(out, seed, n_subjects, progress)
+    return _build_trial(out, seed, n_subjects, progress, large_lesions)
 
 
-def trial_ground_truth(seed: int = 0, n_subjects: int = 3) -> dict[str, Any]:
+def trial_ground_truth(seed: int = 0, n_subjects: int = 3,
+                       large_lesions: bool = False) -> dict[str, Any]:
     """The ground truth :func:`generate_trial` would write, without rendering any image.
 
-    Fast (milliseconds): geometry, patient shifts, lesion axes and expected responses only.
+    Fast (milliseconds; a fraction of a second with ``large_lesions``, whose lobulated lesions
+    are measured numerically): geometry, patient shifts, lesion axes and expected responses only.
     """
-    return _build_trial(None, seed, n_subjects, None)
+    return _build_trial(None, seed, n_subjects, None, large_lesions)
 
 
 def _build_trial(out: Path | None, seed: int, n_subjects: int,
-                 progress: Callable[[str], None] | None) -> dict[str, Any]:
+                 progress: Callable[[str], None] | None,
+                 large_lesions: bool = False) -> dict[str, Any]:
     if n_subjects < 1:
         raise ValueError("n_subjects must be at least 1")
-    plans = build_subjects(n_subjects, rng=np.random.default_rng([seed, 10_000]))
+    plans = build_subjects(n_subjects, rng=np.random.default_rng([seed, 10_000]),
+                           large_lesions=large_lesions)
+    generator: dict[str, Any] = {"name": "recist_tool.sample_data", "version": GENERATOR_VERSION,
+                                 "seed": seed, "n_subjects": n_subjects}
+    if large_lesions:
+        generator["large_lesions"] = True
     gt: dict[str, Any] = {
-        "generator": {"name": "recist_tool.sample_data", "version": GENERATOR_VERSION,
-                      "seed": seed, "n_subjects": n_subjects},
+        "generator": generator,
         "conventions": {
             "coordinates": "DICOM patient LPS, mm",
             "long_axis_mm": "largest in-plane diameter of the analytic lesion over the axial "

@@ -10,6 +10,12 @@ Three archetypes exist; subject ``i`` (1-based) uses archetype ``(i - 1) % 3``:
   metastasis disappears, nodes shrink below 10 mm short axis.
 * ``B`` — stable disease, then progression through a new liver metastasis at week 12.
 * ``C`` — stable disease, then progression by growth of the target sum (+20 % and +5 mm).
+
+The large-lesion trial (``build_subjects(large_lesions=True)``) keeps these responses and adds
+the large targets of the trial this tool serves: an ~80 mm lobulated central lung primary
+abutting the mediastinum (A's T05, cavitating under the TKI), a conglomerate of merged
+subcarinal and hilar nodes (B's T03) and a ~50 mm necrotic, rim-enhancing liver metastasis
+(C's T04). Lobulated lesions are unions of ellipsoids (:class:`Lobe`).
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ import numpy as np
 __all__ = [
     "VISITS",
     "Acquisition",
+    "Lobe",
     "LesionPlan",
     "SubjectPlan",
     "LESION_HU",
+    "NECROSIS_HU",
     "build_subjects",
 ]
 
@@ -35,8 +43,11 @@ VISITS: tuple[tuple[str, int], ...] = (("BL", 0), ("W06", 42), ("W12", 84))
 LESION_HU: dict[str, tuple[float, float]] = {
     "lung_nodule": (30.0, 45.0),
     "liver_met": (25.0, 55.0),
+    "liver_met_rim": (30.0, 75.0),
     "node": (35.0, 60.0),
 }
+#: Density (HU) without / with contrast of the necrotic core of a metastasis.
+NECROSIS_HU: tuple[float, float] = (20.0, 30.0)
 
 
 @dataclass(frozen=True)
@@ -65,12 +76,34 @@ class Acquisition:
 
 
 @dataclass(frozen=True)
+class Lobe:
+    """A further ellipsoid of a lobulated lesion (or a node of a conglomerate).
+
+    Given in the frame of the lesion's main ellipsoid and relative to its semi-axes, so that it
+    follows the lesion's size at every visit: centre at ``offset * semi`` from the main centre,
+    semi-axes ``semi * semi_main``, turned by ``yaw_deg`` about the main ellipsoid's own ``z``.
+    """
+
+    offset: tuple[float, float, float]
+    semi: tuple[float, float, float]
+    yaw_deg: float = 0.0
+
+
+@dataclass(frozen=True)
 class LesionPlan:
     """A lesion of the design.
 
     ``sizes`` maps a visit code to nominal diameters ``(long, short, cranio-caudal)`` in mm, or to
     ``None`` when the lesion is absent (disappeared). Visits missing from ``sizes`` are before the
     lesion existed (a new lesion). ``center`` is in the body frame (mm).
+
+    A lobulated lesion (``lobes``) is the union of its main ellipsoid (``sizes``, ``center``) and
+    the lobes; its measured axes are those of the union. ``necrotic_core`` is the size, relative
+    to the main ellipsoid, of a concentric core of :data:`NECROSIS_HU` (a necrotic metastasis,
+    rim-enhancing with contrast). A lesion with ``shrinks_towards`` (a body-frame point, e.g.
+    where it meets the mediastinum) changes size about that point rather than about its centre:
+    at each visit its centre is ``p + (center - p) * long / long_first``, the ratio of the
+    visit's nominal long diameter to that of its first visit.
     """
 
     lesion_id: str
@@ -84,6 +117,20 @@ class LesionPlan:
     yaw_deg: float = 0.0
     tilt_deg: float = 0.0
     cavitating_from: str | None = None
+    lobes: tuple[Lobe, ...] = ()
+    necrotic_core: float | None = None
+    shrinks_towards: tuple[float, float, float] | None = None
+
+    def center_at(self, visit: str) -> tuple[float, float, float]:
+        """The centre (body frame, mm) at ``visit`` (``center`` unless ``shrinks_towards``)."""
+        size = self.sizes.get(visit)
+        if self.shrinks_towards is None or size is None:
+            return self.center
+        first = next(s for s in self.sizes.values() if s is not None)
+        f = size[0] / first[0]
+        x, y, z = (float(p + (c - p) * f)
+                   for p, c in zip(self.shrinks_towards, self.center, strict=True))
+        return x, y, z
 
 
 @dataclass(frozen=True)
@@ -102,8 +149,35 @@ class SubjectPlan:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def _archetype_a() -> tuple[tuple[LesionPlan, ...], str]:
-    lesions = (
+# Large lesions of the large-lesion trial (``build_subjects(large_lesions=True)``).
+#: A central lung primary in the right hilum, lobulated, abutting the mediastinal fat; it
+#: shrinks and cavitates under the TKI (archetype A's T05).
+_CENTRAL_PRIMARY = LesionPlan(
+    "T05", "target", "lung", "right hilum, central primary abutting the mediastinum", False,
+    "lung_nodule", (-56.0, -2.0, -3.0),
+    {"BL": (72.0, 56.0, 53.0), "W06": (49.0, 38.0, 36.0), "W12": (42.0, 32.5, 31.0)},
+    yaw_deg=80.0, tilt_deg=8.0, cavitating_from="W06", shrinks_towards=(-24.0, -2.0, 0.0),
+    lobes=(Lobe((0.55, 0.45, 0.15), (0.55, 0.5, 0.55), 30.0),
+           Lobe((-0.6, -0.3, -0.1), (0.5, 0.55, 0.6), -20.0),
+           Lobe((0.1, -0.75, 0.3), (0.45, 0.4, 0.5), 0.0)))
+#: Merged subcarinal and right hilar nodes, measured as one node by its short axis
+#: (archetype B's T03 instead of a single subcarinal node).
+_NODAL_CONGLOMERATE = LesionPlan(
+    "T03", "target", "lymph node", "subcarinal and right hilar conglomerate (stations 7, 10R)",
+    True, "node", (-3.0, 6.0, -8.0),
+    {"BL": (24.0, 20.0, 24.0), "W06": (23.0, 19.0, 23.0), "W12": (25.5, 21.0, 25.5)},
+    lobes=(Lobe((-1.583, -0.3, -0.25), (0.75, 0.8, 0.75), 30.0),
+           Lobe((1.167, 0.3, -0.75), (0.667, 0.7, 0.583), -20.0)))
+#: A large necrotic liver metastasis, hypodense, rim-enhancing with contrast (archetype C's T04).
+_NECROTIC_LIVER_MET = LesionPlan(
+    "T04", "target", "liver", "liver segment VI, necrotic, rim-enhancing", False,
+    "liver_met_rim", (-85.0, -15.0, -92.0),
+    {"BL": (50.0, 42.0, 44.0), "W06": (48.0, 40.0, 42.0), "W12": (58.0, 49.0, 51.0)},
+    yaw_deg=-30.0, tilt_deg=6.0, necrotic_core=0.72)
+
+
+def _archetype_a(large: bool = False) -> tuple[tuple[LesionPlan, ...], str]:
+    lesions: tuple[LesionPlan, ...] = (
         LesionPlan("T01", "target", "lung", "right upper lobe", False, "lung_nodule",
                    (-78.0, -5.0, 45.0),
                    {"BL": (28.0, 22.0, 24.0), "W06": (19.0, 15.0, 17.0), "W12": (16.0, 13.0, 14.0)},
@@ -124,11 +198,15 @@ def _archetype_a() -> tuple[tuple[LesionPlan, ...], str]:
                    {"BL": (16.0, 12.0, 18.0), "W06": (14.0, 10.5, 16.0), "W12": (11.0, 8.0, 12.0)},
                    yaw_deg=-35.0),
     )
+    if large:
+        lesions += (_CENTRAL_PRIMARY,)
+        return lesions, ("partial response: shrinkage, cavitation (the central primary too), a "
+                         "metastasis disappears")
     return lesions, "partial response: shrinkage, cavitation, a metastasis disappears"
 
 
-def _archetype_b() -> tuple[tuple[LesionPlan, ...], str]:
-    lesions = (
+def _archetype_b(large: bool = False) -> tuple[tuple[LesionPlan, ...], str]:
+    lesions: tuple[LesionPlan, ...] = (
         LesionPlan("T01", "target", "liver", "liver segment VII", False, "liver_met",
                    (-70.0, 22.0, -115.0),
                    {"BL": (32.0, 25.0, 27.0), "W06": (33.0, 26.0, 28.0), "W12": (36.0, 28.0, 30.0)},
@@ -148,11 +226,14 @@ def _archetype_b() -> tuple[tuple[LesionPlan, ...], str]:
         LesionPlan("NL01", "new", "liver", "liver segment V", False, "liver_met",
                    (-30.0, -22.0, -112.0), {"W12": (14.0, 12.0, 12.0)}, yaw_deg=10.0),
     )
+    if large:
+        lesions = tuple(_NODAL_CONGLOMERATE if les.lesion_id == "T03" else les
+                        for les in lesions)
     return lesions, "stable disease, then progression by a new liver metastasis"
 
 
-def _archetype_c() -> tuple[tuple[LesionPlan, ...], str]:
-    lesions = (
+def _archetype_c(large: bool = False) -> tuple[tuple[LesionPlan, ...], str]:
+    lesions: tuple[LesionPlan, ...] = (
         LesionPlan("T01", "target", "lung", "right lower lobe", False, "lung_nodule",
                    (-85.0, 15.0, -20.0),
                    {"BL": (25.0, 20.0, 22.0), "W06": (24.0, 19.0, 21.0), "W12": (33.0, 26.0, 29.0)},
@@ -169,6 +250,8 @@ def _archetype_c() -> tuple[tuple[LesionPlan, ...], str]:
                    (70.0, -10.0, 40.0),
                    {"BL": (8.0, 7.0, 7.0), "W06": (8.0, 7.0, 7.0), "W12": (9.0, 8.0, 8.0)}),
     )
+    if large:
+        lesions = lesions[:3] + (_NECROTIC_LIVER_MET,) + lesions[3:]
     return lesions, "stable disease, then progression by growth of the target lesions"
 
 
@@ -208,8 +291,8 @@ _FIRST_BASELINE = date(2025, 3, 3)
 _DAY_OFFSETS = {"A": (43, 85), "B": (41, 86), "C": (42, 84)}
 
 
-def build_subjects(n_subjects: int = 3,
-                   rng: np.random.Generator | None = None) -> list[SubjectPlan]:
+def build_subjects(n_subjects: int = 3, rng: np.random.Generator | None = None,
+                   large_lesions: bool = False) -> list[SubjectPlan]:
     """The trial's subjects, ``SYN-001`` … in order.
 
     Parameters
@@ -219,6 +302,10 @@ def build_subjects(n_subjects: int = 3,
     rng : numpy.random.Generator, optional
         Moves lesions of repeated archetypes (subject 4 and later) by a few millimetres so that
         copies are not identical; the first three subjects are fixed by the design.
+    large_lesions : bool
+        The large-lesion trial: A gains a lobulated ~80 mm central lung primary abutting the
+        mediastinum (T05, cavitating), B's subcarinal node becomes a conglomerate of merged
+        nodes (T03), C gains a ~50 mm necrotic, rim-enhancing liver metastasis (T04).
 
     Returns
     -------
@@ -227,7 +314,7 @@ def build_subjects(n_subjects: int = 3,
     out = []
     for i in range(1, n_subjects + 1):
         arch = "ABC"[(i - 1) % 3]
-        lesions, desc = _ARCHETYPES[arch]()
+        lesions, desc = _ARCHETYPES[arch](large_lesions)
         if i > 3 and rng is not None:
             jitter = rng.uniform(-3.0, 3.0, size=(len(lesions), 3))
             lesions = tuple(

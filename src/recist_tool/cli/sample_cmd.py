@@ -19,6 +19,11 @@ def sample_data(
     subjects: int = typer.Option(3, "--subjects",
                                  help="Number of subjects (archetypes PR, SD→PD new, SD→PD "
                                       "growth repeat)."),
+    large_lesions: bool = typer.Option(
+        False, "--large-lesions",
+        help="The large-lesion trial: an ~80 mm lobulated central lung primary abutting the "
+             "mediastinum, a nodal conglomerate and a ~50 mm necrotic liver metastasis join the "
+             "archetypes (same responses)."),
 ) -> None:
     """Generate a small synthetic trial: CT series, ground_truth.json and manifest.csv."""
     from recist_tool.sample_data import generate_trial
@@ -30,9 +35,11 @@ def sample_data(
     t0 = time.perf_counter()
     with console.status("writing synthetic trial…") as status:
         gt = generate_trial(out, seed=seed, n_subjects=subjects,
-                            progress=lambda msg: status.update(f"wrote {msg}"))
+                            progress=lambda msg: status.update(f"wrote {msg}"),
+                            large_lesions=large_lesions)
     elapsed = time.perf_counter() - t0
-    table = Table(title=f"Synthetic trial in {out} (seed {seed})")
+    kind = ", large lesions" if large_lesions else ""
+    table = Table(title=f"Synthetic trial in {out} (seed {seed}{kind})")
     for col in ("subject", "visit", "date", "slices", "mm", "lesions", "SOD mm", "expected"):
         table.add_column(col, no_wrap=True)
     for sid, subj in gt["subjects"].items():
