@@ -111,21 +111,29 @@ def polar_outline(img: np.ndarray, spacing_yx, centre_yx, r_max_mm: float, lesio
     prof = map_coordinates(img, [yy.ravel(), xx.ravel()], order=1, mode="nearest"
                            ).reshape(N_ANGLES, len(r))
     # inside / outside densities near each candidate radius (3 mm windows)
+    # mean density over 3 mm just inside and just outside each candidate radius, 1 mm away from
+    # it (the partial-volume fringe of the edge itself belongs to neither side)
     w = max(1, int(round(3.0 / dr)))
+    g = max(1, int(round(1.0 / dr)))
+    n = len(r)
     csum = np.concatenate([np.zeros((N_ANGLES, 1)), np.cumsum(prof, axis=1)], axis=1)
-    idx = np.arange(len(r))
-    lo_in = np.clip(idx - w, 0, None)
-    inside = (csum[:, idx + 1] - csum[:, lo_in]) / (idx + 1 - lo_in)
-    hi_out = np.clip(idx + 1 + w, None, len(r))
-    outside = (csum[:, hi_out] - csum[:, idx + 1]) / np.maximum(hi_out - idx - 1, 1)
-    outside[:, -1] = prof[:, -1]
-    tau = max(2.0 * spread_hu, 15.0)
+    idx = np.arange(n)
+    b_in = np.clip(idx - g, 0, None)
+    a_in = np.clip(idx - g - w + 1, 0, None)
+    inside = (csum[:, b_in + 1] - csum[:, a_in]) / (b_in + 1 - a_in)
+    a_out = np.clip(idx + g, None, n - 1)
+    b_out = np.clip(idx + g + w - 1, None, n - 1)
+    outside = (csum[:, b_out + 1] - csum[:, a_out]) / (b_out + 1 - a_out)
+    tau = max(2.0 * spread_hu, 30.0)
     dev_in = np.abs(inside - lesion_hu) / tau
     dev_out = np.abs(outside - lesion_hu) / tau
     # edge: a radial change of density, where the inside resembles the lesion and the outside
     # departs from it
-    grad = np.abs(np.gradient(prof, dr, axis=1)) * 2.0 / tau  # per mm, in units of tau/2
-    edge = np.clip(grad, 0.0, 3.0) * np.exp(-0.5 * dev_in**2) * np.clip(dev_out, 0.0, 1.0)
+    # (the radial gradient, in units of tau/2 per mm, compressed by a logarithm rather than cut
+    # off: the steepest point of a strong edge, not its blurred foot, scores highest, and a faint
+    # edge still counts)
+    grad = np.log1p(np.abs(np.gradient(prof, dr, axis=1)) * 2.0 / tau)
+    edge = grad * np.exp(-0.5 * dev_in**2) * np.clip(dev_out, 0.0, 1.0)
     # a profile that has already left the lesion (beyond a clear boundary) costs more, and of
     # two edges alike the inner one is taken
     left = np.maximum.accumulate(np.clip(dev_in - 1.0, 0.0, 3.0), axis=1)
