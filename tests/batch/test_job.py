@@ -63,6 +63,22 @@ def test_baseline_lesion_is_segmented_and_measured(nodule: tuple[Path, tuple]) -
     assert r.n_slices == 32 and r.cpu_seconds > 0
 
 
+def test_a_lesion_given_by_its_caliper_line_is_segmented_from_it(nodule: tuple[Path, tuple]
+                                                                 ) -> None:
+    """A manifest line (the reader's long axis, LPS mm) reaches the segmenter as the prompt's
+    line: ``contour`` (which needs no seed) outlines the nodule from it."""
+    path, centre = nodule
+    x, y, z = centre
+    line = ((x - RADIUS_MM, y, z), (x + RADIUS_MM, y, z))
+    case = Case("P1", "BL", dt.date(2025, 1, 2), str(path), None,
+                (LesionSeed("T01", "target", "lung", False, centre, "m.csv:2", line),), "m.csv:2")
+    r = score_case(case, segmenter="contour")
+    assert r.ok, r.error
+    (les,) = r.lesions
+    assert les.segmenter == "contour" and les.state == "MEASURED"
+    assert abs(les.long_axis_mm - 2 * RADIUS_MM) < 1.5
+
+
 @pytest.mark.parametrize(("kind", "reason"), [
     ("air", "T01 (m.csv:2): no lesion at this point"),
     ("mr", "no CT volume"),

@@ -161,3 +161,44 @@ def test_cli_malformed_manifest_exit_3_one_line(tmp_path: Path, capsys: pytest.C
     assert code == 3
     assert len(err.splitlines()) == 1 and f"{path}:2: fewer fields" in err
     assert not (tmp_path / "r.db").exists()
+
+
+LINE_HEADER = HEADER.strip() + ",line_x1,line_y1,line_z1,line_x2,line_y2,line_z2\n"
+
+
+def test_a_lesion_may_be_given_by_its_caliper_line(tmp_path: Path) -> None:
+    """``line_*`` columns (CSV) or ``line = [[...], [...]]`` (TOML): the reader's long axis in
+    LPS mm; without a seed the line's midpoint seeds the lesion."""
+    text = LINE_HEADER + (
+        "P1,BL,2025-01-02,p1/bl,,T01,target,liver,false,,,,10,20,30,50,20,30\n"
+        "P1,BL,2025-01-02,p1/bl,,T02,target,lung,false,1,2,3,0,0,0,4,3,0\n"
+        "P1,BL,2025-01-02,p1/bl,,NT01,non-target,lung,false,5,5,5,,,,,,\n")
+    cases = read_manifest(_write(tmp_path, text))
+    t01, t02, nt01 = cases[0].lesions
+    assert t01.line_lps == ((10.0, 20.0, 30.0), (50.0, 20.0, 30.0))
+    assert t01.seed_lps == (30.0, 20.0, 30.0)
+    assert t02.seed_lps == (1.0, 2.0, 3.0) and t02.line_lps == ((0.0, 0.0, 0.0), (4.0, 3.0, 0.0))
+    assert nt01.line_lps is None
+    toml = ('[[case]]\nsubject = "P1"\nvisit = "BL"\ndate = "2025-01-02"\nseries_path = "p1"\n'
+            '[[case.lesions]]\nlesion_id = "T01"\ncategory = "target"\n'
+            'line = [[10, 20, 30], [50, 20, 30]]\n')
+    les = read_manifest(_write(tmp_path, toml, "m.toml"))[0].lesions[0]
+    assert les.line_lps == t01.line_lps and les.seed_lps == t01.seed_lps
+    plan_cases(cases)  # a lesion seeded by its line alone is a valid baseline lesion
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ("T01,target,liver,false,,,,10,20,30,50,20,\n", "a line needs all six of line_x1"),
+    ("T01,target,liver,false,,,,10,20,30,10,20,30\n", "zero length"),
+    ("T01,target,liver,false,,,,10,20,x,50,20,30\n", "is not six numbers"),
+    ("T01,target,liver,false,,,,10,20,nan,50,20,30\n", "finite"),
+])
+def test_bad_lines_name_file_and_line(tmp_path: Path, row: str, message: str, capsys) -> None:
+    path = _write(tmp_path, LINE_HEADER + "P1,BL,2025-01-02,p1/bl,," + row)
+    with pytest.raises(ManifestError, match=message) as err:
+        read_manifest(path)
+    assert str(err.value).startswith(f"{path}:2: ")
+    toml = ('[[case]]\nsubject = "P1"\nvisit = "BL"\ndate = "2025-01-02"\nseries_path = "p1"\n'
+            '[[case.lesions]]\nlesion_id = "T01"\ncategory = "target"\nline = [[1, 2, 3]]\n')
+    with pytest.raises(ManifestError, match=r"line must be \[\[x1"):
+        read_manifest(_write(tmp_path, toml, "m.toml"))

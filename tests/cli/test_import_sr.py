@@ -58,9 +58,13 @@ def test_round_trip_gives_the_stored_lesions_axes_and_seeds(scored_trial: Scored
         arr, off = load_mask_crop(m.mask_path, vol)
         z, y, x = np.rint(vol.lps_to_index(seed)).astype(int) - np.array(off)
         assert arr[z, y, x], r["lesion_id"]
+        # the SR's long axis is the caliper line the batch segments the lesion from
+        line = np.array([[float(r[f"line_{a}{k}"]) for a in "xyz"] for k in (1, 2)])
+        np.testing.assert_allclose(np.sort(line, axis=0), np.sort(long, axis=0), atol=0.006)
     # recist batch takes the manifest as it is
     cases = read_manifest(out)
     assert [c.visit for c in cases] == ["BL"] and len(cases[0].lesions) == len(rows)
+    assert all(les.line_lps is not None for les in cases[0].lesions)
     assert Path(cases[0].series_path).resolve() == ct.resolve()
 
     # recorded in a new database as a reader's manual baseline read

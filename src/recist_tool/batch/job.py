@@ -252,6 +252,8 @@ def stored_version(version: str, options: str = "") -> str:
 
 
 def _seeded(volume: Any, les: LesionSeed, seg: Any, case: Case, options: str = "") -> LesionResult:
+    import numpy as np
+
     from recist_tool.segment import NoLesionError, Prompt
     from recist_tool.segment.workflow import segment_and_measure
 
@@ -259,8 +261,11 @@ def _seeded(volume: Any, les: LesionSeed, seg: Any, case: Case, options: str = "
         return LesionResult(les.lesion_id, les.category, les.organ, les.nodal, "PRESENT",
                             status="present", notes=("listed without a seed: recorded present",))
     try:
-        mask, meas = segment_and_measure(volume, Prompt(point_lps=les.seed_lps), seg,
-                                         node=les.nodal)
+        line = (None if les.line_lps is None else
+                tuple(tuple(float(v) for v in volume.lps_to_index(np.asarray(e, float)))
+                      for e in les.line_lps))
+        mask, meas = segment_and_measure(volume, Prompt(point_lps=les.seed_lps, line_zyx=line),
+                                         seg, node=les.nodal)
     except NoLesionError as exc:
         raise InputError(f"{les.lesion_id} ({os.path.basename(les.where)}): {exc}") from exc
     if meas is None:  # pragma: no cover - measure ships with the package
@@ -337,8 +342,7 @@ def score_case(case: Case, baseline: BaselineRef | None = None, *,
         for les in case.lesions:
             ref = ref_by_id.get(les.lesion_id)
             if ref is not None:  # re-seeded baseline lesion keeps its baseline category
-                les = LesionSeed(les.lesion_id, ref.category, ref.organ, ref.nodal, les.seed_lps,
-                                 les.where)
+                les = replace(les, category=ref.category, organ=ref.organ, nodal=ref.nodal)
             lesions.append(_seeded(vol, les, seg, case, options))
     except RecistToolError as exc:
         return fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

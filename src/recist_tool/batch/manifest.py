@@ -21,13 +21,16 @@ from recist_tool.codes import code_problem
 from recist_tool.errors import InputError
 
 __all__ = ["Case", "LesionSeed", "ManifestError", "SubjectPlan", "plan_cases", "read_manifest",
-           "CATEGORIES", "CSV_COLUMNS"]
+           "CATEGORIES", "CSV_COLUMNS", "LINE_COLUMNS"]
 
 #: Lesion categories a manifest may name (case-insensitive).
 CATEGORIES = ("target", "non-target", "new")
 #: Columns of a CSV manifest (the first four are required).
 CSV_COLUMNS = ("subject", "visit", "date", "series_path", "series_uid", "lesion_id", "category",
-               "organ", "nodal", "seed_x", "seed_y", "seed_z")
+               "organ", "nodal", "seed_x", "seed_y", "seed_z",
+               "line_x1", "line_y1", "line_z1", "line_x2", "line_y2", "line_z2")
+#: The optional columns of a lesion's caliper line (its long axis, LPS mm: first end, second end).
+LINE_COLUMNS = CSV_COLUMNS[12:18]
 _REQUIRED = CSV_COLUMNS[:4]
 _LESION_ID = re.compile(r"[A-Za-z0-9_.-]+")  # no space; the rest: recist_tool.codes
 
@@ -50,9 +53,13 @@ class LesionSeed:
         Lymph node (measured by its short axis).
     seed_lps : tuple of float or None
         A point inside the lesion, DICOM LPS ``(x, y, z)`` mm; ``None`` for a new lesion recorded
-        as present without measurement.
+        as present without measurement. A lesion given by its line alone is seeded at the line's
+        midpoint.
     where : str
         ``file:line`` of the manifest entry.
+    line_lps : tuple of two (x, y, z) tuples or None
+        The reader's caliper line (long axis) in LPS mm, e.g. from a PACS SR: the lesion is
+        segmented from it (location, size, orientation and two boundary points).
     """
 
     lesion_id: str
@@ -61,6 +68,7 @@ class LesionSeed:
     nodal: bool = False
     seed_lps: tuple[float, float, float] | None = None
     where: str = ""
+    line_lps: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -153,29 +161,59 @@ def _category(value: Any, where: str) -> str:
     return text
 
 
-def _seed(values: Iterable[Any], where: str) -> tuple[float, float, float] | None:
+def _numbers(values: Iterable[Any], where: str, what: str, names: str
+             ) -> tuple[float, ...] | None:
+    """All the numbers of a seed or a line, or None when all are empty."""
     vals = [v for v in values]
     texts = [_text(v) for v in vals]
+    count = {3: "three", 6: "six"}.get(len(vals), str(len(vals)))
     if all(t == "" for t in texts):
         return None
-    if any(t == "" for t in texts) or len(vals) != 3:
-        raise ManifestError(f"{where}: a seed needs all three of seed_x, seed_y, seed_z (LPS mm)")
+    if any(t == "" for t in texts):
+        raise ManifestError(f"{where}: a {what} needs {names} (LPS mm)")
     try:
         out = tuple(float(v) for v in vals)
     except (TypeError, ValueError):
-        raise ManifestError(f"{where}: seed {tuple(texts)} is not three numbers (LPS mm)") from None
+        raise ManifestError(f"{where}: {what} {tuple(texts)} is not {count} numbers "
+                            "(LPS mm)") from None
     if not all(math.isfinite(v) for v in out):
-        raise ManifestError(f"{where}: seed {tuple(texts)} is not three finite numbers")
-    return out  # type: ignore[return-value]
+        raise ManifestError(f"{where}: {what} {tuple(texts)} is not {count} finite numbers")
+    return out
 
 
-def _lesion(entry: Mapping[str, Any], seed: Any, where: str) -> LesionSeed:
+def _seed(values: Iterable[Any], where: str) -> tuple[float, float, float] | None:
+    vals = list(values)
+    if len(vals) != 3:
+        raise ManifestError(f"{where}: a seed needs all three of seed_x, seed_y, seed_z (LPS mm)")
+    return _numbers(vals, where, "seed",  # type: ignore[return-value]
+                    "all three of seed_x, seed_y, seed_z")
+
+
+def _line(values: Iterable[Any], where: str
+          ) -> tuple[tuple[float, float, float], tuple[float, float, float]] | None:
+    vals = list(values)
+    if len(vals) != 6:
+        raise ManifestError(f"{where}: a line needs two end points of three numbers (LPS mm)")
+    out = _numbers(vals, where, "line", "all six of " + ", ".join(LINE_COLUMNS))
+    if out is None:
+        return None
+    a, b = out[:3], out[3:]
+    if a == b:
+        raise ManifestError(f"{where}: the line has zero length (both ends at {a})")
+    return a, b  # type: ignore[return-value]
+
+
+def _lesion(entry: Mapping[str, Any], seed: Any, where: str, line: Any = None) -> LesionSeed:
     lid = _text(entry.get("lesion_id")).upper()
     if not _LESION_ID.fullmatch(lid) or code_problem(lid, "lesion") is not None:
         raise ManifestError(f"{where}: lesion_id {lid[:40]!r} is not a lesion code like T01, NT01, "
                             "NL01")
+    ends = _line(line, where) if line is not None else None
+    point = _seed(seed, where)
+    if point is None and ends is not None:
+        point = tuple(0.5 * (u + v) for u, v in zip(*ends, strict=True))  # type: ignore[assignment]
     return LesionSeed(lid, _category(entry.get("category"), where), _text(entry.get("organ")),
-                      _bool(entry.get("nodal"), where, "nodal"), _seed(seed, where), where)
+                      _bool(entry.get("nodal"), where, "nodal"), point, where, ends)
 
 
 class _Builder:
@@ -245,14 +283,15 @@ def _read_csv(path: Path, text: str) -> list[Case]:
             continue
         if any(v is None for v in row.values()):
             raise ManifestError(f"{where}: fewer fields than columns")
-        lesion_fields = ("lesion_id", "category", "organ", "nodal", "seed_x", "seed_y", "seed_z")
+        lesion_fields = ("lesion_id", "category", "organ", "nodal", "seed_x", "seed_y", "seed_z",
+                         *LINE_COLUMNS)
         if _text(row.get("lesion_id")) == "":
             if any(_text(row.get(c)) for c in lesion_fields):
                 raise ManifestError(f"{where}: lesion fields given without a lesion_id")
             lesions = []
         else:
             lesions = [_lesion(row, (row.get("seed_x"), row.get("seed_y"), row.get("seed_z")),
-                               where)]
+                               where, [row.get(c) for c in LINE_COLUMNS])]
         b.add(row, lesions, where)
     return b.result()
 
@@ -301,13 +340,18 @@ def _read_toml(path: Path, text: str) -> list[Case]:
             w = _toml_lesion_where(path, text_lines, heads, k, les, j)
             if not isinstance(les, dict):
                 raise ManifestError(f"{w}: a lesion must be a table")
-            bad = sorted(set(les) - {"lesion_id", "category", "organ", "nodal", "seed"})
+            bad = sorted(set(les) - {"lesion_id", "category", "organ", "nodal", "seed", "line"})
             if bad:
                 raise ManifestError(f"{w}: unknown key(s) {', '.join(bad)}")
             seed = les.get("seed")
             if seed is not None and (not isinstance(seed, list) or len(seed) != 3):
                 raise ManifestError(f"{w}: seed must be [x, y, z] (LPS mm)")
-            lesions.append(_lesion(les, seed if seed is not None else ("", "", ""), w))
+            line = les.get("line")
+            if line is not None and (not isinstance(line, list) or len(line) != 2 or not all(
+                    isinstance(e, list) and len(e) == 3 for e in line)):
+                raise ManifestError(f"{w}: line must be [[x1, y1, z1], [x2, y2, z2]] (LPS mm)")
+            lesions.append(_lesion(les, seed if seed is not None else ("", "", ""), w,
+                                   [*line[0], *line[1]] if line is not None else None))
         b.add(entry, lesions, where)
     return b.result()
 

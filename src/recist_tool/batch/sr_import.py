@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recist_tool.batch.manifest import CSV_COLUMNS
+import numpy as np
+
+from recist_tool.batch.manifest import CSV_COLUMNS, LINE_COLUMNS
 from recist_tool.codes import validate_code
 from recist_tool.errors import InputError
 from recist_tool.io.outputs import atomic_file, write_csv
@@ -119,7 +121,9 @@ def import_sr(sr_path: str | os.PathLike[str], ct_path: str | os.PathLike[str], 
 
 
 def write_manifest(imp: SrImport, path: str | os.PathLike[str]) -> Path:
-    """Write the import as ``recist batch`` manifest rows (CSV; series path relative to it).
+    """Write the import as ``recist batch`` manifest rows (CSV; series path relative to it):
+    each lesion with its seed and its long axis as the caliper line (``line_*`` columns) it is
+    segmented from.
 
     Returns
     -------
@@ -136,7 +140,9 @@ def write_manifest(imp: SrImport, path: str | os.PathLike[str]) -> Path:
             "lesion_id": les.lesion_id, "category": les.category.lower(), "organ": les.organ,
             "nodal": "true" if les.nodal else "false",
             "seed_x": f"{les.seed_lps[0]:.2f}", "seed_y": f"{les.seed_lps[1]:.2f}",
-            "seed_z": f"{les.seed_lps[2]:.2f}"} for les in imp.lesions))
+            "seed_z": f"{les.seed_lps[2]:.2f}",
+            **dict(zip(LINE_COLUMNS, (f"{v:.2f}" for v in np.ravel(les.long_lps)), strict=True))}
+            for les in imp.lesions))
     return out
 
 
