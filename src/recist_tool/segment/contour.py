@@ -16,7 +16,11 @@ Method (all lengths in mm on the volume's own slices):
    contrast across it drops below :data:`END_CONTRAST_SHARE` of that on the measured slice, or
    the tissue inside no longer matches the lesion), where it shrinks below
    :data:`MIN_RADIUS_MM`, or at the end of the scan (the mask is then ``leak_bounded``).
-3. The working region grows with the lesion: it is sized from the line (or the click's first
+3. From a click (no line), an outline whose contrast is below ``classic``'s
+   :data:`~recist_tool.segment.classic.MIN_CONTRAST_HU` is no lesion
+   (:class:`~recist_tool.segment.base.NoLesionError`): a click on normal tissue finds no outline.
+   A line is the reader's statement that a lesion is there, and is always outlined.
+4. The working region grows with the lesion: it is sized from the line (or the click's first
    outline) and has no fixed field of view; only a lesion longer than :data:`MAX_EXTENT_FACTOR`
    times its long axis in the slice direction is stopped there, and says so.
 """
@@ -30,6 +34,7 @@ from scipy import ndimage
 from scipy.ndimage import map_coordinates
 
 from recist_tool.segment.base import LesionMask, NoLesionError, Prompt
+from recist_tool.segment.classic import MIN_CONTRAST_HU
 from recist_tool.segment.seed import check_seed, seed_statistics
 from recist_tool.volume import Volume
 
@@ -355,6 +360,12 @@ class ContourSegmenter:
         if not first.any():
             raise NoLesionError(f"no lesion at this prompt: no outline found on slice {z0}",
                                 reason="no_boundary")
+        if not anchors and q0["contrast"] < MIN_CONTRAST_HU:
+            # a click asserts no lesion (a reader's line does): normal tissue has no outline
+            raise NoLesionError(
+                f"no lesion at this point: the outline around (y, x) = "
+                f"{tuple(round(float(v)) for v in centre)} on slice {z0} separates tissue of "
+                f"{q0['contrast']:.0f} HU contrast only", reason="no_boundary")
         if length is None:
             length = 2.0 * float(np.percentile(radii, 90))
         mask = np.zeros((nz, *first.shape), bool)

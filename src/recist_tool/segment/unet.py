@@ -16,8 +16,8 @@ end of the scan (``info["mirrored_ends"]``); when it finds nothing there, mirror
 flagged as lymph nodes (``node=True``), where the network is not validated, are handed to
 ``classic`` (``lung_only``). Large lesions go to ``contour`` (:mod:`recist_tool.segment.contour`):
 a caliper line at least :data:`LARGE_LESION_MM` long, and a click whose first mask (``classic``'s,
-or the network's at its widest field of view) is that large or reaches the edge of the region it
-was drawn in. Every mask handed on says why in ``info["routed_by"]``.
+or the network's) is that large, or the network's mask that reaches the edge of its widest field
+of view. Every mask handed on says why in ``info["routed_by"]``.
 
 A weight file whose metadata names another ``patch_shape``, ``work_spacing_mm`` or
 ``click_sigma_mm`` is run on that grid (the ``model-file`` segmenter relies on it).
@@ -339,7 +339,8 @@ class UNetSegmenter:
             elif (self._classic.lung_ray_fraction(volume, seed) or 0.0) < LUNG_RAYS_MIN:
                 why = NOT_IN_LUNG
         if why is not None:
-            return self._large_or(self._routed(volume, prompt, node, why), volume, prompt, node)
+            return self._large_or(self._routed(volume, prompt, node, why), volume, prompt, node,
+                                  reached_edge=False)
         seed_lps = volume.index_to_lps(seed_idx)
         scales = [1.0, 2.0]
         line = prompt.line_length_mm(volume)
@@ -405,21 +406,22 @@ class UNetSegmenter:
                                "work_spacing_mm": [s * scale for s in self.work_spacing],
                                "device": self.device, "recentred": recentred,
                                "mirrored_ends": mirrored, "edge": edge_info}).tight()
-        return self._large_or(out, volume, prompt, node)
+        return self._large_or(out, volume, prompt, node, reached_edge=bool(touches))
 
     def _large(self, size: float, how: str) -> str:
         return LARGE.format(size=size, how=how, limit=LARGE_LESION_MM)
 
-    def _large_or(self, first: LesionMask, volume: Volume, prompt: Prompt,
-                  node: bool) -> LesionMask:
+    def _large_or(self, first: LesionMask, volume: Volume, prompt: Prompt, node: bool,
+                  reached_edge: bool) -> LesionMask:
         """``first``, or ``contour``'s mask when ``first`` is a large lesion (its in-plane
-        extent at least :data:`LARGE_LESION_MM`) or reached the edge of its region (and
-        ``contour`` finds the lesion)."""
+        extent at least :data:`LARGE_LESION_MM`) or, from the network, ``reached_edge`` of its
+        widest field of view (and ``contour`` finds the lesion). ``classic``'s leaks are not
+        a reason: a click on normal tissue leaks, and is no large lesion."""
         size = in_plane_extent_mm(first, volume)
-        if size < LARGE_LESION_MM and not first.leak_bounded:
+        if size < LARGE_LESION_MM and not reached_edge:
             return first
         how = (f"the first mask, {first.segmenter}'s"
-               + (", reached the edge of its region" if first.leak_bounded else ""))
+               + (", reached the edge of the network's field of view" if reached_edge else ""))
         try:
             return self._routed(volume, prompt, node, self._large(size, how), self._contour)
         except NoLesionError:
