@@ -83,3 +83,12 @@ def read_subject(store, reader: str, t01_w6: str, t02_w6: str) -> None:  # noqa:
     store.record_measurement("S001", "W6", "T02", reader=reader, long_axis_mm="25",
                              short_axis_mm=t02_w6)
     store.assess_non_target("S001", "W6", "NT01", "PRESENT", reader=reader)
+
+
+def two_signed_reads(store) -> None:  # noqa: ANN001
+    """alice (W6: PR) and bob (W6: SD) read S001, compute their responses and sign BL and W6."""
+    for name, t01, t02 in (("alice", "18", "12"), ("bob", "27", "18")):
+        read_subject(store, name, t01_w6=t01, t02_w6=t02)
+        store.compute_responses("S001", reader=name)
+        for visit in ("BL", "W6"):
+            store.sign("S001", visit, reader=name, password=PASSWORDS[name])

@@ -14,7 +14,7 @@ from recist_tool.errors import InputError, StoreError
 from recist_tool.recist import Response
 from recist_tool.store import AuthenticationError, LockedRecordError, TrialStore, head_revision
 from recist_tool.store.models import AuditEvent
-from tests.store.conftest import PASSWORDS, make_trial, read_subject
+from tests.store.conftest import PASSWORDS, make_trial, read_subject, two_signed_reads
 
 pytestmark = pytest.mark.db
 
@@ -107,7 +107,8 @@ def test_sign_locks_and_amend_keeps_old_version(store: TrialStore) -> None:
     ):
         with pytest.raises(LockedRecordError, match="signed"):
             write()
-    assert store.amend("S001", "W6", reader="alice", reason="T01 remeasured on thin slices") == 2
+    assert store.amend("S001", "W6", reader="alice", password=PASSWORDS["alice"],
+                       reason="T01 remeasured on thin slices") == 2
     store.record_measurement("S001", "W6", "T01", reader="alice", long_axis_mm="36",
                              reason="remeasured")
     store.compute_responses("S001", reader="alice")
@@ -133,21 +134,19 @@ def test_compute_replaces_open_response(store: TrialStore) -> None:
 
 
 def test_adjudication_between_differing_readers(store: TrialStore) -> None:
-    for name, t01, t02 in (("alice", "18", "12"), ("bob", "27", "18")):
-        read_subject(store, name, t01_w6=t01, t02_w6=t02)
-        store.compute_responses("S001", reader=name)
-        for visit in ("BL", "W6"):
-            store.sign("S001", visit, reader=name, password=PASSWORDS[name])
+    two_signed_reads(store)
     with pytest.raises(AuthenticationError, match="adjudicator"):
-        store.discrepancies("S001", adjudicator="alice")
-    d = {x.visit: x for x in store.discrepancies("S001", adjudicator="carol")}
+        store.discrepancies("S001", adjudicator="alice", password=PASSWORDS["alice"])
+    d = {x.visit: x for x in store.discrepancies("S001", adjudicator="carol",
+                                                  password=PASSWORDS["carol"])}
     assert d["W6"].responses == {"alice": "PR", "bob": "SD"} and d["W6"].differ
     with pytest.raises(InputError, match="reason"):
         store.adjudicate("S001", "W6", adjudicator="carol", password=PASSWORDS["carol"],
                          chosen_reader="bob", other_reader="alice", reason="")
     store.adjudicate("S001", "W6", adjudicator="carol", password=PASSWORDS["carol"],
                      chosen_reader="bob", other_reader="alice", reason="T01 includes a vessel")
-    d = {x.visit: x for x in store.discrepancies("S001", adjudicator="carol")}
+    d = {x.visit: x for x in store.discrepancies("S001", adjudicator="carol",
+                                                  password=PASSWORDS["carol"])}
     assert (d["W6"].adjudicated_reader, d["W6"].adjudication_reason) == ("bob",
                                                                          "T01 includes a vessel")
     sig = [e for e in store.audit_log("S001") if e.entity == "signature"][-1]

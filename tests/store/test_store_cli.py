@@ -8,7 +8,7 @@ import pytest
 
 from recist_tool.cli import main
 from recist_tool.store import TrialStore, head_revision
-from tests.store.conftest import PASSWORDS, make_trial, read_subject
+from tests.store.conftest import PASSWORDS, make_trial, read_subject, two_signed_reads
 
 pytestmark = pytest.mark.db
 
@@ -83,14 +83,14 @@ def test_cli_amend_discrepancies_adjudicate(tmp_path, monkeypatch, capsys) -> No
     db = str(tmp_path / "r.db")
     with TrialStore(db) as store:
         make_trial(store)
-        for name, t01, t02 in (("alice", "18", "12"), ("bob", "27", "18")):
-            read_subject(store, name, t01_w6=t01, t02_w6=t02)
-            store.compute_responses("S001", reader=name)
-            for visit in ("BL", "W6"):
-                store.sign("S001", visit, reader=name, password=PASSWORDS[name])
-    assert main(["discrepancies", "S001", "--adjudicator", "alice", "--db", db]) == 3
+        two_signed_reads(store)
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORDS["alice"] + "\n"))
+    assert main(["discrepancies", "S001", "--adjudicator", "alice", "--password-stdin",
+                 "--db", db]) == 3
     assert capsys.readouterr().err.count("\n") == 1  # one line: alice is no adjudicator
-    assert main(["discrepancies", "S001", "--adjudicator", "carol", "--json", "--db", db]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORDS["carol"] + "\n"))
+    assert main(["discrepancies", "S001", "--adjudicator", "carol", "--json", "--password-stdin",
+                 "--db", db]) == 0
     rows = {r["visit"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["W6"]["responses"] == {"alice": "PR", "bob": "SD"} and rows["W6"]["differ"]
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORDS["carol"] + "\n"))
@@ -98,18 +98,22 @@ def test_cli_amend_discrepancies_adjudicate(tmp_path, monkeypatch, capsys) -> No
                  "--over", "alice", "--reason", "T01 includes a vessel", "--password-stdin",
                  "--db", db]) == 0
     assert "bob's read chosen over alice's by carol" in capsys.readouterr().out
-    assert main(["discrepancies", "S001", "--adjudicator", "carol", "--db", db]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORDS["carol"] + "\n"))
+    assert main(["discrepancies", "S001", "--adjudicator", "carol", "--password-stdin",
+                 "--db", db]) == 0
     assert "T01 includes a vessel" in capsys.readouterr().out
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORDS["carol"] + "\n"))
     assert main(["adjudicate", "S001", "BL", "--adjudicator", "carol", "--choose", "bob",
                  "--over", "alice", "--reason", "x", "--password-stdin", "--db", db]) == 3
     assert "nothing to adjudicate" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORDS["alice"] + "\n"))
     assert main(["amend", "S001", "W6", "--reader", "alice", "--reason",
-                 "T01 remeasured on thin slices", "--db", db]) == 0
+                 "T01 remeasured on thin slices", "--password-stdin", "--db", db]) == 0
     assert "version 2 of alice's read opened" in capsys.readouterr().out
     with TrialStore(db) as store:
         assert store.get_read("S001", "W6", reader="alice").status == "open"
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORDS["alice"] + "\n"))
     assert main(["amend", "S001", "W6", "--reader", "alice", "--reason", "again",
-                 "--db", db]) == 3
+                 "--password-stdin", "--db", db]) == 3
     assert "not signed" in capsys.readouterr().err
     assert main(["audit", "verify", "--db", db]) == 0

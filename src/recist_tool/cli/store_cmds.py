@@ -173,15 +173,18 @@ def amend(
     visit: str = typer.Argument(..., help="Visit name."),
     reader: str = typer.Option(..., "--reader", help="Your account name."),
     reason: str = typer.Option(..., "--reason", help="Why the signed read is changed."),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Read the password from the first line of stdin."),
     db: str = _DB,
 ) -> None:
-    """Open a new version of your signed read of SUBJECT at VISIT for changes.
+    """Open a new version of your signed read of SUBJECT at VISIT for changes (password asked).
 
     The signed version stays as it was (audit trail and exports of earlier data keep it); the new
     version starts as a copy and must be signed again.
     """
+    password = _signing_password(password_stdin, reader)
     with _open(db) as store:
-        version = store.amend(subject, visit, reader=reader, reason=reason)
+        version = store.amend(subject, visit, reader=reader, password=password, reason=reason)
     console.print(f"{subject} {visit}: version {version} of {reader}'s read opened ({reason})",
                   highlight=False, soft_wrap=True)
 
@@ -191,12 +194,15 @@ def discrepancies(
     subject: str = typer.Argument(..., help="Subject code."),
     adjudicator: str = typer.Option(..., "--adjudicator", help="Your (adjudicator) account name."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Read the password from the first line of stdin."),
     db: str = _DB,
 ) -> None:
     """Per visit, every reader's signed overall response, whether they differ, and any
-    adjudication (adjudicators only)."""
-    with _open(db, read_only=True) as store:
-        rows = store.discrepancies(subject, adjudicator=adjudicator)
+    adjudication (adjudicators only; password asked, as this unblinds)."""
+    password = _signing_password(password_stdin, adjudicator)
+    with _open(db) as store:  # not read-only: a wrong password is recorded (AUTH_FAIL)
+        rows = store.discrepancies(subject, adjudicator=adjudicator, password=password)
     if as_json:
         typer.echo(json.dumps([{"visit": r.visit, "date": r.date.isoformat(),
                                 "responses": r.responses, "differ": r.differ,

@@ -880,10 +880,16 @@ class TrialStore:
                             record_sha256=digest))
             return digest
 
-    def amend(self, subject: str, visit: str, *, reader: str, reason: str) -> int:
-        """Open a new version of a signed read (copy of it) for changes; returns its number."""
+    def amend(self, subject: str, visit: str, *, reader: str, password: str, reason: str) -> int:
+        """Open a new version of a signed read (copy of it) for changes; returns its number.
+
+        Like signing, this needs the reader's password: the new version is recorded as the
+        reader's, so nobody else may open it in the reader's name. A wrong password is audited
+        (``AUTH_FAIL``) and raises :class:`AuthenticationError`.
+        """
         if not reason or not reason.strip():
             raise InputError("an amendment needs a reason")
+        self.authenticate(reader, password)
         with self._write(reader, reason) as s:
             r = self._active_reader(s, reader, ("reader", "admin"))
             subj = self._subject(s, subject)
@@ -906,8 +912,13 @@ class TrialStore:
 
     # --- independent review, adjudication -----------------------------------------------------
 
-    def discrepancies(self, subject: str, *, adjudicator: str) -> list[Discrepancy]:
-        """Per visit, the signed overall responses of every reader (adjudicators only)."""
+    def discrepancies(self, subject: str, *, adjudicator: str, password: str) -> list[Discrepancy]:
+        """Per visit, the signed overall responses of every reader (adjudicators only).
+
+        This shows one reader's results to another person, so it needs the adjudicator's
+        password; a wrong one is audited (``AUTH_FAIL``) and raises :class:`AuthenticationError`.
+        """
+        self.authenticate(adjudicator, password)
         with self._read() as s:
             self._active_reader(s, adjudicator, ("adjudicator", "admin"))
             subj = self._subject(s, subject)
@@ -1022,7 +1033,8 @@ class ReaderSession:
 
     Exposes only the reader-scoped methods, with ``reader=`` (or ``adjudicator=``) bound to the
     account: a session cannot name another reader, so it never reads another reader's records.
-    Signing still asks for the password again.
+    Signing, amending and the adjudicator's view of all readers' responses still ask for the
+    password again.
     """
 
     def __init__(self, store: TrialStore, info: ReaderInfo) -> None:
