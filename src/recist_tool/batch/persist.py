@@ -4,7 +4,8 @@
 Store writes are idempotent, keyed by subject / visit / lesion: a lesion is created once, a
 measurement whose values are unchanged is not written again, a changed one is updated (with an
 audited reason), responses replace the previous computation. Re-running a batch therefore never
-adds a row.
+adds a row. Creation is get-or-create in the store (``exist_ok=True``), so two batches writing into
+one database at the same time both finish without creating anything twice.
 """
 
 from __future__ import annotations
@@ -158,20 +159,21 @@ def prepare_store(store: Any, plans: Sequence[SubjectPlan], *, reader: str, tria
     """
     if reader not in {r.name for r in store.readers()}:
         store.add_reader(reader, secrets.token_urlsafe(24), full_name=f"recist batch ({reader})",
-                         role="reader")
+                         role="reader", exist_ok=True)
     trials = store.trials()
     subj_trial = {p.subject: info.trial for p in plans
                   if (info := store.subject_info(p.subject)) is not None}
     if trial.name not in trials:
         store.add_trial(trial.name, criteria=trial.criteria, policies=trial.policies or {},
-                        visit_schedule=list(trial.visits))
+                        visit_schedule=list(trial.visits), exist_ok=True)
         trials[trial.name] = trial.criteria
     elif trials[trial.name] != trial.criteria:
         raise UsageError(f"trial {trial.name!r} in the database uses {trials[trial.name]}, the "
                          f"settings ask for {trial.criteria}")
     for plan in plans:
         if plan.subject not in subj_trial:
-            store.add_subject(trial.name, plan.subject, reference_date=plan.baseline.date)
+            store.add_subject(trial.name, plan.subject, reference_date=plan.baseline.date,
+                              exist_ok=True)
         elif trials.get(subj_trial[plan.subject]) != trial.criteria:
             raise UsageError(f"subject {plan.subject} belongs to trial {subj_trial[plan.subject]!r} "
                              f"({trials.get(subj_trial[plan.subject])}), the settings ask for "
@@ -181,7 +183,7 @@ def prepare_store(store: Any, plans: Sequence[SubjectPlan], *, reader: str, tria
             where = os.path.abspath(case.series_path)
             if case.visit not in stored:
                 store.add_timepoint(plan.subject, case.visit, case.date, series_uid=case.series_uid,
-                                    series_path=where)
+                                    series_path=where, exist_ok=True)
                 continue
             tp = stored[case.visit]
             if tp.date != case.date:
@@ -319,12 +321,13 @@ def save_case(store: Any, case: Case, result: CaseResult, *, reader: str,
         if les.lesion_id not in existing and les.category == "new":
             store.record_new_lesion(case.subject, case.visit, les.lesion_id, reader=reader,
                                     organ=les.organ, nodal=les.nodal, reason=_REASON,
-                                    **{k: v for k, v in values.items()})
+                                    exist_ok=True, **{k: v for k, v in values.items()})
             written += 1
             continue
         if les.lesion_id not in existing:
             store.add_lesion(case.subject, case.visit, les.lesion_id, _CATEGORY[les.category],
-                             reader=reader, organ=les.organ, nodal=les.nodal, reason=_REASON)
+                             reader=reader, organ=les.organ, nodal=les.nodal, reason=_REASON,
+                             exist_ok=True)
         store.record_measurement(case.subject, case.visit, les.lesion_id, reader=reader,
                                  state=les.state, reason=_REASON, **values)
         written += 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import getpass
 import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -233,6 +234,46 @@ def _category(value: Category | str) -> Category:
                          f"{', '.join(c.value for c in Category)}") from exc
 
 
+def _reuse(row: Any, exist_ok: bool, what: str, **given: Any) -> bool:
+    """Whether an existing ``row`` stands for the one being created (get-or-create).
+
+    Called inside the write transaction, which writers take one at a time (SQLite
+    ``BEGIN IMMEDIATE``, the PostgreSQL advisory lock), so no other writer can create the row
+    between this look-up and the insert; the table's unique constraint refuses a duplicate from a
+    writer that bypasses the store.
+
+    Parameters
+    ----------
+    row : object or None
+        The stored row with the new row's key, if any.
+    exist_ok : bool
+        Whether an existing row is acceptable (idempotent creation).
+    what : str
+        The row in words, for messages (``"visit 'W6' of S001"``).
+    **given : Any
+        Attributes the caller asked for; those not None must equal the stored ones.
+
+    Returns
+    -------
+    bool
+        False when there is no such row (create it); True when ``row`` is to be used as it is.
+
+    Raises
+    ------
+    InputError
+        The row exists and ``exist_ok`` is off, or it exists with other attributes.
+    """
+    if row is None:
+        return False
+    if not exist_ok:
+        raise InputError(f"{what} exists already")
+    for key, want in given.items():
+        have = getattr(row, key)
+        if want is not None and have != want:
+            raise InputError(f"{what} exists already with {key} {have!r}, not {want!r}")
+    return True
+
+
 class TrialStore:
     """The trial database: subjects, visits, reads, lesions, measurements, responses, audit trail.
 
@@ -339,6 +380,42 @@ class TrialStore:
                          f"lesion {code} of subject {subject.code} read by {reader.name}")
 
     @staticmethod
+    def _reused_lesion(s: Session, subject: Subject, reader: Reader, tp: Timepoint, code: str,
+                       exist_ok: bool, *, category: str, organ: str, nodal: bool) -> Lesion | None:
+        """The reader's lesion ``code`` when it exists and may stand for the one being added
+        (``exist_ok``, same category, node flag, organ when given and first visit); None when it is
+        to be created. Raises InputError otherwise (see :func:`_reuse`)."""
+        old = s.scalars(select(Lesion).where(Lesion.subject_id == subject.id,
+                                             Lesion.reader_id == reader.id, Lesion.code == code)
+                        ).first()
+        what = f"lesion {code} of {subject.code} in {reader.name}'s read"
+        if not _reuse(old, exist_ok, what, category=category, nodal=nodal, organ=organ or None):
+            return None
+        if old.created_timepoint_id != tp.id:
+            raise InputError(f"{what} exists already, first seen at another visit than {tp.visit}")
+        return old
+
+    @staticmethod
+    def _put_measurement(s: Session, read: TimepointRead, les: Lesion, visit: str,
+                         values: dict[str, Any], reason: str | None, exist_ok: bool = False) -> None:
+        """Insert ``les``'s assessment in ``read``, or change the stored one, which needs a
+        ``reason`` (with ``exist_ok``, storing the same values again needs none and writes
+        nothing)."""
+        m = s.scalars(select(Measurement).where(Measurement.read_id == read.id,
+                                                Measurement.lesion_id == les.id)).first()
+        if m is None:
+            s.add(Measurement(subject_id=read.subject_id, read_id=read.id, lesion_id=les.id,
+                              **values))
+            return
+        if not reason:
+            if exist_ok and all(getattr(m, k) == v for k, v in values.items()):
+                return
+            raise InputError(f"{les.code} at {visit} is recorded already: give a reason "
+                             "to change it")
+        for k, v in values.items():
+            setattr(m, k, v)
+
+    @staticmethod
     def _current_read(s: Session, tp: Timepoint, reader: Reader) -> TimepointRead | None:
         return s.scalars(select(TimepointRead).where(
             TimepointRead.timepoint_id == tp.id, TimepointRead.reader_id == reader.id,
@@ -361,8 +438,12 @@ class TrialStore:
     # --- accounts ------------------------------------------------------------------------------
 
     def add_reader(self, name: str, password: str, *, full_name: str = "", role: str = "reader",
-                   by: str | None = None) -> ReaderInfo:
-        """Create a named reader account (password stored as a salted scrypt hash)."""
+                   by: str | None = None, exist_ok: bool = False) -> ReaderInfo:
+        """Create a named reader account (password stored as a salted scrypt hash).
+
+        With ``exist_ok`` an existing account of that name and role is returned as it is: its
+        password is neither checked nor changed (a batch creates its account this way).
+        """
         name = name.strip()
         if not name or len(name) > 64 or any(c.isspace() for c in name):
             raise InputError(f"reader name {name!r}: 1-64 characters without spaces")
@@ -371,11 +452,13 @@ class TrialStore:
             raise InputError(f"role {role!r} is not one of {', '.join(ROLES)}")
         if len(password) < MIN_PASSWORD:
             raise InputError(f"password of {name}: at least {MIN_PASSWORD} characters")
+        digest = hash_password(password)  # scrypt before the write lock, not while holding it
         with self._write(by or _os_user(), "account created") as s:
-            if s.scalars(select(Reader).where(Reader.name == name)).first():
-                raise InputError(f"reader {name!r} exists already")
+            old = s.scalars(select(Reader).where(Reader.name == name)).first()
+            if _reuse(old, exist_ok, f"reader {name!r}", role=role):
+                return ReaderInfo(old.name, old.full_name, old.role, old.active)
             s.add(Reader(name=name, full_name=full_name or name, role=role,
-                         password_hash=hash_password(password), active=True))
+                         password_hash=digest, active=True))
         return ReaderInfo(name, full_name or name, role, True)
 
     def set_reader_active(self, name: str, active: bool, *, by: str | None = None,
@@ -427,8 +510,13 @@ class TrialStore:
 
     def add_trial(self, name: str, *, criteria: str = "RECIST 1.1",
                   policies: Policies | dict[str, Any] | None = None,
-                  visit_schedule: Sequence[dict[str, Any]] = (), by: str | None = None) -> None:
-        """Create a trial with its response criteria, RECIST policies and visit schedule."""
+                  visit_schedule: Sequence[dict[str, Any]] = (), by: str | None = None,
+                  exist_ok: bool = False) -> None:
+        """Create a trial with its response criteria, RECIST policies and visit schedule.
+
+        With ``exist_ok`` a trial of that name with the same criteria (and policies, when given)
+        is kept as it is.
+        """
         if criteria not in CRITERIA:
             raise InputError(f"criteria {criteria!r} is not one of {', '.join(CRITERIA)}")
         if isinstance(policies, Policies):
@@ -437,8 +525,10 @@ class TrialStore:
             pol = dict(policies or {})
             policies_from_mapping(pol)  # validate
         with self._write(by or _os_user()) as s:
-            if s.scalars(select(Trial).where(Trial.name == name)).first():
-                raise InputError(f"trial {name!r} exists already")
+            old = s.scalars(select(Trial).where(Trial.name == name)).first()
+            if _reuse(old, exist_ok, f"trial {name!r}", criteria=criteria,
+                      policies=None if policies is None else json.loads(canonical_json(pol))):
+                return
             s.add(Trial(name=name, criteria=criteria, policies=pol,
                         visit_schedule=[dict(v) for v in visit_schedule]))
 
@@ -459,13 +549,25 @@ class TrialStore:
         return SubjectInfo(row[0], row[1], row[2], dict(row[3] or {}), row[4])
 
     def add_subject(self, trial: str, code: str, *, patient_id: str | None = None,
-                    reference_date: _dt.date | None = None, by: str | None = None) -> None:
-        """Enrol a subject under a pseudonymous code; ``patient_id`` goes to a separate table."""
+                    reference_date: _dt.date | None = None, by: str | None = None,
+                    exist_ok: bool = False) -> None:
+        """Enrol a subject under a pseudonymous code; ``patient_id`` goes to a separate table.
+
+        With ``exist_ok`` a subject of that code in the same trial (with the same reference date
+        and PatientID, when given) is kept as it is.
+        """
         validate_code(code, "subject")
         with self._write(by or _os_user()) as s:
             t = self._trial(s, trial)
-            if s.scalars(select(Subject).where(Subject.code == code)).first():
-                raise InputError(f"subject {code!r} exists already")
+            old = s.scalars(select(Subject).where(Subject.code == code)).first()
+            if _reuse(old, exist_ok, f"subject {code!r}", reference_date=reference_date):
+                if old.trial_id != t.id:
+                    raise InputError(f"subject {code!r} exists already in another trial")
+                mapped = s.scalars(select(SubjectIdentity.patient_id).where(
+                    SubjectIdentity.subject_id == old.id)).first()
+                if patient_id is not None and mapped != patient_id:
+                    raise InputError(f"subject {code!r} exists already with another DICOM PatientID")
+                return
             subj = Subject(trial_id=t.id, code=code, reference_date=reference_date)
             s.add(subj)
             s.flush()
@@ -492,14 +594,22 @@ class TrialStore:
 
     def add_timepoint(self, subject: str, visit: str, date: _dt.date, *, study_uid: str | None = None,
                       series_uid: str | None = None, visit_num: Decimal | int | None = None,
-                      series_path: str | None = None, by: str | None = None) -> None:
-        """Add a visit with its scan date, imaging UIDs and where its series lies."""
+                      series_path: str | None = None, by: str | None = None,
+                      exist_ok: bool = False) -> None:
+        """Add a visit with its scan date, imaging UIDs and where its series lies.
+
+        With ``exist_ok`` a visit of that name with the same date (and UIDs and visit number, when
+        given) is kept as it is; :meth:`set_timepoint_images` changes where its series lies.
+        """
         validate_code(visit, "visit")
         with self._write(by or _os_user()) as s:
             subj = self._subject(s, subject)
-            if s.scalars(select(Timepoint).where(Timepoint.subject_id == subj.id,
-                                                 Timepoint.visit == visit)).first():
-                raise InputError(f"visit {visit!r} of {subject} exists already")
+            old = s.scalars(select(Timepoint).where(Timepoint.subject_id == subj.id,
+                                                    Timepoint.visit == visit)).first()
+            if _reuse(old, exist_ok, f"visit {visit!r} of {subject}", date=date,
+                      study_uid=study_uid, series_uid=series_uid,
+                      visit_num=None if visit_num is None else Decimal(visit_num)):
+                return
             s.add(Timepoint(subject_id=subj.id, visit=visit, date=date, study_uid=study_uid,
                             series_uid=series_uid, series_path=series_path,
                             visit_num=None if visit_num is None else Decimal(visit_num)))
@@ -551,8 +661,12 @@ class TrialStore:
 
     def add_lesion(self, subject: str, visit: str, lesion_id: str, category: Category | str, *,
                    reader: str, organ: str = "", nodal: bool = False,
-                   reason: str | None = None) -> None:
-        """Identify a lesion (first seen at ``visit``) in ``reader``'s read."""
+                   reason: str | None = None, exist_ok: bool = False) -> None:
+        """Identify a lesion (first seen at ``visit``) in ``reader``'s read.
+
+        With ``exist_ok`` the reader's lesion of that code, first seen at ``visit``, with the same
+        category and node flag (and organ, when given) is kept as it is.
+        """
         cat = _category(category)
         code = validate_code(lesion_id.strip().upper(), "lesion")
         with self._write(reader, reason) as s:
@@ -560,9 +674,9 @@ class TrialStore:
             subj = self._subject(s, subject)
             tp = self._timepoint(s, subj, visit)
             self._open_read(s, subj, tp, r)
-            if s.scalars(select(Lesion).where(Lesion.subject_id == subj.id,
-                                              Lesion.reader_id == r.id, Lesion.code == code)).first():
-                raise InputError(f"lesion {code} of {subject} exists already in {reader}'s read")
+            if self._reused_lesion(s, subj, r, tp, code, exist_ok, category=cat.value,
+                                   organ=organ, nodal=nodal):
+                return
             s.add(Lesion(subject_id=subj.id, reader_id=r.id, code=code, category=cat.value,
                          organ=organ, nodal=nodal, created_timepoint_id=tp.id))
 
@@ -600,20 +714,11 @@ class TrialStore:
                 need = "node needs its short" if les.nodal else "lesion needs its long"
                 raise InputError(f"{les.code}: a measured {need} axis")
             read = self._open_read(s, subj, tp, r)
-            m = s.scalars(select(Measurement).where(Measurement.read_id == read.id,
-                                                    Measurement.lesion_id == les.id)).first()
             values = dict(state=st.value, long_axis_mm=la, short_axis_mm=sa, fragments_mm=frags,
                           endpoints_lps=endpoints_lps, volume_ml=_dec(volume_ml, "volume"),
                           mask_path=mask_path, mask_sha256=mask_sha256, segmenter=segmenter,
                           segmenter_version=segmenter_version, method=method)
-            if m is None:
-                s.add(Measurement(subject_id=subj.id, read_id=read.id, lesion_id=les.id, **values))
-            else:
-                if not reason:
-                    raise InputError(f"{les.code} at {visit} is recorded already: give a reason "
-                                     "to change it")
-                for k, v in values.items():
-                    setattr(m, k, v)
+            self._put_measurement(s, read, les, visit, values, reason)
 
     def assess_non_target(self, subject: str, visit: str, lesion_id: str, state: LesionState | str, *,
                           reader: str, reason: str | None = None) -> None:
@@ -626,11 +731,14 @@ class TrialStore:
                           category: Category | str = Category.NEW,
                           long_axis_mm: Decimal | float | None = None,
                           short_axis_mm: Decimal | float | None = None,
-                          reason: str | None = None, **measurement: Any) -> None:
+                          reason: str | None = None, exist_ok: bool = False,
+                          **measurement: Any) -> None:
         """A new lesion at ``visit`` (equivocal or unequivocal), optionally measured.
 
         Records the lesion (category ``NEW``, or iRECIST ``NEW TARGET`` / ``NEW NON-TARGET``) and
-        its assessment in one transaction.
+        its assessment in one transaction. With ``exist_ok`` the lesion may exist already (as with
+        :meth:`add_lesion`); its assessment is then recorded as :meth:`record_measurement` would
+        (the same values again write nothing; other values need a ``reason``).
         """
         cat = _category(category)
         if not cat.is_new:
@@ -647,18 +755,17 @@ class TrialStore:
             tp = self._timepoint(s, subj, visit)
             read = self._open_read(s, subj, tp, r)
             code = validate_code(lesion_id.strip().upper(), "lesion")
-            if s.scalars(select(Lesion).where(Lesion.subject_id == subj.id,
-                                              Lesion.reader_id == r.id,
-                                              Lesion.code == code)).first():
-                raise InputError(f"lesion {code} of {subject} exists already in {reader}'s read")
-            les = Lesion(subject_id=subj.id, reader_id=r.id, code=code, category=cat.value,
-                         organ=organ, nodal=nodal, created_timepoint_id=tp.id)
-            s.add(les)
-            s.flush()
-            s.add(Measurement(subject_id=subj.id, read_id=read.id, lesion_id=les.id,
-                              state=state.value, long_axis_mm=_dec(long_axis_mm, "long axis"),
-                              short_axis_mm=_dec(short_axis_mm, "short axis"),
-                              fragments_mm=[], **measurement))
+            les = self._reused_lesion(s, subj, r, tp, code, exist_ok, category=cat.value,
+                                      organ=organ, nodal=nodal)
+            if les is None:
+                les = Lesion(subject_id=subj.id, reader_id=r.id, code=code, category=cat.value,
+                             organ=organ, nodal=nodal, created_timepoint_id=tp.id)
+                s.add(les)
+                s.flush()
+            self._put_measurement(s, read, les, visit, dict(
+                state=state.value, long_axis_mm=_dec(long_axis_mm, "long axis"),
+                short_axis_mm=_dec(short_axis_mm, "short axis"), fragments_mm=[], **measurement),
+                reason, exist_ok)
 
     def delete_measurement(self, subject: str, visit: str, lesion_id: str, *, reader: str,
                            reason: str) -> None:
