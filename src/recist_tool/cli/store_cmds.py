@@ -1,4 +1,4 @@
-"""``recist audit verify|log``, ``reader add|list``, ``trial add``, ``sign``, ``amend``,
+"""``recist audit verify|head|log``, ``reader add|list``, ``trial add``, ``sign``, ``amend``,
 ``discrepancies``, ``adjudicate``, ``db upgrade``: the trial DB.
 
 Thin shell over :class:`recist_tool.store.TrialStore`. ``--db`` takes a SQLite path (default
@@ -34,14 +34,40 @@ def _open(db: str, read_only: bool = False):  # noqa: ANN202 - TrialStore, impor
 
 
 @audit_app.command("verify")
-def audit_verify(db: str = _DB) -> None:
-    """Check the audit hash chain and signed records; exit 3 naming the first broken event."""
+def audit_verify(
+    expect_head: str | None = typer.Option(
+        None, "--expect-head", metavar="HASH",
+        help="A head printed earlier by 'recist audit head' and kept outside the database: the "
+             "chain must still contain it (detects events cut from its end)."),
+    db: str = _DB,
+) -> None:
+    """Check the audit hash chain, the signed records and that every audited row is what the
+    trail says; exit 3 naming the first problem."""
+    from recist_tool.store.audit import is_chain_hash
+
+    if expect_head is not None and not is_chain_hash(expect_head):
+        raise UsageError(f"--expect-head {expect_head!r}: a chain head is 64 hex digits "
+                         "(as 'recist audit head' prints it)")
     with _open(db, read_only=True) as store:
-        check = store.verify_audit()
+        check = store.verify_audit(expect_head=expect_head)
     if check.ok:
         console.print(check.message, highlight=False, soft_wrap=True)
         return
     raise StoreError(f"audit trail BROKEN: {check.message}")
+
+
+@audit_app.command("head")
+def audit_head(db: str = _DB) -> None:
+    """Print the chain head: hash, event number, time (UTC). Keep it outside the database (e.g. in
+    the trial master file) and check later with 'recist audit verify --expect-head HASH'."""
+    from recist_tool.store.audit import GENESIS
+
+    with _open(db, read_only=True) as store:
+        head = store.audit_head()
+    if head is None:
+        typer.echo(f"{GENESIS} event 0 (empty trail)")
+    else:
+        typer.echo(f"{head.hash} event {head.id} {head.ts}")
 
 
 @audit_app.command("log")

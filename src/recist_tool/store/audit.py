@@ -9,6 +9,11 @@ advisory lock), so the chain has one order.
 Chain: ``hash_n = sha256(hash_{n-1} + "\\n" + canonical_json(event_n))`` with ``hash_0 = 64 × "0"``.
 Canonical JSON: sorted keys, no spaces, UTF-8. Changing, removing or inserting an event breaks the
 chain at that event; :func:`verify_chain` names the first broken one.
+
+The trail also covers the data: replaying its INSERT / UPDATE / DELETE events gives the state every
+row of every audited table must have, and :func:`check_rows` compares the tables with it, so a row
+changed, inserted or removed outside the application (or an event removed from the end of the
+chain) is found. Redacted columns are compared through their sha256 digest.
 """
 
 from __future__ import annotations
@@ -16,24 +21,33 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, event, inspect, select
+from sqlalchemy import Connection, String, Table, event, inspect, select, type_coerce
 from sqlalchemy.orm import Session
 
 from recist_tool.errors import StoreError
-from recist_tool.store.models import AuditEvent, Subject, utcnow
+from recist_tool.store.models import AuditEvent, Base, DecimalText, Subject, UtcTimestamp, utcnow
 
 __all__ = ["GENESIS", "AuditEntry", "AuditCheck", "canonical_json", "event_hash", "append_event",
-           "verify_chain", "install_listeners"]
+           "verify_chain", "install_listeners", "audited_tables", "check_rows", "is_chain_hash"]
 
 GENESIS = "0" * 64
 _TABLE = AuditEvent.__table__
 #: Columns never written in clear into the audit trail.
 _REDACT = {("reader", "password_hash"), ("subject_identity", "patient_id")}
+#: How a redacted value was written before its digest was kept: nothing to compare it with.
+_LEGACY_REDACTED = "<redacted>"
+_ROW_ACTIONS = ("INSERT", "UPDATE", "DELETE")
+
+
+def is_chain_hash(value: str) -> bool:
+    """Whether ``value`` has the form of a chain hash: 64 hex digits."""
+    return re.fullmatch(r"[0-9a-fA-F]{64}", value) is not None
 
 
 def _plain(value: Any) -> Any:
@@ -99,6 +113,8 @@ class AuditCheck:
     head_hash: str
     first_broken_id: int | None = None
     message: str = ""
+    #: Rows that differ from the state the trail gives them, one line each (empty when none).
+    problems: tuple[str, ...] = ()
 
 
 def append_event(conn: Connection, *, actor: str, action: str, entity: str, entity_id: int | None,
@@ -155,11 +171,10 @@ def _redact(table: str, values: dict[str, Any]) -> dict[str, Any]:
     out = dict(values)
     for t, col in _REDACT:
         if t == table and out.get(col) is not None:
-            if col == "patient_id":
-                digest = hashlib.sha256(str(out[col]).encode()).hexdigest()[:12]
-                out[col] = f"<redacted sha256:{digest}>"
-            else:
-                out[col] = "<redacted>"
+            digest = hashlib.sha256(str(out[col]).encode()).hexdigest()
+            # a PatientID keeps a short, recognisable prefix; a password hash its whole digest,
+            # so that a hash swapped in outside the application cannot be made to match by trying
+            out[col] = f"<redacted sha256:{digest[:12] if col == 'patient_id' else digest}>"
     return out
 
 
@@ -241,6 +256,119 @@ def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
     for obj in list(session.dirty) + list(session.deleted):
         if isinstance(obj, AuditEvent):
             raise StoreError("audit events are append-only: they cannot be changed or removed")
+
+
+# --- the data against the trail -------------------------------------------------------------------
+
+def audited_tables() -> dict[str, Table]:
+    """Name → table of every model with ``__audited__ = True``."""
+    return {m.local_table.name: m.local_table for m in Base.registry.mappers
+            if getattr(m.class_, "__audited__", False)}
+
+
+def _replay(events: Iterable[Any]) -> tuple[dict[str, dict[int, dict[str, Any]]],
+                                             dict[tuple[str, int], str], list[str]]:
+    """Rows per table as the events leave them, the subject of each row, and impossible events."""
+    state: dict[str, dict[int, dict[str, Any]]] = {}
+    subjects: dict[tuple[str, int], str] = {}
+    problems: list[str] = []
+    for ev in events:
+        if ev.action not in _ROW_ACTIONS or ev.entity_id is None:
+            continue  # AUTH_FAIL and other events about no row
+        rows = state.setdefault(ev.entity, {})
+        if ev.subject:
+            subjects[(ev.entity, ev.entity_id)] = ev.subject
+        if ev.action == "INSERT":
+            rows[ev.entity_id] = json.loads(ev.new_values or "{}")
+        elif ev.action == "DELETE":
+            rows.pop(ev.entity_id, None)
+        elif ev.entity_id in rows:
+            rows[ev.entity_id].update(json.loads(ev.new_values or "{}"))
+        else:
+            problems.append(f"event {ev.id}: updates {ev.entity} #{ev.entity_id}, which no event "
+                            "inserted")
+    return state, subjects, problems
+
+
+def _current(table: Table) -> Any:
+    """SELECT of a table's rows; decimals and timestamps as the text stored (as hashed)."""
+    cols = [type_coerce(c, String()).label(c.name) if isinstance(c.type, DecimalText | UtcTimestamp)
+            else c for c in table.columns]
+    return select(*cols).order_by(table.c.id)
+
+
+def _cell(column: Any, value: Any) -> Any:
+    """A value in comparable form: a decimal as the text it is stored as, the rest as JSON has it."""
+    if value is not None and isinstance(column.type, DecimalText):
+        try:
+            return column.type.process_bind_param(Decimal(value) if isinstance(value, str)
+                                                  else value, None)
+        except (ArithmeticError, TypeError, ValueError):
+            return str(value)
+    return json.loads(canonical_json(value))
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_rows(conn: Connection, events: Iterable[Any]) -> tuple[int, list[str]]:
+    """Compare every row of every audited table with the state the audit trail gives it.
+
+    Parameters
+    ----------
+    conn : Connection
+        Inside a transaction that also read ``events`` (one snapshot of the database).
+    events : iterable
+        The audit events, oldest first (rows of ``audit_event``; the chain verified already).
+
+    Returns
+    -------
+    tuple of (int, list of str)
+        How many rows were compared, and one line per row that differs: changed, inserted or
+        removed outside the application (or whose event was removed). Redacted columns are
+        compared through their digests (events written before digests were kept: not compared).
+    """
+    state, subjects, problems = _replay(events)
+
+    def label(name: str, rid: int) -> str:
+        return f"{name} #{rid}" + (f" [{subjects[(name, rid)]}]" if (name, rid) in subjects else "")
+
+    n = 0
+    for name, table in sorted(audited_tables().items()):
+        expected = state.get(name, {})
+        try:
+            rows = conn.execute(_current(table)).mappings().all()
+        except (ValueError, TypeError) as exc:  # e.g. a date or JSON text that does not parse
+            problems.append(f"{name}: a row cannot be read ({exc}): changed outside the application")
+            continue
+        seen = set()
+        for row in rows:
+            n += 1
+            rid = row["id"]
+            seen.add(rid)
+            want = expected.get(rid)
+            if want is None:
+                problems.append(f"{label(name, rid)}: in the table but in no audit event (written outside "
+                                "the application)")
+                continue
+            have = _redact(name, {k: _plain(v) for k, v in row.items()})
+            diffs = []
+            for col in table.columns:
+                if (name, col.name) in _REDACT and want.get(col.name) == _LEGACY_REDACTED:
+                    continue
+                a, b = _cell(col, have.get(col.name)), _cell(col, want.get(col.name))
+                if canonical_json(a) != canonical_json(b):
+                    diffs.append(f"{col.name} is {_show(a)} in the table, the audit trail says "
+                                 f"{_show(b)}")
+            if diffs:
+                problems.append(f"{label(name, rid)}: {'; '.join(diffs)} (changed outside the "
+                                "application)")
+        for rid in sorted(set(expected) - seen):
+            problems.append(f"{label(name, rid)}: in the audit trail but not in the table (removed outside "
+                            "the application)")
+    return n, problems
 
 
 def install_listeners(factory: Any) -> None:

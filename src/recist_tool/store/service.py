@@ -45,11 +45,14 @@ from recist_tool.recist import (
 )
 from recist_tool.store import db
 from recist_tool.store.audit import (
+    GENESIS,
     AuditCheck,
     AuditEntry,
     append_event,
     canonical_json,
+    check_rows,
     install_listeners,
+    is_chain_hash,
     verify_chain,
 )
 from recist_tool.store.models import (
@@ -338,8 +341,12 @@ class TrialStore:
                 yield s
 
     @contextmanager
-    def _read(self) -> Iterator[Session]:
+    def _read(self, snapshot: bool = False) -> Iterator[Session]:
+        """A read transaction; ``snapshot``: all its queries see one state of the database
+        (SQLite's read transactions always do; PostgreSQL then uses REPEATABLE READ)."""
         with db.translate_errors(self.where), self._factory() as s, s.begin():
+            if snapshot and self.engine.dialect.name == "postgresql":
+                s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             yield s
 
     # --- lookups -------------------------------------------------------------------------------
@@ -1104,12 +1111,50 @@ class TrialStore:
                 stmt = stmt.where(AuditEvent.subject == subject)
             return [AuditEntry.from_row(e) for e in s.scalars(stmt)]
 
-    def verify_audit(self) -> AuditCheck:
-        """Verify the hash chain; also that every signed read still hashes as when signed."""
+    def audit_head(self) -> AuditEntry | None:
+        """The newest audit event (None while the trail is empty). Its ``hash`` is the chain head
+        to keep outside the database and give to :meth:`verify_audit` later; this does not
+        verify the chain."""
         with self._read() as s:
-            check = verify_chain(s.execute(select(AuditEvent.__table__).order_by(AuditEvent.id)))
+            row = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).first()
+            return None if row is None else AuditEntry.from_row(row)
+
+    def verify_audit(self, expect_head: str | None = None) -> AuditCheck:
+        """Verify the audit trail and that the data are what it says.
+
+        Checks, on one snapshot of the database: the hash chain; that ``expect_head`` (a head
+        printed earlier by ``recist audit head`` and kept outside the database) is an event of the
+        chain, so that no events were cut from its end since; that every signed read still hashes
+        as when it was signed; and that every row of every audited table is exactly what the
+        trail's events make of it (nothing changed, inserted or removed without its event).
+
+        Parameters
+        ----------
+        expect_head : str, optional
+            A chain hash (64 hex digits) the chain must contain.
+
+        Returns
+        -------
+        AuditCheck
+            ``ok`` with ``message`` ``OK: n events, head <hash>; ...``, or the first problem
+            (``problems`` lists every row that differs).
+        """
+        if expect_head is not None and not is_chain_hash(expect_head):
+            raise InputError(f"expected head {expect_head!r}: a chain head is 64 hex digits")
+        events = select(AuditEvent.__table__).order_by(AuditEvent.id)
+        with self._read(snapshot=True) as s:
+            check = verify_chain(s.execute(events))
             if not check.ok:
                 return check
+            found = None
+            if expect_head is not None:
+                want = expect_head.lower()
+                found = 0 if want == GENESIS else s.scalars(
+                    select(AuditEvent.id).where(AuditEvent.hash == want)).first()
+                if found is None:
+                    return AuditCheck(False, check.n_events, check.head_hash, None,
+                                      f"expected head {want} is not in the chain: events were "
+                                      "removed from its end, or the chain was rewritten")
             for g in s.scalars(select(Signature).where(Signature.entity == "timepoint_read")):
                 read = s.get(TimepointRead, g.entity_id)
                 if read is None:
@@ -1123,7 +1168,15 @@ class TrialStore:
                     return AuditCheck(False, check.n_events, check.head_hash, None,
                                       f"signature {g.id}: {subj.code} {tp.visit} read by {r.name} "
                                       f"version {read.version} was changed after signing")
-            return check
+            n_rows, problems = check_rows(s.connection(), s.execute(events))
+            if problems:
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                return AuditCheck(False, check.n_events, check.head_hash, None,
+                                  f"the data differ from the audit trail: {problems[0]}{more}",
+                                  tuple(problems))
+            kept = "" if found is None else f"; expected head is event {found}"
+            return AuditCheck(True, check.n_events, check.head_hash, None,
+                              f"{check.message}; {n_rows} rows as the trail says{kept}")
 
 
 #: TrialStore methods a reader session exposes, with the keyword it binds.
