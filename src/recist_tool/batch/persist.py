@@ -28,6 +28,7 @@ from recist_tool.batch.job import (
 )
 from recist_tool.batch.manifest import Case, SubjectPlan
 from recist_tool.errors import GeometryError, InputError, UsageError
+from recist_tool.export.data import BATCH_FULL_NAME
 from recist_tool.io.masks import mask_folder, save_mask_file
 from recist_tool.io.outputs import atomic_file
 from recist_tool.io.outputs import write_csv as write_rows
@@ -158,7 +159,7 @@ def prepare_store(store: Any, plans: Sequence[SubjectPlan], *, reader: str, tria
         When a subject's trial uses other criteria than the settings ask for.
     """
     if reader not in {r.name for r in store.readers()}:
-        store.add_reader(reader, secrets.token_urlsafe(24), full_name=f"recist batch ({reader})",
+        store.add_reader(reader, secrets.token_urlsafe(24), full_name=BATCH_FULL_NAME.format(reader),
                          role="reader", exist_ok=True)
     trials = store.trials()
     subj_trial = {p.subject: info.trial for p in plans
