@@ -63,22 +63,29 @@ def make_volume():
     return Volume.from_grid(arr, SPACING)
 
 
+def peer_click(vol, seed: tuple[int, int, int], threads: int):
+    """The peer: SimpleITK ``ConfidenceConnected`` from ``seed`` (z, y, x) on the whole volume,
+    as a callable returning ``(mask, offset)``."""
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+
+    def click():
+        img = sitk.GetImageFromArray(vol.array)
+        img.SetSpacing(tuple(vol.spacing)[::-1])
+        m = sitk.ConfidenceConnected(img, seedList=[tuple(seed)[::-1]], numberOfIterations=3,
+                                     multiplier=2.5, initialNeighborhoodRadius=1, replaceValue=1)
+        return sitk.GetArrayViewFromImage(m) > 0, (0, 0, 0)
+
+    return click
+
+
 def run_one(method: str, repeat: int, threads: int) -> dict:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     vol = make_volume()
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if method == "sitk-confidence-connected":
-        import SimpleITK as sitk
-
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
-
-        def click():
-            img = sitk.GetImageFromArray(vol.array)
-            img.SetSpacing(SPACING[::-1])
-            m = sitk.ConfidenceConnected(img, seedList=[SEED[::-1]], numberOfIterations=3,
-                                         multiplier=2.5, initialNeighborhoodRadius=1,
-                                         replaceValue=1)
-            return sitk.GetArrayViewFromImage(m) > 0, (0, 0, 0)
+        click = peer_click(vol, SEED, threads)
     else:
         import torch
 
@@ -119,23 +126,35 @@ def run_one(method: str, repeat: int, threads: int) -> dict:
             "peak_rss_mb": rss1, "volume_rss_mb": rss0}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def run_in_subprocesses(script: str, doc: str, run_one_fn, methods: tuple[str, ...],
+                        repeat: int) -> tuple[argparse.Namespace, list[dict] | None]:
+    """Command line of a segmentation benchmark: ``--one METHOD`` runs one method here and prints
+    its JSON row (returns ``None`` rows); otherwise each method runs in a fresh subprocess of
+    ``script`` (so that peak memory is its own) and their rows are returned."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=repeat)
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.repeat, args.threads)))
-        return 0
+        print(json.dumps(run_one_fn(args.one, args.repeat, args.threads)))
+        return args, None
     rows = []
-    for method in ("classic", "unet", "unet-off-centre", "unet-half-contrast",
-                   "sitk-confidence-connected"):
+    for method in methods:
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-        out = subprocess.run([sys.executable, __file__, "--one", method, "--repeat",
+        out = subprocess.run([sys.executable, script, "--one", method, "--repeat",
                               str(args.repeat), "--threads", str(args.threads)],
                              capture_output=True, text=True, env=env, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return args, rows
+
+
+def main() -> int:
+    args, rows = run_in_subprocesses(__file__, __doc__, run_one,
+                                     ("classic", "unet", "unet-off-centre", "unet-half-contrast",
+                                      "sitk-confidence-connected"), repeat=5)
+    if rows is None:
+        return 0
     peer = next(r for r in rows if r["method"] == "sitk-confidence-connected")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"threads {args.threads}; volume {SHAPE} int16 ({np.prod(SHAPE) * 2 / 2**20:.0f} MiB)")

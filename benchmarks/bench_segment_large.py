@@ -17,17 +17,16 @@ Each method runs one warm-up prompt, then ``--repeat`` timed ones (median report
 the Dice of its mask against the analytic mass.
 
 Run: ``python benchmarks/bench_segment_large.py [--threads 2] [--repeat 3]``; prints a table.
+(It shares its command line and peer with ``bench_segment.py`` in this folder, which Python puts
+on ``sys.path`` when it runs a script.)
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
@@ -90,17 +89,9 @@ def run_one(method: str, repeat: int, threads: int) -> dict:
     ends = measure_mask(vol, ref).long_axis_endpoints_voxel
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if method == "sitk-confidence-connected":
-        import SimpleITK as sitk
+        from bench_segment import peer_click
 
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
-
-        def prompt():
-            img = sitk.GetImageFromArray(vol.array)
-            img.SetSpacing(SPACING[::-1])
-            m = sitk.ConfidenceConnected(img, seedList=[CENTRE[::-1]], numberOfIterations=3,
-                                         multiplier=2.5, initialNeighborhoodRadius=1,
-                                         replaceValue=1)
-            return sitk.GetArrayViewFromImage(m) > 0, (0, 0, 0)
+        prompt = peer_click(vol, CENTRE, threads)
     else:
         import torch
 
@@ -130,22 +121,13 @@ def run_one(method: str, repeat: int, threads: int) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--one", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.one:
-        print(json.dumps(run_one(args.one, args.repeat, args.threads)))
+    from bench_segment import run_in_subprocesses
+
+    args, rows = run_in_subprocesses(__file__, __doc__, run_one,
+                                     ("contour-line", "default-line", "default-click",
+                                      "classic-click", "sitk-confidence-connected"), repeat=3)
+    if rows is None:
         return 0
-    rows = []
-    for method in ("contour-line", "default-line", "default-click", "classic-click",
-                   "sitk-confidence-connected"):
-        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-        out = subprocess.run([sys.executable, __file__, "--one", method, "--repeat",
-                              str(args.repeat), "--threads", str(args.threads)],
-                             capture_output=True, text=True, env=env, check=True)
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     peer = rows[-1]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"threads {args.threads}; volume {SHAPE} int16 ({np.prod(SHAPE) * 2 / 2**20:.0f} MiB)")
