@@ -197,8 +197,9 @@ class UNetSegmenter:
         Use the network only for lesions next to aerated lung (:data:`LUNG_RAYS_MIN`), the
         lesions it was trained and validated on (real LIDC nodules); other clicks (liver,
         lymph nodes, soft tissue), and clicks segmented with ``node=True`` even where they
-        border the lung, are segmented by ``classic``, and the mask carries ``classic``'s name
-        and version, with ``info["routed_by"]`` saying why.
+        border the lung, are segmented by ``classic``, and lesions of :data:`LARGE_LESION_MM`
+        or more by ``contour``; the mask carries that segmenter's name and version, with
+        ``info["routed_by"]`` saying why. ``False``: the network answers every prompt.
     recentre : bool
         Predict a second time centred on the first mask's deepest point (see
         :data:`RECENTRE_MIN_MM`): the mask then depends less on where inside the lesion the
@@ -326,7 +327,7 @@ class UNetSegmenter:
             return LesionMask(m.mask, m.offset, m.volume_shape, self.name, self.version, prompt,
                               m.leak_bounded, m.warnings + (self._fallback_msg,), m.info)
         line = prompt.line_length_mm(volume)
-        if line is not None and line >= LARGE_LESION_MM:
+        if self.lung_only and line is not None and line >= LARGE_LESION_MM:
             return self._routed(volume, prompt, node, self._large(line, "its caliper line"),
                                 self._contour)
         seed_idx = prompt.seed_index(volume)
@@ -413,12 +414,13 @@ class UNetSegmenter:
 
     def _large_or(self, first: LesionMask, volume: Volume, prompt: Prompt, node: bool,
                   reached_edge: bool) -> LesionMask:
-        """``first``, or ``contour``'s mask when ``first`` is a large lesion (its in-plane
-        extent at least :data:`LARGE_LESION_MM`) or, from the network, ``reached_edge`` of its
-        widest field of view (and ``contour`` finds the lesion). ``classic``'s leaks are not
-        a reason: a click on normal tissue leaks, and is no large lesion."""
+        """``first``, or (with ``lung_only``) ``contour``'s mask when ``first`` is a large
+        lesion (its in-plane extent at least :data:`LARGE_LESION_MM`) or, from the network,
+        ``reached_edge`` of its widest field of view (and ``contour`` finds the lesion).
+        ``classic``'s leaks are not a reason: a click on normal tissue leaks, and is no large
+        lesion."""
         size = in_plane_extent_mm(first, volume)
-        if size < LARGE_LESION_MM and not reached_edge:
+        if not self.lung_only or (size < LARGE_LESION_MM and not reached_edge):
             return first
         how = (f"the first mask, {first.segmenter}'s"
                + (", reached the edge of the network's field of view" if reached_edge else ""))
