@@ -157,3 +157,25 @@ def test_contour_on_real_sarcomas_from_a_line_beats_classic(shared_data) -> None
     k = evaluate_dataset(ds, get_segmenter("classic"), clicks=0, prompt="line")
     assert c["dice_mean"] > k["dice_mean"] + 0.05
     assert c["long_axis_rel_error_median"] < 0.12
+
+
+def test_a_line_across_a_cavity_seeds_on_its_wall() -> None:
+    """A reader's line across a cavitating nodule has its midpoint in the air of the cavity:
+    the seed moves along the line to the nearest tissue, and the nodule is segmented (every
+    cavitating phantom nodule from a line was 'no lesion: air' before)."""
+    case = make_case("lung_cavity", 13.0, seed=7002)
+    a, b = reference_line(case.volume, case.mask, None)
+    mid = np.rint(0.5 * (np.asarray(a) + np.asarray(b))).astype(int)
+    assert case.volume.array[tuple(mid)] < -600  # the midpoint is air
+    p = Prompt(line_zyx=(a, b))
+    seed = p.seed_voxel(case.volume)
+    assert case.volume.array[seed] >= -600 and case.mask[seed]
+    lesion, _ = segment_and_measure(case.volume, p, get_segmenter("classic"))
+    assert dice(lesion.full(), case.mask) > 0.7  # 0.78 when written
+    pytest.importorskip("torch")
+    from recist_tool.segment.unet import default_weights_path
+
+    if not default_weights_path().is_file():
+        pytest.skip("no unet weights shipped in models/")
+    lesion, _ = segment_and_measure(case.volume, p, get_segmenter("unet"))
+    assert lesion.segmenter == "unet" and dice(lesion.full(), case.mask) > 0.88  # 0.93

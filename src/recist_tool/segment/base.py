@@ -56,8 +56,9 @@ class Prompt:
         Inclusive voxel bounds ``(lo, hi)`` that the lesion lies in; segmenters clip to it.
     line_zyx : tuple of two (z, y, x) tuples, optional
         End points (voxel indices) of a RECIST long-axis line drawn by the user: location, size,
-        orientation and two points of the lesion's boundary. Its centre serves as the seed when
-        no point is given, and its length sizes the region of interest.
+        orientation and two points of the lesion's boundary. Without a point, its centre seeds
+        the lesion, or, when the centre is air (a cavity), the tissue on the line nearest to it;
+        its length sizes the region of interest.
 
     Examples
     --------
@@ -118,9 +119,10 @@ class Prompt:
             idx = np.asarray(self.point_zyx, float)
         elif self.point_lps is not None:
             idx = np.asarray(volume.lps_to_index(np.asarray(self.point_lps, float)), float)
+        elif self.line_zyx is not None:
+            idx = _line_seed(volume, *(np.asarray(p, float) for p in self.line_zyx))
         else:
-            ends = self.line_zyx if self.line_zyx is not None else self.box_zyx
-            a, b = (np.asarray(p, float) for p in ends)  # type: ignore[union-attr]
+            a, b = (np.asarray(p, float) for p in self.box_zyx)  # type: ignore[union-attr]
             idx = 0.5 * (a + b)
         if not _inside(idx, volume.shape):
             raise NoLesionError(
@@ -177,6 +179,29 @@ class Prompt:
         if self.line_zyx is not None:
             d["line_zyx"] = [list(p) for p in self.line_zyx]
         return d
+
+
+def _line_seed(volume: Volume, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The seed of a line-only prompt: the line's midpoint, or when that voxel is air (the
+    cavity of a cavitating lesion, which a reader's line crosses) the middle of the stretch of
+    tissue (at least ``AIR_MAX_HU``) on the line's inner 80 % nearest to the midpoint: the
+    middle of the wall, not its partial-volume edge."""
+    from recist_tool.segment.seed import AIR_MAX_HU
+
+    mid = 0.5 * (a + b)
+    t = np.linspace(0.1, 0.9, 161)
+    pts = a[None, :] + t[:, None] * (b - a)[None, :]
+    if not all(_inside(q, volume.shape) for q in (pts[0], pts[-1])):
+        return mid
+    vox = np.clip(np.rint(pts).astype(int), 0, np.asarray(volume.shape) - 1)
+    tissue = np.asarray(volume.array[tuple(vox.T)], float) >= AIR_MAX_HU
+    if tissue[len(t) // 2] or not tissue.any():
+        return mid
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], tissue.astype(int), [0]])))
+    runs = edges.reshape(-1, 2)  # [start, stop) of each stretch of tissue
+    centres = 0.5 * (runs[:, 0] + runs[:, 1] - 1)
+    k = int(np.argmin(np.abs(centres - len(t) // 2)))
+    return pts[int(round(centres[k]))]
 
 
 def _inside(idx: np.ndarray, shape: Sequence[int]) -> bool:
