@@ -46,6 +46,9 @@ OUTWARD_COST = 0.3
 #: The in-plane working region reaches this many mm beyond the largest outline radius sought
 #: (or three quarters of the line's length); it grows by half while the mask touches its side.
 CROP_MARGIN_MM = 15.0
+#: Cost, per squared tolerance (12 % of its radius, at least 2 mm), of an outline that misses a
+#: caliper line's end.
+ANCHOR_COST = 2.0
 #: Angles of the polar outline.
 N_ANGLES = 96
 #: Largest change of radius (mm) between neighbouring angles, per mm of radius (smoothness).
@@ -151,7 +154,7 @@ def polar_outline(img: np.ndarray, spacing_yx, centre_yx, r_max_mm: float, lesio
         k = int(round(ang / (2 * np.pi) * N_ANGLES)) % N_ANGLES
         tol = max(0.12 * rad, 2.0)
         for j in (-1, 0, 1):
-            cost[(k + j) % N_ANGLES] += 0.5 * ((r - rad) / tol) ** 2
+            cost[(k + j) % N_ANGLES] += ANCHOR_COST * ((r - rad) / tol) ** 2
     radii_idx = _closed_path(cost, r, dr)
     radii = r[radii_idx]
     ins = inside[np.arange(N_ANGLES), radii_idx]
