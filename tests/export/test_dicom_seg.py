@@ -120,6 +120,8 @@ def test_export_matches_the_stored_masks_and_the_srs_tracking(scored_trial: Scor
         infos = list_segments(seg_path)
         assert sorted(s.label for s in infos) == sorted(masked)
         seg = hd.seg.segread(seg_path)
+        # made by the batch account: the device (Manufacturer) made it, no person's name
+        assert not seg.get("ContentCreatorName") and seg.Manufacturer == "recist-tool"
         sr_uids = {it.ContentSequence[0].TextValue.rsplit(":", 1)[1]: it.ContentSequence[1].UID
                    for c in hd.sr.srread(sr_path).ContentSequence
                    if c.ConceptNameCodeSequence[0].CodeMeaning == "Imaging Measurements"

@@ -233,7 +233,8 @@ def export_dicom_seg(data: Any, out_dir: Path, *, options: Mapping[str, Any]) ->
                 key = (subj.trial, subj.code, subj.reader, read.visit, str(read.version))
                 seg = build_seg(series, lesions, series_instance_uid=stable_uid("seg-series", *key),
                                 sop_instance_uid=stable_uid("seg", *key), series_number=number,
-                                creator=subj.reader_full_name or subj.reader,
+                                creator=(None if subj.automated_reader
+                                         else subj.reader_full_name or subj.reader),
                                 series_description=f"RECIST lesion masks {read.visit}")
                 name = Path(subj.code) / f"{subj.code}_{read.visit}_SEG.dcm"
                 seg.save_as(out.path(name), enforce_file_format=True)
