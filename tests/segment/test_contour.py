@@ -73,6 +73,9 @@ def test_default_segmenter_routes_a_large_line_to_contour(large_liver, tmp_path)
     clicked = seg.segment(case.volume, Prompt.at(*case.centre_zyx))
     assert clicked.segmenter == "contour" and "first mask" in clicked.info["routed_by"]
     assert dice(clicked.full(), case.mask) > 0.8
+    boxed = seg.segment(case.volume, Prompt(box_zyx=reference_box(case.volume, case.mask)))
+    assert boxed.segmenter == "contour" and "its box" in boxed.info["routed_by"]
+    assert boxed.info["from"] == "box" and dice(boxed.full(), case.mask) > 0.8
     small = make_case("liver_met", 8.0, seed=2)
     m = seg.segment(small.volume, Prompt.at(*small.centre_zyx))
     assert m.segmenter == "classic"  # a 16 mm metastasis stays with classic

@@ -16,7 +16,8 @@ Method (all lengths in mm on the volume's own slices):
    contrast across it drops below :data:`END_CONTRAST_SHARE` of that on the measured slice, or
    the tissue inside no longer matches the lesion), where it shrinks below
    :data:`MIN_RADIUS_MM`, or at the end of the scan (the mask is then ``leak_bounded``).
-3. From a click (no line), an outline whose contrast is below ``classic``'s
+3. A box bounds the outline's radius (half its in-plane diagonal) and clips the mask. From a
+   click or a box (no line), an outline whose contrast is below ``classic``'s
    :data:`~recist_tool.segment.classic.MIN_CONTRAST_HU` is no lesion
    (:class:`~recist_tool.segment.base.NoLesionError`): a click on normal tissue finds no outline.
    A line is the reader's statement that a lesion is there, and is always outlined.
@@ -34,7 +35,7 @@ from scipy import ndimage
 from scipy.ndimage import map_coordinates
 
 from recist_tool.segment.base import LesionMask, NoLesionError, Prompt
-from recist_tool.segment.classic import MIN_CONTRAST_HU
+from recist_tool.segment.classic import MIN_CONTRAST_HU, _clip_to_box
 from recist_tool.segment.seed import check_seed, seed_statistics
 from recist_tool.volume import Volume
 
@@ -70,6 +71,14 @@ BONE_HU = 300.0
 #: A slice's outline may grow by at most this many mm (plus half the slice gap) over the one
 #: before at any angle.
 GROW_MM = 2.0
+
+
+def box_extent_mm(volume: Volume, box) -> tuple[float, float]:
+    """In-plane size of a prompt's box (inclusive voxel corners): its longer side and its
+    diagonal, in mm."""
+    lo, hi = (np.asarray(b, float) for b in box)
+    side = (hi[1:] - lo[1:] + 1.0) * np.asarray(volume.spacing[1:], float)
+    return float(side.max()), float(np.hypot(*side))
 
 
 def _smooth(img: np.ndarray, spacing_yx) -> np.ndarray:
@@ -309,6 +318,8 @@ class ContourSegmenter:
             mu, spread = seed_statistics(volume, seed, radius_mm=3.0)
             r_max = self.click_radius_mm
             length = None
+            if prompt.box_zyx is not None:  # no outline reaches beyond the box's corners
+                r_max = min(r_max, box_extent_mm(volume, prompt.box_zyx)[1] / 2.0 + 2.0)
         half_mm = max(r_max, 0.75 * (length or 0.0)) + CROP_MARGIN_MM
         for _ in range(3):  # the working region grows while the mask touches its side
             out = self._follow(volume, z0, centre, r_max, length, anchors, mu,
@@ -327,8 +338,14 @@ class ContourSegmenter:
             leak = True
             warn += (f"the lesion reaches the side of a working region {2 * half_mm:.0f} mm "
                      "wide; the mask was bounded there",)
-        info: dict[str, Any] = {**out, "from": "line" if prompt.line_zyx is not None
-                                else "click"}
+        kind = "line" if prompt.line_zyx is not None else (
+            "box" if prompt.point_zyx is None and prompt.point_lps is None
+            and prompt.box_zyx is not None else "click")
+        info: dict[str, Any] = {**out, "from": kind}
+        if prompt.box_zyx is not None:
+            mask = _clip_to_box(mask, lo, prompt.box_zyx)
+            if not mask.any():
+                raise NoLesionError("no lesion inside the box", reason="no_boundary")
         return LesionMask(mask, lo, volume.shape, self.name, self.version, prompt,
                           leak_bounded=leak, warnings=warn, info=info).tight()
 

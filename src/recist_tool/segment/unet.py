@@ -15,7 +15,8 @@ end of the scan (``info["mirrored_ends"]``); when it finds nothing there, mirror
 ``classic`` answers. Lesions that are not in aerated lung, and lesions
 flagged as lymph nodes (``node=True``), where the network is not validated, are handed to
 ``classic`` (``lung_only``). Large lesions go to ``contour`` (:mod:`recist_tool.segment.contour`):
-a caliper line at least :data:`LARGE_LESION_MM` long, and a click whose first mask (``classic``'s,
+a caliper line (or the longer in-plane side of a box) at least :data:`LARGE_LESION_MM` long,
+and a click whose first mask (``classic``'s,
 or the network's) is that large, or the network's mask that reaches the edge of its widest field
 of view. Every mask handed on says why in ``info["routed_by"]``.
 
@@ -40,6 +41,7 @@ import numpy as np
 
 from recist_tool.errors import SegmentationError
 from recist_tool.segment.base import LesionMask, NoLesionError, Prompt
+from recist_tool.segment.contour import box_extent_mm
 from recist_tool.segment.edge import EDGES, half_contrast_edge
 from recist_tool.segment.grid import WorkGrid, gaussian_click, normalise_hu
 from recist_tool.segment.seed import check_seed
@@ -330,6 +332,10 @@ class UNetSegmenter:
         if self.lung_only and line is not None and line >= LARGE_LESION_MM:
             return self._routed(volume, prompt, node, self._large(line, "its caliper line"),
                                 self._contour)
+        if (self.lung_only and line is None and prompt.box_zyx is not None
+                and box_extent_mm(volume, prompt.box_zyx)[0] >= LARGE_LESION_MM):
+            side = box_extent_mm(volume, prompt.box_zyx)[0]
+            return self._routed(volume, prompt, node, self._large(side, "its box"), self._contour)
         seed_idx = prompt.seed_index(volume)
         seed = prompt.seed_voxel(volume)
         check_seed(volume, seed)
