@@ -344,6 +344,16 @@ class Segmenter(Protocol):
         ...
 
 
+def clip_to_box(mask: np.ndarray, offset: Sequence[int], box) -> np.ndarray:
+    """``mask`` (a crop placed at ``offset`` on the volume grid) without the voxels outside a
+    prompt's box (inclusive voxel corners ``(lo, hi)``, fractional allowed)."""
+    lo = np.floor(np.asarray(box[0]) - np.asarray(offset)).astype(int)
+    hi = np.ceil(np.asarray(box[1]) - np.asarray(offset)).astype(int) + 1
+    keep = np.zeros_like(mask)
+    keep[tuple(slice(max(a, 0), max(b, 0)) for a, b in zip(lo, hi, strict=True))] = True
+    return mask & keep
+
+
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     """Dice coefficient of two boolean arrays of the same shape (1.0 when both are empty)."""
     a = np.asarray(a, bool)

@@ -35,7 +35,7 @@ from scipy import ndimage
 from scipy.ndimage import map_coordinates
 from scipy.spatial import cKDTree
 
-from recist_tool.segment.base import LesionMask, NoLesionError, Prompt
+from recist_tool.segment.base import LesionMask, NoLesionError, Prompt, clip_to_box
 from recist_tool.segment.morphology import fill_cavities
 from recist_tool.segment.seed import check_seed, seed_statistics
 from recist_tool.volume import Volume
@@ -120,7 +120,7 @@ class ClassicSegmenter:
                 f"{faces} sides (an organ or normal tissue, not a focal lesion)",
                 reason="no_boundary")
         if prompt.box_zyx is not None:
-            mask = _clip_to_box(mask, lo, prompt.box_zyx)
+            mask = clip_to_box(mask, lo, prompt.box_zyx)
         warn = ()
         if out["leak"]:
             warn = ("region growing reached the edge of the volume of interest; the mask was "
@@ -342,10 +342,3 @@ def _faces_touched(mask: np.ndarray, offset, voi, shape) -> int:
         n += int(hi[ax] < shape[ax] and mhi[ax] >= hi[ax])
     return n
 
-
-def _clip_to_box(mask: np.ndarray, offset, box) -> np.ndarray:
-    lo = np.floor(np.asarray(box[0]) - np.asarray(offset)).astype(int)
-    hi = np.ceil(np.asarray(box[1]) - np.asarray(offset)).astype(int) + 1
-    keep = np.zeros_like(mask)
-    keep[tuple(slice(max(a, 0), max(b, 0)) for a, b in zip(lo, hi, strict=True))] = True
-    return mask & keep

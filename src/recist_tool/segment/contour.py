@@ -34,8 +34,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.ndimage import map_coordinates
 
-from recist_tool.segment.base import LesionMask, NoLesionError, Prompt
-from recist_tool.segment.classic import MIN_CONTRAST_HU, _clip_to_box
+from recist_tool.segment.base import LesionMask, NoLesionError, Prompt, clip_to_box
+from recist_tool.segment.classic import MIN_CONTRAST_HU
 from recist_tool.segment.seed import check_seed, seed_statistics
 from recist_tool.volume import Volume
 
@@ -52,8 +52,12 @@ CROP_MARGIN_MM = 15.0
 ANCHOR_COST = 2.0
 #: Angles of the polar outline.
 N_ANGLES = 96
-#: Largest change of radius (mm) between neighbouring angles, per mm of radius (smoothness).
+#: Largest change of the outline's radius between neighbouring angles, per mm of arc at the
+#: largest radius sought (smoothness). 0.3 followed elongated sarcomas better but let a phantom
+#: metastasis's outline follow a neighbour of its own density (long axis 9 % long).
 MAX_STEP_PER_MM = 0.12
+#: Cost, per ``band_mm``, of an outline's distance from the previous slice's radii.
+PRIOR_COST = 0.06
 #: The lesion ends on a slice where the contrast across its outline falls below this share of
 #: the contrast on the measured slice.
 END_CONTRAST_SHARE = 0.35
@@ -115,7 +119,8 @@ def polar_outline(img: np.ndarray, spacing_yx, centre_yx, r_max_mm: float, lesio
     radii : numpy.ndarray
         Outline radius (mm) per angle.
     quality : dict
-        ``contrast``: mean |inside - outside| density across the outline (HU);
+        ``contrast``: how much farther from the lesion's density the tissue just outside the
+        outline is than the tissue just inside it (HU, mean over the angles);
         ``inside_hu``: median density just inside it.
     """
     sp = np.asarray(spacing_yx, float)
@@ -127,7 +132,6 @@ def polar_outline(img: np.ndarray, spacing_yx, centre_yx, r_max_mm: float, lesio
     xx = centre_yx[1] + dx[:, None] * r[None, :] / sp[1]
     prof = map_coordinates(img, [yy.ravel(), xx.ravel()], order=1, mode="nearest"
                            ).reshape(N_ANGLES, len(r))
-    # inside / outside densities near each candidate radius (3 mm windows)
     # mean density over 3 mm just inside and just outside each candidate radius, 1 mm away from
     # it (the partial-volume fringe of the edge itself belongs to neither side)
     w = max(1, int(round(3.0 / dr)))
@@ -145,10 +149,9 @@ def polar_outline(img: np.ndarray, spacing_yx, centre_yx, r_max_mm: float, lesio
     dev_in = np.abs(inside - lesion_hu) / tau
     dev_out = np.abs(outside - lesion_hu) / tau
     # edge: a radial change of density, where the inside resembles the lesion and the outside
-    # departs from it
-    # (the radial gradient, in units of tau/2 per mm, compressed by a logarithm rather than cut
-    # off: the steepest point of a strong edge, not its blurred foot, scores highest, and a faint
-    # edge still counts)
+    # departs from it; the radial gradient, in units of tau/2 per mm, is compressed by a
+    # logarithm rather than cut off, so that the steepest point of a strong edge, not its blurred
+    # foot, scores highest, and a faint edge still counts
     grad = np.log1p(np.abs(np.gradient(prof, dr, axis=1)) * 2.0 / tau)
     edge = grad * np.exp(-0.5 * dev_in**2) * np.clip(dev_out, 0.0, 1.0)
     # a profile that has already left the lesion (beyond a clear boundary) costs more, and of
@@ -158,7 +161,7 @@ def polar_outline(img: np.ndarray, spacing_yx, centre_yx, r_max_mm: float, lesio
     if prior_mm is not None and band_mm is not None:
         over = r[None, :] - (prior_mm[:, None] + band_mm)
         cost = cost + np.where(over > 0, 10.0 + over, 0.0)
-        cost = cost + 0.3 * np.abs(r[None, :] - prior_mm[:, None]) / max(band_mm, 1.0) * 0.2
+        cost = cost + PRIOR_COST * np.abs(r[None, :] - prior_mm[:, None]) / max(band_mm, 1.0)
     for ang, rad in anchors:
         k = int(round(ang / (2 * np.pi) * N_ANGLES)) % N_ANGLES
         tol = max(0.12 * rad, 2.0)
@@ -343,7 +346,7 @@ class ContourSegmenter:
             and prompt.box_zyx is not None else "click")
         info: dict[str, Any] = {**out, "from": kind}
         if prompt.box_zyx is not None:
-            mask = _clip_to_box(mask, lo, prompt.box_zyx)
+            mask = clip_to_box(mask, lo, prompt.box_zyx)
             if not mask.any():
                 raise NoLesionError("no lesion inside the box", reason="no_boundary")
         return LesionMask(mask, lo, volume.shape, self.name, self.version, prompt,

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from recist_tool.errors import SegmentationError
-from recist_tool.segment.base import LesionMask, NoLesionError, Prompt
+from recist_tool.segment.base import LesionMask, NoLesionError, Prompt, clip_to_box
 from recist_tool.segment.contour import box_extent_mm
 from recist_tool.segment.edge import EDGES, half_contrast_edge
 from recist_tool.segment.grid import WorkGrid, gaussian_click, normalise_hu
@@ -404,7 +404,7 @@ class UNetSegmenter:
                                       f"{'>' if edge == 'half-contrast' else '<='} "
                                       f"{THIN_SLICE_MAX_MM:g} mm")
         if prompt.box_zyx is not None:
-            mask = _clip_to_box(mask, offset, prompt.box_zyx)
+            mask = clip_to_box(mask, offset, prompt.box_zyx)
         warn = ("the mask reaches the edge of the network's field of view; the lesion may be "
                 "larger or the mask may have leaked",) if touches else ()
         out = LesionMask(mask, offset, volume.shape, self.name, self.version, prompt,
@@ -527,11 +527,3 @@ def _touches_border(mask: np.ndarray) -> bool:
     return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
                 or mask[:, :, 0].any() or mask[:, :, -1].any())
 
-
-def _clip_to_box(mask: np.ndarray, offset, box) -> np.ndarray:
-    lo = np.floor(np.asarray(box[0]) - np.asarray(offset)).astype(int)
-    hi = np.ceil(np.asarray(box[1]) - np.asarray(offset)).astype(int) + 1
-    keep = np.zeros_like(mask)
-    sl = tuple(slice(max(a, 0), max(b, 0)) for a, b in zip(lo, hi, strict=True))
-    keep[sl] = True
-    return mask & keep
