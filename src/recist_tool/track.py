@@ -6,29 +6,43 @@ Steps (all registration with SimpleITK, points in DICOM LPS millimetres):
 1. **Global rigid** registration (Euler 3D, Mattes mutual information, multi-resolution on volumes
    downsampled to 6 mm, then 3 mm): baseline is the fixed image, the follow-up the moving
    one, so the transform maps a baseline point to where it lies in the follow-up.
-2. **Local refinement where needed**: per lesion, a rigid registration restricted to a box around
-   the lesion (about 3 × its size, at least 60 mm), started from the global transform; kept only
-   when it improves the local correlation and moves the lesion ≤ 5 mm from the global match. When the
-   local normalised cross-correlation is still below ``deformable_below`` (breathing, posture), a
-   coarse B-spline (deformable) registration of that box follows.
-3. **Re-segmentation** at the propagated centre with a segmenter of :mod:`recist_tool.segment`; if the
-   click misses (shrunken lesion), a few seeds within a small radius whose HU is closest to the
-   baseline lesion's are tried. **Measurement** with :func:`recist_tool.measure.measure_mask`.
-4. A lesion that cannot be segmented is proposed as ``"absent?"`` for the reader to confirm — never
+2. **Local refinement, doubted**: per lesion, a rigid registration restricted to a box around
+   the lesion (about 3 × its size, at least 60 mm), started from the global transform. When it
+   moves the lesion more than :data:`DISAGREE_MM` from the global match, the two alignments
+   disagree: the one whose normalised cross-correlation (NCC) around the lesion is higher is kept,
+   and the choice is reported; when their NCCs lie within :data:`DOUBT_NCC_MARGIN` of each other
+   the image cannot tell them apart and the lesion can only be ``uncertain``. When the local NCC
+   is still below ``deformable_below`` (breathing, posture), a coarse B-spline (deformable)
+   registration of that box follows.
+3. **Re-segmentation with the lesion's own segmenter**: each lesion keeps, at every follow-up, the
+   segmenter, tissue route and edge rule of its baseline mask (:func:`kept_segmenter_spec`: the
+   default ``unet`` that handed a liver lesion to ``classic`` at baseline is not asked again at
+   the follow-up, ``classic`` is), unless :attr:`BaselineLesion.segmenter` (the reader's choice)
+   says otherwise; :attr:`TrackedLesion.segmenter_spec` says which was used. The click is the
+   propagated centre; if it misses (shrunken lesion), a few seeds within a small radius whose HU
+   is closest to the baseline lesion's are tried. **Measurement** with
+   :func:`recist_tool.measure.measure_mask`.
+4. **Resemblance**: the follow-up mask is compared with the baseline lesion's mask carried by the
+   registration (:func:`resemblance`): the distance of its centroid from the propagated baseline
+   centroid, how much of the smaller of the two lies in the other, its shape against the baseline
+   mask scaled to the same volume, its size ratio and its median HU. Only a mask that passes every
+   check (limits in :data:`FOUND_LIMITS`) is ``found``; any other is ``uncertain``, with the
+   failing checks in its notes.
+5. A lesion that cannot be segmented is proposed as ``"absent?"`` for the reader to confirm — never
    as a silent 0 mm.
 
-The match confidence (0–1) averages two independent signs: how well the anatomy around the lesion
-matches after registration (local normalised cross-correlation, clipped at 0) and how well the
-re-segmented lesion sits where registration put it (``exp(-(d / s)²)``, ``d`` the distance between
-the propagated centre and the centroid of the re-segmented mask, ``s`` the baseline lesion radius,
-at least 5 mm). ``absent?`` has confidence 0.
+The match confidence (0–1) is the lowest of the per-check scores ``1 / (1 + (x / limit)⁴)`` (``x``
+the check's excess, so that a check exactly at its limit scores 0.5): ``found`` ⇔ confidence ≥
+0.5 (and no registration doubt); 0.8 means every check is within 0.71 of its limit. What that
+means in lesions correctly matched is measured by ``recist evaluate-tracking`` and written in
+``docs/tracking.md``. ``absent?`` has confidence 0.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -38,9 +52,33 @@ from recist_tool.errors import GeometryError, InputError, SegmentationError
 from recist_tool.volume import Volume
 
 __all__ = ["BaselineLesion", "TrackedLesion", "TrackResult", "Registration", "register_rigid",
-           "track_lesions", "to_sitk", "measurement_kwargs", "baseline_lesions"]
+           "track_lesions", "to_sitk", "measurement_kwargs", "baseline_lesions",
+           "kept_segmenter_spec", "resemblance", "stored_segmenter_spec", "FOUND_LIMITS", "DISAGREE_MM",
+           "DOUBT_NCC_MARGIN"]
 
 Status = Literal["found", "absent?", "uncertain"]
+
+# --- the thresholds of tracking (one place) -------------------------------------------------------
+#: Global and lesion-level alignments that place the lesion further apart than this (mm) disagree:
+#: the one that matches the image around the lesion better is kept, and the choice is reported.
+DISAGREE_MM = 5.0
+#: Disagreeing alignments whose local NCCs differ by less than this cannot be told apart by the
+#: image: the lesion is ``uncertain`` whatever its mask looks like.
+DOUBT_NCC_MARGIN = 0.02
+#: The limits of the resemblance checks (:func:`resemblance`) a follow-up mask must all pass to be
+#: ``found``: ``shift_mm`` the distance (mm) between its centroid and the propagated centroid of
+#: the baseline mask; ``containment`` the least share of the smaller mask (baseline carried to the
+#: follow-up, or follow-up) that lies in the other; ``shape_dice`` the least Dice between the
+#: follow-up mask and the baseline mask scaled to the same volume and centred on it; ``size_ratio``
+#: the follow-up/baseline equivalent-diameter ratio allowed (low, high); ``hu_diff`` the largest
+#: difference (HU) between the two masks' upper-quartile HU (:data:`HU_PERCENTILE`).
+FOUND_LIMITS: dict[str, Any] = {"shift_mm": 4.0, "containment": 0.6, "shape_dice": 0.5,
+                                "size_ratio": (0.5, 1.8), "hu_diff": 100.0}
+#: The percentile of HU inside a mask that the HU check compares: the lesion's body, where the
+#: median of a small lesion on thick slices moves with the partial volume of its rim.
+HU_PERCENTILE = 75.0
+#: Checks score ``1 / (1 + (x / limit) ** CONFIDENCE_POWER)``: 0.5 at the limit.
+CONFIDENCE_POWER = 4
 
 
 @dataclass(frozen=True)
@@ -61,6 +99,10 @@ class BaselineLesion:
         Lymph node (measured by its short axis).
     size_mm : float, optional
         Baseline long axis; sets the search scale (estimated from ``mask`` when omitted).
+    segmenter : str, optional
+        The segmenter spec (``name`` or ``name:key=value,...``) to measure this lesion with at
+        the follow-up: the one of its baseline mask (:func:`kept_segmenter_spec`) or the reader's
+        choice. None: the one :func:`track_lesions` is given, routed at baseline once.
     """
 
     lesion_id: str
@@ -69,16 +111,20 @@ class BaselineLesion:
     mask_offset: tuple[int, int, int] = (0, 0, 0)
     nodal: bool = False
     size_mm: float | None = None
+    segmenter: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
 class TrackedLesion:
     """What tracking proposes for one lesion at the follow-up (the reader confirms or corrects).
 
-    ``status`` is ``found``, ``uncertain`` (segmented, but far from where the lesion should be, or
-    a poor local match) or ``absent?`` (nothing segmentable there: confirm absent or place it).
-    ``mask`` is a :class:`recist_tool.segment.LesionMask` and ``measurement`` a
-    :class:`recist_tool.measure.AxisMeasurement` (both None when absent?).
+    ``status`` is ``found``, ``uncertain`` (segmented, but the mask does not resemble the baseline
+    lesion carried by the registration, or the registration is in doubt) or ``absent?`` (nothing
+    segmentable there: confirm absent or place it). ``mask`` is a
+    :class:`recist_tool.segment.LesionMask` and ``measurement`` a
+    :class:`recist_tool.measure.AxisMeasurement` (both None when absent?). ``segmenter_spec`` is
+    the segmenter the lesion was measured with; ``checks`` the resemblance figures
+    (:func:`resemblance`) and ``registration`` which alignment was kept and why.
     """
 
     lesion_id: str
@@ -91,6 +137,9 @@ class TrackedLesion:
     mask: Any = None
     measurement: Any = None
     notes: tuple[str, ...] = ()
+    segmenter_spec: str | None = None
+    checks: dict[str, Any] = field(default_factory=dict)
+    registration: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -250,8 +299,10 @@ _DEFORMABLE_MM = 3.0
 
 
 def _refine(fixed_full: Any, moving_full: Any, glob: Any, center: Sequence[float], half_mm: float,
-            deformable_below: float, deformable: str, max_local_mm: float = 5.0,
-            ) -> tuple[Any, float, list[str]]:
+            deformable_below: float, deformable: str,
+            ) -> tuple[Any, float, list[str], dict[str, Any]]:
+    """The lesion's transform, its local NCC, notes, and what was chosen (``chosen``,
+    ``disagreement_mm``, ``ncc_global``, ``ncc_local``, ``doubt``)."""
     import SimpleITK as sitk
 
     notes: list[str] = []
@@ -269,22 +320,32 @@ def _refine(fixed_full: Any, moving_full: Any, glob: Any, center: Sequence[float
                                - np.asarray(center)))
     local.SetMatrix(glob.GetMatrix())
     r.SetInitialTransform(local, inPlace=False)
+    info: dict[str, Any] = {"chosen": "global", "ncc_global": round(ncc_global, 3),
+                            "ncc_local": None, "disagreement_mm": 0.0, "doubt": False}
     try:
         refined = _as_euler(r.Execute(fixed, moving))
         ncc = _ncc(fixed, moving, refined)
     except RuntimeError:
         refined, ncc = glob, ncc_global
         notes.append("local refinement failed; global rigid used")
-    moved = float(np.linalg.norm(np.asarray(refined.TransformPoint(tuple(center)))
-                                 - np.asarray(glob.TransformPoint(tuple(center)))))
-    if moved > max_local_mm:
-        notes.append(f"local refinement moved the lesion {moved:.1f} mm from the global match; "
-                     "rejected")
-        refined, ncc = glob, ncc_global
-    elif ncc < ncc_global:
-        refined, ncc = glob, ncc_global
     else:
-        notes.append(f"local rigid refinement (NCC {ncc_global:.2f} → {ncc:.2f})")
+        moved = float(np.linalg.norm(np.asarray(refined.TransformPoint(tuple(center)))
+                                     - np.asarray(glob.TransformPoint(tuple(center)))))
+        info.update(ncc_local=round(ncc, 3), disagreement_mm=round(moved, 2))
+        if moved > DISAGREE_MM:
+            better = "lesion-level" if ncc > ncc_global else "whole-scan"
+            notes.append(f"whole-scan and lesion-level alignments disagree by {moved:.1f} mm; "
+                         f"the {better} one kept on image similarity around the lesion (NCC "
+                         f"{ncc_global:.2f} whole-scan, {ncc:.2f} lesion-level)")
+            if abs(ncc - ncc_global) < DOUBT_NCC_MARGIN:
+                info["doubt"] = True
+                notes.append("the image does not tell the two alignments apart: uncertain")
+        if ncc < ncc_global:
+            refined, ncc = glob, ncc_global
+        else:
+            info["chosen"] = "local"
+            if moved <= DISAGREE_MM:
+                notes.append(f"local rigid refinement (NCC {ncc_global:.2f} → {ncc:.2f})")
     if deformable == "always" or (deformable == "auto" and ncc < deformable_below):
         try:
             mesh = [3] * 3
@@ -298,14 +359,15 @@ def _refine(fixed_full: Any, moving_full: Any, glob: Any, center: Sequence[float
             r2.Execute(_shrink_to(fixed, _DEFORMABLE_MM), _shrink_to(moving, _DEFORMABLE_MM))
             ncc_def = _ncc(fixed, moving, comp)
             moved_def = float(np.linalg.norm(np.asarray(comp.TransformPoint(tuple(center)))
-                                             - np.asarray(glob.TransformPoint(tuple(center)))))
-            if ncc_def > ncc and moved_def <= max_local_mm:
+                                             - np.asarray(refined.TransformPoint(tuple(center)))))
+            if ncc_def > ncc and moved_def <= DISAGREE_MM:
                 notes.append(f"local deformable (B-spline) registration (NCC {ncc:.2f} → "
                              f"{ncc_def:.2f})")
                 refined, ncc = comp, ncc_def
+                info["chosen"] += "+deformable"
         except RuntimeError:
             notes.append("deformable registration failed; rigid kept")
-    return refined, ncc, notes
+    return refined, ncc, notes, info
 
 
 def _mask_centroid_lps(volume: Volume, mask: np.ndarray, offset: Sequence[int]) -> np.ndarray:
@@ -339,11 +401,156 @@ def _fallback_seeds(volume: Volume, center: np.ndarray, radius_mm: float, target
     return [pts[i] for i in order[:n]]
 
 
+def _spec_text(name: str, opts: dict[str, Any]) -> str:
+    """``name:key=value,...`` that :func:`~recist_tool.segment.parse_segmenter_spec` reads back."""
+    import json
+    import re
+
+    def lit(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        text = str(v)
+        if re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]*", text) and text not in ("true", "false",
+                                                                          "inf", "nan"):
+            return text  # read back as text (not a TOML literal)
+        return json.dumps(text)  # a TOML basic string
+
+    if not opts:
+        return name
+    return name + ":" + ",".join(f"{k}={lit(v)}" for k, v in sorted(opts.items()))
+
+
+def kept_segmenter_spec(mask: Any, spec: str) -> str:
+    """The segmenter spec that measures a lesion at follow-ups as ``mask`` was measured at baseline.
+
+    Parameters
+    ----------
+    mask : LesionMask
+        The baseline mask (its ``segmenter``, ``info["routed_by"]`` and ``info["edge"]``).
+    spec : str
+        The spec that made it (``unet``, ``classic:band_fraction=0.5``...).
+
+    Returns
+    -------
+    str
+        ``spec`` when the mask is that segmenter's own answer, with a ``unet`` edge rule chosen by
+        ``auto`` fixed to the rule it chose (``edge=half-contrast``) and its tissue routing
+        switched off (``lung_only=false``: the network answered at baseline, so it answers again);
+        the segmenter the baseline was handed to (``classic``, ``contour``) when it was routed.
+    """
+    from recist_tool.segment import parse_segmenter_spec
+
+    name, opts = parse_segmenter_spec(spec)
+    if mask.segmenter != name:
+        return str(mask.segmenter)  # routed at baseline: that segmenter, as the router built it
+    if name == "unet" and "routed_by" not in (mask.info or {}):
+        rule = ((mask.info or {}).get("edge") or {}).get("rule")
+        if rule:
+            opts["edge"] = rule
+        if "fallback" not in str(mask.version):
+            opts["lung_only"] = False
+    return _spec_text(name, opts)
+
+
+def _score(excess: float) -> float:
+    """A check's score from its excess as a share of its limit (1 at the limit → 0.5)."""
+    return 1.0 / (1.0 + max(0.0, excess) ** CONFIDENCE_POWER)
+
+
+def resemblance(baseline: Volume, base_mask: np.ndarray, base_offset: Sequence[int],
+                followup: Volume, fu_mask: np.ndarray, fu_offset: Sequence[int],
+                transform: Any) -> dict[str, Any]:
+    """How much a follow-up mask resembles the baseline lesion carried by the registration.
+
+    Parameters
+    ----------
+    baseline, followup : Volume
+    base_mask, fu_mask : numpy.ndarray
+        Boolean crops placed at ``base_offset`` / ``fu_offset`` in their volumes.
+    transform : SimpleITK transform
+        Maps a baseline LPS point to the follow-up.
+
+    Returns
+    -------
+    dict
+        ``shift_mm``, ``containment``, ``shape_dice``, ``size_ratio``, ``hu_diff`` (see
+        :data:`FOUND_LIMITS`), ``failed`` (the names of the checks outside their limits) and
+        ``confidence`` (the lowest check score).
+    """
+    import SimpleITK as sitk
+
+    bvox = float(np.prod(baseline.spacing))
+    fvox = float(np.prod(followup.spacing))
+    nb, nf = int(base_mask.sum()), int(fu_mask.sum())
+    cb = _mask_centroid_lps(baseline, base_mask, base_offset)
+    cf = _mask_centroid_lps(followup, fu_mask, fu_offset)
+    shift = float(np.linalg.norm(cf - np.asarray(transform.TransformPoint(tuple(map(float, cb))))))
+    ratio = ((nf * fvox) / (nb * bvox)) ** (1.0 / 3.0)
+    # the baseline neighbourhood large enough to hold the follow-up mask when it is near
+    size = 2.0 * (3.0 * nb * bvox / (4.0 * math.pi)) ** (1.0 / 3.0)
+    margin = np.ceil(max(10.0, 0.6 * max(1.0, ratio) * size) / np.asarray(baseline.spacing))
+    lo = (np.asarray(base_offset) - margin).astype(int)
+    hi = (np.asarray(base_offset) + base_mask.shape + margin).astype(int)
+    ref_vol = baseline.crop(lo, hi)
+    lo = np.clip(lo, 0, None)
+    b_arr = np.zeros(ref_vol.shape, np.uint8)
+    o = np.asarray(base_offset) - lo
+    b_arr[o[0]:o[0] + base_mask.shape[0], o[1]:o[1] + base_mask.shape[1],
+          o[2]:o[2] + base_mask.shape[2]] = base_mask
+    ref = to_sitk(ref_vol.with_array(b_arr), np.uint8)
+    fu_vol = followup.crop(fu_offset, np.asarray(fu_offset) + fu_mask.shape)
+    fu_img = to_sitk(fu_vol.with_array(fu_mask.astype(np.uint8)), np.uint8)
+    warped = sitk.GetArrayFromImage(
+        sitk.Resample(fu_img, ref, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)) > 0
+    b = b_arr > 0
+    inter = float(np.count_nonzero(warped & b)) * bvox
+    containment = inter / min(nf * fvox, nb * bvox)
+    shape_dice = 0.0
+    if warped.any():
+        # the baseline mask scaled to the follow-up's volume, centred on the carried mask
+        cw = ref_vol.index_to_lps(np.argwhere(warped).mean(axis=0))
+        aff = sitk.AffineTransform(3)
+        aff.SetMatrix(tuple((np.eye(3) / ratio).ravel()))
+        aff.SetCenter(tuple(float(v) for v in cw))
+        aff.SetTranslation(tuple(float(v) for v in cb - cw))
+        scaled = sitk.GetArrayFromImage(
+            sitk.Resample(ref, ref, aff, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)) > 0
+        tot = int(scaled.sum()) + int(warped.sum())
+        shape_dice = 2.0 * float(np.count_nonzero(scaled & warped)) / tot if tot else 0.0
+    # the upper quartile: the lesion's body, less the partial volume of its rim
+    hb = float(np.percentile(baseline.array[tuple(np.asarray(base_offset)[:, None]
+                                                  + np.nonzero(base_mask))], HU_PERCENTILE))
+    hf = float(np.percentile(followup.array[tuple(np.asarray(fu_offset)[:, None]
+                                                  + np.nonzero(fu_mask))], HU_PERCENTILE))
+    lim = FOUND_LIMITS
+    lo_r, hi_r = lim["size_ratio"]
+    excess = {
+        "shift_mm": shift / lim["shift_mm"],
+        "containment": (1.0 - containment) / (1.0 - lim["containment"]),
+        "shape_dice": (1.0 - shape_dice) / (1.0 - lim["shape_dice"]),
+        "size_ratio": max(math.log(ratio) / math.log(hi_r), math.log(ratio) / math.log(lo_r))
+        if ratio > 0 else math.inf,
+        "hu_diff": abs(hf - hb) / lim["hu_diff"],
+    }
+    return {"shift_mm": round(shift, 2), "containment": round(containment, 3),
+            "shape_dice": round(shape_dice, 3), "size_ratio": round(ratio, 3),
+            "hu_diff": round(hf - hb, 1),
+            "failed": [k for k, x in excess.items() if x > 1.0],
+            "confidence": round(min(_score(x) for x in excess.values()), 3)}
+
+
+def _equivalent_diameter(volume: Volume, mask: np.ndarray) -> float:
+    return 2.0 * (3.0 * float(mask.sum()) * float(np.prod(volume.spacing))
+                  / (4.0 * math.pi)) ** (1.0 / 3.0)
+
+
 def track_lesions(
     baseline: Volume, followup: Volume, lesions: Sequence[BaselineLesion], *,
     segmenter: str | Any = "classic", registration: Registration | None = None,
     deformable: Literal["auto", "always", "never"] = "auto", deformable_below: float = 0.5,
-    uncertain_beyond: float = 0.5,
+    make_segmenter: Callable[[str], Any] | None = None,
 ) -> TrackResult:
     """Find each baseline lesion in a follow-up series.
 
@@ -352,50 +559,88 @@ def track_lesions(
     baseline, followup : Volume
         The baseline CT and the follow-up CT (any grids; LPS geometry is used throughout).
     lesions : sequence of BaselineLesion
-        Centres and/or masks on the baseline.
+        Centres and/or masks on the baseline, each optionally with the segmenter it keeps.
     segmenter : str or segmenter
-        Name in the :mod:`recist_tool.segment` registry (default ``classic``) or an instance.
+        Spec in the :mod:`recist_tool.segment` registry (default ``classic``; options as
+        ``name:key=value``) or an instance: it segments a lesion that names no segmenter of its
+        own, first at baseline (when no mask is given) to learn its route
+        (:func:`kept_segmenter_spec`), then at the follow-up with that route.
     registration : Registration, optional
         A global registration to reuse (e.g. from :func:`register_rigid`).
     deformable : {"auto", "always", "never"}
         Local B-spline stage: when the local match stays poor (``auto``), always, or never.
     deformable_below : float
         ``auto`` threshold on the local normalised cross-correlation.
-    uncertain_beyond : float
-        A segmented lesion whose centroid lies further than this × its baseline size (and more
-        than 10 mm) from the propagated centre is ``uncertain``.
+    make_segmenter : callable, optional
+        Spec → segmenter (e.g. a cache of loaded models); default: a new one per call.
 
     Returns
     -------
     TrackResult
+        ``info["segmenters"]``: the spec each lesion was measured with.
     """
     from recist_tool.measure import measure_mask
-    from recist_tool.segment import NoLesionError, Prompt, get_segmenter
+    from recist_tool.segment import NoLesionError, Prompt, get_segmenter, parse_segmenter_spec
 
     t0 = time.perf_counter()
     if not lesions:
         raise InputError("no baseline lesions to track")
-    seg = get_segmenter(segmenter) if isinstance(segmenter, str) else segmenter
+    default_spec = segmenter if isinstance(segmenter, str) else None
+    cache: dict[str, Any] = {}
+    if default_spec is None:
+        cache[""] = segmenter
+
+    def seg_for(spec: str | None) -> Any:
+        key = spec or default_spec or ""
+        if key not in cache:
+            if make_segmenter is not None:
+                cache[key] = make_segmenter(key)
+            else:
+                name, opts = parse_segmenter_spec(key)
+                cache[key] = get_segmenter(name, **opts)
+        return cache[key]
+
     fixed_full = _prepare(to_sitk(baseline))
     moving_full = _prepare(to_sitk(followup))
     reg = registration or register_rigid(fixed_full, moving_full)
     out: list[TrackedLesion] = []
+    used: dict[str, str] = {}
     for les in lesions:
         notes: list[str] = []
-        size = les.size_mm
+        spec = les.segmenter
+        base_mask, base_off = les.mask, les.mask_offset
         if les.mask is not None:
             centre = _mask_centroid_lps(baseline, les.mask, les.mask_offset)
-            if size is None:
-                vox = float(np.prod(baseline.spacing))
-                size = 2.0 * (3.0 * les.mask.sum() * vox / (4.0 * math.pi)) ** (1.0 / 3.0)
         elif les.center_lps is not None:
             centre = np.asarray(les.center_lps, float)
+            # the baseline lesion as its segmenter outlines it: its route and its shape
+            try:
+                bm = seg_for(spec).segment(baseline, Prompt(point_lps=tuple(map(float, centre))),
+                                           node=les.nodal)
+                base_mask, base_off = bm.mask, bm.offset
+                if spec is None and default_spec is not None:
+                    spec = kept_segmenter_spec(bm, default_spec)
+            except (NoLesionError, SegmentationError) as exc:
+                notes.append(f"the baseline lesion cannot be outlined again ({exc}); its "
+                             "resemblance is not checked")
         else:
             raise InputError(f"{les.lesion_id}: give a centre or a mask")
+        if base_mask is not None and not np.any(base_mask):
+            base_mask = None
+        size = les.size_mm
+        if size is None and base_mask is not None:
+            size = _equivalent_diameter(baseline, base_mask)
         size = float(size) if size else 20.0
+        seg = seg_for(spec)
+        spec_used = spec or default_spec or str(getattr(seg, "name", segmenter))
+        used[les.lesion_id] = spec_used
+        if les.segmenter is not None:
+            notes.append(f"measured with {spec_used}, the segmenter kept for this lesion")
+        elif spec is not None and spec != default_spec:
+            notes.append(f"measured with {spec_used}, as at baseline")
         half = max(30.0, 1.5 * size)
-        tx, ncc, n2 = _refine(fixed_full, moving_full, reg.transform, centre, half,
-                              deformable_below, deformable)
+        tx, ncc, n2, reg_info = _refine(fixed_full, moving_full, reg.transform, centre, half,
+                                        deformable_below, deformable)
         notes += n2
         p = tx.TransformPoint(tuple(float(v) for v in centre))
         prop = np.asarray(p, float)
@@ -421,22 +666,33 @@ def track_lesions(
                 notes.append(f"propagated centre missed the lesion; seed moved "
                              f"{float(np.linalg.norm(s - prop)):.1f} mm")
             break
-        sigma = max(5.0, size / 2.0)
         prop_t = (float(prop[0]), float(prop[1]), float(prop[2]))
         if mask is None and rejected:
             notes.append(rejected)
         if mask is None:
             out.append(TrackedLesion(les.lesion_id, "absent?", prop_t, prop_t, 0.0, None, ncc, None,
                                      None, (*notes, "no lesion could be segmented at the "
-                                            "propagated position: confirm absent or place it")))
+                                            "propagated position: confirm absent or place it"),
+                                     spec_used, {}, reg_info))
             continue
         c = _mask_centroid_lps(followup, mask.mask, mask.offset)
         d = float(np.linalg.norm(c - prop))
-        conf = 0.5 * max(0.0, ncc) + 0.5 * math.exp(-((d / sigma) ** 2))
         status: Status = "found"
-        if d > max(10.0, uncertain_beyond * size):
+        checks: dict[str, Any] = {}
+        if base_mask is not None:
+            checks = resemblance(baseline, base_mask, base_off, followup, mask.mask, mask.offset,
+                                 tx)
+            conf = float(checks["confidence"])
+            if checks["failed"]:
+                status = "uncertain"
+                notes.append("the mask does not resemble the baseline lesion: "
+                             + ", ".join(f"{k} {checks[k]}" for k in checks["failed"]))
+        else:
+            conf = min(0.49, _score(d / FOUND_LIMITS["shift_mm"]))
             status = "uncertain"
-            notes.append(f"segmented structure lies {d:.1f} mm from the propagated centre")
+        if reg_info["doubt"]:
+            status = "uncertain"
+            conf = min(conf, 0.49)
         try:
             meas = measure_mask(followup, mask.mask, node=les.nodal, offset=mask.offset)
         except Exception as exc:  # noqa: BLE001 - a measurement failure must not hide the match
@@ -444,9 +700,11 @@ def track_lesions(
             notes.append(f"measurement failed: {exc}")
         out.append(TrackedLesion(les.lesion_id, status, prop_t,
                                  (float(c[0]), float(c[1]), float(c[2])), round(conf, 3),
-                                 round(d, 2), round(ncc, 3), mask, meas, tuple(notes)))
+                                 round(d, 2), round(ncc, 3), mask, meas, tuple(notes), spec_used,
+                                 checks, reg_info))
     return TrackResult(tuple(out), reg, time.perf_counter() - t0,
-                       {"segmenter": getattr(seg, "name", str(segmenter))})
+                       {"segmenter": getattr(seg_for(None), "name", str(segmenter)),
+                        "segmenters": used})
 
 
 def measurement_kwargs(tracked: TrackedLesion, *, mask_path: str | None = None,
@@ -487,12 +745,28 @@ def measurement_kwargs(tracked: TrackedLesion, *, mask_path: str | None = None,
     }
 
 
+def stored_segmenter_spec(segmenter: str | None, version: str | None,
+                          endpoints: dict[str, Any] | None) -> str | None:
+    """The segmenter spec a stored measurement was made with: the ``segmenter_spec`` kept in its
+    end points when there is one, else its segmenter's name (a ``unet`` version ending in
+    ``/half-contrast`` or ``/learnt`` keeps that edge rule); None for a manual measurement."""
+    spec = (endpoints or {}).get("segmenter_spec")
+    if spec:
+        return str(spec)
+    if not segmenter:
+        return None
+    for rule in ("half-contrast", "learnt"):
+        if segmenter == "unet" and str(version or "").endswith("/" + rule):
+            return _spec_text("unet", {"edge": rule})
+    return str(segmenter)
+
+
 def baseline_lesions(read: Any) -> list[BaselineLesion]:
     """Baseline lesions to track from a stored read (:class:`recist_tool.store.ReadInfo`).
 
     The centre of each lesion is the midpoint of its stored long-axis end points (LPS); lesions
     without end points (manual states, non-measured non-targets) are left out — the reader places
-    those by hand.
+    those by hand. Each keeps the segmenter it was measured with (:func:`stored_segmenter_spec`).
     """
     out = []
     for m in read.measurements:
@@ -502,6 +776,8 @@ def baseline_lesions(read: Any) -> list[BaselineLesion]:
         a, b = (np.asarray(p, float) for p in ends)
         c = 0.5 * (a + b)
         size = float(m.long_axis_mm) if m.long_axis_mm is not None else float(np.linalg.norm(a - b))
+        spec = stored_segmenter_spec(getattr(m, "segmenter", None),
+                                     getattr(m, "segmenter_version", None), m.endpoints_lps)
         out.append(BaselineLesion(m.lesion_id, (float(c[0]), float(c[1]), float(c[2])),
-                                  nodal=m.nodal, size_mm=size))
+                                  nodal=m.nodal, size_mm=size, segmenter=spec))
     return out

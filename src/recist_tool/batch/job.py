@@ -48,7 +48,12 @@ class LesionResult:
     confidence : float or None
         Tracking match confidence (0–1); None for seeded lesions.
     segmenter, segmenter_version : str or None
+        The segmenter that made the mask (after any tissue routing) and its version.
     notes : tuple of str
+    segmenter_spec : str or None
+        The segmenter spec this lesion is measured with at every visit
+        (:func:`recist_tool.track.kept_segmenter_spec` of its baseline mask); also kept in
+        ``endpoints_lps["segmenter_spec"]`` so that a resumed run tracks with it.
     mask : Volume or None
         The lesion mask as a uint8 crop of the series with that crop's exact geometry (small; it
         travels back to the client, which writes it next to the database's outputs).
@@ -69,6 +74,7 @@ class LesionResult:
     segmenter_version: str | None = None
     notes: tuple[str, ...] = ()
     mask: Any = field(default=None, compare=False, repr=False)
+    segmenter_spec: str | None = None
 
     @property
     def centroid_lps(self) -> tuple[float, float, float] | None:
@@ -106,7 +112,8 @@ class CaseResult:
 
 @dataclass(frozen=True)
 class BaselineLesionRef:
-    """What tracking needs of a baseline lesion: its centre, size and kind."""
+    """What tracking needs of a baseline lesion: its centre, size, kind and the segmenter spec it
+    keeps at every follow-up (None: the run's)."""
 
     lesion_id: str
     category: str
@@ -114,6 +121,7 @@ class BaselineLesionRef:
     nodal: bool
     center_lps: tuple[float, float, float]
     size_mm: float
+    segmenter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +144,7 @@ class BaselineRef:
             size = float(Decimal(repr(float(les.long_axis_mm))).quantize(Decimal("0.1"),
                                                                         ROUND_HALF_EVEN))
             refs.append(BaselineLesionRef(les.lesion_id, les.category, les.organ, les.nodal, c,
-                                          size))
+                                          size, les.segmenter_spec))
         return cls(case.series_path, case.series_uid, tuple(refs))
 
 
@@ -223,7 +231,8 @@ def _points(seg: Any) -> list[list[float]] | None:
 
 def _from_measurement(les: LesionSeed | BaselineLesionRef, mask: Any, meas: Any, volume: Any,
                       status: str, confidence: float | None = None,
-                      notes: tuple[str, ...] = (), options: str = "") -> LesionResult:
+                      notes: tuple[str, ...] = (), options: str = "", spec: str | None = None,
+                      tracking: dict[str, Any] | None = None) -> LesionResult:
     import numpy as np
 
     idx = np.argwhere(mask.mask)
@@ -236,13 +245,15 @@ def _from_measurement(les: LesionSeed | BaselineLesionRef, mask: Any, meas: Any,
                             "short": _points(meas.short_axis_endpoints_lps),
                             "slice_index": int(meas.slice_index),
                             "centroid_lps": [round(float(c), 3) for c in centroid]}
+    if spec is not None:
+        ends["segmenter_spec"] = spec
     if status != "seeded":
-        ends["tracking"] = {"status": status, "confidence": confidence}
+        ends["tracking"] = {"status": status, "confidence": confidence, **(tracking or {})}
     return LesionResult(
         les.lesion_id, les.category, les.organ, les.nodal, "MEASURED",
         _r(meas.long_axis_mm), _r(meas.short_axis_mm), _r(meas.volume_ml, 4), ends, status,
         confidence, mask.segmenter, stored_version(mask.version, options),
-        tuple(mask.warnings) + notes, crop)
+        tuple(mask.warnings) + notes, crop, spec)
 
 
 def stored_version(version: str, options: str = "") -> str:
@@ -251,7 +262,8 @@ def stored_version(version: str, options: str = "") -> str:
     return f"{version} ({options})" if options else version
 
 
-def _seeded(volume: Any, les: LesionSeed, seg: Any, case: Case, options: str = "") -> LesionResult:
+def _seeded(volume: Any, les: LesionSeed, seg: Any, case: Case, options: str = "",
+            spec: str | None = None) -> LesionResult:
     import numpy as np
 
     from recist_tool.segment import NoLesionError, Prompt
@@ -270,16 +282,22 @@ def _seeded(volume: Any, les: LesionSeed, seg: Any, case: Case, options: str = "
         raise InputError(f"{les.lesion_id} ({os.path.basename(les.where)}): {exc}") from exc
     if meas is None:  # pragma: no cover - measure ships with the package
         raise InputError("recist_tool.measure is not available")
-    return _from_measurement(les, mask, meas, volume, "seeded", options=options)
+    from recist_tool.track import kept_segmenter_spec
+
+    kept = kept_segmenter_spec(mask, spec) if spec else None
+    return _from_measurement(les, mask, meas, volume, "seeded", options=options, spec=kept)
 
 
-def _tracked(baseline_vol: Any, volume: Any, refs: list[BaselineLesionRef], seg: Any,
+def _tracked(baseline_vol: Any, volume: Any, refs: list[BaselineLesionRef], spec: str,
              options: str = "") -> list[LesionResult]:
+    """Track ``refs`` into ``volume``; each lesion keeps its own segmenter spec (the run's
+    ``spec`` for a lesion that names none)."""
     from recist_tool.track import BaselineLesion, track_lesions
 
     res = track_lesions(baseline_vol, volume,
-                        [BaselineLesion(r.lesion_id, r.center_lps, nodal=r.nodal, size_mm=r.size_mm)
-                         for r in refs], segmenter=seg)
+                        [BaselineLesion(r.lesion_id, r.center_lps, nodal=r.nodal, size_mm=r.size_mm,
+                                        segmenter=r.segmenter)
+                         for r in refs], segmenter=spec, make_segmenter=worker_segmenter)
     out = []
     for ref in refs:
         t = res.get(ref.lesion_id)
@@ -291,10 +309,14 @@ def _tracked(baseline_vol: Any, volume: Any, refs: list[BaselineLesionRef], seg:
                                             "propagated_center_lps": [
                                                 round(v, 3) for v in t.propagated_center_lps]}},
                 status="absent?", confidence=0.0, segmenter=res.info.get("segmenter"),
-                notes=(*t.notes, "recorded ABSENT by batch tracking: confirm on review")))
+                notes=(*t.notes, "recorded ABSENT by batch tracking: confirm on review"),
+                segmenter_spec=t.segmenter_spec))
             continue
-        out.append(_from_measurement(ref, t.mask, t.measurement, volume, t.status,
-                                     float(t.confidence), tuple(t.notes), options))
+        out.append(_from_measurement(
+            ref, t.mask, t.measurement, volume, t.status, float(t.confidence), tuple(t.notes),
+            options, t.segmenter_spec,
+            {"checks": {k: v for k, v in t.checks.items() if k != "confidence"},
+             "registration": t.registration}))
     return out
 
 
@@ -337,13 +359,13 @@ def score_case(case: Case, baseline: BaselineRef | None = None, *,
             refs = [r for r in baseline.lesions if r.lesion_id not in seeded_ids]
             if refs:
                 bvol = cached_volume(baseline.series_path, baseline.series_uid)
-                lesions += _tracked(bvol, vol, refs, seg, options)
+                lesions += _tracked(bvol, vol, refs, segmenter, options)
         ref_by_id = {r.lesion_id: r for r in (baseline.lesions if baseline else ())}
         for les in case.lesions:
             ref = ref_by_id.get(les.lesion_id)
             if ref is not None:  # re-seeded baseline lesion keeps its baseline category
                 les = replace(les, category=ref.category, organ=ref.organ, nodal=ref.nodal)
-            lesions.append(_seeded(vol, les, seg, case, options))
+            lesions.append(_seeded(vol, les, seg, case, options, segmenter))
     except RecistToolError as exc:
         return fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except MemoryError:

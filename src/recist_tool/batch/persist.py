@@ -256,7 +256,10 @@ def scored_by_others(store: Any, keys: Sequence[tuple[str, str]], *, reader: str
 
 
 def stored_baseline_ref(store: Any, plan: SubjectPlan, *, reader: str) -> BaselineRef | None:
-    """The stored baseline's lesion centres and sizes, to track follow-ups on ``--resume``."""
+    """The stored baseline's lesion centres, sizes and segmenters, to track follow-ups on
+    ``--resume``."""
+    from recist_tool.track import stored_segmenter_spec
+
     read = _read_or_none(store, plan.subject, plan.baseline.visit, reader)
     if read is None:
         return None
@@ -267,7 +270,9 @@ def stored_baseline_ref(store: Any, plan: SubjectPlan, *, reader: str) -> Baseli
             return None
         refs.append(BaselineLesionRef(m.lesion_id, m.category.lower(), m.organ, m.nodal,
                                       (float(c[0]), float(c[1]), float(c[2])),
-                                      float(m.long_axis_mm)))
+                                      float(m.long_axis_mm),
+                                      stored_segmenter_spec(m.segmenter, m.segmenter_version,
+                                                            m.endpoints_lps)))
     return BaselineRef(plan.baseline.series_path, plan.baseline.series_uid, tuple(refs))
 
 
