@@ -19,6 +19,7 @@ from recist_tool.errors import RecistToolError
 _COMMAND_MODULES = (
     "batch_cmd",
     "evaluate_cmd",
+    "evaluate_tracking_cmd",
     "export_cmd",
     "import_sr_cmd",
     "io_cmds",

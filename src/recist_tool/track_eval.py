@@ -1,0 +1,386 @@
+"""Evaluation of lesion tracking on follow-ups made from real CT with known motion and growth.
+
+For each lesion of a dataset (the layouts of :func:`recist_tool.segment.evaluate.discover_dataset`:
+``image/`` + ``mask/``, or ``image.*`` + a label map), follow-ups are made from the baseline CT
+itself, so that where every baseline point lies in the follow-up is known exactly:
+
+* a **patient shift**: a rigid turn of up to :data:`ROTATION_MAX_DEG` about a random axis through
+  the middle of the scan and a translation of :data:`SHIFT_MM` (a random direction);
+* a **breathing shift**: a smooth displacement, mostly head–feet with a little front–back, of
+  :data:`BREATHING_MM` at its peak, falling off as a Gaussian (width :data:`BREATHING_WIDTH`
+  of the scan's extent) around a random point;
+* **growth or shrinkage** of every lesion by a factor of its diameter (:data:`FOLLOWUPS`: 0.7,
+  1.0, 1.25): the image around the lesion is scaled about its centroid, uniformly within the
+  lesion and a margin, and blends back to no change over twice that distance, so the lesion keeps
+  its own edge, texture and neighbourhood (the map stays one-to-one);
+* fresh image noise (:data:`NOISE_HU`).
+
+The follow-up is the baseline resampled through that map (SimpleITK, linear, on the baseline's
+grid), and the true follow-up lesion is the reference mask resampled through the same map. The
+baseline is read as a reader would: the default segmenter from the reference's long axis (a
+caliper line); the follow-up is tracked with :func:`recist_tool.track.track_lesions`, the lesion
+keeping its baseline segmenter. Every draw is seeded from ``seed``, the dataset and the case name,
+so a run is repeatable.
+
+Per lesion and follow-up: the status, the confidence, the **centroid error** (mm, the follow-up
+mask's centroid against the true follow-up lesion's), the **registration error** (mm, the
+propagated baseline centroid against where the map takes it), the follow-up/baseline long-axis
+**ratio** measured and its **true** value (the reference masks measured the same way), and the
+seconds :func:`~recist_tool.track.track_lesions` took.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from recist_tool.errors import InputError
+from recist_tool.volume import Volume
+
+__all__ = ["FOLLOWUPS", "Motion", "TrackingCase", "draw_motion", "make_followup",
+           "evaluate_tracking_case", "summarise_tracking", "CORRECT_WITHIN_MM"]
+
+#: Range of the patient's rigid turn (degrees, uniform up to this).
+ROTATION_MAX_DEG = 3.0
+#: Range of the patient's rigid translation (mm, uniform).
+SHIFT_MM = (8.0, 15.0)
+#: Range of the breathing displacement at its peak (mm, uniform).
+BREATHING_MM = (6.0, 10.0)
+#: Width (standard deviation) of the breathing displacement as a share of the scan's extent.
+BREATHING_WIDTH = 0.5
+#: Follow-ups made per lesion: name → factor on the lesion's diameter.
+FOLLOWUPS: dict[str, float] = {"shrink": 0.7, "stable": 1.0, "growth": 1.25}
+#: Image noise added to a follow-up (HU, Gaussian standard deviation).
+NOISE_HU = 8.0
+#: Grid (mm) on which the displacement field of a follow-up is sampled.
+FIELD_MM = 2.0
+#: A follow-up mask whose centroid lies within this (mm) of the true lesion's is the right lesion.
+CORRECT_WITHIN_MM = 5.0
+#: Value outside the scanned field (air).
+OUTSIDE_HU = -1024.0
+
+
+@dataclass(frozen=True)
+class Motion:
+    """A follow-up's known motion: ``rotation`` (3 × 3) about ``centre`` and ``shift`` (mm, LPS),
+    breathing ``breath`` (mm vector at the peak) around ``breath_centre`` with width
+    ``breath_sigma`` (mm), and ``growth`` (diameter factor) of every lesion."""
+
+    rotation: np.ndarray
+    centre: np.ndarray
+    shift: np.ndarray
+    breath: np.ndarray
+    breath_centre: np.ndarray
+    breath_sigma: float
+    growth: float
+
+    def describe(self) -> dict[str, float]:
+        """Angle (degrees), translation and breathing peak (mm), growth factor."""
+        ang = math.degrees(math.acos(max(-1.0, min(1.0, (np.trace(self.rotation) - 1) / 2))))
+        return {"rotation_deg": round(ang, 2), "shift_mm": round(float(np.linalg.norm(self.shift)), 2),
+                "breathing_mm": round(float(np.linalg.norm(self.breath)), 2),
+                "growth": self.growth}
+
+
+def _seed(*parts: Any) -> int:
+    return int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:12], 16)
+
+
+def _extent(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
+    corners = np.array([[z, y, x] for z in (0, volume.shape[0] - 1)
+                        for y in (0, volume.shape[1] - 1) for x in (0, volume.shape[2] - 1)], float)
+    lps = volume.index_to_lps(corners)
+    return lps.min(axis=0), lps.max(axis=0)
+
+
+def draw_motion(volume: Volume, growth: float, rng: np.random.Generator) -> Motion:
+    """A random patient shift, breathing shift and the given growth (see the module docstring)."""
+    lo, hi = _extent(volume)
+    axis = rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    ang = math.radians(rng.uniform(0.0, ROTATION_MAX_DEG))
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    rot = np.eye(3) + math.sin(ang) * k + (1 - math.cos(ang)) * (k @ k)
+    d = rng.normal(size=3)
+    shift = d / np.linalg.norm(d) * rng.uniform(*SHIFT_MM)
+    breath_dir = np.array([0.0, rng.uniform(-0.3, 0.3), 1.0])  # head-feet, a little front-back
+    breath = breath_dir / np.linalg.norm(breath_dir) * rng.uniform(*BREATHING_MM)
+    breath *= rng.choice([-1.0, 1.0])
+    centre = 0.5 * (lo + hi)
+    bc = lo + rng.uniform(0.25, 0.75, size=3) * (hi - lo)
+    sigma = BREATHING_WIDTH * float(np.max(hi - lo))
+    return Motion(rot, centre, shift, breath, bc, sigma, float(growth))
+
+
+def _smoothstep(t: np.ndarray) -> np.ndarray:
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+@dataclass(frozen=True)
+class _Growth:
+    centre: np.ndarray
+    inner: float  # follow-up radius (mm) within which the image is scaled uniformly
+    outer: float  # follow-up radius beyond which nothing changes
+
+
+def _growth_regions(volume: Volume, masks: Sequence[np.ndarray], factor: float) -> list[_Growth]:
+    out = []
+    for m in masks:
+        lps = volume.index_to_lps(np.argwhere(m).astype(float))
+        c = lps.mean(axis=0)
+        r = float(np.max(np.linalg.norm(lps - c, axis=1))) + 2.0
+        inner = factor * r
+        out.append(_Growth(c, inner, 3.0 * inner))
+    return out
+
+
+def _pull_back(q: np.ndarray, motion: Motion, regions: Sequence[_Growth]) -> np.ndarray:
+    """Follow-up LPS points → the baseline points they show (the inverse of the motion)."""
+    p = (q - motion.centre - motion.shift) @ motion.rotation + motion.centre  # undo the turn
+    g = np.exp(-np.sum((p - motion.breath_centre) ** 2, axis=1) / (2 * motion.breath_sigma ** 2))
+    p = p - g[:, None] * motion.breath[None, :]
+    if motion.growth != 1.0:
+        for reg in regions:
+            v = p - reg.centre
+            r = np.linalg.norm(v, axis=1)
+            w = _smoothstep((r - reg.inner) / (reg.outer - reg.inner))
+            scale = (1.0 / motion.growth) * (1.0 - w) + w
+            p = reg.centre + v * scale[:, None]
+    return p
+
+
+def _push(points: np.ndarray, motion: Motion, regions: Sequence[_Growth]) -> np.ndarray:
+    """Baseline LPS points → where they lie in the follow-up (:func:`_pull_back` inverted by
+    fixed-point iteration; the map is close to rigid, so it converges to far below 0.01 mm)."""
+    q = (points - motion.centre) @ motion.rotation.T + motion.centre + motion.shift
+    for _ in range(100):
+        err = _pull_back(q, motion, regions) - points
+        q = q - err @ motion.rotation.T
+        if float(np.max(np.abs(err))) < 1e-4:
+            break
+    return q
+
+
+def make_followup(volume: Volume, masks: Sequence[np.ndarray], motion: Motion,
+                  rng: np.random.Generator) -> tuple[Volume, list[np.ndarray], Any]:
+    """The follow-up CT and its true lesion masks under ``motion``.
+
+    Parameters
+    ----------
+    volume : Volume
+        Baseline CT (an orthogonal grid).
+    masks : sequence of numpy.ndarray
+        Boolean lesion masks on the baseline grid.
+    motion : Motion
+    rng : numpy.random.Generator
+        Draws the follow-up's image noise.
+
+    Returns
+    -------
+    followup : Volume
+        On the baseline's grid.
+    true_masks : list of numpy.ndarray
+        The lesions as they lie in the follow-up.
+    push : callable
+        Baseline LPS points ``(n, 3)`` → follow-up LPS points.
+    """
+    import SimpleITK as sitk
+
+    from recist_tool.track import to_sitk
+
+    if not volume.is_orthogonal_grid:
+        raise InputError("evaluate-tracking needs a regularly spaced, unsheared series")
+    regions = _growth_regions(volume, masks, motion.growth)
+    img = to_sitk(volume, np.float32)
+    lo, hi = _extent(volume)
+    size = [int(math.ceil((hi[i] - lo[i]) / FIELD_MM)) + 3 for i in range(3)]
+    # the field's grid in LPS axes (x, y, z), covering the scan with a voxel to spare
+    origin = lo - FIELD_MM
+    ii = np.stack(np.meshgrid(*[np.arange(n) for n in size[::-1]], indexing="ij"), -1)
+    pts = origin + ii.reshape(-1, 3)[:, ::-1] * FIELD_MM  # (z, y, x) order of the array
+    disp = (_pull_back(pts, motion, regions) - pts).reshape(*size[::-1], 3)
+    field = sitk.GetImageFromArray(disp.astype(np.float64), isVector=True)
+    field.SetOrigin(tuple(float(v) for v in origin))
+    field.SetSpacing((FIELD_MM,) * 3)
+    tx = sitk.DisplacementFieldTransform(field)
+    warped = sitk.Resample(img, img, tx, sitk.sitkLinear, OUTSIDE_HU, sitk.sitkFloat32)
+    arr = sitk.GetArrayFromImage(warped)
+    arr = arr + rng.normal(0.0, NOISE_HU, arr.shape).astype(np.float32)
+    fu = volume.with_array(np.rint(arr).astype(np.int16))
+    truths = []
+    for m in masks:
+        mi = to_sitk(volume.with_array(m.astype(np.float32)), np.float32)
+        truths.append(sitk.GetArrayFromImage(
+            sitk.Resample(mi, mi, tx, sitk.sitkLinear, 0.0, sitk.sitkFloat32)) >= 0.5)
+    return fu, truths, (lambda p: _push(np.atleast_2d(np.asarray(p, float)), motion, regions))
+
+
+@dataclass(frozen=True)
+class TrackingCase:
+    """One lesion at one made follow-up (distances in mm)."""
+
+    dataset: str
+    case: str
+    lesion: str
+    followup: str
+    status: str
+    confidence: float
+    segmenter: str | None
+    centroid_error_mm: float | None
+    registration_error_mm: float
+    ratio: float | None
+    true_ratio: float
+    baseline_long_axis_mm: float
+    seconds: float
+    motion: dict[str, float]
+    registration: str = ""
+    failed_checks: tuple[str, ...] = ()
+
+    @property
+    def ratio_error(self) -> float | None:
+        """``|ratio − true ratio|``; None without a measurement."""
+        return None if self.ratio is None else abs(self.ratio - self.true_ratio)
+
+    @property
+    def correct(self) -> bool:
+        """The follow-up mask is the right lesion (centroid within :data:`CORRECT_WITHIN_MM`)."""
+        return self.centroid_error_mm is not None and self.centroid_error_mm <= CORRECT_WITHIN_MM
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (JSON), with the ratio error."""
+        d = asdict(self)
+        d["ratio_error"] = None if self.ratio_error is None else round(self.ratio_error, 4)
+        return d
+
+
+def evaluate_tracking_case(volume: Volume, masks: Sequence[np.ndarray], names: Sequence[str], *,
+                           dataset: str, case: str, segmenter: str, seed: int = 0,
+                           followups: Sequence[str] = tuple(FOLLOWUPS)) -> list[TrackingCase]:
+    """Make the follow-ups of one CT with its lesions and track every lesion in each.
+
+    Parameters
+    ----------
+    volume : Volume
+        The baseline CT.
+    masks : sequence of numpy.ndarray
+        The lesions' reference masks on its grid.
+    names : sequence of str
+        A name per lesion.
+    dataset, case : str
+        Names for the report and the seeds.
+    segmenter : str
+        Segmenter spec measuring the baseline from each reference's long axis.
+    seed : int
+        Base of every random draw.
+    followups : sequence of str
+        Keys of :data:`FOLLOWUPS`.
+
+    Returns
+    -------
+    list of TrackingCase
+    """
+    from recist_tool.measure import measure_mask
+    from recist_tool.segment import NoLesionError, Prompt, get_segmenter, parse_segmenter_spec
+    from recist_tool.segment.evaluate import reference_line
+    from recist_tool.track import BaselineLesion, kept_segmenter_spec, track_lesions
+
+    unknown = [f for f in followups if f not in FOLLOWUPS]
+    if unknown:
+        raise InputError(f"unknown follow-up {unknown[0]!r}; choose from {', '.join(FOLLOWUPS)}")
+    name, opts = parse_segmenter_spec(segmenter)
+    seg = get_segmenter(name, **opts)
+    lesions, true_la, kept = [], [], []
+    for les_name, m in zip(names, masks, strict=True):
+        true_la.append(measure_mask(volume, m).long_axis_mm)
+        try:
+            bm = seg.segment(volume, Prompt(line_zyx=reference_line(volume, m, None)))
+        except NoLesionError as exc:
+            raise InputError(f"{case} {les_name}: the baseline cannot be segmented ({exc})"
+                             ) from exc
+        la = measure_mask(volume, bm.mask, offset=bm.offset).long_axis_mm
+        spec = kept_segmenter_spec(bm, segmenter)
+        kept.append((bm, la))
+        lesions.append(BaselineLesion(les_name, mask=bm.mask, mask_offset=bm.offset, size_mm=la,
+                                      segmenter=spec))
+    out = []
+    for fname in followups:
+        rng = np.random.default_rng(_seed(seed, dataset, case, fname))
+        motion = draw_motion(volume, FOLLOWUPS[fname], rng)
+        fu, truths, push = make_followup(volume, masks, motion, rng)
+        t0 = time.perf_counter()
+        res = track_lesions(volume, fu, lesions, segmenter=segmenter)
+        secs = time.perf_counter() - t0
+        for les, truth, (bm, la), tla in zip(lesions, truths, kept, true_la, strict=True):
+            t = res.get(les.lesion_id)
+            c_base = volume.index_to_lps(np.argwhere(bm.mask).mean(axis=0)
+                                         + np.asarray(bm.offset, float))
+            reg_err = float(np.linalg.norm(np.asarray(t.propagated_center_lps)
+                                           - push(c_base)[0]))
+            true_c = fu.index_to_lps(np.argwhere(truth).mean(axis=0)) if truth.any() else None
+            cen_err = (None if t.mask is None or true_c is None else
+                       float(np.linalg.norm(np.asarray(t.proposed_center_lps) - true_c)))
+            true_fu_la = measure_mask(fu, truth).long_axis_mm if truth.any() else 0.0
+            ratio = (None if t.measurement is None or not la else
+                     float(t.measurement.long_axis_mm) / float(la))
+            out.append(TrackingCase(
+                dataset, case, les.lesion_id, fname, t.status, float(t.confidence),
+                t.segmenter_spec, None if cen_err is None else round(cen_err, 2),
+                round(reg_err, 2), None if ratio is None else round(ratio, 4),
+                round(float(true_fu_la) / float(tla), 4), round(float(la), 1), round(secs, 2),
+                motion.describe(), str(t.registration.get("chosen", "")),
+                tuple(t.checks.get("failed", ()))))
+    return out
+
+
+def _stats(values: Sequence[float]) -> dict[str, float | None]:
+    v = np.asarray([x for x in values if x is not None], float)
+    if v.size == 0:
+        return {"n": 0, "median": None, "max": None}
+    return {"n": int(v.size), "median": round(float(np.median(v)), 3),
+            "max": round(float(v.max()), 3)}
+
+
+#: Confidence bins of the calibration table (lower edges).
+CONFIDENCE_BINS = (0.0, 0.5, 0.8, 0.9)
+
+
+def summarise_tracking(results: Sequence[TrackingCase]) -> dict[str, Any]:
+    """Status counts, centroid / registration / ratio errors (all lesions and ``found`` ones),
+    the shrink follow-ups' ratios, wrong lesions stored as found, the confidence calibration
+    (share of right lesions per confidence bin) and the seconds per follow-up."""
+    found = [r for r in results if r.status == "found"]
+    status: dict[str, int] = {}
+    for r in results:
+        status[r.status] = status.get(r.status, 0) + 1
+    calib = []
+    edges = (*CONFIDENCE_BINS, 1.0001)
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        inbin = [r for r in results if lo <= r.confidence < hi]
+        calib.append({"confidence": f"{lo:.1f}-{min(hi, 1.0):.1f}", "n": len(inbin),
+                      "right_lesion": (round(sum(r.correct for r in inbin) / len(inbin), 3)
+                                       if inbin else None),
+                      "ratio_within_0.05": (round(sum((r.ratio_error or 9) <= 0.05 for r in inbin)
+                                                  / len(inbin), 3) if inbin else None)})
+    times: dict[tuple[str, str, str], float] = {}
+    for r in results:
+        times[(r.dataset, r.case, r.followup)] = r.seconds
+    return {
+        "n": len(results),
+        "status": status,
+        "found_wrong_lesion": sum(1 for r in found if not r.correct),
+        "centroid_error_mm": _stats([r.centroid_error_mm for r in results]),
+        "centroid_error_found_mm": _stats([r.centroid_error_mm for r in found]),
+        "registration_error_mm": _stats([r.registration_error_mm for r in results]),
+        "ratio_error": _stats([r.ratio_error for r in results]),
+        "ratio_error_found": _stats([r.ratio_error for r in found]),
+        "shrink_ratios": [r.ratio for r in results if r.followup == "shrink"],
+        "calibration": calib,
+        "seconds_per_followup": _stats(list(times.values())),
+    }
