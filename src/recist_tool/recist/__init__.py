@@ -5,6 +5,7 @@ No files, no database, no GUI: :mod:`recist_tool.io.sdtm_csv` and the CLI do the
 
 from recist_tool.recist.best import Assessment, best_response, confirmed_indices
 from recist_tool.recist.model import (
+    OVERALL_RESPONSES,
     BestResponse,
     Category,
     Lesion,
@@ -14,6 +15,7 @@ from recist_tool.recist.model import (
     Response,
     Timepoint,
     TimepointResponse,
+    overall_responses,
 )
 from recist_tool.recist.policies import Policies, policies_from_mapping, policies_from_toml
 from recist_tool.recist.sdtm import (
@@ -32,6 +34,7 @@ from recist_tool.recist.timepoint import (
 )
 
 __all__ = [
+    "OVERALL_RESPONSES", "overall_responses",
     "Assessment", "BestResponse", "Category", "Lesion", "LesionAssessment", "LesionState",
     "NewLesionStatus", "Policies", "Response", "SubjectRecord", "Timepoint", "TimepointResponse",
     "best_response", "best_response_row", "confirmed_indices", "evaluate_timepoints",

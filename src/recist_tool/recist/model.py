@@ -21,6 +21,8 @@ __all__ = [
     "Timepoint",
     "TimepointResponse",
     "BestResponse",
+    "OVERALL_RESPONSES",
+    "overall_responses",
     "to_mm",
 ]
 
@@ -75,6 +77,27 @@ class Response(StrEnum):
     INN = "NON-iCR/NON-iUPD"
     IUPD = "iUPD"
     ICPD = "iCPD"
+
+
+#: The overall responses of a follow-up timepoint under each criteria (what the engine gives, and
+#: what a reader may confirm instead of the computed one), keyed by the criteria's name.
+OVERALL_RESPONSES: dict[str, tuple[Response, ...]] = {
+    "RECIST 1.1": (Response.CR, Response.PR, Response.SD, Response.NON_CR_NON_PD, Response.PD,
+                   Response.NE),
+    "iRECIST": (Response.ICR, Response.IPR, Response.ISD, Response.INN, Response.IUPD,
+                Response.ICPD, Response.NE),
+}
+
+
+def overall_responses(criteria: str) -> tuple[Response, ...]:
+    """The overall responses of a timepoint under ``criteria`` (``RECIST 1.1`` or ``iRECIST``).
+
+    Raises
+    ------
+    KeyError
+        For other criteria.
+    """
+    return OVERALL_RESPONSES[criteria]
 
 
 class NewLesionStatus(StrEnum):

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from recist_tool.codes import validate_code
 from recist_tool.errors import InputError, StoreError
 from recist_tool.recist import (
+    OVERALL_RESPONSES,
     Category,
     LesionAssessment,
     LesionState,
@@ -790,6 +791,90 @@ class TrialStore:
                           f"measurement of {les.code} at {visit}")
             s.delete(m)
 
+    @staticmethod
+    def _unsigned_measurements(s: Session, les: Lesion, doing: str) -> list[Measurement]:
+        """Every assessment of ``les`` (all visits, all versions); refused when one is in a read
+        that is signed (the signed record names the lesion as it was)."""
+        ms = list(s.scalars(select(Measurement).where(Measurement.lesion_id == les.id)))
+        for m in ms:
+            read = s.get(TimepointRead, m.read_id)
+            if read is not None and read.status != "open":
+                tp = s.get(Timepoint, read.timepoint_id)
+                raise LockedRecordError(
+                    f"cannot {doing} {les.code}: it is in the signed read of "
+                    f"{tp.visit if tp is not None else '?'} (version {read.version}); amend that "
+                    "read first")
+        return ms
+
+    def delete_lesion(self, subject: str, lesion_id: str, *, reader: str, reason: str) -> None:
+        """Remove one of ``reader``'s lesions and its assessments at every visit (a lesion recorded
+        by mistake, or twice), before any read holding it is signed; audited with the reason.
+
+        Raises
+        ------
+        InputError
+            No reason, or no such lesion.
+        LockedRecordError
+            A signed read holds the lesion.
+        """
+        if not reason:
+            raise InputError("deleting a lesion needs a reason")
+        with self._write(reader, reason) as s:
+            r = self._active_reader(s, reader, ("reader", "admin"))
+            subj = self._subject(s, subject)
+            les = self._lesion(s, subj, r, lesion_id.strip().upper())
+            for m in self._unsigned_measurements(s, les, "delete"):
+                s.delete(m)
+            s.flush()
+            s.delete(les)
+
+    def update_lesion(self, subject: str, lesion_id: str, *, reader: str, reason: str,
+                      code: str | None = None, category: Category | str | None = None,
+                      organ: str | None = None) -> None:
+        """Rename or reclassify one of ``reader``'s lesions before any read holding it is signed
+        (audited old → new with the reason).
+
+        Parameters
+        ----------
+        code : str, optional
+            The new lesion code (``T03``); not one of the reader's other lesions.
+        category : Category or str, optional
+            The new category; a lesion first seen at baseline stays a baseline category (target,
+            non-target) and a new lesion a new-lesion category.
+        organ : str, optional
+            The new organ / site.
+
+        Raises
+        ------
+        InputError
+            No reason, no change, a code taken, or a category of the other kind.
+        LockedRecordError
+            A signed read holds the lesion.
+        """
+        if not reason:
+            raise InputError("changing a lesion needs a reason")
+        new_code = None if code is None else validate_code(code.strip().upper(), "lesion")
+        cat = None if category is None else _category(category)
+        with self._write(reader, reason) as s:
+            r = self._active_reader(s, reader, ("reader", "admin"))
+            subj = self._subject(s, subject)
+            les = self._lesion(s, subj, r, lesion_id.strip().upper())
+            self._unsigned_measurements(s, les, "change")
+            changes = {k: v for k, v in (("code", new_code), ("organ", organ),
+                                         ("category", cat and cat.value))
+                       if v is not None and v != getattr(les, k)}
+            if not changes:
+                raise InputError(f"{les.code}: nothing to change")
+            if "code" in changes and s.scalars(select(Lesion).where(
+                    Lesion.subject_id == subj.id, Lesion.reader_id == r.id,
+                    Lesion.code == new_code)).first() is not None:
+                raise InputError(f"{new_code} is one of {r.name}'s lesions of {subj.code} already")
+            if cat is not None and cat.is_new != Category(les.category).is_new:
+                kind = "a new lesion" if Category(les.category).is_new else "a baseline lesion"
+                raise InputError(f"{les.code} is {kind}: it cannot become {cat.value}")
+            for k, v in changes.items():
+                setattr(les, k, v)
+
     # --- queries (one reader's view) ---------------------------------------------------------
 
     def _read_info(self, s: Session, read: TimepointRead, subj: Subject, tp: Timepoint,
@@ -981,9 +1066,12 @@ class TrialStore:
                 if final != resp.overall and not reason:
                     raise InputError(f"confirming {final} instead of the computed {resp.overall} "
                                      "needs a reason")
-                valid = {x.value for x in Response}
-                if final not in valid:
-                    raise InputError(f"{final!r} is not a response value")
+                trial = s.get(Trial, subj.trial_id)
+                criteria = trial.criteria if trial is not None else ""
+                valid = [x.value for x in OVERALL_RESPONSES.get(criteria, tuple(Response))]
+                if final != resp.overall and final not in valid:
+                    raise InputError(f"{final!r} is not a {criteria} response (one of "
+                                     f"{', '.join(valid)})")
                 resp.confirmed_overall = final
                 resp.confirm_reason = reason
                 s.flush()
