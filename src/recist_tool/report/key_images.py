@@ -8,8 +8,8 @@ shown is the one the long axis lies on; the field of view is centred on the long
 projected on that slice and labelled with the stored values. Anything missing (series, mask,
 location) gives a panel that says what is missing instead of an image.
 
-Windows (level / width, HU): lung 600 / 1500 (level −600), bone 400 / 1800, liver 60 / 200,
-everything else soft tissue 40 / 400.
+Windows: :func:`recist_tool.windows.window_for` (the presets the reading workstation offers: lung,
+bone and liver lesions in their own window, everything else in the soft-tissue one).
 """
 
 from __future__ import annotations
@@ -24,26 +24,11 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-#: (name, level, width) in HU by organ keyword; the first keyword found in the organ wins.
-WINDOWS: tuple[tuple[str, str, int, int], ...] = (
-    ("lung", "lung", -600, 1500),
-    ("bone", "bone", 400, 1800),
-    ("liver", "liver", 60, 200),
-)
-SOFT_TISSUE = ("soft tissue", 40, 400)
+from recist_tool.windows import window_for
 
 LONG_COLOUR = "#ffd600"
 SHORT_COLOUR = "#00e5ff"
 OUTLINE_COLOUR = "#ff1744"
-
-
-def window_for(organ: str) -> tuple[str, int, int]:
-    """(name, level, width) HU of the display window for a lesion in ``organ``."""
-    o = (organ or "").lower()
-    for key, name, level, width in WINDOWS:
-        if key in o:
-            return name, level, width
-    return SOFT_TISSUE
 
 
 @dataclass(frozen=True)
