@@ -269,6 +269,13 @@ def test_states_and_new_lesions_at_follow_up(read_w06):
     assert ev
 
 
+def test_override_offers_the_criteria_values_and_the_store_keeps_to_them(read_w06):
+    s, _, _, _ = read_w06
+    assert s.overall_choices() == ("CR", "PR", "SD", "NON-CR/NON-PD", "PD", "NE")
+    with pytest.raises(InputError, match="'iSD' is not a RECIST 1.1 response"):
+        s.sign("W06", PASSWORD, override="iSD", reason="wrong criteria")
+
+
 def test_sign_asks_password_and_locks(read_w06):
     s, tps, db, props = read_w06
     with pytest.raises(AuthenticationError):
@@ -304,3 +311,44 @@ def test_export_writes_real_files(read_w06, tmp_path):
     assert b"SYN-001" in text
     with pytest.raises(UsageError, match="not available"):
         s.export("no-such-format", tmp_path)
+
+
+def test_lesions_are_renamed_reclassified_and_deleted_within_the_rules(fresh):
+    s, tps, db = fresh
+    _read_baseline(s, tps["BL"])
+    # NT01 is a 12 mm node: it may not become a target (baseline rule); nothing changes
+    with pytest.raises(RuleViolation, match="NT01: node short axis"):
+        s.change_lesion("NT01", "upgrade", category="target")
+    with pytest.raises(InputError, match="baseline lesion: it cannot become NEW"):
+        s.change_lesion("T01", "mistake", category="new")
+    with pytest.raises(InputError, match="T02 is one of"):
+        s.change_lesion("T01", "rename", new_id="T02")
+    with pytest.raises(InputError, match="needs a reason"):
+        s.delete_lesion("T01", "")
+    assert {les.lesion_id: les.category.value for les in s.store.lesions(
+        "SYN-001", reader=READER)}["NT01"] == "NON-TARGET"
+    assert s.change_lesion("T04", "smaller liver lesion", category="non-target") == "T04"
+    assert s.stored("BL")["T04"].category == "NON-TARGET"
+    s.delete_lesion("T04", "not a lesion")
+    assert "T04" not in s.stored("BL")
+    assert s.store.verify_audit().ok
+
+
+def test_overlapping_lesion_is_refused_naming_the_stored_one(fresh):
+    s, tps, _ = fresh
+    t02 = tps["BL"]["lesions"]["T02"]
+    s.add_lesion(s.segment_at("BL", lps=t02["center_lps"]), "target", organ="liver")
+    again = s.segment_at("BL", lps=np.add(t02["center_lps"], (3.0, 0.0, 0.0)))
+    assert s.overlapping(again) == ["T01"] and s.overlapping(again, exclude="T01") == []
+    with pytest.raises(RuleViolation, match="overlaps T01 stored on BL"):
+        s.add_lesion(again, "non-target", organ="liver")
+    # a caliper line across it, too
+    a, b = (np.asarray(p, float) for p in again.measurement.long_axis_endpoints_lps)
+    line = s.measure_line("BL", [tuple(a), tuple(b)])
+    with pytest.raises(RuleViolation, match="overlaps T01"):
+        s.add_lesion(line, "target", organ="liver")
+    assert list(s.stored("BL")) == ["T01"]
+    # a different lesion is not refused
+    t01 = tps["BL"]["lesions"]["T01"]
+    s.add_lesion(s.segment_at("BL", lps=t01["center_lps"]), "target", organ="lung")
+    assert sorted(s.stored("BL")) == ["T01", "T02"]

@@ -43,7 +43,8 @@ from recist_tool.volume import Volume
 
 __all__ = [
     "CATEGORIES", "ORGANS", "STATES", "WINDOW_PRESETS", "AddedLesion", "Finding", "Proposal",
-    "ReadingSession", "ReadingTable", "TableRow", "VisitResponse", "enrol_manifest",
+    "OVERLAP_FRACTION", "ReadingSession", "ReadingTable", "TableRow", "VisitResponse",
+    "enrol_manifest",
     "export_formats",
 ]
 
@@ -66,6 +67,9 @@ WINDOW_PRESETS: dict[str, tuple[float, float]] = {
     "liver": (60.0, 160.0),
 }
 _PREFIX = {"TARGET": "T", "NON-TARGET": "NT", "NEW": "NL"}
+#: Two lesions of one visit whose masks share this fraction of the smaller one's voxels (or more)
+#: are taken for the same lesion: storing the second is refused (it would be counted twice).
+OVERLAP_FRACTION = 0.1
 
 
 def _tenth(v: float | None) -> Decimal | None:
@@ -116,6 +120,18 @@ class Finding:
     def method(self) -> str:
         """``automatic`` or ``manual`` (as stored)."""
         return "manual" if self.edited else "automatic"
+
+    @property
+    def source(self) -> str:
+        """Where the measurement comes from: ``tracking`` (a tracked proposal as proposed),
+        ``tracking, corrected`` (then edited by the reader), ``click`` (the segmenter from the
+        reader's prompt), ``edited`` (the reader painted or erased the mask, or moved the axis
+        end points) or ``line`` (the reader's caliper line, no mask)."""
+        if self.tracking:
+            return "tracking, corrected" if self.edited else "tracking"
+        if self.mask is None:
+            return "line"
+        return "edited" if self.edited else "click"
 
     @property
     def diameter_mm(self) -> float | None:
@@ -215,6 +231,28 @@ class ReadingTable:
 
 
 # --- masks -------------------------------------------------------------------------------------------
+
+def _shared_fraction(a: tuple[np.ndarray, Sequence[int]], b: tuple[np.ndarray, Sequence[int]]
+                     ) -> float:
+    """Voxels two mask crops ``(crop, offset)`` on one grid share, as a fraction of the smaller."""
+    (ma, oa), (mb, ob) = a, b
+    lo = np.maximum(oa, ob)
+    hi = np.minimum(np.asarray(oa) + ma.shape, np.asarray(ob) + mb.shape)
+    if np.any(hi <= lo):
+        return 0.0
+    sa = tuple(slice(int(x - o), int(y - o)) for x, y, o in zip(lo, hi, oa, strict=True))
+    sb = tuple(slice(int(x - o), int(y - o)) for x, y, o in zip(lo, hi, ob, strict=True))
+    shared = int(np.count_nonzero(ma[sa] & mb[sb]))
+    smaller = min(int(np.count_nonzero(ma)), int(np.count_nonzero(mb)))
+    return shared / smaller if smaller else 0.0
+
+
+def _inside(m: tuple[np.ndarray, Sequence[int]], index: Any) -> bool:
+    """Whether the voxel nearest to ``index`` ``(z, y, x)`` is in the mask crop ``(crop, offset)``."""
+    crop, off = m
+    k = np.rint(np.asarray(index, float)).astype(int) - np.asarray(off)
+    return bool(np.all(k >= 0) and np.all(k < crop.shape) and crop[tuple(k)])
+
 
 # --- enrolment ---------------------------------------------------------------------------------------
 
@@ -386,6 +424,14 @@ class ReadingSession:
         self._proposals.clear()
         return self.visits()
 
+    def overall_choices(self) -> tuple[str, ...]:
+        """The overall responses a reader may confirm at a follow-up of the open subject: its
+        trial's criteria's own values (:data:`recist_tool.recist.OVERALL_RESPONSES`)."""
+        from recist_tool.recist import overall_responses
+
+        info = self.store.subject_info(self._need_subject())
+        return tuple(r.value for r in overall_responses(info.criteria))
+
     def visits(self) -> list[tuple[str, _dt.date]]:
         """``(visit, date)`` of the open subject, by date (the first is the baseline)."""
         return self.store.timepoints(self._need_subject())
@@ -533,37 +579,34 @@ class ReadingSession:
         slice thickness, ≤ 5 targets, ≤ 2 per organ, nodes by short axis). With a candidate, only
         the violations that concern it are returned.
         """
-        from recist_tool.recist import Category, Lesion, LesionAssessment, LesionState, Timepoint
+        from recist_tool.recist import Category, Lesion, LesionAssessment, LesionState
+
+        lesions = list(self.store.lesions(self._need_subject(), reader=self.reader))
+        if category is None:
+            return self._baseline_violations(lesions)
+        cat = Category(CATEGORIES.get(category.lower(), category.upper()))
+        cand_id = lesion_id or self.next_lesion_id(category)
+        lesions.append(Lesion(cand_id, cat, organ, nodal))
+        extra = (LesionAssessment(cand_id, LesionState.MEASURED, _tenth(finding.diameter_mm))
+                 if finding is not None else LesionAssessment(cand_id, LesionState.PRESENT, None))
+        return tuple(v for v in self._baseline_violations(lesions, (extra,))
+                     if v.lesion_id == cand_id)
+
+    def _baseline_violations(self, lesions: Sequence[Any], extra: Sequence[Any] = ()
+                             ) -> tuple[Any, ...]:
+        """:func:`recist_tool.recist.baseline.check_baseline` over ``lesions`` and the stored
+        baseline read's assessments plus ``extra`` ones, with the baseline series' slice
+        thickness."""
+        from recist_tool.recist import LesionAssessment, LesionState, Timepoint
         from recist_tool.recist.baseline import check_baseline
 
-        subject = self._need_subject()
         bl = self.baseline_visit
-        lesions = list(self.store.lesions(subject, reader=self.reader))
-        assessments = []
         read = self._read_or_none(bl)
-        if read is not None:
-            for m in read.measurements:
-                assessments.append(LesionAssessment(m.lesion_id, LesionState(m.state), m.diameter_mm,
-                                                    m.fragments_mm))
-        cand_id = None
-        if category is not None:
-            cat = Category(CATEGORIES.get(category.lower(), category.upper()))
-            cand_id = lesion_id or self.next_lesion_id(category)
-            lesions.append(Lesion(cand_id, cat, organ, nodal))
-            if finding is not None:
-                assessments.append(LesionAssessment(cand_id, LesionState.MEASURED,
-                                                    _tenth(finding.diameter_mm)))
-            else:
-                assessments.append(LesionAssessment(cand_id, LesionState.PRESENT, None))
-        thickness = None
+        stored = [LesionAssessment(m.lesion_id, LesionState(m.state), m.diameter_mm, m.fragments_mm)
+                  for m in (read.measurements if read is not None else ())]
         vol = self._volumes.get(bl)
-        if vol is not None:
-            thickness = vol.meta.slice_thickness_mm
-        tp = Timepoint(bl, _dt.date.min, tuple(assessments))
-        out = check_baseline(lesions, tp, thickness)
-        if cand_id is not None:
-            out = tuple(v for v in out if v.lesion_id == cand_id)
-        return out
+        thickness = vol.meta.slice_thickness_mm if vol is not None else None
+        return check_baseline(lesions, Timepoint(bl, _dt.date.min, (*stored, *extra)), thickness)
 
     def add_lesion(self, finding: Finding | None, category: str, *, organ: str = "",
                    nodal: bool | None = None, lesion_id: str | None = None,
@@ -578,7 +621,8 @@ class ReadingSession:
         Raises
         ------
         RuleViolation
-            A baseline rule forbids this classification.
+            A baseline rule forbids this classification, or the lesion overlaps one stored at
+            the visit already (:meth:`overlapping`: it would be counted twice).
         """
         subject = self._need_subject()
         visit = visit or (finding.visit if finding is not None else self.baseline_visit)
@@ -587,6 +631,8 @@ class ReadingSession:
             finding = self.renode(finding, node)
         cat = CATEGORIES.get(category.lower(), category.upper())
         lid = (lesion_id or self.next_lesion_id(cat)).strip().upper()
+        if finding is not None:
+            self._refuse_overlap(finding, lid, new=True)
         if self.is_baseline(visit):
             if cat not in ("TARGET", "NON-TARGET"):
                 raise RuleViolation(f"{lid}: at baseline a lesion is a target or a non-target")
@@ -610,6 +656,48 @@ class ReadingSession:
         self.store.record_new_lesion(subject, visit, lid, reader=self.reader, organ=organ,
                                      equivocal=equivocal, nodal=node, **kwargs)
         return AddedLesion(lid, cat)
+
+    def delete_lesion(self, lesion_id: str, reason: str) -> None:
+        """Delete one of this reader's lesions (recorded by mistake, or twice) with its
+        assessments at every visit, before a read holding it is signed; audited with ``reason``
+        (:meth:`TrialStore.delete_lesion`)."""
+        self.store.delete_lesion(self._need_subject(), lesion_id, reader=self.reader,
+                                 reason=reason)
+        self._proposals.clear()  # proposals name the lesions tracked from baseline
+
+    def change_lesion(self, lesion_id: str, reason: str, *, new_id: str | None = None,
+                      category: str | None = None, organ: str | None = None) -> str:
+        """Rename or reclassify one of this reader's lesions before a read holding it is signed;
+        audited with ``reason`` (:meth:`TrialStore.update_lesion`).
+
+        A baseline lesion's new category or organ is checked against the baseline rules first
+        (≤ 5 targets, ≤ 2 per organ, measurability): a violation raises
+        :class:`~recist_tool.errors.RuleViolation` and nothing changes.
+
+        Returns
+        -------
+        str
+            The lesion's id afterwards.
+        """
+        from recist_tool.recist import Category
+
+        subject = self._need_subject()
+        lid = lesion_id.strip().upper()
+        cat = None if category is None else CATEGORIES.get(category.lower(), category.upper())
+        lesions = self.store.lesions(subject, reader=self.reader)
+        old = next((les for les in lesions if les.lesion_id == lid), None)
+        if old is None:
+            raise InputError(f"{subject} has no lesion {lid} in {self.reader}'s read")
+        if (cat is not None or organ is not None) and not old.category.is_new:
+            new = replace(old, category=Category(cat) if cat else old.category,
+                          organ=old.organ if organ is None else organ)
+            after = [new if les.lesion_id == lid else les for les in lesions]
+            if violations := [v for v in self._baseline_violations(after) if v.lesion_id == lid]:
+                raise RuleViolation("; ".join(v.message for v in violations))
+        self.store.update_lesion(subject, lid, reader=self.reader, reason=reason, code=new_id,
+                                 category=cat, organ=organ)
+        self._proposals.clear()
+        return (new_id or lid).strip().upper()
 
     def resegment(self, finding: Finding) -> Finding:
         """The finding segmented again from its click by the current segmenter (after
@@ -688,6 +776,74 @@ class ReadingSession:
         read = self._read_or_none(visit)
         return {} if read is None else {m.lesion_id: m for m in read.measurements}
 
+    def overlapping(self, finding: Finding, *, exclude: str | None = None) -> list[str]:
+        """The stored lesions of the finding's visit that it overlaps (it would count them twice).
+
+        Two masks overlap when they share :data:`OVERLAP_FRACTION` of the smaller one's voxels or
+        more. Where a side has no mask (a caliper line, or a stored mask that cannot be read), the
+        middle of its long axis inside the other's mask counts as overlap, and two lines overlap
+        when their middles lie closer than half the shorter of them.
+
+        Parameters
+        ----------
+        finding : Finding
+            The lesion about to be stored.
+        exclude : str, optional
+            A lesion id left out (the lesion the finding measures).
+
+        Returns
+        -------
+        list of str
+            Lesion ids, sorted.
+        """
+        from recist_tool.errors import RecistToolError
+        from recist_tool.io.masks import load_mask_crop
+
+        vol = self.volume(finding.visit)
+        fm = None if finding.mask is None or finding.mask.is_empty else (
+            finding.mask.mask, finding.mask.offset)
+        f_mid = np.mean(np.asarray(finding.measurement.long_axis_endpoints_lps, float), axis=0)
+        out = []
+        for lid, m in self.stored(finding.visit).items():
+            ends = (m.endpoints_lps or {}).get("long")
+            if lid == (exclude or "").upper() or m.state != "MEASURED":
+                continue
+            sm = None
+            if m.mask_path:
+                try:
+                    sm = load_mask_crop(m.mask_path, vol)
+                except RecistToolError:
+                    sm = None
+            if fm is not None and sm is not None:
+                hit = _shared_fraction(fm, sm) >= OVERLAP_FRACTION
+            elif sm is not None:
+                hit = _inside(sm, vol.lps_to_index(f_mid))
+            elif not ends:
+                hit = False
+            else:
+                s_mid = np.mean(np.asarray(ends, float), axis=0)
+                if fm is not None:
+                    hit = _inside(fm, vol.lps_to_index(s_mid))
+                else:
+                    half = 0.5 * min(float(finding.measurement.long_axis_mm or 0.0),
+                                     float(m.long_axis_mm or 0.0))
+                    hit = float(np.linalg.norm(f_mid - s_mid)) < half
+            if hit:
+                out.append(lid)
+        return sorted(out)
+
+    def _refuse_overlap(self, finding: Finding, lesion_id: str, *, new: bool) -> None:
+        """Raise :class:`RuleViolation` when ``finding`` overlaps another stored lesion."""
+        other = self.overlapping(finding, exclude=None if new else lesion_id)
+        if not other:
+            return
+        names = ", ".join(other)
+        what = f"as the new lesion {lesion_id}" if new else f"as {lesion_id}"
+        raise RuleViolation(
+            f"not stored: this lesion overlaps {names} stored on {finding.visit} and would be "
+            f"counted twice ({what}); select {other[0]} and confirm the measurement as its "
+            "correction, or edit the mask")
+
     def _measurement_values(self, subject: str, visit: str, lesion_id: str, finding: Finding,
                             measurement: Any = None) -> dict[str, Any]:
         m = measurement or finding.measurement
@@ -725,10 +881,17 @@ class ReadingSession:
         A manual correction (edited mask or moved end points) of an automatic finding is stored
         after the automatic value, with a reason, so the audit trail keeps the automatic value
         (old → new). Changing a stored measurement needs a reason (a default one is written).
+
+        Raises
+        ------
+        RuleViolation
+            The finding overlaps another lesion stored at its visit (:meth:`overlapping`);
+            nothing is stored.
         """
         subject = self._need_subject()
         visit = finding.visit
         lid = lesion_id.upper()
+        self._refuse_overlap(finding, lid, new=False)
         stored = self.stored(visit)
         if finding.edited and finding.automatic is not None and lid not in stored:
             auto = self._measurement_values(subject, visit, lid, finding, finding.automatic)
@@ -816,8 +979,13 @@ class ReadingSession:
         return self.store.compute_responses(self._need_subject(), reader=self.reader)
 
     def timepoint_table(self, *, compute: bool = True) -> ReadingTable:
-        """Lesions × timepoints, SOD, % change and responses of this reader's read."""
+        """Lesions × timepoints, SOD, % change and responses of this reader's read.
+
+        The % changes are the engine's (:func:`recist_tool.recist.timepoint.pct_change`, 0.01 %),
+        as the reports show them.
+        """
         from recist_tool.recist import Category
+        from recist_tool.recist.timepoint import pct_change
 
         subject = self._need_subject()
         if compute:
@@ -842,12 +1010,10 @@ class ReadingSession:
                 cells.setdefault(m.lesion_id, {})[visit] = text
             r = read.response
             if r is not None:
-                pct = None
-                if r.baseline_mm and r.sod_mm is not None:
-                    pct = ((r.sod_mm - r.baseline_mm) * 100 / r.baseline_mm).quantize(Decimal("0.1"))
-                pctn = None
-                if r.nadir_mm and r.sod_mm is not None:
-                    pctn = ((r.sod_mm - r.nadir_mm) * 100 / r.nadir_mm).quantize(Decimal("0.1"))
+                # the engine's percentages (what it stored with the response, and what the
+                # reports show), from the stored sums
+                pct = None if r.sod_mm is None else pct_change(r.sod_mm, r.baseline_mm)
+                pctn = None if r.sod_mm is None else pct_change(r.sod_mm, r.nadir_mm)
                 responses[visit] = VisitResponse(visit, date, r.sod_mm, pct, pctn, r.target,
                                                  r.non_target, r.new_lesions, r.overall, r.reasons,
                                                  r.confirmed_overall, read.status)
