@@ -151,10 +151,25 @@ def test_ircadb_folders_are_one_case_per_tumour(shared_data) -> None:
     assert [c.name for c in ds.cases] == ["3Dircadb1.17#1", "3Dircadb1.17#2", "3Dircadb1.7"]
 
 
+def test_the_sarcomas_are_split_by_case(shared_data) -> None:
+    """Shipped weights train on the sarcomas' train split only: the validation split is fixed
+    by the case names, and ``evaluate-model`` reads it by default."""
+    root = require(shared_data / "lesions" / "sts_extremity")
+    val = discover_dataset(root)
+    train = discover_dataset(root, split="train")
+    every = discover_dataset(root, split="all")
+    assert val.split == "validation" and len(val.cases) == 9
+    assert {c.name for c in val.cases} == {"STS_004", "STS_011", "STS_014", "STS_017",
+                                            "STS_020", "STS_021", "STS_023", "STS_029",
+                                            "STS_031"}
+    assert len(train.cases) + len(val.cases) == len(every.cases) == 26
+    assert not {c.name for c in train.cases} & {c.name for c in val.cases}
+
+
 def test_contour_on_real_sarcomas_from_a_line_beats_classic(shared_data) -> None:
     """Six real soft-tissue sarcomas (CC BY 3.0) from a reader's line: ``contour`` ahead of
     ``classic``, which is sized for small lesions (0.44 on all 26 when written)."""
-    ds = discover_dataset(require(shared_data / "lesions" / "sts_extremity"))
+    ds = discover_dataset(require(shared_data / "lesions" / "sts_extremity"), split="all")
     ds.cases = ds.cases[:6]
     c = evaluate_dataset(ds, get_segmenter("contour"), clicks=0, prompt="line")
     k = evaluate_dataset(ds, get_segmenter("classic"), clicks=0, prompt="line")

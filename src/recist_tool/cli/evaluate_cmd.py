@@ -29,7 +29,8 @@ def evaluate_model(
                                               help="Only lesions whose reference long axis is at "
                                                    "least this many mm."),
     split: str = typer.Option("validation", "--split",
-                              help="LIDC-IDRI patient split to evaluate: validation, train or all."),
+                              help="Split of a split dataset to evaluate (LIDC-IDRI by "
+                              "patient, the sarcomas by case): validation, train or all."),
     prompt: str = typer.Option("click", "--prompt",
                                help="What each lesion is segmented from: click (its centre), line "
                                     "(its long axis, each end moved up to 10 % of its length), "

@@ -65,6 +65,19 @@ def lidc_split(name: str) -> str:
     return "validation" if h % 5 == 0 else "train"
 
 
+#: Real datasets of one lesion per patient that shipped weights are trained on (their train
+#: split only): their cases are split with :func:`case_split`.
+SPLIT_BY_CASE = ("sts_extremity",)
+
+
+def case_split(name: str) -> str:
+    """Deterministic case-level split of a :data:`SPLIT_BY_CASE` dataset (one patient per case):
+    ``validation`` when the first 8 hex digits of SHA-256 of the case name (e.g. ``STS_004``)
+    read as an integer are divisible by 4 (9 of the 26 sarcomas), else ``train``."""
+    h = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
+    return "validation" if h % 4 == 0 else "train"
+
+
 # --------------------------------------------------------------------------- datasets
 @dataclass(frozen=True)
 class Case:
@@ -124,8 +137,8 @@ def discover_dataset(path: str | Path, split: str = "validation") -> Dataset:
     Layouts
     -------
     * ``image/`` and ``mask/`` with matching file names (like ``lidc_nodules``). LIDC-IDRI crops
-      are split by patient with :func:`lidc_split`; ``split`` chooses ``validation`` (default),
-      ``train`` or ``all``.
+      are split by patient with :func:`lidc_split`, the sarcomas (:data:`SPLIT_BY_CASE`) by case
+      with :func:`case_split`; ``split`` chooses ``validation`` (default), ``train`` or ``all``.
     * ``image.*`` beside ``label.*`` or ``tumours.*`` (like ``pyradiomics_lung1`` and the
       3D-IRCADb folders): **each label value is one lesion** (one case per value, named
       ``FOLDER#VALUE`` when there are several).
@@ -148,6 +161,7 @@ def discover_dataset(path: str | Path, split: str = "validation") -> Dataset:
         masks = {_stem(m): m for m in (p / "mask").iterdir() if m.is_file()}
         cases = []
         is_lidc = False
+        by_case = p.name in SPLIT_BY_CASE
         for img in sorted((p / "image").iterdir()):
             key = _stem(img)
             if key not in masks:
@@ -156,10 +170,12 @@ def discover_dataset(path: str | Path, split: str = "validation") -> Dataset:
             is_lidc |= lidc
             if lidc and split != "all" and lidc_split(key) != split:
                 continue
+            if by_case and split != "all" and case_split(key) != split:
+                continue
             cases.append(Case(key, img, masks[key], group=lidc_patient(key) if lidc else key))
         if not cases and not is_lidc:
             raise InputError(f"dataset {p}: no image/ file has a mask/ file of the same name")
-        return Dataset(p.name, cases, split if is_lidc else "all", str(p))
+        return Dataset(p.name, cases, split if is_lidc or by_case else "all", str(p))
     cases = _label_map_cases(p)
     if cases is None:
         cases = [c for sub in sorted(q for q in p.iterdir() if q.is_dir())
