@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from recist_tool.volume import Volume
+from recist_tool.windows import DEFAULT_WINDOW, WINDOWS, window_limits
 
 #: LPS (x, y, z) → napari world order (z, y, x): world coordinates are patient mm, axial display.
 _LPS_TO_WORLD = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], float)
@@ -68,14 +69,10 @@ def summary_text(s: dict[str, Any]) -> str:
 
 
 def image_layer(volume: Volume, name: str, **extra: Any) -> tuple[np.ndarray, dict[str, Any], str]:
-    """A napari image layer data tuple placed in patient mm, soft-tissue window."""
+    """A napari image layer data tuple placed in patient mm, in the default (soft-tissue) window."""
     aff, exact = display_affine(volume)
     summ = volume_summary(volume)
     meta = {"recist_volume": volume, "recist_info": summ, "recist_exact_affine": exact, **extra}
     return (volume.array, {"name": name, "affine": aff, "colormap": "gray",
-                           "contrast_limits": (-160.0, 240.0), "metadata": meta}, "image")
-
-
-def window_limits(level: float, width: float) -> tuple[float, float]:
-    """Contrast limits of a window (level, width) in HU."""
-    return (level - width / 2.0, level + width / 2.0)
+                           "contrast_limits": window_limits(*WINDOWS[DEFAULT_WINDOW]),
+                           "metadata": meta}, "image")

@@ -43,30 +43,37 @@ from napari_recist._layers import (
     lps_to_world,
     summary_text,
     volume_summary,
-    window_limits,
 )
 from recist_tool.reading import (
     CATEGORIES,
     ORGANS,
     STATES,
-    WINDOW_PRESETS,
     Finding,
     Proposal,
     ReadingSession,
     export_formats,
 )
+from recist_tool.report.view import fmt_pct
 from recist_tool.segment.edge import describe_outline
 from recist_tool.segment.unet import THIN_SLICE_MAX_MM
+from recist_tool.windows import WINDOWS, window_limits
 
 #: Keys of the window presets (napari key-binding syntax).
-PRESET_KEYS = {"lung": "Alt-1", "soft tissue": "Alt-2", "bone": "Alt-3", "liver": "Alt-4"}
-_RESPONSES = ("CR", "PR", "SD", "NON-CR/NON-PD", "PD", "NE")
+PRESET_KEYS = {name: f"Alt-{i}" for i, name in enumerate(WINDOWS, start=1)}
 #: Outline choices of the reading panel and the segmenter each one asks the session for
 #: (None: the default segmenter, ``unet`` with its outline chosen by slice thickness).
 OUTLINES: dict[str, str | None] = {"by slice thickness (auto)": None,
                                    "learnt (LIDC consensus)": "unet:edge=learnt",
                                    "half-contrast edge": "unet:edge=half-contrast"}
 _STRIDE = 4
+#: Where a stored measurement came from (:attr:`Finding.source`), in the reader's words.
+SOURCES = {"tracking": "the tracked proposal",
+           "tracking, corrected": "the tracked proposal as you corrected it",
+           "click": "your click", "edited": "your edited mask", "line": "your caliper line"}
+#: The category choice that keeps a stored lesion's category.
+UNCHANGED = "(unchanged)"
+#: The override choice that confirms the computed overall response.
+COMPUTED = "(computed)"
 
 
 def _fmt(v: Any, unit: str = "") -> str:
@@ -91,11 +98,13 @@ class ReadingWidget(QWidget):
         self.finding: Finding | None = None
         self.finding_lesion: str | None = None  # lesion id when correcting a stored / proposed one
         self.proposals: list[Proposal] = []
+        self.proposal_visit: str | None = None  # the visit the proposals are for
         self.busy = False
         self.last_message = ""
         self._label_of: dict[tuple[str, str], int] = {}
         self._pending_label = 0
         self._updating_review = False
+        self._arranging = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(300)
@@ -103,6 +112,9 @@ class ReadingWidget(QWidget):
         self._build()
         self.viewer.mouse_drag_callbacks.append(self._on_mouse)
         self.viewer.layers.selection.events.active.connect(self._on_active_layer)
+        for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.moved):
+            # after napari has finished its own change of the list
+            ev.connect(lambda _e: QTimer.singleShot(0, self._arrange_layers))
         for name, key in PRESET_KEYS.items():
             self.viewer.bind_key(key, lambda _v, n=name: self.apply_window(n), overwrite=True)
         self._default_db()
@@ -258,9 +270,29 @@ class ReadingWidget(QWidget):
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         v.addWidget(split)
+        box = QGroupBox("Correct a stored lesion before signing (select its row above)")
+        f = QFormLayout(box)
+        self.change_id_edit = QLineEdit()
+        self.change_id_edit.setPlaceholderText("new id, to rename it (e.g. T03)")
+        self.change_category_combo = QComboBox()
+        self.change_category_combo.addItems([UNCHANGED, *CATEGORIES])
+        self.change_reason_edit = QLineEdit()
+        self.change_reason_edit.setPlaceholderText("reason (needed; kept in the audit trail)")
+        row = QHBoxLayout()
+        self.change_btn = QPushButton("Rename / reclassify")
+        self.change_btn.clicked.connect(self.change_lesion)
+        self.delete_btn = QPushButton("Delete lesion")
+        self.delete_btn.clicked.connect(self.delete_lesion)
+        row.addWidget(self.change_btn)
+        row.addWidget(self.delete_btn)
+        f.addRow("New id", self.change_id_edit)
+        f.addRow("Category", self.change_category_combo)
+        f.addRow("Reason", self.change_reason_edit)
+        f.addRow(row)
+        v.addWidget(box)
         f = QFormLayout()
         self.override_combo = QComboBox()
-        self.override_combo.addItems(["(computed)", *_RESPONSES])
+        self.override_combo.addItem(COMPUTED)  # the criteria's values come with the subject
         self.reason_edit = QLineEdit()
         self.reason_edit.setPlaceholderText("reason (needed to override)")
         self.sign_btn = QPushButton("Sign this visit…")
@@ -320,6 +352,7 @@ class ReadingWidget(QWidget):
         on = self.session is not None and self.session.subject is not None
         for w in (self.add_btn, self.confirm_btn, self.discard_btn, self.propose_btn,
                   self.accept_btn, self.sign_btn, self.series_btn, self.series_load_btn,
+                  self.change_btn, self.delete_btn,
                   *self.state_btns.values()):
             w.setEnabled(on and not self.busy)
         self.nodal_box.setEnabled(not self.busy)  # the flag a running segmentation was given
@@ -425,12 +458,15 @@ class ReadingWidget(QWidget):
         self.layers.clear()
         self._label_of.clear()
         self.discard()
+        self.proposals, self.proposal_visit = [], None
+        self._refresh_proposals()
         self.visit_combo.blockSignals(True)
         self.visit_combo.clear()
         self.visit_combo.addItems([v for v, _ in visits])
         self.visit_combo.blockSignals(False)
         for v, _ in visits:
             self._guard(self.show_visit, v)
+        self._arrange_layers()
         self.viewer.canvas.grid.stride = _STRIDE
         self.viewer.canvas.grid.enabled = len(self.layers) > 1
         self.viewer.reset_view()
@@ -438,11 +474,32 @@ class ReadingWidget(QWidget):
             vol = self.session.volume(next(iter(self.layers)))
             extent = max(vol.shape[1] * vol.spacing[1], vol.shape[2] * vol.spacing[2])
             self._base_view = (float(self._camera.zoom), float(extent))
+        self.override_combo.clear()
+        self.override_combo.addItems([COMPUTED, *self.session.overall_choices()])
         self._enable()
         self.refresh_table()
         self._on_visit_changed(self.visit_combo.currentText())
         self.say(f"{subject}: {len(self.layers)} of {len(visits)} visits shown")
         return True
+
+    def _arrange_layers(self, _event: Any = None) -> None:
+        """Keep each visit's four layers together in one grid tile: napari fills a tile with
+        ``stride`` consecutive layers, so the visits' layers go first, in visit order, and any
+        other layer (one the reader opened before or after the panel) after them, in tiles of
+        its own."""
+        if self._arranging or not self.layers:
+            return
+        visits = [self.visit_combo.itemText(i) for i in range(self.visit_combo.count())]
+        ours = [self.layers[v][k] for v in visits if v in self.layers
+                for k in ("image", "labels", "stored", "review")]
+        ll = self.viewer.layers
+        if list(ll)[:len(ours)] == ours or any(layer not in ll for layer in ours):
+            return
+        self._arranging = True
+        try:
+            ll.move_multiple([ll.index(layer) for layer in ours], 0)
+        finally:
+            self._arranging = False
 
     @property
     def visit(self) -> str:
@@ -525,15 +582,15 @@ class ReadingWidget(QWidget):
             return
         self.session.set_series(self.visit, data[0], data[1])
         self._guard(self.show_visit, self.visit)
+        self._arrange_layers()
         self._on_visit_changed(self.visit)
 
     def apply_window(self, name: str) -> None:
         """Window preset (lung, soft tissue, bone, liver) on every CT layer of the subject."""
-        lo, hi = window_limits(*WINDOW_PRESETS[name])
+        level, width = WINDOWS[name]
         for d in self.layers.values():
-            d["image"].contrast_limits = (lo, hi)
-        self.say(f"window: {name} (level {WINDOW_PRESETS[name][0]:g}, width "
-                 f"{WINDOW_PRESETS[name][1]:g} HU)")
+            d["image"].contrast_limits = window_limits(level, width)
+        self.say(f"window: {name} (level {level:g}, width {width:g} HU)")
 
     # --- clicks and segmentation ----------------------------------------------------------------
 
@@ -549,7 +606,10 @@ class ReadingWidget(QWidget):
         while event.type == "mouse_move":
             dragged = True
             yield
-        if not dragged and visit is not None:
+        if not dragged and visit is None:
+            self.say("no visit's CT under the click: click on a visit of the subject",
+                     error=True)
+        elif not dragged:
             if visit != self.visit:
                 self.visit_combo.setCurrentText(visit)
             world = np.asarray(event.position, float)
@@ -562,24 +622,31 @@ class ReadingWidget(QWidget):
         tr = np.asarray(getattr(img, "_translate_grid", np.zeros(3)), float)[-3:]
         return tr if self.viewer.canvas.grid.enabled else np.zeros(3)
 
-    def visit_at(self, world: Any, viewbox: tuple[int, int] | None = None) -> str | None:
-        """The visit shown where the reader clicked.
+    def _ct_visit(self, layers: Any) -> str | None:
+        """The visit whose CT layer is the top visible one of ``layers`` (what the reader sees
+        there); None when none of them is a visit's CT."""
+        ct = {id(d["image"]): v for v, d in self.layers.items()}
+        for layer in reversed(list(layers)):
+            if layer.visible and id(layer) in ct:
+                return ct[id(layer)]
+        return None
 
-        In grid mode (visits side by side) it is the visit of the tile under the mouse: napari's
-        grid viewbox of the event (``event.viewbox``, napari ≥ 0.6), else the visit whose image
-        layer's world extent (grid translate included) contains the point. Outside grid mode it is
-        the visit under review.
+    def visit_at(self, world: Any, viewbox: tuple[int, int] | None = None) -> str | None:
+        """The visit shown where the reader clicked: always that of the CT layer under the mouse,
+        never found from layer positions.
+
+        In grid mode (visits side by side) it is the visit whose CT layer is on top in the tile
+        under the mouse (napari's grid viewbox of the event, ``event.viewbox``, napari ≥ 0.6),
+        else the visit whose CT layer's world extent (grid translate included) contains the
+        point. Outside grid mode it is the visit whose CT is the top visible layer. None when
+        no visit's CT is there (e.g. a tile of layers the reader opened besides the subject).
         """
         grid = self.viewer.canvas.grid
-        if not grid.enabled:
-            return self.visit or None
         layers = list(self.viewer.layers)
+        if not grid.enabled:
+            return self._ct_visit(layers)
         if viewbox is not None and hasattr(grid, "contents_at"):
-            for i in grid.contents_at(tuple(viewbox), layers):
-                for v, d in self.layers.items():
-                    if layers[i] in d.values():
-                        return v
-            return None
+            return self._ct_visit([layers[i] for i in grid.contents_at(tuple(viewbox), layers)])
         w = np.asarray(world, float)[-3:]
         for v, d in self.layers.items():
             img = d["image"]
@@ -656,10 +723,18 @@ class ReadingWidget(QWidget):
             self.say(f"segmentation failed: {type(exc).__name__}: {exc}", error=True)
 
     def _on_segmented(self, finding: Finding) -> None:
-        self.finding_lesion = None
+        """A click's lesion is under review; with a proposal of that visit selected, it is the
+        reader's measurement of that proposal's lesion (Accept and Confirm store it)."""
+        p = self._selected_proposal()
+        lid = p.lesion_id if p is not None and finding.visit == self.proposal_visit else None
+        self.finding_lesion = lid
         self.set_finding(finding)
-        self.say(f"lesion segmented on {finding.visit}: classify it, or confirm it as a "
-                 "correction of the selected lesion")
+        if lid is not None:
+            self.say(f"{lid} segmented again on {finding.visit} from your click: Accept or "
+                     f"Confirm stores this measurement for {lid} (not the tracked proposal)")
+        else:
+            self.say(f"lesion segmented on {finding.visit}: classify it, or confirm it as a "
+                     "correction of the selected lesion")
 
     def set_finding(self, finding: Finding | None, lesion_id: str | None = None) -> None:
         """Make ``finding`` the lesion under review: mask in the labels layer, axes in the review
@@ -943,21 +1018,28 @@ class ReadingWidget(QWidget):
     # --- classification and confirmation -------------------------------------------------------
 
     def _check_rules(self) -> None:
+        """Show what storing the lesion under review would break: an overlap with a lesion
+        stored at its visit (it would be counted twice), and at baseline the baseline rules."""
         s = self.session
         if s is None or s.subject is None or not self.visit:
             return
-        visit = self.finding.visit if self.finding is not None else self.visit
-        if not s.is_baseline(visit):
-            self.rules_label.setText("")
-            return
+        f = self.finding
+        visit = f.visit if f is not None else self.visit
+        lines = []
+        if f is not None:
+            other = self._guard(s.overlapping, f, exclude=self.finding_lesion) or []
+            if other:
+                lines.append(f"⚠ overlaps {', '.join(other)} stored on {visit}: the same lesion "
+                             "would be counted twice")
         cat = self.category_combo.currentText()
-        if cat == "new":
-            self.rules_label.setText("at baseline a lesion is a target or a non-target")
-            return
-        v = self._guard(s.check_baseline, self.finding, cat, organ=self.organ_combo.currentText(),
-                        nodal=self.nodal_box.isChecked(),
-                        lesion_id=self.lesion_edit.text().strip() or None)
-        self.rules_label.setText("" if not v else "\n".join(x.message for x in v))
+        if s.is_baseline(visit) and cat == "new":
+            lines.append("at baseline a lesion is a target or a non-target")
+        elif s.is_baseline(visit):
+            v = self._guard(s.check_baseline, f, cat, organ=self.organ_combo.currentText(),
+                            nodal=self.nodal_box.isChecked(),
+                            lesion_id=self.lesion_edit.text().strip() or None)
+            lines += [x.message for x in v or ()]
+        self.rules_label.setText("\n".join(lines))
 
     def classify(self) -> str | None:
         """Store the lesion under review as a new lesion with the chosen category (baseline rules
@@ -992,7 +1074,10 @@ class ReadingWidget(QWidget):
         if s is None or f is None:
             self.say("no lesion under review", error=True)
             return False
-        lid = self.finding_lesion or self._selected_table_lesion()
+        p = self._selected_proposal()
+        lid = (self.finding_lesion
+               or (p.lesion_id if p is not None and f.visit == self.proposal_visit else None)
+               or self._selected_table_lesion())
         if not lid:
             self.say("choose the lesion this measurement belongs to (table or proposals), or "
                      "classify it as a new lesion", error=True)
@@ -1006,8 +1091,18 @@ class ReadingWidget(QWidget):
         self._draw_stored(f.visit)
         self.refresh_table()
         self._refresh_proposals()
-        self.say(f"{lid} confirmed on {f.visit} ({f.method})")
+        self.say(self._stored_message(lid, f))
         return True
+
+    def _stored_message(self, lesion_id: str, f: Finding) -> str:
+        """What was stored, from what: the reader's own action, or the tracked proposal."""
+        msg = (f"{lesion_id} stored on {f.visit}: {_fmt(f.diameter_mm, ' mm')} from "
+               f"{SOURCES[f.source]} ({f.method})")
+        p = next((p for p in self.proposals if p.lesion_id == lesion_id), None)
+        if (p is not None and f.visit == self.proposal_visit and p.finding is not None
+                and not f.tracking):
+            msg += f"; the tracked proposal ({_fmt(p.finding.diameter_mm, ' mm')}) was not used"
+        return msg
 
     def discard(self) -> None:
         """Drop the lesion under review (nothing is stored)."""
@@ -1030,7 +1125,7 @@ class ReadingWidget(QWidget):
                         f"{visit}…", lambda props: self._on_proposed(visit, props))
 
     def _on_proposed(self, visit: str, props: list[Proposal]) -> None:
-        self.proposals = props
+        self.proposals, self.proposal_visit = props, visit
         lab = self.layers[visit]["labels"]
         for p in props:
             if p.finding is not None and p.finding.mask is not None:
@@ -1044,7 +1139,8 @@ class ReadingWidget(QWidget):
                  "to review, accept or mark it")
 
     def _refresh_proposals(self) -> None:
-        stored = self.session.stored(self.visit) if self.session and self.visit else {}
+        v = self.proposal_visit
+        stored = self.session.stored(v) if self.session and v and self.proposals else {}
         self.proposal_table.setRowCount(len(self.proposals))
         for i, p in enumerate(self.proposals):
             d = None if p.finding is None else p.finding.diameter_mm
@@ -1088,12 +1184,20 @@ class ReadingWidget(QWidget):
         raise KeyError(lesion_id)
 
     def accept_selected(self) -> bool:
-        """Accept the selected proposal (or the corrected lesion under review)."""
+        """Store the selected proposal's lesion: the lesion under review when there is one at the
+        proposals' visit (the reader's last action: the proposal as selected, or the reader's
+        click or correction after it), else the tracked proposal."""
         p = self._selected_proposal()
         if p is None:
             self.say("select a proposed lesion", error=True)
             return False
-        if self.finding is not None and self.finding_lesion == p.lesion_id:
+        f = self.finding
+        if f is not None and f.visit != self.proposal_visit:
+            self.say(f"the lesion under review is on {f.visit}, the proposals are for "
+                     f"{self.proposal_visit}: confirm, classify or discard it first", error=True)
+            return False
+        if f is not None:
+            self.finding_lesion = p.lesion_id
             return self.confirm()
         if p.finding is None:
             self.say(f"{p.lesion_id}: nothing was found; click on it or mark it", error=True)
@@ -1106,16 +1210,17 @@ class ReadingWidget(QWidget):
         s = self.session
         p = self._selected_proposal()
         lid = p.lesion_id if p is not None else self._selected_table_lesion()
-        if s is None or not lid:
+        visit = self.proposal_visit if p is not None else self.visit
+        if s is None or not lid or not visit:
             self.say("select a lesion", error=True)
             return False
-        if not self._try(s.mark, self.visit, lid, STATES[state]):
+        if not self._try(s.mark, visit, lid, STATES[state]):
             return False
         self.discard()
-        self._draw_stored(self.visit)
+        self._draw_stored(visit)
         self.refresh_table()
         self._refresh_proposals()
-        self.say(f"{lid} on {self.visit}: {state}")
+        self.say(f"{lid} on {visit}: {state}")
         return True
 
     # --- table, response, sign-off, export -----------------------------------------------------
@@ -1151,8 +1256,10 @@ class ReadingWidget(QWidget):
             resp = tab.responses.get(v)
             if resp is None:
                 continue
-            vals = [resp.sod_mm, resp.pct_from_baseline, resp.pct_from_nadir, resp.target,
-                    resp.non_target, resp.new_lesions,
+            # the engine's % change, shown as the reports show it
+            pcts = (None if p is None else fmt_pct(p)
+                    for p in (resp.pct_from_baseline, resp.pct_from_nadir))
+            vals = [resp.sod_mm, *pcts, resp.target, resp.non_target, resp.new_lesions,
                     (resp.confirmed_overall or resp.overall or "")
                     + (" ✔ signed" if resp.status == "signed" else "")]
             for k, val in enumerate(vals):
@@ -1196,6 +1303,72 @@ class ReadingWidget(QWidget):
             self.viewer.dims.set_point(0, float(lps_to_world(c)[0]))
             self._camera.center = tuple(lps_to_world(c)[1:])
 
+    def _lesion_edit_args(self) -> tuple[str, str] | None:
+        """The lesion selected in the table and the reason given, or None (with a message)."""
+        lid = self._selected_table_lesion()
+        reason = self.change_reason_edit.text().strip()
+        if self.session is None or lid is None:
+            self.say("select the lesion's row in the table", error=True)
+            return None
+        if not reason:
+            self.say(f"give a reason to change {lid} (kept in the audit trail)", error=True)
+            return None
+        return lid, reason
+
+    def _after_lesion_edit(self, message: str) -> None:
+        """Redraw every visit, the table and the (now outdated) proposals after a lesion was
+        changed or deleted."""
+        self.change_id_edit.clear()
+        self.change_category_combo.setCurrentText(UNCHANGED)
+        self.change_reason_edit.clear()
+        self.proposals, self.proposal_visit = [], None
+        self._refresh_proposals()
+        for v in self.layers:
+            self._draw_stored(v)
+        self.refresh_table()
+        self.say(message)
+
+    def change_lesion(self) -> bool:
+        """Rename and / or reclassify the lesion selected in the table (before signing; the
+        baseline rules are checked; audited with the reason)."""
+        args = self._lesion_edit_args()
+        if args is None:
+            return False
+        lid, reason = args
+        assert self.session is not None
+        cat = self.change_category_combo.currentText()
+        new_id = self.change_id_edit.text().strip() or None
+        res = self._guard(self.session.change_lesion, lid, reason, new_id=new_id,
+                          category=None if cat == UNCHANGED else cat)
+        if res is None:
+            return False
+        for v, old in list(self._label_of):
+            if old == lid:  # the lesion keeps its label (and colour) under its new id
+                self._label_of[(v, res)] = self._label_of.pop((v, old))
+        what = [f"renamed {res}"] if res != lid else []
+        what += [f"now {cat}"] if cat != UNCHANGED else []
+        self._after_lesion_edit(f"{lid}: {', '.join(what)} (audited: {reason})")
+        return True
+
+    def delete_lesion(self) -> bool:
+        """Delete the lesion selected in the table with its measurements at every visit (before
+        signing; audited with the reason)."""
+        args = self._lesion_edit_args()
+        if args is None:
+            return False
+        lid, reason = args
+        assert self.session is not None
+        if not self._try(self.session.delete_lesion, lid, reason):
+            return False
+        for (v, old), n in list(self._label_of.items()):
+            if old == lid and v in self.layers:
+                lab = self.layers[v]["labels"]
+                lab.data[lab.data == n] = 0
+                lab.refresh()
+                del self._label_of[(v, old)]
+        self._after_lesion_edit(f"{lid} deleted at every visit (audited: {reason})")
+        return True
+
     def sign(self) -> bool:
         """Sign the visit under review: the password is asked again."""
         s = self.session
@@ -1206,7 +1379,7 @@ class ReadingWidget(QWidget):
         if not ok:
             return False
         over = self.override_combo.currentText()
-        override = None if over == "(computed)" else over
+        override = None if over == COMPUTED else over
         reason = self.reason_edit.text().strip() or None
         digest = self._guard(s.sign, self.visit, pw, override=override, reason=reason)
         if digest is None:

@@ -42,9 +42,8 @@ from recist_tool.io.masks import mask_folder, save_mask_file
 from recist_tool.volume import Volume
 
 __all__ = [
-    "CATEGORIES", "ORGANS", "STATES", "WINDOW_PRESETS", "AddedLesion", "Finding", "Proposal",
-    "OVERLAP_FRACTION", "ReadingSession", "ReadingTable", "TableRow", "VisitResponse",
-    "enrol_manifest",
+    "CATEGORIES", "ORGANS", "STATES", "AddedLesion", "Finding", "Proposal",
+    "OVERLAP_FRACTION", "ReadingSession", "ReadingTable", "TableRow", "VisitResponse", "enrol_manifest",
     "export_formats",
 ]
 
@@ -60,11 +59,6 @@ STATES: dict[str, str] = {
     "absent": "ABSENT", "too small": "TOO SMALL TO MEASURE", "not evaluable": "NOT EVALUATED",
     "present": "PRESENT", "unequivocal progression": "UNEQUIVOCAL PROGRESSION",
     "equivocal": "EQUIVOCAL",
-}
-#: CT window presets: name → (level, width) in HU.
-WINDOW_PRESETS: dict[str, tuple[float, float]] = {
-    "lung": (-600.0, 1500.0), "soft tissue": (40.0, 400.0), "bone": (400.0, 1800.0),
-    "liver": (60.0, 160.0),
 }
 _PREFIX = {"TARGET": "T", "NON-TARGET": "NT", "NEW": "NL"}
 #: Two lesions of one visit whose masks share this fraction of the smaller one's voxels (or more)
@@ -837,12 +831,10 @@ class ReadingSession:
         other = self.overlapping(finding, exclude=None if new else lesion_id)
         if not other:
             return
-        names = ", ".join(other)
-        what = f"as the new lesion {lesion_id}" if new else f"as {lesion_id}"
+        what = f"new lesion {lesion_id}" if new else lesion_id
         raise RuleViolation(
-            f"not stored: this lesion overlaps {names} stored on {finding.visit} and would be "
-            f"counted twice ({what}); select {other[0]} and confirm the measurement as its "
-            "correction, or edit the mask")
+            f"{what} not stored: it overlaps {', '.join(other)} stored on {finding.visit} (the "
+            f"same lesion would be counted twice); to correct {other[0]}, select it and confirm")
 
     def _measurement_values(self, subject: str, visit: str, lesion_id: str, finding: Finding,
                             measurement: Any = None) -> dict[str, Any]:

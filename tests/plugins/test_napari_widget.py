@@ -117,6 +117,19 @@ def _click(qtbot, w, visit: str, lps) -> None:
     qtbot.waitUntil(lambda: not w.busy, timeout=30000)
 
 
+def _baseline_read(qtbot, w, tps, lesions=("T01", "T02")) -> None:
+    """Store baseline lesions from clicks at their true centres (the session's own calls)."""
+    for lid in lesions:
+        les = tps["BL"]["lesions"][lid]
+        w.nodal_box.setChecked(les["nodal"])
+        _click(qtbot, w, "BL", les["center_lps"])
+        w.category_combo.setCurrentText(les["category"])
+        w.organ_combo.setCurrentText(les["organ"])
+        w.lesion_edit.setText(lid)
+        assert w.classify() == lid, w.last_message
+    w.nodal_box.setChecked(False)
+
+
 def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch, tmp_path):
     from qtpy.QtWidgets import QInputDialog
 
@@ -162,22 +175,17 @@ def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch, tmp_p
     assert len(w.session.stored("BL")) == n_before
 
     # the other baseline lesions; a third liver target is refused with the rule's message
-    for lid, les in tps["BL"]["lesions"].items():
-        if lid == "T01":
-            continue
-        w.nodal_box.setChecked(les["nodal"])
-        _click(qtbot, w, "BL", les["center_lps"])
-        w.category_combo.setCurrentText(les["category"])
-        w.organ_combo.setCurrentText(les["organ"])
-        w.lesion_edit.setText(lid)
-        assert w.classify() == lid, w.last_message
-    w.nodal_box.setChecked(False)
+    _baseline_read(qtbot, w, tps, [lid for lid in tps["BL"]["lesions"] if lid != "T01"])
     t02 = tps["BL"]["lesions"]["T02"]
     _click(qtbot, w, "BL", t02["center_lps"])
     w.category_combo.setCurrentText("target")
     w.organ_combo.setCurrentText("liver")
+    # (T02 again: it overlaps the stored T02 as well, which is named)
     assert "more than 2 targets in LIVER" in w.rules_label.text()
-    assert w.classify() is None and "more than 2 targets" in w.rules_label.text()
+    assert "overlaps T02 stored on BL" in w.rules_label.text()
+    n_lesions = len(w.session.stored("BL"))
+    assert w.classify() is None and "overlaps T02" in w.rules_label.text()
+    assert len(w.session.stored("BL")) == n_lesions
     w.discard()
 
     # follow-up: lesions proposed from baseline at the right place; accept them; response
@@ -377,3 +385,278 @@ def test_click_in_grid_goes_to_the_visit_of_that_tile(gui_db, make_napari_viewer
     assert w.finding.visit == "W06" and w.visit == "W06"
     assert abs(w.finding.measurement.long_axis_mm - t02["long_axis_mm"]) <= 1.5
     assert np.any(w.layers["W06"]["labels"].data) and not np.any(w.layers["BL"]["labels"].data)
+
+
+# --- real mouse and key events: the hazards of issue #30 ----------------------------------------
+
+def _tile_of(viewer, layer):
+    """The vispy viewbox of the grid tile showing ``layer`` and the names of the layers in it."""
+    vcanvas = viewer.window._qt_viewer.canvas
+    for (_pos, idx), vb in zip(viewer.canvas.grid.iter_viewboxes(viewer.layers),
+                               vcanvas.grid_views, strict=False):
+        layers = [viewer.layers[i] for i in idx]
+        if layer in layers:
+            return vb, [x.name for x in layers]
+    raise AssertionError(f"{layer.name} is in no tile")
+
+
+def _mouse_click_tile(qtbot, viewer, layer) -> None:
+    """A real left click (Qt press and release on the canvas) at the middle of ``layer``'s
+    tile."""
+    from qtpy.QtCore import QPoint, Qt
+
+    vb, _ = _tile_of(viewer, layer)
+    centre = np.asarray(vb.transform.translate[:2]) + np.asarray(vb.inner_rect.size) / 2
+    native = viewer.window._qt_viewer.canvas._scene_canvas.native
+    qtbot.mouseClick(native, Qt.LeftButton, pos=QPoint(int(centre[0]), int(centre[1])))
+
+
+def _click_lesion(qtbot, viewer, w, visit: str, lps) -> None:
+    """Centre every tile on ``lps`` and click the middle of ``visit``'s CT tile; wait for the
+    segmentation."""
+    w.focus(lps_to_world(lps), field_mm=120.0)
+    qtbot.wait(300)  # the linked grid cameras follow
+    _mouse_click_tile(qtbot, viewer, w.layers[visit]["image"])
+    qtbot.waitUntil(lambda: not w.busy, timeout=30000)
+
+
+def _click_row(qtbot, table, lesion_id: str) -> None:
+    """A real click on the row of ``table`` whose first cell starts with ``lesion_id``."""
+    from qtpy.QtCore import Qt
+
+    row = next(i for i in range(table.rowCount())
+               if table.item(i, 0) is not None and table.item(i, 0).text().split()[0] == lesion_id)
+    table.scrollToItem(table.item(row, 0))
+    qtbot.mouseClick(table.viewport(), Qt.LeftButton,
+                     pos=table.visualItemRect(table.item(row, 0)).center())
+    assert {i.row() for i in table.selectedItems()} == {row}
+
+
+def _press(qtbot, button) -> None:
+    from qtpy.QtCore import Qt
+
+    assert button.isEnabled()
+    qtbot.mouseClick(button, Qt.LeftButton)
+
+
+def _type(qtbot, edit, text: str) -> None:
+    edit.clear()
+    qtbot.keyClicks(edit, text)
+
+
+def _stored(db, visit: str) -> dict:
+    with TrialStore(db, read_only=True) as store:
+        return {m.lesion_id: m for m in store.get_read("SYN-001", visit,
+                                                       reader=READER).measurements}
+
+
+def _centre(m) -> np.ndarray:
+    return np.mean(np.asarray(m.endpoints_lps["long"], float), axis=0)
+
+
+def test_click_goes_to_the_visit_of_the_ct_under_it_with_other_layers_open(
+        gui_db, reading_trial, make_napari_viewer, qtbot):
+    """Layers opened before the panel (a series by File > Open, a points layer) used to shift the
+    visits' tiles: the baseline axes were drawn over W06 and a click on W06 was segmented on
+    BL. Each tile now holds one visit's layers, and a click goes to the visit of the CT under
+    it: stored at that visit, where the truth is."""
+    db, tps = gui_db
+    root, _ = reading_trial
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    viewer.open(str(root / "SYN-001" / "BL"), plugin="recist-tool")
+    viewer.add_points(np.zeros((1, 3)), name="my notes")
+    w = _widget(viewer, db)
+    qtbot.wait(50)
+    for v, d in w.layers.items():  # every tile of a visit shows that visit's layers only
+        _, names = _tile_of(viewer, d["image"])
+        assert sorted(names) == sorted(f"{v} {k}" for k in
+                                       ("CT", "masks", "measurements", "review")), names
+    # a click on the baseline tile: segmented and stored at BL
+    bl, w06 = tps["BL"]["lesions"]["T02"], tps["W06"]["lesions"]["T02"]
+    _click_lesion(qtbot, viewer, w, "BL", bl["center_lps"])
+    assert w.finding is not None and w.finding.visit == "BL", w.last_message
+    w.category_combo.setCurrentText("target")
+    w.organ_combo.setCurrentText("liver")
+    _type(qtbot, w.lesion_edit, "T02")
+    _press(qtbot, w.add_btn)
+    assert "T02 stored as target on BL" in w.last_message
+    # a click on the W06 tile (the combo still says BL): segmented on W06 and confirmed as
+    # T02's measurement there (its row selected in the table)
+    assert w.visit == "BL"
+    _click_lesion(qtbot, viewer, w, "W06", w06["center_lps"])
+    assert w.finding is not None and w.finding.visit == "W06" and w.visit == "W06"
+    assert np.any(w.layers["W06"]["labels"].data)
+    _click_row(qtbot, w.table, "T02")
+    _press(qtbot, w.confirm_btn)
+    assert "T02 stored on W06" in w.last_message, w.last_message
+    # the database: each visit's T02 where that visit's truth is
+    for visit, truth in (("BL", bl), ("W06", w06)):
+        m = _stored(db, visit)["T02"]
+        assert np.linalg.norm(_centre(m) - np.asarray(truth["center_lps"])) < 4.0, visit
+        assert abs(float(m.long_axis_mm) - truth["long_axis_mm"]) <= 1.5, visit
+    # a click on the tile of the other layers: nothing segmented, the reader is told why
+    n = len(_stored(db, "W06"))
+    other = next(x for x in viewer.layers if x.name == "my notes")
+    viewer.layers.selection.active = w.layers["W06"]["image"]
+    _mouse_click_tile(qtbot, viewer, other)
+    assert "no visit's CT under the click" in w.last_message and w.finding is None
+    assert len(_stored(db, "W06")) == n
+
+
+def test_the_readers_last_action_is_what_is_stored(gui_db, make_napari_viewer, qtbot):
+    """A tracked proposal selected, the lesion clicked again, Accept: the reader's new mask is
+    stored (not the tracker's) and the message says so; Confirm with a proposal selected stores
+    that proposal. The panel's % change is the engine's."""
+    from recist_tool.io.masks import load_mask_crop
+    from recist_tool.report.view import fmt_pct
+
+    db, tps = gui_db
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    w = _widget(viewer, db)
+    _baseline_read(qtbot, w, tps)
+    w.visit_combo.setCurrentText("W06")
+    _press(qtbot, w.propose_btn)
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
+    assert {p.lesion_id for p in w.proposals} == {"T01", "T02"}
+    # T02: the proposal selected, then the reader clicks the lesion (off its centre)
+    _click_row(qtbot, w.proposal_table, "T02")
+    tracked = w.finding
+    assert tracked is not None and tracked.tracking and w.finding_lesion == "T02"
+    c = np.asarray(tps["W06"]["lesions"]["T02"]["center_lps"]) + np.array([2.0, 2.0, 0.0])
+    _click_lesion(qtbot, viewer, w, "W06", c)
+    mine = w.finding
+    assert mine is not tracked and mine.source == "click" and w.finding_lesion == "T02"
+    assert w.finding_label.text().startswith("T02 on W06")
+    _press(qtbot, w.accept_btn)
+    assert "T02 stored on W06" in w.last_message and "from your click" in w.last_message
+    assert "the tracked proposal" in w.last_message and "was not used" in w.last_message
+    _shot(w, viewer, "reader_correction_stored")
+    m = _stored(db, "W06")["T02"]
+    assert "tracking" not in m.endpoints_lps and m.method == "automatic"
+    assert float(m.long_axis_mm) == pytest.approx(mine.measurement.long_axis_mm, abs=0.05)
+    crop, off = load_mask_crop(m.mask_path, w.session.volume("W06"))
+    assert off == mine.mask.offset and np.array_equal(crop, mine.mask.mask)
+    # T01: the proposal selected, "Confirm measurement": the tracked proposal is stored
+    _click_row(qtbot, w.proposal_table, "T01")
+    _press(qtbot, w.confirm_btn)
+    assert "T01 stored on W06" in w.last_message
+    assert "from the tracked proposal" in w.last_message, w.last_message
+    assert _stored(db, "W06")["T01"].endpoints_lps["tracking"]["status"] == "found"
+    # the % change shown is the engine's, as the reports show it
+    with TrialStore(db) as store:
+        res = {r.visit: r for r in store.compute_responses("SYN-001", reader=READER)}["W06"]
+    col = 1 + [v for v, _ in w.reading_table.visits].index("W06")
+    row = next(i for i in range(w.table.rowCount()) if w.table.item(i, 0).text() == "% from baseline")
+    assert w.table.item(row, col).text() == fmt_pct(res.pct_from_baseline)
+    assert w.reading_table.responses["W06"].pct_from_baseline == res.pct_from_baseline
+
+
+def test_a_lesion_is_not_counted_twice_and_can_be_corrected_before_signing(
+        gui_db, make_napari_viewer, qtbot, monkeypatch):
+    """The same lesion classified twice is refused, naming the stored one; a lesion is renamed,
+    reclassified and deleted from the panel before signing, each audited with its reason; after
+    signing, refused."""
+    from qtpy.QtWidgets import QInputDialog
+
+    db, tps = gui_db
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    w = _widget(viewer, db)
+    _baseline_read(qtbot, w, tps, ("T01", "T02", "T03"))
+    # T02 clicked again, off its centre, as a new non-target: warned, then refused
+    c = np.asarray(tps["BL"]["lesions"]["T02"]["center_lps"]) + np.array([4.0, 0.0, 0.0])
+    _click_lesion(qtbot, viewer, w, "BL", c)
+    assert w.finding is not None and w.finding_lesion is None
+    w.category_combo.setCurrentText("non-target")
+    assert "overlaps T02 stored on BL" in w.rules_label.text()
+    _press(qtbot, w.add_btn)
+    assert "overlaps T02" in w.last_message and "counted twice" in w.last_message
+    _shot(w, viewer, "overlap_refused")
+    assert sorted(_stored(db, "BL")) == ["T01", "T02", "T03"]
+    _press(qtbot, w.discard_btn)
+    # rename T03 and make it a non-target: a reason is needed
+    _click_row(qtbot, w.table, "T03")
+    w.change_category_combo.setCurrentText("non-target")
+    _type(qtbot, w.change_id_edit, "NT01")
+    _press(qtbot, w.change_btn)
+    assert "give a reason" in w.last_message
+    assert _stored(db, "BL")["T03"].category == "TARGET"
+    _type(qtbot, w.change_reason_edit, "node below 15 mm short axis")
+    _press(qtbot, w.change_btn)
+    assert "T03: renamed NT01, now non-target" in w.last_message, w.last_message
+    stored = _stored(db, "BL")
+    assert "T03" not in stored and stored["NT01"].category == "NON-TARGET"
+    # delete T01 (recorded by mistake)
+    _click_row(qtbot, w.table, "T01")
+    _type(qtbot, w.change_reason_edit, "recorded by mistake")
+    _press(qtbot, w.delete_btn)
+    assert "T01 deleted" in w.last_message
+    assert sorted(_stored(db, "BL")) == ["NT01", "T02"]
+    assert not any(r.lesion_id == "T01" for r in w.reading_table.rows)
+    with TrialStore(db, read_only=True) as store:
+        log = store.audit_log("SYN-001")
+        assert store.verify_audit().ok
+    upd = [e for e in log if e.entity == "lesion" and e.action == "UPDATE"]
+    assert upd[-1].old["code"] == "T03" and upd[-1].new["code"] == "NT01"
+    assert upd[-1].old["category"] == "TARGET" and upd[-1].new["category"] == "NON-TARGET"
+    assert upd[-1].reason == "node below 15 mm short axis" and upd[-1].actor == READER
+    gone = [e for e in log if e.action == "DELETE" and e.reason == "recorded by mistake"]
+    assert {e.entity for e in gone} == {"lesion", "measurement"}
+    assert any(e.old.get("code") == "T01" for e in gone if e.entity == "lesion")
+    # signed: the lesions are locked
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: (PASSWORD, True)))
+    w.visit_combo.setCurrentText("BL")
+    _press(qtbot, w.sign_btn)
+    assert "signed" in w.last_message
+    _click_row(qtbot, w.table, "T02")
+    _type(qtbot, w.change_reason_edit, "too late")
+    _press(qtbot, w.delete_btn)
+    assert "signed read of BL" in w.last_message and "\n" not in w.last_message
+    assert sorted(_stored(db, "BL")) == ["NT01", "T02"]
+
+
+def test_window_keys_and_irecist_override(reading_trial, tmp_path, make_napari_viewer, qtbot,
+                                          monkeypatch):
+    """Alt-4 gives the liver window the reports' key images use (one table of windows); an
+    iRECIST trial's read is overridden with iRECIST's own values, stored as signed."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QInputDialog
+
+    from recist_tool.report.key_images import window_for
+
+    root, gt = reading_trial
+    tps = gt["subjects"]["SYN-001"]["timepoints"]
+    db = tmp_path / "irecist.db"
+    with TrialStore(db) as store:
+        store.add_reader(READER, PASSWORD, full_name="Dr GUI")
+        enrol_manifest(store, root / "manifest.csv", trial="SYN-i", criteria="iRECIST",
+                       reader=READER)
+    viewer = make_napari_viewer(show=True)
+    w = _widget(viewer, db)
+    canvas = viewer.window._qt_viewer.canvas._scene_canvas.native
+    canvas.setFocus()
+    qtbot.keyClick(canvas, Qt.Key_4, Qt.AltModifier)
+    name, level, width = window_for("liver")
+    assert name == "liver" and w.last_message == f"window: liver (level {level:g}, width {width:g} HU)"
+    for d in w.layers.values():
+        assert tuple(d["image"].contrast_limits) == (level - width / 2, level + width / 2)
+    # iRECIST's own values are offered
+    choices = [w.override_combo.itemText(i) for i in range(w.override_combo.count())]
+    assert choices == ["(computed)", "iCR", "iPR", "iSD", "NON-iCR/NON-iUPD", "iUPD", "iCPD", "NE"]
+    _baseline_read(qtbot, w, tps, ("T02",))
+    _click(qtbot, w, "W06", tps["W06"]["lesions"]["T02"]["center_lps"])
+    _click_row(qtbot, w.table, "T02")
+    _press(qtbot, w.confirm_btn)
+    assert w.response_of("W06") == "iPR", w.response_label.text()  # 40 → 26 mm
+    w.override_combo.setCurrentText("iSD")
+    _type(qtbot, w.reason_edit, "second reader's measurement")
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: (PASSWORD, True)))
+    _press(qtbot, w.sign_btn)
+    assert "signed" in w.last_message, w.last_message
+    with TrialStore(db, read_only=True) as store:
+        r = store.get_read("SYN-001", "W06", reader=READER)
+    assert r.status == "signed" and r.response.overall == "iPR"
+    assert r.response.confirmed_overall == "iSD"
+    assert r.response.confirm_reason == "second reader's measurement"
