@@ -69,7 +69,8 @@ _STRIDE = 4
 #: Where a stored measurement came from (:attr:`Finding.source`), in the reader's words.
 SOURCES = {"tracking": "the tracked proposal",
            "tracking, corrected": "the tracked proposal as you corrected it",
-           "click": "your click", "edited": "your edited mask", "line": "your caliper line"}
+           "click": "your click", "line prompt": "the line you drew",
+           "edited": "your edited mask", "line": "your caliper line"}
 #: The category choice that keeps a stored lesion's category.
 UNCHANGED = "(unchanged)"
 #: The override choice that confirms the computed overall response.
@@ -105,6 +106,7 @@ class ReadingWidget(QWidget):
         self._pending_label = 0
         self._updating_review = False
         self._arranging = False
+        self._drawing_line: str | None = None  # the visit a line prompt is being drawn on
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(300)
@@ -113,8 +115,7 @@ class ReadingWidget(QWidget):
         self.viewer.mouse_drag_callbacks.append(self._on_mouse)
         self.viewer.layers.selection.events.active.connect(self._on_active_layer)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.moved):
-            # after napari has finished its own change of the list
-            ev.connect(lambda _e: QTimer.singleShot(0, self._arrange_layers))
+            ev.connect(self._layers_changed)
         for name, key in PRESET_KEYS.items():
             self.viewer.bind_key(key, lambda _v, n=name: self.apply_window(n), overwrite=True)
         self._default_db()
@@ -176,6 +177,14 @@ class ReadingWidget(QWidget):
         self.click_box = QCheckBox("Click on a lesion to segment it")
         self.click_box.setChecked(True)
         f.addRow(self.click_box)
+        self.line_box = QCheckBox("Draw a line across a lesion to segment it (its long axis)")
+        self.line_box.setToolTip("A line prompt: press at one edge of the lesion, drag to the "
+                                 "other, release. The segmenter uses the line's place, size and "
+                                 "direction.")
+        # one way of pointing at a time
+        self.line_box.toggled.connect(lambda on: on and self.click_box.setChecked(False))
+        self.click_box.toggled.connect(lambda on: on and self.line_box.setChecked(False))
+        f.addRow(self.line_box)
         self.finding_label = QLabel("no lesion under review")
         self.finding_label.setWordWrap(True)
         f.addRow(self.finding_label)
@@ -482,6 +491,10 @@ class ReadingWidget(QWidget):
         self.say(f"{subject}: {len(self.layers)} of {len(visits)} visits shown")
         return True
 
+    def _layers_changed(self, _event: Any = None) -> None:
+        """A layer was added or moved: arrange the tiles once napari has finished its change."""
+        QTimer.singleShot(0, self._arrange_layers)
+
     def _arrange_layers(self, _event: Any = None) -> None:
         """Keep each visit's four layers together in one grid tile: napari fills a tile with
         ``stride`` consecutive layers, so the visits' layers go first, in visit order, and any
@@ -595,7 +608,12 @@ class ReadingWidget(QWidget):
     # --- clicks and segmentation ----------------------------------------------------------------
 
     def _on_mouse(self, viewer: Any, event: Any) -> Any:
-        if event.type != "mouse_press" or not self.click_box.isChecked() or self.busy:
+        if event.type != "mouse_press" or self.busy:
+            return
+        if self.line_box.isChecked():
+            yield from self._draw_line(viewer, event)
+            return
+        if not self.click_box.isChecked():
             return
         layer = viewer.layers.selection.active
         if layer is not None and getattr(layer, "mode", "pan_zoom") not in ("pan_zoom",):
@@ -616,6 +634,46 @@ class ReadingWidget(QWidget):
             if getattr(event, "viewbox", None) is None:  # napari < 0.6: tiles are translated
                 world[-3:] -= self._grid_translate(visit)
             self.click_at_world(world, visit)
+
+    def _draw_line(self, viewer: Any, event: Any) -> Any:
+        """Line mode: the press starts a line in the review layer of the visit whose CT is under
+        the mouse (napari's shapes layer draws it while the mouse is dragged); after the
+        release the lesion is segmented from it (:meth:`_line_drawn`)."""
+        visit = self.visit_at(event.position, getattr(event, "viewbox", None))
+        if visit is None:
+            self.say("no visit's CT under the line: draw it on a visit of the subject", error=True)
+            return
+        if visit != self.visit:
+            self.visit_combo.setCurrentText(visit)
+        self.set_finding(None)  # the line is the reader's new prompt
+        review = self.layers[visit]["review"]
+        self._drawing_line = visit
+        viewer.layers.selection.active = review  # napari hands this press to its add_line mode
+        review.mode = "add_line"
+        yield
+        while event.type == "mouse_move":
+            yield
+        QTimer.singleShot(0, lambda: self._line_drawn(visit))  # once napari has finished it
+
+    def _line_drawn(self, visit: str) -> None:
+        """Segment the lesion from the line just drawn on ``visit`` (in a worker thread)."""
+        self._drawing_line = None
+        review = self.layers[visit]["review"]
+        review.mode = "pan_zoom"
+        lines = list(review.data)
+        self._set_review(review, [], [])
+        self.viewer.layers.selection.active = self.layers[visit]["image"]
+        if not lines or self.session is None:
+            return
+        ends = np.asarray(lines[-1], float)[:2, -3:]
+        ends[:, 0] = np.round(ends[0, 0])  # both ends on the slice it was drawn on
+        session, nodal = self.session, self.nodal_box.isChecked()
+
+        def work() -> Finding:
+            return session.segment_line(visit, ends, nodal=nodal)
+
+        self._in_worker(work, "Segmenting lesion from a line", "segmenting from your line…",
+                        self._on_segmented)
 
     def _grid_translate(self, visit: str) -> np.ndarray:
         img = self.layers[visit]["image"]
@@ -933,8 +991,8 @@ class ReadingWidget(QWidget):
     def _on_review_edit(self, visit: str, event: Any = None) -> None:
         if str(getattr(event, "action", "changed")) != "changed":
             return
-        if self._updating_review or self.finding is None or self.finding.visit != visit \
-                or self.session is None:
+        if self._updating_review or self._drawing_line or self.finding is None \
+                or self.finding.visit != visit or self.session is None:
             return
         data = self.layers[visit]["review"].data
         if not data:
@@ -1409,4 +1467,6 @@ class ReadingWidget(QWidget):
         """Release the database (everything confirmed is stored already)."""
         if self.session is not None:
             self.session.store.close()
+        for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.moved):
+            ev.disconnect(self._layers_changed)
         super().closeEvent(event)

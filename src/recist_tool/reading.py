@@ -43,8 +43,8 @@ from recist_tool.volume import Volume
 
 __all__ = [
     "CATEGORIES", "ORGANS", "STATES", "AddedLesion", "Finding", "Proposal",
-    "OVERLAP_FRACTION", "ReadingSession", "ReadingTable", "TableRow", "VisitResponse", "enrol_manifest",
-    "export_formats",
+    "MIN_LINE_MM", "OVERLAP_FRACTION", "ReadingSession", "ReadingTable", "TableRow",
+    "VisitResponse", "enrol_manifest", "export_formats",
 ]
 
 #: Lesion categories offered to the reader (store values on the right).
@@ -64,6 +64,8 @@ _PREFIX = {"TARGET": "T", "NON-TARGET": "NT", "NEW": "NL"}
 #: Two lesions of one visit whose masks share this fraction of the smaller one's voxels (or more)
 #: are taken for the same lesion: storing the second is refused (it would be counted twice).
 OVERLAP_FRACTION = 0.1
+#: The shortest caliper line taken as a line prompt (shorter: a click, not a line).
+MIN_LINE_MM = 3.0
 
 
 def _tenth(v: float | None) -> Decimal | None:
@@ -119,13 +121,16 @@ class Finding:
     def source(self) -> str:
         """Where the measurement comes from: ``tracking`` (a tracked proposal as proposed),
         ``tracking, corrected`` (then edited by the reader), ``click`` (the segmenter from the
-        reader's prompt), ``edited`` (the reader painted or erased the mask, or moved the axis
-        end points) or ``line`` (the reader's caliper line, no mask)."""
+        reader's click), ``line prompt`` (the segmenter from a line the reader drew), ``edited``
+        (the reader painted or erased the mask, or moved the axis end points) or ``line`` (the
+        reader's caliper line, no mask)."""
         if self.tracking:
             return "tracking, corrected" if self.edited else "tracking"
         if self.mask is None:
             return "line"
-        return "edited" if self.edited else "click"
+        if self.edited:
+            return "edited"
+        return "line prompt" if getattr(self.mask.prompt, "line_zyx", None) is not None else "click"
 
     @property
     def diameter_mm(self) -> float | None:
@@ -500,13 +505,41 @@ class ReadingSession:
             The click is not on a lesion (air, fat, bone, outside the volume); nothing is stored.
         """
         from recist_tool.segment import Prompt
-        from recist_tool.segment.workflow import segment_and_measure
 
         if (lps is None) == (index is None):
             raise UsageError("give the click in LPS or as a voxel index (one of them)")
-        vol = self.volume(visit)
         prompt = Prompt.at_lps(*lps) if lps is not None else Prompt.at(*index)  # type: ignore[misc]
-        mask, meas = segment_and_measure(vol, prompt, self.segmenter, node=nodal)
+        return self._segment(visit, prompt, nodal)
+
+    def segment_line(self, visit: str, ends_zyx: Sequence[Sequence[float]], *,
+                     nodal: bool = False) -> Finding:
+        """Segment and measure the lesion across a caliper line the reader drew (a line prompt:
+        :class:`recist_tool.segment.Prompt` ``line_zyx``, its two ends as ``(z, y, x)`` voxel
+        indices on one slice).
+
+        Raises
+        ------
+        InputError
+            A line shorter than :data:`MIN_LINE_MM` (a click in line mode, not a line).
+        NoLesionError
+            No lesion along the line; nothing is stored.
+        SegmentationError
+            A line reaching outside the series.
+        """
+        from recist_tool.segment import Prompt
+
+        vol = self.volume(visit)
+        a, b = (tuple(float(v) for v in p) for p in ends_zyx)
+        length = float(np.linalg.norm(vol.index_to_lps(a) - vol.index_to_lps(b)))
+        if length < MIN_LINE_MM:
+            raise InputError(f"the line is {length:.1f} mm long: draw it across the lesion, "
+                             "from edge to edge")
+        return self._segment(visit, Prompt(line_zyx=(a, b)), nodal)  # type: ignore[arg-type]
+
+    def _segment(self, visit: str, prompt: Any, nodal: bool) -> Finding:
+        from recist_tool.segment.workflow import segment_and_measure
+
+        mask, meas = segment_and_measure(self.volume(visit), prompt, self.segmenter, node=nodal)
         tight = mask.tight()
         return Finding(visit, meas, tight, meas, False, nodal, automatic_mask=tight)
 

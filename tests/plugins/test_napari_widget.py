@@ -660,3 +660,51 @@ def test_window_keys_and_irecist_override(reading_trial, tmp_path, make_napari_v
     assert r.status == "signed" and r.response.overall == "iPR"
     assert r.response.confirmed_overall == "iSD"
     assert r.response.confirm_reason == "second reader's measurement"
+
+
+def test_a_line_drawn_across_a_lesion_segments_it(gui_db, make_napari_viewer, qtbot):
+    """Line mode: a real press, drag and release across the liver target T02 on the baseline
+    tile draws a line in that visit's shapes layer; the lesion is segmented from the line prompt
+    and stored where the truth is. A click in line mode (no drag) is refused with a message."""
+    from qtpy.QtCore import QPoint, Qt
+
+    db, tps = gui_db
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    w = _widget(viewer, db)
+    t02 = tps["BL"]["lesions"]["T02"]
+    w.focus(lps_to_world(t02["center_lps"]), field_mm=120.0)
+    qtbot.wait(300)
+    w.line_box.setChecked(True)
+    assert not w.click_box.isChecked()
+    vb, _ = _tile_of(viewer, w.layers["BL"]["image"])
+    centre = np.asarray(vb.transform.translate[:2]) + np.asarray(vb.inner_rect.size) / 2
+    half = 0.5 * t02["long_axis_mm"] * 1.1 * w._camera.zoom  # pixels: a line edge to edge
+    native = viewer.window._qt_viewer.canvas._scene_canvas.native
+    a = QPoint(int(centre[0] - half), int(centre[1]))
+    b = QPoint(int(centre[0] + half), int(centre[1]))
+    qtbot.mousePress(native, Qt.LeftButton, pos=a)
+    for t in np.linspace(0.0, 1.0, 6)[1:]:
+        qtbot.mouseMove(native, QPoint(int(a.x() + t * (b.x() - a.x())), a.y()))
+    qtbot.mouseRelease(native, Qt.LeftButton, pos=b)
+    qtbot.waitUntil(lambda: w.busy, timeout=5000)
+    qtbot.waitUntil(lambda: not w.busy, timeout=30000)
+    f = w.finding
+    assert f is not None and f.visit == "BL" and f.source == "line prompt", w.last_message
+    vol = w.session.volume("BL")
+    ends = [vol.index_to_lps(p) for p in f.mask.prompt.line_zyx]
+    assert np.linalg.norm(ends[1] - ends[0]) == pytest.approx(1.1 * t02["long_axis_mm"], rel=0.1)
+    assert abs(f.measurement.long_axis_mm - t02["long_axis_mm"]) <= 2.0
+    assert len(w.layers["BL"]["review"].data) == 2  # the lesion's axes, the drawn line gone
+    _shot(w, viewer, "line_prompt")
+    w.category_combo.setCurrentText("target")
+    w.organ_combo.setCurrentText("liver")
+    _press(qtbot, w.add_btn)
+    assert "T01 stored as target on BL" in w.last_message, w.last_message
+    m = _stored(db, "BL")["T01"]
+    assert np.linalg.norm(_centre(m) - np.asarray(t02["center_lps"])) < 4.0
+    assert abs(float(m.long_axis_mm) - t02["long_axis_mm"]) <= 2.0
+    # a click in line mode is a line too short to use: said, nothing segmented
+    qtbot.mouseClick(native, Qt.LeftButton, pos=a)
+    qtbot.waitUntil(lambda: not w.busy and "the line is" in w.last_message, timeout=10000)
+    assert w.finding is None and len(_stored(db, "BL")) == 1
