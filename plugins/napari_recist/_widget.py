@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -30,9 +30,6 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
     QScrollArea,
-    QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -44,6 +41,9 @@ from napari_recist._layers import (
     summary_text,
     volume_summary,
 )
+from napari_recist._proposals import ProposalList
+from napari_recist._proposals import fmt_mm as _fmt
+from napari_recist._timepoint_table import UNCHANGED, TimepointTable
 from recist_tool.reading import (
     CATEGORIES,
     ORGANS,
@@ -53,7 +53,6 @@ from recist_tool.reading import (
     ReadingSession,
     export_formats,
 )
-from recist_tool.report.view import fmt_pct
 from recist_tool.segment.edge import describe_outline
 from recist_tool.segment.unet import THIN_SLICE_MAX_MM
 from recist_tool.windows import WINDOWS, window_limits
@@ -71,16 +70,8 @@ SOURCES = {"tracking": "the tracked proposal",
            "tracking, corrected": "the tracked proposal as you corrected it",
            "click": "your click", "line prompt": "the line you drew",
            "edited": "your edited mask", "line": "your caliper line"}
-#: The category choice that keeps a stored lesion's category.
-UNCHANGED = "(unchanged)"
 #: The override choice that confirms the computed overall response.
 COMPUTED = "(computed)"
-
-
-def _fmt(v: Any, unit: str = "") -> str:
-    if v is None:
-        return "-"
-    return f"{float(v):.1f}{unit}"
 
 
 class ReadingWidget(QWidget):
@@ -98,8 +89,6 @@ class ReadingWidget(QWidget):
         self.layers: dict[str, dict[str, Any]] = {}
         self.finding: Finding | None = None
         self.finding_lesion: str | None = None  # lesion id when correcting a stored / proposed one
-        self.proposals: list[Proposal] = []
-        self.proposal_visit: str | None = None  # the visit the proposals are for
         self.busy = False
         self.last_message = ""
         self._label_of: dict[tuple[str, str], int] = {}
@@ -233,72 +222,30 @@ class ReadingWidget(QWidget):
 
         g = QGroupBox("Follow-up: lesions proposed from baseline")
         v = QVBoxLayout(g)
-        self.propose_btn = QPushButton("Propose baseline lesions at this visit (tracking)")
+        self.proposal_list = ProposalList()
+        pl = self.proposal_list
+        self.propose_btn, self.proposal_table = pl.propose_btn, pl.table
+        self.accept_btn, self.state_btns = pl.accept_btn, pl.state_btns
         self.propose_btn.clicked.connect(self.propose)
-        v.addWidget(self.propose_btn)
-        self.proposal_table = QTableWidget(0, 5)
-        self.proposal_table.setHorizontalHeaderLabels(["lesion", "status", "confidence",
-                                                       "diameter mm", "notes"])
-        self.proposal_table.setSelectionBehavior(QTableWidget.SelectRows)
         self.proposal_table.itemSelectionChanged.connect(self._on_proposal_selected)
-        self.proposal_table.setMinimumHeight(170)
-        v.addWidget(self.proposal_table)
-        row = QHBoxLayout()
-        self.accept_btn = QPushButton("Accept")
         self.accept_btn.clicked.connect(self.accept_selected)
-        row.addWidget(self.accept_btn)
-        self.state_btns: dict[str, QPushButton] = {}
-        for st in ("absent", "too small", "not evaluable", "present", "unequivocal progression"):
-            b = QPushButton(st)
+        for st, b in self.state_btns.items():
             b.clicked.connect(lambda _c=False, s=st: self.mark_selected(s))
-            self.state_btns[st] = b
-            row.addWidget(b)
-        v.addLayout(row)
+        v.addWidget(pl)
         lay.addWidget(g)
 
         g = QGroupBox("Timepoints and response")
         v = QVBoxLayout(g)
-        self.table = QTableWidget(0, 0)
+        self.timepoints = TimepointTable()
+        tp = self.timepoints
+        self.table, self.response_label = tp.table, tp.response_label
+        self.change_id_edit, self.change_category_combo = tp.change_id_edit, tp.change_category_combo
+        self.change_reason_edit, self.change_btn, self.delete_btn = (
+            tp.change_reason_edit, tp.change_btn, tp.delete_btn)
         self.table.itemSelectionChanged.connect(self._on_table_selected)
-        self.table.setMinimumHeight(430)  # every row of a 5-lesion read without scrolling
-        self.table.setEditTriggers(QTableWidget.NoEditTriggers)  # values change by measuring
-        # the response text has its own scrolled space below the table (a splitter between them),
-        # so a long list of reasons never runs over the table
-        self.response_label = QLabel("")
-        self.response_label.setWordWrap(True)
-        self.response_label.setAlignment(Qt.AlignTop | Qt.AlignLeft)
-        self.response_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.response_scroll = QScrollArea()
-        self.response_scroll.setWidgetResizable(True)
-        self.response_scroll.setWidget(self.response_label)
-        self.response_scroll.setMinimumHeight(120)
-        split = QSplitter(Qt.Vertical)
-        split.addWidget(self.table)
-        split.addWidget(self.response_scroll)
-        split.setChildrenCollapsible(False)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
-        v.addWidget(split)
-        box = QGroupBox("Correct a stored lesion before signing (select its row above)")
-        f = QFormLayout(box)
-        self.change_id_edit = QLineEdit()
-        self.change_id_edit.setPlaceholderText("new id, to rename it (e.g. T03)")
-        self.change_category_combo = QComboBox()
-        self.change_category_combo.addItems([UNCHANGED, *CATEGORIES])
-        self.change_reason_edit = QLineEdit()
-        self.change_reason_edit.setPlaceholderText("reason (needed; kept in the audit trail)")
-        row = QHBoxLayout()
-        self.change_btn = QPushButton("Rename / reclassify")
         self.change_btn.clicked.connect(self.change_lesion)
-        self.delete_btn = QPushButton("Delete lesion")
         self.delete_btn.clicked.connect(self.delete_lesion)
-        row.addWidget(self.change_btn)
-        row.addWidget(self.delete_btn)
-        f.addRow("New id", self.change_id_edit)
-        f.addRow("Category", self.change_category_combo)
-        f.addRow("Reason", self.change_reason_edit)
-        f.addRow(row)
-        v.addWidget(box)
+        v.addWidget(tp)
         f = QFormLayout()
         self.override_combo = QComboBox()
         self.override_combo.addItem(COMPUTED)  # the criteria's values come with the subject
@@ -467,8 +414,7 @@ class ReadingWidget(QWidget):
         self.layers.clear()
         self._label_of.clear()
         self.discard()
-        self.proposals, self.proposal_visit = [], None
-        self._refresh_proposals()
+        self._show_proposals([], None)
         self.visit_combo.blockSignals(True)
         self.visit_combo.clear()
         self.visit_combo.addItems([v for v, _ in visits])
@@ -1183,7 +1129,7 @@ class ReadingWidget(QWidget):
                         f"{visit}…", lambda props: self._on_proposed(visit, props))
 
     def _on_proposed(self, visit: str, props: list[Proposal]) -> None:
-        self.proposals, self.proposal_visit = props, visit
+        self._show_proposals(props, visit)
         lab = self.layers[visit]["labels"]
         for p in props:
             if p.finding is not None and p.finding.mask is not None:
@@ -1196,23 +1142,25 @@ class ReadingWidget(QWidget):
         self.say(f"{visit}: {len(props)} baseline lesions proposed ({n_found} found); select one "
                  "to review, accept or mark it")
 
+    @property
+    def proposals(self) -> list[Proposal]:
+        """The proposals shown (for :attr:`proposal_visit`)."""
+        return self.proposal_list.proposals
+
+    @property
+    def proposal_visit(self) -> str | None:
+        """The visit the proposals shown are for."""
+        return self.proposal_list.visit
+
+    def _show_proposals(self, proposals: list[Proposal], visit: str | None) -> None:
+        stored = self.session.stored(visit) if self.session and visit and proposals else {}
+        self.proposal_list.show_proposals(proposals, visit, stored)
+
     def _refresh_proposals(self) -> None:
-        v = self.proposal_visit
-        stored = self.session.stored(v) if self.session and v and self.proposals else {}
-        self.proposal_table.setRowCount(len(self.proposals))
-        for i, p in enumerate(self.proposals):
-            d = None if p.finding is None else p.finding.diameter_mm
-            status = p.status + (" ✓ stored" if p.lesion_id in stored else "")
-            for j, val in enumerate((p.lesion_id, status, f"{p.confidence:.2f}", _fmt(d),
-                                     "; ".join(p.notes))):
-                self.proposal_table.setItem(i, j, QTableWidgetItem(val))
+        self._show_proposals(self.proposals, self.proposal_visit)
 
     def _selected_proposal(self) -> Proposal | None:
-        rows = {i.row() for i in self.proposal_table.selectedItems()}
-        if len(rows) != 1:
-            return None
-        r = rows.pop()
-        return self.proposals[r] if r < len(self.proposals) else None
+        return self.proposal_list.selected()
 
     def _on_proposal_selected(self) -> None:
         p = self._selected_proposal()
@@ -1234,12 +1182,9 @@ class ReadingWidget(QWidget):
 
     def select_proposal(self, lesion_id: str) -> Proposal:
         """Select a proposal by lesion id (as a click in the list does)."""
-        for i, p in enumerate(self.proposals):
-            if p.lesion_id == lesion_id:
-                self.proposal_table.selectRow(i)
-                self._on_proposal_selected()
-                return p
-        raise KeyError(lesion_id)
+        p = self.proposal_list.select(lesion_id)
+        self._on_proposal_selected()
+        return p
 
     def accept_selected(self) -> bool:
         """Store the selected proposal's lesion: the lesion under review when there is one at the
@@ -1291,63 +1236,19 @@ class ReadingWidget(QWidget):
         tab = self._guard(s.timepoint_table)
         if tab is None:
             return
-        self.reading_table = tab
-        visits = [v for v, _ in tab.visits]
-        extra = ["SOD mm", "% from baseline", "% from nadir", "target", "non-target", "new lesions",
-                 "overall"]
-        self.table.clear()
-        # lesion names in a first column (the vertical header clipped them), one column per visit
-        self.table.setColumnCount(len(visits) + 1)
-        self.table.setHorizontalHeaderLabels(["lesion"] + [f"{v}\n{d.isoformat()}"
-                                                           for v, d in tab.visits])
-        self.table.verticalHeader().setVisible(False)
-        self.table.setRowCount(len(tab.rows) + len(extra))
-        heads = [f"{r.lesion_id} {r.category.lower()} {r.organ}{' (node)' if r.nodal else ''}"
-                 for r in tab.rows] + extra
-        for i, h in enumerate(heads):
-            self.table.setItem(i, 0, QTableWidgetItem(h))
-        for i, r in enumerate(tab.rows):
-            for j, v in enumerate(visits, start=1):
-                self.table.setItem(i, j, QTableWidgetItem(r.cells.get(v, "")))
-        n = len(tab.rows)
-        for j, v in enumerate(visits, start=1):
-            resp = tab.responses.get(v)
-            if resp is None:
-                continue
-            # the engine's % change, shown as the reports show it
-            pcts = (None if p is None else fmt_pct(p)
-                    for p in (resp.pct_from_baseline, resp.pct_from_nadir))
-            vals = [resp.sod_mm, *pcts, resp.target, resp.non_target, resp.new_lesions,
-                    (resp.confirmed_overall or resp.overall or "")
-                    + (" ✔ signed" if resp.status == "signed" else "")]
-            for k, val in enumerate(vals):
-                self.table.setItem(n + k, j, QTableWidgetItem("" if val is None else str(val)))
-        self.table.resizeColumnsToContents()
-        lines = []
-        for v in visits[1:]:
-            resp = tab.responses.get(v)
-            if resp is None or resp.overall is None:
-                continue
-            lines.append(f"<b>{v}: overall {resp.confirmed_overall or resp.overall}</b> "
-                         f"(target {resp.target}, non-target {resp.non_target}, new "
-                         f"{resp.new_lesions})" + ("" if resp.confirmed_overall in (None, resp.overall)
-                                                   else f" — computed {resp.overall}"))
-            lines += [f"&nbsp;&nbsp;· {r}" for r in resp.reasons]
-        self.response_label.setText("<br>".join(lines) or "no follow-up response yet")
+        self.timepoints.show_table(tab)
+
+    @property
+    def reading_table(self) -> Any:
+        """The :class:`ReadingTable` shown (None before a subject is open)."""
+        return self.timepoints.reading_table
 
     def response_of(self, visit: str) -> str | None:
         """The overall response shown for a visit (confirmed, else computed)."""
-        tab = getattr(self, "reading_table", None)
-        r = None if tab is None else tab.responses.get(visit)
-        return None if r is None else (r.confirmed_overall or r.overall)
+        return self.timepoints.response_of(visit)
 
     def _selected_table_lesion(self) -> str | None:
-        rows = {i.row() for i in self.table.selectedItems()}
-        tab = getattr(self, "reading_table", None)
-        if len(rows) != 1 or tab is None:
-            return None
-        r = rows.pop()
-        return tab.rows[r].lesion_id if r < len(tab.rows) else None
+        return self.timepoints.selected_lesion()
 
     def _on_table_selected(self) -> None:
         """Link every visit to the selected lesion: go to its stored slice."""
@@ -1376,11 +1277,8 @@ class ReadingWidget(QWidget):
     def _after_lesion_edit(self, message: str) -> None:
         """Redraw every visit, the table and the (now outdated) proposals after a lesion was
         changed or deleted."""
-        self.change_id_edit.clear()
-        self.change_category_combo.setCurrentText(UNCHANGED)
-        self.change_reason_edit.clear()
-        self.proposals, self.proposal_visit = [], None
-        self._refresh_proposals()
+        self.timepoints.clear_correction()
+        self._show_proposals([], None)
         for v in self.layers:
             self._draw_stored(v)
         self.refresh_table()

@@ -1,0 +1,93 @@
+"""The follow-up proposals of the RECIST reading panel: a thin Qt view over the
+:class:`recist_tool.reading.Proposal` list of one visit.
+
+The panel (:mod:`napari_recist._widget`) wires its buttons to
+:class:`recist_tool.reading.ReadingSession` (propose, accept, mark).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from qtpy.QtWidgets import QHBoxLayout, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from recist_tool.reading import Proposal
+
+#: The states a proposed lesion can be marked with (``recist_tool.reading.STATES`` keys).
+MARKS = ("absent", "too small", "not evaluable", "present", "unequivocal progression")
+
+
+def fmt_mm(v: Any, unit: str = "") -> str:
+    """A value in mm with one decimal (``-`` when there is none)."""
+    return "-" if v is None else f"{float(v):.1f}{unit}"
+
+
+class ProposalList(QWidget):
+    """The baseline lesions proposed at one follow-up visit, and what to do with them.
+
+    Attributes
+    ----------
+    propose_btn : QPushButton
+        Track the baseline lesions into the visit under review.
+    table : QTableWidget
+        lesion, status (``✓ stored`` once stored), confidence, diameter, notes.
+    accept_btn : QPushButton
+        Store the selected proposal's lesion.
+    state_btns : dict of str to QPushButton
+        One button per :data:`MARKS` state.
+    proposals : list of Proposal
+        What is shown.
+    visit : str or None
+        The visit they are proposals for.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proposals: list[Proposal] = []
+        self.visit: str | None = None
+        v = QVBoxLayout(self)
+        v.setContentsMargins(0, 0, 0, 0)
+        self.propose_btn = QPushButton("Propose baseline lesions at this visit (tracking)")
+        v.addWidget(self.propose_btn)
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["lesion", "status", "confidence", "diameter mm",
+                                              "notes"])
+        self.table.setSelectionBehavior(QTableWidget.SelectRows)
+        self.table.setMinimumHeight(170)
+        v.addWidget(self.table)
+        row = QHBoxLayout()
+        self.accept_btn = QPushButton("Accept")
+        row.addWidget(self.accept_btn)
+        self.state_btns = {st: QPushButton(st) for st in MARKS}
+        for b in self.state_btns.values():
+            row.addWidget(b)
+        v.addLayout(row)
+
+    def show_proposals(self, proposals: Sequence[Proposal], visit: str | None,
+                       stored: Mapping[str, Any]) -> None:
+        """Show ``visit``'s proposals; ``stored``: that visit's stored lesions (marked ✓)."""
+        self.proposals, self.visit = list(proposals), visit
+        self.table.setRowCount(len(self.proposals))
+        for i, p in enumerate(self.proposals):
+            d = None if p.finding is None else p.finding.diameter_mm
+            status = p.status + (" ✓ stored" if p.lesion_id in stored else "")
+            for j, val in enumerate((p.lesion_id, status, f"{p.confidence:.2f}", fmt_mm(d),
+                                     "; ".join(p.notes))):
+                self.table.setItem(i, j, QTableWidgetItem(val))
+
+    def selected(self) -> Proposal | None:
+        """The proposal of the one selected row."""
+        rows = {i.row() for i in self.table.selectedItems()}
+        if len(rows) != 1:
+            return None
+        r = rows.pop()
+        return self.proposals[r] if r < len(self.proposals) else None
+
+    def select(self, lesion_id: str) -> Proposal:
+        """Select a proposal's row by lesion id (as a click in the list does)."""
+        for i, p in enumerate(self.proposals):
+            if p.lesion_id == lesion_id:
+                self.table.selectRow(i)
+                return p
+        raise KeyError(lesion_id)
