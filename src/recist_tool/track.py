@@ -22,12 +22,13 @@ Steps (all registration with SimpleITK, points in DICOM LPS millimetres):
    propagated centre; if it misses (shrunken lesion), a few seeds within a small radius whose HU
    is closest to the baseline lesion's are tried. **Measurement** with
    :func:`recist_tool.measure.measure_mask`.
-4. **Resemblance**: the follow-up mask is compared with the baseline lesion's mask carried by the
-   registration (:func:`resemblance`): the distance of its centroid from the propagated baseline
-   centroid, how much of the smaller of the two lies in the other, its shape against the baseline
-   mask scaled to the same volume, its size ratio and its median HU. Only a mask that passes every
-   check (limits in :data:`FOUND_LIMITS`) is ``found``; any other is ``uncertain``, with the
-   failing checks in its notes.
+4. **Resemblance**: the follow-up mask is compared with the baseline lesion's mask — outlined again
+   by the same segmenter from a click at its centre, the prompt the follow-up gets, so that like
+   is compared with like — carried by the registration (:func:`resemblance`): the distance of its
+   centroid from the propagated baseline centroid, how much of the smaller of the two lies in the
+   other, its shape against the baseline mask scaled to the same volume, its size ratio and its
+   upper-quartile HU. Only a mask that passes every check (limits in :data:`FOUND_LIMITS`) is
+   ``found``; any other is ``uncertain``, with the failing checks in its notes.
 5. A lesion that cannot be segmented is proposed as ``"absent?"`` for the reader to confirm — never
    as a silent 0 mm.
 
@@ -73,10 +74,15 @@ DOUBT_NCC_MARGIN = 0.02
 #: the follow-up/baseline equivalent-diameter ratio allowed (low, high); ``hu_diff`` the largest
 #: difference (HU) between the two masks' upper-quartile HU (:data:`HU_PERCENTILE`).
 FOUND_LIMITS: dict[str, Any] = {"shift_mm": 4.0, "containment": 0.6, "shape_dice": 0.5,
-                                "size_ratio": (0.5, 1.8), "hu_diff": 100.0}
+                                "size_ratio": (0.5, 1.8), "hu_diff": 150.0}
 #: The percentile of HU inside a mask that the HU check compares: the lesion's body, where the
-#: median of a small lesion on thick slices moves with the partial volume of its rim.
+#: median of a small lesion on thick slices moves with the partial volume of its rim (the lung1
+#: tumour, 18 mm on 5 mm slices, turned 2.6 degrees and shifted 12 mm: 128 HU lower at the same
+#: size, hence a limit of 150 HU, which still parts soft tissue from fat or air).
 HU_PERCENTILE = 75.0
+#: The follow-up's line prompt is the baseline line scaled by the change between the two clicks'
+#: masks, held to this range (a click's mask can leak or stop short).
+LINE_SCALE_RANGE = (0.3, 2.5)
 #: Checks score ``1 / (1 + (x / limit) ** CONFIDENCE_POWER)``: 0.5 at the limit.
 CONFIDENCE_POWER = 4
 
@@ -99,6 +105,9 @@ class BaselineLesion:
         Lymph node (measured by its short axis).
     size_mm : float, optional
         Baseline long axis; sets the search scale (estimated from ``mask`` when omitted).
+    line_lps : pair of points, optional
+        The reader's long-axis line at baseline (two LPS points): the lesion's centre is its
+        midpoint, and the follow-up is outlined from it as carried by the registration.
     segmenter : str, optional
         The segmenter spec (``name`` or ``name:key=value,...``) to measure this lesion with at
         the follow-up: the one of its baseline mask (:func:`kept_segmenter_spec`) or the reader's
@@ -112,6 +121,7 @@ class BaselineLesion:
     nodal: bool = False
     size_mm: float | None = None
     segmenter: str | None = None
+    line_lps: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -238,25 +248,61 @@ def register_rigid(baseline: Volume | Any, followup: Volume | Any, *,
     fixed0 = _shrink_to(fixed_full, levels_mm[0])
     centre = fixed0.TransformContinuousIndexToPhysicalPoint(
         [(n - 1) / 2.0 for n in fixed0.GetSize()])
-    tx: Any = sitk.Euler3DTransform()
-    tx.SetCenter(centre)
-    # start from aligned image centres along the table (scan ranges differ between visits)
-    metric = float("nan")
-    for level in levels_mm:
-        fixed = _shrink_to(fixed_full, level)
-        moving = _shrink_to(moving_full, level)
-        r = _method()
-        r.SetOptimizerAsRegularStepGradientDescent(learningRate=level, minStep=0.01 * level,
-                                                   numberOfIterations=150,
-                                                   relaxationFactor=0.6)
-        r.SetOptimizerScalesFromPhysicalShift()
-        r.SetInitialTransform(tx, inPlace=False)
-        try:
-            tx = _as_euler(r.Execute(fixed, moving))
-        except RuntimeError as exc:
-            raise GeometryError(f"registration failed: {str(exc).splitlines()[0]}") from exc
-        metric = float(r.GetMetricValue())
-    return Registration(tx, metric, time.perf_counter() - t0, ("rigid",))
+    # two starts: the image centres aligned (scan ranges differ between visits), and the body's
+    # centres of mass aligned; the pyramid runs from each and the better match is kept (on a small
+    # scan that a lesion fills, one start can run off when the lesion has grown or shrunk)
+    starts = [np.zeros(3)]
+    shift = _body_centre(moving_full, levels_mm[0]) - _body_centre(fixed_full, levels_mm[0])
+    if np.all(np.isfinite(shift)) and np.linalg.norm(shift) > 1.0:
+        starts.append(shift)
+    fine_fixed = _shrink_to(fixed_full, levels_mm[-1])
+    fine_moving = _shrink_to(moving_full, levels_mm[-1])
+
+    def score(t: Any) -> float:  # the metric on every voxel of the finest level
+        ev = _method()
+        ev.SetMetricSamplingStrategy(ev.NONE)
+        ev.SetInitialTransform(t)
+        return float(ev.MetricEvaluate(fine_fixed, fine_moving))
+
+    best: tuple[float, Any] | None = None
+    for start in starts:
+        tx: Any = sitk.Euler3DTransform()
+        tx.SetCenter(centre)
+        tx.SetTranslation(tuple(float(v) for v in start))
+        candidates = [sitk.Euler3DTransform(tx)]  # a run that ends worse than its start is undone
+        for level in levels_mm:
+            fixed = _shrink_to(fixed_full, level)
+            moving = _shrink_to(moving_full, level)
+            r = _method()
+            r.SetOptimizerAsRegularStepGradientDescent(learningRate=0.5 * level, minStep=0.01 * level,
+                                                       numberOfIterations=150,
+                                                       relaxationFactor=0.6)
+            r.SetOptimizerScalesFromPhysicalShift()
+            r.SetInitialTransform(tx, inPlace=False)
+            try:
+                tx = _as_euler(r.Execute(fixed, moving))
+            except RuntimeError as exc:
+                raise GeometryError(f"registration failed: {str(exc).splitlines()[0]}") from exc
+            candidates.append(tx)
+        for cand in candidates:
+            metric = score(cand)
+            if best is None or metric < best[0]:
+                best = (metric, cand)
+    assert best is not None
+    return Registration(best[1], best[0], time.perf_counter() - t0, ("rigid",))
+
+
+def _body_centre(img: Any, level_mm: float) -> np.ndarray:
+    """Centre of mass (LPS mm) of the voxels denser than fat-and-air (> -400 HU)."""
+    import SimpleITK as sitk
+
+    small = _shrink_to(img, level_mm)
+    arr = sitk.GetArrayViewFromImage(small)
+    idx = np.argwhere(arr > -400.0)
+    if idx.size == 0:
+        return np.full(3, np.nan)
+    c = idx.mean(axis=0)[::-1]
+    return np.asarray(small.TransformContinuousIndexToPhysicalPoint(tuple(float(v) for v in c)))
 
 
 def _as_euler(t: Any) -> Any:
@@ -541,6 +587,23 @@ def resemblance(baseline: Volume, base_mask: np.ndarray, base_offset: Sequence[i
             "confidence": round(min(_score(x) for x in excess.values()), 3)}
 
 
+def _long_axis(volume: Volume, mask: Any, node: bool) -> float:
+    """A lesion mask's RECIST axis (mm): the short axis of a node, else the long axis."""
+    from recist_tool.measure import measure_mask
+
+    m = measure_mask(volume, mask.mask, node=node, offset=mask.offset)
+    return float(m.short_axis_mm if node else m.long_axis_mm)
+
+
+def _line_zyx(volume: Volume, ends_lps: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """A line prompt (voxel indices, both ends on their mean slice, inside the volume) from two
+    LPS points."""
+    idx = volume.lps_to_index(np.asarray(ends_lps, float))
+    idx[:, 0] = idx[:, 0].mean()
+    idx = np.clip(idx, 0.0, np.asarray(volume.shape, float) - 1.0)
+    return tuple(float(v) for v in idx[0]), tuple(float(v) for v in idx[1])
+
+
 def _equivalent_diameter(volume: Volume, mask: np.ndarray) -> float:
     return 2.0 * (3.0 * float(mask.sum()) * float(np.prod(volume.spacing))
                   / (4.0 * math.pi)) ** (1.0 / 3.0)
@@ -608,23 +671,40 @@ def track_lesions(
     for les in lesions:
         notes: list[str] = []
         spec = les.segmenter
-        base_mask, base_off = les.mask, les.mask_offset
-        if les.mask is not None:
+        line = None if les.line_lps is None else np.asarray(les.line_lps, float)
+        if line is not None:
+            centre = line.mean(axis=0)
+        elif les.mask is not None:
             centre = _mask_centroid_lps(baseline, les.mask, les.mask_offset)
         elif les.center_lps is not None:
             centre = np.asarray(les.center_lps, float)
-            # the baseline lesion as its segmenter outlines it: its route and its shape
-            try:
-                bm = seg_for(spec).segment(baseline, Prompt(point_lps=tuple(map(float, centre))),
-                                           node=les.nodal)
-                base_mask, base_off = bm.mask, bm.offset
-                if spec is None and default_spec is not None:
-                    spec = kept_segmenter_spec(bm, default_spec)
-            except (NoLesionError, SegmentationError) as exc:
+        else:
+            raise InputError(f"{les.lesion_id}: give a centre, a line or a mask")
+        # the baseline lesion as its segmenter outlines it from a click at its centre, the prompt
+        # the follow-up gets first: its route, and the size the follow-up click is compared with
+        base_mask, base_off = les.mask, les.mask_offset
+        click_la: float | None = None
+        try:
+            bm = seg_for(spec).segment(baseline, Prompt(point_lps=tuple(map(float, centre))),
+                                       node=les.nodal)
+            if spec is None and default_spec is not None:
+                spec = kept_segmenter_spec(bm, default_spec)
+            if bm.mask.any():
+                click_la = _long_axis(baseline, bm, les.nodal)
+                if line is None:
+                    base_mask, base_off = bm.mask, bm.offset
+        except (NoLesionError, SegmentationError) as exc:
+            if base_mask is None and line is None:
                 notes.append(f"the baseline lesion cannot be outlined again ({exc}); its "
                              "resemblance is not checked")
-        else:
-            raise InputError(f"{les.lesion_id}: give a centre or a mask")
+        if line is not None and base_mask is None:
+            try:  # the baseline as read from its line, with the lesion's segmenter
+                lm = seg_for(spec).segment(baseline, Prompt(line_zyx=_line_zyx(baseline, line)),
+                                           node=les.nodal)
+                base_mask, base_off = lm.mask, lm.offset
+            except (NoLesionError, SegmentationError) as exc:
+                notes.append(f"the baseline lesion cannot be outlined from its line ({exc}); its "
+                             "resemblance is not checked")
         if base_mask is not None and not np.any(base_mask):
             base_mask = None
         size = les.size_mm
@@ -666,6 +746,23 @@ def track_lesions(
                 notes.append(f"propagated centre missed the lesion; seed moved "
                              f"{float(np.linalg.norm(s - prop)):.1f} mm")
             break
+        if mask is not None and line is not None and click_la:
+            # outline the follow-up as the baseline was read, from a line: the baseline's line
+            # carried by the registration and scaled by the change the two clicks' masks agree on
+            change = float(np.clip(_long_axis(followup, mask, les.nodal) / click_la,
+                                   *LINE_SCALE_RANGE))
+            ends = np.array([tx.TransformPoint(tuple(map(float, e))) for e in line])
+            mid = ends.mean(axis=0)
+            try:
+                lm = seg.segment(followup, Prompt(line_zyx=_line_zyx(followup,
+                                                                     mid + (ends - mid) * change)),
+                                 node=les.nodal)
+                if lm.mask.any():
+                    mask = lm
+                    notes.append(f"outlined from the baseline line carried to the follow-up and "
+                                 f"scaled by {change:.2f}, the change between the clicks' masks")
+            except (NoLesionError, SegmentationError):
+                notes.append("the carried baseline line finds no lesion; the click's mask kept")
         prop_t = (float(prop[0]), float(prop[1]), float(prop[2]))
         if mask is None and rejected:
             notes.append(rejected)
@@ -764,7 +861,8 @@ def stored_segmenter_spec(segmenter: str | None, version: str | None,
 def baseline_lesions(read: Any) -> list[BaselineLesion]:
     """Baseline lesions to track from a stored read (:class:`recist_tool.store.ReadInfo`).
 
-    The centre of each lesion is the midpoint of its stored long-axis end points (LPS); lesions
+    The centre of each lesion is the midpoint of its stored long-axis end points (LPS), which are
+    also the line the follow-up is outlined from; lesions
     without end points (manual states, non-measured non-targets) are left out — the reader places
     those by hand. Each keeps the segmenter it was measured with (:func:`stored_segmenter_spec`).
     """
@@ -779,5 +877,6 @@ def baseline_lesions(read: Any) -> list[BaselineLesion]:
         spec = stored_segmenter_spec(getattr(m, "segmenter", None),
                                      getattr(m, "segmenter_version", None), m.endpoints_lps)
         out.append(BaselineLesion(m.lesion_id, (float(c[0]), float(c[1]), float(c[2])),
-                                  nodal=m.nodal, size_mm=size, segmenter=spec))
+                                  nodal=m.nodal, size_mm=size, segmenter=spec,
+                                  line_lps=(tuple(map(float, a)), tuple(map(float, b)))))
     return out

@@ -10,21 +10,22 @@ itself, so that where every baseline point lies in the follow-up is known exactl
   :data:`BREATHING_MM` at its peak, falling off as a Gaussian (width :data:`BREATHING_WIDTH`
   of the scan's extent) around a random point;
 * **growth or shrinkage** of every lesion by a factor of its diameter (:data:`FOLLOWUPS`: 0.7,
-  1.0, 1.25): the image around the lesion is scaled about its centroid, uniformly within the
-  lesion and a margin, and blends back to no change over twice that distance, so the lesion keeps
-  its own edge, texture and neighbourhood (the map stays one-to-one);
+  1.0, 1.25): the image is scaled about the lesion's centroid, uniformly within the lesion and a
+  2 mm rim, so the lesion keeps its own edge and texture; the tissue around it, out to
+  :data:`GROWTH_BLEND` × its radius, is stretched or compressed to take up the change (a smooth,
+  one-to-one radial map), and nothing beyond moves;
 * fresh image noise (:data:`NOISE_HU`).
 
 The follow-up is the baseline resampled through that map (SimpleITK, linear, on the baseline's
 grid), and the true follow-up lesion is the reference mask resampled through the same map. The
 baseline is read as a reader would: the default segmenter from the reference's long axis (a
-caliper line); the follow-up is tracked with :func:`recist_tool.track.track_lesions`, the lesion
-keeping its baseline segmenter. Every draw is seeded from ``seed``, the dataset and the case name,
-so a run is repeatable.
+caliper line); the follow-up is tracked with :func:`recist_tool.track.track_lesions` from that
+line and mask, the lesion keeping its baseline segmenter. Every draw is seeded from ``seed``, the
+dataset and the case name, so a run is repeatable.
 
 Per lesion and follow-up: the status, the confidence, the **centroid error** (mm, the follow-up
 mask's centroid against the true follow-up lesion's), the **registration error** (mm, the
-propagated baseline centroid against where the map takes it), the follow-up/baseline long-axis
+propagated baseline line's midpoint against where the map takes it), the follow-up/baseline long-axis
 **ratio** measured and its **true** value (the reference masks measured the same way), and the
 seconds :func:`~recist_tool.track.track_lesions` took.
 """
@@ -56,6 +57,9 @@ BREATHING_MM = (6.0, 10.0)
 BREATHING_WIDTH = 0.5
 #: Follow-ups made per lesion: name → factor on the lesion's diameter.
 FOLLOWUPS: dict[str, float] = {"shrink": 0.7, "stable": 1.0, "growth": 1.25}
+#: Growth or shrinkage of a lesion of radius ``r`` is taken up by the tissue within this × ``r``
+#: (at least 20 mm) outside it; beyond, nothing changes.
+GROWTH_BLEND = 1.0
 #: Image noise added to a follow-up (HU, Gaussian standard deviation).
 NOISE_HU = 8.0
 #: Grid (mm) on which the displacement field of a follow-up is sampled.
@@ -118,11 +122,6 @@ def draw_motion(volume: Volume, growth: float, rng: np.random.Generator) -> Moti
     return Motion(rot, centre, shift, breath, bc, sigma, float(growth))
 
 
-def _smoothstep(t: np.ndarray) -> np.ndarray:
-    t = np.clip(t, 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
 @dataclass(frozen=True)
 class _Growth:
     centre: np.ndarray
@@ -136,9 +135,21 @@ def _growth_regions(volume: Volume, masks: Sequence[np.ndarray], factor: float) 
         lps = volume.index_to_lps(np.argwhere(m).astype(float))
         c = lps.mean(axis=0)
         r = float(np.max(np.linalg.norm(lps - c, axis=1))) + 2.0
-        inner = factor * r
-        out.append(_Growth(c, inner, 3.0 * inner))
+        # the lesion and a 2 mm rim scaled; the tissue within GROWTH_BLEND of it takes up the change
+        out.append(_Growth(c, factor * r, max(factor, 1.0) * r + max(GROWTH_BLEND * r, 20.0)))
     return out
+
+
+def _radial_source(r: np.ndarray, inner: float, outer: float, factor: float) -> np.ndarray:
+    """Follow-up radius → baseline radius: ``r / factor`` inside ``inner``, ``r`` beyond ``outer``,
+    a cubic Hermite in between matching values and slopes (monotone for the factors used)."""
+    y0, y1 = inner / factor, outer
+    width = outer - inner
+    t = np.clip((r - inner) / width, 0.0, 1.0)
+    h00, h10 = 2 * t ** 3 - 3 * t ** 2 + 1, t ** 3 - 2 * t ** 2 + t
+    h01, h11 = -2 * t ** 3 + 3 * t ** 2, t ** 3 - t ** 2
+    mid = h00 * y0 + h10 * width / factor + h01 * y1 + h11 * width
+    return np.where(r <= inner, r / factor, np.where(r >= outer, r, mid))
 
 
 def _pull_back(q: np.ndarray, motion: Motion, regions: Sequence[_Growth]) -> np.ndarray:
@@ -150,9 +161,9 @@ def _pull_back(q: np.ndarray, motion: Motion, regions: Sequence[_Growth]) -> np.
         for reg in regions:
             v = p - reg.centre
             r = np.linalg.norm(v, axis=1)
-            w = _smoothstep((r - reg.inner) / (reg.outer - reg.inner))
-            scale = (1.0 / motion.growth) * (1.0 - w) + w
-            p = reg.centre + v * scale[:, None]
+            near = r < reg.outer
+            rs = _radial_source(r[near], reg.inner, reg.outer, motion.growth)
+            p[near] = reg.centre + v[near] * (rs / np.maximum(r[near], 1e-9))[:, None]
     return p
 
 
@@ -224,7 +235,8 @@ def make_followup(volume: Volume, masks: Sequence[np.ndarray], motion: Motion,
 
 @dataclass(frozen=True)
 class TrackingCase:
-    """One lesion at one made follow-up (distances in mm)."""
+    """One lesion at one made follow-up (distances in mm). ``baseline_centroid_error_mm``: how far
+    the baseline mask's centroid lies from the reference's (the segmenter's part of an error)."""
 
     dataset: str
     case: str
@@ -242,6 +254,7 @@ class TrackingCase:
     motion: dict[str, float]
     registration: str = ""
     failed_checks: tuple[str, ...] = ()
+    baseline_centroid_error_mm: float | None = None
 
     @property
     def ratio_error(self) -> float | None:
@@ -299,16 +312,23 @@ def evaluate_tracking_case(volume: Volume, masks: Sequence[np.ndarray], names: S
     lesions, true_la, kept = [], [], []
     for les_name, m in zip(names, masks, strict=True):
         true_la.append(measure_mask(volume, m).long_axis_mm)
+        line = reference_line(volume, m, None)
         try:
-            bm = seg.segment(volume, Prompt(line_zyx=reference_line(volume, m, None)))
+            bm = seg.segment(volume, Prompt(line_zyx=line))
         except NoLesionError as exc:
             raise InputError(f"{case} {les_name}: the baseline cannot be segmented ({exc})"
                              ) from exc
         la = measure_mask(volume, bm.mask, offset=bm.offset).long_axis_mm
         spec = kept_segmenter_spec(bm, segmenter)
-        kept.append((bm, la))
+        ends = volume.index_to_lps(np.asarray(line, float))
+        base_err = float(np.linalg.norm(
+            volume.index_to_lps(np.argwhere(bm.mask).mean(axis=0) + np.asarray(bm.offset, float))
+            - volume.index_to_lps(np.argwhere(m).mean(axis=0))))
+        kept.append((ends.mean(axis=0), la, base_err))
         lesions.append(BaselineLesion(les_name, mask=bm.mask, mask_offset=bm.offset, size_mm=la,
-                                      segmenter=spec))
+                                      segmenter=spec,
+                                      line_lps=(tuple(map(float, ends[0])),
+                                                tuple(map(float, ends[1])))))
     out = []
     for fname in followups:
         rng = np.random.default_rng(_seed(seed, dataset, case, fname))
@@ -317,10 +337,9 @@ def evaluate_tracking_case(volume: Volume, masks: Sequence[np.ndarray], names: S
         t0 = time.perf_counter()
         res = track_lesions(volume, fu, lesions, segmenter=segmenter)
         secs = time.perf_counter() - t0
-        for les, truth, (bm, la), tla in zip(lesions, truths, kept, true_la, strict=True):
+        for les, truth, (c_base, la, base_err), tla in zip(lesions, truths, kept, true_la,
+                                                           strict=True):
             t = res.get(les.lesion_id)
-            c_base = volume.index_to_lps(np.argwhere(bm.mask).mean(axis=0)
-                                         + np.asarray(bm.offset, float))
             reg_err = float(np.linalg.norm(np.asarray(t.propagated_center_lps)
                                            - push(c_base)[0]))
             true_c = fu.index_to_lps(np.argwhere(truth).mean(axis=0)) if truth.any() else None
@@ -335,7 +354,7 @@ def evaluate_tracking_case(volume: Volume, masks: Sequence[np.ndarray], names: S
                 round(reg_err, 2), None if ratio is None else round(ratio, 4),
                 round(float(true_fu_la) / float(tla), 4), round(float(la), 1), round(secs, 2),
                 motion.describe(), str(t.registration.get("chosen", "")),
-                tuple(t.checks.get("failed", ()))))
+                tuple(t.checks.get("failed", ())), round(base_err, 2)))
     return out
 
 

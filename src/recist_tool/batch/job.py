@@ -112,8 +112,9 @@ class CaseResult:
 
 @dataclass(frozen=True)
 class BaselineLesionRef:
-    """What tracking needs of a baseline lesion: its centre, size, kind and the segmenter spec it
-    keeps at every follow-up (None: the run's)."""
+    """What tracking needs of a baseline lesion: its centre, size, kind, the segmenter spec it
+    keeps at every follow-up (None: the run's) and its long axis (two LPS points), from which the
+    follow-up is outlined."""
 
     lesion_id: str
     category: str
@@ -122,6 +123,7 @@ class BaselineLesionRef:
     center_lps: tuple[float, float, float]
     size_mm: float
     segmenter: str | None = None
+    line_lps: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -144,8 +146,19 @@ class BaselineRef:
             size = float(Decimal(repr(float(les.long_axis_mm))).quantize(Decimal("0.1"),
                                                                         ROUND_HALF_EVEN))
             refs.append(BaselineLesionRef(les.lesion_id, les.category, les.organ, les.nodal, c,
-                                          size, les.segmenter_spec))
+                                          size, les.segmenter_spec,
+                                          long_axis_line(les.endpoints_lps)))
         return cls(case.series_path, case.series_uid, tuple(refs))
+
+
+def long_axis_line(endpoints: dict[str, Any] | None
+                   ) -> tuple[tuple[float, float, float], tuple[float, float, float]] | None:
+    """The long axis (two LPS points) kept in a measurement's end points, or None."""
+    ends = (endpoints or {}).get("long")
+    if not ends or len(ends) != 2:
+        return None
+    a, b = ([float(v) for v in p] for p in ends)
+    return (a[0], a[1], a[2]), (b[0], b[1], b[2])
 
 
 # --- per-worker state ------------------------------------------------------------------------------
@@ -296,7 +309,7 @@ def _tracked(baseline_vol: Any, volume: Any, refs: list[BaselineLesionRef], spec
 
     res = track_lesions(baseline_vol, volume,
                         [BaselineLesion(r.lesion_id, r.center_lps, nodal=r.nodal, size_mm=r.size_mm,
-                                        segmenter=r.segmenter)
+                                        segmenter=r.segmenter, line_lps=r.line_lps)
                          for r in refs], segmenter=spec, make_segmenter=worker_segmenter)
     out = []
     for ref in refs:

@@ -24,6 +24,7 @@ from recist_tool.batch.job import (
     BaselineRef,
     CaseResult,
     LesionResult,
+    long_axis_line,
     stored_version,
 )
 from recist_tool.batch.manifest import Case, SubjectPlan
@@ -272,7 +273,8 @@ def stored_baseline_ref(store: Any, plan: SubjectPlan, *, reader: str) -> Baseli
                                       (float(c[0]), float(c[1]), float(c[2])),
                                       float(m.long_axis_mm),
                                       stored_segmenter_spec(m.segmenter, m.segmenter_version,
-                                                            m.endpoints_lps)))
+                                                            m.endpoints_lps),
+                                      long_axis_line(m.endpoints_lps)))
     return BaselineRef(plan.baseline.series_path, plan.baseline.series_uid, tuple(refs))
 
 
