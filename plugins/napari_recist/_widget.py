@@ -4,11 +4,12 @@ The widget only shows things and forwards the reader's actions; every decision (
 measurement, baseline rules, tracking, responses, signatures) is made by :mod:`recist_tool.reading`
 and the store, and every confirmation is written to the database at once.
 
-Layers per visit (shown side by side in napari's grid, 4 layers per tile):
-``<visit> CT`` (image in patient mm), ``<visit> masks`` (labels: one label per lesion; paint or
-erase the lesion under review and it is re-measured), ``<visit> measurements`` (stored axes, read
-only) and ``<visit> review`` (the axes of the lesion under review: drag an end point for a manual
-measurement).
+The panel is made of thin views, one per file: :mod:`napari_recist._visit_layers` (each visit's
+napari layers: CT, masks, stored measurements, review; one grid tile per visit, and which visit
+is under the mouse), :mod:`napari_recist._proposals` (the follow-up proposals) and
+:mod:`napari_recist._timepoint_table` (lesions × visits, responses, stored-lesion corrections).
+This file holds the panel itself: login, subject, the lesion under review, sign-off and export,
+and the wiring of the views to the session.
 """
 
 from __future__ import annotations
@@ -35,8 +36,6 @@ from qtpy.QtWidgets import (
 )
 
 from napari_recist._layers import (
-    display_affine,
-    image_layer,
     lps_to_world,
     summary_text,
     volume_summary,
@@ -44,6 +43,7 @@ from napari_recist._layers import (
 from napari_recist._proposals import ProposalList
 from napari_recist._proposals import fmt_mm as _fmt
 from napari_recist._timepoint_table import UNCHANGED, TimepointTable
+from napari_recist._visit_layers import VisitLayers
 from recist_tool.reading import (
     CATEGORIES,
     ORGANS,
@@ -64,7 +64,6 @@ PRESET_KEYS = {name: f"Alt-{i}" for i, name in enumerate(WINDOWS, start=1)}
 OUTLINES: dict[str, str | None] = {"by slice thickness (auto)": None,
                                    "learnt (LIDC consensus)": "unet:edge=learnt",
                                    "half-contrast edge": "unet:edge=half-contrast"}
-_STRIDE = 4
 #: Where a stored measurement came from (:attr:`Finding.source`), in the reader's words.
 SOURCES = {"tracking": "the tracked proposal",
            "tracking, corrected": "the tracked proposal as you corrected it",
@@ -86,15 +85,14 @@ class ReadingWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.session: ReadingSession | None = None
-        self.layers: dict[str, dict[str, Any]] = {}
+        self.visit_layers = VisitLayers(napari_viewer)
+        self.layers = self.visit_layers.layers  # visit → its layers (image, labels, ...)
         self.finding: Finding | None = None
         self.finding_lesion: str | None = None  # lesion id when correcting a stored / proposed one
         self.busy = False
         self.last_message = ""
         self._label_of: dict[tuple[str, str], int] = {}
         self._pending_label = 0
-        self._updating_review = False
-        self._arranging = False
         self._drawing_line: str | None = None  # the visit a line prompt is being drawn on
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -407,11 +405,7 @@ class ReadingWidget(QWidget):
         visits = self._guard(self.session.open_subject, subject)
         if visits is None:
             return False
-        for d in self.layers.values():
-            for layer in d.values():
-                if layer in self.viewer.layers:
-                    self.viewer.layers.remove(layer)
-        self.layers.clear()
+        self.visit_layers.clear()
         self._label_of.clear()
         self.discard()
         self._show_proposals([], None)
@@ -422,8 +416,7 @@ class ReadingWidget(QWidget):
         for v, _ in visits:
             self._guard(self.show_visit, v)
         self._arrange_layers()
-        self.viewer.canvas.grid.stride = _STRIDE
-        self.viewer.canvas.grid.enabled = len(self.layers) > 1
+        self.visit_layers.show_side_by_side()
         self.viewer.reset_view()
         if self.layers:
             vol = self.session.volume(next(iter(self.layers)))
@@ -442,23 +435,9 @@ class ReadingWidget(QWidget):
         QTimer.singleShot(0, self._arrange_layers)
 
     def _arrange_layers(self, _event: Any = None) -> None:
-        """Keep each visit's four layers together in one grid tile: napari fills a tile with
-        ``stride`` consecutive layers, so the visits' layers go first, in visit order, and any
-        other layer (one the reader opened before or after the panel) after them, in tiles of
-        its own."""
-        if self._arranging or not self.layers:
-            return
-        visits = [self.visit_combo.itemText(i) for i in range(self.visit_combo.count())]
-        ours = [self.layers[v][k] for v in visits if v in self.layers
-                for k in ("image", "labels", "stored", "review")]
-        ll = self.viewer.layers
-        if list(ll)[:len(ours)] == ours or any(layer not in ll for layer in ours):
-            return
-        self._arranging = True
-        try:
-            ll.move_multiple([ll.index(layer) for layer in ours], 0)
-        finally:
-            self._arranging = False
+        """Keep each visit's layers in one grid tile, in visit order (:meth:`VisitLayers.arrange`)."""
+        self.visit_layers.arrange([self.visit_combo.itemText(i)
+                                   for i in range(self.visit_combo.count())])
 
     @property
     def visit(self) -> str:
@@ -469,27 +448,7 @@ class ReadingWidget(QWidget):
         """Load a visit's series and add its four layers."""
         assert self.session is not None
         vol = self.session.open_visit(visit)
-        if visit in self.layers:
-            for layer in self.layers.pop(visit).values():
-                if layer in self.viewer.layers:
-                    self.viewer.layers.remove(layer)
-        data, kw, _ = image_layer(vol, f"{visit} CT", recist_visit=visit)
-        img = self.viewer.add_image(data, **kw)
-        aff, _ = display_affine(vol)
-        labels = self.viewer.add_labels(np.zeros(vol.shape, np.uint8), name=f"{visit} masks",
-                                        affine=aff, opacity=0.45)
-        labels.events.paint.connect(lambda _e, v=visit: self._on_paint(v))
-        stored = self.viewer.add_shapes(ndim=3, name=f"{visit} measurements", affine=aff,
-                                        edge_color="cyan", edge_width=1.0,
-                                        features={"label": np.array([], dtype=object)},
-                                        text={"string": "{label}", "color": "cyan", "size": 9})
-        stored.editable = False
-        review = self.viewer.add_shapes(ndim=3, name=f"{visit} review", affine=aff,
-                                        edge_color="yellow", edge_width=1.5,
-                                        features={"label": np.array([], dtype=object)},
-                                        text={"string": "{label}", "color": "yellow", "size": 10})
-        review.events.data.connect(lambda e, v=visit: self._on_review_edit(v, e))
-        self.layers[visit] = {"image": img, "labels": labels, "stored": stored, "review": review}
+        self.visit_layers.add(visit, vol, self._on_paint, self._on_review_edit)
         self._draw_stored(visit)
 
     def _on_visit_changed(self, visit: str) -> None:
@@ -509,10 +468,9 @@ class ReadingWidget(QWidget):
             self.viewer.layers.selection.active = self.layers[visit]["image"]
 
     def _on_active_layer(self, event: Any) -> None:
-        layer = event.value
-        for v, d in self.layers.items():
-            if layer in d.values() and self.visit != v:
-                self.visit_combo.setCurrentText(v)
+        v = self.visit_layers.visit_of(event.value)
+        if v is not None and self.visit != v:
+            self.visit_combo.setCurrentText(v)
 
     def _choose_series_dialog(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Series folder")
@@ -547,8 +505,7 @@ class ReadingWidget(QWidget):
     def apply_window(self, name: str) -> None:
         """Window preset (lung, soft tissue, bone, liver) on every CT layer of the subject."""
         level, width = WINDOWS[name]
-        for d in self.layers.values():
-            d["image"].contrast_limits = window_limits(level, width)
+        self.visit_layers.set_window(window_limits(level, width))
         self.say(f"window: {name} (level {level:g}, width {width:g} HU)")
 
     # --- clicks and segmentation ----------------------------------------------------------------
@@ -578,7 +535,7 @@ class ReadingWidget(QWidget):
                 self.visit_combo.setCurrentText(visit)
             world = np.asarray(event.position, float)
             if getattr(event, "viewbox", None) is None:  # napari < 0.6: tiles are translated
-                world[-3:] -= self._grid_translate(visit)
+                world[-3:] -= self.visit_layers.grid_translate(visit)
             self.click_at_world(world, visit)
 
     def _draw_line(self, viewer: Any, event: Any) -> Any:
@@ -607,7 +564,7 @@ class ReadingWidget(QWidget):
         review = self.layers[visit]["review"]
         review.mode = "pan_zoom"
         lines = list(review.data)
-        self._set_review(review, [], [])
+        self.visit_layers.set_review(visit)
         self.viewer.layers.selection.active = self.layers[visit]["image"]
         if not lines or self.session is None:
             return
@@ -621,59 +578,15 @@ class ReadingWidget(QWidget):
         self._in_worker(work, "Segmenting lesion from a line", "segmenting from your line…",
                         self._on_segmented)
 
-    def _grid_translate(self, visit: str) -> np.ndarray:
-        img = self.layers[visit]["image"]
-        tr = np.asarray(getattr(img, "_translate_grid", np.zeros(3)), float)[-3:]
-        return tr if self.viewer.canvas.grid.enabled else np.zeros(3)
-
-    def _ct_visit(self, layers: Any) -> str | None:
-        """The visit whose CT layer is the top visible one of ``layers`` (what the reader sees
-        there); None when none of them is a visit's CT."""
-        ct = {id(d["image"]): v for v, d in self.layers.items()}
-        for layer in reversed(list(layers)):
-            if layer.visible and id(layer) in ct:
-                return ct[id(layer)]
-        return None
-
     def visit_at(self, world: Any, viewbox: tuple[int, int] | None = None) -> str | None:
-        """The visit shown where the reader clicked: always that of the CT layer under the mouse,
-        never found from layer positions.
-
-        In grid mode (visits side by side) it is the visit whose CT layer is on top in the tile
-        under the mouse (napari's grid viewbox of the event, ``event.viewbox``, napari ≥ 0.6),
-        else the visit whose CT layer's world extent (grid translate included) contains the
-        point. Outside grid mode it is the visit whose CT is the top visible layer. None when
-        no visit's CT is there (e.g. a tile of layers the reader opened besides the subject).
-        """
-        grid = self.viewer.canvas.grid
-        layers = list(self.viewer.layers)
-        if not grid.enabled:
-            return self._ct_visit(layers)
-        if viewbox is not None and hasattr(grid, "contents_at"):
-            return self._ct_visit([layers[i] for i in grid.contents_at(tuple(viewbox), layers)])
-        w = np.asarray(world, float)[-3:]
-        for v, d in self.layers.items():
-            img = d["image"]
-            tr = self._grid_translate(v)
-            lo, hi = np.asarray(img.extent.world, float)[:, -3:]
-            if np.all(w[1:] >= lo[1:] + tr[1:]) and np.all(w[1:] <= hi[1:] + tr[1:]):
-                return v
-        return None
+        """The visit of the CT layer under the mouse (:meth:`VisitLayers.visit_at`)."""
+        return self.visit_layers.visit_at(world, viewbox)
 
     def world_to_index(self, visit: str, world: Any) -> np.ndarray:
-        """World position (napari, ``(z, y, x)`` patient mm) → voxel index ``(z, y, x)``.
-
-        Exact stacks use :meth:`Volume.lps_to_index`; unevenly spaced ones the layer's display
-        transform (the voxel the reader sees).
-        """
-        from napari_recist._layers import world_to_lps
-
+        """World position (napari, ``(z, y, x)`` patient mm) → voxel index ``(z, y, x)`` of a
+        visit's series (:meth:`VisitLayers.world_to_index`)."""
         assert self.session is not None
-        img = self.layers[visit]["image"]
-        w = np.asarray(world, float)[-3:]
-        if img.metadata.get("recist_exact_affine"):
-            return self.session.volume(visit).lps_to_index(world_to_lps(w))
-        return np.asarray(img.world_to_data(w), float)
+        return self.visit_layers.world_to_index(visit, world, self.session.volume(visit))
 
     def click_at_world(self, world: Any, visit: str | None = None) -> None:
         """Segment at a click (world position) on ``visit`` (default: the visit under review), in
@@ -746,30 +659,21 @@ class ReadingWidget(QWidget):
         old = self.finding
         if old is not None and old.visit in self.layers and self._pending_label \
                 and self._pending_label not in self._label_of.values():
-            lab = self.layers[old.visit]["labels"]
-            lab.data[lab.data == self._pending_label] = 0  # an unconfirmed mask goes away
-            lab.refresh()
+            self.visit_layers.paint(old.visit, self._pending_label)  # unconfirmed: it goes
         self.finding = finding
         if lesion_id is not None:
             self.finding_lesion = lesion_id
         if finding is None:
             self.finding_label.setText("no lesion under review")
-            for d in self.layers.values():
-                self._set_review(d["review"], [], [])
+            self.visit_layers.clear_reviews()
             self._pending_label = 0
             return
-        d = self.layers[finding.visit]
         key = (finding.visit, self.finding_lesion or "")
         label = self._label_of.get(key) or (max(self._label_of.values(), default=0) + 1)
         self._pending_label = label
-        lab = d["labels"]
         if finding.mask is not None:
-            sl = finding.mask.slices
-            lab.data[lab.data == label] = 0
-            region = lab.data[sl]
-            region[finding.mask.mask] = label
-            lab.refresh()
-            lab.selected_label = label
+            self.visit_layers.paint(finding.visit, label, finding.mask.mask, finding.mask.offset)
+            self.layers[finding.visit]["labels"].selected_label = label
         self._draw_review(finding)
         self._show_finding()
         self._go_to_slice(finding.visit, finding.measurement.slice_index)
@@ -788,9 +692,7 @@ class ReadingWidget(QWidget):
             self._camera.zoom = zoom0 * max(1.0, extent_mm / field_mm)
 
     def _go_to_slice(self, visit: str, k: int) -> None:
-        img = self.layers[visit]["image"]
-        world = img.data_to_world((float(k), 0.0, 0.0))
-        self.viewer.dims.set_point(0, float(world[0]))
+        self.viewer.dims.set_point(0, self.visit_layers.slice_world_z(visit, k))
 
     def _show_finding(self) -> None:
         f = self.finding
@@ -815,28 +717,15 @@ class ReadingWidget(QWidget):
             txt += "".join(f"\n⚠ {w}" for w in f.mask.warnings)
         self.finding_label.setText(txt)
 
-    def _set_review(self, layer: Any, lines: list[np.ndarray], labels: list[str]) -> None:
-        self._updating_review = True
-        try:
-            layer.data = []
-            if lines:
-                layer.add_lines(lines, edge_color="yellow")
-                layer.features = {"label": np.array(labels, dtype=object)}
-                layer.refresh_text()
-        finally:
-            self._updating_review = False
-
     def _draw_review(self, finding: Finding) -> None:
-        for v, d in self.layers.items():
-            if v != finding.visit:
-                self._set_review(d["review"], [], [])
+        self.visit_layers.clear_reviews(but=finding.visit)
         m = finding.measurement
         lines = [np.asarray(m.long_axis_endpoints_voxel, float)]
         labels = [f"LA {_fmt(m.long_axis_mm)} mm"]
         if m.short_axis_endpoints_voxel is not None:
             lines.append(np.asarray(m.short_axis_endpoints_voxel, float))
             labels.append(f"SA {_fmt(m.short_axis_mm)} mm")
-        self._set_review(self.layers[finding.visit]["review"], lines, labels)
+        self.visit_layers.set_review(finding.visit, lines, labels)
 
     def _label_for(self, visit: str, lesion_id: str) -> int:
         """The label of a lesion in a visit's masks layer (the same lesion keeps its label, and so
@@ -859,23 +748,18 @@ class ReadingWidget(QWidget):
 
         assert self.session is not None
         vol = self.session.volume(visit)
-        lab = self.layers[visit]["labels"]
         problems = []
         for lid, m in stored.items():
             n = self._label_for(visit, lid)
             if n == self._pending_label and self.finding is not None:
                 continue  # the lesion under review keeps the reader's edits
-            lab.data[lab.data == n] = 0
-            if not m.mask_path or m.state != "MEASURED":
-                continue
-            try:
-                crop, off = load_mask_crop(m.mask_path, vol)
-            except RecistToolError as exc:
-                problems.append(f"{lid}: {exc}")
-                continue
-            sl = tuple(slice(o, o + k) for o, k in zip(off, crop.shape, strict=True))
-            lab.data[sl][crop] = n
-        lab.refresh()
+            crop, off = None, (0, 0, 0)
+            if m.mask_path and m.state == "MEASURED":
+                try:
+                    crop, off = load_mask_crop(m.mask_path, vol)
+                except RecistToolError as exc:
+                    problems.append(f"{lid}: {exc}")
+            self.visit_layers.paint(visit, n, crop, off)
         if problems:
             self.say(f"{visit}: stored mask not shown: " + "; ".join(problems), error=True)
 
@@ -883,27 +767,9 @@ class ReadingWidget(QWidget):
         """Axes and masks of this reader's stored measurements of a visit."""
         if self.session is None or visit not in self.layers:
             return
-        vol = self.session.volume(visit)
-        lines, labels = [], []
         stored = self.session.stored(visit)
         self._draw_masks(visit, stored)
-        for lid, m in stored.items():
-            ends = m.endpoints_lps or {}
-            for key, name in (("long", "LA"), ("short", "SA")):
-                seg = ends.get(key)
-                if not seg:
-                    continue
-                idx = vol.lps_to_index(np.asarray(seg, float))
-                idx[:, 0] = np.round(idx[:, 0])
-                lines.append(idx)
-                val = m.long_axis_mm if key == "long" else m.short_axis_mm
-                labels.append(f"{lid} {name} {val} mm" if key == "long" or m.nodal else "")
-        layer = self.layers[visit]["stored"]
-        layer.data = []
-        if lines:
-            layer.add_lines(lines, edge_color="cyan")
-            layer.features = {"label": np.array(labels, dtype=object)}
-            layer.refresh_text()
+        self.visit_layers.show_axes(visit, stored, self.session.volume(visit))
 
     # --- edits ----------------------------------------------------------------------------------
 
@@ -937,7 +803,7 @@ class ReadingWidget(QWidget):
     def _on_review_edit(self, visit: str, event: Any = None) -> None:
         if str(getattr(event, "action", "changed")) != "changed":
             return
-        if self._updating_review or self._drawing_line or self.finding is None \
+        if self.visit_layers.updating_review or self._drawing_line or self.finding is None \
                 or self.finding.visit != visit or self.session is None:
             return
         data = self.layers[visit]["review"].data
@@ -1130,13 +996,10 @@ class ReadingWidget(QWidget):
 
     def _on_proposed(self, visit: str, props: list[Proposal]) -> None:
         self._show_proposals(props, visit)
-        lab = self.layers[visit]["labels"]
         for p in props:
             if p.finding is not None and p.finding.mask is not None:
-                n = self._label_for(visit, p.lesion_id)
-                lab.data[lab.data == n] = 0
-                lab.data[p.finding.mask.slices][p.finding.mask.mask] = n
-        lab.refresh()
+                self.visit_layers.paint(visit, self._label_for(visit, p.lesion_id),
+                                        p.finding.mask.mask, p.finding.mask.offset)
         self._refresh_proposals()
         n_found = sum(p.status == "found" for p in props)
         self.say(f"{visit}: {len(props)} baseline lesions proposed ({n_found} found); select one "
@@ -1318,9 +1181,7 @@ class ReadingWidget(QWidget):
             return False
         for (v, old), n in list(self._label_of.items()):
             if old == lid and v in self.layers:
-                lab = self.layers[v]["labels"]
-                lab.data[lab.data == n] = 0
-                lab.refresh()
+                self.visit_layers.paint(v, n)
                 del self._label_of[(v, old)]
         self._after_lesion_edit(f"{lid} deleted at every visit (audited: {reason})")
         return True

@@ -1,0 +1,226 @@
+"""The visit layers of the RECIST reading panel: each visit's four napari layers, kept in one grid
+tile, and which visit is under the mouse.
+
+Per visit (shown side by side in napari's grid, :data:`STRIDE` layers per tile):
+``<visit> CT`` (image in patient mm), ``<visit> masks`` (labels: one label per lesion),
+``<visit> measurements`` (stored axes, read only) and ``<visit> review`` (the axes of the lesion
+under review, or a line prompt being drawn). A thin view: it draws what it is given and answers
+where things are; the panel (:mod:`napari_recist._widget`) decides what to show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from napari_recist._layers import display_affine, image_layer, world_to_lps
+from recist_tool.volume import Volume
+
+#: Layers per visit, in the order they are stacked in a tile.
+KINDS = ("image", "labels", "stored", "review")
+#: Layers per grid tile: one visit each.
+STRIDE = len(KINDS)
+
+
+class VisitLayers:
+    """Each visit's layers in a napari viewer.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+
+    Attributes
+    ----------
+    layers : dict
+        visit → {``image``, ``labels``, ``stored``, ``review``} → layer.
+    updating_review : bool
+        True while a review layer is being redrawn here (its data events are not the reader's).
+    """
+
+    def __init__(self, viewer: Any) -> None:
+        self.viewer = viewer
+        self.layers: dict[str, dict[str, Any]] = {}
+        self.updating_review = False
+        self._arranging = False
+
+    # --- adding, removing, arranging ---------------------------------------------------------
+
+    def add(self, visit: str, volume: Volume, on_paint: Callable[[str], None],
+            on_review_edit: Callable[[str, Any], None]) -> None:
+        """Add (or replace) a visit's four layers; ``on_paint(visit)`` is called when its mask is
+        painted, ``on_review_edit(visit, event)`` when its review layer's data change."""
+        self.remove(visit)
+        v = self.viewer
+        data, kw, _ = image_layer(volume, f"{visit} CT", recist_visit=visit)
+        img = v.add_image(data, **kw)
+        aff, _ = display_affine(volume)
+        labels = v.add_labels(np.zeros(volume.shape, np.uint8), name=f"{visit} masks",
+                              affine=aff, opacity=0.45)
+        labels.events.paint.connect(lambda _e: on_paint(visit))
+        stored = v.add_shapes(ndim=3, name=f"{visit} measurements", affine=aff,
+                              edge_color="cyan", edge_width=1.0,
+                              features={"label": np.array([], dtype=object)},
+                              text={"string": "{label}", "color": "cyan", "size": 9})
+        stored.editable = False
+        review = v.add_shapes(ndim=3, name=f"{visit} review", affine=aff, edge_color="yellow",
+                              edge_width=1.5, features={"label": np.array([], dtype=object)},
+                              text={"string": "{label}", "color": "yellow", "size": 10})
+        review.events.data.connect(lambda e: on_review_edit(visit, e))
+        self.layers[visit] = {"image": img, "labels": labels, "stored": stored, "review": review}
+
+    def remove(self, visit: str) -> None:
+        """Remove a visit's layers (if shown)."""
+        for layer in self.layers.pop(visit, {}).values():
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+
+    def clear(self) -> None:
+        """Remove every visit's layers."""
+        for visit in list(self.layers):
+            self.remove(visit)
+
+    def arrange(self, visits: Sequence[str]) -> None:
+        """Keep each visit's layers together in one grid tile: napari fills a tile with
+        ``stride`` consecutive layers, so the visits' layers go first, in ``visits`` order, and
+        any other layer (one the reader opened before or after the panel) after them, in tiles
+        of its own."""
+        if self._arranging or not self.layers:
+            return
+        ours = [self.layers[v][k] for v in visits if v in self.layers for k in KINDS]
+        ll = self.viewer.layers
+        if list(ll)[:len(ours)] == ours or any(layer not in ll for layer in ours):
+            return
+        self._arranging = True
+        try:
+            ll.move_multiple([ll.index(layer) for layer in ours], 0)
+        finally:
+            self._arranging = False
+
+    def show_side_by_side(self) -> None:
+        """Turn napari's grid on (one tile per visit) when there is more than one visit."""
+        self.viewer.canvas.grid.stride = STRIDE
+        self.viewer.canvas.grid.enabled = len(self.layers) > 1
+
+    # --- where things are ---------------------------------------------------------------------
+
+    def visit_of(self, layer: Any) -> str | None:
+        """The visit a layer belongs to (None for another layer)."""
+        return next((v for v, d in self.layers.items() if layer in d.values()), None)
+
+    def ct_visit(self, layers: Any) -> str | None:
+        """The visit whose CT layer is the top visible one of ``layers`` (what the reader sees
+        there); None when none of them is a visit's CT."""
+        ct = {id(d["image"]): v for v, d in self.layers.items()}
+        for layer in reversed(list(layers)):
+            if layer.visible and id(layer) in ct:
+                return ct[id(layer)]
+        return None
+
+    def grid_translate(self, visit: str) -> np.ndarray:
+        """A visit's tile offset in world mm (napari < 0.6 grids translate the layers)."""
+        img = self.layers[visit]["image"]
+        tr = np.asarray(getattr(img, "_translate_grid", np.zeros(3)), float)[-3:]
+        return tr if self.viewer.canvas.grid.enabled else np.zeros(3)
+
+    def visit_at(self, world: Any, viewbox: tuple[int, int] | None = None) -> str | None:
+        """The visit shown where the reader clicked: always that of the CT layer under the mouse,
+        never found from layer positions.
+
+        In grid mode (visits side by side) it is the visit whose CT layer is on top in the tile
+        under the mouse (napari's grid viewbox of the event, ``event.viewbox``, napari ≥ 0.6),
+        else the visit whose CT layer's world extent (grid translate included) contains the
+        point. Outside grid mode it is the visit whose CT is the top visible layer. None when
+        no visit's CT is there (e.g. a tile of layers the reader opened besides the subject).
+        """
+        grid = self.viewer.canvas.grid
+        layers = list(self.viewer.layers)
+        if not grid.enabled:
+            return self.ct_visit(layers)
+        if viewbox is not None and hasattr(grid, "contents_at"):
+            return self.ct_visit([layers[i] for i in grid.contents_at(tuple(viewbox), layers)])
+        w = np.asarray(world, float)[-3:]
+        for v, d in self.layers.items():
+            tr = self.grid_translate(v)
+            lo, hi = np.asarray(d["image"].extent.world, float)[:, -3:]
+            if np.all(w[1:] >= lo[1:] + tr[1:]) and np.all(w[1:] <= hi[1:] + tr[1:]):
+                return v
+        return None
+
+    def world_to_index(self, visit: str, world: Any, volume: Volume) -> np.ndarray:
+        """World position (napari, ``(z, y, x)`` patient mm) → voxel index ``(z, y, x)``.
+
+        Exact stacks use :meth:`Volume.lps_to_index`; unevenly spaced ones the layer's display
+        transform (the voxel the reader sees).
+        """
+        img = self.layers[visit]["image"]
+        w = np.asarray(world, float)[-3:]
+        if img.metadata.get("recist_exact_affine"):
+            return volume.lps_to_index(world_to_lps(w))
+        return np.asarray(img.world_to_data(w), float)
+
+    def slice_world_z(self, visit: str, k: int) -> float:
+        """The world z (mm) of a visit's slice ``k``."""
+        return float(self.layers[visit]["image"].data_to_world((float(k), 0.0, 0.0))[0])
+
+    # --- drawing ------------------------------------------------------------------------------
+
+    def set_window(self, limits: tuple[float, float]) -> None:
+        """The same contrast limits (HU) on every visit's CT."""
+        for d in self.layers.values():
+            d["image"].contrast_limits = limits
+
+    def set_review(self, visit: str, lines: Sequence[np.ndarray] = (),
+                   labels: Sequence[str] = ()) -> None:
+        """Show these labelled lines (voxel ``(z, y, x)`` end points) in a visit's review
+        layer, and nothing else."""
+        layer = self.layers[visit]["review"]
+        self.updating_review = True
+        try:
+            layer.data = []
+            if lines:
+                layer.add_lines(list(lines), edge_color="yellow")
+                layer.features = {"label": np.array(list(labels), dtype=object)}
+                layer.refresh_text()
+        finally:
+            self.updating_review = False
+
+    def clear_reviews(self, but: str | None = None) -> None:
+        """Empty every visit's review layer (but ``but``'s)."""
+        for v in self.layers:
+            if v != but:
+                self.set_review(v)
+
+    def show_axes(self, visit: str, stored: Mapping[str, Any], volume: Volume) -> None:
+        """Show stored measurements' long and short axes (a node's short axis labelled) in a
+        visit's measurements layer."""
+        lines, labels = [], []
+        for lid, m in stored.items():
+            ends = m.endpoints_lps or {}
+            for key, name in (("long", "LA"), ("short", "SA")):
+                seg = ends.get(key)
+                if not seg:
+                    continue
+                idx = volume.lps_to_index(np.asarray(seg, float))
+                idx[:, 0] = np.round(idx[:, 0])
+                lines.append(idx)
+                val = m.long_axis_mm if key == "long" else m.short_axis_mm
+                labels.append(f"{lid} {name} {val} mm" if key == "long" or m.nodal else "")
+        layer = self.layers[visit]["stored"]
+        layer.data = []
+        if lines:
+            layer.add_lines(lines, edge_color="cyan")
+            layer.features = {"label": np.array(labels, dtype=object)}
+            layer.refresh_text()
+
+    def paint(self, visit: str, label: int, crop: np.ndarray | None = None,
+              offset: Sequence[int] = (0, 0, 0)) -> None:
+        """Give ``label`` to the voxels of a mask crop (at ``offset``) in a visit's masks layer,
+        and to no others (no crop: the label is erased)."""
+        lab = self.layers[visit]["labels"]
+        lab.data[lab.data == label] = 0
+        if crop is not None:
+            sl = tuple(slice(o, o + k) for o, k in zip(offset, crop.shape, strict=True))
+            lab.data[sl][np.asarray(crop, bool)] = label
+        lab.refresh()
