@@ -59,6 +59,12 @@ from recist_tool.windows import WINDOWS, window_limits
 
 #: Keys of the window presets (napari key-binding syntax).
 PRESET_KEYS = {name: f"Alt-{i}" for i, name in enumerate(WINDOWS, start=1)}
+#: Reading keys (napari key-binding syntax): key → what it does. Buttons' keys press the button
+#: (nothing happens, and the panel says so, while it is disabled).
+READING_KEYS = {"Alt-S": "classify and store", "Alt-C": "confirm measurement",
+                "Alt-D": "discard", "Alt-A": "accept the selected proposal",
+                "Alt-Down": "next lesion", "Alt-Up": "previous lesion",
+                "Alt-Right": "next visit", "Alt-Left": "previous visit"}
 #: Outline choices of the reading panel and the segmenter each one asks the session for
 #: (None: the default segmenter, ``unet`` with its outline chosen by slice thickness).
 OUTLINES: dict[str, str | None] = {"by slice thickness (auto)": None,
@@ -105,6 +111,8 @@ class ReadingWidget(QWidget):
             ev.connect(self._layers_changed)
         for name, key in PRESET_KEYS.items():
             self.viewer.bind_key(key, lambda _v, n=name: self.apply_window(n), overwrite=True)
+        for key in READING_KEYS:
+            self.viewer.bind_key(key, lambda _v, k=key: self.press_key(k), overwrite=True)
         self._default_db()
 
     # --- UI ------------------------------------------------------------------------------------
@@ -217,6 +225,11 @@ class ReadingWidget(QWidget):
             row.addWidget(b)
         f.addRow(row)
         lay.addWidget(g)
+        keys = QLabel("Keys: " + ", ".join(f"{k} {what}" for k, what in READING_KEYS.items())
+                      + "; " + ", ".join(f"{k} {n} window" for n, k in PRESET_KEYS.items()))
+        keys.setWordWrap(True)
+        keys.setStyleSheet("color: #a0a0a0")
+        lay.addWidget(keys)
 
         g = QGroupBox("Follow-up: lesions proposed from baseline")
         v = QVBoxLayout(g)
@@ -501,6 +514,37 @@ class ReadingWidget(QWidget):
         self._guard(self.show_visit, self.visit)
         self._arrange_layers()
         self._on_visit_changed(self.visit)
+
+    def press_key(self, key: str) -> None:
+        """What a reading key (:data:`READING_KEYS`) does."""
+        buttons = {"Alt-S": self.add_btn, "Alt-C": self.confirm_btn, "Alt-D": self.discard_btn,
+                   "Alt-A": self.accept_btn}
+        if key in buttons:
+            if buttons[key].isEnabled():
+                buttons[key].click()
+            else:
+                self.say(f"{key} ({READING_KEYS[key]}): not now ("
+                         + ("busy" if self.busy else "open a subject first") + ")", error=True)
+        elif key in ("Alt-Down", "Alt-Up"):
+            self.step_lesion(1 if key == "Alt-Down" else -1)
+        elif key in ("Alt-Right", "Alt-Left"):
+            n = self.visit_combo.count()
+            if n:
+                step = 1 if key == "Alt-Right" else -1
+                self.visit_combo.setCurrentIndex((self.visit_combo.currentIndex() + step) % n)
+
+    def step_lesion(self, step: int) -> str | None:
+        """Select the next (``step`` 1) or previous (-1) lesion's row of the timepoint table
+        (every visit goes to it); returns its id."""
+        tab = self.reading_table
+        if tab is None or not tab.rows:
+            self.say("no lesion stored yet", error=True)
+            return None
+        rows = {i.row() for i in self.table.selectedItems()}
+        cur = rows.pop() if len(rows) == 1 and next(iter(rows)) < len(tab.rows) else -step
+        row = (cur + step) % len(tab.rows)
+        self.table.selectRow(row)
+        return tab.rows[row].lesion_id
 
     def apply_window(self, name: str) -> None:
         """Window preset (lung, soft tissue, bone, liver) on every CT layer of the subject."""
@@ -1228,4 +1272,6 @@ class ReadingWidget(QWidget):
             self.session.store.close()
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.moved):
             ev.disconnect(self._layers_changed)
+        if self._on_mouse in self.viewer.mouse_drag_callbacks:
+            self.viewer.mouse_drag_callbacks.remove(self._on_mouse)
         super().closeEvent(event)

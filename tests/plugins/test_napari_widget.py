@@ -708,3 +708,51 @@ def test_a_line_drawn_across_a_lesion_segments_it(gui_db, make_napari_viewer, qt
     qtbot.mouseClick(native, Qt.LeftButton, pos=a)
     qtbot.waitUntil(lambda: not w.busy and "the line is" in w.last_message, timeout=10000)
     assert w.finding is None and len(_stored(db, "BL")) == 1
+
+
+def test_reading_keys(gui_db, make_napari_viewer, qtbot):
+    """Alt-S stores the lesion under review, Alt-D discards one, Alt-Right / Alt-Left change the
+    visit, Alt-Down selects the next lesion; a key while nothing is open says why; the keys are
+    listed in the panel."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QLabel
+
+    from napari_recist._widget import READING_KEYS, ReadingWidget
+
+    db, tps = gui_db
+    viewer = make_napari_viewer(show=True)
+
+    idle = ReadingWidget(viewer)  # no subject open yet
+    canvas = viewer.window._qt_viewer.canvas._scene_canvas.native
+    canvas.setFocus()
+    qtbot.keyClick(canvas, Qt.Key_S, Qt.AltModifier)
+    assert idle.last_message == "Alt-S (classify and store): not now (open a subject first)"
+    idle.close()
+    w = _widget(viewer, db)
+    listed = " ".join(lab.text() for lab in w.panel.findChildren(QLabel))
+    assert all(f"{k} {what}" in listed for k, what in READING_KEYS.items())
+
+    def key(k, what=Qt.AltModifier):
+        canvas.setFocus()
+        qtbot.keyClick(canvas, k, what)
+
+    for lid in ("T01", "T02"):
+        les = tps["BL"]["lesions"][lid]
+        _click(qtbot, w, "BL", les["center_lps"])
+        w.organ_combo.setCurrentText(les["organ"])
+        key(Qt.Key_S)
+        assert w.last_message == f"{lid} stored as target on BL", w.last_message
+    _click(qtbot, w, "BL", tps["BL"]["lesions"]["T02"]["center_lps"])
+    assert w.finding is not None
+    key(Qt.Key_D)
+    assert w.finding is None and sorted(_stored(db, "BL")) == ["T01", "T02"]
+    key(Qt.Key_Right)
+    assert w.visit == "W06"
+    key(Qt.Key_Left)
+    assert w.visit == "BL"
+    key(Qt.Key_Down)
+    assert w._selected_table_lesion() == "T01"
+    key(Qt.Key_Down)
+    assert w._selected_table_lesion() == "T02"
+    key(Qt.Key_Up)
+    assert w._selected_table_lesion() == "T01"
