@@ -555,7 +555,13 @@ class ReadingWidget(QWidget):
     # --- clicks and segmentation ----------------------------------------------------------------
 
     def _on_mouse(self, viewer: Any, event: Any) -> Any:
-        if event.type != "mouse_press" or self.busy:
+        """A press on the canvas: a click segments, a drag in line mode draws a line prompt; a
+        click that does neither says why (busy, or a layer in an edit mode takes it)."""
+        if event.type != "mouse_press":
+            return
+        if self.busy:
+            if self.click_box.isChecked() or self.line_box.isChecked():
+                self.say("busy with the last prompt: click again when it is done", error=True)
             return
         if self.line_box.isChecked():
             yield from self._draw_line(viewer, event)
@@ -563,7 +569,13 @@ class ReadingWidget(QWidget):
         if not self.click_box.isChecked():
             return
         layer = viewer.layers.selection.active
-        if layer is not None and getattr(layer, "mode", "pan_zoom") not in ("pan_zoom",):
+        mode = str(getattr(layer, "mode", "pan_zoom"))
+        if mode != "pan_zoom":
+            yield
+            if event.type != "mouse_move":  # a click, not a paint stroke or a drag
+                self.say(f"nothing segmented: the layer {layer.name!r} is in {mode} mode and "
+                         "takes the click (choose pan/zoom in its controls to click a lesion)",
+                         error=True)
             return
         dragged = False
         visit = self.visit_at(event.position, getattr(event, "viewbox", None))

@@ -756,3 +756,11 @@ def test_reading_keys(gui_db, make_napari_viewer, qtbot):
     assert w._selected_table_lesion() == "T02"
     key(Qt.Key_Up)
     assert w._selected_table_lesion() == "T01"
+    # a click while the masks layer paints: nothing segmented, and the panel says why
+    lab = w.layers["BL"]["labels"]
+    viewer.layers.selection.active = lab
+    lab.mode = "paint"
+    lab.selected_label = 99
+    _mouse_click_tile(qtbot, viewer, w.layers["BL"]["image"])
+    assert "'BL masks' is in paint mode" in w.last_message and not w.busy
+    assert w.finding is None and sorted(_stored(db, "BL")) == ["T01", "T02"]
