@@ -74,7 +74,7 @@ DOUBT_NCC_MARGIN = 0.02
 #: the follow-up/baseline equivalent-diameter ratio allowed (low, high); ``hu_diff`` the largest
 #: difference (HU) between the two masks' upper-quartile HU (:data:`HU_PERCENTILE`).
 FOUND_LIMITS: dict[str, Any] = {"shift_mm": 4.0, "containment": 0.6, "shape_dice": 0.5,
-                                "size_ratio": (0.5, 1.8), "hu_diff": 150.0}
+                                "size_ratio": (0.25, 2.5), "hu_diff": 150.0}
 #: The percentile of HU inside a mask that the HU check compares: the lesion's body, where the
 #: median of a small lesion on thick slices moves with the partial volume of its rim (the lung1
 #: tumour, 18 mm on 5 mm slices, turned 2.6 degrees and shifted 12 mm: 128 HU lower at the same
