@@ -236,7 +236,8 @@ def make_followup(volume: Volume, masks: Sequence[np.ndarray], motion: Motion,
 @dataclass(frozen=True)
 class TrackingCase:
     """One lesion at one made follow-up (distances in mm). ``baseline_centroid_error_mm``: how far
-    the baseline mask's centroid lies from the reference's (the segmenter's part of an error)."""
+    the baseline mask's centroid lies from the reference's (the segmenter's part of an error);
+    ``seconds`` / ``cpu_seconds``: wall and CPU time of tracking the whole follow-up."""
 
     dataset: str
     case: str
@@ -255,6 +256,7 @@ class TrackingCase:
     registration: str = ""
     failed_checks: tuple[str, ...] = ()
     baseline_centroid_error_mm: float | None = None
+    cpu_seconds: float = 0.0
 
     @property
     def ratio_error(self) -> float | None:
@@ -334,9 +336,9 @@ def evaluate_tracking_case(volume: Volume, masks: Sequence[np.ndarray], names: S
         rng = np.random.default_rng(_seed(seed, dataset, case, fname))
         motion = draw_motion(volume, FOLLOWUPS[fname], rng)
         fu, truths, push = make_followup(volume, masks, motion, rng)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = track_lesions(volume, fu, lesions, segmenter=segmenter)
-        secs = time.perf_counter() - t0
+        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
         for les, truth, (c_base, la, base_err), tla in zip(lesions, truths, kept, true_la,
                                                            strict=True):
             t = res.get(les.lesion_id)
@@ -354,7 +356,7 @@ def evaluate_tracking_case(volume: Volume, masks: Sequence[np.ndarray], names: S
                 round(reg_err, 2), None if ratio is None else round(ratio, 4),
                 round(float(true_fu_la) / float(tla), 4), round(float(la), 1), round(secs, 2),
                 motion.describe(), str(t.registration.get("chosen", "")),
-                tuple(t.checks.get("failed", ())), round(base_err, 2)))
+                tuple(t.checks.get("failed", ())), round(base_err, 2), round(cpu, 2)))
     return out
 
 
@@ -373,7 +375,7 @@ CONFIDENCE_BINS = (0.0, 0.5, 0.8, 0.9)
 def summarise_tracking(results: Sequence[TrackingCase]) -> dict[str, Any]:
     """Status counts, centroid / registration / ratio errors (all lesions and ``found`` ones),
     the shrink follow-ups' ratios, wrong lesions stored as found, the confidence calibration
-    (share of right lesions per confidence bin) and the seconds per follow-up."""
+    (share of right lesions per confidence bin) and the wall and CPU seconds per follow-up."""
     found = [r for r in results if r.status == "found"]
     status: dict[str, int] = {}
     for r in results:
@@ -388,8 +390,10 @@ def summarise_tracking(results: Sequence[TrackingCase]) -> dict[str, Any]:
                       "ratio_within_0.05": (round(sum((r.ratio_error or 9) <= 0.05 for r in inbin)
                                                   / len(inbin), 3) if inbin else None)})
     times: dict[tuple[str, str, str], float] = {}
+    cpu: dict[tuple[str, str, str], float] = {}
     for r in results:
         times[(r.dataset, r.case, r.followup)] = r.seconds
+        cpu[(r.dataset, r.case, r.followup)] = r.cpu_seconds
     return {
         "n": len(results),
         "status": status,
@@ -402,4 +406,5 @@ def summarise_tracking(results: Sequence[TrackingCase]) -> dict[str, Any]:
         "shrink_ratios": [r.ratio for r in results if r.followup == "shrink"],
         "calibration": calib,
         "seconds_per_followup": _stats(list(times.values())),
+        "cpu_seconds_per_followup": _stats(list(cpu.values())),
     }

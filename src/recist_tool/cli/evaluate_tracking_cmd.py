@@ -109,7 +109,8 @@ def evaluate_tracking(
               header_style="bold")
     for col in ("set", "n", "found/uncertain/absent?", "found, wrong lesion",
                 "centroid mm med/max", "reg mm med/max", "ratio err med/max (all)",
-                "ratio err med/max (found)", "shrink ratios", "s/follow-up med/max"):
+                "ratio err med/max (found)", "shrink ratios", "s/follow-up med/max",
+                "CPU s med/max"):
         t.add_column(col, justify="left" if col == "set" else "right")
     for label, s in [*per_set.items(), ("all", overall)]:
         st = s["status"]
@@ -125,7 +126,9 @@ def evaluate_tracking(
                   " ".join(_f(v, ".2f") for v in s["shrink_ratios"][:8])
                   + (" ..." if len(s["shrink_ratios"]) > 8 else ""),
                   f"{_f(s['seconds_per_followup']['median'], '.1f')}/"
-                  f"{_f(s['seconds_per_followup']['max'], '.1f')}")
+                  f"{_f(s['seconds_per_followup']['max'], '.1f')}",
+                  f"{_f(s['cpu_seconds_per_followup']['median'], '.1f')}/"
+                  f"{_f(s['cpu_seconds_per_followup']['max'], '.1f')}")
     console.print(t)
     c = Table(title="confidence calibration (all sets)", header_style="bold")
     for col in ("confidence", "n", "right lesion (centroid <= 5 mm)", "ratio error <= 0.05"):
