@@ -62,11 +62,13 @@ class VisitLayers:
         stored = v.add_shapes(ndim=3, name=f"{visit} measurements", affine=aff,
                               edge_color="cyan", edge_width=1.0,
                               features={"label": np.array([], dtype=object)},
-                              text={"string": "{label}", "color": "cyan", "size": 9})
+                              text={"string": "{label}", "color": "cyan", "size": 9,
+                                    "anchor": "upper_left"})
         stored.editable = False
         review = v.add_shapes(ndim=3, name=f"{visit} review", affine=aff, edge_color="yellow",
                               edge_width=1.5, features={"label": np.array([], dtype=object)},
-                              text={"string": "{label}", "color": "yellow", "size": 10})
+                              text={"string": "{label}", "color": "yellow", "size": 10,
+                                    "anchor": "upper_left"})
         review.events.data.connect(lambda e: on_review_edit(visit, e))
         self.layers[visit] = {"image": img, "labels": labels, "stored": stored, "review": review}
 
