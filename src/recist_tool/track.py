@@ -18,9 +18,12 @@ Steps (all registration with SimpleITK, points in DICOM LPS millimetres):
    segmenter, tissue route and edge rule of its baseline mask (:func:`kept_segmenter_spec`: the
    default ``unet`` that handed a liver lesion to ``classic`` at baseline is not asked again at
    the follow-up, ``classic`` is), unless :attr:`BaselineLesion.segmenter` (the reader's choice)
-   says otherwise; :attr:`TrackedLesion.segmenter_spec` says which was used. The click is the
-   propagated centre; if it misses (shrunken lesion), a few seeds within a small radius whose HU
-   is closest to the baseline lesion's are tried. **Measurement** with
+   says otherwise; :attr:`TrackedLesion.segmenter_spec` says which was used. The first prompt is
+   a click at the propagated centre; if it misses (shrunken lesion), a few seeds within a small
+   radius whose HU is closest to the baseline lesion's are tried. When the baseline has a long-axis
+   line (:attr:`BaselineLesion.line_lps`), the follow-up is then outlined from that line carried
+   by the registration and scaled by the change between the follow-up's and the baseline's click
+   masks (:data:`LINE_SCALE_RANGE`), as the baseline was read. **Measurement** with
    :func:`recist_tool.measure.measure_mask`.
 4. **Resemblance**: the follow-up mask is compared with the baseline lesion's mask — outlined again
    by the same segmenter from a click at its centre, the prompt the follow-up gets, so that like
