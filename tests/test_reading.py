@@ -112,13 +112,16 @@ def test_baseline_rules_checked_when_classifying(fresh):
         f = s.segment_at("BL", lps=bl[lid]["center_lps"])
         s.add_lesion(f, "target", organ="liver", lesion_id=lid)
     # a third liver target breaks "at most 2 per organ"; the message says so and nothing is stored
+    # (the phantom has two liver lesions: the first one again, which is named as well)
     f = s.segment_at("BL", lps=bl[livers[0]]["center_lps"])
     assert [v.rule for v in s.check_baseline(f, "target", organ="liver")] == ["too_many_in_organ"]
-    with pytest.raises(RuleViolation, match="more than 2 targets in LIVER"):
+    with pytest.raises(RuleViolation, match=f"more than 2 targets in LIVER.*overlaps {livers[0]}"):
         s.add_lesion(f, "target", organ="liver", lesion_id="T09")
     assert "T09" not in s.stored("BL")
-    # as a non-target it is fine
-    assert s.add_lesion(f, "non-target", organ="liver").lesion_id == "NT01"
+    # as a non-target the rules allow it; being the same lesion, it is still refused
+    assert s.check_baseline(f, "non-target", organ="liver") == ()
+    with pytest.raises(RuleViolation, match=f"^new lesion NT01 not stored: it overlaps {livers[0]}"):
+        s.add_lesion(f, "non-target", organ="liver")
     # a node with a short axis under 15 mm cannot be a target
     node = next(v for v in bl.values() if v["nodal"] and v["short_axis_mm"] < 15)
     fn = s.segment_at("BL", lps=node["center_lps"], nodal=True)
@@ -132,12 +135,16 @@ def test_baseline_rules_checked_when_classifying(fresh):
 
 def test_at_most_five_targets(fresh):
     s, tps, _ = fresh
-    les = next(iter(tps["BL"]["lesions"].values()))
-    f = s.segment_at("BL", lps=les["center_lps"])
-    for organ in ("lung", "liver", "kidney", "bone", "brain"):
+    # five lesions (the node NT01, 16 mm long, measured as a kidney lesion) in five organs
+    found = [s.segment_at("BL", lps=les["center_lps"]) for les in tps["BL"]["lesions"].values()]
+    for f, organ in zip(found, ("lung", "liver", "kidney", "bone", "brain"), strict=True):
         s.add_lesion(f, "target", organ=organ)
+    assert len(s.stored("BL")) == 5
+    sixth = s.segment_at("BL", lps=tps["BL"]["lesions"]["T01"]["center_lps"])
+    assert [v.rule for v in s.check_baseline(sixth, "target", organ="spleen")] == [
+        "too_many_targets"]
     with pytest.raises(RuleViolation, match="more than 5 targets"):
-        s.add_lesion(f, "target", organ="spleen")
+        s.add_lesion(sixth, "target", organ="spleen")
 
 
 def test_manual_correction_keeps_automatic_value_in_audit(fresh):

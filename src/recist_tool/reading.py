@@ -658,14 +658,14 @@ class ReadingSession:
             finding = self.renode(finding, node)
         cat = CATEGORIES.get(category.lower(), category.upper())
         lid = (lesion_id or self.next_lesion_id(cat)).strip().upper()
-        if finding is not None:
-            self._refuse_overlap(finding, lid, new=True)
+        overlap = None if finding is None else self._overlap_message(finding, lid, new=True)
         if self.is_baseline(visit):
             if cat not in ("TARGET", "NON-TARGET"):
                 raise RuleViolation(f"{lid}: at baseline a lesion is a target or a non-target")
             violations = self.check_baseline(finding, cat, organ=organ, nodal=node, lesion_id=lid)
-            if violations:
-                raise RuleViolation("; ".join(v.message for v in violations))
+            if violations or overlap:
+                raise RuleViolation("; ".join([v.message for v in violations]
+                                              + ([overlap] if overlap else [])))
             self.store.add_lesion(subject, visit, lid, cat, reader=self.reader, organ=organ,
                                   nodal=node)
             if finding is not None:
@@ -677,6 +677,8 @@ class ReadingSession:
         if cat != "NEW":
             raise RuleViolation(f"{lid}: after baseline only new lesions can be added "
                                 f"({visit} is a follow-up)")
+        if overlap:
+            raise RuleViolation(overlap)
         kwargs: dict[str, Any] = {}
         if finding is not None and not equivocal:
             kwargs = self._measurement_values(subject, visit, lid, finding)
@@ -859,15 +861,21 @@ class ReadingSession:
                 out.append(lid)
         return sorted(out)
 
-    def _refuse_overlap(self, finding: Finding, lesion_id: str, *, new: bool) -> None:
-        """Raise :class:`RuleViolation` when ``finding`` overlaps another stored lesion."""
+    def _overlap_message(self, finding: Finding, lesion_id: str, *, new: bool) -> str | None:
+        """Why ``finding`` may not be stored as ``lesion_id``: the other stored lesions it
+        overlaps (:meth:`overlapping`); None when it overlaps none."""
         other = self.overlapping(finding, exclude=None if new else lesion_id)
         if not other:
-            return
+            return None
         what = f"new lesion {lesion_id}" if new else lesion_id
-        raise RuleViolation(
-            f"{what} not stored: it overlaps {', '.join(other)} stored on {finding.visit} (the "
-            f"same lesion would be counted twice); to correct {other[0]}, select it and confirm")
+        return (f"{what} not stored: it overlaps {', '.join(other)} stored on {finding.visit} "
+                f"(the same lesion would be counted twice); to correct {other[0]}, select it "
+                "and confirm")
+
+    def _refuse_overlap(self, finding: Finding, lesion_id: str, *, new: bool) -> None:
+        """Raise :class:`RuleViolation` when ``finding`` overlaps another stored lesion."""
+        if msg := self._overlap_message(finding, lesion_id, new=new):
+            raise RuleViolation(msg)
 
     def _measurement_values(self, subject: str, visit: str, lesion_id: str, finding: Finding,
                             measurement: Any = None) -> dict[str, Any]:

@@ -184,7 +184,8 @@ def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch, tmp_p
     assert "more than 2 targets in LIVER" in w.rules_label.text()
     assert "overlaps T02 stored on BL" in w.rules_label.text()
     n_lesions = len(w.session.stored("BL"))
-    assert w.classify() is None and "overlaps T02" in w.rules_label.text()
+    assert w.classify() is None
+    assert "more than 2 targets" in w.rules_label.text() and "overlaps T02" in w.rules_label.text()
     assert len(w.session.stored("BL")) == n_lesions
     w.discard()
 
