@@ -60,6 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from recist_tool.io import load_volume  # noqa: E402
+from recist_tool.sample_data.generate import lesion_free_volume  # noqa: E402
 from recist_tool.segment.evaluate import lidc_split, thick_slices  # noqa: E402
 from recist_tool.segment.grid import WorkGrid  # noqa: E402
 from recist_tool.segment.unet import (  # noqa: E402
@@ -312,21 +313,6 @@ def _candidate_points(v, keep_out: np.ndarray | None = None):
     return tuple(p[rng.permutation(len(p))[:20000]] for p in (lung, soft, fat))
 
 
-def phantom_volume(pixel_mm: float, slice_mm: float, contrast: bool, seed: int = 0):
-    """A lesion-free sample-data phantom (anatomy, blur and noise of a sample-trial series)."""
-    from recist_tool.sample_data.generate import RECON_CENTER_Y, make_grid
-    from recist_tool.sample_data.phantom import Pose, add_noise, render_anatomy
-    from recist_tool.sample_data.scenario import Acquisition
-
-    acq = Acquisition(pixel_mm, slice_mm, "STANDARD", "GE MEDICAL SYSTEMS", "phantom", 120.0)
-    grid = make_grid(acq, table_z=-150.0)
-    pose = Pose(0.0, (0.0, RECON_CENTER_Y, -150.0))
-    hu = render_anatomy(grid, pose, contrast)
-    hu = add_noise(hu, np.random.default_rng(seed), acq.noise_hu,
-                   acq.psf_sigma_mm / acq.pixel_spacing)
-    return Volume.from_grid(hu, (slice_mm, pixel_mm, pixel_mm), (grid.x0, grid.y0, grid.z[0]))
-
-
 def load_backgrounds(data: Path):
     """The :class:`Background` of every real CT of :data:`BACKGROUNDS` found under ``data``,
     then the :data:`PHANTOMS`, which together get :data:`PHANTOM_SHARE` of the draws."""
@@ -343,7 +329,7 @@ def load_backgrounds(data: Path):
         out.append(Background(v, *_candidate_points(v, keep_out), 1.0))
     n_real = len(out)
     for i, (px, dz, contrast) in enumerate(PHANTOMS):
-        v = phantom_volume(px, dz, contrast, seed=i)
+        v = lesion_free_volume(px, dz, contrast, seed=i)
         w = PHANTOM_SHARE / (1 - PHANTOM_SHARE) * max(n_real, 1) / len(PHANTOMS)
         out.append(Background(v, *_candidate_points(v), w))
     return out

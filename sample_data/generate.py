@@ -389,6 +389,31 @@ def _manifest_rows(tps: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
+def lesion_free_volume(pixel_mm: float, slice_mm: float, contrast: bool, seed: int = 0):
+    """The sample trial's anatomy without lesions, with the blur and noise of a series of its
+    geometry: a :class:`~recist_tool.volume.Volume` (a background for training, and normal
+    tissue to click on in tests).
+
+    Parameters
+    ----------
+    pixel_mm, slice_mm : float
+        Pixel spacing and slice thickness (mm).
+    contrast : bool
+        Contrast-enhanced (portal-venous liver) or not.
+    seed : int
+        Seed of the noise.
+    """
+    from recist_tool.volume import Volume
+
+    acq = Acquisition(pixel_mm, slice_mm, "STANDARD", "GE MEDICAL SYSTEMS", "phantom", 120.0)
+    grid = make_grid(acq, table_z=-150.0)
+    pose = Pose(0.0, (0.0, RECON_CENTER_Y, -150.0))
+    hu = render_anatomy(grid, pose, contrast)
+    hu = add_noise(hu, np.random.default_rng(seed), acq.noise_hu,
+                   acq.psf_sigma_mm / acq.pixel_spacing)
+    return Volume.from_grid(hu, (slice_mm, pixel_mm, pixel_mm), (grid.x0, grid.y0, grid.z[0]))
+
+
 def write_benchmark_series(
     out_dir: str | os.PathLike[str],
     shape: tuple[int, int, int] = (300, 512, 512),

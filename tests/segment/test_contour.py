@@ -55,11 +55,13 @@ def test_contour_refuses_a_click_on_air(large_liver) -> None:
         get_segmenter("contour").segment(large_liver.volume, Prompt.at(20, 2, 2))
 
 
-def test_default_segmenter_routes_a_large_line_to_contour(large_liver, tmp_path) -> None:
+def test_default_segmenter_routes_a_large_line_to_the_large_lesion_segmenter(
+        large_liver, tmp_path) -> None:
     """``unet`` (weights of an untrained network: the routing does not depend on them) hands a
-    line of 40 mm or more to ``contour`` and says why."""
+    line of 40 mm or more to the large-lesion segmenter (``slicenet`` when its weights are
+    installed, else ``contour``) and says why."""
     torch = pytest.importorskip("torch")
-    from recist_tool.segment.unet import LARGE_LESION_MM, build_network
+    from recist_tool.segment.unet import LARGE_LESION_MM, build_network, large_lesion_segmenter
 
     weights = tmp_path / "w.pt"
     torch.save({"state_dict": build_network().state_dict()}, weights)
@@ -67,14 +69,15 @@ def test_default_segmenter_routes_a_large_line_to_contour(large_liver, tmp_path)
     case = large_liver
     line = reference_line(case.volume, case.mask, None)
     lesion = seg.segment(case.volume, Prompt(line_zyx=line))
-    assert lesion.segmenter == "contour"
+    large = large_lesion_segmenter().name
+    assert lesion.segmenter == large
     assert "caliper line" in lesion.info["routed_by"] and f"{LARGE_LESION_MM:g} mm" in \
         lesion.info["routed_by"]
     clicked = seg.segment(case.volume, Prompt.at(*case.centre_zyx))
-    assert clicked.segmenter == "contour" and "first mask" in clicked.info["routed_by"]
+    assert clicked.segmenter == large and "first mask" in clicked.info["routed_by"]
     assert dice(clicked.full(), case.mask) > 0.8
     boxed = seg.segment(case.volume, Prompt(box_zyx=reference_box(case.volume, case.mask)))
-    assert boxed.segmenter == "contour" and "its box" in boxed.info["routed_by"]
+    assert boxed.segmenter == large and "its box" in boxed.info["routed_by"]
     assert boxed.info["from"] == "box" and dice(boxed.full(), case.mask) > 0.8
     small = make_case("liver_met", 8.0, seed=2)
     m = seg.segment(small.volume, Prompt.at(*small.centre_zyx))

@@ -11,6 +11,7 @@ import pytest
 from scipy import ndimage
 
 from recist_tool.io import load_volume
+from recist_tool.sample_data.generate import lesion_free_volume
 
 from ..conftest import REPO_ROOT, require
 
@@ -46,8 +47,8 @@ def test_phantom_backgrounds_are_sample_trial_anatomy(train, phantom_only) -> No
 
 
 def test_phantom_contrast_changes_the_liver_not_the_lung(train) -> None:
-    plain = np.asarray(train.phantom_volume(0.9, 5.0, False).array)
-    enhanced = np.asarray(train.phantom_volume(0.9, 5.0, True).array)
+    plain = np.asarray(lesion_free_volume(0.9, 5.0, False).array)
+    enhanced = np.asarray(lesion_free_volume(0.9, 5.0, True).array)
     assert plain.shape == enhanced.shape
     assert np.abs(enhanced - plain).max() > 30  # enhancing organs
     lung = ndimage.uniform_filter(plain, (1, 5, 5)) < -750

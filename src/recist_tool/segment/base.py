@@ -344,14 +344,24 @@ class Segmenter(Protocol):
         ...
 
 
-def clip_to_box(mask: np.ndarray, offset: Sequence[int], box) -> np.ndarray:
+def clip_to_box(mask: np.ndarray, offset: Sequence[int], box, refuse_empty: bool = False
+                ) -> np.ndarray:
     """``mask`` (a crop placed at ``offset`` on the volume grid) without the voxels outside a
-    prompt's box (inclusive voxel corners ``(lo, hi)``, fractional allowed)."""
+    prompt's box (inclusive voxel corners ``(lo, hi)``, fractional allowed).
+
+    Raises
+    ------
+    NoLesionError
+        With ``refuse_empty``, when nothing of the mask is inside the box.
+    """
     lo = np.floor(np.asarray(box[0]) - np.asarray(offset)).astype(int)
     hi = np.ceil(np.asarray(box[1]) - np.asarray(offset)).astype(int) + 1
     keep = np.zeros_like(mask)
     keep[tuple(slice(max(a, 0), max(b, 0)) for a, b in zip(lo, hi, strict=True))] = True
-    return mask & keep
+    out = mask & keep
+    if refuse_empty and not out.any():
+        raise NoLesionError("no lesion inside the box", reason="no_boundary")
+    return out
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:

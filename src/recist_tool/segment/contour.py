@@ -346,9 +346,7 @@ class ContourSegmenter:
             and prompt.box_zyx is not None else "click")
         info: dict[str, Any] = {**out, "from": kind}
         if prompt.box_zyx is not None:
-            mask = clip_to_box(mask, lo, prompt.box_zyx)
-            if not mask.any():
-                raise NoLesionError("no lesion inside the box", reason="no_boundary")
+            mask = clip_to_box(mask, lo, prompt.box_zyx, refuse_empty=True)
         return LesionMask(mask, lo, volume.shape, self.name, self.version, prompt,
                           leak_bounded=leak, warnings=warn, info=info).tight()
 

@@ -29,6 +29,7 @@ _BUILTINS: dict[str, str] = {
     "classic": "recist_tool.segment.classic:ClassicSegmenter",
     "contour": "recist_tool.segment.contour:ContourSegmenter",
     "unet": "recist_tool.segment.unet:UNetSegmenter",
+    "slicenet": "recist_tool.segment.slicenet:SliceNetSegmenter",
     "model-file": "recist_tool.segment.model_file:ModelFileSegmenter",
 }
 _LOCAL: dict[str, Callable[[], Any] | Any] = {}

@@ -14,11 +14,15 @@ stack mirrored at its ends, and that answer is kept when it holds the click: a l
 end of the scan (``info["mirrored_ends"]``); when it finds nothing there, mirrored or not,
 ``classic`` answers. Lesions that are not in aerated lung, and lesions
 flagged as lymph nodes (``node=True``), where the network is not validated, are handed to
-``classic`` (``lung_only``). Large lesions go to ``contour`` (:mod:`recist_tool.segment.contour`):
-a caliper line (or the longer in-plane side of a box) at least :data:`LARGE_LESION_MM` long,
-and a click whose first mask (``classic``'s,
-or the network's) is that large, or the network's mask that reaches the edge of its widest field
-of view. Every mask handed on says why in ``info["routed_by"]``.
+``classic`` (``lung_only``). Large lesions go to the large-lesion segmenter
+(:func:`large_lesion_segmenter`: the trained ``slicenet``, or the weight-free ``contour`` without
+its weights): a caliper line (or the longer in-plane side of a box) at least
+:data:`LARGE_LESION_MM` long, and a click whose first mask (``classic``'s, or the network's) is
+that large, or the network's mask that reaches the edge of its widest field of view. Every mask
+handed on says why in ``info["routed_by"]``. A click whose first mask is ``classic``'s grown to
+the edge of its volume of interest, where the large-lesion segmenter finds no lesion, is
+refused: tissue of one density running on for centimetres is an organ's parenchyma, not a
+lesion in it (a reader's line is still outlined).
 
 A weight file whose metadata names another ``patch_shape``, ``work_spacing_mm`` or
 ``click_sigma_mm`` is run on that grid (the ``model-file`` segmenter relies on it).
@@ -44,6 +48,7 @@ from recist_tool.segment.base import LesionMask, NoLesionError, Prompt, clip_to_
 from recist_tool.segment.contour import box_extent_mm
 from recist_tool.segment.edge import EDGES, half_contrast_edge
 from recist_tool.segment.grid import WorkGrid, gaussian_click, normalise_hu
+from recist_tool.segment.network import unet
 from recist_tool.segment.seed import check_seed
 from recist_tool.volume import Volume
 
@@ -74,12 +79,13 @@ NODE = ("the lesion is flagged as a lymph node; the network is validated on lung
 #: or 3 slices through an 8 mm phantom nodule: the network finds nothing; ``classic`` Dice 0.96).
 SCAN_END = ("the network finds no lesion here, next to the end of the scanned volume (its box "
             "reaches past the scan), so the weight-free 'classic' segmenter answers")
-#: Lesions at least this long (mm) are outlined by ``contour``: the network learnt LIDC nodules
-#: (3-30 mm, few above), and ``classic``'s volume of interest is sized for lesions of that order.
+#: Lesions at least this long (mm) are outlined by the large-lesion segmenter (``slicenet``, or
+#: ``contour`` without its weights): the network learnt LIDC nodules (3-30 mm, few above), and
+#: ``classic``'s volume of interest is sized for lesions of that order.
 LARGE_LESION_MM = 40.0
-#: Why a prompt is passed to ``contour`` (see :data:`LARGE_LESION_MM`).
-LARGE = ("the lesion is {size:.0f} mm long ({how}), at least {limit:g} mm: the weight-free "
-         "'contour' segmenter outlines it slice by slice")
+#: Why a prompt is passed to the large-lesion segmenter (see :data:`LARGE_LESION_MM`).
+LARGE = ("the lesion is {size:.0f} mm long ({how}), at least {limit:g} mm: the '{to}' "
+         "segmenter outlines it slice by slice at its own scale")
 #: ``edge="auto"``: the network's learnt outline on series whose slices are at most this thick
 #: (mm), the half-contrast edge on thicker ones. The learnt outline, and the threshold
 #: calibrated with it, follow LIDC consensus outlines drawn on slices 0.45-2.5 mm thick (the
@@ -129,32 +135,7 @@ def build_network(channels: tuple[int, ...] = CHANNELS):
             nn.LeakyReLU(0.01, inplace=True),
         )
 
-    class UNet3D(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            c = channels
-            self.enc = nn.ModuleList([block(2, c[0])] + [block(c[i - 1], c[i])
-                                                         for i in range(1, len(c))])
-            self.pool = nn.MaxPool3d(2)
-            self.up = nn.ModuleList([nn.ConvTranspose3d(c[i], c[i - 1], 2, stride=2)
-                                     for i in range(len(c) - 1, 0, -1)])
-            self.dec = nn.ModuleList([block(2 * c[i - 1], c[i - 1])
-                                      for i in range(len(c) - 1, 0, -1)])
-            self.head = nn.Conv3d(c[0], 1, 1)
-
-        def forward(self, x):
-            skips = []
-            for i, enc in enumerate(self.enc):
-                x = enc(x)
-                if i < len(self.enc) - 1:
-                    skips.append(x)
-                    x = self.pool(x)
-            for up, dec in zip(self.up, self.dec, strict=True):
-                x = up(x)
-                x = dec(torch.cat([x, skips.pop()], dim=1))
-            return self.head(x)
-
-    return UNet3D()
+    return unet(3, 2, channels, block)
 
 
 def default_weights_path() -> Path:
@@ -200,7 +181,7 @@ class UNetSegmenter:
         lesions it was trained and validated on (real LIDC nodules); other clicks (liver,
         lymph nodes, soft tissue), and clicks segmented with ``node=True`` even where they
         border the lung, are segmented by ``classic``, and lesions of :data:`LARGE_LESION_MM`
-        or more by ``contour``; the mask carries that segmenter's name and version, with
+        or more by :func:`large_lesion_segmenter`; the mask carries that segmenter's name and version, with
         ``info["routed_by"]`` saying why. ``False``: the network answers every prompt.
     recentre : bool
         Predict a second time centred on the first mask's deepest point (see
@@ -239,12 +220,11 @@ class UNetSegmenter:
         self.work_spacing: tuple[float, ...] = WORK_SPACING
         self.click_sigma_mm = CLICK_SIGMA_MM
         from recist_tool.segment.classic import ClassicSegmenter
-        from recist_tool.segment.contour import ContourSegmenter
 
         # answers when the weights are missing, and for lesions outside the lung (lung_only)
         self._classic = ClassicSegmenter()
         # answers for large lesions (LARGE_LESION_MM)
-        self._contour = ContourSegmenter()
+        self._large_segmenter = large_lesion_segmenter()
         self._net = None
         self._fallback_msg: str | None = None
         self.version = "unloaded"
@@ -331,11 +311,11 @@ class UNetSegmenter:
         line = prompt.line_length_mm(volume)
         if self.lung_only and line is not None and line >= LARGE_LESION_MM:
             return self._routed(volume, prompt, node, self._large(line, "its caliper line"),
-                                self._contour)
+                                self._large_segmenter)
         if (self.lung_only and line is None and prompt.box_zyx is not None
                 and box_extent_mm(volume, prompt.box_zyx)[0] >= LARGE_LESION_MM):
             side = box_extent_mm(volume, prompt.box_zyx)[0]
-            return self._routed(volume, prompt, node, self._large(side, "its box"), self._contour)
+            return self._routed(volume, prompt, node, self._large(side, "its box"), self._large_segmenter)
         seed_idx = prompt.seed_index(volume)
         seed = prompt.seed_voxel(volume)
         check_seed(volume, seed)
@@ -416,13 +396,15 @@ class UNetSegmenter:
         return self._large_or(out, volume, prompt, node, reached_edge=bool(touches))
 
     def _large(self, size: float, how: str) -> str:
-        return LARGE.format(size=size, how=how, limit=LARGE_LESION_MM)
+        return LARGE.format(size=size, how=how, limit=LARGE_LESION_MM,
+                            to=self._large_segmenter.name)
 
     def _large_or(self, first: LesionMask, volume: Volume, prompt: Prompt, node: bool,
                   reached_edge: bool) -> LesionMask:
-        """``first``, or (with ``lung_only``) ``contour``'s mask when ``first`` is a large
-        lesion (its in-plane extent at least :data:`LARGE_LESION_MM`) or, from the network,
-        ``reached_edge`` of its widest field of view (and ``contour`` finds the lesion).
+        """``first``, or (with ``lung_only``) the large-lesion segmenter's mask when ``first`` is
+        a large lesion (its in-plane extent at least :data:`LARGE_LESION_MM`) or, from the
+        network, ``reached_edge`` of its widest field of view (and that segmenter finds the
+        lesion; see the module docstring for a click on parenchyma).
         ``classic``'s leaks are not a reason: a click on normal tissue leaks, and is no large
         lesion."""
         size = in_plane_extent_mm(first, volume)
@@ -431,8 +413,16 @@ class UNetSegmenter:
         how = (f"the first mask, {first.segmenter}'s"
                + (", reached the edge of the network's field of view" if reached_edge else ""))
         try:
-            return self._routed(volume, prompt, node, self._large(size, how), self._contour)
-        except NoLesionError:
+            return self._routed(volume, prompt, node, self._large(size, how), self._large_segmenter)
+        except NoLesionError as exc:
+            if first.leak_bounded and first.segmenter == self._classic.name:
+                # classic grew to the edge of its volume of interest through tissue of one
+                # density, and the large-lesion segmenter finds no lesion there either: a click
+                # on an organ's parenchyma, not on a lesion in it
+                raise NoLesionError(
+                    f"no lesion distinct from the tissue around it here: the tissue at the "
+                    f"click runs on for {size:.0f} mm or more ({exc}); draw the lesion's "
+                    f"caliper line to outline it", reason="no_boundary") from exc
             return first
 
     def edge_for(self, volume: Volume) -> str:
@@ -464,6 +454,20 @@ class UNetSegmenter:
         prob = self.predict_patch(make_input(image, click, spacing, self.click_sigma_mm))
         lesion = _component_at(prob > self.threshold, np.rint(click).astype(int))
         return grid, prob * lesion, lesion
+
+
+def large_lesion_segmenter() -> Any:
+    """The segmenter the default hands lesions of :data:`LARGE_LESION_MM` or more to:
+    ``slicenet`` (trained on large lesions) when its weights are installed, else the
+    weight-free ``contour``."""
+    from recist_tool.segment.slicenet import SliceNetSegmenter
+    from recist_tool.segment.slicenet import default_weights_path as slicenet_weights
+
+    if slicenet_weights().is_file():
+        return SliceNetSegmenter()
+    from recist_tool.segment.contour import ContourSegmenter
+
+    return ContourSegmenter()
 
 
 def in_plane_extent_mm(lesion: LesionMask, volume: Volume) -> float:
