@@ -60,7 +60,7 @@ class TimepointTable(QWidget):
         v = QVBoxLayout(self)
         v.setContentsMargins(0, 0, 0, 0)
         self.table = QTableWidget(0, 0)
-        self.table.setMinimumHeight(430)  # every row of a 5-lesion read without scrolling
+        self.table.setMinimumHeight(410)  # every row of a 5-lesion read without scrolling
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)  # values change by measuring
         # the response text has its own scrolled space below the table (a splitter between them),
         # so a long list of reasons never runs over the table
@@ -71,7 +71,7 @@ class TimepointTable(QWidget):
         self.response_scroll = QScrollArea()
         self.response_scroll.setWidgetResizable(True)
         self.response_scroll.setWidget(self.response_label)
-        self.response_scroll.setMinimumHeight(120)
+        self.response_scroll.setMinimumHeight(90)
         split = QSplitter(Qt.Vertical)
         split.addWidget(self.table)
         split.addWidget(self.response_scroll)

@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
     QScrollArea,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -75,6 +76,8 @@ SOURCES = {"tracking": "the tracked proposal",
            "tracking, corrected": "the tracked proposal as you corrected it",
            "click": "your click", "line prompt": "the line you drew",
            "edited": "your edited mask", "line": "your caliper line"}
+#: The panel's tabs.
+TABS = ("Subject", "Read", "Timepoints, sign-off, export")
 #: The override choice that confirms the computed overall response.
 COMPUTED = "(computed)"
 
@@ -118,8 +121,13 @@ class ReadingWidget(QWidget):
     # --- UI ------------------------------------------------------------------------------------
 
     def _build(self) -> None:
-        inner = QWidget()
-        lay = QVBoxLayout(inner)
+        # tabs, so that every control is reachable without scrolling at 1920 x 1080: the
+        # subject (login, trial, subject), reading (visit, lesion under review, proposals) and
+        # the timepoint table with sign-off and export
+        subject_page, read_page, table_page = QWidget(), QWidget(), QWidget()
+        subject_lay = QVBoxLayout(subject_page)
+        lay = QVBoxLayout(read_page)
+        table_lay = QVBoxLayout(table_page)
 
         g = QGroupBox("Database and reader")
         f = QFormLayout(g)
@@ -141,21 +149,25 @@ class ReadingWidget(QWidget):
         f.addRow("Trial", self.trial_combo)
         f.addRow("Subject", self.subject_combo)
         f.addRow(self.open_btn)
-        lay.addWidget(g)
+        subject_lay.addWidget(g)
 
         g = QGroupBox("Timepoint and series")
         f = QFormLayout(g)
         self.visit_combo = QComboBox()
         self.visit_combo.currentTextChanged.connect(self._on_visit_changed)
         f.addRow("Visit under review", self.visit_combo)
+        # another series for a visit: rarely needed, so on the subject's tab
+        series = QGroupBox("Another series for the visit under review")
+        sf = QFormLayout(series)
         self.series_btn = QPushButton("Open another series for this visit…")
         self.series_btn.clicked.connect(self._choose_series_dialog)
         self.series_combo = QComboBox()
         self.series_load_btn = QPushButton("Use this series")
         self.series_load_btn.clicked.connect(self._use_chosen_series)
-        f.addRow(self.series_btn)
-        f.addRow("Series", self.series_combo)
-        f.addRow(self.series_load_btn)
+        sf.addRow(self.series_btn)
+        sf.addRow("Series", self.series_combo)
+        sf.addRow(self.series_load_btn)
+        subject_lay.addWidget(series)
         self.series_label = QLabel("")
         self.series_label.setWordWrap(True)
         f.addRow(self.series_label)
@@ -280,10 +292,19 @@ class ReadingWidget(QWidget):
         self.export_label = QLabel("")
         self.export_label.setWordWrap(True)
         v.addWidget(self.export_label)
-        lay.addWidget(g)
+        table_lay.addWidget(g)
+        for page_lay in (subject_lay, lay, table_lay):
+            page_lay.addStretch(1)
 
-        self.status = QLabel("")
+        inner = QWidget()
+        lay = QVBoxLayout(inner)
+        self.tabs = QTabWidget()
+        for page, name in zip((subject_page, read_page, table_page), TABS, strict=True):
+            self.tabs.addTab(page, name)
+        lay.addWidget(self.tabs)
+        self.status = QLabel("")  # under the tabs: always in sight
         self.status.setWordWrap(True)
+        self.status.setMinimumHeight(2 * self.status.fontMetrics().lineSpacing() + 4)
         self.status.setStyleSheet("font-weight: bold")
         lay.addWidget(self.status)
         lay.addStretch(1)
@@ -440,6 +461,7 @@ class ReadingWidget(QWidget):
         self._enable()
         self.refresh_table()
         self._on_visit_changed(self.visit_combo.currentText())
+        self.tabs.setCurrentIndex(TABS.index("Read"))
         self.say(f"{subject}: {len(self.layers)} of {len(visits)} visits shown")
         return True
 

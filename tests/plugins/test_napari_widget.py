@@ -421,10 +421,28 @@ def _click_lesion(qtbot, viewer, w, visit: str, lps) -> None:
     qtbot.waitUntil(lambda: not w.busy, timeout=30000)
 
 
+def _show_tab_of(qtbot, widget) -> None:
+    """A real click on the panel's tab that holds ``widget``, when another tab is shown."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QTabWidget
+
+    tabs = widget.parentWidget()
+    while tabs is not None and not isinstance(tabs, QTabWidget):
+        tabs = tabs.parentWidget()
+    if tabs is None:
+        return
+    i = next(k for k in range(tabs.count()) if tabs.widget(k).isAncestorOf(widget))
+    if tabs.currentIndex() != i:
+        bar = tabs.tabBar()
+        qtbot.mouseClick(bar, Qt.LeftButton, pos=bar.tabRect(i).center())
+        assert tabs.currentIndex() == i and widget.isVisible()
+
+
 def _click_row(qtbot, table, lesion_id: str) -> None:
     """A real click on the row of ``table`` whose first cell starts with ``lesion_id``."""
     from qtpy.QtCore import Qt
 
+    _show_tab_of(qtbot, table)
     row = next(i for i in range(table.rowCount())
                if table.item(i, 0) is not None and table.item(i, 0).text().split()[0] == lesion_id)
     table.scrollToItem(table.item(row, 0))
@@ -436,11 +454,13 @@ def _click_row(qtbot, table, lesion_id: str) -> None:
 def _press(qtbot, button) -> None:
     from qtpy.QtCore import Qt
 
+    _show_tab_of(qtbot, button)
     assert button.isEnabled()
     qtbot.mouseClick(button, Qt.LeftButton)
 
 
 def _type(qtbot, edit, text: str) -> None:
+    _show_tab_of(qtbot, edit)
     edit.clear()
     qtbot.keyClicks(edit, text)
 
@@ -765,3 +785,26 @@ def test_reading_keys(gui_db, make_napari_viewer, qtbot):
     _mouse_click_tile(qtbot, viewer, w.layers["BL"]["image"])
     assert "'BL masks' is in paint mode" in w.last_message and not w.busy
     assert w.finding is None and sorted(_stored(db, "BL")) == ["T01", "T02"]
+
+
+def test_every_control_is_reachable_at_1920x1080_without_scrolling(gui_db, make_napari_viewer,
+                                                                    qtbot):
+    """napari at 1920 × 1080 with the panel docked: each tab of the panel (reading; timepoint
+    table, sign-off and export) fits without scrolling, a subject with three visits open."""
+    from qtpy.QtCore import Qt
+
+    from napari_recist._widget import TABS
+
+    db, _ = gui_db
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1920, 1080)
+    w = _widget(viewer, db)
+    scroll = w.panel.parentWidget().parentWidget()  # the panel's scroll area (viewport → area)
+    for i, name in enumerate(TABS):
+        bar = w.tabs.tabBar()
+        qtbot.mouseClick(bar, Qt.LeftButton, pos=bar.tabRect(i).center())
+        qtbot.wait(100)
+        assert w.tabs.currentIndex() == i
+        assert scroll.verticalScrollBar().maximum() == 0, (
+            name, w.panel.sizeHint().height(), scroll.viewport().height(),
+            [w.tabs.widget(k).sizeHint().height() for k in range(w.tabs.count())])
