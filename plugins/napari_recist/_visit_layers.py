@@ -105,6 +105,14 @@ class VisitLayers:
         self.viewer.canvas.grid.stride = STRIDE
         self.viewer.canvas.grid.enabled = len(self.layers) > 1
 
+    def show_only(self, visits: Sequence[str] | None = None) -> None:
+        """Show these visits' layers (their tiles; napari's grid leaves hidden ones out, so the
+        shown tiles grow) and hide the others; None: every visit."""
+        for v, d in self.layers.items():
+            on = visits is None or v in visits
+            for layer in d.values():
+                layer.visible = on
+
     # --- where things are ---------------------------------------------------------------------
 
     def visit_of(self, layer: Any) -> str | None:

@@ -76,6 +76,8 @@ SOURCES = {"tracking": "the tracked proposal",
            "tracking, corrected": "the tracked proposal as you corrected it",
            "click": "your click", "line prompt": "the line you drew",
            "edited": "your edited mask", "line": "your caliper line"}
+#: The comparison choice that shows every visit.
+ALL_VISITS = "all visits"
 #: The panel's tabs.
 TABS = ("Subject", "Read", "Timepoints, sign-off, export")
 #: The override choice that confirms the computed overall response.
@@ -156,6 +158,11 @@ class ReadingWidget(QWidget):
         self.visit_combo = QComboBox()
         self.visit_combo.currentTextChanged.connect(self._on_visit_changed)
         f.addRow("Visit under review", self.visit_combo)
+        self.compare_combo = QComboBox()
+        self.compare_combo.setToolTip("Show every visit side by side, or the baseline and one "
+                                      "follow-up in bigger tiles")
+        self.compare_combo.currentTextChanged.connect(self._on_compare)
+        f.addRow("Show", self.compare_combo)
         # another series for a visit: rarely needed, so on the subject's tab
         series = QGroupBox("Another series for the visit under review")
         sf = QFormLayout(series)
@@ -458,12 +465,32 @@ class ReadingWidget(QWidget):
             self._base_view = (float(self._camera.zoom), float(extent))
         self.override_combo.clear()
         self.override_combo.addItems([COMPUTED, *self.session.overall_choices()])
+        self.compare_combo.blockSignals(True)
+        self.compare_combo.clear()
+        names = [v for v, _ in visits if v in self.layers]
+        self.compare_combo.addItems([ALL_VISITS] + [f"{names[0]} and {v}" for v in names[1:]])
+        self.compare_combo.blockSignals(False)
         self._enable()
         self.refresh_table()
         self._on_visit_changed(self.visit_combo.currentText())
         self.tabs.setCurrentIndex(TABS.index("Read"))
         self.say(f"{subject}: {len(self.layers)} of {len(visits)} visits shown")
         return True
+
+    def _on_compare(self, choice: str) -> None:
+        """Show every visit, or the baseline and one follow-up (bigger tiles); the visit under
+        review follows the follow-up chosen."""
+        if not choice or not self.layers:
+            return
+        if choice == ALL_VISITS:
+            self.visit_layers.show_only(None)
+            self.say("every visit side by side")
+            return
+        base, follow = choice.split(" and ", 1)
+        self.visit_layers.show_only([base, follow])
+        if self.visit not in (base, follow):
+            self.visit_combo.setCurrentText(follow)
+        self.say(f"{base} and {follow} side by side")
 
     def _layers_changed(self, _event: Any = None) -> None:
         """A layer was added or moved: arrange the tiles once napari has finished its change."""
@@ -499,6 +526,12 @@ class ReadingWidget(QWidget):
         self.series_label.setText(f"{visit} ({base}): {text}")
         self.equivocal_box.setEnabled(not self.session.is_baseline(visit))
         self.propose_btn.setEnabled(not self.session.is_baseline(visit) and not self.busy)
+        choice = self.compare_combo.currentText()
+        if choice not in ("", ALL_VISITS) and visit not in choice.split(" and ", 1):
+            # the visit under review is always shown: compared with the baseline
+            base = choice.split(" and ", 1)[0]
+            self.compare_combo.setCurrentText(ALL_VISITS if visit == base
+                                              else f"{base} and {visit}")
         if self.viewer.layers.selection.active is not self.layers[visit]["image"]:
             self.viewer.layers.selection.active = self.layers[visit]["image"]
 

@@ -808,3 +808,37 @@ def test_every_control_is_reachable_at_1920x1080_without_scrolling(gui_db, make_
         assert scroll.verticalScrollBar().maximum() == 0, (
             name, w.panel.sizeHint().height(), scroll.viewport().height(),
             [w.tabs.widget(k).sizeHint().height() for k in range(w.tabs.count())])
+
+
+def test_baseline_and_one_follow_up_compared_in_bigger_tiles(gui_db, make_napari_viewer, qtbot):
+    """'Show: BL and W12' hides W06: two tiles, each wider than in the three-visit grid; a real
+    click on the W12 tile is segmented and stored at W12; choosing W06 as the visit under
+    review shows it again (compared with the baseline)."""
+    db, tps = gui_db
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    w = _widget(viewer, db)
+    vb, _ = _tile_of(viewer, w.layers["BL"]["image"])
+    width_all = vb.inner_rect.size[0]
+    choices = [w.compare_combo.itemText(i) for i in range(w.compare_combo.count())]
+    assert choices == ["all visits", "BL and W06", "BL and W12"]
+    w.compare_combo.setCurrentText("BL and W12")
+    qtbot.wait(200)
+    assert not any(x.visible for x in w.layers["W06"].values())
+    tiles = list(viewer.canvas.grid.iter_viewboxes(viewer.layers))
+    assert len(tiles) == 2
+    vb, _ = _tile_of(viewer, w.layers["W12"]["image"])
+    assert vb.inner_rect.size[0] > 1.3 * width_all
+    t02 = tps["W12"]["lesions"]["T02"]
+    _click_lesion(qtbot, viewer, w, "W12", t02["center_lps"])
+    assert w.finding is not None and w.finding.visit == "W12", w.last_message
+    _shot(w, viewer, "compare_bl_w12")
+    w.organ_combo.setCurrentText("liver")
+    w.category_combo.setCurrentText("new")  # no baseline read here: stored as a new lesion
+    _press(qtbot, w.add_btn)
+    assert "NL01 stored as new on W12" in w.last_message, w.last_message
+    assert abs(float(_stored(db, "W12")["NL01"].long_axis_mm) - t02["long_axis_mm"]) <= 1.5
+    w.visit_combo.setCurrentText("W06")
+    assert w.compare_combo.currentText() == "BL and W06"
+    assert all(x.visible for x in w.layers["W06"].values())
+    assert not any(x.visible for x in w.layers["W12"].values())
