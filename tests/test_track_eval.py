@@ -85,6 +85,7 @@ def test_a_lesion_keeps_its_baseline_segmenter(lung1) -> None:  # noqa: ANN001
     kept = res.get("T01")
     assert kept.segmenter_spec == "classic" and kept.mask.segmenter == "classic"
     assert any("kept for this lesion" in n for n in kept.notes)
+    assert kept.checks["centre_mm"] == kept.distance_mm  # from the given centre, carried
     routed = res.get("T02")
     assert routed.segmenter_spec.startswith("unet:") and routed.mask.segmenter == "unet"
     assert "edge=" in routed.segmenter_spec  # the edge rule chosen at baseline, fixed

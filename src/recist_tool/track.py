@@ -75,9 +75,12 @@ DOUBT_NCC_MARGIN = 0.02
 #: follow-up, or follow-up) that lies in the other; ``shape_dice`` the least Dice between the
 #: follow-up mask and the baseline mask scaled to the same volume and centred on it; ``size_ratio``
 #: the follow-up/baseline equivalent-diameter ratio allowed (low, high); ``hu_diff`` the largest
-#: difference (HU) between the two masks' upper-quartile HU (:data:`HU_PERCENTILE`).
+#: difference (HU) between the two masks' upper-quartile HU (:data:`HU_PERCENTILE`); ``centre_mm``
+#: the distance (mm) between its centroid and the propagated centre of the lesion (the midpoint
+#: of the reader's line, or the centre given): a baseline outline off the reader's lesion (the
+#: default's sarcoma masks, up to 29 mm off) is followed faithfully, but is not the lesion.
 FOUND_LIMITS: dict[str, Any] = {"shift_mm": 4.0, "containment": 0.6, "shape_dice": 0.5,
-                                "size_ratio": (0.25, 2.5), "hu_diff": 150.0}
+                                "size_ratio": (0.25, 2.5), "hu_diff": 150.0, "centre_mm": 5.0}
 #: The percentile of HU inside a mask that the HU check compares: the lesion's body, where the
 #: median of a small lesion on thick slices moves with the partial volume of its rim (the lung1
 #: tumour, 18 mm on 5 mm slices, turned 2.6 degrees and shifted 12 mm: 128 HU lower at the same
@@ -782,6 +785,13 @@ def track_lesions(
         if base_mask is not None:
             checks = resemblance(baseline, base_mask, base_off, followup, mask.mask, mask.offset,
                                  tx)
+            # and the reader's centre: the outline must sit where the reader's line (or the given
+            # centre) is carried, not only where the baseline outline is
+            checks["centre_mm"] = round(d, 2)
+            x = d / FOUND_LIMITS["centre_mm"]
+            if x > 1.0:
+                checks["failed"] = [*checks["failed"], "centre_mm"]
+            checks["confidence"] = round(min(float(checks["confidence"]), _score(x)), 3)
             conf = float(checks["confidence"])
             if checks["failed"]:
                 status = "uncertain"
