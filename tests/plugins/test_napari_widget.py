@@ -76,6 +76,60 @@ def test_reader_opens_series_in_patient_mm(reading_trial, make_napari_viewer):
     assert layer.data[k, y, x] > -100
 
 
+def test_one_plugin_name_and_a_dropped_dicom_folder_opens_without_a_dialog(
+        reading_trial, make_napari_viewer, qtbot, monkeypatch):
+    """The manifest, the entry point, the distribution and README name the plugin alike; that
+    name opens a DICOM folder with ``viewer.open(..., plugin=)``, and with README's reader
+    preference a folder dropped on the canvas (a real drop event) opens without the
+    reader-choice dialog."""
+    import importlib.metadata
+    import re
+    import tomllib
+
+    from napari.settings import get_settings
+    from npe2 import PluginManifest
+    from qtpy.QtCore import QMimeData, QPoint, Qt, QUrl
+    from qtpy.QtGui import QDragEnterEvent, QDropEvent
+    from qtpy.QtWidgets import QApplication
+
+    import napari_recist
+
+    repo = Path(__file__).resolve().parents[2]
+    name = PluginManifest.from_file(Path(napari_recist.__file__).with_name("napari.yaml")).name
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    assert project["name"] == name
+    assert project["entry-points"]["napari.manifest"] == {name: "napari_recist:napari.yaml"}
+    installed = importlib.metadata.entry_points(group="napari.manifest")
+    assert [e.name for e in installed if e.value == "napari_recist:napari.yaml"] == [name]
+    readme = (repo / "README.md").read_text()
+    assert set(re.findall(r'plugin="([^"]+)"', readme)) == {name}
+    assert re.search(rf'extension2reader\[[^]]+\] = "{re.escape(name)}"', readme)
+
+    root, _ = reading_trial
+    viewer = make_napari_viewer(show=True)
+    layers = viewer.open(str(root / "SYN-001" / "BL"), plugin=name)
+    assert [x.metadata["recist_volume"].shape[0] > 0 for x in layers] == [True]
+
+    def no_dialog(*_a, **_k):
+        raise AssertionError("the reader-choice dialog was shown")
+
+    monkeypatch.setattr("napari._qt.dialogs.qt_reader_dialog.handle_gui_reading", no_dialog)
+    monkeypatch.setattr("napari._qt.qt_viewer.handle_gui_reading", no_dialog, raising=False)
+    prefs = get_settings().plugins.extension2reader
+    monkeypatch.setattr(get_settings().plugins, "extension2reader",
+                        {**prefs, f"{os.path.realpath(root)}{os.sep}*": name})
+    qv = viewer.window._qt_viewer
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(root / "SYN-001" / "W06"))])
+    enter = QDragEnterEvent(QPoint(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(qv, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPoint(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(qv, drop)
+    qtbot.waitUntil(lambda: len(viewer.layers) == 2, timeout=30000)
+    assert viewer.layers[-1].metadata["recist_source"] == str(root / "SYN-001" / "W06")
+
+
 def test_sample_data_contribution(tmp_path, monkeypatch, make_napari_viewer):
     from napari_recist import _sample_data
 
