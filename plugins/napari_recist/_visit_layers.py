@@ -2,7 +2,8 @@
 tile, and which visit is under the mouse.
 
 Per visit (shown side by side in napari's grid, :data:`STRIDE` layers per tile):
-``<visit> CT`` (image in patient mm), ``<visit> masks`` (labels: one label per lesion),
+``<visit> CT <date>`` (image in patient mm; its name is the tile's label, drawn at the tile's
+upper-left corner by napari's layer name overlay), ``<visit> masks`` (labels: one label per lesion),
 ``<visit> measurements`` (stored axes, read only) and ``<visit> review`` (the axes of the lesion
 under review, or a line prompt being drawn). A thin view: it draws what it is given and answers
 where things are; the panel (:mod:`napari_recist._widget`) decides what to show.
@@ -10,6 +11,7 @@ where things are; the panel (:mod:`napari_recist._widget`) decides what to show.
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +24,11 @@ from recist_tool.volume import Volume
 KINDS = ("image", "labels", "stored", "review")
 #: Layers per grid tile: one visit each.
 STRIDE = len(KINDS)
+
+
+def tile_label(visit: str, date: _dt.date | None) -> str:
+    """A visit's CT layer name, shown as its tile's label: ``"W06 CT 2024-02-26"``."""
+    return f"{visit} CT" + (f" {date.isoformat()}" if date else "")
 
 
 class VisitLayers:
@@ -48,13 +55,17 @@ class VisitLayers:
     # --- adding, removing, arranging ---------------------------------------------------------
 
     def add(self, visit: str, volume: Volume, on_paint: Callable[[str], None],
-            on_review_edit: Callable[[str, Any], None]) -> None:
+            on_review_edit: Callable[[str, Any], None], date: _dt.date | None = None) -> None:
         """Add (or replace) a visit's four layers; ``on_paint(visit)`` is called when its mask is
-        painted, ``on_review_edit(visit, event)`` when its review layer's data change."""
+        painted, ``on_review_edit(visit, event)`` when its review layer's data change. The CT
+        layer is named :func:`tile_label` and that name is shown in the visit's tile."""
         self.remove(visit)
         v = self.viewer
-        data, kw, _ = image_layer(volume, f"{visit} CT", recist_visit=visit)
+        data, kw, _ = image_layer(volume, tile_label(visit, date), recist_visit=visit)
         img = v.add_image(data, **kw)
+        label = img.name_overlay
+        label.visible, label.font_size, label.color = True, 14, "white"
+        label.box, label.box_color = True, (0.0, 0.0, 0.0, 0.6)
         aff, _ = display_affine(volume)
         labels = v.add_labels(np.zeros(volume.shape, np.uint8), name=f"{visit} masks",
                               affine=aff, opacity=0.45)

@@ -510,7 +510,8 @@ class ReadingWidget(QWidget):
         """Load a visit's series and add its four layers."""
         assert self.session is not None
         vol = self.session.open_visit(visit)
-        self.visit_layers.add(visit, vol, self._on_paint, self._on_review_edit)
+        date = dict(self.session.visits()).get(visit)
+        self.visit_layers.add(visit, vol, self._on_paint, self._on_review_edit, date)
         self._draw_stored(visit)
 
     def _on_visit_changed(self, visit: str) -> None:

@@ -421,9 +421,8 @@ def test_click_in_grid_goes_to_the_visit_of_that_tile(gui_db, make_napari_viewer
     tiles = {}
     for (_pos, idx), vb in zip(viewer.canvas.grid.iter_viewboxes(viewer.layers),
                               vcanvas.grid_views, strict=False):
-        names = {viewer.layers[i].name for i in idx}
-        for v in w.layers:
-            if f"{v} CT" in names:
+        for v, d in w.layers.items():
+            if d["image"] in [viewer.layers[i] for i in idx]:
                 tiles[v] = vb
     assert set(tiles) == {"BL", "W06", "W12"}
     vb = tiles["W06"]
@@ -545,8 +544,9 @@ def test_click_goes_to_the_visit_of_the_ct_under_it_with_other_layers_open(
     qtbot.wait(50)
     for v, d in w.layers.items():  # every tile of a visit shows that visit's layers only
         _, names = _tile_of(viewer, d["image"])
-        assert sorted(names) == sorted(f"{v} {k}" for k in
-                                       ("CT", "masks", "measurements", "review")), names
+        assert sorted(names) == sorted([d["image"].name, *(f"{v} {k}" for k in
+                                       ("masks", "measurements", "review"))]), names
+        assert d["image"].name.startswith(f"{v} CT ")
     # a click on the baseline tile: segmented and stored at BL
     bl, w06 = tps["BL"]["lesions"]["T02"], tps["W06"]["lesions"]["T02"]
     _click_lesion(qtbot, viewer, w, "BL", bl["center_lps"])
@@ -896,3 +896,48 @@ def test_baseline_and_one_follow_up_compared_in_bigger_tiles(gui_db, make_napari
     assert w.compare_combo.currentText() == "BL and W06"
     assert all(x.visible for x in w.layers["W06"].values())
     assert not any(x.visible for x in w.layers["W12"].values())
+
+
+def test_comparison_tiles_are_labelled_with_visit_and_date(gui_db, make_napari_viewer, qtbot):
+    """Each shown tile carries its visit and date (the store's) at its upper-left corner, drawn
+    by napari in that tile, white on a dark box: the label's pixels are there in a screenshot
+    and gone when it is hidden."""
+    db, tps = gui_db
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    w = _widget(viewer, db)
+    with TrialStore(db) as store:
+        dates = dict(store.timepoints("SYN-001"))
+    assert set(dates) == {"BL", "W06", "W12"}
+    w.compare_combo.setCurrentText("BL and W12")
+    qtbot.wait(300)
+    vcanvas = viewer.window._qt_viewer.canvas
+    shown = {}
+    for v in ("BL", "W12"):
+        ct = w.layers[v]["image"]
+        label = f"{v} CT {dates[v].isoformat()}"
+        _, names = _tile_of(viewer, ct)
+        assert label in names and not any(n.startswith("W06") for n in names)
+        visual = vcanvas._layer_overlay_to_visual[ct][ct.name_overlay]
+        nodes = visual if isinstance(visual, list) else [visual]
+        assert [n.node.text for n in nodes] == [label] and all(n.node.visible for n in nodes)
+        assert ct.name_overlay.font_size >= 12
+        shown[v] = _tile_of(viewer, ct)[0]
+
+    def white_pixels_at_label(vb) -> int:
+        img = viewer.screenshot(canvas_only=True, flash=False)[..., :3]
+        x0, y0 = (int(c) for c in vb.transform.translate[:2])
+        corner = img[y0:y0 + 40, x0:x0 + 260]
+        return int(np.all(corner > 220, axis=-1).sum())
+
+    with_labels = {v: white_pixels_at_label(vb) for v, vb in shown.items()}
+    w.focus(lps_to_world(tps["BL"]["lesions"]["T02"]["center_lps"]), field_mm=160.0)
+    qtbot.wait(300)
+    _shot(w, viewer, "compare_labelled")
+    w.viewer.reset_view()
+    qtbot.wait(300)
+    for v in shown:
+        w.layers[v]["image"].name_overlay.visible = False
+    qtbot.wait(100)
+    for v, vb in shown.items():
+        assert with_labels[v] > 100 + 10 * white_pixels_at_label(vb), (v, with_labels)
