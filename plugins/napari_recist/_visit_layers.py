@@ -1,10 +1,11 @@
-"""The visit layers of the RECIST reading panel: each visit's four napari layers, kept in one grid
+"""The visit layers of the RECIST reading panel: each visit's five napari layers, kept in one grid
 tile, and which visit is under the mouse.
 
 Per visit (shown side by side in napari's grid, :data:`STRIDE` layers per tile):
 ``<visit> CT <date>`` (image in patient mm; its name is the tile's label, drawn at the tile's
 upper-left corner by napari's layer name overlay), ``<visit> masks`` (labels: one label per lesion),
-``<visit> measurements`` (stored axes, read only) and ``<visit> review`` (the axes of the lesion
+``<visit> nearby`` (the stored axes faded on the slices within :data:`NEARBY_MM` of their own, read
+only), ``<visit> measurements`` (stored axes, read only) and ``<visit> review`` (the axes of the lesion
 under review, or a line prompt being drawn). A thin view: it draws what it is given and answers
 where things are; the panel (:mod:`napari_recist._widget`) decides what to show.
 """
@@ -21,9 +22,13 @@ from napari_recist._layers import display_affine, image_layer, world_to_lps
 from recist_tool.volume import Volume
 
 #: Layers per visit, in the order they are stacked in a tile.
-KINDS = ("image", "labels", "stored", "review")
+KINDS = ("image", "labels", "nearby", "stored", "review")
 #: Layers per grid tile: one visit each.
 STRIDE = len(KINDS)
+#: Stored axes are also shown, faded, on the slices this close to their own (mm between planes).
+NEARBY_MM = 10.0
+#: The opacity of a stored axis on the slice next to its own, fading linearly further away.
+NEARBY_OPACITY = 0.6
 
 
 def tile_label(visit: str, date: _dt.date | None) -> str:
@@ -56,7 +61,7 @@ class VisitLayers:
 
     def add(self, visit: str, volume: Volume, on_paint: Callable[[str], None],
             on_review_edit: Callable[[str, Any], None], date: _dt.date | None = None) -> None:
-        """Add (or replace) a visit's four layers; ``on_paint(visit)`` is called when its mask is
+        """Add (or replace) a visit's five layers; ``on_paint(visit)`` is called when its mask is
         painted, ``on_review_edit(visit, event)`` when its review layer's data change. The CT
         layer is named :func:`tile_label` and that name is shown in the visit's tile."""
         self.remove(visit)
@@ -70,6 +75,9 @@ class VisitLayers:
         labels = v.add_labels(np.zeros(volume.shape, np.uint8), name=f"{visit} masks",
                               affine=aff, opacity=0.45)
         labels.events.paint.connect(lambda _e: on_paint(visit))
+        nearby = v.add_shapes(ndim=3, name=f"{visit} nearby", affine=aff, edge_color="cyan",
+                              edge_width=1.0)
+        nearby.editable = False
         stored = v.add_shapes(ndim=3, name=f"{visit} measurements", affine=aff,
                               edge_color="cyan", edge_width=1.0,
                               features={"label": np.array([], dtype=object)},
@@ -81,7 +89,8 @@ class VisitLayers:
                               text={"string": "{label}", "color": "yellow", "size": 10,
                                     "anchor": "upper_left"})
         review.events.data.connect(lambda e: on_review_edit(visit, e))
-        self.layers[visit] = {"image": img, "labels": labels, "stored": stored, "review": review}
+        self.layers[visit] = {"image": img, "labels": labels, "nearby": nearby, "stored": stored,
+                              "review": review}
 
     def remove(self, visit: str) -> None:
         """Remove a visit's layers (if shown)."""
@@ -215,7 +224,9 @@ class VisitLayers:
 
     def show_axes(self, visit: str, stored: Mapping[str, Any], volume: Volume) -> None:
         """Show stored measurements' long and short axes (a node's short axis labelled) in a
-        visit's measurements layer."""
+        visit's measurements layer, and the same lines faded on the slices within
+        :data:`NEARBY_MM` of their own in its nearby layer (opacity :data:`NEARBY_OPACITY` on the
+        next slice, less further away)."""
         lines, labels = [], []
         for lid, m in stored.items():
             ends = m.endpoints_lps or {}
@@ -234,6 +245,18 @@ class VisitLayers:
             layer.add_lines(lines, edge_color="cyan")
             layer.features = {"label": np.array(labels, dtype=object)}
             layer.refresh_text()
+        near, colours = [], []
+        n = int(NEARBY_MM // volume.spacing[0])
+        for line in lines:
+            for d in (*range(-n, 0), *range(1, n + 1)):
+                if 0 <= line[0, 0] + d < volume.shape[0]:
+                    near.append(line + np.array([d, 0.0, 0.0]))
+                    fade = 1.0 - (abs(d) - 1) * volume.spacing[0] / NEARBY_MM
+                    colours.append((0.0, 1.0, 1.0, NEARBY_OPACITY * fade))
+        layer = self.layers[visit]["nearby"]
+        layer.data = []
+        if near:
+            layer.add_lines(near, edge_color=colours)
 
     def paint(self, visit: str, label: int, crop: np.ndarray | None = None,
               offset: Sequence[int] = (0, 0, 0)) -> None:

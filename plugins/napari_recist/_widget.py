@@ -507,7 +507,7 @@ class ReadingWidget(QWidget):
         return self.visit_combo.currentText()
 
     def show_visit(self, visit: str) -> None:
-        """Load a visit's series and add its four layers."""
+        """Load a visit's series and add its layers (:class:`VisitLayers`)."""
         assert self.session is not None
         vol = self.session.open_visit(visit)
         date = dict(self.session.visits()).get(visit)

@@ -545,7 +545,7 @@ def test_click_goes_to_the_visit_of_the_ct_under_it_with_other_layers_open(
     for v, d in w.layers.items():  # every tile of a visit shows that visit's layers only
         _, names = _tile_of(viewer, d["image"])
         assert sorted(names) == sorted([d["image"].name, *(f"{v} {k}" for k in
-                                       ("masks", "measurements", "review"))]), names
+                                       ("masks", "nearby", "measurements", "review"))]), names
         assert d["image"].name.startswith(f"{v} CT ")
     # a click on the baseline tile: segmented and stored at BL
     bl, w06 = tps["BL"]["lesions"]["T02"], tps["W06"]["lesions"]["T02"]
@@ -941,3 +941,57 @@ def test_comparison_tiles_are_labelled_with_visit_and_date(gui_db, make_napari_v
     qtbot.wait(100)
     for v, vb in shown.items():
         assert with_labels[v] > 100 + 10 * white_pixels_at_label(vb), (v, with_labels)
+
+
+def test_stored_axes_are_shown_faded_on_neighbouring_slices(gui_db, make_napari_viewer, qtbot):
+    """A stored lesion's long and short axes are drawn on their own slice; stepping through the
+    slices with the arrow keys (real key presses on the canvas) shows them faded on the slices
+    within NEARBY_MM of it, fainter further away, and not beyond."""
+    from qtpy.QtCore import Qt
+
+    from napari_recist._visit_layers import NEARBY_MM, NEARBY_OPACITY
+
+    db, tps = gui_db
+    viewer = make_napari_viewer(show=True)
+    w = _widget(viewer, db)
+    _baseline_read(qtbot, w, tps, lesions=("T02",))
+    vol = w.session.volume("BL")
+    m = _stored(db, "BL")["T02"]
+    ends = {key: vol.lps_to_index(np.asarray(m.endpoints_lps[key], float)) for key in ("long", "short")}
+    k = int(round(ends["long"][0, 0]))
+    ct, stored, nearby = (w.layers["BL"][x] for x in ("image", "stored", "nearby"))
+    canvas = viewer.window._qt_viewer.canvas._scene_canvas.native
+
+    def shown(layer) -> list[int]:
+        return [int(i) for i in np.flatnonzero(layer._data_view._displayed)]
+
+    def step_to(target: int) -> None:
+        """Arrow-key presses until the baseline CT is at slice ``target`` (a key steps by
+        napari's dims step, which may be less than one baseline slice)."""
+        for _ in range(40):
+            now = float(ct.world_to_data(viewer.dims.point)[0])
+            if abs(now - target) < 0.25:
+                return
+            canvas.setFocus()
+            qtbot.keyClick(canvas, Qt.Key_Right if target > now else Qt.Key_Left)
+            qtbot.wait(20)
+        raise AssertionError(f"slice {target} not reached")
+
+    w.focus(lps_to_world(_centre(m)), field_mm=120.0)
+    step_to(k)
+    assert len(shown(stored)) == 2 and shown(nearby) == []
+    for d in (1, -1):
+        step_to(k + d)
+        assert shown(stored) == []
+        lines = [nearby.data[i] for i in shown(nearby)]
+        assert len(lines) == 2  # the long and the short axis, where they are on their slice
+        for key in ("long", "short"):
+            assert any(np.allclose(x[:, 1:], ends[key][:, 1:], atol=1e-6) for x in lines)
+        assert np.allclose(nearby.edge_color[shown(nearby), 3], NEARBY_OPACITY)
+        _shot(w, viewer, f"faded_axes_{d:+d}")
+    far = int(NEARBY_MM // vol.spacing[0])
+    step_to(k + far)
+    alpha = nearby.edge_color[shown(nearby), 3]
+    assert len(alpha) == 2 and np.all((alpha > 0) & (alpha < NEARBY_OPACITY))
+    step_to(k + far + 1)
+    assert shown(nearby) == [] and shown(stored) == []
