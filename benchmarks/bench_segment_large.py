@@ -6,11 +6,10 @@ long axis (two overlapping ellipsoids, 30 HU, noise 15 HU) across the liver and 
 beside it: the size and kind of the largest targets of a lung-cancer trial (liver or nodal
 mass). Methods, each timed in a fresh subprocess (so that peak memory is its own):
 
-* ``slicenet-line`` / ``slicenet-click`` – recist-tool's trained ``slicenet`` from a caliper line
-  (the mask's long axis) and from a click at the mass's centre (needs ``models/slicenet.pt``).
-* ``contour-line`` – the weight-free ``contour`` from the line.
+* ``contour-line`` – recist-tool's ``contour`` from a caliper line (the mask's long axis).
 * ``default-line`` / ``default-click`` – the default segmenter (``unet``, which routes large
-  lesions to ``slicenet``, or to ``contour`` without its weights) from the line and the click.
+  lesions to ``contour``: ``slicenet``'s weights are not shipped) from the line and from a click
+  at the mass's centre.
 * ``classic-click`` – the weight-free ``classic`` from the click (sized for smaller lesions).
 * peer ``sitk-confidence-connected`` – SimpleITK's ``ConfidenceConnected`` from the same click
   on the whole volume (multiplier 2.5, 3 iterations, 1-voxel initial neighbourhood).
@@ -126,8 +125,7 @@ def main() -> int:
     from bench_segment import run_in_subprocesses
 
     args, rows = run_in_subprocesses(__file__, __doc__, run_one,
-                                     ("slicenet-line", "slicenet-click", "contour-line",
-                                      "default-line", "default-click",
+                                     ("contour-line", "default-line", "default-click",
                                       "classic-click", "sitk-confidence-connected"), repeat=3)
     if rows is None:
         return 0

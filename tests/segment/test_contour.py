@@ -200,3 +200,47 @@ def test_a_line_across_a_cavity_seeds_on_its_wall() -> None:
         pytest.skip("no unet weights shipped in models/")
     lesion, _ = segment_and_measure(case.volume, p, get_segmenter("unet"))
     assert lesion.segmenter == "unet" and dice(lesion.full(), case.mask) > 0.88  # 0.93
+
+
+def test_a_click_on_liver_parenchyma_is_refused_when_the_large_segmenter_finds_no_lesion(
+        tmp_path) -> None:
+    """A click on normal liver (the sample trial's lesion-free anatomy): ``classic`` grows
+    through the organ to the edge of its volume of interest; when the large-lesion segmenter
+    then finds no lesion there, the default refuses the click and asks for a line (before, it
+    stored classic's 104-128 mm 'lesion'). When that segmenter does find one, its mask is kept."""
+    torch = pytest.importorskip("torch")
+    from scipy import ndimage
+
+    from recist_tool.sample_data.generate import lesion_free_volume
+    from recist_tool.segment.base import LesionMask, NoLesionError
+    from recist_tool.segment.unet import build_network
+
+    weights = tmp_path / "w.pt"
+    torch.save({"state_dict": build_network().state_dict()}, weights)
+    seg = get_segmenter("unet", weights=str(weights))
+    v = lesion_free_volume(0.82, 5.0, False)
+    smooth = ndimage.uniform_filter(np.asarray(v.array, np.float32), (1, 5, 5))
+    lab, n = ndimage.label(np.abs(smooth - 60.0) < 15)
+    liver = lab == 1 + int(np.argmax(ndimage.sum(lab > 0, lab, range(1, n + 1))))
+    depth = ndimage.distance_transform_edt(liver, sampling=v.spacing)
+    inner = np.argwhere(depth > 0.6 * depth.max())
+    click = tuple(int(c) for c in inner[np.random.default_rng(0).integers(len(inner))])
+    first = seg._classic.segment(v, Prompt.at(*click))
+    assert first.leak_bounded  # classic ran on through the parenchyma
+
+    class Finds:
+        name, version = "stub", "0"
+
+        def __init__(self, finds: bool) -> None:
+            self.finds = finds
+
+        def segment(self, volume, prompt, *, node=False):
+            if not self.finds:
+                raise NoLesionError("no lesion here", reason="no_boundary")
+            return LesionMask(first.mask, first.offset, first.volume_shape, "stub", "0", prompt)
+
+    seg._large_segmenter = Finds(False)
+    with pytest.raises(NoLesionError, match="no lesion distinct from the tissue around it"):
+        seg.segment(v, Prompt.at(*click))
+    seg._large_segmenter = Finds(True)
+    assert seg.segment(v, Prompt.at(*click)).segmenter == "stub"

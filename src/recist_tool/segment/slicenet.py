@@ -68,6 +68,9 @@ N_INPUTS = 5
 END_AREA_SHARE = 0.02
 #: The lesion is followed at most this many times its length above and below its first slice.
 MAX_EXTENT_FACTOR = 2.0
+#: From one slice to the next the outline moves out by at most this many times the slice gap
+#: (a surface at 45 degrees): the carried outline cannot swell into the tissue around it.
+MAX_SLOPE = 1.0
 #: Lengths (mm) tried for a click, which has no size of its own.
 CLICK_LENGTHS_MM = (12.0, 20.0, 32.0, 50.0, 80.0, 125.0, 190.0)
 #: Probability threshold of the mask.
@@ -320,6 +323,7 @@ class SliceNetSegmenter:
         mask[z0] = first
         area0 = int(first.sum())
         reach = MAX_EXTENT_FACTOR * max(length, _extent_mm(first, sp[1:]))
+        grow = max(1, int(np.ceil(MAX_SLOPE * sp[0] / min(sp[1:]))))
         ended: dict[str, str] = {}
         for direction in (1, -1):
             prev = first
@@ -333,8 +337,9 @@ class SliceNetSegmenter:
                     break
                 c = np.array(ndimage.center_of_mass(prev))
                 cur = self._slice(volume, z, c, side, None, box, prev)
-                cur &= ndimage.binary_dilation(prev, iterations=max(2, int(
-                    np.ceil(0.25 * length / sp[1]))))
+                # a lesion's surface slopes at most MAX_SLOPE between slices
+                cur &= ndimage.binary_dilation(prev, iterations=grow)
+                cur = _component_near(cur, c, sp[1:]) if cur.any() else cur
                 if cur.sum() < max(END_AREA_SHARE * area0, 3):
                     ended[str(direction)] = "size"
                     break
