@@ -231,11 +231,19 @@ class SliceNetSegmenter:
         Weight file (default :func:`default_weights_path`).
     threads : int, optional
         torch intra-op threads.
+    ends_from : {"contour", "network"}
+        Where the lesion ends above and below its first slice: where ``contour``'s outline for
+        the same prompt ends (its contrast fades; default), or only where the network's own
+        outline shrinks away (it tends to carry its prior on past the lesion's end).
     """
 
     name = "slicenet"
 
-    def __init__(self, weights: str | Path | None = None, threads: int | None = None) -> None:
+    def __init__(self, weights: str | Path | None = None, threads: int | None = None,
+                 ends_from: str = "contour") -> None:
+        if ends_from not in ("contour", "network"):
+            raise ValueError(f"ends_from must be contour or network, got {ends_from!r}")
+        self.ends_from = ends_from
         torch = _torch()
         path = Path(weights) if weights else default_weights_path()
         if not path.is_file():
@@ -322,6 +330,7 @@ class SliceNetSegmenter:
         mask = np.zeros(volume.shape, bool)
         mask[z0] = first
         area0 = int(first.sum())
+        ends = self._contour_ends(volume, prompt, node) if self.ends_from == "contour" else None
         reach = MAX_EXTENT_FACTOR * max(length, _extent_mm(first, sp[1:]))
         grow = max(1, int(np.ceil(MAX_SLOPE * sp[0] / min(sp[1:]))))
         ended: dict[str, str] = {}
@@ -331,6 +340,9 @@ class SliceNetSegmenter:
             while True:
                 if z < zlim[0] or z > zlim[1]:
                     ended[str(direction)] = "scan end" if z < 0 or z >= nz else "box end"
+                    break
+                if ends is not None and not ends[0] <= z <= ends[1]:
+                    ended[str(direction)] = "contour's end"
                     break
                 if abs(z - z0) * sp[0] > reach:
                     ended[str(direction)] = "extent limit"
@@ -361,6 +373,18 @@ class SliceNetSegmenter:
             crop = clip_to_box(crop, offset, prompt.box_zyx, refuse_empty=True)
         return LesionMask(crop, offset, volume.shape, self.name, self.version, prompt,
                           leak_bounded=leak, warnings=warn, info=info).tight()
+
+    def _contour_ends(self, volume: Volume, prompt: Prompt, node: bool
+                      ) -> tuple[int, int] | None:
+        """First and last slice of ``contour``'s mask for the same prompt (its end of the
+        lesion: the outline's contrast fades), or None when it finds no lesion."""
+        from recist_tool.segment.contour import ContourSegmenter
+
+        try:
+            m = ContourSegmenter().segment(volume, prompt, node=node)
+        except NoLesionError:
+            return None
+        return m.offset[0], m.offset[0] + m.mask.shape[0] - 1
 
     def _click_length(self, volume: Volume, z0: int, centre: np.ndarray) -> float:
         """The length (mm) a click's lesion is outlined at: the network is asked at growing
