@@ -995,3 +995,25 @@ def test_stored_axes_are_shown_faded_on_neighbouring_slices(gui_db, make_napari_
     assert len(alpha) == 2 and np.all((alpha > 0) & (alpha < NEARBY_OPACITY))
     step_to(k + far + 1)
     assert shown(nearby) == [] and shown(stored) == []
+
+
+def test_gui_benchmark_heartbeat_measures_a_stall(qapp):
+    """benchmarks/bench_gui.py's heartbeat: 0.3 s of work in the GUI thread is a 0.3 s stall;
+    0.3 s of processing events is none."""
+    import importlib.util
+    import time
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_gui.py"
+    spec = importlib.util.spec_from_file_location("bench_gui", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    beat = bench.Heartbeat(qapp, interval_ms=10)
+    stalls: list[float] = []
+    with beat.measure(stalls):
+        time.sleep(0.3)
+    with beat.measure(stalls):
+        end = time.perf_counter() + 0.3
+        while time.perf_counter() < end:
+            qapp.processEvents()
+            time.sleep(0.002)
+    assert 0.25 <= stalls[0] <= 0.6 and stalls[1] < 0.1, stalls
