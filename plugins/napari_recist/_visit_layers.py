@@ -239,11 +239,14 @@ class VisitLayers:
                 lines.append(idx)
                 val = m.long_axis_mm if key == "long" else m.short_axis_mm
                 labels.append(f"{lid} {name} {val} mm" if key == "long" or m.nodal else "")
+        sub = self._sub_slices(volume)
         layer = self.layers[visit]["stored"]
         layer.data = []
+        layer.affine = _finer_in_z(display_affine(volume)[0], sub)
         if lines:
-            layer.add_lines(lines, edge_color="cyan")
-            layer.features = {"label": np.array(labels, dtype=object)}
+            shown, keep = on_its_image_slice(lines, sub)
+            layer.add_lines(shown, edge_color="cyan")
+            layer.features = {"label": np.array(labels, dtype=object)[keep]}
             layer.refresh_text()
         near, colours = [], []
         n = int(NEARBY_MM // volume.spacing[0])
@@ -255,8 +258,16 @@ class VisitLayers:
                     colours.append((0.0, 1.0, 1.0, NEARBY_OPACITY * fade))
         layer = self.layers[visit]["nearby"]
         layer.data = []
+        layer.affine = _finer_in_z(display_affine(volume)[0], sub)
         if near:
-            layer.add_lines(near, edge_color=colours)
+            shown, keep = on_its_image_slice(near, sub)
+            layer.add_lines(shown, edge_color=np.asarray(colours)[keep])
+
+    def _sub_slices(self, volume: Volume) -> int:
+        """How many steps of the viewer's slider one slice of ``volume`` spans (2 for a 2.5 mm
+        visit beside a 1.25 mm one; at least 1)."""
+        step = float(self.viewer.dims.range[0].step)
+        return max(1, int(round(float(volume.spacing[0]) / step))) if step > 0 else 1
 
     def paint(self, visit: str, label: int, crop: np.ndarray | None = None,
               offset: Sequence[int] = (0, 0, 0)) -> None:
@@ -268,3 +279,40 @@ class VisitLayers:
             sl = tuple(slice(o, o + k) for o, k in zip(offset, crop.shape, strict=True))
             lab.data[sl][np.asarray(crop, bool)] = label
         lab.refresh()
+
+
+def _finer_in_z(affine: np.ndarray, sub: int) -> np.ndarray:
+    """A layer affine whose data z runs ``sub`` times finer than ``affine``'s."""
+    return affine @ np.diag([1.0 / sub, 1.0, 1.0, 1.0])
+
+
+def on_its_image_slice(lines: Sequence[np.ndarray], sub: int = 1
+                       ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Lines (voxel ``(z, y, x)`` end points on whole slices of a visit) for a shapes layer
+    sliced ``sub`` times finer than the visit (:func:`_finer_in_z`), so that each is drawn at
+    every slider stop where the visit's image shows its slice; and, per returned line, the index
+    of the line it copies.
+
+    napari draws a line only at the stop its slice rounds to, but shows an image's slice
+    ``int(np.round(point))`` at every stop, half-way ones included (taken to the even slice).
+    When a finer-sliced visit puts the slider between this visit's slices, the lines of the
+    slice shown were not drawn. Each line is therefore placed at every finer stop whose point
+    shows its slice.
+
+    Examples
+    --------
+    >>> shown, keep = on_its_image_slice([np.array([[4.0, 1, 1], [4.0, 9, 9]]),
+    ...                                   np.array([[5.0, 1, 1], [5.0, 9, 9]])], sub=2)
+    >>> [float(x[0, 0]) for x in shown], keep.tolist()
+    ([7.0, 8.0, 9.0, 10.0], [0, 0, 0, 1])
+    """
+    shown: list[np.ndarray] = []
+    keep: list[int] = []
+    for i, line in enumerate(lines):
+        k = int(round(float(line[0, 0])))
+        for m in range(sub * k - sub, sub * k + sub + 1):
+            if int(np.round(m / sub)) == k:
+                z = np.full((len(line), 1), float(m))
+                shown.append(np.hstack([z, np.asarray(line, float)[:, 1:]]))
+                keep.append(i)
+    return shown, np.asarray(keep, int)

@@ -218,7 +218,7 @@ def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch, tmp_p
         assert m["T01"].state == "MEASURED" and m["T01"].category == "TARGET"
         assert any(e.entity == "measurement" and e.action == "INSERT" and e.actor == READER
                    for e in store.audit_log("SYN-001"))
-    assert len(w.layers["BL"]["stored"].data) == 2
+    assert len(_distinct_lines(w.layers["BL"]["stored"])) == 2
 
     # a click in air: "no lesion here", nothing added
     vol = w.session.volume("BL")
@@ -346,7 +346,7 @@ def test_edits_are_remeasured_and_survive_closing(gui_db, make_napari_viewer, qt
     lab2 = w2.layers["BL"]["labels"].data
     np.testing.assert_array_equal(lab2 > 0, shown)
     assert len(np.unique(lab2[lab2 > 0])) == 1
-    assert len(w2.layers["BL"]["stored"].data) == 2
+    assert len(_distinct_lines(w2.layers["BL"]["stored"])) == 2
     assert not np.any(w2.layers["W06"]["labels"].data)
 
 
@@ -995,6 +995,55 @@ def test_stored_axes_are_shown_faded_on_neighbouring_slices(gui_db, make_napari_
     assert len(alpha) == 2 and np.all((alpha > 0) & (alpha < NEARBY_OPACITY))
     step_to(k + far + 1)
     assert shown(nearby) == [] and shown(stored) == []
+
+
+def _distinct_lines(layer) -> set[tuple[float, ...]]:
+    """A shapes layer's lines told apart in the slice plane (the copies that
+    _visit_layers.on_its_image_slice places at the slider's finer stops count once)."""
+    return {tuple(np.round(x[:, 1:], 6).ravel()) for x in layer.data}
+
+
+def test_stored_axes_follow_the_ct_slice_at_half_steps(gui_db, make_napari_viewer, qtbot):
+    """W12 has 1.25 mm slices and BL 2.5 mm, so the arrow keys stop half-way between BL's
+    slices, where napari shows BL's even slice. At every stop from two slices below the stored
+    T02 to two above (real key presses), its axes are drawn exactly when the BL CT shown is
+    their slice, and the faded ones exactly when it is a neighbour (before, both vanished at
+    the half-way stops)."""
+    from qtpy.QtCore import Qt
+
+    db, tps = gui_db
+    viewer = make_napari_viewer(show=True)
+    w = _widget(viewer, db)
+    _baseline_read(qtbot, w, tps, lesions=("T02",))
+    vol = w.session.volume("BL")
+    m = _stored(db, "BL")["T02"]
+    k = int(round(vol.lps_to_index(np.asarray(m.endpoints_lps["long"], float))[0, 0]))
+    ct, stored, nearby = (w.layers["BL"][x] for x in ("image", "stored", "nearby"))
+    canvas = viewer.window._qt_viewer.canvas._scene_canvas.native
+    w.focus(lps_to_world(_centre(m)), field_mm=120.0)
+
+    def at() -> float:
+        return float(ct.world_to_data(viewer.dims.point)[0])
+
+    for _ in range(40):  # down to two slices below
+        if at() <= k - 2 + 0.1:
+            break
+        canvas.setFocus()
+        qtbot.keyClick(canvas, Qt.Key_Left)
+        qtbot.wait(20)
+    halves = 0
+    while at() <= k + 2 + 0.1:
+        point = at()
+        image_slice = int(np.round(point))
+        halves += not float(point).is_integer()
+        n_stored = int(np.count_nonzero(stored._data_view._displayed))
+        n_near = int(np.count_nonzero(nearby._data_view._displayed))
+        assert n_stored == (2 if image_slice == k else 0), (point, n_stored)
+        assert n_near == (0 if image_slice == k else 2), (point, n_near)
+        canvas.setFocus()
+        qtbot.keyClick(canvas, Qt.Key_Right)
+        qtbot.wait(20)
+    assert halves >= 4  # the keys did stop half-way
 
 
 def test_gui_benchmark_heartbeat_measures_a_stall(qapp):
