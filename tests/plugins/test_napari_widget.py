@@ -943,6 +943,16 @@ def test_comparison_tiles_are_labelled_with_visit_and_date(gui_db, make_napari_v
         assert with_labels[v] > 100 + 10 * white_pixels_at_label(vb), (v, with_labels)
 
 
+def _t02_stored_at_baseline(gui_db, make_napari_viewer, qtbot):
+    """A shown viewer whose panel has stored T02 at baseline: (viewer, panel, BL volume, T02's
+    stored measurement)."""
+    db, tps = gui_db
+    viewer = make_napari_viewer(show=True)
+    w = _widget(viewer, db)
+    _baseline_read(qtbot, w, tps, lesions=("T02",))
+    return viewer, w, w.session.volume("BL"), _stored(db, "BL")["T02"]
+
+
 def test_stored_axes_are_shown_faded_on_neighbouring_slices(gui_db, make_napari_viewer, qtbot):
     """A stored lesion's long and short axes are drawn on their own slice; stepping through the
     slices with the arrow keys (real key presses on the canvas) shows them faded on the slices
@@ -951,12 +961,7 @@ def test_stored_axes_are_shown_faded_on_neighbouring_slices(gui_db, make_napari_
 
     from napari_recist._visit_layers import NEARBY_MM, NEARBY_OPACITY
 
-    db, tps = gui_db
-    viewer = make_napari_viewer(show=True)
-    w = _widget(viewer, db)
-    _baseline_read(qtbot, w, tps, lesions=("T02",))
-    vol = w.session.volume("BL")
-    m = _stored(db, "BL")["T02"]
+    viewer, w, vol, m = _t02_stored_at_baseline(gui_db, make_napari_viewer, qtbot)
     ends = {key: vol.lps_to_index(np.asarray(m.endpoints_lps[key], float)) for key in ("long", "short")}
     k = int(round(ends["long"][0, 0]))
     ct, stored, nearby = (w.layers["BL"][x] for x in ("image", "stored", "nearby"))
@@ -1011,12 +1016,7 @@ def test_stored_axes_follow_the_ct_slice_at_half_steps(gui_db, make_napari_viewe
     the half-way stops)."""
     from qtpy.QtCore import Qt
 
-    db, tps = gui_db
-    viewer = make_napari_viewer(show=True)
-    w = _widget(viewer, db)
-    _baseline_read(qtbot, w, tps, lesions=("T02",))
-    vol = w.session.volume("BL")
-    m = _stored(db, "BL")["T02"]
+    viewer, w, vol, m = _t02_stored_at_baseline(gui_db, make_napari_viewer, qtbot)
     k = int(round(vol.lps_to_index(np.asarray(m.endpoints_lps["long"], float))[0, 0]))
     ct, stored, nearby = (w.layers["BL"][x] for x in ("image", "stored", "nearby"))
     canvas = viewer.window._qt_viewer.canvas._scene_canvas.native
