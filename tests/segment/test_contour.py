@@ -207,7 +207,8 @@ def test_a_click_on_liver_parenchyma_is_refused_when_the_large_segmenter_finds_n
     """A click on normal liver (the sample trial's lesion-free anatomy): ``classic`` grows
     through the organ to the edge of its volume of interest; when the large-lesion segmenter
     then finds no lesion there, the default refuses the click and asks for a line (before, it
-    kept classic's mask: 101-119 mm on the sample liver). When that segmenter does find one, its mask is kept."""
+    kept classic's mask: 101-119 mm on the sample liver). When that segmenter does find one,
+    its mask is kept."""
     torch = pytest.importorskip("torch")
     from scipy import ndimage
 
