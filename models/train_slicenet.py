@@ -44,6 +44,8 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from train import PHANTOMS, _shape_field  # noqa: E402 - models/, the script's own folder
+
 from recist_tool.io import load_volume  # noqa: E402
 from recist_tool.sample_data.generate import lesion_free_volume  # noqa: E402
 from recist_tool.segment.evaluate import case_split, lidc_split  # noqa: E402
@@ -52,6 +54,7 @@ from recist_tool.segment.slicenet import (  # noqa: E402
     MIN_SIDE_MM,
     SIDE_PER_LENGTH,
     TILE,
+    WINDOWS,
     build_network,
     tile_coords,
     tile_input,
@@ -76,12 +79,24 @@ N_SYNTHETIC = 360
 
 
 class Item(NamedTuple):
-    """One 3D lesion: HU (int16), mask, spacing (z, y, x) mm."""
+    """One 3D lesion: HU (int16), mask, spacing (z, y, x) mm, and its length (the longest
+    in-plane chord over its slices, sampled), which sizes the tiles of its carried slices."""
 
     hu: np.ndarray
     mask: np.ndarray
     spacing: np.ndarray
     name: str
+    length_mm: float
+
+
+def make_item(hu: np.ndarray, mask: np.ndarray, spacing, name: str) -> Item:
+    sp = np.asarray(spacing, float)
+    zs = np.flatnonzero(mask.any(axis=(1, 2)))
+    length = 0.0
+    for z in zs[:: max(1, len(zs) // 8)]:
+        e = _long_axis(mask[z], sp[1:])
+        length = max(length, float(np.hypot(*((e[0] - e[1]) * sp[1:]))))
+    return Item(hu, mask, sp, name, length)
 
 
 # --------------------------------------------------------------------------- real data
@@ -94,7 +109,7 @@ def load_sarcomas(data: Path) -> list[Item]:
             continue
         v = load_volume(img)
         m = np.asarray(load_volume(folder / "mask" / img.name).array) > 0
-        out.append(Item(np.asarray(v.array).astype(np.int16), m, np.asarray(v.spacing), name))
+        out.append(make_item(np.asarray(v.array).astype(np.int16), m, v.spacing, name))
     return out
 
 
@@ -112,7 +127,7 @@ def load_lidc(data: Path) -> list[Item]:
         ext = (np.ptp(np.argwhere(m)[:, 1:], axis=0) + 1) * sp[1:]
         if not LIDC_LENGTH_MM[0] <= ext.max() <= LIDC_LENGTH_MM[1]:
             continue
-        out.append(Item(np.asarray(v.array).astype(np.int16), m, sp, img.name))
+        out.append(make_item(np.asarray(v.array).astype(np.int16), m, sp, img.name))
     return out
 
 
@@ -148,15 +163,9 @@ def load_backgrounds(data: Path, sarcomas: list[Item]) -> list[Background]:
         out.append(_background(np.asarray(v.array), np.asarray(v.spacing), lab))
     for it in sarcomas[:10]:
         out.append(_background(it.hu.astype(np.float32), it.spacing, it.mask))
-    try:
-        sys.path.insert(0, str(ROOT / "models"))
-        from train import PHANTOMS
-
-        for i, (px, dz, contrast) in enumerate(PHANTOMS):
-            v = lesion_free_volume(px, dz, contrast, seed=i)
-            out.append(_background(np.asarray(v.array), np.asarray(v.spacing), None))
-    except Exception as exc:  # noqa: BLE001
-        print("phantoms unavailable:", exc)
+    for i, (px, dz, contrast) in enumerate(PHANTOMS):
+        v = lesion_free_volume(px, dz, contrast, seed=i)
+        out.append(_background(np.asarray(v.array), np.asarray(v.spacing), None))
     return out
 
 
@@ -179,20 +188,6 @@ def _background(hu: np.ndarray, sp: np.ndarray, lesion: np.ndarray | None) -> Ba
     return Background(hu, sp, pick(inner & lung & (sm < -600)),
                       pick(inner & (sm > 20) & (sm < 120)),
                       pick(inner & (sm > -150) & (sm < -50)), lung)
-
-
-def _shape(rng, shape, sp, centre, radii, lobes):
-    zz, yy, xx = [(np.arange(n) - c) * s for n, c, s in zip(shape, centre, sp, strict=True)]
-    p = np.stack(np.meshgrid(zz, yy, xx, indexing="ij"), -1)
-    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    u = (p @ q) / np.asarray(radii)
-    rho = np.linalg.norm(u, axis=-1)
-    if lobes > 0:
-        d = u / np.maximum(rho[..., None], 1e-6)
-        pert = sum(np.sin(d @ (rng.normal(size=3) * rng.uniform(1.0, 3.5))
-                          + rng.uniform(0, 2 * np.pi)) for _ in range(5))
-        rho = rho * (1.0 + lobes * pert / 5.0)
-    return rho
 
 
 def synthetic_item(rng, bgs: list[Background], k: int) -> Item | None:
@@ -223,17 +218,17 @@ def synthetic_item(rng, bgs: list[Background], k: int) -> Item | None:
     r = length / 2
     if kind == "node":
         radii = r * np.array([rng.uniform(0.6, 1.2), 1.0, rng.uniform(0.5, 0.9)])
-        rho = _shape(rng, hu.shape, wsp, centre, radii, rng.choice([0.0, 0.1]))
+        rho = _shape_field(rng, hu.shape, wsp, centre, radii, rng.choice([0.0, 0.1]))
     elif kind == "conglomerate":
         rho = np.full(hu.shape, np.inf)
         for _ in range(rng.integers(2, 5)):
             off = rng.normal(0, r * 0.35, 3) / wsp
             rr = r * rng.uniform(0.3, 0.55) * rng.uniform(0.7, 1.2, 3)
-            rho = np.minimum(rho, _shape(rng, hu.shape, wsp, centre + off, rr, 0.05))
+            rho = np.minimum(rho, _shape_field(rng, hu.shape, wsp, centre + off, rr, 0.05))
     else:
         radii = r * rng.uniform(0.6, 1.0, 3)
         radii[int(np.argmax(radii))] = r
-        rho = _shape(rng, hu.shape, wsp, centre, radii, rng.choice([0.0, rng.uniform(0.05, 0.3)]))
+        rho = _shape_field(rng, hu.shape, wsp, centre, radii, rng.choice([0.0, rng.uniform(0.05, 0.3)]))
     mask = rho < 1.0
     if kind in ("lung", "cavity"):  # a lung mass stops at the mediastinum and chest wall
         lung = ndimage.map_coordinates(bg.lung_mask.astype(np.float32), g, order=1) > 0.5
@@ -265,7 +260,8 @@ def synthetic_item(rng, bgs: list[Background], k: int) -> Item | None:
     alpha = ndimage.gaussian_filter(mask.astype(np.float32),
                                     rng.uniform(0.3, 1.5) / wsp)
     img = hu * (1 - alpha) + val * alpha
-    return Item(np.clip(img, -1024, 3000).astype(np.int16), mask, wsp, f"synthetic-{kind}-{k}")
+    return make_item(np.clip(img, -1024, 3000).astype(np.int16), mask, wsp,
+                     f"synthetic-{kind}-{k}")
 
 
 # --------------------------------------------------------------------------- tiles
@@ -359,7 +355,7 @@ def sample(rng, item: Item) -> tuple[np.ndarray, np.ndarray]:
         ends = _long_axis(big, sp2)
         length = max(float(np.hypot(*((ends[0] - ends[1]) * sp2))), 3.0)
         # the tile's size is the lesion's, not the slice's: as at inference
-        length = max(length, float(_long_len(m, sp)))
+        length = max(length, item.length_mm)
         side = max(fac * length, MIN_SIDE_MM)
         centre = np.array(ndimage.center_of_mass(prev)) + rng.normal(0, 1.0, 2)
         coords = tile_coords(centre, side, sp2, angle)
@@ -382,32 +378,11 @@ def sample(rng, item: Item) -> tuple[np.ndarray, np.ndarray]:
             return sample(rng, item)
     if rng.random() < 0.5:
         x, y = x[:, :, ::-1], y[:, ::-1]
-    shift = rng.uniform(-25, 25) / np.array([wh - wl for wl, wh in _windows()])
+    shift = rng.uniform(-25, 25) / np.array([wh - wl for wl, wh in WINDOWS])
     x = x.copy()
     x[0] += shift[0]
     x[1] += shift[1]
     return np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y > 0.5, np.float32)
-
-
-def _windows():
-    from recist_tool.segment.slicenet import WINDOWS
-
-    return WINDOWS
-
-
-_LONG_CACHE: dict[int, float] = {}
-
-
-def _long_len(m: np.ndarray, sp: np.ndarray) -> float:
-    key = id(m)
-    if key not in _LONG_CACHE:
-        zs = np.flatnonzero(m.any(axis=(1, 2)))
-        best = 0.0
-        for z in zs[:: max(1, len(zs) // 8)]:
-            e = _long_axis(m[z], sp[1:])
-            best = max(best, float(np.hypot(*((e[0] - e[1]) * sp[1:]))))
-        _LONG_CACHE[key] = best
-    return _LONG_CACHE[key]
 
 
 def make_batch(rng, n, sources):
