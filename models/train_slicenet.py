@@ -56,6 +56,7 @@ from recist_tool.segment.slicenet import (  # noqa: E402
     TILE,
     WINDOWS,
     build_network,
+    longest_chord,
     tile_coords,
     tile_input,
     to_tile,
@@ -94,7 +95,7 @@ def make_item(hu: np.ndarray, mask: np.ndarray, spacing, name: str) -> Item:
     zs = np.flatnonzero(mask.any(axis=(1, 2)))
     length = 0.0
     for z in zs[:: max(1, len(zs) // 8)]:
-        e = _long_axis(mask[z], sp[1:])
+        e = longest_chord(mask[z], sp[1:])
         length = max(length, float(np.hypot(*((e[0] - e[1]) * sp[1:]))))
     return Item(hu, mask, sp, name, length)
 
@@ -265,21 +266,6 @@ def synthetic_item(rng, bgs: list[Background], k: int) -> Item | None:
 
 
 # --------------------------------------------------------------------------- tiles
-def _long_axis(m2: np.ndarray, sp2: np.ndarray) -> np.ndarray:
-    """The two ends (pixel indices) of a 2D mask's longest chord."""
-    pts = np.argwhere(m2).astype(float)
-    if len(pts) > 3:
-        try:
-            from scipy.spatial import ConvexHull
-
-            pts = pts[ConvexHull(pts * sp2).vertices]
-        except Exception:  # noqa: BLE001
-            pass
-    d = (((pts[:, None] - pts[None]) * sp2) ** 2).sum(-1)
-    i, j = np.unravel_index(int(np.argmax(d)), d.shape)
-    return np.stack([pts[i], pts[j]])
-
-
 def _tile_of(mask2: np.ndarray, coords: np.ndarray) -> np.ndarray:
     return ndimage.map_coordinates(mask2.astype(np.float32), coords, order=1, mode="constant")
 
@@ -296,7 +282,7 @@ def sample(rng, item: Item) -> tuple[np.ndarray, np.ndarray]:
     if r < cum[0] or len(zs) < 2:  # prompt slice
         z = int(rng.choice(zs))
         m2 = m[z]
-        ends = _long_axis(m2, sp2)
+        ends = longest_chord(m2, sp2)
         length = float(np.hypot(*((ends[0] - ends[1]) * sp2))) + sp2.mean()
         pk = rng.choice(3, p=PROMPT_SHARES)
         line = box = None
@@ -352,7 +338,7 @@ def sample(rng, item: Item) -> tuple[np.ndarray, np.ndarray]:
             eroded = ndimage.binary_erosion(prev, iterations=int(-it))
             prev = eroded if eroded.any() else prev
         big = m[zs[len(zs) // 2]] if not m[z_prev].any() else m[z_prev]
-        ends = _long_axis(big, sp2)
+        ends = longest_chord(big, sp2)
         length = max(float(np.hypot(*((ends[0] - ends[1]) * sp2))), 3.0)
         # the tile's size is the lesion's, not the slice's: as at inference
         length = max(length, item.length_mm)

@@ -48,7 +48,7 @@ from recist_tool.segment.network import unet
 from recist_tool.volume import Volume
 
 __all__ = ["SliceNetSegmenter", "build_network", "tile_coords", "tile_input", "to_tile",
-           "from_tile", "TILE", "SIDE_PER_LENGTH", "default_weights_path"]
+           "from_tile", "longest_chord", "TILE", "SIDE_PER_LENGTH", "default_weights_path"]
 
 #: Tile size (pixels) of the network's input and output.
 TILE = 64
@@ -413,20 +413,34 @@ def _reaches_tile_side(mask2d: np.ndarray, centre_yx: np.ndarray, side_mm: float
     return bool(np.any((t < 2.0) | (t > TILE - 3.0)))
 
 
-def _extent_mm(mask2d: np.ndarray, spacing_yx) -> float:
-    """Largest in-plane extent (mm) of a 2D mask (the longest chord between its pixels'
-    convex-hull corners; pixel-centre to pixel-centre plus one pixel)."""
-    pts = np.argwhere(mask2d) * np.asarray(spacing_yx, float)
-    if len(pts) < 3:
-        return float(np.max(spacing_yx))
-    try:
-        from scipy.spatial import ConvexHull
+def longest_chord(mask2d: np.ndarray, spacing_yx) -> np.ndarray:
+    """The two ends ``(2, 2)`` (pixel indices ``(y, x)``) of a 2D mask's longest chord between
+    pixel centres, found among its convex hull's corners.
 
-        pts = pts[ConvexHull(pts).vertices]
-    except Exception:  # noqa: BLE001 - collinear points: all of them
-        pass
-    d = np.sqrt(((pts[:, None] - pts[None]) ** 2).sum(-1))
-    return float(d.max() + np.mean(spacing_yx))
+    Examples
+    --------
+    >>> m = np.zeros((5, 9), bool); m[2, 1:8] = True
+    >>> longest_chord(m, (1.0, 1.0)).tolist()
+    [[2.0, 1.0], [2.0, 7.0]]
+    """
+    from scipy.spatial import ConvexHull, QhullError
+
+    pts = np.argwhere(mask2d).astype(float)
+    sp = np.asarray(spacing_yx, float)
+    if len(pts) > 3:
+        try:
+            pts = pts[ConvexHull(pts * sp).vertices]
+        except QhullError:  # all on one line: every pixel is a candidate
+            pass
+    d = (((pts[:, None] - pts[None]) * sp) ** 2).sum(-1)
+    i, j = np.unravel_index(int(np.argmax(d)), d.shape)
+    return np.stack([pts[i], pts[j]])
+
+
+def _extent_mm(mask2d: np.ndarray, spacing_yx) -> float:
+    """Largest in-plane extent (mm) of a 2D mask: its longest chord plus one pixel."""
+    a, b = longest_chord(mask2d, spacing_yx)
+    return float(np.hypot(*((a - b) * np.asarray(spacing_yx, float))) + np.mean(spacing_yx))
 
 
 def _component_near(mask2d: np.ndarray, centre_yx: np.ndarray, spacing_yx) -> np.ndarray:
