@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from recist_tool.errors import InputError
 
@@ -121,17 +121,27 @@ class Policies:
         return dataclasses.replace(self, **changes)
 
 
-def policies_from_mapping(values: dict[str, Any], base: Policies | None = None) -> Policies:
-    """Build :class:`Policies` from a mapping (e.g. a TOML table); unknown keys are an error."""
-    known = {f.name for f in dataclasses.fields(Policies)}
+_P = TypeVar("_P")
+
+
+def policies_from_mapping(values: dict[str, Any], base: _P | None = None) -> _P:
+    """Build :class:`Policies` from a mapping (e.g. a TOML table); unknown keys are an error.
+
+    ``base`` gives the values not in the mapping, and its class the kind of policies (another
+    frozen dataclass of policies, e.g. the endpoints' censoring rules); default ``Policies()``.
+    """
+    base = Policies() if base is None else base  # type: ignore[assignment]
+    known = {f.name for f in dataclasses.fields(base)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - known)
     if unknown:
-        raise InputError(f"unknown RECIST policy name(s): {', '.join(unknown)}; "
+        kind = "RECIST policy" if isinstance(base, Policies) else "policy"
+        raise InputError(f"unknown {kind} name(s): {', '.join(unknown)}; "
                          f"known: {', '.join(sorted(known))}")
-    return dataclasses.replace(base or Policies(), **values)
+    return dataclasses.replace(base, **values)  # type: ignore[type-var]
 
 
-def policies_from_toml(text: str, section: str = "recist", source: str = "settings") -> Policies:
+def policies_from_toml(text: str, section: str = "recist", source: str = "settings",
+                       base: _P | None = None) -> _P:
     """Read the ``[section]`` table of a trial settings TOML text (defaults where absent).
 
     Parameters
@@ -142,6 +152,8 @@ def policies_from_toml(text: str, section: str = "recist", source: str = "settin
         Table holding the policies (default ``recist``); dotted names reach nested tables.
     source : str
         Name used in error messages (e.g. the file name).
+    base : policies dataclass, optional
+        Defaults and kind of the policies (see :func:`policies_from_mapping`).
     """
     try:
         doc = tomllib.loads(text)
@@ -153,6 +165,6 @@ def policies_from_toml(text: str, section: str = "recist", source: str = "settin
     if not isinstance(table, dict):
         raise InputError(f"{source}: [{section}] is not a table")
     try:
-        return policies_from_mapping(table)
+        return policies_from_mapping(table, base)
     except InputError as exc:
         raise InputError(f"{source} [{section}]: {exc}") from exc
