@@ -251,3 +251,26 @@ def test_adtte_rows_columns() -> None:
     assert [(r["PARAMCD"], r["AVAL"], r["CNSR"], r["STARTDT"], r["ADT"]) for r in rows] == [
         ("PFS", 127, 0, "2025-01-01", day(127).isoformat()),
         ("DOR", 85, 0, day(43).isoformat(), day(127).isoformat())]
+
+
+def test_subjects_without_reference_date_or_before_therapy_are_named() -> None:
+    no_ref = subject_outcome("Z1", [Assessment(day(43), Response.SD)], None)
+    early = outcome("Z2", (43, "PR"), new_therapy_date=day(20))
+    ep = trial_endpoints([no_ref, early])
+    assert ep.pfs_excluded == (("Z1", "no reference start date"),)
+    assert dict(ep.not_evaluable) == {
+        "Z2": f"no follow-up assessment before new therapy ({day(20).isoformat()})"}
+    (r,) = ep.pfs
+    assert (r.subject, r.censored, r.days, r.event_desc) == ("Z2", True, 1, "NEW ANTICANCER THERAPY")
+    assert ep.dor == ()  # the PR came after the new therapy
+
+
+def test_irecist_pfs_event_is_the_confirmed_iupd() -> None:
+    """Under iRECIST the engine dates progression at the iUPD that iCPD confirms."""
+    o = outcome("I1", (43, "iSD"), (85, "iUPD"), (127, "iCPD"), criteria="iRECIST")
+    o2 = outcome("I2", (43, "iPR"), (85, "iPR"), criteria="iRECIST")
+    ep = trial_endpoints([o, o2])
+    assert (ep.orr.subjects, ep.dcr.count) == (("I2",), 2)
+    assert [(r.subject, r.paramcd, r.days, r.censored) for r in ep.pfs + ep.dor] == [
+        ("I1", "PFS", 85, False), ("I2", "PFS", 85, True), ("I2", "DOR", 43, True)]
+    assert [r["AVAL"] for r in adrs_rows([o], "T")] == [None, None]

@@ -8,6 +8,9 @@ visits = [{ name = "BL", day = 0 }, { name = "W06", day = 42, window_days = 7 }]
 [recist]                             # policies, see docs/recist_engine.md
 sd_min_days = 42
 
+[endpoints]                          # censoring rules, see docs/endpoints.md
+assessment_interval_days = 42
+
 [evaluators]                         # reader account → --EVALID of SDTM exports (docs/export_edc.md)
 rad1 = "RADIOLOGIST 1"
 batch = "ALGORITHM 1"
@@ -22,8 +25,9 @@ from typing import Any
 
 from recist_tool.errors import InputError
 from recist_tool.recist import policies_from_toml
+from recist_tool.recist.endpoints import EndpointPolicies
 
-__all__ = ["EVALID_MAX_LENGTH", "read_evaluator_ids", "read_trial_settings"]
+__all__ = ["EVALID_MAX_LENGTH", "read_endpoint_policies", "read_evaluator_ids", "read_trial_settings"]
 
 #: Longest --EVALID accepted: what a SAS transport (XPT v5) text value holds.
 EVALID_MAX_LENGTH = 200
@@ -56,6 +60,20 @@ def read_trial_settings(path: Path | None) -> tuple[str, dict[str, Any], list[di
         raise InputError(f"{path}: [trial] visits must be a list of tables with a name")
     values = {f: getattr(policies, f) for f in policies.__dataclass_fields__}
     return criteria, values, [dict(v) for v in visits]
+
+
+def read_endpoint_policies(path: Path | None) -> EndpointPolicies:
+    """The censoring rules of the ``[endpoints]`` table (defaults where absent or without a file).
+
+    Raises
+    ------
+    InputError
+        Not TOML, ``[endpoints]`` not a table, an unknown name or a value out of its choices.
+    """
+    if path is None:
+        return EndpointPolicies()
+    return policies_from_toml(_read_text(path), section="endpoints", source=str(path),
+                              base=EndpointPolicies())
 
 
 def read_evaluator_ids(path: Path | None) -> dict[str, str]:
