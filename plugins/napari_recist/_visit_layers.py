@@ -8,6 +8,12 @@ upper-left corner by napari's layer name overlay), ``<visit> masks`` (labels: on
 only), ``<visit> measurements`` (stored axes, read only) and ``<visit> review`` (the axes of the lesion
 under review, or a line prompt being drawn). A thin view: it draws what it is given and answers
 where things are; the panel (:mod:`napari_recist._widget`) decides what to show.
+
+A visit may be shifted in world space (:meth:`VisitLayers.set_offsets`: the comparison view lines
+each follow-up's lesion up on the baseline's, :mod:`recist_tool.align`): the shift is composed into
+each of its layers' affine, so napari draws, slices and picks it shifted, and every conversion here
+between world and patient coordinates (:meth:`VisitLayers.to_world`, :meth:`VisitLayers.to_lps`,
+:meth:`VisitLayers.world_to_index`) takes the shift back out.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_recist._layers import display_affine, image_layer, world_to_lps
+from napari_recist._layers import display_affine, image_layer, lps_to_world, world_to_lps
 from recist_tool.volume import Volume
 
 #: Layers per visit, in the order they are stacked in a tile.
@@ -29,6 +35,16 @@ STRIDE = len(KINDS)
 NEARBY_MM = 10.0
 #: The opacity of a stored axis on the slice next to its own, fading linearly further away.
 NEARBY_OPACITY = 0.6
+#: Stored axes' colour (RGBA).
+AXIS_COLOUR = (0.0, 1.0, 1.0, 1.0)
+#: A stored lesion's label stands this far above its axes' top (mm), off the lesion.
+LABEL_GAP_MM = 3.0
+#: Point size of a stored lesion's label.
+LABEL_SIZE = 13
+#: A label's shadow (drawn in black under it) lies this far down and right (voxels).
+LABEL_SHADOW_VOX = 0.3
+#: Text colours of the measurements layer: a label, its shadow.
+LABEL_INK, SHADOW_INK = "cyan", "black"
 
 
 def tile_label(visit: str, date: _dt.date | None) -> str:
@@ -49,12 +65,16 @@ class VisitLayers:
         visit → {``image``, ``labels``, ``stored``, ``review``} → layer.
     updating_review : bool
         True while a review layer is being redrawn here (its data events are not the reader's).
+    offsets : dict
+        visit → its shift in world ``(z, y, x)`` mm (absent: none).
     """
 
     def __init__(self, viewer: Any) -> None:
         self.viewer = viewer
         self.layers: dict[str, dict[str, Any]] = {}
         self.updating_review = False
+        self.offsets: dict[str, np.ndarray] = {}
+        self._base: dict[str, dict[str, np.ndarray]] = {}  # visit → kind → unshifted affine
         self._arranging = False
 
     # --- adding, removing, arranging ---------------------------------------------------------
@@ -80,9 +100,11 @@ class VisitLayers:
         nearby.editable = False
         stored = v.add_shapes(ndim=3, name=f"{visit} measurements", affine=aff,
                               edge_color="cyan", edge_width=1.0,
-                              features={"label": np.array([], dtype=object)},
-                              text={"string": "{label}", "color": "cyan", "size": 9,
-                                    "anchor": "upper_left"})
+                              features={"label": np.array([], dtype=object),
+                                        "ink": np.array([], dtype=object)},
+                              text={"string": "{label}", "size": LABEL_SIZE,
+                                    "anchor": "upper_left",
+                                    "color": {"feature": "ink"}})
         stored.editable = False
         review = v.add_shapes(ndim=3, name=f"{visit} review", affine=aff, edge_color="yellow",
                               edge_width=1.5, features={"label": np.array([], dtype=object)},
@@ -91,9 +113,13 @@ class VisitLayers:
         review.events.data.connect(lambda e: on_review_edit(visit, e))
         self.layers[visit] = {"image": img, "labels": labels, "nearby": nearby, "stored": stored,
                               "review": review}
+        self._base[visit] = {k: aff for k in KINDS}
+        self._place(visit)
 
     def remove(self, visit: str) -> None:
         """Remove a visit's layers (if shown)."""
+        self._base.pop(visit, None)
+        self.offsets.pop(visit, None)
         for layer in self.layers.pop(visit, {}).values():
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
@@ -132,6 +158,34 @@ class VisitLayers:
             on = visits is None or v in visits
             for layer in d.values():
                 layer.visible = on
+
+    # --- shifts --------------------------------------------------------------------------------
+
+    def set_offsets(self, offsets_lps: Mapping[str, Sequence[float]]) -> None:
+        """Shift each visit's layers by its offset (LPS ``(x, y, z)`` mm; a visit not named is
+        not shifted): a point of the visit at LPS ``p`` is drawn at world ``p + offset``."""
+        for v in self.layers:
+            off = lps_to_world(offsets_lps.get(v, (0.0, 0.0, 0.0)))
+            if not np.allclose(off, self.offsets.get(v, np.zeros(3))):
+                self.offsets[v] = off
+                self._place(v)
+
+    def _place(self, visit: str, kinds: Sequence[str] = KINDS) -> None:
+        """Set these layers' affines: their unshifted affine after the visit's shift."""
+        shift = np.eye(4)
+        shift[:3, 3] = self.offsets.get(visit, np.zeros(3))
+        for k in kinds:
+            self.layers[visit][k].affine = shift @ self._base[visit][k]
+
+    def to_world(self, visit: str, lps: Any) -> np.ndarray:
+        """A visit's LPS ``(x, y, z)`` point → where it is drawn (world ``(z, y, x)``, shift
+        included)."""
+        return lps_to_world(lps) + self.offsets.get(visit, np.zeros(3))
+
+    def to_lps(self, visit: str, world: Any) -> np.ndarray:
+        """A world ``(z, y, x)`` point on a visit's tile → that visit's LPS ``(x, y, z)`` (its
+        shift taken out)."""
+        return world_to_lps(np.asarray(world, float)[-3:] - self.offsets.get(visit, np.zeros(3)))
 
     # --- where things are ---------------------------------------------------------------------
 
@@ -179,15 +233,16 @@ class VisitLayers:
         return None
 
     def world_to_index(self, visit: str, world: Any, volume: Volume) -> np.ndarray:
-        """World position (napari, ``(z, y, x)`` patient mm) → voxel index ``(z, y, x)``.
+        """World position (napari, ``(z, y, x)`` mm, the visit's shift included) → voxel index
+        ``(z, y, x)``.
 
-        Exact stacks use :meth:`Volume.lps_to_index`; unevenly spaced ones the layer's display
-        transform (the voxel the reader sees).
+        Exact stacks use :meth:`Volume.lps_to_index` of :meth:`to_lps`; unevenly spaced ones the
+        CT layer's whole transform (display affine and shift: the voxel the reader sees).
         """
         img = self.layers[visit]["image"]
         w = np.asarray(world, float)[-3:]
         if img.metadata.get("recist_exact_affine"):
-            return volume.lps_to_index(world_to_lps(w))
+            return volume.lps_to_index(self.to_lps(visit, w))
         return np.asarray(img.world_to_data(w), float)
 
     def slice_world_z(self, visit: str, k: int) -> float:
@@ -223,30 +278,44 @@ class VisitLayers:
                 self.set_review(v)
 
     def show_axes(self, visit: str, stored: Mapping[str, Any], volume: Volume) -> None:
-        """Show stored measurements' long and short axes (a node's short axis labelled) in a
-        visit's measurements layer, and the same lines faded on the slices within
-        :data:`NEARBY_MM` of their own in its nearby layer (opacity :data:`NEARBY_OPACITY` on the
-        next slice, less further away)."""
-        lines, labels = [], []
+        """Show stored measurements' long and short axes in a visit's measurements layer, each
+        lesion labelled once (``"T02 LA 40.5 mm"``; a node ``"T03 LA 17.0 / SA 12.0 mm"``) just
+        above its axes' top-left corner, off the lesion (:func:`label_anchor`); and the same lines
+        faded on the slices within :data:`NEARBY_MM` of their own in its nearby layer (opacity
+        :data:`NEARBY_OPACITY` on the next slice, less further away)."""
+        lines: list[np.ndarray] = []
+        anchors: list[np.ndarray] = []
+        labels: list[str] = []
         for lid, m in stored.items():
             ends = m.endpoints_lps or {}
-            for key, name in (("long", "LA"), ("short", "SA")):
-                seg = ends.get(key)
-                if not seg:
-                    continue
-                idx = volume.lps_to_index(np.asarray(seg, float))
-                idx[:, 0] = np.round(idx[:, 0])
-                lines.append(idx)
-                val = m.long_axis_mm if key == "long" else m.short_axis_mm
-                labels.append(f"{lid} {name} {val} mm" if key == "long" or m.nodal else "")
+            own = [volume.lps_to_index(np.asarray(ends[key], float))
+                   for key in ("long", "short") if ends.get(key)]
+            if not own:
+                continue
+            for idx in own:
+                idx[:, 0] = np.round(own[0][0, 0])
+            lines += own
+            anchors.append(label_anchor(own, LABEL_GAP_MM / float(volume.spacing[1])))
+            labels.append(f"{lid} LA {m.long_axis_mm}"
+                          + (f" / SA {m.short_axis_mm}" if m.nodal else "") + " mm")
         sub = self._sub_slices(volume)
+        finer = _finer_in_z(display_affine(volume)[0], sub)
+        self._base[visit].update(stored=finer, nearby=finer)
+        self._place(visit, ("stored", "nearby"))
         layer = self.layers[visit]["stored"]
         layer.data = []
-        layer.affine = _finer_in_z(display_affine(volume)[0], sub)
         if lines:
-            shown, keep = on_its_image_slice(lines, sub)
-            layer.add_lines(shown, edge_color="cyan")
-            layer.features = {"label": np.array(labels, dtype=object)[keep]}
+            # each label twice: black, a little down and right, under the cyan one (a shadow
+            # that keeps it readable on light tissue)
+            shadows = [a + np.array([0.0, LABEL_SHADOW_VOX, LABEL_SHADOW_VOX]) for a in anchors]
+            shown, keep = on_its_image_slice(lines + shadows + anchors, sub)
+            n = len(lines)
+            edge = np.array([AXIS_COLOUR] * n + [(0.0, 0.0, 0.0, 0.0)] * 2 * len(anchors))
+            text = np.array([""] * n + labels + labels, dtype=object)
+            ink = np.array([LABEL_INK] * n + [SHADOW_INK] * len(anchors)
+                           + [LABEL_INK] * len(anchors), dtype=object)
+            layer.add_lines(shown, edge_color=edge[keep])
+            layer.features = {"label": text[keep], "ink": ink[keep]}
             layer.refresh_text()
         near, colours = [], []
         n = int(NEARBY_MM // volume.spacing[0])
@@ -255,10 +324,9 @@ class VisitLayers:
                 if 0 <= line[0, 0] + d < volume.shape[0]:
                     near.append(line + np.array([d, 0.0, 0.0]))
                     fade = 1.0 - (abs(d) - 1) * volume.spacing[0] / NEARBY_MM
-                    colours.append((0.0, 1.0, 1.0, NEARBY_OPACITY * fade))
+                    colours.append((*AXIS_COLOUR[:3], NEARBY_OPACITY * fade))
         layer = self.layers[visit]["nearby"]
         layer.data = []
-        layer.affine = _finer_in_z(display_affine(volume)[0], sub)
         if near:
             shown, keep = on_its_image_slice(near, sub)
             layer.add_lines(shown, edge_color=np.asarray(colours)[keep])
@@ -279,6 +347,22 @@ class VisitLayers:
             sl = tuple(slice(o, o + k) for o, k in zip(offset, crop.shape, strict=True))
             lab.data[sl][np.asarray(crop, bool)] = label
         lab.refresh()
+
+
+def label_anchor(lines: Sequence[np.ndarray], gap: float) -> np.ndarray:
+    """Where a lesion's label goes: a line too short to see, ``gap`` voxels above the top-left
+    corner of its axes (voxel ``(z, y, x)`` end points on one slice). napari draws an
+    ``upper_left`` anchored text just above its shape's top-left corner, so the label stands
+    above the lesion, not on it.
+
+    Examples
+    --------
+    >>> label_anchor([np.array([[4.0, 10, 20], [4.0, 30, 50]])], gap=2.0).tolist()
+    [[4.0, 8.0, 20.0], [4.0, 8.0, 20.001]]
+    """
+    pts = np.concatenate([np.asarray(x, float) for x in lines])
+    corner = np.array([pts[0, 0], pts[:, 1].min() - gap, pts[:, 2].min()])
+    return np.stack([corner, corner + np.array([0.0, 0.0, 1e-3])])
 
 
 def _finer_in_z(affine: np.ndarray, sub: int) -> np.ndarray:

@@ -5,9 +5,11 @@ measurement, baseline rules, tracking, responses, signatures) is made by :mod:`r
 and the store, and every confirmation is written to the database at once.
 
 The panel is made of thin views, one per file: :mod:`napari_recist._visit_layers` (each visit's
-napari layers: CT, masks, stored measurements, review; one grid tile per visit, and which visit
-is under the mouse), :mod:`napari_recist._proposals` (the follow-up proposals) and
-:mod:`napari_recist._timepoint_table` (lesions × visits, responses, stored-lesion corrections).
+napari layers: CT, masks, stored measurements, review; one grid tile per visit, shifted for the
+comparison, and which visit is under the mouse), :mod:`napari_recist._compare_view` (which visits
+are shown side by side and what they are lined up by), :mod:`napari_recist._proposals` (the
+follow-up proposals) and :mod:`napari_recist._timepoint_table` (lesions × visits, responses,
+stored-lesion corrections).
 This file holds the panel itself: login, subject, the lesion under review, sign-off and export,
 and the wiring of the views to the session.
 """
@@ -36,6 +38,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_recist._compare_view import ALL_VISITS, READ_ZOOM, CompareView, pair
 from napari_recist._layers import (
     lps_to_world,
     summary_text,
@@ -76,8 +79,6 @@ SOURCES = {"tracking": "the tracked proposal",
            "tracking, corrected": "the tracked proposal as you corrected it",
            "click": "your click", "line prompt": "the line you drew",
            "edited": "your edited mask", "line": "your caliper line"}
-#: The comparison choice that shows every visit.
-ALL_VISITS = "all visits"
 #: The panel's tabs.
 TABS = ("Subject", "Read", "Timepoints, sign-off, export")
 #: The override choice that confirms the computed overall response.
@@ -105,6 +106,7 @@ class ReadingWidget(QWidget):
         self._label_of: dict[tuple[str, str], int] = {}
         self._pending_label = 0
         self._drawing_line: str | None = None  # the visit a line prompt is being drawn on
+        self.aligned_on: str | None = None  # the lesion the visits are lined up on
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(300)
@@ -158,11 +160,10 @@ class ReadingWidget(QWidget):
         self.visit_combo = QComboBox()
         self.visit_combo.currentTextChanged.connect(self._on_visit_changed)
         f.addRow("Visit under review", self.visit_combo)
-        self.compare_combo = QComboBox()
-        self.compare_combo.setToolTip("Show every visit side by side, or the baseline and one "
-                                      "follow-up in bigger tiles")
+        self.compare_view = CompareView()
+        self.compare_combo = self.compare_view.combo
         self.compare_combo.currentTextChanged.connect(self._on_compare)
-        f.addRow("Show", self.compare_combo)
+        f.addRow(self.compare_view)
         # another series for a visit: rarely needed, so on the subject's tab
         series = QGroupBox("Another series for the visit under review")
         sf = QFormLayout(series)
@@ -465,11 +466,8 @@ class ReadingWidget(QWidget):
             self._base_view = (float(self._camera.zoom), float(extent))
         self.override_combo.clear()
         self.override_combo.addItems([COMPUTED, *self.session.overall_choices()])
-        self.compare_combo.blockSignals(True)
-        self.compare_combo.clear()
-        names = [v for v, _ in visits if v in self.layers]
-        self.compare_combo.addItems([ALL_VISITS] + [f"{names[0]} and {v}" for v in names[1:]])
-        self.compare_combo.blockSignals(False)
+        self.compare_view.show_choices([v for v, _ in visits if v in self.layers])
+        self.align_on(None)
         self._enable()
         self.refresh_table()
         self._on_visit_changed(self.visit_combo.currentText())
@@ -482,11 +480,12 @@ class ReadingWidget(QWidget):
         review follows the follow-up chosen."""
         if not choice or not self.layers:
             return
-        if choice == ALL_VISITS:
+        two = pair(choice)
+        if two is None:
             self.visit_layers.show_only(None)
             self.say("every visit side by side")
             return
-        base, follow = choice.split(" and ", 1)
+        base, follow = two
         self.visit_layers.show_only([base, follow])
         if self.visit not in (base, follow):
             self.visit_combo.setCurrentText(follow)
@@ -527,12 +526,11 @@ class ReadingWidget(QWidget):
         self.series_label.setText(f"{visit} ({base}): {text}")
         self.equivocal_box.setEnabled(not self.session.is_baseline(visit))
         self.propose_btn.setEnabled(not self.session.is_baseline(visit) and not self.busy)
-        choice = self.compare_combo.currentText()
-        if choice not in ("", ALL_VISITS) and visit not in choice.split(" and ", 1):
+        two = pair(self.compare_combo.currentText())
+        if two is not None and visit not in two:
             # the visit under review is always shown: compared with the baseline
-            base = choice.split(" and ", 1)[0]
-            self.compare_combo.setCurrentText(ALL_VISITS if visit == base
-                                              else f"{base} and {visit}")
+            self.compare_combo.setCurrentText(ALL_VISITS if visit == two[0]
+                                              else f"{two[0]} and {visit}")
         if self.viewer.layers.selection.active is not self.layers[visit]["image"]:
             self.viewer.layers.selection.active = self.layers[visit]["image"]
 
@@ -569,6 +567,7 @@ class ReadingWidget(QWidget):
         self.session.set_series(self.visit, data[0], data[1])
         self._guard(self.show_visit, self.visit)
         self._arrange_layers()
+        self.align_on(self.aligned_on)
         self._on_visit_changed(self.visit)
 
     def press_key(self, key: str) -> None:
@@ -790,18 +789,40 @@ class ReadingWidget(QWidget):
         self._show_finding()
         self._go_to_slice(finding.visit, finding.measurement.slice_index)
         a, b = (np.asarray(p, float) for p in finding.measurement.long_axis_endpoints_lps)
-        self.focus(lps_to_world(0.5 * (a + b)))
+        self.focus(self.visit_layers.to_world(finding.visit, 0.5 * (a + b)))
         self._check_rules()
 
-    def focus(self, world: Any, field_mm: float = 200.0) -> None:
-        """Centre every visit's view on a world position, ``field_mm`` across."""
+    def focus(self, world: Any, field_mm: float = 200.0, min_zoom: float = 0.0) -> None:
+        """Centre every visit's view on a world position, ``field_mm`` across, or closer where
+        ``min_zoom`` (screen pixels per mm) asks for it."""
         w = np.asarray(world, float)
         self.viewer.dims.set_point(0, float(w[0]))
         self._camera.center = (float(w[1]), float(w[2]))
         base = getattr(self, "_base_view", None)
+        zoom = float(self._camera.zoom)
         if base is not None:  # zoom relative to the whole-volume view of reset_view()
             zoom0, extent_mm = base
-            self._camera.zoom = zoom0 * max(1.0, extent_mm / field_mm)
+            zoom = zoom0 * max(1.0, extent_mm / field_mm)
+        self._camera.zoom = max(zoom, min_zoom)
+
+    def align_on(self, lesion_id: str | None) -> None:
+        """Line the visits up on a lesion (:meth:`ReadingSession.alignment`): each visit's
+        layers shifted so that its lesion lies where the baseline's does, and every tile
+        centred there (one slider step then moves every tile by the same distance from its
+        lesion), zoomed so that an 8 mm node spans at least 40 screen pixels
+        (:data:`napari_recist._compare_view.READ_ZOOM`); None: the whole scans lined up by
+        their registration, if there is one, and the view left where it is."""
+        s = self.session
+        if s is None or s.subject is None or not self.layers:
+            return
+        alignment = self._guard(s.alignment, lesion_id)
+        if alignment is None:
+            return
+        self.aligned_on = lesion_id if alignment.anchor_lps is not None else None
+        self.visit_layers.set_offsets(alignment.offsets)
+        self.compare_view.show_alignment(alignment, self.aligned_on)
+        if alignment.anchor_lps is not None:
+            self.focus(lps_to_world(alignment.anchor_lps), field_mm=120.0, min_zoom=READ_ZOOM)
 
     def _go_to_slice(self, visit: str, k: int) -> None:
         self.viewer.dims.set_point(0, self.visit_layers.slice_world_z(visit, k))
@@ -1073,6 +1094,8 @@ class ReadingWidget(QWidget):
         self._draw_stored(f.visit)
         self.refresh_table()
         self._refresh_proposals()
+        if lid == self.aligned_on:  # its position at this visit is known now
+            self.align_on(lid)
         self.say(self._stored_message(lid, f))
         return True
 
@@ -1087,9 +1110,15 @@ class ReadingWidget(QWidget):
         return msg
 
     def discard(self) -> None:
-        """Drop the lesion under review (nothing is stored)."""
+        """Drop the lesion under review (nothing is stored); its visit's stored masks are drawn
+        again where its mask covered them."""
+        old = self.finding
         self.finding_lesion = None
         self.set_finding(None)
+        self.rules_label.setText("")
+        if old is not None:
+            self._draw_stored(old.visit)
+            self.say(f"the lesion under review on {old.visit} was discarded (nothing stored)")
 
     # --- follow-up --------------------------------------------------------------------------------
 
@@ -1108,6 +1137,7 @@ class ReadingWidget(QWidget):
 
     def _on_proposed(self, visit: str, props: list[Proposal]) -> None:
         self._show_proposals(props, visit)
+        self.align_on(self.aligned_on)  # tracked positions and the registration are known now
         for p in props:
             if p.finding is not None and p.finding.mask is not None:
                 self.visit_layers.paint(visit, self._label_for(visit, p.lesion_id),
@@ -1141,6 +1171,7 @@ class ReadingWidget(QWidget):
         p = self._selected_proposal()
         if p is None:
             return
+        self.align_on(p.lesion_id)
         self.finding_lesion = p.lesion_id
         self.nodal_box.blockSignals(True)
         self.nodal_box.setChecked(p.nodal)
@@ -1150,8 +1181,6 @@ class ReadingWidget(QWidget):
         else:
             self.set_finding(None)
             self.finding_lesion = p.lesion_id
-            if p.center_lps is not None:
-                self.viewer.dims.set_point(0, float(lps_to_world(p.center_lps)[0]))
             self.finding_label.setText(f"{p.lesion_id}: {p.status} — click on the lesion to "
                                        "measure it, or mark it")
 
@@ -1226,16 +1255,12 @@ class ReadingWidget(QWidget):
         return self.timepoints.selected_lesion()
 
     def _on_table_selected(self) -> None:
-        """Link every visit to the selected lesion: go to its stored slice."""
+        """Line every visit up on the selected lesion and centre the tiles on it
+        (:meth:`align_on`)."""
         lid = self._selected_table_lesion()
         if lid is None or self.session is None:
             return
-        m = self.session.stored(self.visit).get(lid)
-        ends = None if m is None else (m.endpoints_lps or {}).get("long")
-        if ends:
-            c = np.mean(np.asarray(ends, float), axis=0)
-            self.viewer.dims.set_point(0, float(lps_to_world(c)[0]))
-            self._camera.center = tuple(lps_to_world(c)[1:])
+        self.align_on(lid)
 
     def _lesion_edit_args(self) -> tuple[str, str] | None:
         """The lesion selected in the table and the reason given, or None (with a message)."""

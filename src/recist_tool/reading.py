@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from recist_tool.align import Alignment, align_visits, lesion_position
 from recist_tool.errors import InputError, MeasurementError, RuleViolation, UsageError
 from recist_tool.io.masks import mask_folder, save_mask_file
 from recist_tool.volume import Volume
@@ -366,6 +367,7 @@ class ReadingSession:
         self.subject: str | None = None
         self._volumes: dict[str, Volume] = {}
         self._proposals: dict[str, list[Proposal]] = {}
+        self._registrations: dict[str, Any] = {}  # follow-up → its whole-scan registration
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -421,6 +423,7 @@ class ReadingSession:
         self.subject = subject
         self._volumes.clear()
         self._proposals.clear()
+        self._registrations.clear()
         return self.visits()
 
     def overall_choices(self) -> tuple[str, ...]:
@@ -474,6 +477,7 @@ class ReadingSession:
         """Tell the session where a visit's series is (e.g. a folder the reader opened)."""
         self._series_paths[(self._need_subject(), visit)] = (str(path), series_uid)
         self._volumes.pop(visit, None)
+        self._registrations.pop(visit, None)
 
     def open_visit(self, visit: str, volume: Volume | None = None) -> Volume:
         """Load (or reuse) the series of ``visit``; ``volume`` gives one already loaded."""
@@ -973,6 +977,7 @@ class ReadingSession:
         if refs:
             res = track_lesions(self.volume(bl), self.volume(visit), refs, segmenter=self.segmenter)
             tracked = {t.lesion_id: t for t in res.lesions}
+            self._registrations[visit] = res.registration
         for m in read.measurements:
             les = info.get(m.lesion_id)
             if les is None or les.category.is_new:
@@ -996,6 +1001,33 @@ class ReadingSession:
     def proposals(self, visit: str) -> list[Proposal]:
         """The last proposals made for a visit (empty before :meth:`propose_followup`)."""
         return list(self._proposals.get(visit, ()))
+
+    def alignment(self, lesion_id: str | None = None) -> Alignment:
+        """How to line up the visits side by side on a lesion
+        (:func:`recist_tool.align.align_visits`): its stored positions (this reader's
+        measurements), else the last proposals' tracked positions, else the whole-scan
+        registration the last proposals used; with no lesion, that registration at the baseline
+        volume's centre (when loaded).
+        """
+
+        visits = [v for v, _ in self.visits()]
+        stored: dict[str, Any] = {}
+        tracked: dict[str, Any] = {}
+        if lesion_id is not None:
+            for v in visits:
+                m = self.stored(v).get(lesion_id)
+                stored[v] = None if m is None else lesion_position(m)
+                p = next((p for p in self._proposals.get(v, ()) if p.lesion_id == lesion_id),
+                         None)
+                tracked[v] = None if p is None else p.center_lps
+        bl = self.baseline_visit
+        ref = None
+        if bl in self._volumes:
+            vol = self._volumes[bl]
+            ref = vol.index_to_lps((np.asarray(vol.shape, float) - 1) / 2)
+        return align_visits(bl, visits, stored=stored, tracked=tracked,
+                            registrations={v: r.map_point for v, r in self._registrations.items()},
+                            reference_lps=ref)
 
     def accept_proposal(self, proposal: Proposal, *, visit: str | None = None) -> None:
         """Confirm a tracked proposal as measured (an ``absent?`` one is refused: mark it)."""

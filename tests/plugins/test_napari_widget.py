@@ -474,6 +474,26 @@ def _click_lesion(qtbot, viewer, w, visit: str, lps) -> None:
     qtbot.waitUntil(lambda: not w.busy, timeout=30000)
 
 
+def _drag_line(qtbot, viewer, w, visit: str, length_mm: float):
+    """A real press, drag and release, ``length_mm`` long across the middle of ``visit``'s tile
+    (left to right); waits for the segmentation from it. Returns the press point."""
+    from qtpy.QtCore import QPoint, Qt
+
+    vb, _ = _tile_of(viewer, w.layers[visit]["image"])
+    centre = np.asarray(vb.transform.translate[:2]) + np.asarray(vb.inner_rect.size) / 2
+    half = 0.5 * length_mm * w._camera.zoom  # pixels
+    native = viewer.window._qt_viewer.canvas._scene_canvas.native
+    a = QPoint(int(centre[0] - half), int(centre[1]))
+    b = QPoint(int(centre[0] + half), int(centre[1]))
+    qtbot.mousePress(native, Qt.LeftButton, pos=a)
+    for t in np.linspace(0.0, 1.0, 6)[1:]:
+        qtbot.mouseMove(native, QPoint(int(a.x() + t * (b.x() - a.x())), a.y()))
+    qtbot.mouseRelease(native, Qt.LeftButton, pos=b)
+    qtbot.waitUntil(lambda: w.busy, timeout=5000)
+    qtbot.waitUntil(lambda: not w.busy, timeout=30000)
+    return a
+
+
 def _show_tab_of(qtbot, widget) -> None:
     """A real click on the panel's tab that holds ``widget``, when another tab is shown."""
     from qtpy.QtCore import Qt
@@ -741,7 +761,7 @@ def test_a_line_drawn_across_a_lesion_segments_it(gui_db, make_napari_viewer, qt
     """Line mode: a real press, drag and release across the liver target T02 on the baseline
     tile draws a line in that visit's shapes layer; the lesion is segmented from the line prompt
     and stored where the truth is. A click in line mode (no drag) is refused with a message."""
-    from qtpy.QtCore import QPoint, Qt
+    from qtpy.QtCore import Qt
 
     db, tps = gui_db
     viewer = make_napari_viewer(show=True)
@@ -752,18 +772,8 @@ def test_a_line_drawn_across_a_lesion_segments_it(gui_db, make_napari_viewer, qt
     qtbot.wait(300)
     w.line_box.setChecked(True)
     assert not w.click_box.isChecked()
-    vb, _ = _tile_of(viewer, w.layers["BL"]["image"])
-    centre = np.asarray(vb.transform.translate[:2]) + np.asarray(vb.inner_rect.size) / 2
-    half = 0.5 * t02["long_axis_mm"] * 1.1 * w._camera.zoom  # pixels: a line edge to edge
     native = viewer.window._qt_viewer.canvas._scene_canvas.native
-    a = QPoint(int(centre[0] - half), int(centre[1]))
-    b = QPoint(int(centre[0] + half), int(centre[1]))
-    qtbot.mousePress(native, Qt.LeftButton, pos=a)
-    for t in np.linspace(0.0, 1.0, 6)[1:]:
-        qtbot.mouseMove(native, QPoint(int(a.x() + t * (b.x() - a.x())), a.y()))
-    qtbot.mouseRelease(native, Qt.LeftButton, pos=b)
-    qtbot.waitUntil(lambda: w.busy, timeout=5000)
-    qtbot.waitUntil(lambda: not w.busy, timeout=30000)
+    a = _drag_line(qtbot, viewer, w, "BL", 1.1 * t02["long_axis_mm"])  # a line edge to edge
     f = w.finding
     assert f is not None and f.visit == "BL" and f.source == "line prompt", w.last_message
     vol = w.session.volume("BL")
@@ -943,6 +953,104 @@ def test_comparison_tiles_are_labelled_with_visit_and_date(gui_db, make_napari_v
         assert with_labels[v] > 100 + 10 * white_pixels_at_label(vb), (v, with_labels)
 
 
+def _screen_px_per_mm(viewer, layer) -> float:
+    """Screen pixels per mm in the tile showing ``layer``, measured through vispy's own
+    transform of that tile (scene mm → canvas pixels)."""
+    vb, _ = _tile_of(viewer, layer)
+    y, x = (float(v) for v in viewer.scene.camera.center[-2:])
+    a, b = vb.scene.transform.map([[x, y], [x + 8.0, y]])[:, :2]
+    return float(np.linalg.norm(b - a)) / 8.0
+
+
+def _shown_lps(w, visit: str) -> np.ndarray:
+    """The LPS point of ``visit`` drawn at the centre of its tile (the camera's centre, the
+    slider's point), through its CT layer's own transform (its shift included)."""
+    ct = w.layers[visit]["image"]
+    world = np.array([w.viewer.dims.point[0], *w._camera.center[-2:]], float)
+    return w.session.volume(visit).index_to_lps(ct.world_to_data(world))
+
+
+def test_comparison_view_centres_each_visit_on_its_own_lesion(gui_db, make_napari_viewer, qtbot):
+    """Choosing a lesion (a real click on its table row, Alt-Down / Alt-Up) lines each
+    follow-up up on the baseline by that visit's own position of the lesion and centres every
+    tile on it, zoomed so an 8 mm node spans at least NODE_MIN_PX screen pixels; an arrow key
+    moves every tile by the same distance from its lesion. A real click, and a line, on the
+    shifted W06 tile are segmented at W06's lesion (not 6 mm off where BL's coordinates point)
+    and stored there."""
+    from qtpy.QtCore import Qt
+
+    from napari_recist._compare_view import NODE_MIN_PX, NODE_MM
+
+    db, tps = gui_db
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    w = _widget(viewer, db)
+    canvas = viewer.window._qt_viewer.canvas._scene_canvas.native
+
+    def key(k, what=Qt.AltModifier):
+        canvas.setFocus()
+        qtbot.keyClick(canvas, k, what)
+        qtbot.wait(100)
+
+    _baseline_read(qtbot, w, tps, lesions=("T01", "T02"))
+    w06_truth = np.asarray(tps["W06"]["lesions"]["T02"]["center_lps"])
+    _click(qtbot, w, "W06", w06_truth)  # T02 measured at W06 (the session's own call) …
+    _click_row(qtbot, w.table, "T02")
+    _press(qtbot, w.confirm_btn)  # … and stored: its W06 position is known
+    assert "T02 stored on W06" in w.last_message, w.last_message
+    w.compare_combo.setCurrentText("BL and W06")
+    key(Qt.Key_Up)  # T01, then back to T02: each time every tile is centred on it
+    assert w._selected_table_lesion() == "T01" and w.aligned_on == "T01"
+    key(Qt.Key_Down)
+    assert w._selected_table_lesion() == "T02" and w.aligned_on == "T02"
+    qtbot.wait(300)  # the linked grid cameras follow
+    bl_c, w06_c = _centre(_stored(db, "BL")["T02"]), _centre(_stored(db, "W06")["T02"])
+    assert np.linalg.norm(w06_c - bl_c) > 5.0  # the patient lies elsewhere at W06
+    assert "T02: W06 by its stored measurement" in w.compare_view.alignment_label.text()
+    np.testing.assert_allclose(w.visit_layers.offsets["W06"], lps_to_world(bl_c - w06_c),
+                               atol=1e-6)
+    assert np.allclose(_shown_lps(w, "BL"), bl_c, atol=0.01)
+    assert np.allclose(_shown_lps(w, "W06"), w06_c, atol=0.01)
+    for v in ("BL", "W06"):  # an 8 mm node is readable in each tile
+        assert NODE_MM * _screen_px_per_mm(viewer, w.layers[v]["image"]) >= NODE_MIN_PX
+    # the slider steps every tile alike from its own lesion (through the alignment)
+    for _ in range(2):
+        key(Qt.Key_Right, Qt.NoModifier)
+    moved = {v: _shown_lps(w, v) - c for v, c in (("BL", bl_c), ("W06", w06_c))}
+    assert moved["BL"][2] > 1.0 and np.allclose(moved["BL"], moved["W06"], atol=0.01)
+    for _ in range(2):
+        key(Qt.Key_Left, Qt.NoModifier)
+
+    # a real click at the middle of the shifted W06 tile: W06's lesion, at W06's coordinates
+    _mouse_click_tile(qtbot, viewer, w.layers["W06"]["image"])
+    qtbot.waitUntil(lambda: not w.busy, timeout=30000)
+    f = w.finding
+    assert f is not None and f.visit == "W06", w.last_message
+    vol = w.session.volume("W06")
+    seed = vol.index_to_lps(f.mask.prompt.point_zyx)
+    assert np.linalg.norm(seed - w06_c) < 1.5 and np.linalg.norm(seed - bl_c) > 4.0
+    _press(qtbot, w.confirm_btn)
+    assert "T02 stored on W06" in w.last_message, w.last_message
+    m = _stored(db, "W06")["T02"]
+    assert np.linalg.norm(_centre(m) - w06_truth) < 4.0
+    # a line drawn across the lesion in the shifted W06 tile: segmented there from it
+    w.line_box.setChecked(True)
+    _drag_line(qtbot, viewer, w, "W06", 1.1 * float(m.long_axis_mm))
+    f = w.finding
+    assert f is not None and f.visit == "W06" and f.source == "line prompt", w.last_message
+    mid = np.mean([vol.index_to_lps(p) for p in f.mask.prompt.line_zyx], axis=0)
+    assert np.linalg.norm(mid - w06_c) < 2.0
+    assert np.linalg.norm(np.mean(f.measurement.long_axis_endpoints_lps, axis=0) - w06_truth) < 4.0
+    key(Qt.Key_D)  # discarded: W06's stored T02 drawn again; Alt-Up, Alt-Down: centred on it
+    w.click_box.setChecked(True)
+    assert np.any(w.layers["W06"]["labels"].data == w._label_of[("W06", "T02")])
+    key(Qt.Key_Up)
+    key(Qt.Key_Down)
+    qtbot.wait(300)
+    assert np.allclose(_shown_lps(w, "W06"), _centre(_stored(db, "W06")["T02"]), atol=0.01)
+    _shot(w, viewer, "compare_aligned")
+
+
 def _t02_stored_at_baseline(gui_db, make_napari_viewer, qtbot):
     """A shown viewer whose panel has stored T02 at baseline: (viewer, panel, BL volume, T02's
     stored measurement)."""
@@ -967,8 +1075,7 @@ def test_stored_axes_are_shown_faded_on_neighbouring_slices(gui_db, make_napari_
     ct, stored, nearby = (w.layers["BL"][x] for x in ("image", "stored", "nearby"))
     canvas = viewer.window._qt_viewer.canvas._scene_canvas.native
 
-    def shown(layer) -> list[int]:
-        return [int(i) for i in np.flatnonzero(layer._data_view._displayed)]
+    shown = _drawn
 
     def step_to(target: int) -> None:
         """Arrow-key presses until the baseline CT is at slice ``target`` (a key steps by
@@ -985,6 +1092,14 @@ def test_stored_axes_are_shown_faded_on_neighbouring_slices(gui_db, make_napari_
     w.focus(lps_to_world(_centre(m)), field_mm=120.0)
     step_to(k)
     assert len(shown(stored)) == 2 and shown(nearby) == []
+    # one label (cyan over its black shadow), above the lesion's axes (off the lesion)
+    on = np.flatnonzero(stored._data_view._displayed)
+    labels = [(stored.features["label"][i], stored.features["ink"][i], stored.data[i])
+              for i in on if stored.features["label"][i]]
+    assert sorted((text, ink) for text, ink, _ in labels) == [
+        (f"T02 LA {m.long_axis_mm} mm", "black"), (f"T02 LA {m.long_axis_mm} mm", "cyan")]
+    top = min(ends["long"][:, 1].min(), ends["short"][:, 1].min())
+    assert all(np.all(at[:, 1] < top - 1.0) for *_, at in labels)
     for d in (1, -1):
         step_to(k + d)
         assert shown(stored) == []
@@ -1003,9 +1118,17 @@ def test_stored_axes_are_shown_faded_on_neighbouring_slices(gui_db, make_napari_
 
 
 def _distinct_lines(layer) -> set[tuple[float, ...]]:
-    """A shapes layer's lines told apart in the slice plane (the copies that
-    _visit_layers.on_its_image_slice places at the slider's finer stops count once)."""
-    return {tuple(np.round(x[:, 1:], 6).ravel()) for x in layer.data}
+    """A shapes layer's drawn lines told apart in the slice plane (the copies that
+    _visit_layers.on_its_image_slice places at the slider's finer stops count once; a label's
+    unseen anchor is no line)."""
+    return {tuple(np.round(layer.data[i][:, 1:], 6).ravel())
+            for i in np.flatnonzero(np.asarray(layer.edge_color)[:, 3] > 0)}
+
+
+def _drawn(layer) -> list[int]:
+    """The shapes of a layer drawn on the slice shown (a label's unseen anchor left out)."""
+    seen = np.asarray(layer.edge_color)[:, 3] > 0 if len(layer.data) else np.zeros(0, bool)
+    return [int(i) for i in np.flatnonzero(layer._data_view._displayed & seen)]
 
 
 def test_stored_axes_follow_the_ct_slice_at_half_steps(gui_db, make_napari_viewer, qtbot):
@@ -1036,8 +1159,7 @@ def test_stored_axes_follow_the_ct_slice_at_half_steps(gui_db, make_napari_viewe
         point = at()
         image_slice = int(np.round(point))
         halves += not float(point).is_integer()
-        n_stored = int(np.count_nonzero(stored._data_view._displayed))
-        n_near = int(np.count_nonzero(nearby._data_view._displayed))
+        n_stored, n_near = len(_drawn(stored)), len(_drawn(nearby))
         assert n_stored == (2 if image_slice == k else 0), (point, n_stored)
         assert n_near == (0 if image_slice == k else 2), (point, n_near)
         canvas.setFocus()
