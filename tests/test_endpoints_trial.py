@@ -237,3 +237,29 @@ def test_docs_example_runs(trial_db: Path, tmp_path: Path, monkeypatch: pytest.M
     assert pfs["SYN-005"]["EVNTDESC"] == "NEW ANTICANCER THERAPY"
     assert doc["policies"]["assessment_interval_days"] == 42
 
+
+def test_trial_report_has_the_km_plot_and_endpoints(trial_db: Path, tmp_path: Path) -> None:
+    from recist_tool.report import build_reports
+    from recist_tool.report.trial import TRIAL_FILES
+    from recist_tool.store import TrialStore
+
+    with TrialStore(trial_db, read_only=True) as st:
+        summary = build_reports(st, tmp_path / "rep", subject_reports=False)
+    assert sorted(p.name for p in summary.files) == sorted(TRIAL_FILES)
+    html = (tmp_path / "rep" / "trial_report.html").read_text()
+    assert "Kaplan–Meier plot" in html and "ORR (confirmed)" in html
+    assert f"{NO_FOLLOW_UP}: no follow-up assessment" in html
+    assert (tmp_path / "rep" / "km.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_cli_uses_the_events_file(trial_db: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    events = tmp_path / "events.csv"
+    events.write_text("subject,date,event\nSYN-777,2025-06-01,DEATH\n")
+    args = ["report", "--db", str(trial_db), "--trial-only", "--events", str(events)]
+    rc, err = _run_error([*args, "-o", str(tmp_path / "bad")], capsys)
+    assert rc == 3 and "subject 'SYN-777' is not in" in err and not (tmp_path / "bad").exists()
+    events.write_text("subject,date,event\nSYN-004,2025-07-30,DEATH\n")
+    assert main([*args, "-o", str(tmp_path / "rep")]) == 0
+    html = (tmp_path / "rep" / "trial_report.html").read_text()
+    assert "median DoR (days)" in html and "1/2 events" in html  # SYN-004's death ends its response

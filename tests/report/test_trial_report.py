@@ -86,11 +86,11 @@ def test_plotted_values_are_the_stored_responses(trial_out: Any) -> None:
 @pytest.mark.slow
 def test_trial_files(trial_out: Any) -> None:
     out, _db, _truth = trial_out
-    for name in ("waterfall.png", "spider.png", "swimmer.png"):
+    for name in ("waterfall.png", "spider.png", "swimmer.png", "km.png"):
         assert (out / name).stat().st_size > 10_000
     html_text = (out / "trial_report.html").read_text()
     page = parse_html(html_text)
-    assert len(page.images) == 3 and all(u.startswith("data:image/png;base64,") for u in page.images)
+    assert len(page.images) == 4 and all(u.startswith("data:image/png;base64,") for u in page.images)
     summary = {r[0]: r for r in page.rows if r and r[0].startswith("SYN-")}
     wf = {r["subject"]: r for r in _rows(out / "plotted_values.csv") if r["plot"] == "waterfall"}
     assert sorted(summary) == sorted(wf) == ["SYN-001", "SYN-002", "SYN-003"]
@@ -98,7 +98,7 @@ def test_trial_files(trial_out: Any) -> None:
         best = Decimal(wf[code]["pct_change_from_baseline"]).quantize(Decimal("0.1"))
         assert row[1:3] == [wf[code]["best_response"], f"{best} %"]
     assert summary["SYN-001"][3] == "85"  # 2025-03-03 → 2025-05-27
-    assert pdf_pages(out / "trial_report.pdf") == 4
+    assert pdf_pages(out / "trial_report.pdf") == 5  # summary + 4 plots
 
 
 def test_trial_report_with_bad_input(bad_store: TrialStore, tmp_path: Path) -> None:
@@ -112,4 +112,4 @@ def test_trial_report_with_bad_input(bad_store: TrialStore, tmp_path: Path) -> N
             for r in rows] == [("S-ODD", "W06", "NE", "84"), ("S-ODD", "W12", "NE", "84")]
     _, _, views = collect_views(bad_store, include_unsigned=True)
     assert [v.best_label for v in views] == [None, "NE"]
-    assert pdf_pages(tmp_path / "trial_report.pdf") == 4
+    assert pdf_pages(tmp_path / "trial_report.pdf") == 5

@@ -24,10 +24,16 @@ def report_cmd(
                                           help="Also report unsigned reads (the report says so)."),
     trial_only: bool = typer.Option(False, "--trial-only", help="Only the trial plots and tables."),
     subjects_only: bool = typer.Option(False, "--subjects-only", help="Only the subject reports."),
+    settings: Path | None = typer.Option(
+        None, "--settings", help="Trial settings TOML: [endpoints] censoring rules (Kaplan–Meier)."),
+    events: Path | None = typer.Option(
+        None, "--events", help="CSV of subject,date,event (DEATH or NEW THERAPY) for the endpoints."),
 ) -> None:
-    """Subject reports (<code>.html, <code>.pdf) and trial plots (waterfall, spider, swimmer)."""
+    """Subject reports (<code>.html, <code>.pdf) and trial plots (waterfall, spider, swimmer,
+    Kaplan–Meier)."""
     from recist_tool.report import build_reports
     from recist_tool.store import TrialStore
+    from recist_tool.store.settings import read_endpoint_policies
 
     if trial_only and subjects_only:
         raise UsageError("--trial-only and --subjects-only exclude each other")
@@ -35,6 +41,7 @@ def report_cmd(
         summary = build_reports(store, out, subjects=subject or None, reader=reader, trial=trial,
                                 include_unsigned=include_unsigned,
                                 subject_reports=not trial_only, trial_report=not subjects_only,
+                                events=events, endpoint_policies=read_endpoint_policies(settings),
                                 progress=lambda line: console.print(line, highlight=False,
                                                                     soft_wrap=True))
     for code, notes in summary.notes.items():

@@ -94,7 +94,8 @@ def collect_views(store: Any, *, subjects: Sequence[str] | None = None, reader: 
 def build_reports(store: Any, out_dir: str | Path, *, subjects: Sequence[str] | None = None,
                   reader: str | None = None, include_unsigned: bool = False,
                   trial: str | None = None, subject_reports: bool = True, trial_report: bool = True,
-                  progress: Callable[[str], None] | None = None) -> ReportSummary:
+                  progress: Callable[[str], None] | None = None, events: str | Path | None = None,
+                  endpoint_policies: Any = None) -> ReportSummary:
     """Write the subject reports (``<code>.html``, ``<code>.pdf``) and the trial report into ``out_dir``.
 
     Parameters
@@ -115,6 +116,11 @@ def build_reports(store: Any, out_dir: str | Path, *, subjects: Sequence[str] | 
         Which halves to write.
     progress : callable, optional
         Called with one line per file group written.
+    events : path, optional
+        Events file (death, new therapy) for the trial report's endpoints
+        (:func:`recist_tool.export.endpoints.read_events`).
+    endpoint_policies : EndpointPolicies, optional
+        Censoring rules of the trial report's endpoints (default: the documented defaults).
 
     Returns
     -------
@@ -138,7 +144,14 @@ def build_reports(store: Any, out_dir: str | Path, *, subjects: Sequence[str] | 
             if progress is not None:
                 progress(f"{v.code}: {', '.join(f.name for f in files)}")
     if trial_report:
-        files = write_trial_report(views, out, trial=trial_name, criteria=criteria)
+        from recist_tool.export.endpoints import endpoints_from_store
+
+        read = [v.code for v in views if store.readers_of(v.code)]
+        endpoints = endpoints_from_store(
+            store, subjects=read, reader=reader, include_unsigned=include_unsigned, events=events,
+            endpoint_policies=endpoint_policies).endpoints if read else None
+        files = write_trial_report(views, out, trial=trial_name, criteria=criteria,
+                                   endpoints=endpoints)
         summary.files += files
         if progress is not None:
             progress(f"trial {trial_name}: {', '.join(f.name for f in files)}")

@@ -326,3 +326,60 @@ def swimmer_figure(lanes: Mapping[str, tuple[int, Sequence[TrialPoint]]],
                 color="#616161")
     fig.tight_layout()
     return fig
+
+
+def km_figure(curves: Sequence[tuple[str, object]], *, title: str = "", width_in: float = 10.0,
+              height_in: float = 4.8, dpi: float = 100) -> Figure:
+    """Kaplan–Meier curves side by side, each with its pointwise interval, censoring marks and the
+    numbers at risk under its time axis.
+
+    Parameters
+    ----------
+    curves : sequence of (title, KaplanMeier)
+        Estimates of :func:`recist_tool.recist.endpoints.kaplan_meier` (``times``, ``survival``,
+        ``ci_low``, ``ci_high``, ``censor_times``, ``at_risk``, ``median_days``, ``median_ci``).
+    """
+    fig = Figure(figsize=(width_in, height_in), dpi=dpi)
+    if title:
+        fig.suptitle(title, fontsize=10, x=0.01, ha="left")
+    for i, (name, km) in enumerate(curves, start=1):
+        ax = fig.add_subplot(1, len(curves), i)
+        ax.set_title(f"{name} (n = {km.n}, {km.events} event{'' if km.events == 1 else 's'})", fontsize=9,
+                     loc="left")
+        xs = [0, *km.times]
+        ys = [1.0, *km.survival]
+        ax.step(xs, ys, where="post", color="#1565c0", linewidth=1.6, zorder=3)
+        if km.events:  # an undefined limit (S = 0 under log-log) is drawn at S itself
+            lo = [1.0, *(s if v is None else v for v, s in zip(km.ci_low, km.survival, strict=True))]
+            hi = [1.0, *(s if v is None else v for v, s in zip(km.ci_high, km.survival, strict=True))]
+            ax.fill_between(xs, lo, hi, step="post", color="#1565c0", alpha=0.15, linewidth=0,
+                            zorder=2)
+        at = dict(zip(km.times, km.survival, strict=True))
+        cx = list(km.censor_times)
+        ax.plot(cx, [at[t] for t in cx], linestyle="none", marker="|", markersize=9,
+                color="#0d47a1", zorder=4)
+        med = km.median_days
+        lo_m, hi_m = km.median_ci
+        ax.axhline(0.5, color="#9e9e9e", linestyle=":", linewidth=0.8)
+        text = "median " + ("not reached" if med is None else f"{med} d") + " (95 % CI " + \
+            ("NR" if lo_m is None else f"{lo_m}") + "–" + ("NR" if hi_m is None else f"{hi_m}") + ")"
+        ax.text(0.02, 0.03, text, transform=ax.transAxes, ha="left", va="bottom", fontsize=7,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+        ax.set_ylim(-0.02, 1.05)
+        xmax = max([*xs, *(d for d, _ in km.at_risk), 1])
+        ax.set_xlim(0, xmax * 1.05)
+        ax.set_xticks([d for d, _ in km.at_risk] or [0])
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("days", fontsize=8)
+        ax.set_ylabel("probability without event", fontsize=8)
+        ax.grid(True, color="#eeeeee", linewidth=0.6, zorder=0)
+        ax.annotate("at risk", (0, 0), xycoords="axes fraction", xytext=(-8, -42),
+                    textcoords="offset points", ha="right", va="top", fontsize=7)
+        for d, n in km.at_risk:
+            ax.annotate(str(n), (d, 0), xycoords=("data", "axes fraction"), xytext=(0, -42),
+                        textcoords="offset points", ha="center", va="top", fontsize=7)
+        if not km.n:
+            ax.text(0.5, 0.5, "no subjects", ha="center", va="center", transform=ax.transAxes,
+                    color="#616161")
+    fig.tight_layout(rect=(0.03, 0.07, 1, 0.95 if title else 1))
+    return fig

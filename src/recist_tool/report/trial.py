@@ -11,6 +11,8 @@ Conventions
   the best response, points by that visit's overall response.
 - Swimmer: time on study = days from the baseline scan to the last assessed visit (any visit with a
   read, NE included); one marker per follow-up with its overall response.
+- Kaplan–Meier: imaging PFS and duration of response with numbers at risk, and the ORR / DCR
+  table, from :func:`recist_tool.recist.endpoints.trial_endpoints` (``docs/endpoints.md``).
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
 from recist_tool.io.outputs import atomic_outputs, write_csv
+from recist_tool.recist.endpoints import TrialEndpoints, kaplan_meier
 from recist_tool.report.plots import (
     TrialPoint,
     colour,
     figure_png,
+    km_figure,
     spider_figure,
     swimmer_figure,
     waterfall_figure,
@@ -38,8 +42,10 @@ from recist_tool.report.subject import REPORT_CSS, png_img_tag
 from recist_tool.report.view import SubjectView, fmt_pct
 
 #: Files :func:`write_trial_report` writes.
-TRIAL_FILES = ("waterfall.png", "spider.png", "swimmer.png", "plotted_values.csv",
+TRIAL_FILES = ("waterfall.png", "spider.png", "swimmer.png", "km.png", "plotted_values.csv",
                "trial_report.html", "trial_report.pdf")
+#: The trial plots, in report order.
+_PLOTS = ("waterfall", "spider", "swimmer", "km")
 
 
 @dataclass(frozen=True)
@@ -117,8 +123,10 @@ def _points(rows: Sequence[PlottedValue], plot: str) -> dict[str, list[TrialPoin
     return out
 
 
-def trial_figures(views: Sequence[SubjectView], *, trial: str = "") -> dict[str, Figure]:
-    """The three trial figures (``waterfall``, ``spider``, ``swimmer``) from the plotted values."""
+def trial_figures(views: Sequence[SubjectView], *, trial: str = "",
+                  endpoints: TrialEndpoints | None = None) -> dict[str, Figure]:
+    """The trial figures (``waterfall``, ``spider``, ``swimmer`` from the plotted values, and
+    ``km``, the Kaplan–Meier curves of ``endpoints``; no subjects when it is None)."""
     rows = plotted_values(views)
     best = {s.code: s.best_label for s in views}
     bars = [(r.subject, r.pct_change_from_baseline, r.best_response) for r in rows
@@ -140,6 +148,9 @@ def trial_figures(views: Sequence[SubjectView], *, trial: str = "") -> dict[str,
                                 title=prefix + "% change of the SOD from baseline over time"),
         "swimmer": swimmer_figure(lanes, {k: best[k] for k in lanes},
                                   title=prefix + "time on study and overall responses"),
+        "km": km_figure([("Imaging PFS", endpoints.pfs_km if endpoints else kaplan_meier([])),
+                         ("Duration of response", endpoints.dor_km if endpoints else kaplan_meier([]))],
+                        title=prefix + "Kaplan–Meier estimates with numbers at risk"),
     }
 
 
@@ -158,8 +169,32 @@ _SUMMARY_HEAD = ["subject", "best response", "best % change", "days on study", "
                  "unsigned", "notes"]
 
 
+def endpoint_rows(endpoints: TrialEndpoints | None) -> list[list[str]]:
+    """The endpoints table of the report: one row per rate and per Kaplan–Meier median."""
+    if endpoints is None:
+        return []
+
+    def pct(x: float | None) -> str:
+        return "—" if x is None else f"{100 * x:.1f} %"
+
+    def days(x: int | None) -> str:
+        return "NR" if x is None else str(x)
+
+    rows = []
+    for p in (endpoints.orr, endpoints.orr_confirmed, endpoints.dcr, endpoints.dcr_confirmed):
+        rows.append([f"{p.name} ({'confirmed' if p.confirmed else 'unconfirmed'})",
+                     f"{p.count}/{p.n}", pct(p.rate), f"{pct(p.ci_low)} – {pct(p.ci_high)}"])
+    for name, km in (("median PFS (days)", endpoints.pfs_km), ("median DoR (days)", endpoints.dor_km)):
+        rows.append([name, f"{km.events}/{km.n} events", days(km.median_days),
+                     f"{days(km.median_ci[0])} – {days(km.median_ci[1])}"])
+    return rows
+
+
+_ENDPOINT_HEAD = ["endpoint", "count", "estimate", "95 % CI"]
+
+
 def trial_html(views: Sequence[SubjectView], pngs: dict[str, bytes], *, trial: str,
-               criteria: str) -> str:
+               criteria: str, endpoints: TrialEndpoints | None = None) -> str:
     """The trial report as one self-contained HTML document."""
     e = html.escape
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -177,8 +212,17 @@ def trial_html(views: Sequence[SubjectView], pngs: dict[str, bytes], *, trial: s
                "engine's % change of the sum of diameters from baseline; colours: best overall "
                "response. Days on study: baseline scan to the last assessed visit.</p>")
     for name, title in (("waterfall", "Waterfall plot"), ("spider", "Spider plot"),
-                        ("swimmer", "Swimmer plot")):
+                        ("swimmer", "Swimmer plot"), ("km", "Kaplan–Meier plot")):
         out.append(f"<h2>{title}</h2>" + png_img_tag(pngs[name], f"{title} of {trial}"))
+    ep_rows = endpoint_rows(endpoints)
+    if endpoints is not None:
+        out.append("<h2>Endpoints</h2><table><tr>"
+                   + "".join(f"<th>{e(h)}</th>" for h in _ENDPOINT_HEAD) + "</tr>"
+                   + "".join("<tr>" + "".join(f'<td class="lab">{e(c)}</td>' for c in r) + "</tr>"
+                             for r in ep_rows) + "</table>")
+        ne = "; ".join(f"{c}: {why}" for c, why in endpoints.not_evaluable) or "none"
+        out.append(f'<p class="small">{e(_CAPTIONS["km"])} Not evaluable for response: {e(ne)}.'
+                   "</p>")
     out.append('<p class="small">The plotted values are in plotted_values.csv.</p></body></html>')
     return "\n".join(out)
 
@@ -212,6 +256,10 @@ _CAPTIONS = {
               "sums only); line colour: best overall response, point colour: that visit's response.",
     "swimmer": "Swimmer: days from the baseline scan to the last assessed visit; bar colour: best "
                "overall response; markers: each follow-up's overall response.",
+    "km": "Kaplan–Meier (SciPy ecdf): imaging PFS from the reference start and duration of "
+          "response from the first response, in days (day 1 = start); band: pointwise 95 % "
+          "interval; ticks: censored; numbers at risk under the axis. ORR / DCR: over the "
+          "response-evaluable subjects, Clopper–Pearson 95 % intervals (docs/endpoints.md).",
 }
 
 
@@ -233,10 +281,11 @@ def _plot_page(png: bytes, trial: str, caption: str) -> Figure:
 
 
 def write_trial_report(views: Sequence[SubjectView], out_dir: str | Path, *, trial: str,
-                       criteria: str) -> list[Path]:
+                       criteria: str, endpoints: TrialEndpoints | None = None) -> list[Path]:
     """Write the trial plots (PNG), ``plotted_values.csv``, ``trial_report.html`` and ``.pdf``.
 
-    All files appear together or not at all.
+    All files appear together or not at all. ``endpoints`` (ORR, DCR, Kaplan–Meier) fill the
+    Kaplan–Meier plot and the endpoints table; without them the plot says there are no subjects.
 
     Returns
     -------
@@ -245,19 +294,23 @@ def write_trial_report(views: Sequence[SubjectView], out_dir: str | Path, *, tri
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    figs = trial_figures(views, trial=trial)
+    figs = trial_figures(views, trial=trial, endpoints=endpoints)
     pngs = {k: figure_png(f, dpi=110) for k, f in figs.items()}
     with atomic_outputs(out) as o:
-        for k in ("waterfall", "spider", "swimmer"):
+        for k in _PLOTS:
             o.path(f"{k}.png").write_bytes(pngs[k])
         write_csv(o.path("plotted_values.csv"), [f.name for f in fields(PlottedValue)],
                   (astuple(r) for r in plotted_values(views)), lineterminator="\n")
-        o.path("trial_report.html").write_text(trial_html(views, pngs, trial=trial,
-                                                          criteria=criteria), encoding="utf-8")
+        o.path("trial_report.html").write_text(trial_html(views, pngs, trial=trial, criteria=criteria,
+                                                          endpoints=endpoints), encoding="utf-8")
         with PdfPages(o.path("trial_report.pdf"),
                       metadata={"Title": f"RECIST trial report {trial}", "Creator": "recist-tool"}
                       ) as pdf:
             pdf.savefig(_summary_page(views, trial, criteria))
-            for k in ("waterfall", "spider", "swimmer"):
-                pdf.savefig(_plot_page(figure_png(figs[k], dpi=150), trial, _CAPTIONS[k]))
+            for k in _PLOTS:
+                caption = _CAPTIONS[k]
+                if k == "km":
+                    caption += " " + "; ".join(f"{r[0]}: {r[2]} ({r[3]}, {r[1]})"
+                                               for r in endpoint_rows(endpoints))
+                pdf.savefig(_plot_page(figure_png(figs[k], dpi=150), trial, caption))
         return o.finals
