@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,10 +34,10 @@ from recist_tool.recist.model import BestResponse, Response
 from recist_tool.recist.policies import Policies
 
 __all__ = [
-    "ADEQUATE", "ADRS_AVAL", "CONFIDENCE_LEVEL", "DAYS_PER_MONTH", "EVENT_KINDS",
-    "EndpointPolicies", "KaplanMeier", "Proportion", "SubjectOutcome", "TimeToEvent",
-    "TrialEndpoints", "adrs_rows", "adtte_rows", "aval_days", "kaplan_meier", "proportion",
-    "subject_outcome", "trial_endpoints",
+    "ADEQUATE", "ADRS_AVAL", "ADRS_COLUMNS", "ADTTE_COLUMNS", "CONFIDENCE_LEVEL", "DAYS_PER_MONTH",
+    "EVENT_KINDS", "EndpointPolicies", "KaplanMeier", "Proportion", "SubjectOutcome", "TimeToEvent",
+    "TrialEndpoints", "adrs_rows", "adtte_rows", "aval_days", "dor_record", "kaplan_meier",
+    "not_evaluable_reason", "pfs_record", "proportion", "subject_outcome", "trial_endpoints",
 ]
 
 #: Two-sided confidence level of every interval.
@@ -555,8 +556,7 @@ def trial_endpoints(outcomes: Sequence[SubjectOutcome], policies: Policies | Non
     """
     policies = policies or Policies()
     pol = endpoint_policies or EndpointPolicies()
-    codes = [o.subject for o in outcomes]
-    twice = sorted({c for c in codes if codes.count(c) > 1})
+    twice = sorted(c for c, k in Counter(o.subject for o in outcomes).items() if k > 1)
     if twice:
         raise InputError(f"subject(s) given twice: {', '.join(twice)}")
     reasons = {o.subject: not_evaluable_reason(o) for o in outcomes}
