@@ -30,7 +30,7 @@ def endpoints_cmd(
     include_unsigned: bool = typer.Option(False, "--include-unsigned",
                                           help="Also use unsigned reads (endpoints.json says so)."),
     settings: Path | None = typer.Option(
-        None, "--settings", help="Trial settings TOML: [endpoints] censoring rules."),
+        None, "--settings", help="Trial settings TOML: \\[endpoints] censoring rules."),
     events: Path | None = typer.Option(
         None, "--events", help="CSV of subject,date,event (DEATH or NEW THERAPY)."),
 ) -> None:

@@ -25,7 +25,7 @@ def report_cmd(
     trial_only: bool = typer.Option(False, "--trial-only", help="Only the trial plots and tables."),
     subjects_only: bool = typer.Option(False, "--subjects-only", help="Only the subject reports."),
     settings: Path | None = typer.Option(
-        None, "--settings", help="Trial settings TOML: [endpoints] censoring rules (Kaplan–Meier)."),
+        None, "--settings", help="Trial settings TOML: \\[endpoints] censoring rules (Kaplan–Meier)."),
     events: Path | None = typer.Option(
         None, "--events", help="CSV of subject,date,event (DEATH or NEW THERAPY) for the endpoints."),
 ) -> None:
