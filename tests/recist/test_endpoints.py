@@ -35,6 +35,10 @@ def day(n: int) -> dt.date:
     return D0 + dt.timedelta(days=n - 1)
 
 
+def _date(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
 def outcome(code: str, *visits: tuple[int, str], policies: Policies | None = None, **kw):
     return subject_outcome(code, [Assessment(day(d), Response(r)) for d, r in visits], D0,
                            policies, **kw)
@@ -44,7 +48,8 @@ def outcome(code: str, *visits: tuple[int, str], policies: Policies | None = Non
 
 def test_adrs_bor_cbor_rows_match_pharmaverse(shared_data: Path) -> None:
     """BOR and CBOR rows of adrs.csv (value, AVAL code, date, visit) for the 8 investigator-read
-    subjects, from the oracle's own SDTM TU/TR through the engine: all 16 rows agree."""
+    subjects, from the oracle's own SDTM TU/TR through the engine: all 16 rows agree; so do the 8
+    PFS records derived from the oracle's PD and LSTA parameters."""
     from recist_tool.io.sdtm_csv import read_sdtm_csv
     from tests.conftest import require
 
@@ -70,6 +75,19 @@ def test_adrs_bor_cbor_rows_match_pharmaverse(shared_data: Path) -> None:
                 for r in csv.DictReader(fh) if r["PARAMCD"] in ("BOR", "CBOR")}
     assert len(want) == 16
     assert got == want
+    # PFS from the oracle's own PD and last-assessment (LSTA) parameters: an event on the PD date,
+    # else censored on the last assessment (all of them adequate here); AVAL = ADT - RANDDT + 1
+    with (oracles / "pharmaverseadam_adrs_onco_8subj.csv").open(newline="") as fh:
+        params = {(r["USUBJID"], r["PARAMCD"]): r for r in csv.DictReader(fh)}
+    want_pfs = {}
+    for o in outcomes:
+        pd, last = params[(o.subject, "PD")], params[(o.subject, "LSTA")]
+        assert params[(o.subject, "DEATH")]["AVALC"] == "N"
+        end, cnsr = (pd["ADT"], 0) if pd["AVALC"] == "Y" else (last["ADT"], 1)
+        want_pfs[o.subject] = (end, (_date(end) - _date(pd["RANDDT"])).days + 1, cnsr)
+    ep = trial_endpoints(outcomes, pol)
+    assert {r.subject: (r.end.isoformat(), r.days, int(r.censored)) for r in ep.pfs} == want_pfs
+    assert sum(c == 0 for _, _, c in want_pfs.values()) == 3  # 1028, 1130, 1133
 
 
 def test_aval_codes_are_the_oracles() -> None:
