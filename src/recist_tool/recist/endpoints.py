@@ -219,17 +219,15 @@ def subject_outcome(subject: str, assessments: Iterable[Assessment], reference_d
     if criteria == "iRECIST":
         from recist_tool.recist.irecist import best_irecist
 
-        def engine(items: Sequence[Assessment]) -> BestResponse:
-            return best_irecist([(a.date, a.response) for a in items], reference_date, policies)
-
-        kept = [a for a in seq if new_therapy_date is None or a.date < new_therapy_date]
-        best = engine(kept)
+        def engine(items: Sequence[Assessment], therapy: _dt.date | None) -> BestResponse:
+            kept = [(a.date, a.response) for a in items if therapy is None or a.date < therapy]
+            return best_irecist(kept, reference_date, policies)
     else:
-        def engine(items: Sequence[Assessment]) -> BestResponse:
-            return best_response(items, reference_date, policies)
+        def engine(items: Sequence[Assessment], therapy: _dt.date | None) -> BestResponse:
+            return best_response(items, reference_date, policies, new_therapy_date=therapy)
 
-        best = best_response(seq, reference_date, policies, new_therapy_date=new_therapy_date)
-    pd_date = best.pd_date if new_therapy_date is None else engine(seq).pd_date
+    best = engine(seq, new_therapy_date)
+    pd_date = best.pd_date if new_therapy_date is None else engine(seq, None).pd_date
     return SubjectOutcome(subject, reference_date, best, tuple(seq), pd_date, tuple(visits),
                           measurable, death_date, new_therapy_date)
 
