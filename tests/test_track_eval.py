@@ -69,6 +69,58 @@ def test_a_real_shrink_reads_as_a_shrink(lung1) -> None:  # noqa: ANN001
     assert r.segmenter == "unet:edge=half-contrast,lung_only=false"  # the network, as at baseline
 
 
+def test_the_followup_shows_only_scanned_anatomy(sarcoma) -> None:  # noqa: ANN001
+    """On a limb scan the sarcoma nearly fills, a 0.7x shrink pulls in tissue from beyond the
+    scan: the follow-up is the box of the baseline grid where every voxel shows scanned anatomy
+    (no air where the baseline's field ended), and its true lesion lies where the motion says."""
+    from recist_tool.track_eval import _growth_regions, _pull_back, draw_motion, make_followup
+
+    vol, ref = sarcoma
+    motion = draw_motion(vol, 0.7, np.random.default_rng(2))
+    fu, (truth,), push = make_followup(vol, [ref], motion, np.random.default_rng(3))
+    assert fu.shape != vol.shape and truth.shape == fu.shape
+    idx = np.argwhere(np.ones(fu.shape, bool))[::97].astype(float)
+    src = vol.lps_to_index(_pull_back(fu.index_to_lps(idx), motion,
+                                      _growth_regions(vol, [ref], 0.7)))
+    assert np.all(src >= -0.5) and np.all(src <= np.asarray(vol.shape) - 0.5)
+    assert float(fu.array.min()) > -1100.0  # no air fill beyond noise
+    c_true = fu.index_to_lps(np.argwhere(truth).mean(axis=0))
+    assert np.linalg.norm(push(vol.index_to_lps(np.argwhere(ref).mean(axis=0)))[0] - c_true) < 1.5
+
+
+def test_an_outline_that_does_not_measure_the_readers_line_is_not_found(lung1) -> None:  # noqa: ANN001
+    """The reader's line runs 30 % past both ends of the segmenter's outline of the lung tumour:
+    the outline follows another extent than the one read, so the follow-up is uncertain however
+    well it resembles the outline (``reader_line``); the click and line outlines agree
+    (``prompt_mm``)."""
+    from recist_tool.segment import Prompt, get_segmenter
+    from recist_tool.segment.evaluate import reference_line
+    from recist_tool.track import FOUND_LIMITS, BaselineLesion, kept_segmenter_spec, track_lesions
+    from recist_tool.track_eval import draw_motion, make_followup
+
+    vol, ref = lung1
+    rng = np.random.default_rng(4)
+    fu, _, _ = make_followup(vol, [ref], draw_motion(vol, 1.0, rng), rng)
+    line = reference_line(vol, ref, None)
+    bm = get_segmenter("unet").segment(vol, Prompt(line_zyx=line))
+    ends = vol.index_to_lps(np.asarray(line, float))
+    mid = ends.mean(axis=0)
+    spec = kept_segmenter_spec(bm, "unet")
+
+    def lesion(scale: float) -> BaselineLesion:
+        e = mid + (ends - mid) * scale
+        return BaselineLesion(f"x{scale}", mask=bm.mask, mask_offset=bm.offset, segmenter=spec,
+                              line_lps=(tuple(map(float, e[0])), tuple(map(float, e[1]))))
+
+    res = track_lesions(vol, fu, [lesion(1.0), lesion(1.3)])
+    read, longer = res.get("x1.0"), res.get("x1.3")
+    assert read.status == "found", read.notes
+    assert read.checks["prompt_mm"] <= FOUND_LIMITS["prompt_mm"]
+    assert longer.checks["reader_line"] < 1.0 - FOUND_LIMITS["reader_line"]
+    assert "reader_line" in longer.checks["failed"] and longer.status == "uncertain"
+    assert longer.confidence < 0.5
+
+
 def test_a_lesion_keeps_its_baseline_segmenter(lung1) -> None:  # noqa: ANN001
     """Tracked with the default ``unet``, a lesion measured by ``classic`` at baseline is measured
     by ``classic`` again (the reader's choice wins), and a lesion given only as a centre keeps the

@@ -3,18 +3,23 @@ re-segment it, measure it, and say how sure the match is.
 
 Steps (all registration with SimpleITK, points in DICOM LPS millimetres):
 
-1. **Global rigid** registration (Euler 3D, Mattes mutual information, multi-resolution on volumes
-   downsampled to 6 mm, then 3 mm): baseline is the fixed image, the follow-up the moving
-   one, so the transform maps a baseline point to where it lies in the follow-up.
-2. **Local refinement, doubted**: per lesion, a rigid registration restricted to a box around
-   the lesion (about 3 × its size, at least 60 mm), started from the global transform. When it
-   moves the lesion more than :data:`DISAGREE_MM` from the global match, the two alignments
-   disagree: the one whose normalised cross-correlation (NCC) around the lesion is higher is kept,
-   and the choice is reported; when their NCCs lie within :data:`DOUBT_NCC_MARGIN` of each other
-   the image cannot tell them apart and the lesion can only be ``uncertain``. When the local NCC
-   is still below ``deformable_below`` (breathing, posture), a coarse B-spline (deformable)
-   registration of that box follows.
-3. **Re-segmentation with the lesion's own segmenter**: each lesion keeps, at every follow-up, the
+1. **The baseline first**: each lesion is outlined again by its own segmenter (below) from a click
+   at its centre (and from its line when no mask is given); where the lesions lie (a ball round
+   each outline, :data:`LESION_MARGIN_MM`) is left out of every image match that follows, since a
+   lesion's own growth or shrinkage is not the patient's motion.
+2. **Global rigid** registration (Euler 3D, Mattes mutual information drawing at most
+   :data:`METRIC_SAMPLES` voxels an iteration, on block-averaged copies at 6 mm then 3 mm, each
+   made once and reused by the lesion-level stage): baseline is the fixed image, the follow-up
+   the moving one, so the transform maps a baseline point to where it lies in the follow-up.
+3. **Local refinement, doubted**: per lesion, a rigid registration of a box (about 3 × its size,
+   at least 60 mm) centred on its outline's centroid, on a 1.5 mm grid, started from the global
+   transform. When it moves the lesion more than :data:`DISAGREE_MM` from the global match, the
+   two alignments disagree: the one whose normalised cross-correlation (NCC, on a 3 mm grid, the
+   lesions left out) around the lesion is higher is kept, and the choice is reported; when their
+   NCCs lie within :data:`DOUBT_NCC_MARGIN` of each other the image cannot tell them apart and
+   the lesion can only be ``uncertain``. When the local NCC is still below ``deformable_below``
+   (breathing, posture), a coarse B-spline (deformable) registration of that box follows.
+4. **Re-segmentation with the lesion's own segmenter**: each lesion keeps, at every follow-up, the
    segmenter, tissue route and edge rule of its baseline mask (:func:`kept_segmenter_spec`: the
    default ``unet`` that handed a liver lesion to ``classic`` at baseline is not asked again at
    the follow-up, ``classic`` is), unless :attr:`BaselineLesion.segmenter` (the reader's choice)
@@ -22,17 +27,20 @@ Steps (all registration with SimpleITK, points in DICOM LPS millimetres):
    a click at the propagated centre; if it misses (shrunken lesion), a few seeds within a small
    radius whose HU is closest to the baseline lesion's are tried. When the baseline has a long-axis
    line (:attr:`BaselineLesion.line_lps`), the follow-up is then outlined from that line carried
-   by the registration and scaled by the change between the follow-up's and the baseline's click
-   masks (:data:`LINE_SCALE_RANGE`), as the baseline was read. **Measurement** with
-   :func:`recist_tool.measure.measure_mask`.
-4. **Resemblance**: the follow-up mask is compared with the baseline lesion's mask — outlined again
+   by the registration and scaled, about the carried centroid of the baseline outline, by the
+   change between the follow-up's and the baseline's click masks (:data:`LINE_SCALE_RANGE`), as
+   the baseline was read. **Measurement** with :func:`recist_tool.measure.measure_mask`.
+5. **Resemblance**: the follow-up mask is compared with the baseline lesion's mask — outlined again
    by the same segmenter from a click at its centre, the prompt the follow-up gets, so that like
    is compared with like — carried by the registration (:func:`resemblance`): the distance of its
    centroid from the propagated baseline centroid, how much of the smaller of the two lies in the
    other, its shape against the baseline mask scaled to the same volume, its size ratio and its
-   upper-quartile HU. Only a mask that passes every check (limits in :data:`FOUND_LIMITS`) is
-   ``found``; any other is ``uncertain``, with the failing checks in its notes.
-5. A lesion that cannot be segmented is proposed as ``"absent?"`` for the reader to confirm — never
+   upper-quartile HU; then the distance of its centroid from the reader's carried centre, and,
+   with a reader's line, whether the baseline outline measures that line (``reader_line``) and
+   whether the outlines from the click and from the line are one lesion (``prompt_mm``). Only a
+   mask that passes every check (limits in :data:`FOUND_LIMITS`) is ``found``; any other is
+   ``uncertain``, with the failing checks in its notes.
+6. A lesion that cannot be segmented is proposed as ``"absent?"`` for the reader to confirm — never
    as a silent 0 mm.
 
 The match confidence (0–1) is the lowest of the per-check scores ``1 / (1 + (x / limit)⁴)`` (``x``
@@ -79,8 +87,17 @@ DOUBT_NCC_MARGIN = 0.02
 #: the distance (mm) between its centroid and the propagated centre of the lesion (the midpoint
 #: of the reader's line, or the centre given): a baseline outline off the reader's lesion (the
 #: default's sarcoma masks, up to 29 mm off) is followed faithfully, but is not the lesion.
+#: ``reader_line`` how far (a share) the baseline outline's long axis may differ from the reader's
+#: line: an outline that stops short of the line (a liver tumour outlined 14 % short, its centroid
+#: 8.5 mm off the tumour's) follows another extent of the lesion than the one read; 10 % is a
+#: third of the change that makes a partial response. ``prompt_mm`` the largest distance (mm)
+#: between the centroids of the outlines the lesion's segmenter draws from a click at the line's
+#: midpoint and from the line, at baseline and at the follow-up: where they part by more than half
+#: of the 5 mm that makes a wrong lesion, the lesion's extent depends on the prompt (a sarcoma whose
+#: two outlines lay 5.2 mm apart had its line outline's centroid 8.2 mm off the tumour's).
 FOUND_LIMITS: dict[str, Any] = {"shift_mm": 4.0, "containment": 0.6, "shape_dice": 0.5,
-                                "size_ratio": (0.25, 2.5), "hu_diff": 150.0, "centre_mm": 5.0}
+                                "size_ratio": (0.25, 2.5), "hu_diff": 150.0, "centre_mm": 5.0,
+                                "reader_line": 0.10, "prompt_mm": 2.5}
 #: The percentile of HU inside a mask that the HU check compares: the lesion's body, where the
 #: median of a small lesion on thick slices moves with the partial volume of its rim (the lung1
 #: tumour, 18 mm on 5 mm slices, turned 2.6 degrees and shifted 12 mm: 128 HU lower at the same
@@ -89,6 +106,17 @@ HU_PERCENTILE = 75.0
 #: The follow-up's line prompt is the baseline line scaled by the change between the two clicks'
 #: masks, held to this range (a click's mask can leak or stop short).
 LINE_SCALE_RANGE = (0.3, 2.5)
+#: The most voxels a registration metric draws at each iteration (seeded): an iteration costs the
+#: same on a full-size scan as on a small crop.
+METRIC_SAMPLES = 20000
+#: The alignments match the image outside a ball around each baseline lesion (its outline's
+#: farthest voxel from its centroid plus this margin, mm): a lesion that grew or shrank pulls a
+#: rigid match of a box it fills towards one of its edges (7 mm off on a liver tumour grown 1.25x),
+#: while the anatomy around it has not changed.
+LESION_MARGIN_MM = 3.0
+#: The least share of an image the lesions may leave to the match; below it they are not left out
+#: (a scan cropped to its lesion).
+MIN_OUTSIDE = 0.25
 #: Checks score ``1 / (1 + (x / limit) ** CONFIDENCE_POWER)``: 0.5 at the limit.
 CONFIDENCE_POWER = 4
 
@@ -140,7 +168,8 @@ class TrackedLesion:
     :class:`recist_tool.segment.LesionMask` and ``measurement`` a
     :class:`recist_tool.measure.AxisMeasurement` (both None when absent?). ``segmenter_spec`` is
     the segmenter the lesion was measured with; ``checks`` the resemblance figures
-    (:func:`resemblance`) and ``registration`` which alignment was kept and why.
+    (:func:`resemblance`, ``centre_mm`` and ``reader_line``), ``registration`` which alignment was
+    kept and why, and ``transform`` that alignment (SimpleITK, baseline LPS → follow-up LPS).
     """
 
     lesion_id: str
@@ -156,6 +185,12 @@ class TrackedLesion:
     segmenter_spec: str | None = None
     checks: dict[str, Any] = field(default_factory=dict)
     registration: dict[str, Any] = field(default_factory=dict)
+    transform: Any = None
+
+    def map_point(self, lps: Sequence[float]) -> tuple[float, float, float]:
+        """Baseline LPS point → follow-up LPS point by the alignment kept for this lesion."""
+        p = self.transform.TransformPoint(tuple(float(v) for v in lps))
+        return (float(p[0]), float(p[1]), float(p[2]))
 
 
 @dataclass(frozen=True)
@@ -214,25 +249,93 @@ def _shrink_to(img: Any, target_mm: float) -> Any:
     return sitk.BinShrink(img, factors)  # block averages: downsampling without aliasing
 
 
+class _Pyramid:
+    """A prepared image (:func:`_prepare`) and its block-averaged copies, each made once."""
+
+    def __init__(self, img: Any) -> None:
+        self.full = img
+        self._levels: dict[float, Any] = {}
+
+    def at(self, level_mm: float) -> Any:
+        """The image on a grid of about ``level_mm``."""
+        if level_mm not in self._levels:
+            self._levels[level_mm] = _shrink_to(self.full, level_mm)
+        return self._levels[level_mm]
+
+
+def _pyramid(image: Volume | Any) -> _Pyramid:
+    if isinstance(image, _Pyramid):
+        return image
+    return _Pyramid(_prepare(to_sitk(image) if isinstance(image, Volume) else image))
+
+
 def _prepare(img: Any) -> Any:
     import SimpleITK as sitk
 
     return sitk.Clamp(sitk.Cast(img, sitk.sitkFloat32), sitk.sitkFloat32, -1000.0, 1500.0)
 
 
-def _method(seed: int = 1) -> Any:
+def _method(fixed: Any, seed: int = 1) -> Any:
+    """Mattes mutual information drawing at most :data:`METRIC_SAMPLES` voxels of ``fixed``."""
     import SimpleITK as sitk
 
     r = sitk.ImageRegistrationMethod()
     r.SetMetricAsMattesMutualInformation(numberOfHistogramBins=40)
+    n = float(np.prod(fixed.GetSize()))
     r.SetMetricSamplingStrategy(r.RANDOM)
-    r.SetMetricSamplingPercentage(0.15, seed)
+    r.SetMetricSamplingPercentage(min(1.0, METRIC_SAMPLES / n), seed)
     r.SetInterpolator(sitk.sitkLinear)
     return r
 
 
+def _metric(fixed: Any, moving: Any, transform: Any, mask: Any = None) -> float:
+    """Mattes mutual information (lower is better) of ``transform`` on every voxel of ``fixed``
+    (within ``mask``)."""
+    import SimpleITK as sitk
+
+    ev = sitk.ImageRegistrationMethod()
+    if mask is not None:
+        ev.SetMetricFixedMask(mask)
+    ev.SetMetricAsMattesMutualInformation(numberOfHistogramBins=40)
+    ev.SetMetricSamplingStrategy(ev.NONE)
+    ev.SetInterpolator(sitk.sitkLinear)
+    ev.SetInitialTransform(transform)
+    return float(ev.MetricEvaluate(fixed, moving))
+
+
+def _outside(img: Any, balls: Sequence[tuple[np.ndarray, float]]) -> np.ndarray | None:
+    """``(z, y, x)`` booleans: the voxels of ``img`` outside every ball (LPS centre, radius mm);
+    None when no ball touches it or when they leave less than :data:`MIN_OUTSIDE` of it."""
+    if not balls:
+        return None
+    size = img.GetSize()
+    sp = np.asarray(img.GetSpacing())
+    d = np.asarray(img.GetDirection()).reshape(3, 3)
+    o = np.asarray(img.GetOrigin())
+    axes = [np.arange(n) * sp[i] for i, n in enumerate(size)]
+    keep = np.ones(size[::-1], bool)
+    for c, r in balls:
+        # the ball in the image's own (x, y, z) axes, then its voxels
+        q = d.T @ (np.asarray(c, float) - o)
+        dist2 = ((axes[0] - q[0]) ** 2)[None, None, :] + ((axes[1] - q[1]) ** 2)[None, :, None] \
+            + ((axes[2] - q[2]) ** 2)[:, None, None]
+        keep &= dist2 > r * r
+    if keep.all() or keep.mean() < MIN_OUTSIDE:
+        return None
+    return keep
+
+
+def _as_mask(img: Any, keep: np.ndarray) -> Any:
+    import SimpleITK as sitk
+
+    m = sitk.GetImageFromArray(keep.astype(np.uint8))
+    m.CopyInformation(img)
+    return m
+
+
 def register_rigid(baseline: Volume | Any, followup: Volume | Any, *,
-                   levels_mm: Sequence[float] = (6.0, 3.0)) -> Registration:
+                   levels_mm: Sequence[float] = (6.0, 3.0),
+                   exclude: Sequence[tuple[Sequence[float], float]] = ()) -> Registration:
     """Rigid (Euler 3D) registration of ``followup`` to ``baseline`` on downsampled volumes.
 
     Parameters
@@ -240,6 +343,9 @@ def register_rigid(baseline: Volume | Any, followup: Volume | Any, *,
     baseline, followup : Volume or SimpleITK image
     levels_mm : sequence of float
         Working voxel sizes, coarse to fine (each level starts from the previous result).
+    exclude : sequence of (LPS point, radius mm)
+        Balls of the baseline left out of the image match (the lesions, whose change is not the
+        patient's motion); ignored where they would leave less than :data:`MIN_OUTSIDE`.
 
     Returns
     -------
@@ -249,60 +355,62 @@ def register_rigid(baseline: Volume | Any, followup: Volume | Any, *,
     import SimpleITK as sitk
 
     t0 = time.perf_counter()
-    fixed_full = _prepare(baseline if not isinstance(baseline, Volume) else to_sitk(baseline))
-    moving_full = _prepare(followup if not isinstance(followup, Volume) else to_sitk(followup))
-    fixed0 = _shrink_to(fixed_full, levels_mm[0])
+    pf, pm = _pyramid(baseline), _pyramid(followup)
+    coarse = levels_mm[0]
+    fixed0 = pf.at(coarse)
     centre = fixed0.TransformContinuousIndexToPhysicalPoint(
         [(n - 1) / 2.0 for n in fixed0.GetSize()])
     # two starts: the image centres aligned (scan ranges differ between visits), and the body's
-    # centres of mass aligned; the pyramid runs from each and the better match is kept (on a small
-    # scan that a lesion fills, one start can run off when the lesion has grown or shrunk)
+    # centres of mass aligned; the coarsest level runs from each and the best match (a start or
+    # a result, on every voxel of that level) goes on to the finer levels (on a small scan that a
+    # lesion fills, one start can run off when the lesion has grown or shrunk)
     starts = [np.zeros(3)]
-    shift = _body_centre(moving_full, levels_mm[0]) - _body_centre(fixed_full, levels_mm[0])
+    shift = _body_centre(pm.at(coarse)) - _body_centre(fixed0)
     if np.all(np.isfinite(shift)) and np.linalg.norm(shift) > 1.0:
         starts.append(shift)
-    fine_fixed = _shrink_to(fixed_full, levels_mm[-1])
-    fine_moving = _shrink_to(moving_full, levels_mm[-1])
 
-    def score(t: Any) -> float:  # the metric on every voxel of the finest level
-        ev = _method()
-        ev.SetMetricSamplingStrategy(ev.NONE)
-        ev.SetInitialTransform(t)
-        return float(ev.MetricEvaluate(fine_fixed, fine_moving))
+    balls = [(np.asarray(c, float), float(r)) for c, r in exclude]
+    keep = _outside(pf.at(levels_mm[-1]), balls)
+    fmask = None if keep is None else _as_mask(pf.at(levels_mm[-1]), keep)
+
+    def run(tx: Any, level: float) -> Any:
+        fixed, moving = pf.at(level), pm.at(level)
+        r = _method(fixed)
+        if fmask is not None:
+            r.SetMetricFixedMask(fmask)
+        r.SetOptimizerAsRegularStepGradientDescent(learningRate=0.5 * level, minStep=0.01 * level,
+                                                   numberOfIterations=150,
+                                                   relaxationFactor=0.6)
+        r.SetOptimizerScalesFromPhysicalShift()
+        r.SetInitialTransform(tx, inPlace=False)
+        try:
+            return _as_euler(r.Execute(fixed, moving))
+        except RuntimeError as exc:
+            raise GeometryError(f"registration failed: {str(exc).splitlines()[0]}") from exc
 
     best: tuple[float, Any] | None = None
     for start in starts:
         tx: Any = sitk.Euler3DTransform()
         tx.SetCenter(centre)
         tx.SetTranslation(tuple(float(v) for v in start))
-        candidates = [sitk.Euler3DTransform(tx)]  # a run that ends worse than its start is undone
-        for level in levels_mm:
-            fixed = _shrink_to(fixed_full, level)
-            moving = _shrink_to(moving_full, level)
-            r = _method()
-            r.SetOptimizerAsRegularStepGradientDescent(learningRate=0.5 * level, minStep=0.01 * level,
-                                                       numberOfIterations=150,
-                                                       relaxationFactor=0.6)
-            r.SetOptimizerScalesFromPhysicalShift()
-            r.SetInitialTransform(tx, inPlace=False)
-            try:
-                tx = _as_euler(r.Execute(fixed, moving))
-            except RuntimeError as exc:
-                raise GeometryError(f"registration failed: {str(exc).splitlines()[0]}") from exc
-            candidates.append(tx)
-        for cand in candidates:
-            metric = score(cand)
-            if best is None or metric < best[0]:
-                best = (metric, cand)
+        for cand in (tx, run(sitk.Euler3DTransform(tx), coarse)):
+            m = _metric(fixed0, pm.at(coarse), cand, fmask)
+            if best is None or m < best[0]:
+                best = (m, cand)
     assert best is not None
-    return Registration(best[1], best[0], time.perf_counter() - t0, ("rigid",))
+    tx = best[1]
+    metric = best[0]
+    for level in levels_mm[1:]:  # a level that ends worse than its start is undone
+        new = run(tx, level)
+        m_old, m_new = (_metric(pf.at(level), pm.at(level), t, fmask) for t in (tx, new))
+        tx, metric = (new, m_new) if m_new <= m_old else (tx, m_old)
+    return Registration(tx, metric, time.perf_counter() - t0, ("rigid",))
 
 
-def _body_centre(img: Any, level_mm: float) -> np.ndarray:
+def _body_centre(small: Any) -> np.ndarray:
     """Centre of mass (LPS mm) of the voxels denser than fat-and-air (> -400 HU)."""
     import SimpleITK as sitk
 
-    small = _shrink_to(img, level_mm)
     arr = sitk.GetArrayViewFromImage(small)
     idx = np.argwhere(arr > -400.0)
     if idx.size == 0:
@@ -335,54 +443,66 @@ def _crop(img: Any, center: Sequence[float], half_mm: float) -> Any:
     return sitk.RegionOfInterest(img, [int(v) for v in ext], [int(v) for v in lo])
 
 
-def _ncc(fixed: Any, moving: Any, transform: Any) -> float:
+def _ncc(fixed: Any, moving: Any, transform: Any, keep: np.ndarray | None = None) -> float:
+    """Normalised cross-correlation of ``fixed`` and ``moving`` carried onto it (on the voxels
+    ``keep`` holds)."""
     import SimpleITK as sitk
 
     warped = sitk.Resample(moving, fixed, transform, sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
-    a = sitk.GetArrayViewFromImage(fixed).astype(np.float64).ravel()
-    b = sitk.GetArrayViewFromImage(warped).astype(np.float64).ravel()
+    a = sitk.GetArrayViewFromImage(fixed).astype(np.float64)
+    b = sitk.GetArrayViewFromImage(warped).astype(np.float64)
+    a, b = (a.ravel(), b.ravel()) if keep is None else (a[keep], b[keep])
     a, b = a - a.mean(), b - b.mean()
     den = math.sqrt(float(a @ a) * float(b @ b))
     return float(a @ b / den) if den > 0 else 0.0
 
 
-#: Working grid (mm) of the local B-spline stage.
+#: Working grid (mm) of the lesion-level rigid registration.
+_LOCAL_MM = 1.5
+#: Working grid (mm) of the local B-spline stage and of the NCC around the lesion.
 _DEFORMABLE_MM = 3.0
 
 
-def _refine(fixed_full: Any, moving_full: Any, glob: Any, center: Sequence[float], half_mm: float,
+def _refine(pf: _Pyramid, pm: _Pyramid, glob: Any, center: Sequence[float], half_mm: float,
             deformable_below: float, deformable: str,
+            balls: Sequence[tuple[np.ndarray, float]] = (),
             ) -> tuple[Any, float, list[str], dict[str, Any]]:
     """The lesion's transform, its local NCC, notes, and what was chosen (``chosen``,
-    ``disagreement_mm``, ``ncc_global``, ``ncc_local``, ``doubt``)."""
+    ``disagreement_mm``, ``ncc_global``, ``ncc_local``, ``doubt``); the image is matched and
+    compared outside the ``balls`` (the lesions) where they leave enough of the box."""
     import SimpleITK as sitk
 
     notes: list[str] = []
-    fixed = _crop(fixed_full, center, half_mm)
-    fixed = _shrink_to(fixed, 1.5)
-    moving = _shrink_to(_crop(moving_full, glob.TransformPoint(tuple(center)), half_mm * 1.6), 1.5)
-    ncc_global = _ncc(fixed, moving, glob)
-    r = _method(seed=2)
+    carried = glob.TransformPoint(tuple(center))
+    fixed = _crop(pf.at(_LOCAL_MM), center, half_mm)
+    moving = _crop(pm.at(_LOCAL_MM), carried, half_mm * 1.6)
+    fixed_c = _crop(pf.at(_DEFORMABLE_MM), center, half_mm)  # the NCC's grid
+    moving_c = _crop(pm.at(_DEFORMABLE_MM), carried, half_mm * 1.6)
+    keep = _outside(fixed_c, balls)
+    keep_fine = _outside(fixed, balls) if keep is not None else None
+    ncc_global = _ncc(fixed_c, moving, glob, keep)
+    r = _method(fixed, seed=2)
+    if keep_fine is not None:
+        r.SetMetricFixedMask(_as_mask(fixed, keep_fine))
     r.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=0.005,
                                                numberOfIterations=100, relaxationFactor=0.6)
     r.SetOptimizerScalesFromPhysicalShift()
     local = sitk.Euler3DTransform()
     local.SetCenter(tuple(float(v) for v in center))
-    local.SetTranslation(tuple(float(v) for v in np.asarray(glob.TransformPoint(tuple(center)))
-                               - np.asarray(center)))
+    local.SetTranslation(tuple(float(v) for v in np.asarray(carried) - np.asarray(center)))
     local.SetMatrix(glob.GetMatrix())
     r.SetInitialTransform(local, inPlace=False)
     info: dict[str, Any] = {"chosen": "global", "ncc_global": round(ncc_global, 3),
                             "ncc_local": None, "disagreement_mm": 0.0, "doubt": False}
     try:
         refined = _as_euler(r.Execute(fixed, moving))
-        ncc = _ncc(fixed, moving, refined)
+        ncc = _ncc(fixed_c, moving, refined, keep)
     except RuntimeError:
         refined, ncc = glob, ncc_global
         notes.append("local refinement failed; global rigid used")
     else:
         moved = float(np.linalg.norm(np.asarray(refined.TransformPoint(tuple(center)))
-                                     - np.asarray(glob.TransformPoint(tuple(center)))))
+                                     - np.asarray(carried)))
         info.update(ncc_local=round(ncc, 3), disagreement_mm=round(moved, 2))
         if moved > DISAGREE_MM:
             better = "lesion-level" if ncc > ncc_global else "whole-scan"
@@ -401,15 +521,17 @@ def _refine(fixed_full: Any, moving_full: Any, glob: Any, center: Sequence[float
     if deformable == "always" or (deformable == "auto" and ncc < deformable_below):
         try:
             mesh = [3] * 3
-            bs = sitk.BSplineTransformInitializer(fixed, mesh)
+            bs = sitk.BSplineTransformInitializer(fixed_c, mesh)
             comp = sitk.CompositeTransform([refined, bs])
-            r2 = _method(seed=3)
+            r2 = _method(fixed_c, seed=3)
+            if keep is not None:
+                r2.SetMetricFixedMask(_as_mask(fixed_c, keep))
             r2.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=40)
             r2.SetInitialTransform(comp, inPlace=True)
             # the 3-node mesh spans the whole box (control points tens of mm apart): a 3 mm
-            # working grid resolves it and costs an eighth of the 1.5 mm one
-            r2.Execute(_shrink_to(fixed, _DEFORMABLE_MM), _shrink_to(moving, _DEFORMABLE_MM))
-            ncc_def = _ncc(fixed, moving, comp)
+            # working grid resolves it
+            r2.Execute(fixed_c, moving_c)
+            ncc_def = _ncc(fixed_c, moving, comp, keep)
             moved_def = float(np.linalg.norm(np.asarray(comp.TransformPoint(tuple(center)))
                                              - np.asarray(refined.TransformPoint(tuple(center)))))
             if ncc_def > ncc and moved_def <= DISAGREE_MM:
@@ -669,10 +791,9 @@ def track_lesions(
                 cache[key] = get_segmenter(name, **opts)
         return cache[key]
 
-    fixed_full = _prepare(to_sitk(baseline))
-    moving_full = _prepare(to_sitk(followup))
-    reg = registration or register_rigid(fixed_full, moving_full)
-    out: list[TrackedLesion] = []
+    # the baseline first: each lesion's outline, route and size, and where the lesions lie, which
+    # the alignments leave out of their image match (a lesion's own change must not move them)
+    prepared: list[tuple[Any, ...]] = []
     used: dict[str, str] = {}
     for les in lesions:
         notes: list[str] = []
@@ -690,6 +811,7 @@ def track_lesions(
         # the follow-up gets first: its route, and the size the follow-up click is compared with
         base_mask, base_off = les.mask, les.mask_offset
         click_la: float | None = None
+        click_c: np.ndarray | None = None
         try:
             bm = seg_for(spec).segment(baseline, Prompt(point_lps=tuple(map(float, centre))),
                                        node=les.nodal)
@@ -697,6 +819,7 @@ def track_lesions(
                 spec = kept_segmenter_spec(bm, default_spec)
             if bm.mask.any():
                 click_la = _long_axis(baseline, bm, les.nodal)
+                click_c = _mask_centroid_lps(baseline, bm.mask, bm.offset)
                 if line is None:
                     base_mask, base_off = bm.mask, bm.offset
         except (NoLesionError, SegmentationError) as exc:
@@ -713,6 +836,9 @@ def track_lesions(
                              "resemblance is not checked")
         if base_mask is not None and not np.any(base_mask):
             base_mask = None
+        base_la = 0.0
+        if base_mask is not None and line is not None:
+            base_la = float(measure_mask(baseline, base_mask, offset=base_off).long_axis_mm)
         size = les.size_mm
         if size is None and base_mask is not None:
             size = _equivalent_diameter(baseline, base_mask)
@@ -724,9 +850,29 @@ def track_lesions(
             notes.append(f"measured with {spec_used}, the segmenter kept for this lesion")
         elif spec is not None and spec != default_spec:
             notes.append(f"measured with {spec_used}, as at baseline")
+        if base_mask is not None:
+            pts = baseline.index_to_lps(np.argwhere(base_mask) + np.asarray(base_off, float))
+            middle = pts.mean(axis=0)
+            radius = float(np.max(np.linalg.norm(pts - middle, axis=1)))
+        else:
+            middle, radius = centre, 0.5 * size
+        # the same segmenter from the click and from the line: where the two outlines part, the
+        # lesion's extent (and so its middle) depends on the prompt
+        prompt_mm = (None if click_c is None or base_mask is None
+                     else float(np.linalg.norm(click_c - middle)))
+        prepared.append((les, notes, line, centre, base_mask, base_off, click_la, base_la, size,
+                         seg, spec_used, prompt_mm, (middle, radius + LESION_MARGIN_MM)))
+    pf, pm = _pyramid(baseline), _pyramid(followup)
+    balls = [p[-1] for p in prepared]
+    reg = registration or register_rigid(pf, pm, exclude=balls)
+    out: list[TrackedLesion] = []
+    for (les, notes, line, centre, base_mask, base_off, click_la, base_la, size, seg, spec_used,
+         prompt_mm, (middle, _)) in prepared:
         half = max(30.0, 1.5 * size)
-        tx, ncc, n2, reg_info = _refine(fixed_full, moving_full, reg.transform, centre, half,
-                                        deformable_below, deformable)
+        # the box around the lesion's middle (its outline's centroid): the anatomy its growth or
+        # shrinkage pushes lies evenly round it, and does not pull the match to one side
+        tx, ncc, n2, reg_info = _refine(pf, pm, reg.transform, middle, half,
+                                        deformable_below, deformable, balls)
         notes += n2
         p = tx.TransformPoint(tuple(float(v) for v in centre))
         prop = np.asarray(p, float)
@@ -757,13 +903,20 @@ def track_lesions(
             # carried by the registration and scaled by the change the two clicks' masks agree on
             change = float(np.clip(_long_axis(followup, mask, les.nodal) / click_la,
                                    *LINE_SCALE_RANGE))
+            # about the carried centroid of the baseline outline: a lesion grows or shrinks about
+            # its middle, which the midpoint of a line across an irregular lesion need not be
             ends = np.array([tx.TransformPoint(tuple(map(float, e))) for e in line])
-            mid = ends.mean(axis=0)
+            mid = (ends.mean(axis=0) if base_mask is None else np.asarray(tx.TransformPoint(
+                tuple(map(float, _mask_centroid_lps(baseline, base_mask, base_off))))))
             try:
                 lm = seg.segment(followup, Prompt(line_zyx=_line_zyx(followup,
                                                                      mid + (ends - mid) * change)),
                                  node=les.nodal)
                 if lm.mask.any():
+                    fu_prompt = float(np.linalg.norm(
+                        _mask_centroid_lps(followup, lm.mask, lm.offset)
+                        - _mask_centroid_lps(followup, mask.mask, mask.offset)))
+                    prompt_mm = None if prompt_mm is None else max(prompt_mm, fu_prompt)
                     mask = lm
                     notes.append(f"outlined from the baseline line carried to the follow-up and "
                                  f"scaled by {change:.2f}, the change between the clicks' masks")
@@ -776,7 +929,7 @@ def track_lesions(
             out.append(TrackedLesion(les.lesion_id, "absent?", prop_t, prop_t, 0.0, None, ncc, None,
                                      None, (*notes, "no lesion could be segmented at the "
                                             "propagated position: confirm absent or place it"),
-                                     spec_used, {}, reg_info))
+                                     spec_used, {}, reg_info, tx))
             continue
         c = _mask_centroid_lps(followup, mask.mask, mask.offset)
         d = float(np.linalg.norm(c - prop))
@@ -792,6 +945,21 @@ def track_lesions(
             if x > 1.0:
                 checks["failed"] = [*checks["failed"], "centre_mm"]
             checks["confidence"] = round(min(float(checks["confidence"]), _score(x)), 3)
+            if line is not None:
+                # the baseline outline must measure what the reader measured: one that stops
+                # short of the reader's line or runs past it is another extent of the lesion,
+                # and the follow-up (outlined the same way) is not comparable with the reading
+                la = float(np.linalg.norm(line[1] - line[0]))
+                checks["reader_line"] = round(base_la / la, 3) if la > 0 else 0.0
+                x = abs(checks["reader_line"] - 1.0) / FOUND_LIMITS["reader_line"]
+                # and the outlines from the click and from the line must be one lesion, at
+                # baseline and at the follow-up (None: the click outlined nothing there)
+                checks["prompt_mm"] = None if prompt_mm is None else round(prompt_mm, 2)
+                y = math.inf if prompt_mm is None else prompt_mm / FOUND_LIMITS["prompt_mm"]
+                for name, v in (("reader_line", x), ("prompt_mm", y)):
+                    if v > 1.0:
+                        checks["failed"] = [*checks["failed"], name]
+                    checks["confidence"] = round(min(float(checks["confidence"]), _score(v)), 3)
             conf = float(checks["confidence"])
             if checks["failed"]:
                 status = "uncertain"
@@ -811,7 +979,7 @@ def track_lesions(
         out.append(TrackedLesion(les.lesion_id, status, prop_t,
                                  (float(c[0]), float(c[1]), float(c[2])), round(conf, 3),
                                  round(d, 2), round(ncc, 3), mask, meas, tuple(notes), spec_used,
-                                 checks, reg_info))
+                                 checks, reg_info, tx))
     return TrackResult(tuple(out), reg, time.perf_counter() - t0,
                        {"segmenter": getattr(seg_for(None), "name", str(segmenter)),
                         "segmenters": used})

@@ -14,7 +14,9 @@ itself, so that where every baseline point lies in the follow-up is known exactl
   2 mm rim, so the lesion keeps its own edge and texture; the tissue around it, out to
   :data:`GROWTH_BLEND` × its radius, is stretched or compressed to take up the change (a smooth,
   one-to-one radial map), and nothing beyond moves;
-* fresh image noise (:data:`NOISE_HU`).
+* fresh image noise (:data:`NOISE_HU`);
+* the follow-up's field of view: the largest box of the baseline grid that shows only scanned
+  anatomy (:func:`_scanned_box`), as a real follow-up covers a somewhat different range.
 
 The follow-up is the baseline resampled through that map (SimpleITK, linear, on the baseline's
 grid), and the true follow-up lesion is the reference mask resampled through the same map. The
@@ -24,8 +26,11 @@ line and mask, the lesion keeping its baseline segmenter. Every draw is seeded f
 dataset and the case name, so a run is repeatable.
 
 Per lesion and follow-up: the status, the confidence, the **centroid error** (mm, the follow-up
-mask's centroid against the true follow-up lesion's), the **registration error** (mm, the
-propagated baseline line's midpoint against where the map takes it), the follow-up/baseline long-axis
+mask's centroid against the true follow-up lesion's), the **registration error** (mm, the reference
+lesion's baseline centroid carried by the alignment tracking kept for that lesion, against where the
+map takes it: the one point of the lesion that its growth or shrinkage leaves in place, so that the
+figure is the alignment's error and not the growth, which no rigid alignment follows), the
+follow-up/baseline long-axis
 **ratio** measured and its **true** value (the reference masks measured the same way), and the
 seconds :func:`~recist_tool.track.track_lesions` took.
 """
@@ -224,13 +229,54 @@ def make_followup(volume: Volume, masks: Sequence[np.ndarray], motion: Motion,
     warped = sitk.Resample(img, img, tx, sitk.sitkLinear, OUTSIDE_HU, sitk.sitkFloat32)
     arr = sitk.GetArrayFromImage(warped)
     arr = arr + rng.normal(0.0, NOISE_HU, arr.shape).astype(np.float32)
-    fu = volume.with_array(np.rint(arr).astype(np.int16))
+    lo_i, hi_i = _scanned_box(volume, motion, regions)
+    box = (slice(lo_i[0], hi_i[0]), slice(lo_i[1], hi_i[1]), slice(lo_i[2], hi_i[2]))
+    fu = volume.with_array(np.rint(arr).astype(np.int16)).crop(lo_i, hi_i)
     truths = []
     for m in masks:
         mi = to_sitk(volume.with_array(m.astype(np.float32)), np.float32)
         truths.append(sitk.GetArrayFromImage(
-            sitk.Resample(mi, mi, tx, sitk.sitkLinear, 0.0, sitk.sitkFloat32)) >= 0.5)
+            sitk.Resample(mi, mi, tx, sitk.sitkLinear, 0.0, sitk.sitkFloat32))[box] >= 0.5)
     return fu, truths, (lambda p: _push(np.atleast_2d(np.asarray(p, float)), motion, regions))
+
+
+def _scanned_box(volume: Volume, motion: Motion, regions: Sequence[_Growth],
+                 samples: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """The largest box of the baseline grid (``(z, y, x)`` start, stop) whose every voxel shows
+    a point the baseline scanned: the follow-up's field of view. A patient who moved shows, at
+    the edges of the baseline's field, anatomy the baseline never saw; a real follow-up covers a
+    somewhat different range, not anatomy cut off by air (which on a scan cropped to a limb
+    makes edges that match nothing)."""
+    shape = np.asarray(volume.shape)
+    axes = [np.unique(np.linspace(0, n - 1, min(int(n), samples)).round().astype(int))
+            for n in shape]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3).astype(float)
+    src = volume.lps_to_index(_pull_back(volume.index_to_lps(grid), motion, regions))
+    ok = np.all((src >= -0.5) & (src <= shape - 0.5), axis=1).reshape([len(a) for a in axes])
+    lo = [0, 0, 0]
+    hi = [len(a) for a in axes]
+    while True:  # shed the face with the most unscanned samples until none is left
+        sub = ok[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        if sub.size == 0:
+            raise InputError("the follow-up's motion leaves nothing of the scan")
+        if sub.all():
+            break
+        worst, face = -1.0, (0, 0)
+        for ax in range(3):
+            if hi[ax] - lo[ax] < 2:
+                continue
+            for side, idx in ((0, 0), (1, -1)):
+                bad = float(np.mean(~np.take(sub, idx, axis=ax)))
+                if bad > worst:
+                    worst, face = bad, (ax, side)
+        ax, side = face
+        if side == 0:
+            lo[ax] += 1
+        else:
+            hi[ax] -= 1
+    start = np.array([axes[k][lo[k]] for k in range(3)])
+    stop = np.array([axes[k][hi[k] - 1] + 1 for k in range(3)])
+    return start, stop
 
 
 @dataclass(frozen=True)
@@ -326,7 +372,7 @@ def evaluate_tracking_case(volume: Volume, masks: Sequence[np.ndarray], names: S
         base_err = float(np.linalg.norm(
             volume.index_to_lps(np.argwhere(bm.mask).mean(axis=0) + np.asarray(bm.offset, float))
             - volume.index_to_lps(np.argwhere(m).mean(axis=0))))
-        kept.append((ends.mean(axis=0), la, base_err))
+        kept.append((volume.index_to_lps(np.argwhere(m).mean(axis=0)), la, base_err))
         lesions.append(BaselineLesion(les_name, mask=bm.mask, mask_offset=bm.offset, size_mm=la,
                                       segmenter=spec,
                                       line_lps=(tuple(map(float, ends[0])),
@@ -339,11 +385,10 @@ def evaluate_tracking_case(volume: Volume, masks: Sequence[np.ndarray], names: S
         t0, c0 = time.perf_counter(), time.process_time()
         res = track_lesions(volume, fu, lesions, segmenter=segmenter)
         secs, cpu = time.perf_counter() - t0, time.process_time() - c0
-        for les, truth, (c_base, la, base_err), tla in zip(lesions, truths, kept, true_la,
-                                                           strict=True):
+        for les, truth, (c_ref, la, base_err), tla in zip(lesions, truths, kept, true_la,
+                                                          strict=True):
             t = res.get(les.lesion_id)
-            reg_err = float(np.linalg.norm(np.asarray(t.propagated_center_lps)
-                                           - push(c_base)[0]))
+            reg_err = float(np.linalg.norm(np.asarray(t.map_point(c_ref)) - push(c_ref)[0]))
             true_c = fu.index_to_lps(np.argwhere(truth).mean(axis=0)) if truth.any() else None
             cen_err = (None if t.mask is None or true_c is None else
                        float(np.linalg.norm(np.asarray(t.proposed_center_lps) - true_c)))
