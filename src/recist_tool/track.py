@@ -85,7 +85,8 @@ DOUBT_NCC_MARGIN = 0.02
 #: the follow-up/baseline equivalent-diameter ratio allowed (low, high); ``hu_diff`` the largest
 #: difference (HU) between the two masks' upper-quartile HU (:data:`HU_PERCENTILE`); ``centre_mm``
 #: the distance (mm) between its centroid and the propagated centre of the lesion (the midpoint
-#: of the reader's line, or the centre given): a baseline outline off the reader's lesion (the
+#: of the reader's line as carried and scaled for the follow-up's line prompt, or the centre
+#: given): a baseline outline off the reader's lesion (the
 #: default's sarcoma masks, up to 29 mm off) is followed faithfully, but is not the lesion.
 #: ``reader_line`` how far (a share) the baseline outline's long axis may differ from the reader's
 #: line: an outline that stops short of the line (a liver tumour outlined 14 % short, its centroid
@@ -880,6 +881,7 @@ def track_lesions(
         seeds = [prop] + _fallback_seeds(followup, prop, min(6.0, max(2.0, size / 4)), target_hu)
         mask = None
         rejected = ""
+        reader_c = prop  # where the reader's centre lies at the follow-up
         max_size = max(3.0 * size, size + 30.0)
         for k, s in enumerate(seeds):
             try:
@@ -908,9 +910,10 @@ def track_lesions(
             ends = np.array([tx.TransformPoint(tuple(map(float, e))) for e in line])
             mid = (ends.mean(axis=0) if base_mask is None else np.asarray(tx.TransformPoint(
                 tuple(map(float, _mask_centroid_lps(baseline, base_mask, base_off))))))
+            scaled = mid + (ends - mid) * change
+            reader_c = scaled.mean(axis=0)  # the reader's centre moves with the lesion's change
             try:
-                lm = seg.segment(followup, Prompt(line_zyx=_line_zyx(followup,
-                                                                     mid + (ends - mid) * change)),
+                lm = seg.segment(followup, Prompt(line_zyx=_line_zyx(followup, scaled)),
                                  node=les.nodal)
                 if lm.mask.any():
                     fu_prompt = float(np.linalg.norm(
@@ -932,7 +935,7 @@ def track_lesions(
                                      spec_used, {}, reg_info, tx))
             continue
         c = _mask_centroid_lps(followup, mask.mask, mask.offset)
-        d = float(np.linalg.norm(c - prop))
+        d = float(np.linalg.norm(c - reader_c))
         status: Status = "found"
         checks: dict[str, Any] = {}
         if base_mask is not None:
