@@ -88,6 +88,25 @@ def test_the_followup_shows_only_scanned_anatomy(sarcoma) -> None:  # noqa: ANN0
     assert np.linalg.norm(push(vol.index_to_lps(np.argwhere(ref).mean(axis=0)))[0] - c_true) < 1.5
 
 
+def test_whole_scan_alignment_does_not_slide_a_limb_scan_off_itself(shared_data: Path) -> None:
+    """STS_017's evaluate-tracking growth follow-up (sarcoma grown 1.25x on a scan cropped to the
+    thigh): sliding the scan along the limb until about half of it overlaps matches what is left
+    well; such a run is dropped (MIN_OVERLAP) and the alignment stays within 5 mm of the truth at
+    the tumour's centroid."""
+    from recist_tool.segment.evaluate import Case
+    from recist_tool.track import register_rigid
+    from recist_tool.track_eval import FOLLOWUPS, _seed, draw_motion, make_followup
+
+    root = require(shared_data / "lesions" / "sts_extremity")
+    vol, ref = Case("STS_017", root / "image" / "STS_017.nii.gz",
+                    root / "mask" / "STS_017.nii.gz").load()
+    rng = np.random.default_rng(_seed(0, "sts_extremity", "STS_017", "growth"))
+    fu, _, push = make_followup(vol, [ref], draw_motion(vol, FOLLOWUPS["growth"], rng), rng)
+    c = vol.index_to_lps(np.argwhere(ref).mean(axis=0))
+    reg = register_rigid(vol, fu)
+    assert np.linalg.norm(np.asarray(reg.map_point(c)) - push(c)[0]) < 5.0
+
+
 def test_an_outline_that_does_not_measure_the_readers_line_is_not_found(lung1) -> None:  # noqa: ANN001
     """The reader's line runs 30 % past both ends of the segmenter's outline of the lung tumour:
     the outline follows another extent than the one read, so the follow-up is uncertain however

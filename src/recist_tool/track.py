@@ -118,6 +118,10 @@ LESION_MARGIN_MM = 3.0
 #: The least share of an image the lesions may leave to the match; below it they are not left out
 #: (a scan cropped to its lesion).
 MIN_OUTSIDE = 0.25
+#: The least share of the baseline a whole-scan alignment may carry into the follow-up's field: a
+#: run that slides a limb scan along itself until little of the two overlaps (173 mm on a
+#: sarcoma grown 1.25x) matches what is left well, and is dropped.
+MIN_OVERLAP = 0.5
 #: Checks score ``1 / (1 + (x / limit) ** CONFIDENCE_POWER)``: 0.5 at the limit.
 CONFIDENCE_POWER = 4
 
@@ -326,6 +330,23 @@ def _outside(img: Any, balls: Sequence[tuple[np.ndarray, float]]) -> np.ndarray 
     return keep
 
 
+def _overlap(fixed: Any, moving: Any, transform: Any) -> float:
+    """The share of ``fixed``'s voxels (every other one along each axis) that ``transform`` (an
+    Euler 3D) carries inside ``moving``'s field."""
+    size = np.asarray(fixed.GetSize())
+    idx = np.stack(np.meshgrid(*[np.arange(0, n, 2) for n in size], indexing="ij"),
+                   -1).reshape(-1, 3).astype(float)
+    d = np.asarray(fixed.GetDirection()).reshape(3, 3)
+    pts = np.asarray(fixed.GetOrigin()) + (idx * np.asarray(fixed.GetSpacing())) @ d.T
+    r = np.asarray(transform.GetMatrix()).reshape(3, 3)
+    c = np.asarray(transform.GetCenter())
+    q = (pts - c) @ r.T + c + np.asarray(transform.GetTranslation())
+    dm = np.asarray(moving.GetDirection()).reshape(3, 3)
+    j = ((q - np.asarray(moving.GetOrigin())) @ dm) / np.asarray(moving.GetSpacing())
+    inside = np.all((j >= -0.5) & (j <= np.asarray(moving.GetSize()) - 0.5), axis=1)
+    return float(inside.mean())
+
+
 def _as_mask(img: Any, keep: np.ndarray) -> Any:
     import SimpleITK as sitk
 
@@ -394,7 +415,9 @@ def register_rigid(baseline: Volume | Any, followup: Volume | Any, *,
         tx: Any = sitk.Euler3DTransform()
         tx.SetCenter(centre)
         tx.SetTranslation(tuple(float(v) for v in start))
-        for cand in (tx, run(sitk.Euler3DTransform(tx), coarse)):
+        for k, cand in enumerate((tx, run(sitk.Euler3DTransform(tx), coarse))):
+            if k and _overlap(fixed0, pm.at(coarse), cand) < MIN_OVERLAP:
+                continue  # run off the scan: the metric on what little overlaps says nothing
             m = _metric(fixed0, pm.at(coarse), cand, fmask)
             if best is None or m < best[0]:
                 best = (m, cand)
@@ -403,6 +426,8 @@ def register_rigid(baseline: Volume | Any, followup: Volume | Any, *,
     metric = best[0]
     for level in levels_mm[1:]:  # a level that ends worse than its start is undone
         new = run(tx, level)
+        if _overlap(pf.at(level), pm.at(level), new) < MIN_OVERLAP:
+            continue
         m_old, m_new = (_metric(pf.at(level), pm.at(level), t, fmask) for t in (tx, new))
         tx, metric = (new, m_new) if m_new <= m_old else (tx, m_old)
     return Registration(tx, metric, time.perf_counter() - t0, ("rigid",))
