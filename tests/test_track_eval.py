@@ -250,5 +250,10 @@ def test_evaluate_tracking_cli(shared_data: Path) -> None:
     got = json.loads(out.stdout)
     assert got["overall"]["n"] == 1 and got["lesions"][0]["followup"] == "stable"
     assert got["overall"]["registration_error_mm"]["median"] < 1.5
+    over = {b["confidence"]: b for b in got["overall"]["calibration_at_or_above"]}
+    found = got["overall"]["status"].get("found", 0)
+    assert over[0.5]["n"] == found and got["overall"]["right_lesion_found"] <= found
+    table = CliRunner().invoke(app, ["evaluate-tracking", str(lung), "--followups", "stable"])
+    assert table.exit_code == 0 and "confidence at or above" in table.output
     assert main(["evaluate-tracking", str(lung), "--followups", "bogus"]) == 2
     assert main(["evaluate-tracking", str(lung / "nothing-here")]) == 3

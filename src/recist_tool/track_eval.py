@@ -413,14 +413,17 @@ def _stats(values: Sequence[float]) -> dict[str, float | None]:
             "max": round(float(v.max()), 3)}
 
 
-#: Confidence bins of the calibration table (lower edges).
+#: Confidence bins of the calibration table (lower edges); each edge above 0 is also reported as
+#: a threshold (the share of right lesions among those at or above it).
 CONFIDENCE_BINS = (0.0, 0.5, 0.8, 0.9)
 
 
 def summarise_tracking(results: Sequence[TrackingCase]) -> dict[str, Any]:
     """Status counts, centroid / registration / ratio errors (all lesions and ``found`` ones),
-    the shrink follow-ups' ratios, wrong lesions stored as found, the confidence calibration
-    (share of right lesions per confidence bin) and the wall and CPU seconds per follow-up."""
+    the shrink follow-ups' ratios, wrong lesions stored as found, right lesions (mask within
+    :data:`CORRECT_WITHIN_MM`) and how many of them are found, the confidence calibration (share
+    of right lesions per confidence bin, and at or above each edge) and the wall and CPU seconds
+    per follow-up."""
     found = [r for r in results if r.status == "found"]
     status: dict[str, int] = {}
     for r in results:
@@ -434,6 +437,12 @@ def summarise_tracking(results: Sequence[TrackingCase]) -> dict[str, Any]:
                                        if inbin else None),
                       "ratio_within_0.05": (round(sum((r.ratio_error or 9) <= 0.05 for r in inbin)
                                                   / len(inbin), 3) if inbin else None)})
+    at_or_above = []
+    for lo in CONFIDENCE_BINS[1:]:
+        over = [r for r in results if r.confidence >= lo]
+        at_or_above.append({"confidence": lo, "n": len(over),
+                            "right_lesion": (round(sum(r.correct for r in over) / len(over), 3)
+                                             if over else None)})
     times: dict[tuple[str, str, str], float] = {}
     cpu: dict[tuple[str, str, str], float] = {}
     for r in results:
@@ -443,6 +452,8 @@ def summarise_tracking(results: Sequence[TrackingCase]) -> dict[str, Any]:
         "n": len(results),
         "status": status,
         "found_wrong_lesion": sum(1 for r in found if not r.correct),
+        "right_lesion": sum(1 for r in results if r.correct),
+        "right_lesion_found": sum(1 for r in found if r.correct),
         "centroid_error_mm": _stats([r.centroid_error_mm for r in results]),
         "centroid_error_found_mm": _stats([r.centroid_error_mm for r in found]),
         "registration_error_mm": _stats([r.registration_error_mm for r in results]),
@@ -450,6 +461,7 @@ def summarise_tracking(results: Sequence[TrackingCase]) -> dict[str, Any]:
         "ratio_error_found": _stats([r.ratio_error for r in found]),
         "shrink_ratios": [r.ratio for r in results if r.followup == "shrink"],
         "calibration": calib,
+        "calibration_at_or_above": at_or_above,
         "seconds_per_followup": _stats(list(times.values())),
         "cpu_seconds_per_followup": _stats(list(cpu.values())),
     }

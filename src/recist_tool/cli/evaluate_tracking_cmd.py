@@ -107,7 +107,7 @@ def evaluate_tracking(
         console.print(t)
     t = Table(title=f"tracking, baseline read by {spec} from a line (seed {seed})",
               header_style="bold")
-    for col in ("set", "n", "found/uncertain/absent?", "found, wrong lesion",
+    for col in ("set", "n", "found/uncertain/absent?", "found, wrong lesion", "right lesions found",
                 "centroid mm med/max", "reg mm med/max", "ratio err med/max (all)",
                 "ratio err med/max (found)", "shrink ratios", "s/follow-up med/max",
                 "CPU s med/max"):
@@ -117,6 +117,7 @@ def evaluate_tracking(
         t.add_row(label, str(s["n"]),
                   f"{st.get('found', 0)}/{st.get('uncertain', 0)}/{st.get('absent?', 0)}",
                   str(s["found_wrong_lesion"]),
+                  f"{s['right_lesion_found']} of {s['right_lesion']}",
                   f"{_f(s['centroid_error_mm']['median'])}/{_f(s['centroid_error_mm']['max'])}",
                   f"{_f(s['registration_error_mm']['median'])}/"
                   f"{_f(s['registration_error_mm']['max'])}",
@@ -137,3 +138,9 @@ def evaluate_tracking(
         c.add_row(b["confidence"], str(b["n"]), _f(b["right_lesion"], ".3f"),
                   _f(b["ratio_within_0.05"], ".3f"))
     console.print(c)
+    a = Table(title="confidence at or above (all sets)", header_style="bold")
+    for col in ("confidence", "n", "right lesion (centroid <= 5 mm)"):
+        a.add_column(col, justify="right")
+    for b in overall["calibration_at_or_above"]:
+        a.add_row(f">= {b['confidence']:.1f}", str(b["n"]), _f(b["right_lesion"], ".3f"))
+    console.print(a)
