@@ -3,14 +3,18 @@ longest event-loop stall.
 
 1. **Click to mask and lines shown** on a 512 × 512 × 200 series: the widget's whole path (world →
    voxel, segmentation in a worker thread, labels + shapes layers updated and the Qt event loop
-   drained), the first click after the subject opened (nothing warmed by the benchmark) and the
-   later clicks, against the later clicks' parts: the segmentation alone
-   (``ReadingSession.segment_at``, no GUI) and the napari layer update alone.
+   drained), the first click as soon as the subject is open (the panel warms the model in a
+   worker thread from the login on; nothing is warmed by the benchmark, and the first click
+   waits for whatever of the warm-up is left) and the later clicks, against the later clicks'
+   parts: the segmentation alone (``ReadingSession.segment_at``, no GUI) and the napari layer
+   update alone.
 2. **Opening a 300-slice DICOM series** into the viewer with the plugin's reader (load + image
    layer added and drawn) against SimpleITK's ``ImageSeriesReader`` reading the same files.
-3. **The longest event-loop stall** while the panel opens the subject, during the first click and
-   during the later clicks: a ``QTimer`` heartbeat in the GUI thread (:class:`Heartbeat`); a stall
-   is the time between two ticks beyond the timer's interval (the interface did not answer then).
+3. **The longest event-loop stall** from the login (the model's warm-up starts) until the panel
+   has opened the subject (its series loaded in a worker thread, the layers added as it arrives),
+   during the first click and during the later clicks: a ``QTimer`` heartbeat in the GUI thread
+   (:class:`Heartbeat`); a stall is the time between two ticks beyond the timer's interval (the
+   interface did not answer then).
 
 Run under a virtual display with 2 CPU threads for the issue's goal::
 
@@ -165,9 +169,15 @@ def main() -> None:
     widget.db_edit.setText(str(db))
     widget.reader_edit.setText("bench")
     widget.password_edit.setText("bench password")
-    assert widget.login()
     with beat.measure(stall_open):
+        t = time.perf_counter()
+        assert widget.login()
         assert widget.open_subject("BENCH")
+        while widget.busy:
+            app.processEvents()
+            time.sleep(0.001)
+        opened = time.perf_counter() - t
+    assert widget.last_message.startswith("BENCH: 1 of 1"), widget.last_message
     widget.session.open_visit("BL", vol)
     world = lps_to_world(centre)
 
@@ -214,6 +224,10 @@ def main() -> None:
           f"(goal <= 3 s)")
     print(f"  peer SimpleITK ImageSeriesReader (array only):                   {open_peer:.2f} s "
           f"-> ratio {open_ours / open_peer:.2f}")
+    warm = widget.warm_seconds
+    print(f"login + open the subject (200x512x512, loaded in a worker): {opened:.2f} s; the "
+          f"model's warm-up (worker, from the login): "
+          + (f"{warm:.2f} s" if warm is not None else "not finished or failed"))
     print(f"first click -> mask + lines shown, 200x512x512: {first:.2f} s (goal <= 2 s; long "
           f"axis {la:.1f} mm; {args.organ or 'largest'} lesion, segmenter {segmenter})")
     print(f"later clicks -> mask + lines shown: median {click_s:.2f} s, longest {max(gui):.2f} s "
@@ -222,8 +236,9 @@ def main() -> None:
           f"({seg_s / click_s:.0%} of the click)")
     print(f"  napari layer update alone (labels + shapes):    {upd_s:.2f} s "
           f"({upd_s / click_s:.0%} of the click)")
-    print(f"longest event-loop stall (QTimer heartbeat, {beat.interval_s * 1000:.0f} ms): opening "
-          f"the subject {stall_open[0] * 1000:.0f} ms, first click {stall_first[0] * 1000:.0f} ms, "
+    print(f"longest event-loop stall (QTimer heartbeat, {beat.interval_s * 1000:.0f} ms): login "
+          f"and opening the subject {stall_open[0] * 1000:.0f} ms, first click "
+          f"{stall_first[0] * 1000:.0f} ms, "
           f"later clicks {max(stall_later) * 1000:.0f} ms (goal <= 100 ms)")
 
 

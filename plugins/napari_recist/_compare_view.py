@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QWidget
+from qtpy.QtWidgets import QComboBox, QFormLayout, QWidget
 
 #: The comparison choice that shows every visit.
 ALL_VISITS = "all visits"
@@ -23,6 +23,10 @@ NODE_MM = 8.0
 NODE_MIN_PX = 40
 #: The least zoom (screen pixels per mm) of a view centred on a lesion.
 READ_ZOOM = NODE_MIN_PX / NODE_MM
+#: The comparison choice's tooltip.
+HELP = ("Show every visit side by side, or the baseline and one follow-up in bigger tiles; "
+        "choosing a lesion (table, proposals, Alt-Down / Alt-Up) centres every tile on it where "
+        "that visit has it")
 
 
 def pair(choice: str) -> tuple[str, str] | None:
@@ -35,14 +39,14 @@ def pair(choice: str) -> tuple[str, str] | None:
 
 
 class CompareView(QWidget):
-    """'Show' (every visit, or the baseline and one follow-up in bigger tiles) and the line that
-    says what the tiles are lined up on.
+    """'Show': every visit, or the baseline and one follow-up in bigger tiles; its tooltip says
+    what the tiles are lined up on (the panel also shows it on its status line).
 
     Attributes
     ----------
     combo : QComboBox
         :data:`ALL_VISITS`, then ``"<baseline> and <follow-up>"`` for each follow-up.
-    alignment_label : QLabel
+    alignment_text : str
         e.g. ``"lined up on T02: W06 by its stored measurement (6.3 mm)"``.
     """
 
@@ -51,14 +55,9 @@ class CompareView(QWidget):
         f = QFormLayout(self)
         f.setContentsMargins(0, 0, 0, 0)
         self.combo = QComboBox()
-        self.combo.setToolTip("Show every visit side by side, or the baseline and one follow-up "
-                              "in bigger tiles; choosing a lesion (table, proposals, Alt-Down / "
-                              "Alt-Up) centres every tile on it where that visit has it")
+        self.alignment_text = ""
+        self.combo.setToolTip(HELP)
         f.addRow("Show", self.combo)
-        self.alignment_label = QLabel("")
-        self.alignment_label.setWordWrap(True)
-        self.alignment_label.setStyleSheet("color: #a0a0a0")
-        f.addRow(self.alignment_label)
 
     def show_choices(self, visits: Sequence[str]) -> None:
         """Offer every visit, and the first (baseline) with each other one (no signal)."""
@@ -68,5 +67,7 @@ class CompareView(QWidget):
         self.combo.blockSignals(False)
 
     def show_alignment(self, alignment: Any, lesion_id: str | None) -> None:
-        """Say what each follow-up is lined up by (:class:`recist_tool.align.Alignment`)."""
-        self.alignment_label.setText("lined up on " + alignment.describe(lesion_id))
+        """Keep what each follow-up is lined up by (:class:`recist_tool.align.Alignment`) in
+        :attr:`alignment_text` and the tooltip."""
+        self.alignment_text = "lined up on " + alignment.describe(lesion_id)
+        self.combo.setToolTip(f"{HELP}\n\n{self.alignment_text}")

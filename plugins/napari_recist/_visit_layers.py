@@ -19,7 +19,7 @@ between world and patient coordinates (:meth:`VisitLayers.to_world`, :meth:`Visi
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -84,10 +84,20 @@ class VisitLayers:
         """Add (or replace) a visit's five layers; ``on_paint(visit)`` is called when its mask is
         painted, ``on_review_edit(visit, event)`` when its review layer's data change. The CT
         layer is named :func:`tile_label` and that name is shown in the visit's tile."""
+        for _ in self.adding(visit, volume, on_paint, on_review_edit, date):
+            pass
+
+    def adding(self, visit: str, volume: Volume, on_paint: Callable[[str], None],
+               on_review_edit: Callable[[str, Any], None], date: _dt.date | None = None
+               ) -> Iterator[None]:
+        """:meth:`add`, one layer a step: it yields after each layer, so that a caller in the GUI
+        thread can let the event loop run between them (napari builds each layer's controls
+        and list entry as it comes); the visit is in :attr:`layers` after the last step."""
         self.remove(visit)
         v = self.viewer
         data, kw, _ = image_layer(volume, tile_label(visit, date), recist_visit=visit)
         img = v.add_image(data, **kw)
+        yield
         label = img.name_overlay
         label.visible, label.font_size, label.color = True, 14, "white"
         label.box, label.box_color = True, (0.0, 0.0, 0.0, 0.6)
@@ -95,9 +105,11 @@ class VisitLayers:
         labels = v.add_labels(np.zeros(volume.shape, np.uint8), name=f"{visit} masks",
                               affine=aff, opacity=0.45)
         labels.events.paint.connect(lambda _e: on_paint(visit))
+        yield
         nearby = v.add_shapes(ndim=3, name=f"{visit} nearby", affine=aff, edge_color="cyan",
                               edge_width=1.0)
         nearby.editable = False
+        yield
         stored = v.add_shapes(ndim=3, name=f"{visit} measurements", affine=aff,
                               edge_color="cyan", edge_width=1.0,
                               features={"label": np.array([], dtype=object),
@@ -106,6 +118,7 @@ class VisitLayers:
                                     "anchor": "upper_left",
                                     "color": {"feature": "ink"}})
         stored.editable = False
+        yield
         review = v.add_shapes(ndim=3, name=f"{visit} review", affine=aff, edge_color="yellow",
                               edge_width=1.5, features={"label": np.array([], dtype=object)},
                               text={"string": "{label}", "color": "yellow", "size": 10,

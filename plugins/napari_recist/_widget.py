@@ -16,6 +16,7 @@ and the wiring of the views to the session.
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,9 @@ SOURCES = {"tracking": "the tracked proposal",
            "tracking, corrected": "the tracked proposal as you corrected it",
            "click": "your click", "line prompt": "the line you drew",
            "edited": "your edited mask", "line": "your caliper line"}
+#: Milliseconds between two queued GUI steps (:meth:`ReadingWidget._pump`): time for napari to
+#: draw the layer just added (its first draw builds its shaders) before the next one comes.
+PUMP_MS = 20
 #: The panel's tabs.
 TABS = ("Subject", "Read", "Timepoints, sign-off, export")
 #: The override choice that confirms the computed overall response.
@@ -107,6 +111,12 @@ class ReadingWidget(QWidget):
         self._pending_label = 0
         self._drawing_line: str | None = None  # the visit a line prompt is being drawn on
         self.aligned_on: str | None = None  # the lesion the visits are lined up on
+        self._task = ""  # what the panel is busy with
+        self.warm_seconds: float | None = None  # how long warming the model took (once done)
+        self._warming: Any = None  # the model's warm-up worker while it runs
+        self._after_warm_up: list[Any] = []  # what starts once it has ended
+        self._steps: deque[Any] = deque()  # GUI steps run one per event-loop turn (_pump)
+        self._pump_pending = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(300)
@@ -353,7 +363,7 @@ class ReadingWidget(QWidget):
             w.setEnabled(on and not self.busy)
         self.nodal_box.setEnabled(not self.busy)  # the flag a running segmentation was given
         self.outline_combo.setEnabled(not self.busy and self._unet_default())
-        self.export_btn.setEnabled(on and self.export_combo.count() > 0)
+        self.export_btn.setEnabled(on and not self.busy and self.export_combo.count() > 0)
 
     def _default_db(self) -> None:
         try:
@@ -432,6 +442,7 @@ class ReadingWidget(QWidget):
         self._fill_subjects(self.trial_combo.currentText())
         self.say(f"logged in as {s.reader}")
         self._fill_exports()
+        self._warm_up(s)
         return True
 
     def _fill_subjects(self, trial: str) -> None:
@@ -440,9 +451,17 @@ class ReadingWidget(QWidget):
             self.subject_combo.addItems(self.session.subjects(trial or None))
 
     def open_subject(self, subject: str) -> bool:
-        """Open a subject: every visit with a known series is shown side by side."""
+        """Open a subject: every visit with a known series is loaded in a worker thread (napari's
+        progress, one step a visit) and its layers are added here, side by side, as each
+        arrives. The panel is busy until the last one is in; its message then starts with the
+        subject (``"SYN-001: 3 of 3 visits shown"``). Returns whether the opening started."""
+        from recist_tool.errors import RecistToolError
+
         if self.session is None:
             self.say("log in first", error=True)
+            return False
+        if self.busy:
+            self.say(f"busy ({self._task}): open the subject when it is done", error=True)
             return False
         visits = self._guard(self.session.open_subject, subject)
         if visits is None:
@@ -451,14 +470,63 @@ class ReadingWidget(QWidget):
         self._label_of.clear()
         self.discard()
         self._show_proposals([], None)
+        self.aligned_on = None
         self.visit_combo.blockSignals(True)
         self.visit_combo.clear()
         self.visit_combo.addItems([v for v, _ in visits])
         self.visit_combo.blockSignals(False)
-        for v, _ in visits:
-            self._guard(self.show_visit, v)
-        self._arrange_layers()
-        self.visit_layers.show_side_by_side()
+        self.compare_view.show_choices([])
+        session, dates, problems = self.session, dict(visits), []
+
+        def load() -> Any:  # in the worker: each visit's series, as it is read
+            for v, _ in visits:
+                try:
+                    yield v, session.open_visit(v)
+                except RecistToolError as exc:
+                    yield v, exc
+
+        def shown(v: str) -> None:  # a visit's last layer is in
+            self._arrange_layers()
+            if len(self.layers) == 1:
+                self.viewer.reset_view()
+            self.say(f"opening {subject}: {v} shown ({len(self.layers)} of {len(visits)})")
+
+        def arrived(item: tuple[str, Any]) -> None:  # here: its layers, one per event-loop turn
+            v, vol = item
+            if isinstance(vol, BaseException):
+                problems.append(f"{v}: {vol}")
+                return
+            self._queue(self.visit_layers.adding(v, vol, self._on_paint, self._on_review_edit,
+                                                 dates.get(v)), lambda: shown(v))
+
+        def opened(_result: Any = None) -> None:  # after the last visit's layers
+            # stored measurements drawn now that the slider's step is known, a visit a turn
+            self._queue(*[lambda v=v: self._draw_stored(v) for v, _ in visits],
+                        lambda: (self._opened(subject, visits, problems), self._done()))
+
+        def failed(exc: BaseException) -> None:
+            self._on_segment_error(exc)
+            self._queue(self._done)
+
+        def start() -> None:
+            self._in_worker(load, f"Opening {subject}", f"opening {subject}: loading "
+                            f"{len(visits)} visits…", opened, failed, yielded=arrived,
+                            total=len(visits), finished=lambda: None)  # busy until the steps end
+
+        if self._warming is not None:  # one background task at a time: the model first
+            self.busy, self._task = True, "loading the segmentation model"
+            self._enable()
+            self.say(f"opening {subject}: the segmentation model is loading first…")
+            self._after_warm_up.append(start)
+        else:
+            start()
+        return True
+
+    def _opened(self, subject: str, visits: list[Any], problems: list[str]) -> None:
+        """Every visit of the subject is in and its stored measurements drawn: the whole view,
+        choices and table."""
+        assert self.session is not None
+        self.visit_layers.show_side_by_side()  # once, for every visit
         self.viewer.reset_view()
         if self.layers:
             vol = self.session.volume(next(iter(self.layers)))
@@ -472,8 +540,9 @@ class ReadingWidget(QWidget):
         self.refresh_table()
         self._on_visit_changed(self.visit_combo.currentText())
         self.tabs.setCurrentIndex(TABS.index("Read"))
-        self.say(f"{subject}: {len(self.layers)} of {len(visits)} visits shown")
-        return True
+        self.say(f"{subject}: {len(self.layers)} of {len(visits)} visits shown"
+                 + ("; not shown: " + "; ".join(problems) if problems else ""),
+                 error=bool(problems))
 
     def _on_compare(self, choice: str) -> None:
         """Show every visit, or the baseline and one follow-up (bigger tiles); the visit under
@@ -616,7 +685,7 @@ class ReadingWidget(QWidget):
             return
         if self.busy:
             if self.click_box.isChecked() or self.line_box.isChecked():
-                self.say("busy with the last prompt: click again when it is done", error=True)
+                self.say(f"busy ({self._task}): click again when it is done", error=True)
             return
         if self.line_box.isChecked():
             yield from self._draw_line(viewer, event)
@@ -717,20 +786,83 @@ class ReadingWidget(QWidget):
         self._in_worker(work, "Segmenting lesion", "segmenting…", self._on_segmented)
 
     def _in_worker(self, fn: Any, desc: str, message: str, returned: Any,
-                   errored: Any = None) -> None:
+                   errored: Any = None, *, yielded: Any = None, total: int = 0,
+                   finished: Any = None) -> None:
         """Run ``fn()`` in a worker thread with napari's progress indicator: the widget is busy
-        until it ends; ``returned`` gets the result, ``errored`` (default: a message) the
-        error."""
+        until it ends (or until ``finished`` says so); ``returned`` gets the result, ``errored``
+        (default: a message) the error. A generator ``fn`` hands each value it yields to
+        ``yielded`` here, in the GUI thread, one progress step each out of ``total``."""
         from napari.qt.threading import thread_worker
 
         self.busy = True
+        self._task = desc.lower()
         self._enable()
         self.say(message)
         # the errored handler is given up front, so napari does not re-raise the error
-        worker = thread_worker(fn, progress={"total": 0, "desc": desc})(
-            _connect={"returned": returned, "errored": errored or self._on_segment_error,
-                      "finished": self._done}, _start_thread=False)
+        connect = {"returned": returned, "errored": errored or self._on_segment_error,
+                   "finished": finished or self._done}
+        if yielded is not None:
+            connect["yielded"] = yielded
+        worker = thread_worker(fn, progress={"total": total, "desc": desc})(
+            _connect=connect, _start_thread=False)
         self._worker = worker
+        worker.start()
+
+    def _queue(self, *steps: Any) -> None:
+        """Queue GUI steps (a callable, or a generator such as :meth:`VisitLayers.adding`, one
+        step per ``next``) to run one per event-loop turn, :data:`PUMP_MS` apart
+        (:meth:`_pump`), so that the interface answers in between."""
+        self._steps.extend(steps)
+        if not self._pump_pending:
+            self._pump_pending = True
+            QTimer.singleShot(0, self._pump)
+
+    def _pump(self) -> None:
+        """Run the next queued GUI step and schedule the one after it."""
+        self._pump_pending = False
+        if not self._steps:
+            return
+        step = self._steps.popleft()
+        try:
+            if callable(step):
+                step()
+            else:  # a generator: one step now, the rest on the next turns
+                try:
+                    next(step)
+                    self._steps.appendleft(step)
+                except StopIteration:
+                    pass
+        finally:
+            if self._steps and not self._pump_pending:
+                self._pump_pending = True
+                QTimer.singleShot(PUMP_MS, self._pump)
+
+    def _warm_up(self, session: ReadingSession) -> None:
+        """Load the segmentation model and run it once in a worker thread (napari's progress),
+        so that the reader's first click does not wait for it. The panel is not busy meanwhile,
+        but a subject opened before it ends is loaded after it (:attr:`_warming`): reading
+        series forks processes, which must not happen while the model's libraries load."""
+        from napari.qt.threading import thread_worker
+
+        if self._warming is not None or self.busy:  # warming already, or reading series
+            return
+
+        def warmed(seconds: float) -> None:
+            self.warm_seconds = seconds
+
+        def failed(exc: BaseException) -> None:  # the first click will say it
+            self.warm_seconds = None
+
+        def ended() -> None:  # here, in the GUI thread: what waited for it starts
+            self._warming = None
+            while self._after_warm_up:
+                self._after_warm_up.pop(0)()
+
+        worker = thread_worker(session.warm_up,
+                               progress={"total": 0, "desc": "Loading the segmentation model"})(
+            _connect={"returned": warmed, "errored": failed, "finished": ended},
+            _start_thread=False)
+        self._warming = worker
         worker.start()
 
     def _done(self) -> None:
@@ -748,7 +880,8 @@ class ReadingWidget(QWidget):
         elif isinstance(exc, RecistToolError):
             self.say(str(exc), error=True)
         else:
-            self.say(f"segmentation failed: {type(exc).__name__}: {exc}", error=True)
+            self.say(f"{self._task or 'the task'} failed: {type(exc).__name__}: {exc}",
+                     error=True)
 
     def _on_segmented(self, finding: Finding) -> None:
         """A click's lesion is under review; with a proposal of that visit selected, it is the
@@ -823,6 +956,7 @@ class ReadingWidget(QWidget):
         self.compare_view.show_alignment(alignment, self.aligned_on)
         if alignment.anchor_lps is not None:
             self.focus(lps_to_world(alignment.anchor_lps), field_mm=120.0, min_zoom=READ_ZOOM)
+            self.say(self.compare_view.alignment_text)
 
     def _go_to_slice(self, visit: str, k: int) -> None:
         self.viewer.dims.set_point(0, self.visit_layers.slice_world_z(visit, k))
@@ -979,6 +1113,7 @@ class ReadingWidget(QWidget):
         finding = self.finding
         if finding is None or finding.mask is None or finding.edited or finding.tracking:
             self.say(f"outline: {text}, from the next click")
+            self._warm_up(session)
             return
 
         def work() -> Finding:
@@ -1342,22 +1477,28 @@ class ReadingWidget(QWidget):
         self.say(f"{s.subject} {self.visit} signed (sha256 {digest[:12]}…)")
         return True
 
-    def export(self) -> list[Path]:
-        """Export with the chosen format into a folder the reader picks."""
+    def export(self) -> bool:
+        """Export with the chosen format into a folder the reader picks, in a worker thread
+        (napari's progress); once written, the message names how many files and where.
+        Returns whether the export started."""
         s = self.session
         if s is None or self.export_combo.count() == 0:
             self.say("export not available in this install", error=True)
-            return []
+            return False
         out = QFileDialog.getExistingDirectory(self, "Export to folder")
         if not out:
-            return []
-        files = self._guard(s.export, self.export_combo.currentText(), out,
-                            include_unsigned=self.export_unsigned.isChecked())
-        if files is None:
-            return []
-        self.export_label.setText("written: " + ", ".join(Path(f).name for f in files))
-        self.say(f"exported {len(files)} file(s) to {out}")
-        return list(files)
+            return False
+        fmt, unsigned = self.export_combo.currentText(), self.export_unsigned.isChecked()
+
+        def work() -> list[Path]:
+            return list(s.export(fmt, out, include_unsigned=unsigned))
+
+        def written(files: list[Path]) -> None:
+            self.export_label.setText("written: " + ", ".join(Path(f).name for f in files))
+            self.say(f"exported {len(files)} file(s) to {out}")
+
+        self._in_worker(work, "Exporting", f"exporting {fmt} to {out}…", written)
+        return True
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
         """Release the database (everything confirmed is stored already)."""

@@ -29,6 +29,8 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import os
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -354,6 +356,7 @@ class ReadingSession:
         self.reader = store.authenticate(reader, password).name
         self._segmenter_spec = segmenter
         self._segmenter: Any = None
+        self._segmenter_lock = threading.Lock()
         self._series_paths = dict(series_paths or {})
         db_file = self._db_file()
         # masks stay next to a SQLite file; for a server database in the user's data folder (a
@@ -380,7 +383,11 @@ class ReadingSession:
 
     @property
     def segmenter(self) -> Any:
-        """The segmenter instance (loaded on first use)."""
+        """The segmenter instance (loaded on first use; one load when threads ask at once)."""
+        with self._segmenter_lock:
+            return self._load_segmenter()
+
+    def _load_segmenter(self) -> Any:
         if self._segmenter is None:
             from recist_tool.segment import default_segmenter_name, get_segmenter
 
@@ -400,6 +407,32 @@ class ReadingSession:
         then."""
         self._segmenter_spec = segmenter
         self._segmenter = None
+
+    def warm_up(self) -> float:
+        """Load the segmenter and segment a small synthetic lesion once, so that the reader's
+        first click does not wait for the model to load and its first run (call it in a worker
+        thread when the reading opens). Returns the seconds it took.
+
+        Raises
+        ------
+        RecistToolError
+            When the segmenter cannot be loaded (the first click would fail alike).
+        """
+        from recist_tool.errors import RecistToolError
+        from recist_tool.segment import Prompt
+        from recist_tool.segment.workflow import segment_and_measure
+
+        t0 = time.perf_counter()
+        seg = self.segmenter
+        z, y, x = np.mgrid[:24, :96, :96]
+        arr = np.full(z.shape, -1000, np.int16)  # air, a soft-tissue body, a 20 mm lesion
+        arr[(y - 48) ** 2 + (x - 48) ** 2 < 44 ** 2] = 60
+        arr[((z - 12) * 2.5) ** 2 + ((y - 48) * 0.8) ** 2 + ((x - 48) * 0.8) ** 2 < 100] = 150
+        try:
+            segment_and_measure(Volume.from_grid(arr, (2.5, 0.8, 0.8)), Prompt.at(12, 48, 48), seg)
+        except RecistToolError:
+            pass  # the model ran: that is what was to be warmed
+        return time.perf_counter() - t0
 
     def _need_subject(self) -> str:
         if self.subject is None:

@@ -162,7 +162,22 @@ def _widget(viewer, db):
     w.password_edit.setText(PASSWORD)
     assert w.login()
     assert w.open_subject("SYN-001")
+    _wait_idle(w)
+    assert w.last_message.startswith("SYN-001: "), w.last_message
     return w
+
+
+def _wait_idle(w, timeout_s: float = 120.0) -> None:
+    """Process Qt events until the panel's worker (opening a subject, a click …) is done."""
+    import time
+
+    from qtpy.QtWidgets import QApplication
+
+    end = time.monotonic() + timeout_s
+    while w.busy:
+        assert time.monotonic() < end, f"still busy: {w.last_message}"
+        QApplication.processEvents()
+        time.sleep(0.005)
 
 
 def _click(qtbot, w, visit: str, lps) -> None:
@@ -278,6 +293,7 @@ def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch, tmp_p
     w.export_combo.setCurrentText("sdtm")
     assert not w.export_unsigned.isChecked()
     w.export_btn.click()
+    _wait_idle(w)  # exported in a worker thread
     assert "not signed" in w.last_message and "\n" not in w.last_message
     assert "Traceback" not in w.status.text() and not list(out.iterdir())
     w.export_unsigned.setChecked(True)
@@ -286,6 +302,7 @@ def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch, tmp_p
         w.export_combo.setCurrentText(fmt)
         assert w.export_combo.currentText() == fmt
         w.export_btn.click()
+        _wait_idle(w)
         new = {p for p in out.rglob("*") if p.is_file()} - seen
         seen |= new
         assert new and all(p.stat().st_size > 0 for p in new), w.last_message
@@ -789,7 +806,13 @@ def test_a_line_drawn_across_a_lesion_segments_it(gui_db, make_napari_viewer, qt
     m = _stored(db, "BL")["T01"]
     assert np.linalg.norm(_centre(m) - np.asarray(t02["center_lps"])) < 4.0
     assert abs(float(m.long_axis_mm) - t02["long_axis_mm"]) <= 2.0
-    # a click in line mode is a line too short to use: said, nothing segmented
+    # a click in line mode is a line too short to use: said, nothing segmented (napari gives a
+    # clicked line the size of its vertex handle, a few screen pixels: under 3 mm at reading
+    # zoom)
+    from napari_recist._compare_view import READ_ZOOM
+
+    w._camera.zoom = READ_ZOOM
+    qtbot.wait(100)
     qtbot.mouseClick(native, Qt.LeftButton, pos=a)
     qtbot.waitUntil(lambda: not w.busy and "the line is" in w.last_message, timeout=10000)
     assert w.finding is None and len(_stored(db, "BL")) == 1
@@ -1006,7 +1029,8 @@ def test_comparison_view_centres_each_visit_on_its_own_lesion(gui_db, make_napar
     qtbot.wait(300)  # the linked grid cameras follow
     bl_c, w06_c = _centre(_stored(db, "BL")["T02"]), _centre(_stored(db, "W06")["T02"])
     assert np.linalg.norm(w06_c - bl_c) > 5.0  # the patient lies elsewhere at W06
-    assert "T02: W06 by its stored measurement" in w.compare_view.alignment_label.text()
+    assert w.last_message.startswith("lined up on T02: W06 by its stored measurement (")
+    assert w.last_message == w.compare_view.alignment_text
     np.testing.assert_allclose(w.visit_layers.offsets["W06"], lps_to_world(bl_c - w06_c),
                                atol=1e-6)
     assert np.allclose(_shown_lps(w, "BL"), bl_c, atol=0.01)
@@ -1168,17 +1192,75 @@ def test_stored_axes_follow_the_ct_slice_at_half_steps(gui_db, make_napari_viewe
     assert halves >= 4  # the keys did stop half-way
 
 
-def test_gui_benchmark_heartbeat_measures_a_stall(qapp):
-    """benchmarks/bench_gui.py's heartbeat: 0.3 s of work in the GUI thread is a 0.3 s stall;
-    0.3 s of processing events is none."""
+def _bench_gui():
+    """benchmarks/bench_gui.py as a module (its heartbeat stall meter)."""
     import importlib.util
-    import time
 
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_gui.py"
     spec = importlib.util.spec_from_file_location("bench_gui", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    beat = bench.Heartbeat(qapp, interval_ms=10)
+    return bench
+
+
+#: The longest event-loop stall allowed while the panel logs in and opens a subject (s): a guard,
+#: not the issue's 100 ms goal. What is left is napari drawing each new layer the first time
+#: (vispy builds its shaders: software OpenGL under Xvfb on a shared 2-core box, 1-2.5 s
+#: measured here); the series loaded in the GUI thread stalled it over 3 s.
+OPEN_STALL_S = 3.0
+
+
+def test_opening_a_subject_leaves_the_interface_responsive(gui_db, make_napari_viewer, qtbot):
+    """Real clicks on "Log in" and "Open subject" while bench_gui's 10 ms heartbeat ticks in the
+    GUI thread: the series load in a worker thread (the model warms in another), so no stall
+    reaches OPEN_STALL_S; the first visit's layers are in before the last series is loaded;
+    once open, a real click on a lesion is segmented by the model the panel warmed, and
+    stored."""
+    from qtpy.QtWidgets import QApplication
+
+    from napari_recist._widget import ReadingWidget
+
+    db, tps = gui_db
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    w = ReadingWidget(viewer)
+    viewer.window.add_dock_widget(w, name="RECIST reading")
+    _type(qtbot, w.db_edit, str(db))
+    _type(qtbot, w.reader_edit, READER)
+    _type(qtbot, w.password_edit, PASSWORD)
+    arrived: list[tuple[bool, int]] = []  # (panel busy, series loaded) as each layer comes in
+    viewer.layers.events.inserted.connect(
+        lambda _e: arrived.append((w.busy, len(w.session._volumes))))
+    beat = _bench_gui().Heartbeat(QApplication.instance(), interval_ms=10)
+    stalls: list[float] = []
+    with beat.measure(stalls):
+        _press(qtbot, w.login_btn)
+    with beat.measure(stalls):
+        _press(qtbot, w.open_btn)
+        assert w.busy and not w.layers  # the click returned at once, nothing loaded yet
+        qtbot.waitUntil(lambda: not w.busy, timeout=120000)
+    assert w.last_message == "SYN-001: 3 of 3 visits shown", w.last_message
+    assert max(stalls) < OPEN_STALL_S, stalls
+    assert len(arrived) == 3 * 5 and all(busy for busy, _ in arrived)
+    assert arrived[0][1] < 3  # BL's layers were shown before W12's series was read
+    qtbot.waitUntil(lambda: w.warm_seconds is not None, timeout=60000)
+    assert w.session._segmenter is not None  # the first click finds the model loaded
+    t02 = tps["BL"]["lesions"]["T02"]
+    _click_lesion(qtbot, viewer, w, "BL", t02["center_lps"])
+    assert w.finding is not None and w.finding.visit == "BL", w.last_message
+    w.organ_combo.setCurrentText("liver")
+    _press(qtbot, w.add_btn)
+    assert "T01 stored as target on BL" in w.last_message, w.last_message
+    m = _stored(db, "BL")["T01"]
+    assert np.linalg.norm(_centre(m) - np.asarray(t02["center_lps"])) < 4.0
+
+
+def test_gui_benchmark_heartbeat_measures_a_stall(qapp):
+    """benchmarks/bench_gui.py's heartbeat: 0.3 s of work in the GUI thread is a 0.3 s stall;
+    0.3 s of processing events is none."""
+    import time
+
+    beat = _bench_gui().Heartbeat(qapp, interval_ms=10)
     stalls: list[float] = []
     with beat.measure(stalls):
         time.sleep(0.3)
