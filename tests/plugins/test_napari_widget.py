@@ -110,8 +110,8 @@ def test_one_plugin_name_and_a_dropped_dicom_folder_opens_without_a_dialog(
     layers = viewer.open(str(root / "SYN-001" / "BL"), plugin=name)
     assert [x.metadata["recist_volume"].shape[0] > 0 for x in layers] == [True]
 
-    def no_dialog(*_a, **_k):
-        raise AssertionError("the reader-choice dialog was shown")
+    def no_dialog(*_a, **k):
+        raise AssertionError(f"the reader-choice dialog was shown ({k.get('error')!r})")
 
     monkeypatch.setattr("napari._qt.dialogs.qt_reader_dialog.handle_gui_reading", no_dialog)
     monkeypatch.setattr("napari._qt.qt_viewer.handle_gui_reading", no_dialog, raising=False)
