@@ -1,4 +1,4 @@
-"""Turn a user's path (folder, file, DICOMDIR, ``.zip``) into the list of files to examine.
+"""Turn a user's path (folder, file, DICOMDIR, ``.zip``, PACS reference) into the list of files to examine.
 
 A zip archive is extracted into a private temporary folder; members whose names would land
 outside it (absolute paths, ``..``) and links are refused, and so are archives that would inflate
@@ -188,13 +188,24 @@ def open_source(path: str | os.PathLike[str]) -> Iterator[SourceFiles]:
     ----------
     path : path-like
         A folder (searched recursively), a single file, a DICOMDIR/DIRFILE (its folder is
-        searched) or a ``.zip`` archive (extracted to a temporary folder for the duration).
+        searched), a ``.zip`` archive (extracted to a temporary folder for the duration) or a
+        PACS reference ``pacs://SERVER/STUDY_UID[/SERIES_UID]`` (retrieved into the local cache
+        and read from there, see :mod:`recist_tool.io.pacs`).
 
     Raises
     ------
     InputError
-        When the path does not exist, is empty, or is an unusable archive.
+        When the path does not exist, is empty, or is an unusable archive; a PACS that cannot
+        be used (:class:`~recist_tool.io.pacs.PacsError`).
     """
+    from recist_tool.io.pacs.config import is_pacs_ref
+
+    if is_pacs_ref(path):  # pacs://SERVER/STUDY_UID[/SERIES_UID]: retrieved into the cache
+        from recist_tool.io.pacs import open_pacs_source
+
+        with open_pacs_source(path) as src:
+            yield src
+        return
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file or folder")

@@ -1,0 +1,204 @@
+"""Series from a PACS (DICOMweb or DIMSE) wherever a path is accepted, and objects sent back.
+
+A series reference ``pacs://NAME/STUDY_UID/SERIES_UID`` (or ``pacs://NAME/STUDY_UID``: every CT
+series of the study) names a server of the trial settings (``[pacs.NAME]``, see
+:mod:`recist_tool.io.pacs.config`). :func:`open_pacs_source` searches the server (QIDO-RS or
+C-FIND), retrieves the series (WADO-RS or C-GET) into the local cache (:mod:`.cache`, LRU by
+series under a size limit) unless the cache holds it with the same number of instances, and
+yields the cached files to the same loader as a folder on disk. :func:`send` stores files (STOW-RS
+or C-STORE) and queries them back.
+
+Public API
+----------
+is_pacs_ref(value) -> bool
+parse_ref(value) -> SeriesRef
+open_pacs_source(ref) -> context manager yielding SourceFiles
+send(server_name, files) -> list of SentSeries
+use_settings(path)
+    Take the servers from this trial settings file (also for worker processes).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recist_tool.io.pacs.cache import CachedSeries, SeriesCache
+from recist_tool.io.pacs.config import (
+    CONFIG_ENV,
+    PacsError,
+    SeriesRef,
+    Server,
+    cache_settings,
+    is_pacs_ref,
+    parse_ref,
+    read_servers,
+    server,
+    use_settings,
+)
+
+__all__ = ["CONFIG_ENV", "PacsError", "SentSeries", "SeriesRef", "Server", "fetch_series",
+           "find_series", "is_pacs_ref", "open_pacs_source", "parse_ref", "read_servers", "send",
+           "server", "use_settings"]
+
+
+def _proto(srv: Server) -> Any:
+    if srv.protocol == "dicomweb":
+        from recist_tool.io.pacs import dicomweb as mod
+    else:
+        from recist_tool.io.pacs import dimse as mod
+    return mod
+
+
+def find_series(srv: Server, study_uid: str, series_uid: str | None = None) -> list[dict[str, Any]]:
+    """The series of a study on ``srv`` (or the one named): ``series_uid, modality, description, n``."""
+    return _proto(srv).find_series(srv, study_uid, series_uid)
+
+
+def cache() -> SeriesCache:
+    """The series cache of the current settings (``$RECIST_PACS_CACHE``, ``[pacs_cache]``)."""
+    root, max_bytes = cache_settings()
+    return SeriesCache(root, max_bytes)
+
+
+@contextmanager
+def fetch_series(srv: Server, study_uid: str, series_uid: str, n_instances: int | None = None
+                 ) -> Iterator[CachedSeries]:
+    """The series in the local cache (retrieved when absent or stale), locked while in use.
+
+    Parameters
+    ----------
+    srv : Server
+    study_uid, series_uid : str
+    n_instances : int, optional
+        How many instances the server says it holds (from a search); a cached copy with another
+        count is retrieved again.
+    """
+    mod = _proto(srv)
+
+    def fetch(folder: Path) -> dict[str, Any]:
+        n = mod.retrieve_series(srv, study_uid, series_uid, folder)
+        if n == 0:
+            raise PacsError(f"PACS {srv.name}: series {series_uid} of study {study_uid}: the "
+                            "server sent no instance")
+        return {"server": srv.name, "address": srv.address, "study_uid": study_uid,
+                "series_uid": series_uid, "n_instances": n}
+
+    key = SeriesCache.key(f"{srv.protocol} {srv.address}", study_uid, series_uid)
+    with cache().open(key, expect_instances=n_instances, fetch=fetch) as entry:
+        yield entry
+
+
+def _wanted(srv: Server, ref: SeriesRef) -> list[dict[str, Any]]:
+    found = [s for s in find_series(srv, ref.study_uid, ref.series_uid) if s["series_uid"]]
+    if ref.series_uid is not None:
+        found = [s for s in found if s["series_uid"] == ref.series_uid]
+        if not found:
+            raise PacsError(f"{ref}: PACS {srv.name} holds no series {ref.series_uid} in study "
+                            f"{ref.study_uid}")
+        return found
+    if not found:
+        raise PacsError(f"{ref}: PACS {srv.name} holds no study {ref.study_uid} (or it has no "
+                        "series)")
+    ct = [s for s in found if (s["modality"] or "CT") == "CT"]
+    if not ct:
+        kinds = ", ".join(sorted({s["modality"] or "?" for s in found}))
+        raise PacsError(f"{ref}: study {ref.study_uid} on PACS {srv.name} has no CT series "
+                        f"(modalities: {kinds})")
+    return ct
+
+
+@contextmanager
+def open_pacs_source(value: str | os.PathLike[str]) -> Iterator[Any]:
+    """Yield the cached files of a PACS series (or a study's CT series) as a ``SourceFiles``.
+
+    Raises
+    ------
+    PacsError
+        A malformed reference, an unknown server, a server that cannot be reached or refuses the
+        login, a series or study it does not hold: one line each, never with the credentials.
+    """
+    from recist_tool.io.sources import SourceFiles
+
+    ref = parse_ref(value)
+    srv = server(ref.server)
+    wanted = _wanted(srv, ref)
+    with ExitStack() as stack:
+        entries = [stack.enter_context(fetch_series(srv, ref.study_uid, s["series_uid"], s["n"] or None))
+                   for s in wanted]
+        files = sorted(p for e in entries for p in e.instances.iterdir() if p.is_file())
+        root = entries[0].instances if len(entries) == 1 else entries[0].folder.parent
+        yield SourceFiles(files, root)
+
+
+@dataclass(frozen=True)
+class SentSeries:
+    """What the server holds of one series after a send.
+
+    Attributes
+    ----------
+    study_uid, series_uid, modality : str
+    sent : int
+        Instances of this series sent.
+    held_of_sent : int
+        How many of them a search found on the server afterwards.
+    held : int
+        Instances of the series on the server in all.
+    """
+
+    study_uid: str
+    series_uid: str
+    modality: str
+    sent: int
+    held_of_sent: int
+    held: int
+
+    @property
+    def ok(self) -> bool:
+        """Every instance sent is on the server."""
+        return self.held_of_sent == self.sent
+
+
+def send(server_name: str, files: Iterable[str | os.PathLike[str]]) -> tuple[Server, list[SentSeries]]:
+    """Store DICOM files on a server (STOW-RS or C-STORE), then search for them.
+
+    Returns
+    -------
+    (Server, list of SentSeries)
+        One entry per series sent, with what the server holds of it.
+
+    Raises
+    ------
+    PacsError
+        Unknown server, refused login or objects, server down; or a sent object the search does
+        not find.
+    """
+    import pydicom
+
+    srv = server(server_name)
+    paths = [Path(p) for p in files]
+    if not paths:
+        raise PacsError(f"PACS {srv.name}: nothing to send")
+    series: dict[tuple[str, str], dict[str, Any]] = {}
+    for p in paths:
+        ds = pydicom.dcmread(str(p), stop_before_pixels=True)
+        entry = series.setdefault((str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)),
+                                  {"modality": str(ds.get("Modality", "")), "uids": set()})
+        entry["uids"].add(str(ds.SOPInstanceUID))
+    mod = _proto(srv)
+    mod.store(srv, paths)
+    out = []
+    for (study, ser), entry in series.items():
+        held = set(mod.find_instances(srv, study, ser))
+        out.append(SentSeries(study, ser, entry["modality"], len(entry["uids"]),
+                              len(entry["uids"] & held), len(held)))
+    missing = [s for s in out if not s.ok]
+    if missing:
+        s = missing[0]
+        raise PacsError(f"PACS {srv.name} accepted the objects but a search finds {s.held_of_sent} "
+                        f"of the {s.sent} sent in series {s.series_uid}")
+    return srv, out
