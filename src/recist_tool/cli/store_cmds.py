@@ -184,13 +184,28 @@ def sign(
                                         help="Read the password from the first line of stdin."),
     db: str = _DB,
 ) -> None:
-    """Sign your read of SUBJECT at VISIT (password asked again); the read is locked afterwards."""
+    """Sign your read of SUBJECT at VISIT (password asked again); the read is locked afterwards.
+
+    The responses of your open reads of SUBJECT are computed first (audited as 'responses
+    computed'), so what is signed is the RECIST response of the measurements signed, also after
+    'recist amend'. The confirmed overall response is printed.
+    """
     password = _signing_password(password_stdin, reader)
     with _open(db) as store:
+        store.authenticate(reader, password)  # nothing is computed in a reader's name without it
+        store.compute_responses(subject, reader=reader)
         digest = store.sign(subject, visit, reader=reader, password=password, meaning=meaning,
                             confirmed_overall=confirm, reason=reason)
-    console.print(f"signed {subject} {visit} by {reader} ({meaning}); content sha256 {digest}",
-                  highlight=False, soft_wrap=True)
+        read = store.get_read(subject, visit, reader=reader)
+    resp = read.response
+    if resp is None:
+        what = "baseline, no response"
+    elif resp.confirmed_overall != resp.overall:
+        what = f"overall response {resp.confirmed_overall} confirmed (computed {resp.overall})"
+    else:
+        what = f"overall response {resp.overall}"
+    console.print(f"signed {subject} {visit} by {reader} ({meaning}), version {read.version}: "
+                  f"{what}; content sha256 {digest}", highlight=False, soft_wrap=True)
 
 
 @app.command("amend")
