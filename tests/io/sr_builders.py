@@ -112,6 +112,20 @@ def highdicom_sr(path: Path, headers: Sequence[Any], groups: Sequence[Any],
     return path
 
 
+def blob_seg(series: Any) -> tuple[Any, np.ndarray]:
+    """A SEG (our exporter's, written with highdicom) of one blob on slices 2-4 of ``series``
+    (``SeriesWithHeaders``), widest on slice 3; SOP Instance UID ``2.25.78``; and its mask."""
+    from recist_tool.export.dicom_seg import SegLesion, build_seg
+
+    vol = series.volume
+    zz, yy, xx = np.mgrid[0:vol.shape[0], 0:vol.shape[1], 0:vol.shape[2]]
+    mask = (((yy - 20) / 7.0) ** 2 + ((xx - 17) / 9.0) ** 2 <= 1.0) & (zz >= 2) & (zz <= 4)
+    mask[3] |= ((yy[3] - 20) / 8.0) ** 2 + ((xx[3] - 17) / 11.0) ** 2 <= 1.0
+    seg = build_seg(series, [SegLesion("T01", "liver", mask, (0, 0, 0), "2.25.1")],
+                    series_instance_uid="2.25.77", sop_instance_uid="2.25.78")
+    return seg, mask
+
+
 # --- dcmjs (OHIF) -----------------------------------------------------------------------------
 
 def _concept(value: str, scheme: str, meaning: str) -> DicomSequence:

@@ -17,6 +17,7 @@ from tests.export.pacs_fixtures import tiny_series
 from tests.io.sr_builders import (
     PX,
     Ruler,
+    blob_seg,
     dcmjs_sr,
     highdicom_sr,
     line_group,
@@ -112,16 +113,7 @@ def test_perpendicular_chord_takes_the_longest_inside_piece_not_the_hull_width()
 
 @pytest.fixture
 def seg_and_mask(ct):
-    """A SEG (written by our exporter, with highdicom) of one blob on slices 2-4, and the mask."""
-    from recist_tool.export.dicom_seg import SegLesion, build_seg
-
-    vol = ct.volume
-    zz, yy, xx = np.mgrid[0:vol.shape[0], 0:vol.shape[1], 0:vol.shape[2]]
-    mask = (((yy - 20) / 7.0) ** 2 + ((xx - 17) / 9.0) ** 2 <= 1.0) & (zz >= 2) & (zz <= 4)
-    mask[3] |= ((yy[3] - 20) / 8.0) ** 2 + ((xx[3] - 17) / 11.0) ** 2 <= 1.0  # widest on slice 3
-    seg = build_seg(ct, [SegLesion("T01", "liver", mask, (0, 0, 0), "2.25.1")],
-                    series_instance_uid="2.25.77", sop_instance_uid="2.25.78")
-    return seg, mask
+    return blob_seg(ct)
 
 
 def test_tid1411_segment_is_measured_on_the_ct_like_a_mask(ct, seg_and_mask, tmp_path):
