@@ -44,6 +44,7 @@ def test_bad_cases_are_skipped_and_the_rest_completes(sample_trial: Path, tmp_pa
                for ln in lines), text.out
     assert any(ln.startswith("failed BAD-002 BL") for ln in lines), text.out
     assert sum(ln.startswith("ok     SYN-003") for ln in lines) == 2, text.out
+    assert "2 series scored, 3 failed in " in text.out, text.out
     assert "3 of 5 series failed" in text.err
     rows = list(csv.DictReader((out / "responses.csv").open()))
     assert [(r["subject"], r["visit"], r["overall_response"]) for r in rows] == [

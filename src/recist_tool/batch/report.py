@@ -1,4 +1,8 @@
-"""Console output of a batch: a rich progress bar with one line per case, per-subject tables."""
+"""Console output of a batch: a rich progress bar with one line per case, per-subject tables.
+
+Lines and cells are :class:`rich.text.Text` with explicit styles, never markup strings, so subject
+codes, visit names and error messages (``seed must be [x, y, z] (LPS mm)``) print as they are.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from recist_tool.batch.job import CaseResult
 from recist_tool.batch.manifest import Case
@@ -24,16 +29,18 @@ from recist_tool.batch.persist import MeasurementRow, ResponseRow
 __all__ = ["RichProgress", "case_line", "subject_tables", "truth_table"]
 
 
-def case_line(case: Case, result: CaseResult) -> str:
-    """One line (rich markup) for a finished case."""
+def case_line(case: Case, result: CaseResult) -> Text:
+    """One line (styled text, no markup) for a finished case."""
     if not result.ok:
-        return (f"[red]failed[/] {case.subject} {case.visit}: {result.error}")
+        return Text.assemble(("failed", "red"), f" {case.subject} {case.visit}: {result.error}")
     n = len(result.lesions)
     flags = [f"{les.lesion_id} {les.status}" for les in result.lesions
              if les.status in ("uncertain", "absent?")]
-    extra = f"; [yellow]{', '.join(flags)}[/]" if flags else ""
-    return (f"[green]ok[/]     {case.subject} {case.visit}: {n} lesion{'s' if n != 1 else ''} in "
-            f"{result.seconds:.1f} s{extra}")
+    line = Text.assemble(("ok", "green"), f"     {case.subject} {case.visit}: {n} "
+                         f"lesion{'s' if n != 1 else ''} in {result.seconds:.1f} s")
+    if flags:
+        line.append("; ").append(", ".join(flags), style="yellow")
+    return line
 
 
 class RichProgress:
@@ -56,17 +63,17 @@ class RichProgress:
 
     def start(self, total: int, description: str) -> None:
         """Called once with the number of cases to score."""
-        self.console.print(f"scoring {total} series on {description}", highlight=False)
+        self.console.print(f"scoring {total} series ({description})", highlight=False)
         self.task = self.progress.add_task("scoring", total=total)
 
     def skipped(self, case: Case) -> None:
         """A case already stored (``--resume``)."""
-        self.console.print(f"[dim]skip[/]   {case.subject} {case.visit}: already stored",
-                           highlight=False, soft_wrap=True)
+        self.console.print(Text.assemble(("skip", "dim"), f"   {case.subject} {case.visit}: "
+                                         "already stored"), soft_wrap=True)
 
     def done(self, case: Case, result: CaseResult) -> None:
         """A finished case."""
-        self.console.print(case_line(case, result), highlight=False, soft_wrap=True)
+        self.console.print(case_line(case, result), soft_wrap=True)
         if self.task is not None:
             self.progress.advance(self.task)
 
@@ -107,7 +114,7 @@ def subject_tables(responses: Sequence[ResponseRow], measurements: Sequence[Meas
             t.add_column("expected", no_wrap=True)
         by = {(m.visit, m.lesion_id): m for m in ms}
         for r in rows:
-            cells = [r.visit, r.date.isoformat()]
+            cells: list[str | Text] = [r.visit, r.date.isoformat()]
             for lid in lesion_ids:
                 m = by.get((r.visit, lid))
                 if m is None:
@@ -127,7 +134,7 @@ def subject_tables(responses: Sequence[ResponseRow], measurements: Sequence[Meas
                 tp = truth.get("subjects", {}).get(sid, {}).get("timepoints", {}).get(r.visit, {})
                 exp = tp.get("overall_response") or ("baseline" if tp else "")
                 ok = exp == overall
-                cells.append(f"[{'green' if ok else 'red'}]{exp}[/]")
+                cells.append(Text(exp, style="green" if ok else "red"))
             t.add_row(*cells)
         tables.append(t)
     return tables
@@ -149,6 +156,6 @@ def truth_table(report: Any) -> Table:
         bad = e is None or abs(e) > report.tolerance_mm
         err = "n/a" if e is None else f"{e:+.2f}"
         t.add_row(c.subject, c.visit, c.lesion_id, _fmt(c.long_axis_mm),
-                  f"{c.true_long_axis_mm:.1f}", f"[{'red' if bad else 'green'}]{err}[/]",
+                  f"{c.true_long_axis_mm:.1f}", Text(err, style="red" if bad else "green"),
                   _fmt(c.short_axis_mm), f"{c.true_short_axis_mm:.1f}")
     return t

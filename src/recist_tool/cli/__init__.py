@@ -3,6 +3,8 @@
 Each sub-command lives in its own module and registers itself on :data:`app`. Errors derived from
 :class:`~recist_tool.errors.RecistToolError` become one line on stderr and the error's exit code
 (0 success, 2 usage error, 3 input that cannot be used); tracebacks only with ``--debug``.
+Nothing printed is read as rich markup, and help texts are escaped once here, after all commands
+are registered (see :mod:`recist_tool.cli._app`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 
 import typer
 
-from recist_tool.cli._app import app, console_err, state
+from recist_tool.cli._app import app, console_err, error, escape_help, state
 from recist_tool.errors import RecistToolError
 
 # Sub-command modules register themselves on `app` when imported; one per line.
@@ -33,6 +35,7 @@ _COMMAND_MODULES = (
 )
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"recist_tool.cli.{_name}")
+escape_help(app)
 
 __all__ = ["app", "main"]
 
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except RecistToolError as exc:
         if state.debug:
             raise
-        console_err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        error(exc)
         return exc.exit_code
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
@@ -62,10 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_code
         if state.debug:
             raise
-        console_err.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for details)",
-            highlight=False, soft_wrap=True,
-        )
+        error(f"{type(exc).__name__}: {exc} (run with --debug for details)", label="internal error:")
         return 1
     return 0
 

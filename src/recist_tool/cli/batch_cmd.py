@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from recist_tool.cli._app import DB_OPTION, app, console, console_err
+from recist_tool.cli._app import DB_OPTION, app, console, error, warning
 
 #: Exit codes of ``recist batch`` beyond the common ones (0 ok, 2 usage, 3 unusable input).
 EXIT_CASES_FAILED = 1
@@ -51,33 +51,34 @@ def batch(
                             progress=progress)
     for table in subject_tables(summary.responses, summary.measurements, gt, summary.best):
         console.print(table)
-    n = len(summary.results)
-    if n:
-        console.print(f"{n} series scored in {summary.seconds:.1f} s "
-                      f"({summary.series_per_minute:.1f} series/min, {summary.backend}); "
-                      f"{len(summary.skipped)} skipped as stored", highlight=False)
+    n_failed = len(summary.failed)
+    n_ok = len(summary.results) - n_failed
+    if summary.results:  # what happened: scored, failed, skipped; a rate only of those scored
+        skipped = f", {len(summary.skipped)} skipped as stored" if summary.skipped else ""
+        rate = (f"{60.0 * n_ok / summary.seconds:.1f} series/min, "
+                if n_ok and summary.seconds > 0 else "")
+        console.print(f"{n_ok} series scored, {n_failed} failed{skipped} in "
+                      f"{summary.seconds:.1f} s ({rate}{summary.backend})", highlight=False)
     else:
         console.print(f"nothing to score: {len(summary.skipped)} series stored already",
                       highlight=False)
     others = summary.skipped_other_segmenter
     if others:  # --resume keeps them: say so, or a comparison mixes segmenters unseen
         names = ", ".join(sorted(set().union(*others.values())))
-        console_err.print(f"warning: --resume kept {len(others)} stored series scored by "
-                          f"another segmenter or version ({names}); they were not scored "
-                          "again (drop --resume, or use a new database, to re-score them)",
-                          highlight=False, soft_wrap=True)
+        warning(f"--resume kept {len(others)} stored series scored by another segmenter or "
+                f"version ({names}); they were not scored again (drop --resume, or use a new "
+                "database, to re-score them)")
     console.print(f"responses:     {summary.outputs['responses']}\n"
                   f"measurements:  {summary.outputs['measurements']}\n"
                   f"best response: {summary.outputs['best_response']}\ndatabase:      {db}",
                   highlight=False)
     code = 0
     for subject, err in summary.subject_errors.items():
-        console_err.print(f"[red]responses of {subject} not computed:[/] {err}", highlight=False)
+        error(err, label=f"responses of {subject} not computed:")
         code = EXIT_CASES_FAILED
     if summary.failed:
-        console_err.print(f"[bold red]{len(summary.failed)} of {n} series failed:[/] "
-                          + "; ".join(f"{r.subject} {r.visit}" for r in summary.failed),
-                          highlight=False)
+        error("; ".join(f"{r.subject} {r.visit}" for r in summary.failed),
+              label=f"{n_failed} of {len(summary.results)} series failed:")
         code = EXIT_CASES_FAILED
     if gt is not None:
         subjects = sorted({r.subject for r in summary.responses})
@@ -87,9 +88,9 @@ def batch(
         console.print(report.summary(), highlight=False)
         if not report.ok:
             for p in report.problems:
-                console_err.print(f"[red]mismatch:[/] {p}", highlight=False)
+                error(p, label="mismatch:")
             code = code or EXIT_TRUTH_MISMATCH
         else:
-            console.print("[green]ground truth: all responses and long axes match[/]")
+            console.print("ground truth: all responses and long axes match", style="green")
     if code:
         raise typer.Exit(code)

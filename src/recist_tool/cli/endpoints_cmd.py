@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from recist_tool.cli._app import DB_OPTION, READER_OPTION, TRIAL_OPTION, app, console
+from recist_tool.cli._app import DB_OPTION, READER_OPTION, TRIAL_OPTION, app, console, note
 
 
 def _pct(x: float | None) -> str:
@@ -30,7 +30,7 @@ def endpoints_cmd(
     include_unsigned: bool = typer.Option(False, "--include-unsigned",
                                           help="Also use unsigned reads (endpoints.json says so)."),
     settings: Path | None = typer.Option(
-        None, "--settings", help="Trial settings TOML: \\[endpoints] censoring rules."),
+        None, "--settings", help="Trial settings TOML: [endpoints] censoring rules."),
     events: Path | None = typer.Option(
         None, "--events", help="CSV of subject,date,event (DEATH or NEW THERAPY)."),
 ) -> None:
@@ -58,9 +58,9 @@ def endpoints_cmd(
         say(f"{km.paramcd}: {km.n} subject(s), {km.events} event(s), median {_days(km.median_days)} "
             f"(95 % CI {_days(lo)} to {_days(hi)})")
     for code, why in ep.not_evaluable:
-        say(f"[yellow]not evaluable:[/] {code}: {why}")
+        note(f"{code}: {why}", "not evaluable:")
     for code, why in ep.pfs_excluded:
-        say(f"[yellow]no PFS:[/] {code}: {why}")
-    for note in run.notes:
-        say(f"[yellow]note:[/] {note}")
+        note(f"{code}: {why}", "no PFS:")
+    for text in run.notes:
+        note(text, "note:")
     say(f"{len(paths)} file(s) in {out}")

@@ -8,7 +8,7 @@ import warnings
 import typer
 from rich.table import Table
 
-from recist_tool.cli._app import app, console, console_err
+from recist_tool.cli._app import app, console, console_err, warning
 
 
 def _f(v, fmt: str = ".3f") -> str:
@@ -64,7 +64,7 @@ def evaluate_model(
         name, options = parse_segmenter_spec(segmenter or default_segmenter_name())
         seg = get_segmenter(name, **options)
     for w in caught:
-        console_err.print(f"warning: {w.message}", highlight=False)
+        warning(w.message)
     results = []
     for d in datasets:
         ds = discover_dataset(d, split=split)

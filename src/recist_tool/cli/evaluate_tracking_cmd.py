@@ -8,7 +8,7 @@ import warnings
 import typer
 from rich.table import Table
 
-from recist_tool.cli._app import app, console, console_err
+from recist_tool.cli._app import app, console, console_err, warning
 
 
 def _f(v: float | None, fmt: str = ".2f") -> str:
@@ -64,7 +64,7 @@ def evaluate_tracking(
         name, options = parse_segmenter_spec(spec)
         get_segmenter(name, **options)  # a bad spec fails here, before any work
     for w in caught:
-        console_err.print(f"warning: {w.message}", highlight=False)
+        warning(w.message)
     results = []
     per_set = {}
     for d in datasets:

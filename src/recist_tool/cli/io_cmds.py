@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from recist_tool import io
-from recist_tool.cli._app import app, console
+from recist_tool.cli._app import app, console, styled
 
 
 @app.command("info")
@@ -52,7 +52,7 @@ def info(
     for i, s in enumerate(result["series"], 1):
         console.print(f"  #{i} series UID {s['series_uid']}", highlight=False, soft_wrap=True)
         for code, text in zip(s["warnings"], s["warning_details"], strict=False):
-            console.print(f"     [yellow]{code}[/]: {text}", highlight=False, soft_wrap=True)
+            console.print(styled(f"     {code}", "yellow", f": {text}"), soft_wrap=True)
     if result["skipped"]:
         skipped = Table(title="Skipped", show_lines=False)
         skipped.add_column("path", overflow="fold")
@@ -62,7 +62,7 @@ def info(
             skipped.add_row(k["path"], k["reason"], k["detail"])
         console.print(skipped)
     if not result["series"]:
-        console.print("[red]no CT volume found[/]")
+        console.print("no CT volume found", style="red")
         raise typer.Exit(3)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from recist_tool.cli._app import DB_OPTION, READER_OPTION, SUBJECTS_OPTION, TRIAL_OPTION, app, console
+from recist_tool.cli._app import DB_OPTION, READER_OPTION, SUBJECTS_OPTION, TRIAL_OPTION, app, console, note
 from recist_tool.errors import UsageError
 
 
@@ -25,7 +25,7 @@ def report_cmd(
     trial_only: bool = typer.Option(False, "--trial-only", help="Only the trial plots and tables."),
     subjects_only: bool = typer.Option(False, "--subjects-only", help="Only the subject reports."),
     settings: Path | None = typer.Option(
-        None, "--settings", help="Trial settings TOML: \\[endpoints] censoring rules (Kaplan–Meier)."),
+        None, "--settings", help="Trial settings TOML: [endpoints] censoring rules (Kaplan–Meier)."),
     events: Path | None = typer.Option(
         None, "--events", help="CSV of subject,date,event (DEATH or NEW THERAPY) for the endpoints."),
 ) -> None:
@@ -46,5 +46,5 @@ def report_cmd(
                                                                     soft_wrap=True))
     for code, notes in summary.notes.items():
         for n in notes:
-            console.print(f"[yellow]{code}:[/] {n}", highlight=False, soft_wrap=True)
+            note(n, f"{code}:")
     console.print(f"{len(summary.files)} file(s) in {out} ({summary.seconds:.1f} s)", highlight=False)

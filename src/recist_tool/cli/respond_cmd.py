@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from recist_tool.cli._app import app, console, console_err
+from recist_tool.cli._app import app, console, warning
 from recist_tool.errors import InputError, UsageError
 from recist_tool.io.outputs import atomic_outputs
 from recist_tool.io.sdtm_csv import read_sdtm_csv, write_csv
@@ -46,7 +46,7 @@ def respond_cmd(
     except OSError as exc:
         raise InputError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
     for w in result.warnings:
-        console_err.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+        warning(w)
     with atomic_outputs(out) as files:  # both files, or neither
         n_rs = write_csv(files.path("rs.csv"), RS_COLUMNS, result.rs)
         write_csv(files.path("best_response.csv"), BEST_COLUMNS, result.best)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from recist_tool.cli._app import app, console, console_err
+from recist_tool.cli._app import app, console, warning
 from recist_tool.errors import UsageError
 
 
@@ -120,7 +120,7 @@ def segment_cmd(
         save_volume(volume.with_array(lesion.full().astype(np.uint8)), output)
         out["mask_path"] = str(output)
     for w in lesion.warnings:
-        console_err.print(f"warning: {w}", highlight=False)
+        warning(w)
     if as_json:
         typer.echo(json.dumps(out, indent=2))
         return
