@@ -6,7 +6,6 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 EXTRAS ?= test
 STAMP  := $(VENV)/.installed-$(EXTRAS)
-DEMO_OUT ?= demo-out
 
 .PHONY: demo test lint system-deps install clean
 
@@ -40,9 +39,17 @@ system-deps:
 # the default network with the half-contrast edge, the edge the trial's analytic truth is drawn
 # at: at most 0.82 mm off it (docs/batch.md). The default `unet` (learnt LIDC-style outline on
 # a baseline's 2 mm slices, kept at every follow-up, docs/tracking.md) lies outside that edge
-# and reaches 1.58 mm on a 9 mm lesion's 3 mm follow-up; `make demo DEMO_SEGMENTER=unet` shows it.
+# and reaches 1.58 mm on a 9 mm lesion's 3 mm follow-up; `make demo DEMO_SEGMENTER=unet` shows it
+# (in demo-out-unet).
 DEMO_TOL_MM ?= 1.5
 DEMO_SEGMENTER ?= unet:edge=half-contrast
+# Where the demo writes: demo-out with the segmenter above; another one given on the command line
+# (`make demo DEMO_SEGMENTER=classic`) gets its own folder (demo-out-classic), so its run starts
+# from a clean database instead of resuming over the first one's reads, and the two folders'
+# tables, responses.csv and measurements.csv can be compared side by side.
+comma := ,
+DEMO_TAG := $(subst :,-,$(subst =,-,$(subst $(comma),-,$(DEMO_SEGMENTER))))
+DEMO_OUT ?= demo-out$(if $(filter file,$(origin DEMO_SEGMENTER)),,-$(DEMO_TAG))
 EXPORT_FORMATS := odm sdtm dataset-json redcap dicom-sr dicom-seg
 
 # Sample trial → recist batch (SQLite in $(DEMO_OUT)/recist.db, --resume: re-running is cheap and
@@ -71,4 +78,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
+	rm -rf $(VENV) $(DEMO_OUT) demo-out-* .pytest_cache
