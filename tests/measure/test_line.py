@@ -71,3 +71,20 @@ def test_caliper_on_a_drawn_disk_agrees_with_mask_measurement() -> None:
 def test_line_errors(vol: Volume, p0, p1, sa, msg) -> None:
     with pytest.raises(MeasurementError, match=msg):
         measure_line(vol, p0, p1, short_axis=sa)
+
+
+def test_lps_points_given_as_voxels_say_so(vol: Volume) -> None:
+    """LPS millimetres without ``coords='lps'`` fall off the voxel grid: the error says which
+    point, the grid's index ranges and that points are (z, y, x) voxel indices unless
+    coords='lps' (issue #35 item 6)."""
+    p0, p1 = vol.index_to_lps([[3, 5.5, 7.25], [3, 30, 41]])
+    with pytest.raises(MeasurementError) as err:
+        measure_line(vol, p0, p1)
+    msg = str(err.value)
+    assert msg.startswith("long-axis line start (") and "outside the volume's voxel indices" in msg
+    assert "(z 0-4, y 0-39, x 0-49)" in msg and "unless coords='lps'" in msg
+    with pytest.raises(MeasurementError, match="short-axis line start .* unless coords='lps'"):
+        measure_line(vol, (3, 5, 5), (3, 9, 9), short_axis=((3, 5, 60), (3, 9, 9)))
+    # the same points with coords='lps' measure; half a voxel beyond the edge is still on it
+    assert measure_line(vol, p0, p1, coords="lps").long_axis_mm > 0
+    assert measure_line(vol, (3, -0.5, 0), (3, 39.5, 49.5)).long_axis_mm > 0

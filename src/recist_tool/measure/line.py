@@ -16,6 +16,7 @@ SLICE_TOLERANCE = 0.05
 
 
 def _as_index(volume: Volume, point: Sequence[float], coords: str, what: str) -> np.ndarray:
+    """``point`` as fractional ``(z, y, x)`` voxel indices; voxel points must lie on the grid."""
     p = np.asarray(point, dtype=np.float64)
     if p.shape != (3,) or not np.all(np.isfinite(p)):
         raise MeasurementError(f"{what} must be 3 finite numbers, got {point!r}")
@@ -23,6 +24,14 @@ def _as_index(volume: Volume, point: Sequence[float], coords: str, what: str) ->
         return volume.lps_to_index(p)
     if coords != "voxel":
         raise MeasurementError(f"coords must be 'voxel' or 'lps', got {coords!r}")
+    shape = np.asarray(volume.shape, dtype=np.float64)
+    if np.any(p < -0.5) or np.any(p > shape - 0.5):
+        # typically LPS millimetres given without coords='lps'
+        given = ", ".join(f"{c:g}" for c in p)
+        raise MeasurementError(
+            f"{what} ({given}) is outside the volume's voxel indices (z 0-{volume.shape[0] - 1}, "
+            f"y 0-{volume.shape[1] - 1}, x 0-{volume.shape[2] - 1}): points are (z, y, x) voxel "
+            "indices unless coords='lps' (LPS millimetres)")
     return p
 
 
@@ -63,17 +72,23 @@ def measure_line(
 ) -> AxisMeasurement:
     """Measurement from caliper lines drawn on one slice (manual RECIST measurement).
 
+    Points are voxel indices in ``(z, y, x)`` order by default; patient coordinates (LPS
+    millimetres, ``(x, y, z)``, as in manifests, DICOM SR and ``recist segment --line``) need
+    ``coords='lps'``. LPS points given as voxel indices fall outside the grid and raise a
+    :class:`MeasurementError` saying so.
+
     Parameters
     ----------
     volume : Volume
         The image the lines were drawn on (geometry only).
     p0, p1 : sequence of float
-        End points of the long-axis line: ``(z, y, x)`` voxel indices (fractional allowed) or,
-        with ``coords='lps'``, LPS millimetres.
+        End points of the long-axis line: ``(z, y, x)`` voxel indices (fractional allowed, each
+        within -0.5 to n - 0.5 of its axis) or, with ``coords='lps'``, LPS ``(x, y, z)``
+        millimetres.
     short_axis : pair of points, optional
-        End points of the short-axis line, on the same slice.
+        End points of the short-axis line, on the same slice, given like ``p0`` and ``p1``.
     coords : {'voxel', 'lps'}
-        How the points are given.
+        How the points are given: ``'voxel'`` (default) or ``'lps'``.
     node : bool
         Marks a lymph-node measurement (RECIST then uses the short axis).
 
@@ -86,8 +101,9 @@ def measure_line(
     Raises
     ------
     MeasurementError
-        Zero-length lines, lines off an acquired slice or outside the volume, a short axis on
-        another slice than the long axis.
+        Zero-length lines, lines off an acquired slice or outside the volume (voxel points off
+        the grid, e.g. LPS millimetres without ``coords='lps'``), a short axis on another slice
+        than the long axis.
     """
     la_idx, z, la_len = _segment(volume, p0, p1, coords, "long-axis line")
     sa_vox = sa_lps = None
