@@ -25,6 +25,7 @@ from tests.io.sr_builders import (
     region_group,
     segment_group,
 )
+from tests.io.sr_builders import tracking as tracking_id
 
 #: A rhombus (column, row) on a 0.8 mm (columns) x 0.7 mm (rows) grid: 22 rows tall (15.4 mm) and
 #: 20 columns wide (16.0 mm): in pixels the vertical diagonal is the longer one, in mm the
@@ -240,3 +241,31 @@ def test_groups_without_a_length_are_skipped_a_length_without_a_place_is_refused
     point = region_group("T03", h[3], "POINT", [(5.0, 5.0)], [length])
     with pytest.raises(DicomLoadError, match=r"measurement group 1 \(T03\): the region is a POINT"):
         read_measurement_report(highdicom_sr(tmp_path / "c.dcm", h, [point]))
+
+
+def test_a_3d_polygon_region_and_a_volumetric_group_of_per_slice_outlines(ct, tmp_path):
+    import highdicom as hd
+
+    vol, h = ct.volume, ct.headers
+    small = [(12.0, 20.0), (18.0, 14.0), (24.0, 20.0), (18.0, 26.0), (12.0, 20.0)]  # 9.6 mm wide
+    poly3d = lps(vol, 5, RHOMBUS)
+    planar3d = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=tracking_id("T01"),
+        referenced_region=hd.sr.ImageRegion3D(graphic_type="POLYGON", graphic_data=poly3d,
+                                              frame_of_reference_uid=h[0].FrameOfReferenceUID))
+    regions = [hd.sr.ImageRegion(graphic_type="POLYLINE", graphic_data=np.asarray(pts),
+                                 source_image=hd.sr.SourceImageForRegion(
+                                     referenced_sop_class_uid=h[k].SOPClassUID,
+                                     referenced_sop_instance_uid=h[k].SOPInstanceUID))
+               for k, pts in ((2, small), (3, RHOMBUS), (4, small))]
+    volumetric = hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=tracking_id("T02"), referenced_regions=regions)
+    rep = read_measurement_report(highdicom_sr(tmp_path / "r.dcm", h, [planar3d, volumetric]))
+    assert [g.template for g in rep.groups] == ["1410", "1411"]
+    t01, t02 = locate_lesions(rep, vol)
+    assert (t01.slice_index, t01.long_axis_mm, t01.short_axis_mm) == \
+        (5, pytest.approx(16.0, abs=0.05), pytest.approx(15.4, abs=0.05))
+    assert same_line(t01.long_lps, poly3d[[0, 2]])
+    # the slice whose outline has the longest chord
+    assert (t02.slice_index, t02.long_axis_mm) == (3, pytest.approx(16.0, abs=0.05))
+    assert same_line(t02.long_lps, lps(vol, 3, RHOMBUS)[[0, 2]])
