@@ -97,6 +97,29 @@ def test_sign_confirming_another_response_says_so(
     assert "overall response SD confirmed (computed PR)" in capsys.readouterr().out
 
 
+def test_sign_refuses_in_one_line_and_computes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad meaning, a follow-up without the reader's baseline, a signed read: one line, exit
+    2 or 3, no response computed, no signature."""
+    db = str(tmp_path / "r.db")
+    with TrialStore(db) as store:
+        make_trial(store)
+        store.add_lesion("S001", "W6", "T01", "TARGET", reader="bob", organ="LUNG")
+        store.record_measurement("S001", "W6", "T01", reader="bob", long_axis_mm="20")
+        head = store.audit_head().id
+    pw = PASSWORDS["bob"]
+    assert _cli(monkeypatch, pw, "sign", "S001", "W6", "--reader", "bob", "--meaning", "done",
+                "--db", db) == 2
+    assert _cli(monkeypatch, pw, "sign", "S001", "W6", "--reader", "bob", "--db", db) == 3
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == ("error: S001 W6: no response can be computed for bob's read: "
+                                    "it needs bob's read of the baseline BL")
+    assert "--meaning 'done' is not one of" in err and "Traceback" not in err
+    with TrialStore(db) as store:
+        assert store.audit_head().id == head  # nothing written
+        assert store.get_read("S001", "W6", reader="bob").status == "open"
+
+
 def _docs_block(path: Path, marker: str) -> str:
     """The first ```sh block after the HTML comment naming ``marker`` in ``path``."""
     text = path.read_text(encoding="utf-8")

@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 
 from recist_tool.cli._app import DB_OPTION, app, console
-from recist_tool.errors import StoreError, UsageError
+from recist_tool.errors import InputError, StoreError, UsageError
 
 audit_app = typer.Typer(help="The audit trail: verify its hash chain, print the history.",
                         no_args_is_help=True)
@@ -188,12 +188,22 @@ def sign(
 
     The responses of your open reads of SUBJECT are computed first (audited as 'responses
     computed'), so what is signed is the RECIST response of the measurements signed, also after
-    'recist amend'. The confirmed overall response is printed.
+    'recist amend'. The confirmed overall response is printed. A follow-up needs your read of the
+    baseline.
     """
+    from recist_tool.store.service import MEANINGS
+
+    if meaning not in MEANINGS:
+        raise UsageError(f"--meaning {meaning!r} is not one of {', '.join(MEANINGS)}")
     password = _signing_password(password_stdin, reader)
     with _open(db) as store:
         store.authenticate(reader, password)  # nothing is computed in a reader's name without it
-        store.compute_responses(subject, reader=reader)
+        if store.get_read(subject, visit, reader=reader).status == "open":  # else sign refuses
+            store.compute_responses(subject, reader=reader)
+            first = store.timepoints(subject)[0][0]
+            if visit != first and store.get_read(subject, visit, reader=reader).response is None:
+                raise InputError(f"{subject} {visit}: no response can be computed for {reader}'s "
+                                 f"read: it needs {reader}'s read of the baseline {first}")
         digest = store.sign(subject, visit, reader=reader, password=password, meaning=meaning,
                             confirmed_overall=confirm, reason=reason)
         read = store.get_read(subject, visit, reader=reader)
