@@ -269,3 +269,15 @@ def test_a_3d_polygon_region_and_a_volumetric_group_of_per_slice_outlines(ct, tm
     # the slice whose outline has the longest chord
     assert (t02.slice_index, t02.long_axis_mm) == (3, pytest.approx(16.0, abs=0.05))
     assert same_line(t02.long_lps, lps(vol, 3, RHOMBUS)[[0, 2]])
+
+
+def test_a_path_length_along_a_polyline_is_skipped_not_a_caliper(ct, tmp_path):
+    h = ct.headers
+    ok = line_group("T01", [line_measurement(codes.SCT.Length, 20.0, codes.UCUM.Millimeter, h[3],
+                                             [(5.0, 5.0), (25.0, 15.0)])])
+    path = line_group("P1", [line_measurement(codes.SCT.Length, 31.0, codes.UCUM.Millimeter, h[3],
+                                              [(5.0, 5.0), (15.0, 5.0), (15.0, 25.0)])])
+    rep = read_measurement_report(highdicom_sr(tmp_path / "p.dcm", h, [ok, path]))
+    assert [g.lesion_id for g in rep.groups] == ["T01"]
+    assert rep.skipped == ("measurement group 2 (P1): a Length along a 3-point path, not a "
+                           "caliper line",)

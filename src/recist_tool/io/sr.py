@@ -426,6 +426,9 @@ def _parse_1501(g, head: _Head) -> tuple[SrGroup | None, str | None]:
     if not long.has_coords:
         raise DicomLoadError(f"{head.label}: the {'Long Axis' if m.long else 'Length'} has no "
                              "image coordinates (SCOORD / SCOORD3D) to place it on the CT")
+    n = len(long.image_coords if long.image_coords is not None else long.lps)
+    if m.long is None and n > 2:  # a path length along an open polyline, not a caliper
+        return None, f"{head.label}: a Length along a {n}-point path, not a caliper line"
     short = m.short if m.long is not None else None
     return _group_record(head, long, short, m.volume_ml, "1501"), None
 
