@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from recist_tool.cli._app import app, console
 from recist_tool.errors import UsageError
@@ -35,7 +36,7 @@ def sample_data(
     t0 = time.perf_counter()
     with console.status("writing synthetic trial…") as status:
         gt = generate_trial(out, seed=seed, n_subjects=subjects,
-                            progress=lambda msg: status.update(f"wrote {msg}"),
+                            progress=lambda msg: status.update(Text(f"wrote {msg}")),
                             large_lesions=large_lesions)
     elapsed = time.perf_counter() - t0
     kind = ", large lesions" if large_lesions else ""
