@@ -46,8 +46,8 @@ from recist_tool.volume import Volume
 
 __all__ = [
     "CATEGORIES", "ORGANS", "STATES", "AddedLesion", "Finding", "Proposal",
-    "MIN_LINE_MM", "OVERLAP_FRACTION", "ReadingSession", "ReadingTable", "TableRow",
-    "VisitResponse", "enrol_manifest", "export_formats",
+    "MIN_LINE_MM", "OVERLAP_FRACTION", "PROPOSAL_REACH_MM", "ReadingSession", "ReadingTable",
+    "TableRow", "VisitResponse", "enrol_manifest", "export_formats",
 ]
 
 #: Lesion categories offered to the reader (store values on the right).
@@ -69,6 +69,10 @@ _PREFIX = {"TARGET": "T", "NON-TARGET": "NT", "NEW": "NL"}
 OVERLAP_FRACTION = 0.1
 #: The shortest caliper line taken as a line prompt (shorter: a click, not a line).
 MIN_LINE_MM = 3.0
+#: A click (or a drawn line's middle) at most this far (mm) from a proposed lesion (its tracked
+#: mask; without one, its proposed centre) measures that lesion (:meth:`Proposal.reaches`);
+#: further off, it is a lesion of its own.
+PROPOSAL_REACH_MM = 5.0
 
 
 def _tenth(v: float | None) -> Decimal | None:
@@ -167,6 +171,33 @@ class Proposal:
     confidence: float
     notes: tuple[str, ...]
     finding: Finding | None
+
+    def reaches(self, point_lps: Sequence[float], volume: Volume) -> bool:
+        """Whether a point the reader pointed at on the proposal's visit (a click, a drawn line's
+        middle) lies on this proposal's lesion: within :data:`PROPOSAL_REACH_MM` of its tracked
+        mask, or, tracking having drawn none, of its proposed centre. A proposal without a
+        position (``place``) is reached anywhere: the reader is asked to place it.
+
+        Parameters
+        ----------
+        point_lps : sequence of float
+            The point, LPS ``(x, y, z)`` mm.
+        volume : Volume
+            The series of the proposal's visit (the tracked mask's grid).
+
+        Returns
+        -------
+        bool
+        """
+        mask = None if self.finding is None else self.finding.mask
+        if mask is not None and not mask.is_empty:
+            near = volume.index_to_lps(np.argwhere(mask.mask) + np.asarray(mask.offset))
+        elif self.center_lps is not None:
+            near = np.asarray(self.center_lps, float)[None]
+        else:
+            return True
+        gap = np.linalg.norm(near - np.asarray(point_lps, float), axis=1).min()
+        return bool(gap <= PROPOSAL_REACH_MM)
 
 
 @dataclass(frozen=True)
