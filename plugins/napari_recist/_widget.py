@@ -105,6 +105,8 @@ class ReadingWidget(QWidget):
         self.layers = self.visit_layers.layers  # visit → its layers (image, labels, ...)
         self.finding: Finding | None = None
         self.finding_lesion: str | None = None  # lesion id when correcting a stored / proposed one
+        self._nodal_of: str | None = None  # the lesion whose flag the nodal box shows (None: the
+        # reader's own, for the next click)
         self.busy = False
         self.last_message = ""
         self._label_of: dict[tuple[str, str], int] = {}
@@ -219,6 +221,10 @@ class ReadingWidget(QWidget):
         self.organ_combo.setEditable(True)
         self.organ_combo.addItems(list(ORGANS))
         self.nodal_box = QCheckBox("lymph node (short axis)")
+        self.nodal_box.setToolTip(
+            "The nodal flag of the lesion under review (a selected proposal's, a clicked "
+            "lesion's). Once it is stored or discarded the box is cleared: a click on no known "
+            "lesion is segmented as a lymph node only when you tick it first.")
         self.equivocal_box = QCheckBox("equivocal (new lesion)")
         self.lesion_edit = QLineEdit()
         self.lesion_edit.setPlaceholderText("automatic (T01, NT01, NL01 …)")
@@ -269,6 +275,7 @@ class ReadingWidget(QWidget):
         self.accept_btn, self.state_btns = pl.accept_btn, pl.state_btns
         self.propose_btn.clicked.connect(self.propose)
         self.proposal_table.itemSelectionChanged.connect(self._on_proposal_selected)
+        self.proposal_table.cellClicked.connect(self._on_proposal_clicked)
         self.accept_btn.clicked.connect(self.accept_selected)
         for st, b in self.state_btns.items():
             b.clicked.connect(lambda _c=False, s=st: self.mark_selected(s))
@@ -750,13 +757,14 @@ class ReadingWidget(QWidget):
             return
         ends = np.asarray(lines[-1], float)[:2, -3:]
         ends[:, 0] = np.round(ends[0, 0])  # both ends on the slice it was drawn on
-        session, nodal = self.session, self.nodal_box.isChecked()
+        session = self.session
+        lesion_id, nodal = self._prompt_target(visit, ends.mean(axis=0))
 
         def work() -> Finding:
             return session.segment_line(visit, ends, nodal=nodal)
 
         self._in_worker(work, "Segmenting lesion from a line", "segmenting from your line…",
-                        self._on_segmented)
+                        lambda f: self._on_segmented(f, lesion_id))
 
     def visit_at(self, world: Any, viewbox: tuple[int, int] | None = None) -> str | None:
         """The visit of the CT layer under the mouse (:meth:`VisitLayers.visit_at`)."""
@@ -777,13 +785,49 @@ class ReadingWidget(QWidget):
         if visit not in self.layers:
             return
         idx = self.world_to_index(visit, world)
-        nodal = self.nodal_box.isChecked()
+        lesion_id, nodal = self._prompt_target(visit, idx)
         session = self.session
 
         def work() -> Finding:
             return session.segment_at(visit, index=tuple(float(v) for v in idx), nodal=nodal)
 
-        self._in_worker(work, "Segmenting lesion", "segmenting…", self._on_segmented)
+        self._in_worker(work, "Segmenting lesion", "segmenting…",
+                        lambda f: self._on_segmented(f, lesion_id))
+
+    def _prompt_target(self, visit: str, index: Any) -> tuple[str | None, bool]:
+        """The lesion a click (or a line's middle) at voxel ``index`` ``(z, y, x)`` of ``visit``
+        measures, and the nodal flag it is segmented with; the box shows that flag.
+
+        The selected proposal's lesion when the point lies on it
+        (:meth:`recist_tool.reading.Proposal.reaches`): its flag, or the box's where the box
+        shows that lesion already (the reader may have changed it). Otherwise a lesion of its
+        own (None): un-ticked, unless the reader ticked the box for it (the box shows no
+        other lesion's flag).
+
+        Returns
+        -------
+        tuple of (str or None, bool)
+        """
+        assert self.session is not None
+        p = self._selected_proposal()
+        box = self.nodal_box.isChecked()
+        if p is not None and visit == self.proposal_visit:
+            vol = self.session.volume(visit)
+            if p.reaches(vol.index_to_lps(np.asarray(index, float)), vol):
+                nodal = box if self._nodal_of == p.lesion_id else p.nodal
+                self._show_nodal(nodal, p.lesion_id)
+                return p.lesion_id, nodal
+        nodal = box and self._nodal_of is None
+        self._show_nodal(nodal, None)
+        return None, nodal
+
+    def _show_nodal(self, on: bool, lesion_id: str | None) -> None:
+        """Show a nodal flag in the box (nothing is measured again): ``lesion_id``'s, or None
+        for the reader's own choice for the next click."""
+        self.nodal_box.blockSignals(True)
+        self.nodal_box.setChecked(on)
+        self.nodal_box.blockSignals(False)
+        self._nodal_of = lesion_id
 
     def _in_worker(self, fn: Any, desc: str, message: str, returned: Any,
                    errored: Any = None, *, yielded: Any = None, total: int = 0,
@@ -883,16 +927,21 @@ class ReadingWidget(QWidget):
             self.say(f"{self._task or 'the task'} failed: {type(exc).__name__}: {exc}",
                      error=True)
 
-    def _on_segmented(self, finding: Finding) -> None:
-        """A click's lesion is under review; with a proposal of that visit selected, it is the
-        reader's measurement of that proposal's lesion (Accept and Confirm store it)."""
-        p = self._selected_proposal()
-        lid = p.lesion_id if p is not None and finding.visit == self.proposal_visit else None
-        self.finding_lesion = lid
+    def _on_segmented(self, finding: Finding, lesion_id: str | None = None) -> None:
+        """A click's (or line's) lesion is under review: ``lesion_id``, the selected proposal's
+        lesion it lies on (:meth:`_prompt_target`; Accept and Confirm store it for that lesion),
+        or None, a lesion of its own (its own mask label; classify it)."""
+        self.finding_lesion = lesion_id
         self.set_finding(finding)
-        if lid is not None:
-            self.say(f"{lid} segmented again on {finding.visit} from your click: Accept or "
-                     f"Confirm stores this measurement for {lid} (not the tracked proposal)")
+        p = self._selected_proposal()
+        if lesion_id is not None:
+            self.say(f"{lesion_id} segmented again on {finding.visit} from your click: Accept "
+                     f"or Confirm stores this measurement for {lesion_id} (not the tracked "
+                     "proposal)")
+        elif p is not None and finding.visit == self.proposal_visit:
+            self.say(f"lesion segmented on {finding.visit}, not on the selected proposal "
+                     f"{p.lesion_id}'s lesion: classify it (a new lesion), or Accept to store it "
+                     f"as {p.lesion_id}")
         else:
             self.say(f"lesion segmented on {finding.visit}: classify it, or confirm it as a "
                      "correction of the selected lesion")
@@ -915,6 +964,7 @@ class ReadingWidget(QWidget):
         key = (finding.visit, self.finding_lesion or "")
         label = self._label_of.get(key) or (max(self._label_of.values(), default=0) + 1)
         self._pending_label = label
+        self._show_nodal(finding.nodal, self.finding_lesion)
         if finding.mask is not None:
             self.visit_layers.paint(finding.visit, label, finding.mask.mask, finding.mask.offset)
             self.layers[finding.visit]["labels"].selected_label = label
@@ -1193,11 +1243,12 @@ class ReadingWidget(QWidget):
         if res is None:
             self.rules_label.setText(self.last_message)
             return None
-        self._label_of[(visit, res.lesion_id)] = self._pending_label
+        self._store_label(visit, res.lesion_id)
         self.finding_lesion = res.lesion_id
         self.finding = None
         self._pending_label = 0
         self.set_finding(None)
+        self._show_nodal(False, None)  # the next lesion is the reader's to flag
         self.lesion_edit.clear()
         self.rules_label.setText("")
         self._draw_stored(visit)
@@ -1222,10 +1273,11 @@ class ReadingWidget(QWidget):
             return False
         if not self._try(s.confirm, lid, f):
             return False
-        self._label_of[(f.visit, lid)] = self._pending_label
+        self._store_label(f.visit, lid)
         self.finding = None
         self._pending_label = 0
         self.set_finding(None)
+        self._show_nodal(False, None)  # the next lesion is the reader's to flag
         self._draw_stored(f.visit)
         self.refresh_table()
         self._refresh_proposals()
@@ -1233,6 +1285,29 @@ class ReadingWidget(QWidget):
             self.align_on(lid)
         self.say(self._stored_message(lid, f))
         return True
+
+    def _store_label(self, visit: str, lesion_id: str) -> None:
+        """Give a lesion just stored from the lesion under review its label in ``visit``'s masks
+        layer: its own label there if it has one, else the review's label unless another lesion
+        owns it, else a new one; never another lesion's. Where the label differs from the
+        review's, the review's mask is erased (:meth:`_draw_stored` draws the stored one), and a
+        proposal it was painted over is drawn again."""
+        pending = self._pending_label
+        if not pending:  # nothing under review was painted (a lesion without measurement)
+            return
+        owners = [(v, lid) for (v, lid), n in self._label_of.items()
+                  if n == pending and lid != lesion_id]
+        n = self._label_of.get((visit, lesion_id)) or (
+            max(self._label_of.values()) + 1 if owners else pending)
+        if n != pending:
+            self.visit_layers.paint(visit, pending)
+            for v, lid in owners:  # an unstored proposal keeps its tracked mask shown
+                p = next((p for p in self.proposals if p.lesion_id == lid), None)
+                if v == visit == self.proposal_visit and p is not None and p.finding is not None \
+                        and p.finding.mask is not None:
+                    self.visit_layers.paint(visit, pending, p.finding.mask.mask,
+                                            p.finding.mask.offset)
+        self._label_of[(visit, lesion_id)] = n
 
     def _stored_message(self, lesion_id: str, f: Finding) -> str:
         """What was stored, from what: the reader's own action, or the tracked proposal."""
@@ -1250,6 +1325,7 @@ class ReadingWidget(QWidget):
         old = self.finding
         self.finding_lesion = None
         self.set_finding(None)
+        self._show_nodal(False, None)  # the next lesion is the reader's to flag
         self.rules_label.setText("")
         if old is not None:
             self._draw_stored(old.visit)
@@ -1308,9 +1384,7 @@ class ReadingWidget(QWidget):
             return
         self.align_on(p.lesion_id)
         self.finding_lesion = p.lesion_id
-        self.nodal_box.blockSignals(True)
-        self.nodal_box.setChecked(p.nodal)
-        self.nodal_box.blockSignals(False)
+        self._show_nodal(p.nodal, p.lesion_id)
         if p.finding is not None:
             self.set_finding(p.finding, p.lesion_id)
         else:
@@ -1318,6 +1392,14 @@ class ReadingWidget(QWidget):
             self.finding_lesion = p.lesion_id
             self.finding_label.setText(f"{p.lesion_id}: {p.status} — click on the lesion to "
                                        "measure it, or mark it")
+
+    def _on_proposal_clicked(self, _row: int, _column: int) -> None:
+        """A click on the row already selected (no selection signal) brings its proposal under
+        review again once nothing is (after a lesion was stored or discarded); a lesion under
+        review is kept (the reader's click on it is not replaced by the tracked proposal)."""
+        p = self._selected_proposal()
+        if p is not None and self.finding is None and self._nodal_of != p.lesion_id:
+            self._on_proposal_selected()
 
     def select_proposal(self, lesion_id: str) -> Proposal:
         """Select a proposal by lesion id (as a click in the list does)."""

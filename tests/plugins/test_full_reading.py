@@ -491,7 +491,8 @@ def _follow_up(qtbot, viewer, w, db: Path, subject: str, visit: str, tps: dict,
     for lid, les in truth.items():  # the visit's new lesions
         if les["category"] != "new":
             continue
-        # (the box still says what the last proposal selected was: NT01 is a node)
+        # (the box was cleared when the last proposal was stored: the reader ticks it for a node)
+        assert not w.nodal_box.isChecked()
         _tick(qtbot, w.nodal_box, les["nodal"])
         _find_and_point(qtbot, viewer, w, visit, les)
         new_click_message = w.last_message
@@ -657,16 +658,10 @@ def test_a_radiologist_reads_the_whole_sample_trial(trial, make_napari_viewer, q
                     if e.entity in ("lesion", "measurement")} == {READER}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a lesion clicked while a proposal's row is selected takes that proposal's mask label "
-    "(ReadingWidget._on_segmented sets finding_lesion to the selected proposal, set_finding "
-    "picks its label, classify keeps it for the new lesion): NL01 and T03 share one label of "
-    "W12's masks layer, so one of the two masks is erased when the other is drawn"))
-def test_a_new_lesion_clicked_with_a_proposal_selected_keeps_its_own_mask(
-        trial, tmp_path, make_napari_viewer, qtbot):
-    """SYN-002 W12: T03's proposal accepted (its row still selected), then the new liver lesion
-    NL01 clicked and stored as new. Both stored masks are drawn in W12's tile, each with a
-    label of its own."""
+def _syn002_at_w12(trial, tmp_path, make_napari_viewer, qtbot):
+    """SYN-002 in a fresh database: its baseline node T03 clicked (the box ticked first) and
+    stored as a target, then W12 shown and the baseline proposed there. Returns
+    ``(viewer, panel, truth timepoints)``."""
     from qtpy.QtCore import Qt
 
     from napari_recist._widget import ReadingWidget
@@ -684,8 +679,10 @@ def test_a_new_lesion_clicked_with_a_proposal_selected_keeps_its_own_mask(
     viewer.window.add_dock_widget(w, name="RECIST reading")
     _open(qtbot, viewer, w, db, subject, first=True)
     t03 = tps["BL"]["lesions"]["T03"]
+    assert t03["nodal"]
     _tick(qtbot, w.nodal_box, True)
     _find_and_point(qtbot, viewer, w, "BL", t03)
+    assert w.finding.nodal
     _choose(qtbot, w.organ_combo, t03["organ"])
     _type(qtbot, w.lesion_edit, "T03")
     _key(qtbot, viewer, Qt.Key_S, Qt.AltModifier)
@@ -695,12 +692,25 @@ def test_a_new_lesion_clicked_with_a_proposal_selected_keeps_its_own_mask(
     assert w.visit == "W12"
     _press(qtbot, w.propose_btn)
     qtbot.waitUntil(lambda: w.proposal_visit == "W12" and not w.busy, timeout=120000)
+    return viewer, w, tps
+
+
+def test_a_new_lesion_clicked_with_a_proposal_selected_keeps_its_own_mask(
+        trial, tmp_path, make_napari_viewer, qtbot):
+    """SYN-002 W12: T03's proposal accepted (its row still selected), then the new liver lesion
+    NL01 clicked and stored as new. NL01's click is not on T03's lesion (farther than
+    :data:`recist_tool.reading.PROPOSAL_REACH_MM` from its tracked mask): a lesion of its own.
+    Both stored masks are drawn in W12's tile, each with a label of its own."""
+    from qtpy.QtCore import Qt
+
+    viewer, w, tps = _syn002_at_w12(trial, tmp_path, make_napari_viewer, qtbot)
     _click_row(qtbot, w.proposal_table, "T03")
     _press(qtbot, w.accept_btn)
     assert w.last_message.startswith("T03 stored on W12"), w.last_message
     nl01 = tps["W12"]["lesions"]["NL01"]
     _tick(qtbot, w.nodal_box, False)
     _find_and_point(qtbot, viewer, w, "W12", nl01)
+    assert w.finding_lesion is None and "not on the selected proposal T03" in w.last_message
     _choose(qtbot, w.category_combo, "new")
     _choose(qtbot, w.organ_combo, nl01["organ"])
     _key(qtbot, viewer, Qt.Key_S, Qt.AltModifier)
@@ -711,3 +721,45 @@ def test_a_new_lesion_clicked_with_a_proposal_selected_keeps_its_own_mask(
         np.asarray(tps["W12"]["lesions"][lid]["center_lps"], float))).astype(int))])
         for lid in ("T03", "NL01")}
     assert shown["T03"] and shown["NL01"] and shown["T03"] != shown["NL01"], (shown, w._label_of)
+    assert w._label_of[("W12", "T03")] == shown["T03"]
+    assert w._label_of[("W12", "NL01")] == shown["NL01"]
+
+
+def test_the_nodal_box_shows_the_flag_of_the_lesion_under_review(
+        trial, tmp_path, make_napari_viewer, qtbot):
+    """The nodal box shows the flag of the lesion under review: a selected proposal's, a
+    clicked lesion's. Once a lesion is stored or discarded it is cleared, and a click on no
+    known lesion is segmented un-ticked unless the reader ticks the box for it, even with a
+    node's proposal row still selected; a click on the selected proposal's lesion takes that
+    lesion's flag."""
+    viewer, w, tps = _syn002_at_w12(trial, tmp_path, make_napari_viewer, qtbot)
+    assert not w.nodal_box.isChecked()  # cleared once BL's T03 was stored
+    t03, nl01 = (tps["W12"]["lesions"][lid] for lid in ("T03", "NL01"))
+    assert not nl01["nodal"]
+    _click_row(qtbot, w.proposal_table, "T03")
+    assert w.nodal_box.isChecked()  # the node's proposal under review
+    _press(qtbot, w.accept_btn)
+    assert w.last_message.startswith("T03 stored on W12"), w.last_message
+    assert not w.nodal_box.isChecked()  # nothing under review (T03's row still selected)
+    # the liver lesion clicked, the box untouched: not a node
+    _find_and_point(qtbot, viewer, w, "W12", nl01)
+    assert w.finding_lesion is None and not w.finding.nodal and not w.nodal_box.isChecked()
+    _press(qtbot, w.discard_btn)
+    # T03's row clicked again: its flag; then the liver lesion clicked without touching the box
+    _click_row(qtbot, w.proposal_table, "T03")
+    assert w.nodal_box.isChecked() and w.finding_lesion == "T03"
+    _find_and_point(qtbot, viewer, w, "W12", nl01)
+    assert w.finding_lesion is None and not w.finding.nodal, w.last_message
+    assert not w.nodal_box.isChecked()
+    _press(qtbot, w.discard_btn)
+    assert not w.nodal_box.isChecked()
+    # the reader ticks the box for the next click: kept, though T03's row is still selected
+    _tick(qtbot, w.nodal_box, True)
+    _find_and_point(qtbot, viewer, w, "W12", nl01)
+    assert w.finding_lesion is None and w.finding.nodal and w.nodal_box.isChecked()
+    _press(qtbot, w.discard_btn)
+    # a click on the selected proposal's lesion, the box cleared: T03 measured again, a node
+    assert not w.nodal_box.isChecked()
+    _find_and_point(qtbot, viewer, w, "W12", t03)
+    assert w.finding_lesion == "T03" and w.finding.nodal and w.nodal_box.isChecked()
+    assert w.last_message.startswith("T03 segmented again on W12"), w.last_message
