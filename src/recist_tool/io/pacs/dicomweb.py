@@ -34,7 +34,11 @@ def client(srv: Server) -> Any:
         from dicomweb_client.api import DICOMwebClient
     except ImportError:
         raise PacsError("DICOMweb needs dicomweb-client: pip install 'recist-tool[pacs]'") from None
-    return DICOMwebClient(url=srv.url, session=session(srv))
+    c = DICOMwebClient(url=srv.url, session=session(srv), timeout=srv.timeout_s)
+    # one attempt: the client's retries (exponential back-off, on any exception too) turn a
+    # server that is down into half a minute of waiting before the same error
+    c.set_http_retry_params(retry=False)
+    return c
 
 
 def session(srv: Server) -> Any:

@@ -49,6 +49,18 @@ def _ae(srv: Server) -> Any:
     return ae
 
 
+def _reachable(srv: Server) -> bool:
+    """Whether a TCP connection to the server's DICOM port opens (pynetdicom reports a refused
+    connection as an aborted association)."""
+    import socket
+
+    try:
+        with socket.create_connection((srv.host, srv.port), timeout=min(srv.timeout_s, 5.0)):
+            return True
+    except OSError:
+        return False
+
+
 class _Association:
     """An association with ``srv``, released on exit; refusal and connection failures as one line."""
 
@@ -66,7 +78,7 @@ class _Association:
                             f"server does not accept calling AE title {srv.calling_aet!r} from "
                             "this host, or its AE title is not "
                             f"{srv.aet!r}")
-        if assoc.is_aborted:
+        if assoc.is_aborted and _reachable(srv):
             raise PacsError(f"PACS {srv.name} ({srv.address}) aborted the association")
         raise PacsError(f"PACS {srv.name} ({srv.address}) cannot be reached (connection refused "
                         "or no answer); is the server running?")
