@@ -19,6 +19,7 @@ from typing import Any
 
 from recist_tool.codes import code_problem
 from recist_tool.errors import InputError
+from recist_tool.io.pacs.config import is_pacs_ref, parse_ref
 
 __all__ = ["Case", "LesionSeed", "ManifestError", "SubjectPlan", "plan_cases", "read_manifest",
            "CATEGORIES", "CSV_COLUMNS", "LINE_COLUMNS"]
@@ -82,7 +83,8 @@ class Case:
         Scan date (ISO in the manifest).
     series_path : str
         Absolute path of the folder, zip or volume file (relative paths are resolved against the
-        manifest's folder).
+        manifest's folder), or a PACS reference ``pacs://SERVER/STUDY_UID[/SERIES_UID]`` on a
+        server of the trial settings (``[pacs.SERVER]``, see :mod:`recist_tool.io.pacs`).
     series_uid : str or None
         SeriesInstanceUID to choose when the path holds several series.
     lesions : tuple of LesionSeed
@@ -234,8 +236,14 @@ class _Builder:
                 raise ManifestError(f"{where}: {why}")
         date = _date(entry["date"], where)
         raw_path = _text(entry["series_path"])
-        path = Path(raw_path).expanduser()
-        path = path if path.is_absolute() else self.root / path
+        if is_pacs_ref(raw_path):  # pacs://SERVER/STUDY_UID[/SERIES_UID] (recist_tool.io.pacs)
+            try:
+                path = str(parse_ref(raw_path))
+            except InputError as exc:
+                raise ManifestError(f"{where}: series_path {exc}") from None
+        else:
+            path = Path(raw_path).expanduser()
+            path = path if path.is_absolute() else self.root / path
         uid = _text(entry.get("series_uid")) or None
         key = (subject, visit)
         case = self.cases.get(key)

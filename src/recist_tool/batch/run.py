@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from recist_tool.batch.job import CaseResult
-from recist_tool.batch.manifest import Case, plan_cases, read_manifest
+from recist_tool.batch.manifest import Case, SubjectPlan, plan_cases, read_manifest
 from recist_tool.batch.persist import (
     BEST_COLUMNS,
     MEASUREMENT_COLUMNS,
@@ -95,6 +95,18 @@ class BatchSummary:
         return 60.0 * len(self.results) / self.seconds if self.seconds > 0 else 0.0
 
 
+def _check_servers(plans: list[SubjectPlan], settings: str | Path | None) -> None:
+    """Take the PACS servers from ``settings`` (worker processes too); every server a series
+    reference names must be there (else one error before anything runs)."""
+    from recist_tool.io import pacs
+
+    pacs.use_settings(settings)
+    names = sorted({pacs.parse_ref(c.series_path).server for p in plans for c in p.cases
+                    if pacs.is_pacs_ref(c.series_path)})
+    for name in names:
+        pacs.server(name)
+
+
 def run_batch(
     manifest: str | Path,
     *,
@@ -129,8 +141,8 @@ def run_batch(
         Segmenter registry name (default: ``unet`` when its weights exist, else ``classic``),
         optionally with constructor options: ``classic:band_fraction=0.5``.
     settings : path-like, optional
-        Trial settings TOML: ``[trial] name, criteria ("RECIST 1.1" / "iRECIST"), visits`` and
-        ``[recist]`` policies.
+        Trial settings TOML: ``[trial] name, criteria ("RECIST 1.1" / "iRECIST"), visits``,
+        ``[recist]`` policies and the ``[pacs.NAME]`` servers series references name.
     reader : str
         Reader account the reads are stored under (created when missing).
     progress : BatchProgress, optional
@@ -152,6 +164,7 @@ def run_batch(
 
     plans = plan_cases(read_manifest(manifest))
     setup = TrialSetup.from_settings(settings)
+    _check_servers(plans, settings)
     seg_name = segmenter or default_segmenter_name()
     seg = worker_segmenter(seg_name)  # an unknown name or option fails here, once
     summary = BatchSummary()

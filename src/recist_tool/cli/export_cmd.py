@@ -28,19 +28,41 @@ def export_cmd(
                                         help="TOML mapping of item / visit OIDs (odm, redcap)."),
     settings: Path | None = typer.Option(
         None, "--settings", help="Trial settings TOML: [evaluators] maps reader accounts to "
-        "--EVALID (sdtm, dataset-json); default RADIOLOGIST n / ALGORITHM n by first read."),
+        "--EVALID (sdtm, dataset-json); default RADIOLOGIST n / ALGORITHM n by first read; "
+        "[pacs.NAME] the servers --send names (default $RECIST_PACS_CONFIG)."),
+    send: str | None = typer.Option(
+        None, "--send", help="dicom-sr, dicom-seg: store the objects on this PACS server of the "
+        "settings (STOW-RS or C-STORE), then search for them and say what it holds."),
 ) -> None:
     """Export responses and measurements; files appear only when all were written."""
     from recist_tool.export import run_export
     from recist_tool.store import TrialStore
     from recist_tool.store.settings import read_evaluator_ids
 
+    fmt = fmt.strip().lower()
+    if send is not None:
+        from recist_tool.errors import UsageError
+        from recist_tool.io import pacs
+
+        if fmt not in ("dicom-sr", "dicom-seg"):
+            raise UsageError(f"--send needs --format dicom-sr or dicom-seg, not {fmt}")
+        pacs.use_settings(settings)
+        pacs.server(send)  # an unknown server fails before anything is written
     options: dict[str, object] = {"mapping": mapping} if mapping is not None else {}
     if settings is not None:
         options["evaluator_ids"] = read_evaluator_ids(settings)
     with TrialStore(db, read_only=True) as store:
-        paths = run_export(store, fmt.strip().lower(), out, subjects=subject or None, reader=reader,
+        paths = run_export(store, fmt, out, subjects=subject or None, reader=reader,
                            include_unsigned=include_unsigned, trial=trial, options=options)
     for p in paths:
         console.print(f"wrote {p}", highlight=False, soft_wrap=True)
     console.print(f"{fmt}: {len(paths)} file(s) in {out}", highlight=False)
+    if send is not None:
+        srv, held = pacs.send(send, [p for p in paths if p.suffix.lower() == ".dcm"])
+        how = "STOW-RS" if srv.protocol == "dicomweb" else "C-STORE"
+        console.print(f"sent {sum(s.sent for s in held)} object(s) to PACS {srv.name} "
+                      f"({srv.address}) by {how}; a search finds:", highlight=False, soft_wrap=True)
+        for s in held:
+            console.print(f"  study {s.study_uid} series {s.series_uid} ({s.modality}): "
+                          f"{s.held_of_sent} of {s.sent} sent, {s.held} instance(s) in the series",
+                          highlight=False, soft_wrap=True)

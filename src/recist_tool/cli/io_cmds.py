@@ -14,10 +14,18 @@ from recist_tool.cli._app import app, console, styled
 
 @app.command("info")
 def info(
-    path: Path = typer.Argument(..., help="DICOM folder, file, DICOMDIR or .zip; or a volume file."),
+    path: Path = typer.Argument(..., help="DICOM folder, file, DICOMDIR or .zip; a volume file; "
+                                          "or a PACS series pacs://SERVER/STUDY_UID[/SERIES_UID]."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    settings: Path | None = typer.Option(None, "--settings",
+                                         help="Trial settings TOML naming the PACS servers "
+                                              "([pacs.NAME]); default $RECIST_PACS_CONFIG."),
 ) -> None:
     """List the CT series found under PATH, their geometry warnings, and what was skipped."""
+    from recist_tool.io.pacs.config import is_pacs_ref, parse_ref, use_settings
+
+    use_settings(settings)
+    shown = str(parse_ref(path)) if is_pacs_ref(path) else str(path)
     if io.volume_format(path) is not None and path.is_file():
         vol = io.load_volume_file(path)
         result = {"series": [{
@@ -33,7 +41,7 @@ def info(
     if as_json:
         console.print_json(json.dumps(result))
         return
-    table = Table(title=f"CT series under {path}", show_lines=False, title_justify="left")
+    table = Table(title=f"CT series under {shown}", show_lines=False, title_justify="left")
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("folder", overflow="fold")
     table.add_column("description", overflow="fold")

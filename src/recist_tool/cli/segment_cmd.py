@@ -35,7 +35,8 @@ def _pair(text: str, option: str) -> tuple[tuple[float, float, float], tuple[flo
 
 @app.command("segment")
 def segment_cmd(
-    image: Path = typer.Argument(..., help="CT series: DICOM folder/zip/file, NIfTI, NRRD or MHA."),
+    image: Path = typer.Argument(..., help="CT series: DICOM folder/zip/file, NIfTI, NRRD or MHA; or "
+                                           "a PACS series pacs://SERVER/STUDY_UID/SERIES_UID."),
     seed: str | None = typer.Option(None, "--seed", help="Click in voxel indices 'z,y,x'."),
     seed_lps: str | None = typer.Option(None, "--seed-lps",
                                         help="Click in patient coordinates LPS 'x,y,z' (mm)."),
@@ -59,6 +60,9 @@ def segment_cmd(
     series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID in a multi-series "
                                                              "folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    settings: Path | None = typer.Option(None, "--settings",
+                                         help="Trial settings TOML naming the PACS servers "
+                                              "([pacs.NAME]); default $RECIST_PACS_CONFIG."),
 ) -> None:
     """Segment the lesion under one click, a caliper line or a box; measure it (long/short axis,
     volume).
@@ -67,6 +71,7 @@ def segment_cmd(
     the volume, or a seed outside its box end with one line and exit code 3.
     """
     from recist_tool.io import load_volume
+    from recist_tool.io.pacs.config import use_settings
     from recist_tool.segment import (
         Prompt,
         default_segmenter_name,
@@ -87,6 +92,7 @@ def segment_cmd(
     point_lps = _triplet(seed_lps, "--seed-lps") if seed_lps is not None else None
     line_ends = _pair(line_index, "--line-index") if line_index is not None else None
     box_zyx = _pair(box, "--box") if box is not None else None
+    use_settings(settings)
     volume = load_volume(image, series) if series else load_volume(image)
     if line is not None:
         line_ends = tuple(tuple(float(v) for v in volume.lps_to_index(np.asarray(p)))
