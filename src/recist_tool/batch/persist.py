@@ -33,6 +33,7 @@ from recist_tool.export.data import BATCH_FULL_NAME
 from recist_tool.io.masks import mask_folder, save_mask_file
 from recist_tool.io.outputs import atomic_file
 from recist_tool.io.outputs import write_csv as write_rows
+from recist_tool.io.pacs.config import is_pacs_ref
 
 __all__ = ["BEST_COLUMNS", "MEASUREMENT_COLUMNS", "RESPONSE_COLUMNS", "BestRow", "MeasurementRow",
            "ResponseRow", "best_responses",
@@ -182,7 +183,8 @@ def prepare_store(store: Any, plans: Sequence[SubjectPlan], *, reader: str, tria
                              f"{trial.criteria}")
         stored = {t.visit: t for t in store.timepoint_infos(plan.subject)}
         for case in plan.cases:
-            where = os.path.abspath(case.series_path)
+            where = (case.series_path if is_pacs_ref(case.series_path)  # pacs://: kept as it is
+                     else os.path.abspath(case.series_path))
             if case.visit not in stored:
                 store.add_timepoint(plan.subject, case.visit, case.date, series_uid=case.series_uid,
                                     series_path=where, exist_ok=True)
