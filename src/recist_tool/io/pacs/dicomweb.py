@@ -17,7 +17,7 @@ from recist_tool.io.pacs.config import PacsError, Server
 __all__ = ["client", "find_instances", "find_series", "retrieve_series", "session", "store"]
 
 #: Bytes read from the socket at a time while streaming a retrieve.
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 4 << 20
 
 
 def _requests() -> Any:
@@ -113,8 +113,12 @@ def find_instances(srv: Server, study_uid: str, series_uid: str) -> list[str]:
     return [_value(d, "00080018") for d in found]
 
 
-def _parts(response: Any) -> Iterator[bytes]:
-    """The bodies of a ``multipart/related`` answer, as they arrive."""
+def _parts(response: Any) -> Iterator[bytes | memoryview]:
+    """The bodies of a ``multipart/related`` answer, as they arrive.
+
+    Each body is a view into the receive buffer, valid until the next one is asked for (write it
+    out or copy it first): the 150 MB of a CT series are not copied part by part.
+    """
     ctype = response.headers.get("Content-Type", "")
     media, *params = [p.strip() for p in ctype.split(";")]
     if media.lower() != "multipart/related":
@@ -128,20 +132,19 @@ def _parts(response: Any) -> Iterator[bytes]:
         raise ValueError("multipart answer without a boundary")
     delim = b"\r\n--" + boundary.encode()
     buf = bytearray(b"\r\n")  # the first boundary line has no CRLF before it
-    start = 0
+    start = 0  # where the next delimiter search starts
     for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
         buf += chunk
-        while True:
-            i = buf.find(delim, start)
-            if i < 0:
-                start = max(0, len(buf) - len(delim))
-                break
-            part = bytes(buf[:i])
-            del buf[:i + len(delim)]
-            start = 0
-            head, sep, body = part.partition(b"\r\n\r\n")
-            if sep:  # the preamble before the first boundary has no headers
-                yield body
+        pos = 0  # start of the current part
+        with memoryview(buf) as view:
+            while (i := buf.find(delim, max(pos, start))) >= 0:
+                head_end = buf.find(b"\r\n\r\n", pos, i)
+                if head_end >= 0:  # the preamble before the first boundary has no headers
+                    with view[head_end + 4:i] as body:
+                        yield body
+                pos = i + len(delim)
+        del buf[:pos]
+        start = max(0, len(buf) - len(delim) + 1)
 
 
 def retrieve_series(srv: Server, study_uid: str, series_uid: str, folder: Path) -> int:
@@ -154,7 +157,8 @@ def retrieve_series(srv: Server, study_uid: str, series_uid: str, folder: Path) 
         with http.get(url, headers={"Accept": accept}, stream=True) as resp:
             resp.raise_for_status()
             for n, body in enumerate(_parts(resp), 1):
-                (folder / f"{n:06d}.dcm").write_bytes(body)
+                with open(folder / f"{n:06d}.dcm", "wb") as fh:
+                    fh.write(body)
     except PacsError:
         raise
     except Exception as exc:

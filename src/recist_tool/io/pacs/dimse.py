@@ -46,6 +46,7 @@ def _ae(srv: Server) -> Any:
     ae = _pynetdicom().AE(ae_title=srv.calling_aet)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = srv.timeout_s
     ae.connection_timeout = min(srv.timeout_s, 10.0)
+    ae.maximum_pdu_size = 0  # no limit on what we receive: 16 KB PDUs make C-GET several times slower
     return ae
 
 
