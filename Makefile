@@ -22,17 +22,19 @@ install: $(STAMP)
 
 # Debian packages the tests need, installed only when missing: virtual X server and Mesa GL (GUI
 # tests), dicom3tools (dciodvfy checks the DICOM SR / SEG exports), poppler-utils (pdftoppm renders
-# the PDF reports).
+# the PDF reports), orthanc + orthanc-dicomweb (the PACS tests start their own throw-away server on
+# 127.0.0.1 with .ci/orthanc.sh unless .ci/run gave one; they skip with the reason without it).
 system-deps:
 	@if ! command -v Xvfb >/dev/null 2>&1 || ! command -v dciodvfy >/dev/null 2>&1 \
-	    || ! command -v pdftoppm >/dev/null 2>&1; then \
+	    || ! command -v pdftoppm >/dev/null 2>&1 || ! command -v Orthanc >/dev/null 2>&1 \
+	    || [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
 	    xvfb xauth libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcb-icccm4 \
 	    libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0 \
 	    libxcb-xinput0 libxcb-xfixes0 libxcb-shape0 libxcb-cursor0 libdbus-1-3 libfontconfig1 \
-	    dicom3tools poppler-utils >/dev/null; \
+	    dicom3tools poppler-utils orthanc orthanc-dicomweb >/dev/null; \
 	fi
 
 # Long-axis tolerance (mm) of the demo's ground-truth check, and the segmenter it is scored with:

@@ -117,6 +117,7 @@ for attempt in 1 2 3; do
   "DicomAlwaysAllowMove" : false,
   "DicomModalities" : { "recist" : { "AET" : "RECIST", "Host" : "127.0.0.1", "Port" : 104 } },
   "StorageAccessOnFind" : "Never",
+  "MaximumPduLength" : 131072,
   "SaveJobs" : false,
   "StableAge" : 1,
   "DicomWeb" : { "Enable" : true, "Root" : "/dicom-web/", "EnableWado" : false,

@@ -1,0 +1,166 @@
+"""PACS references, server settings, credentials, the series cache and the multipart reader,
+without a server."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from recist_tool.batch.manifest import ManifestError, read_manifest
+from recist_tool.io.pacs import PacsError, is_pacs_ref, parse_ref, read_servers
+from recist_tool.io.pacs.cache import SeriesCache
+from recist_tool.io.pacs.dicomweb import _parts
+
+STUDY, SERIES = "1.2.840.1", "1.2.840.1.7"
+
+
+def test_reference_syntax() -> None:
+    ref = parse_ref(f"pacs://orthanc/{STUDY}/{SERIES}")
+    assert (ref.server, ref.study_uid, ref.series_uid) == ("orthanc", STUDY, SERIES)
+    assert str(ref) == f"pacs://orthanc/{STUDY}/{SERIES}"
+    # a CLI argument typed as a path folds the double slash: still the same reference
+    assert parse_ref(Path(f"pacs://orthanc/{STUDY}/{SERIES}")) == ref
+    assert parse_ref(f"pacs://orthanc/{STUDY}").series_uid is None
+    assert is_pacs_ref(Path("pacs://x/1/2")) and not is_pacs_ref("/data/pacs/x")
+    for bad in ("pacs://", "pacs://orthanc", "pacs://orthanc/1.2/abc", "pacs://a b/1/2"):
+        with pytest.raises(PacsError, match="not a PACS series reference"):
+            parse_ref(bad)
+
+
+def _settings(tmp_path: Path, body: str) -> Path:
+    p = tmp_path / "trial.toml"
+    p.write_text(body)
+    return p
+
+
+def test_servers_and_refusals(tmp_path: Path) -> None:
+    p = _settings(tmp_path, '[pacs.a]\nurl = "http://h:1/dicom-web/"\n[pacs.b]\ndicom = "h:104"\n'
+                            'aet = "ARCH"\n')
+    servers = read_servers(p)
+    assert servers["a"].protocol == "dicomweb" and servers["a"].url == "http://h:1/dicom-web"
+    assert (servers["b"].protocol, servers["b"].port, servers["b"].aet) == ("dimse", 104, "ARCH")
+    for body, match in (('[pacs.a]\nurl = "http://u:secret@h/"', "holds credentials"),
+                        ('[pacs.a]\nurl = "http://h/"\npassword = "x"', "no credentials in the"),
+                        ('[pacs.a]\nurl = "http://h/"\ndicom = "h:1"', "one of the two"),
+                        ('[pacs.a]\ndicom = "h"', "HOST:PORT"),
+                        ('[pacs.a]\nurl = "ftp://h/"', "http"),
+                        ('[pacs.a]\nurl = "http://h/"\ncolour = 1', "unknown key")):
+        with pytest.raises(PacsError, match=match) as err:
+            read_servers(_settings(tmp_path, body))
+        assert "secret" not in str(err.value)
+
+
+def test_credentials_env_then_owner_only_file(tmp_path: Path, monkeypatch) -> None:
+    cred = tmp_path / "login.toml"
+    cred.write_text('username = "u"\npassword = "p"\n')
+    cred.chmod(0o600)
+    p = _settings(tmp_path, '[pacs.my-pacs]\nurl = "http://h/"\ncredentials = "login.toml"\n')
+    srv = read_servers(p)["my-pacs"]
+    assert srv.login() == ("u", "p")
+    monkeypatch.setenv("RECIST_PACS_MY_PACS_USERNAME", "eu")
+    monkeypatch.setenv("RECIST_PACS_MY_PACS_PASSWORD", "ep")
+    assert srv.login() == ("eu", "ep")
+    monkeypatch.delenv("RECIST_PACS_MY_PACS_PASSWORD")
+    with pytest.raises(PacsError, match="set both"):
+        srv.login()
+    monkeypatch.delenv("RECIST_PACS_MY_PACS_USERNAME")
+    cred.chmod(0o640)
+    with pytest.raises(PacsError, match="readable by others .*0640.*chmod 600") as err:
+        srv.login()
+    assert "p\"" not in str(err.value)
+
+
+def test_unknown_server_names_the_known(tmp_path: Path, monkeypatch) -> None:
+    from recist_tool.io.pacs import server
+
+    monkeypatch.delenv("RECIST_PACS_CONFIG", raising=False)
+    with pytest.raises(PacsError, match="no servers configured"):
+        server("x")
+    monkeypatch.setenv("RECIST_PACS_CONFIG", str(_settings(tmp_path, '[pacs.a]\nurl = "http://h/"')))
+    with pytest.raises(PacsError, match=r"'x' is not in .*servers there: a\)"):
+        server("x")
+
+
+def test_manifest_keeps_references(tmp_path: Path) -> None:
+    head = "subject,visit,date,series_path,series_uid\n"
+    m = tmp_path / "m.csv"
+    m.write_text(head + f"S-1,BL,2025-01-01,pacs://orthanc/{STUDY}/{SERIES},\n"
+                 "S-1,W06,2025-02-01,W06,\n")
+    cases = read_manifest(m)
+    assert cases[0].series_path == f"pacs://orthanc/{STUDY}/{SERIES}"
+    assert cases[1].series_path == str(tmp_path / "W06")
+    m.write_text(head + "S-1,BL,2025-01-01,pacs://orthanc/not-a-uid,\n")
+    with pytest.raises(ManifestError, match=r"m.csv:2: series_path .*not a PACS series reference"):
+        read_manifest(m)
+
+
+def _fill(n_bytes: int):
+    def fetch(folder: Path) -> dict:
+        (folder / "000001.dcm").write_bytes(b"x" * n_bytes)
+        return {"n_instances": 1}
+    return fetch
+
+
+def test_cache_lru_by_series(tmp_path: Path) -> None:
+    cache = SeriesCache(tmp_path / "c", max_bytes=2500)
+    keys = [SeriesCache.key("srv", STUDY, f"{SERIES}.{i}") for i in range(3)]
+    calls = []
+    for k in keys[:2]:
+        with cache.open(k, expect_instances=1, fetch=_fill(1000)) as entry:
+            assert entry.n_bytes == 1000 and (entry.instances / "000001.dcm").is_file()
+    time.sleep(0.02)
+    # a use makes keys[0] the most recent one; a stale count fetches again
+    with cache.open(keys[0], expect_instances=1, fetch=lambda f: calls.append(f)) as entry:
+        assert not calls
+    with cache.open(keys[2], expect_instances=1, fetch=_fill(1000)):
+        pass
+    assert {k for _, k, _ in cache.entries()} == {keys[0], keys[2]}  # keys[1] went
+    assert cache.size() <= 2500
+    with cache.open(keys[0], expect_instances=2, fetch=_fill(10)) as entry:
+        assert entry.n_bytes == 10
+    assert oct(os.stat(tmp_path / "c").st_mode & 0o777) == "0o700"
+
+
+def test_cache_never_evicts_a_series_in_use(tmp_path: Path) -> None:
+    cache = SeriesCache(tmp_path / "c", max_bytes=1500)
+    a, b = SeriesCache.key("s", STUDY, "1"), SeriesCache.key("s", STUDY, "2")
+    with cache.open(a, expect_instances=None, fetch=_fill(1000)) as first:
+        time.sleep(0.02)
+        with cache.open(b, expect_instances=None, fetch=_fill(1000)):
+            assert (first.instances / "000001.dcm").is_file()  # a is read: kept
+    assert cache.evict() == [a]  # nothing reads them now: the older goes
+
+
+def test_fetch_failure_leaves_no_entry(tmp_path: Path) -> None:
+    cache = SeriesCache(tmp_path / "c", max_bytes=10**6)
+
+    def broken(folder: Path) -> dict:
+        (folder / "000001.dcm").write_bytes(b"half")
+        raise PacsError("server went away")
+
+    with pytest.raises(PacsError), cache.open("k", expect_instances=None, fetch=broken):
+        pass
+    assert cache.entries() == [] and not list((tmp_path / "c").glob("k.part-*"))
+
+
+class _Response:
+    def __init__(self, body: bytes, boundary: str, chunk: int) -> None:
+        self.headers = {"Content-Type": f'multipart/related; type="application/dicom"; '
+                                        f'boundary="{boundary}"'}
+        self.body, self.chunk = body, chunk
+
+    def iter_content(self, chunk_size: int):
+        for i in range(0, len(self.body), self.chunk):
+            yield self.body[i:i + self.chunk]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 10**6])
+def test_multipart_parts_across_chunks(chunk: int) -> None:
+    parts = [b"DICM" + bytes(range(256)) * 3, b"\r\n--notit\r\n", b""]
+    body = b"preamble\r\n" + b"".join(
+        b"--XyZ\r\nContent-Type: application/dicom\r\n\r\n" + p + b"\r\n" for p in parts
+    ) + b"--XyZ--\r\n"
+    assert [bytes(b) for b in _parts(_Response(body, "XyZ", chunk))] == parts
