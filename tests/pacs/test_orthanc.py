@@ -44,7 +44,8 @@ def test_series_from_server_equals_disk(on_server, pacs_settings: PacsSettings, 
     np.testing.assert_array_equal(again.array, disk.array)
 
 
-def test_study_reference_and_info(on_server, pacs_settings: PacsSettings, capsys) -> None:
+def test_study_reference_info_convert(on_server, pacs_settings: PacsSettings, tmp_path: Path,
+                                     capsys) -> None:
     tp = _timepoint(on_server)
     assert main(["info", "--json", f"pacs://web/{tp['study_uid']}",
                  "--settings", str(pacs_settings.toml)]) == 0
@@ -55,6 +56,9 @@ def test_study_reference_and_info(on_server, pacs_settings: PacsSettings, capsys
     out = capsys.readouterr().out
     assert "CT series under" in out and "pacs://dimse/" in out  # the title names the reference
     assert f"#1 series UID {tp['series_uid']}" in out
+    assert main(["convert", _ref("web", tp), "-o", str(tmp_path / "ct.nrrd"),
+                 "--settings", str(pacs_settings.toml)]) == 0
+    assert (tmp_path / "ct.nrrd").stat().st_size > 0
 
 
 def test_segment_from_server(on_server, pacs_settings: PacsSettings, capsys) -> None:

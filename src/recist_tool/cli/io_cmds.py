@@ -76,13 +76,20 @@ def info(
 
 @app.command("convert")
 def convert(
-    path: Path = typer.Argument(..., help="DICOM folder, file, DICOMDIR or .zip; or a volume file."),
+    path: Path = typer.Argument(..., help="DICOM folder, file, DICOMDIR or .zip; a volume file; "
+                                          "or a PACS series pacs://SERVER/STUDY_UID[/SERIES_UID]."),
     output: Path = typer.Option(..., "-o", "--output", help="OUT.nii.gz, OUT.nrrd or OUT.mha"),
     series: str = typer.Option(None, "--series", help="Series UID when PATH holds several."),
     resample: bool = typer.Option(False, "--resample",
                                   help="Resample tilted/unevenly spaced stacks to a regular grid."),
+    settings: Path | None = typer.Option(None, "--settings",
+                                         help="Trial settings TOML naming the PACS servers "
+                                              "([pacs.NAME]); default $RECIST_PACS_CONFIG."),
 ) -> None:
     """Convert one CT series to NIfTI, NRRD or MHA with its exact geometry."""
+    from recist_tool.io.pacs.config import use_settings
+
+    use_settings(settings)
     vol = io.load_volume(path, series=series, resample=resample)
     io.save_volume(vol, output)
     codes = ", ".join(vol.meta.warning_codes) or "none"
