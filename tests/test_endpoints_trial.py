@@ -216,7 +216,8 @@ def _doc_blocks() -> dict[str, str]:
 
 def test_docs_example_runs(trial_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                            capsys: pytest.CaptureFixture[str]) -> None:
-    """The command, trial.toml and EVENTS.csv of docs/endpoints.md, run as written."""
+    """The command (and the lines it prints), the Python block, trial.toml and EVENTS.csv of
+    docs/endpoints.md, run as written."""
     blocks = _doc_blocks()
     monkeypatch.chdir(tmp_path)
     (tmp_path / "trial.db").write_bytes(trial_db.read_bytes())
@@ -236,6 +237,13 @@ def test_docs_example_runs(trial_db: Path, tmp_path: Path, monkeypatch: pytest.M
     assert pfs["SYN-004"]["EVNTDESC"] == "DEATH" and pfs["SYN-004"]["CNSR"] == "0"
     assert pfs["SYN-005"]["EVNTDESC"] == "NEW ANTICANCER THERAPY"
     assert doc["policies"]["assessment_interval_days"] == 42
+    # the Python block, on the same files: the median its last line shows
+    code = blocks["python"]
+    shown = re.search(r"^(run\.endpoints\.pfs_km\.median_days)\s+# (\d+)$", code, re.M)
+    assert shown, code
+    namespace: dict = {}
+    exec(compile(code, str(DOCS), "exec"), namespace)  # noqa: S102 - the doc's own example
+    assert namespace["run"].endpoints.pfs_km.median_days == int(shown.group(2))
 
 
 def test_trial_report_has_the_km_plot_and_endpoints(trial_db: Path, tmp_path: Path) -> None:
