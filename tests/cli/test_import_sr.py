@@ -21,8 +21,8 @@ def test_usage_and_input_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_round_trip_gives_the_stored_lesions_axes_and_seeds(scored_trial: ScoredTrial,
-                                                             tmp_path: Path) -> None:
+def test_round_trip_gives_the_stored_lesions_axes_and_seeds(
+        scored_trial: ScoredTrial, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from recist_tool.batch.manifest import read_manifest
     from recist_tool.export import run_export
     from recist_tool.io import load_volume
@@ -75,6 +75,9 @@ def test_round_trip_gives_the_stored_lesions_axes_and_seeds(scored_trial: Scored
                  "--db", str(db), "--reader", "pacs"]) == 3  # subject unknown, no --trial
     assert main(["import-sr", str(sr), "--ct", str(ct), "-o", str(tmp_path / "m2.csv"),
                  "--db", str(db), "--reader", "pacs", "--trial", "ES-SCLC"]) == 3  # no such trial
+    assert capsys.readouterr().err.strip().endswith(
+        "trial 'ES-SCLC' not found in the database; create it first: recist trial add ES-SCLC "
+        "[--settings trial.toml]")
     with TrialStore(db) as store:
         store.add_trial("ES-SCLC")
     assert main(["import-sr", str(sr), "--ct", str(ct), "-o", str(tmp_path / "m2.csv"),

@@ -47,7 +47,8 @@ def _check_store(store: Any, imp: Any, *, reader: str, trial: str | None) -> Non
         if not trial:
             raise InputError(f"{imp.subject} is not in the database; give --trial to enrol it")
         if trial not in store.trials():
-            raise InputError(f"trial {trial!r} not found")
+            raise InputError(f"trial {trial!r} not found in the database; create it first: "
+                             f"recist trial add {trial} [--settings trial.toml]")
         return
     held = {les.lesion_id for les in store.lesions(imp.subject, reader=reader)}
     clash = sorted(held & {les.lesion_id for les in imp.lesions})
