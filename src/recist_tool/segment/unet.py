@@ -413,7 +413,8 @@ class UNetSegmenter:
         how = (f"the first mask, {first.segmenter}'s"
                + (", reached the edge of the network's field of view" if reached_edge else ""))
         try:
-            return self._routed(volume, prompt, node, self._large(size, how), self._large_segmenter)
+            out = self._routed(volume, prompt, node, self._large(size, how),
+                               self._large_segmenter)
         except NoLesionError as exc:
             if first.leak_bounded and first.segmenter == self._classic.name:
                 # classic grew to the edge of its volume of interest through tissue of one
@@ -424,6 +425,44 @@ class UNetSegmenter:
                     f"click runs on for {size:.0f} mm or more ({exc}); draw the lesion's "
                     f"caliper line to outline it", reason="no_boundary") from exc
             return first
+        return self._clearer_outline(out, first, volume, prompt, node)
+
+    def _clearer_outline(self, from_click: LesionMask, first: LesionMask, volume: Volume,
+                         prompt: Prompt, node: bool) -> LesionMask:
+        """Of the large-lesion segmenter's outline from the click and its outline from the
+        first mask's long axis (a caliper line the segmenter draws itself), the one that
+        separates the lesion more clearly from its surroundings (``info["contrast_hu"]``, the
+        contrast across the outline on its measured slice), as long as it holds the click.
+
+        A click off a heterogeneous lesion's centre can be outlined along an inner change of
+        density (a necrotic core, a vessel); the first mask's long axis spans the lesion as
+        ``classic`` or the network found it, and the line's two ends anchor the outline at its
+        edge. Which of the two was kept is in ``info["outlined_from"]``.
+        """
+        from recist_tool.measure import measure_mask
+
+        if first.is_empty or "contrast_hu" not in (from_click.info or {}):
+            return from_click
+        try:
+            ends = measure_mask(volume, first.mask, offset=first.offset,
+                                node=node).long_axis_endpoints_voxel
+            line = self._large_segmenter.segment(
+                volume, Prompt(line_zyx=(tuple(map(float, ends[0])), tuple(map(float, ends[1])))),
+                node=node)
+        except (NoLesionError, SegmentationError, ValueError):
+            return from_click
+        seed = np.asarray(prompt.seed_voxel(volume)) - np.asarray(line.offset)
+        holds = bool(np.all(seed >= 0) and np.all(seed < line.mask.shape)
+                     and line.mask[tuple(seed)])
+        a, b = from_click.info["contrast_hu"], line.info.get("contrast_hu", -np.inf)
+        kept = from_click if (not holds or a >= b) else line
+        info = {**kept.info, "routed_by": from_click.info["routed_by"],
+                "outlined_from": ("the click" if kept is from_click
+                                  else f"the first mask's long axis ({first.segmenter}'s)"),
+                "outline_contrast_hu": {"click": round(float(a), 1),
+                                        "first mask's long axis": round(float(b), 1)}}
+        return LesionMask(kept.mask, kept.offset, kept.volume_shape, kept.segmenter,
+                          kept.version, prompt, kept.leak_bounded, kept.warnings, info)
 
     def edge_for(self, volume: Volume) -> str:
         """The outline convention (one of :data:`~recist_tool.segment.edge.EDGES`) this
