@@ -74,7 +74,7 @@ def test_segment_from_server(on_server, pacs_settings: PacsSettings, capsys) -> 
 
 
 def test_batch_manifest_from_server(on_server, pacs_settings: PacsSettings, tmp_path: Path,
-                                    capsys) -> None:
+                                    capsys, monkeypatch) -> None:
     """The subject's baseline scored from pacs:// references measures what the disk run did;
     its SR, made from the CT on the server, goes back to the server."""
     from recist_tool.batch import run_batch
@@ -89,7 +89,9 @@ def test_batch_manifest_from_server(on_server, pacs_settings: PacsSettings, tmp_
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    summary = run_batch(manifest, db=tmp_path / "r.db", outdir=tmp_path / "out", workers=0,
+    # one worker process: it finds the servers through the settings run_batch was given
+    monkeypatch.delenv("RECIST_PACS_CONFIG")
+    summary = run_batch(manifest, db=tmp_path / "r.db", outdir=tmp_path / "out", workers=1,
                         segmenter="classic", settings=pacs_settings.toml)
     assert all(r.ok for r in summary.results), [r.error for r in summary.results]
     got = {m.lesion_id: m for m in summary.measurements if m.visit == VISIT}

@@ -134,6 +134,31 @@ def test_cache_never_evicts_a_series_in_use(tmp_path: Path) -> None:
     assert cache.evict() == [a]  # nothing reads them now: the older goes
 
 
+def test_one_fetch_when_two_ask_at_once(tmp_path: Path) -> None:
+    import threading
+
+    cache = SeriesCache(tmp_path / "c", max_bytes=10**6)
+    fetches = []
+
+    def slow(folder: Path) -> dict:
+        fetches.append(folder)
+        time.sleep(0.3)
+        return _fill(10)(folder)
+
+    read_back = []
+
+    def read() -> None:
+        with cache.open("k", expect_instances=1, fetch=slow) as entry:
+            read_back.append((entry.instances / "000001.dcm").read_bytes())
+
+    threads = [threading.Thread(target=read) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(fetches) == 1 and read_back == [b"x" * 10] * 3
+
+
 def test_fetch_failure_leaves_no_entry(tmp_path: Path) -> None:
     cache = SeriesCache(tmp_path / "c", max_bytes=10**6)
 
