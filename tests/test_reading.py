@@ -359,3 +359,33 @@ def test_overlapping_lesion_is_refused_naming_the_stored_one(fresh):
     t01 = tps["BL"]["lesions"]["T01"]
     s.add_lesion(s.segment_at("BL", lps=t01["center_lps"]), "target", organ="lung")
     assert sorted(s.stored("BL")) == ["T01", "T02"]
+
+
+def test_a_proposal_is_reached_on_its_lesion_and_not_beside_it() -> None:
+    """:meth:`Proposal.reaches`: a point within ``PROPOSAL_REACH_MM`` of the tracked mask (or,
+    without one, of the proposed centre) measures that lesion; a point farther off is a lesion
+    of its own; a proposal with no position is reached anywhere."""
+    from recist_tool.reading import PROPOSAL_REACH_MM, Finding, Proposal
+    from recist_tool.segment import LesionMask, Prompt
+    from recist_tool.volume import Volume
+
+    vol = Volume.from_grid(np.zeros((10, 40, 40), np.int16), spacing=(2.0, 1.0, 1.0))
+    crop = np.zeros((3, 5, 5), bool)
+    crop[1, 1:4, 1:4] = True  # voxels (5, 11..13, 11..13)
+    mask = LesionMask(crop, (4, 10, 10), vol.shape, "classic", "1", Prompt(point_zyx=(5, 12, 12)))
+    finding = Finding("W06", None, mask=mask)
+
+    def proposal(finding, centre):
+        return Proposal("T01", "target", "liver", False, "found", centre, 0.7, (), finding)
+
+    def at(z, y, x):
+        return tuple(vol.index_to_lps((z, y, x)))
+
+    p = proposal(finding, at(5, 12, 12))
+    assert p.reaches(at(5, 12, 12), vol)  # on the mask
+    assert p.reaches(at(5, 13 + PROPOSAL_REACH_MM - 0.5, 12), vol)  # just beside its edge
+    assert not p.reaches(at(5, 13 + PROPOSAL_REACH_MM + 0.5, 12), vol)  # beyond the reach
+    assert not p.reaches(at(8, 12, 12), vol)  # 6 mm above the mask's slice
+    no_mask = proposal(None, at(5, 20, 20))
+    assert no_mask.reaches(at(5, 20, 24), vol) and not no_mask.reaches(at(5, 20, 26), vol)
+    assert proposal(None, None).reaches(at(0, 0, 0), vol)  # 'place': the reader places it
