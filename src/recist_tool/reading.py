@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ import numpy as np
 from recist_tool.align import Alignment, align_visits, lesion_position
 from recist_tool.errors import InputError, MeasurementError, RuleViolation, UsageError
 from recist_tool.io.masks import mask_folder, save_mask_file
+from recist_tool.recist.model import to_stored_mm
 from recist_tool.volume import Volume
 
 __all__ = [
@@ -73,12 +74,6 @@ MIN_LINE_MM = 3.0
 #: mask; without one, its proposed centre) measures that lesion (:meth:`Proposal.reaches`);
 #: further off, it is a lesion of its own.
 PROPOSAL_REACH_MM = 5.0
-
-
-def _tenth(v: float | None) -> Decimal | None:
-    if v is None:
-        return None
-    return Decimal(repr(float(v))).quantize(Decimal("0.1"), ROUND_HALF_EVEN)
 
 
 def _seg_list(s: Any) -> list[list[float]] | None:
@@ -682,7 +677,7 @@ class ReadingSession:
         cat = Category(CATEGORIES.get(category.lower(), category.upper()))
         cand_id = lesion_id or self.next_lesion_id(category)
         lesions.append(Lesion(cand_id, cat, organ, nodal))
-        extra = (LesionAssessment(cand_id, LesionState.MEASURED, _tenth(finding.diameter_mm))
+        extra = (LesionAssessment(cand_id, LesionState.MEASURED, to_stored_mm(finding.diameter_mm))
                  if finding is not None else LesionAssessment(cand_id, LesionState.PRESENT, None))
         return tuple(v for v in self._baseline_violations(lesions, (extra,))
                      if v.lesion_id == cand_id)
@@ -967,7 +962,7 @@ class ReadingSession:
         vml = m.volume_ml if m.volume_ml is not None else (
             mask.volume_ml(vol) if mask is not None else None)
         return {
-            "long_axis_mm": _tenth(m.long_axis_mm), "short_axis_mm": _tenth(m.short_axis_mm),
+            "long_axis_mm": to_stored_mm(m.long_axis_mm), "short_axis_mm": to_stored_mm(m.short_axis_mm),
             "endpoints_lps": ends,
             "volume_ml": None if vml is None else Decimal(repr(round(float(vml), 3))),
             "mask_path": path, "mask_sha256": sha,

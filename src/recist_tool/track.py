@@ -1023,23 +1023,21 @@ def measurement_kwargs(tracked: TrackedLesion, *, mask_path: str | None = None,
     InputError
         For an ``absent?`` proposal: the reader records absence (or a manual measurement) himself.
     """
-    from decimal import ROUND_HALF_EVEN, Decimal
+    from decimal import Decimal
+
+    from recist_tool.recist.model import to_stored_mm
 
     if tracked.status == "absent?" or tracked.measurement is None:
         raise InputError(f"{tracked.lesion_id}: tracking found nothing to record; confirm absent "
                          "or measure it manually")
     m = tracked.measurement
 
-    def tenth(v: float | None) -> Decimal | None:
-        return None if v is None else Decimal(repr(float(v))).quantize(Decimal("0.1"),
-                                                                       ROUND_HALF_EVEN)
-
     def seg(s: Any) -> list[list[float]] | None:
         return None if s is None else [[round(float(c), 3) for c in p] for p in s]
 
     return {
-        "long_axis_mm": tenth(m.long_axis_mm),
-        "short_axis_mm": tenth(m.short_axis_mm),
+        "long_axis_mm": to_stored_mm(m.long_axis_mm),
+        "short_axis_mm": to_stored_mm(m.short_axis_mm),
         "endpoints_lps": {"long": seg(m.long_axis_endpoints_lps),
                           "short": seg(m.short_axis_endpoints_lps), "slice_index": m.slice_index},
         "volume_ml": None if m.volume_ml is None else Decimal(repr(round(float(m.volume_ml), 3))),

@@ -15,11 +15,11 @@ import time
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from recist_tool.batch.manifest import Case, LesionSeed
 from recist_tool.errors import InputError, RecistToolError
+from recist_tool.recist.model import to_stored_mm
 from recist_tool.segment.registry import parse_segmenter_spec
 from recist_tool.volume import VolumeMeta
 
@@ -143,8 +143,7 @@ class BaselineRef:
             if c is None or les.long_axis_mm is None:
                 raise InputError(f"{case.label} {les.lesion_id}: baseline lesion was not measured")
             # the size as the store keeps it (0.1 mm), so that a resumed run tracks identically
-            size = float(Decimal(repr(float(les.long_axis_mm))).quantize(Decimal("0.1"),
-                                                                        ROUND_HALF_EVEN))
+            size = float(to_stored_mm(les.long_axis_mm))  # type: ignore[arg-type]
             refs.append(BaselineLesionRef(les.lesion_id, les.category, les.organ, les.nodal, c,
                                           size, les.segmenter_spec,
                                           long_axis_line(les.endpoints_lps)))

@@ -34,6 +34,7 @@ from recist_tool.io.masks import mask_folder, save_mask_file
 from recist_tool.io.outputs import atomic_file
 from recist_tool.io.outputs import write_csv as write_rows
 from recist_tool.io.pacs.config import is_pacs_ref
+from recist_tool.recist.model import to_stored_mm
 
 __all__ = ["BEST_COLUMNS", "MEASUREMENT_COLUMNS", "RESPONSE_COLUMNS", "BestRow", "MeasurementRow",
            "ResponseRow", "best_responses",
@@ -137,10 +138,6 @@ class MeasurementRow:
         if self.state == "ABSENT":
             return Decimal(0)
         return self.short_axis_mm if self.nodal else self.long_axis_mm
-
-
-def _tenth(v: float | None) -> Decimal | None:
-    return None if v is None else Decimal(repr(float(v))).quantize(Decimal("0.1"), ROUND_HALF_EVEN)
 
 
 def _ml(v: float | None) -> Decimal | None:
@@ -283,7 +280,8 @@ def stored_baseline_ref(store: Any, plan: SubjectPlan, *, reader: str) -> Baseli
 # --- writing one case ------------------------------------------------------------------------------
 
 def _values(les: LesionResult) -> dict[str, Any]:
-    return {"long_axis_mm": _tenth(les.long_axis_mm), "short_axis_mm": _tenth(les.short_axis_mm),
+    return {"long_axis_mm": to_stored_mm(les.long_axis_mm),
+            "short_axis_mm": to_stored_mm(les.short_axis_mm),
             "endpoints_lps": les.endpoints_lps, "volume_ml": _ml(les.volume_ml),
             "segmenter": les.segmenter, "segmenter_version": les.segmenter_version,
             "method": "automatic"}

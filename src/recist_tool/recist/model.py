@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 
 __all__ = [
@@ -117,6 +117,24 @@ def to_mm(value: Decimal | int | str | float | None) -> Decimal | None:
     if isinstance(value, float):
         return Decimal(repr(value))
     return Decimal(value)
+
+
+#: The precision (mm) of a stored diameter.
+STORED_MM = Decimal("0.1")
+
+
+def to_stored_mm(value: Decimal | int | str | float | None) -> Decimal | None:
+    """A diameter as it is stored and reported: :func:`to_mm`, rounded to :data:`STORED_MM`
+    half to even (a measurement of 10.25 mm is stored 10.2, one of 10.35 mm 10.4).
+
+    Examples
+    --------
+    >>> to_stored_mm(10.25), to_stored_mm(10.35), to_stored_mm(None)
+    (Decimal('10.2'), Decimal('10.4'), None)
+    """
+    mm = to_mm(value if value is None or isinstance(value, (Decimal, int, str))
+               else float(value))  # numpy floats through float
+    return None if mm is None else mm.quantize(STORED_MM, ROUND_HALF_EVEN)
 
 
 @dataclass(frozen=True)
