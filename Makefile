@@ -1,11 +1,15 @@
 # Two entry points, both idempotent on a fresh Debian machine with Python 3.11:
-#   make demo  - create .venv, install, run the main job on the embedded defaults
+#   make demo  - create .venv, install the package alone, run the main job on the embedded defaults
 #   make test  - create .venv, install with test extras (+ Debian GUI packages), run the suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 EXTRAS ?= test
 STAMP  := $(VENV)/.installed-$(EXTRAS)
+# The package and its own dependencies only: all the main job (make demo) uses. The test extras
+# (pytest, ruff, napari, PyQt5, psycopg, dask, the PACS clients, ...) are make test's; an install
+# with them stands for this one too.
+BASE_STAMP := $(VENV)/.installed-base
 
 .PHONY: demo test lint system-deps install clean
 
@@ -16,7 +20,12 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
-	touch $(STAMP)
+	touch $(STAMP) $(BASE_STAMP)
+
+$(BASE_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e .
+	touch $(BASE_STAMP)
 
 install: $(STAMP)
 
@@ -60,7 +69,7 @@ EXPORT_FORMATS := odm sdtm dataset-json redcap dicom-sr dicom-seg
 # trial: its large-lesion variant (`recist sample-data --large-lesions`: an 80 mm central lung
 # primary, a nodal conglomerate, a 50 mm necrotic liver metastasis) is not yet within
 # DEMO_TOL_MM with the default segmenter (docs/batch.md).
-demo: $(STAMP)
+demo: $(BASE_STAMP)
 	$(BIN)/recist sample-data $(DEMO_OUT)
 	$(BIN)/recist info $(DEMO_OUT)
 	$(BIN)/recist batch $(DEMO_OUT)/manifest.csv --db $(DEMO_OUT)/recist.db -o $(DEMO_OUT)/results \
