@@ -4,9 +4,10 @@ Runs, in one process and on the same trial, ``run_batch`` with 1 local worker (t
 2 local workers, and a 2-worker Dask ``LocalCluster`` (processes, one thread each, loopback), each
 into a fresh SQLite database, and prints series/minute and the speed-up over 1 worker. The time
 is the whole scoring (pool / client start, every case, every database write), not the trial
-generation nor the cluster start.
+generation nor the cluster start. The segmenter is ``classic`` unless ``--segmenter`` names
+another (``unet``, the default of ``recist batch``, costs more per case).
 
-    python benchmarks/bench_batch.py [--trial DIR] [--subjects 3] [--repeats 1]
+    python benchmarks/bench_batch.py [--trial DIR] [--subjects 3] [--repeats 1] [--segmenter classic]
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def main() -> None:
     ap.add_argument("--trial", type=Path, help="existing sample trial (default: generate one)")
     ap.add_argument("--subjects", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=1, help="runs per configuration (median)")
+    ap.add_argument("--segmenter", default="classic",
+                    help="segmenter spec for every case (default classic, as in benchmarks/README.md)")
     args = ap.parse_args()
 
     import os
@@ -87,11 +90,12 @@ def main() -> None:
                     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                       host="127.0.0.1", dashboard_address=None) as cl:
                         sec, n, ok, case_s, cpu_s, _ = _run(manifest, work, f"dask{rep}",
-                                                            scheduler=cl.scheduler_address)
+                                                            scheduler=cl.scheduler_address,
+                                                            segmenter=args.segmenter)
                 else:
                     w = 1 if "1 worker" in name else 2
                     sec, n, ok, case_s, cpu_s, per = _run(manifest, work, f"local{w}-{rep}",
-                                                          workers=w)
+                                                          workers=w, segmenter=args.segmenter)
                     if w == 1:
                         cpu1 = per
                 if not ok:
@@ -101,7 +105,7 @@ def main() -> None:
                 print(f"  {name}: {n} series in {sec:.1f} s; cases: {case_s:.1f} s wall, "
                       f"{cpu_s:.1f} s CPU in the workers (CPU/wall of the cases "
                       f"{cpu_s / case_s:.2f}: below 1 when other processes take the cores)")
-        print(f"\nmachine: {os.cpu_count()} CPUs, {platform.machine()}, Python "
+        print(f"\nsegmenter {args.segmenter}; machine: {os.cpu_count()} CPUs, {platform.machine()}, Python "
               f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the end")
         ref = statistics.median(rows[configs[0]])
         print(f"{'configuration':32s} {'s (median)':>10s} {'series/min':>11s} {'× 1 worker':>11s}")

@@ -84,21 +84,32 @@ def run_python(name: str, series: Path) -> dict:
     return res
 
 
+# dcm2niix is started by a small Python launcher that reports its child's peak: Linux counts in a
+# process's ru_maxrss the memory of the process it was forked from (kept across exec), so started
+# from this benchmark (hundreds of MiB after writing the series) it would report ours, not its own.
+_LAUNCH = """
+import os, subprocess, sys, time
+t = time.perf_counter()
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+_, status, usage = os.wait4(p.pid, 0)
+print(time.perf_counter() - t, usage.ru_maxrss, status)
+"""
+
+
 def run_dcm2niix(series: Path) -> dict | None:
     exe = shutil.which("dcm2niix", path=os.pathsep.join([str(Path(sys.executable).parent),
                                                           os.environ.get("PATH", "")]))
     if exe is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
-        proc = subprocess.Popen([exe, "-z", "n", "-b", "n", "-o", tmp, str(series)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t
-    if status != 0:
+        out = subprocess.run([sys.executable, "-c", _LAUNCH, exe, "-z", "n", "-b", "n", "-o", tmp,
+                              str(series)], capture_output=True, text=True, check=True).stdout
+    wall, max_rss_kib, status = out.split()
+    if int(status) != 0:
         return None
-    return {"wall_s": wall, "max_rss_tree": usage.ru_maxrss * 1024, "baseline": None,
-            "peak": usage.ru_maxrss * 1024, "load_s": None}
+    peak = int(max_rss_kib) * 1024
+    return {"wall_s": float(wall), "max_rss_tree": peak, "baseline": None, "peak": peak,
+            "load_s": None}
 
 
 def recist_bytecode_state() -> str:
