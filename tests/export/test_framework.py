@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from recist_tool.cli import main
 from recist_tool.errors import InputError, UsageError
 from recist_tool.export import FORMATS, collect, exporter, run_export
 from recist_tool.export.files import atomic_file, atomic_outputs
@@ -57,11 +58,16 @@ def test_unsigned_reads_need_include_unsigned(store: TrialStore) -> None:
     assert not data.subjects[0].is_signed("W6")
 
 
-def test_reader_choice_and_bad_subjects(store: TrialStore) -> None:
+def test_reader_choice_and_bad_subjects(store: TrialStore, tmp_path: Path) -> None:
     read_subject(store, "bob", t01_w6="30.0", t02_w6="20")
     with pytest.raises(UsageError, match="read by alice, bob: choose one with --reader"):
         collect(store, include_unsigned=True)
     assert collect(store, reader="bob", include_unsigned=True).subjects[0].reader == "bob"
+    # the command line: a usage error, exit 2 (docs/export_edc.md), nothing written
+    out = tmp_path / "odm-out"
+    assert main(["export", "--db", str(tmp_path / "recist.db"), "--format", "odm",
+                 "--include-unsigned", "-o", str(out)]) == 2
+    assert not out.exists() or not any(out.iterdir())
     with pytest.raises(InputError, match="no read by 'carol'"):
         collect(store, reader="carol", include_unsigned=True)
     with pytest.raises(InputError, match="no subject S404"):
