@@ -8,13 +8,14 @@ docs start from (made once per session, through the CLI)::
 
 (``results/`` is not kept; the classic segmenter because it is the quickest, the blocks' own
 ``recist batch`` lines use what they say). Shell blocks run in ``bash -euo pipefail`` with the
-venv's ``recist`` first on ``PATH``; a ``console`` block runs its ``$ `` lines (a line ending in
-``\\`` continues) and ignores the output shown; a ``python`` block runs in the venv's Python. The
-test checks that each one exits 0. Blocks fenced without a language (synopses such as
-``recist batch MANIFEST [--db URL]``, output, trees) and data blocks (csv, toml) are not run.
+venv's ``recist`` first on ``PATH`` and ``RECIST_SCRYPT_N=1024`` (cheap password hashing); a
+``console`` block runs its ``$ `` lines (a line ending in ``\\`` continues) and ignores the output
+shown; a ``python`` block runs in the venv's Python. The test checks that each one exits 0.
+Blocks fenced without a language (synopses such as ``recist batch MANIFEST [--db URL]``, output,
+trees) and data blocks (csv, toml) are not run.
 
-A block that cannot run here carries, on the line right above its opening fence, an HTML comment
-(invisible on GitHub) saying why — the one marker::
+A block that cannot run here carries an HTML comment (invisible on GitHub) that ends on the line
+right above its opening fence and says why — the one marker::
 
     <!-- not run: needs a PACS server; tests/pacs/test_orthanc.py runs the same against Orthanc -->
 
