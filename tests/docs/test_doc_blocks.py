@@ -43,12 +43,6 @@ RUN_LANGS = ("bash", "sh", "python", "console")
 FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 MARKER = re.compile(r"<!--\s*(not run|slow):\s*(.*?)\s*-->\s*$", re.S)
 
-# Blocks of a file another change is editing (docs/export_pacs.md, the PACS servers), keyed by
-# (file, a text the block holds; "" any block of the file): they get their marker there. Each
-# entry is the reason the block is skipped meanwhile.
-_PACS = "docs/export_pacs.md is the PACS change's: its synopsis block gets its marker there"
-PENDING: dict[tuple[str, str], str] = {("docs/export_pacs.md", ""): _PACS}
-
 
 @dataclass(frozen=True)
 class Block:
@@ -154,10 +148,6 @@ def test_blocks_are_found() -> None:
 
 @pytest.mark.parametrize("block", [_param(b) for b in ALL_BLOCKS])
 def test_doc_block_runs(block: Block, newcomer_folder: Path, tmp_path: Path) -> None:
-    rel = str(block.path.relative_to(REPO))
-    pending = [why for (name, held), why in PENDING.items() if name == rel and held in block.body]
-    if pending:
-        pytest.skip(pending[0])
     if block.marker == "not run":
         assert block.reason, f"{block.where}: a 'not run' marker says why"
         pytest.skip(f"not run: {block.reason}")
