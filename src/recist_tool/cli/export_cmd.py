@@ -33,6 +33,13 @@ def export_cmd(
     send: str | None = typer.Option(
         None, "--send", help="dicom-sr, dicom-seg: store the objects on this PACS server of the "
         "settings (STOW-RS or C-STORE), then search for them and say what it holds."),
+    deidentify: bool = typer.Option(
+        False, "--deidentify", help="dicom-sr, dicom-seg: de-identify by DICOM PS3.15 Annex E "
+        "(Basic Profile): subject code as patient, Clinical Trial modules and the UID secret from "
+        "the settings' [deidentify] (or $RECIST_DEID_SECRET)."),
+    retain_dates: bool = typer.Option(
+        False, "--retain-dates", help="With --deidentify: keep dates and times (Retain "
+        "Longitudinal Temporal Information with Full Dates Option)."),
 ) -> None:
     """Export responses and measurements; files appear only when all were written."""
     from recist_tool.export import run_export
@@ -49,6 +56,15 @@ def export_cmd(
         pacs.use_settings(settings)
         pacs.server(send)  # an unknown server fails before anything is written
     options: dict[str, object] = {"mapping": mapping} if mapping is not None else {}
+    if deidentify or retain_dates:
+        from recist_tool.errors import UsageError
+        from recist_tool.export.deidentify import read_deid_settings
+
+        if fmt not in ("dicom-sr", "dicom-seg"):
+            raise UsageError(f"--deidentify needs --format dicom-sr or dicom-seg, not {fmt}")
+        if not deidentify:
+            raise UsageError("--retain-dates is an option of --deidentify")
+        options["deidentify"] = read_deid_settings(settings, retain_dates=retain_dates)
     if settings is not None:
         options["evaluator_ids"] = read_evaluator_ids(settings)
     with TrialStore(db, read_only=True) as store:

@@ -205,16 +205,20 @@ def export_dicom_seg(data: Any, out_dir: Path, *, options: Mapping[str, Any]) ->
     data : TrialExport
     out_dir : Path
     options : mapping
-        ``series_number`` (default :data:`SEG_SERIES_NUMBER`).
+        ``series_number`` (default :data:`SEG_SERIES_NUMBER`); ``deidentify``: a
+        :class:`recist_tool.export.deidentify.DeidSettings` to write de-identified SEGs (PS3.15
+        Annex E Basic Profile, see that module).
 
     Returns
     -------
     list of Path
         The files written (all or none). Reads without any saved mask give no file (logged).
     """
+    from recist_tool.export.deidentify import deidentify_dataset
     from recist_tool.export.files import atomic_outputs
 
     number = int(options.get("series_number", SEG_SERIES_NUMBER))
+    deid = options.get("deidentify")
     written: list[Path] = []
     with atomic_outputs(out_dir) as out:
         for subj in data.subjects:
@@ -236,6 +240,9 @@ def export_dicom_seg(data: Any, out_dir: Path, *, options: Mapping[str, Any]) ->
                                 creator=(None if subj.automated_reader
                                          else subj.reader_full_name or subj.reader),
                                 series_description=f"RECIST lesion masks {read.visit}")
+                if deid is not None:
+                    deidentify_dataset(seg, deid, subject=subj.code, trial=subj.trial,
+                                       visit=read.visit)
                 name = Path(subj.code) / f"{subj.code}_{read.visit}_SEG.dcm"
                 seg.save_as(out.path(name), enforce_file_format=True)
                 written.append(Path(out_dir) / name)

@@ -369,16 +369,21 @@ def export_dicom_sr(data: Any, out_dir: Path, *, options: Mapping[str, Any]) -> 
     data : TrialExport
     out_dir : Path
     options : mapping
-        ``series_number`` (default :data:`SR_SERIES_NUMBER`).
+        ``series_number`` (default :data:`SR_SERIES_NUMBER`); ``deidentify``: a
+        :class:`recist_tool.export.deidentify.DeidSettings` to write de-identified SRs (PS3.15
+        Annex E Basic Profile with the Clean Structured Content Option, see that module).
 
     Returns
     -------
     list of Path
         The files written (all or none).
     """
+    from recist_tool.export.deidentify import deidentify_dataset
     from recist_tool.export.files import atomic_outputs
 
     number = int(options.get("series_number", SR_SERIES_NUMBER))
+    deid = options.get("deidentify")
+    evaluators = {**data.evaluator_ids, **dict(options.get("evaluator_ids") or {})}
     built = []
     for subj in data.subjects:
         for read in subj.reads:
@@ -401,6 +406,10 @@ def export_dicom_sr(data: Any, out_dir: Path, *, options: Mapping[str, Any]) -> 
                     sop_instance_uid=stable_uid("sr", *key), series_number=number)
             except GeometryError as exc:
                 raise GeometryError(f"{subj.code} {read.visit}: {exc}") from exc
+            if deid is not None:
+                deidentify_dataset(sr, deid, subject=subj.code, trial=subj.trial, visit=read.visit,
+                                   evaluator=evaluators.get(subj.reader, "READER"),
+                                   clean_structured_content=True)
             built.append((Path(subj.code) / f"{subj.code}_{read.visit}_SR.dcm", sr))
     with atomic_outputs(out_dir) as out:
         for name, ds in built:
