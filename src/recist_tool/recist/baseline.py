@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from recist_tool.recist.model import Category, Lesion, LesionState, Timepoint, to_mm
+from recist_tool.recist.model import (
+    NODE_NORMAL_MM,
+    Category,
+    Lesion,
+    LesionState,
+    Timepoint,
+    to_mm,
+)
 
 __all__ = [
     "MAX_TARGETS",
@@ -31,7 +38,6 @@ __all__ = [
 MAX_TARGETS = 5
 MAX_TARGETS_PER_ORGAN = 2
 _NODE_TARGET = Decimal(15)
-_NODE_PATHOLOGICAL = Decimal(10)
 _PAIRED = {
     "LUNGS": "LUNG", "LUNG": "LUNG", "KIDNEYS": "KIDNEY", "KIDNEY": "KIDNEY",
     "OVARIES": "OVARY", "OVARY": "OVARY", "ADRENALS": "ADRENAL GLAND",
@@ -131,7 +137,7 @@ def check_baseline(lesions: Sequence[Lesion], baseline: Timepoint,
                                      f"(got {state.value if state else 'nothing'})"))
                 continue
             if les.nodal:
-                if d < _NODE_PATHOLOGICAL:
+                if d < NODE_NORMAL_MM:
                     out.append(Violation(les.lesion_id, "normal_node",
                                          f"{les.lesion_id}: node short axis {d} mm < 10 mm is "
                                          "normal and is not recorded"))
@@ -144,7 +150,7 @@ def check_baseline(lesions: Sequence[Lesion], baseline: Timepoint,
                                      f"{les.lesion_id}: long axis {d} mm < {thr} mm is not "
                                      "measurable"))
         elif les.category is Category.NON_TARGET and les.nodal and d is not None \
-                and state is LesionState.MEASURED and d < _NODE_PATHOLOGICAL:
+                and state is LesionState.MEASURED and d < NODE_NORMAL_MM:
             out.append(Violation(les.lesion_id, "normal_node",
                                  f"{les.lesion_id}: node short axis {d} mm < 10 mm is normal "
                                  "and is not recorded"))
@@ -171,7 +177,7 @@ def select_targets(candidates: Sequence[tuple[Lesion, Decimal | float]],
     for les, d in candidates:
         d = to_mm(d)
         if les.nodal:
-            if d < _NODE_PATHOLOGICAL:
+            if d < NODE_NORMAL_MM:
                 normal.append(les.lesion_id)
             elif d < _NODE_TARGET:
                 non_targets.append(les.lesion_id)

@@ -119,6 +119,9 @@ def to_mm(value: Decimal | int | str | float | None) -> Decimal | None:
     return Decimal(value)
 
 
+#: RECIST 1.1 (Eisenhauer 2009, section 3.1.1): a lymph node whose short axis is below this (mm)
+#: is normal — not a pathological node at baseline, and a target node "normal" again at follow-up.
+NODE_NORMAL_MM = Decimal(10)
 #: The precision (mm) of a stored diameter.
 STORED_MM = Decimal("0.1")
 

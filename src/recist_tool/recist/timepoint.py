@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from recist_tool.errors import RuleViolation
 from recist_tool.recist.model import (
+    NODE_NORMAL_MM,
     Category,
     Lesion,
     LesionAssessment,
@@ -38,7 +39,6 @@ __all__ = [
 
 TOO_SMALL_DEFAULT_MM = Decimal(5)
 _ZERO = Decimal(0)
-_NODE_NORMAL = Decimal(10)
 _PRESENT_STATES = (LesionState.PRESENT, LesionState.UNEQUIVOCAL_PROGRESSION, LesionState.INCREASED,
                    LesionState.TOO_SMALL)
 
@@ -109,7 +109,7 @@ def _is_pd(total: Decimal, nadir: Decimal) -> bool:
 
 
 def _all_normal(values: Sequence[tuple[Lesion, Decimal]]) -> bool:
-    return all((v < _NODE_NORMAL) if les.nodal else (v == 0) for les, v in values)
+    return all((v < NODE_NORMAL_MM) if les.nodal else (v == 0) for les, v in values)
 
 
 def target_response(
@@ -161,7 +161,7 @@ def non_target_response(non_targets: Sequence[Lesion], tp: Timepoint) -> tuple[R
         elif a.state in (LesionState.ABSENT, LesionState.MERGED):
             continue
         elif a.state is LesionState.MEASURED and a.diameter_mm is not None and (
-            a.diameter_mm == 0 or (les.nodal and a.diameter_mm < _NODE_NORMAL)
+            a.diameter_mm == 0 or (les.nodal and a.diameter_mm < NODE_NORMAL_MM)
         ):
             continue
         else:
@@ -299,7 +299,7 @@ def evaluate_timepoints(
             if cr_kind == "confirmed" or (
                     cr_kind == "any" and policies.reappearance_after_cr == "after_any_cr"):
                 back_t = [les.lesion_id for les, v in (s.values if s is not None else ())
-                          if (les.nodal and v >= _NODE_NORMAL) or (not les.nodal and v > 0)]
+                          if (les.nodal and v >= NODE_NORMAL_MM) or (not les.nodal and v > 0)]
                 back_nt = ntr is Response.NON_CR_NON_PD
                 if back_t:
                     tr = Response.PD

@@ -37,7 +37,7 @@ from scipy.spatial import cKDTree
 
 from recist_tool.segment.base import LesionMask, NoLesionError, Prompt, clip_to_box
 from recist_tool.segment.morphology import fill_cavities
-from recist_tool.segment.seed import check_seed, seed_statistics
+from recist_tool.segment.seed import AIR_MAX_HU, check_seed, seed_statistics
 from recist_tool.volume import Volume
 
 __version__ = "1.2"
@@ -158,7 +158,7 @@ class ClassicSegmenter:
                     "voi": (lo, hi),
                     "inscribed_radius_mm": None, "rays_with_edge": n_edge, "voi_radius_mm": radius}
         bg = float(np.median(bg_vals))
-        aerated = img < -600.0
+        aerated = img < AIR_MAX_HU
         in_lung = rays.in_lung()
         if in_lung and self.lung_background:
             # in lung the surroundings are aerated parenchyma; ground glass counts as lesion
@@ -299,7 +299,7 @@ class _Rays:
 
     def lung_fraction(self) -> float:
         """Share of the rays with an edge whose surroundings are aerated lung (< -600 HU)."""
-        return float(np.mean(np.asarray(self.bg_vals) < -600.0)) if self.bg_vals else 0.0
+        return float(np.mean(np.asarray(self.bg_vals) < AIR_MAX_HU)) if self.bg_vals else 0.0
 
     def in_lung(self) -> bool:
         """Most rays leave the lesion into aerated lung, which is darker than the lesion."""
