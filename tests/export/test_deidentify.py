@@ -91,6 +91,18 @@ def test_uid_mapping_is_keyed_deterministic_and_valid() -> None:
     assert remap_uid(uid + "1", b"k" * 16) != a
 
 
+def test_the_action_table_names_dicom_attributes_and_table_e1_1a_codes() -> None:
+    from pydicom.datadict import tag_for_keyword
+
+    from recist_tool.export.deidentify import ACTIONS, DATE_ATTRIBUTES
+
+    assert [k for k in [*ACTIONS, *DATE_ATTRIBUTES] if tag_for_keyword(k) is None] == []
+    assert {c.rstrip("*") for code in ACTIONS.values() for c in code.split("/")} <= set("DZXKCU")
+    assert all(ACTIONS[k] == "U" for k in ("StudyInstanceUID", "SeriesInstanceUID",
+                                           "SOPInstanceUID", "FrameOfReferenceUID", "TrackingUID",
+                                           "ReferencedSOPInstanceUID", "UID"))
+
+
 def test_resolve_action_keeps_objects_valid_and_dates_under_the_option() -> None:
     assert resolve_action("StationName", "X/Z/D") == "Z"
     assert resolve_action("DeviceSerialNumber", "X/Z/D") == "D"  # type 1 in the SEG
