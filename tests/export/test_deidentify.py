@@ -398,3 +398,35 @@ def test_secret_file_outside_the_settings_folder_is_found(tmp_path: Path) -> Non
     settings = tmp_path / "trial.toml"
     settings.write_text(f"[deidentify]\nsponsor = \"S\"\nsecret_file = \"{key}\"\n")
     assert read_deid_settings(settings, environ={}).secret == SECRET.encode()
+
+
+@pytest.mark.slow
+def test_a_deidentified_sr_imports_against_the_ct_deidentified_with_the_same_secret(
+        identified: Identified, exports: dict[str, list[Path]], tmp_path: Path) -> None:
+    import csv
+
+    import numpy as np
+
+    from recist_tool.store import TrialStore
+
+    cfg = read_deid_settings(identified.root / "settings" / "trial.toml")
+    folder = tmp_path / "ct-deid"
+    folder.mkdir()
+    for i, f in enumerate(sorted(p for p in identified.ct["BL"].rglob("*") if p.is_file())):
+        ds = pydicom.dcmread(f)
+        deidentify_dataset(ds, cfg, subject=SUBJECT, trial="T", visit="BL")
+        ds.save_as(folder / f"{i:04d}.dcm", enforce_file_format=True)
+    sr = next(p for p in exports["sr"] if p.stem.endswith("_BL_SR"))
+    out = tmp_path / "manifest.csv"
+    assert main(["import-sr", str(sr), "--ct", str(folder), "--date", "2025-01-06",
+                 "-o", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    with TrialStore(identified.db, read_only=True) as store:
+        bl = store.get_read(SUBJECT, "BL", reader="batch")
+    stored = {m.lesion_id: m for m in bl.measurements if m.state == "MEASURED"}
+    assert sorted(r["lesion_id"] for r in rows) == sorted(stored)
+    for r in rows:
+        assert (r["subject"], r["visit"]) == (SUBJECT, "BL")
+        line = np.array([[float(r[f"line_{a}{k}"]) for a in "xyz"] for k in (1, 2)])
+        long = np.array(stored[r["lesion_id"]].endpoints_lps["long"])
+        np.testing.assert_allclose(np.sort(line, axis=0), np.sort(long, axis=0), atol=0.006)
