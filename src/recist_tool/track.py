@@ -798,6 +798,7 @@ def track_lesions(
     """
     from recist_tool.measure import measure_mask
     from recist_tool.segment import NoLesionError, Prompt, get_segmenter, parse_segmenter_spec
+    from recist_tool.segment.base import with_scan_edges
 
     t0 = time.perf_counter()
     if not lesions:
@@ -959,6 +960,7 @@ def track_lesions(
                                             "propagated position: confirm absent or place it"),
                                      spec_used, {}, reg_info, tx))
             continue
+        mask = with_scan_edges(mask)  # a follow-up cut by the scan says so, as a baseline does
         c = _mask_centroid_lps(followup, mask.mask, mask.offset)
         d = float(np.linalg.norm(c - reader_c))
         status: Status = "found"

@@ -56,3 +56,24 @@ def test_scan_edges_names_every_edge_reached() -> None:
     assert scan_edges(LesionMask(m2, (2, 3, 3), shape, "x", "1", Prompt.at(2, 3, 3))) == []
     assert scan_edges(LesionMask(m2, (4, 3, 6), shape, "x", "1", Prompt.at(4, 3, 6))) == [
         "last slice", "image edge"]
+
+
+def test_segment_and_a_tracked_follow_up_cut_by_the_scan_are_flagged_too() -> None:
+    """The flag is not the workflow's alone: ``recist_tool.segment.segment`` (the library's
+    one-call entry) and a follow-up lesion found by tracking carry it as well."""
+    import SimpleITK as sitk
+
+    from recist_tool.segment import segment
+    from recist_tool.track import BaselineLesion, Registration, track_lesions
+
+    cut = segment(_nodule_volume(1), Prompt.at(1, 50, 50), "classic")
+    assert cut.info["scan_edge"] == ["first slice"] and cut.leak_bounded
+    baseline, followup = _nodule_volume(2), _nodule_volume(1)  # both cut by the first slice
+    centre = tuple(float(v) for v in baseline.index_to_lps((2, 50, 50)))
+    res = track_lesions(baseline, followup, [BaselineLesion("T01", centre, size_mm=16.0)],
+                        segmenter="classic", deformable="never",
+                        # the phantom has nothing but the nodule to register on: no motion
+                        registration=Registration(sitk.Euler3DTransform(), 0.0, 0.0, ()))
+    t = res.get("T01")
+    assert t.mask is not None and t.mask.info["scan_edge"] == ["first slice"]
+    assert t.mask.leak_bounded and any("first slice" in w for w in t.mask.warnings)

@@ -153,24 +153,6 @@ def contour_outline(field: np.ndarray, spacing: tuple[float, float], sigma_px: f
     return Outline(tuple(polys), (float(dy), float(dx)), float(sigma_px))
 
 
-def outline_from_smoothed(
-    smoothed: np.ndarray, mask: np.ndarray, spacing: tuple[float, float], sigma_px: float
-) -> Outline | None:
-    """Outline of one padded smoothed slice; ``None`` when a part of ``mask`` is too thin.
-
-    Parameters
-    ----------
-    smoothed : numpy.ndarray
-        ``(ny + 2*pad, nx + 2*pad)`` output of :func:`smooth_slices`.
-    mask : numpy.ndarray
-        The unpadded binary slice, used to check that every connected part keeps an outline.
-        ``smoothed`` is modified in place (see :data:`PIXEL_FLOOR`).
-    """
-    if not _prepare_field(smoothed, np.asarray(mask, dtype=bool), sigma_px):
-        return None
-    return contour_outline(smoothed, spacing, sigma_px)
-
-
 #: Directions over which :func:`field_diameter_bound` takes the outline's widths.
 _N_WIDTH_DIRS = 32
 

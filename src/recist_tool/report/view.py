@@ -316,8 +316,3 @@ def _notes(v: SubjectView) -> list[str]:
                                      for vv in fus):
         notes.append("No follow-up has a complete sum of diameters: no % change to plot.")
     return notes
-
-
-def order_subjects(views: Sequence[SubjectView]) -> list[SubjectView]:
-    """Subjects by code."""
-    return sorted(views, key=lambda s: s.code)

@@ -48,10 +48,18 @@ def segment(volume: Volume, prompt: Prompt, segmenter: str | Segmenter | None = 
         Registry name or instance; default :func:`default_segmenter_name`.
     node : bool
         The lesion is a lymph node.
+
+    Returns
+    -------
+    LesionMask
+        Flagged when it reaches an edge of the scan
+        (:func:`~recist_tool.segment.base.with_scan_edges`).
     """
+    from recist_tool.segment.base import with_scan_edges
+
     seg = get_segmenter(segmenter or default_segmenter_name()) if not hasattr(
         segmenter, "segment") else segmenter
-    return seg.segment(volume, prompt, node=node)  # type: ignore[union-attr]
+    return with_scan_edges(seg.segment(volume, prompt, node=node))  # type: ignore[union-attr]
 
 
 __all__ = ["ENTRY_POINT_GROUP", "LesionMask", "NoLesionError", "Prompt", "Segmenter",

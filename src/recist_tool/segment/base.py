@@ -9,7 +9,7 @@ segmenters never return an empty or arbitrary blob for it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -372,3 +372,50 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
         raise SegmentationError(f"masks differ in shape: {a.shape} vs {b.shape}")
     s = int(a.sum()) + int(b.sum())
     return 1.0 if s == 0 else 2.0 * int(np.logical_and(a, b).sum()) / s
+
+
+def scan_edges(lesion: LesionMask) -> list[str]:
+    """The edges of the scanned volume that a lesion mask reaches.
+
+    Parameters
+    ----------
+    lesion : LesionMask
+        A mask on its volume's grid.
+
+    Returns
+    -------
+    list of str
+        ``"first slice"``, ``"last slice"`` and ``"image edge"`` (a row or column at the border
+        of the slices), in that order, for those reached; empty when none is.
+    """
+    if lesion.is_empty:
+        return []
+    box = lesion.tight()  # the mask's bounding box on the volume grid
+    lo = np.asarray(box.offset)
+    hi = lo + np.asarray(box.mask.shape)
+    shape = np.asarray(box.volume_shape)
+    out = []
+    if lo[0] == 0:
+        out.append("first slice")
+    if hi[0] == shape[0]:
+        out.append("last slice")
+    if np.any(lo[1:] == 0) or np.any(hi[1:] == shape[1:]):
+        out.append("image edge")
+    return out
+
+
+def with_scan_edges(lesion: LesionMask) -> LesionMask:
+    """``lesion``, flagged when it reaches an edge of the scanned volume (:func:`scan_edges`):
+    ``leak_bounded`` set, ``info["scan_edge"]`` naming the edges and a warning that the lesion
+    may extend beyond the scan and its diameters be too short. Every path that segments a
+    lesion for a reader (a click or a line, a batch seed, a tracked follow-up) passes its mask
+    through this.
+    """
+    edges = scan_edges(lesion)
+    if not edges:
+        return lesion
+    return replace(
+        lesion, leak_bounded=True, info={**lesion.info, "scan_edge": edges},
+        warnings=(*lesion.warnings, f"the lesion reaches the {' and the '.join(edges)} of the "
+                  "scanned volume: it may extend beyond the scan, and its diameters may be "
+                  "too short"))
