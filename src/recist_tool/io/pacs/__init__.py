@@ -13,6 +13,10 @@ Public API
 is_pacs_ref(value) -> bool
 parse_ref(value) -> SeriesRef
 open_pacs_source(ref) -> context manager yielding SourceFiles
+open_pacs_series(ref, modality) -> context manager yielding (SeriesRef, list of Path)
+    One series of any modality (an SR, a SEG), checked to be of that modality.
+find_object_series(server_name, study_uid, sop_instance_uid, modality) -> str or None
+    The series of a study holding an object (a SEG an SR references).
 send(server_name, files) -> list of SentSeries
 use_settings(path)
     Take the servers from this trial settings file (also for worker processes).
@@ -42,8 +46,8 @@ from recist_tool.io.pacs.config import (
 )
 
 __all__ = ["CONFIG_ENV", "PacsError", "SentSeries", "SeriesRef", "Server", "fetch_series",
-           "find_series", "is_pacs_ref", "open_pacs_source", "parse_ref", "read_servers", "send",
-           "server", "use_settings"]
+           "find_object_series", "find_series", "is_pacs_ref", "open_pacs_series",
+           "open_pacs_source", "parse_ref", "read_servers", "send", "server", "use_settings"]
 
 
 def _proto(srv: Server) -> Any:
@@ -133,6 +137,68 @@ def open_pacs_source(value: str | os.PathLike[str]) -> Iterator[Any]:
         files = sorted(p for e in entries for p in e.instances.iterdir() if p.is_file())
         root = entries[0].instances if len(entries) == 1 else entries[0].folder.parent
         yield SourceFiles(files, root)
+
+
+@contextmanager
+def open_pacs_series(value: str | os.PathLike[str], modality: str
+                     ) -> Iterator[tuple[SeriesRef, list[Path]]]:
+    """Yield the cached files of one series of ``modality`` (an SR, a SEG) on a server.
+
+    Unlike :func:`open_pacs_source` (CT series for the loader), the reference must name the series,
+    and the server's search must give it the modality asked for; the files stay locked in the
+    cache while the context is open.
+
+    Parameters
+    ----------
+    value : str or path-like
+        ``pacs://SERVER/STUDY_UID/SERIES_UID``.
+    modality : str
+        The DICOM Modality the series must have (``SR``, ``SEG``).
+
+    Yields
+    ------
+    (SeriesRef, list of Path)
+        The reference (normalised) and the instance files, sorted.
+
+    Raises
+    ------
+    PacsError
+        A malformed reference or one without a series, an unknown server or one that cannot be
+        used, a series the server does not hold or of another modality: one line each.
+    """
+    ref = parse_ref(value)
+    if ref.series_uid is None:
+        raise PacsError(f"{ref}: name the {modality} series: "
+                        f"pacs://{ref.server}/{ref.study_uid}/SERIES_UID")
+    srv = server(ref.server)
+    found = _wanted(srv, ref)[0]
+    if (found["modality"] or "").upper() != modality.upper():
+        raise PacsError(f"{ref}: series {ref.series_uid} on PACS {srv.name} is "
+                        f"{found['modality'] or 'of no stated modality'}, not {modality}")
+    with fetch_series(srv, ref.study_uid, ref.series_uid, found["n"] or None) as entry:
+        yield ref, sorted(p for p in entry.instances.iterdir() if p.is_file())
+
+
+def find_object_series(server_name: str, study_uid: str, sop_instance_uid: str,
+                       modality: str | None = None) -> str | None:
+    """The SeriesInstanceUID of the series of ``study_uid`` that holds an object, or None.
+
+    Searches the study's series (of ``modality`` only, when given), then their instances; used to
+    find the DICOM SEG a TID 1411 SR group references by SOP Instance UID.
+
+    Raises
+    ------
+    PacsError
+        An unknown server or one that cannot be used.
+    """
+    srv = server(server_name)
+    mod = _proto(srv)
+    for s in find_series(srv, study_uid):
+        if not s["series_uid"] or (modality and (s["modality"] or "").upper() != modality.upper()):
+            continue
+        if sop_instance_uid in mod.find_instances(srv, study_uid, s["series_uid"]):
+            return str(s["series_uid"])
+    return None
 
 
 @dataclass(frozen=True)
