@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,9 +65,19 @@ def _series_holding(ct: str | os.PathLike[str], uid: str | None) -> str | None:
     raise InputError(f"{ct}: no CT series there holds the image the SR references ({uid})")
 
 
+def _series_location(ct_path: str | os.PathLike[str]) -> str:
+    """Where the CT lies, as the manifest and the store keep it: a PACS reference as written
+    (``pacs://SERVER/STUDY_UID[/SERIES_UID]``), a path made absolute."""
+    from recist_tool.io.pacs.config import is_pacs_ref, parse_ref
+
+    return str(parse_ref(ct_path)) if is_pacs_ref(ct_path) else str(Path(ct_path).resolve())
+
+
 def import_sr(sr_path: str | os.PathLike[str], ct_path: str | os.PathLike[str], *,
               series: str | None = None, subject: str | None = None, visit: str = "BL",
-              date: _dt.date | None = None, store: Any = None) -> SrImport:
+              date: _dt.date | None = None, store: Any = None,
+              seg_places: Sequence[str | os.PathLike[str]] = (), label: str | None = None
+              ) -> SrImport:
     """Read an SR and place its lesions on the CT series it references.
 
     Parameters
@@ -75,7 +86,8 @@ def import_sr(sr_path: str | os.PathLike[str], ct_path: str | os.PathLike[str], 
         The DICOM SR (TID 1500 with Long Axis / Short Axis measurements).
     ct_path : path-like
         Folder / zip / file holding the CT series the SR was read on (found by the SOP Instance UID
-        the SR references unless ``series`` names it).
+        the SR references unless ``series`` names it), or a PACS reference
+        ``pacs://SERVER/STUDY_UID[/SERIES_UID]`` (kept as the series location).
     series : str, optional
         SeriesInstanceUID (or stack id) of the CT.
     subject : str, optional
@@ -87,6 +99,12 @@ def import_sr(sr_path: str | os.PathLike[str], ct_path: str | os.PathLike[str], 
         Scan date. Default: the SR's study date, else the CT's.
     store : TrialStore, optional
         Only for looking up the subject by PatientID.
+    seg_places : sequence of path-like
+        Files / folders searched first for the SEG a TID 1411 group references (e.g. SEG series
+        retrieved from a PACS); then the SR's folder and the CT's.
+    label : str, optional
+        How errors name the SR (default ``sr_path``; e.g. the ``pacs://`` reference of an SR
+        retrieved into the cache).
 
     Raises
     ------
@@ -100,28 +118,30 @@ def import_sr(sr_path: str | os.PathLike[str], ct_path: str | os.PathLike[str], 
         validate_code(subject, "subject", where="--subject")
     validate_code(visit, "visit", where="--visit")
     report = read_measurement_report(sr_path)
+    name = label or str(sr_path)
     code = subject
     if code is None and store is not None and report.patient_id:
         code = store.subject_for_patient(report.patient_id)
     code = code or report.trial_subject_id
     if not code:
-        raise InputError(f"{sr_path}: the SR names no trial subject; give --subject")
+        raise InputError(f"{name}: the SR names no trial subject; give --subject")
     if subject is None:
-        validate_code(code, "subject", where=f"{sr_path}: ClinicalTrialSubjectID (or give --subject)"
-                      if code == report.trial_subject_id else f"{sr_path}: subject of its PatientID")
+        validate_code(code, "subject", where=f"{name}: ClinicalTrialSubjectID (or give --subject)"
+                      if code == report.trial_subject_id else f"{name}: subject of its PatientID")
     first = next((g.long.sop_instance_uid for g in report.groups if g.long.sop_instance_uid), None)
     stack = series if series is not None else _series_holding(ct_path, first)
     volume = load_volume(ct_path, stack)
-    lesions = locate_lesions(report, volume)
+    lesions = locate_lesions(report, volume, seg_places=seg_places)
     when = date or _date(report.study_date) or _date(volume.meta.study_date)
     if when is None:
-        raise InputError(f"{sr_path}: no study date in the SR or the CT; give --date")
-    return SrImport(code, visit, when, str(Path(ct_path).resolve()), volume.meta.series_uid,
+        raise InputError(f"{name}: no study date in the SR or the CT; give --date")
+    return SrImport(code, visit, when, _series_location(ct_path), volume.meta.series_uid,
                     volume.meta.study_uid, lesions, report)
 
 
 def write_manifest(imp: SrImport, path: str | os.PathLike[str]) -> Path:
-    """Write the import as ``recist batch`` manifest rows (CSV; series path relative to it):
+    """Write the import as ``recist batch`` manifest rows (CSV; series path relative to it, a
+    PACS reference as it is):
     each lesion with its seed and its long axis as the caliper line (``line_*`` columns) it is
     segmented from.
 
@@ -132,7 +152,10 @@ def write_manifest(imp: SrImport, path: str | os.PathLike[str]) -> Path:
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    rel = os.path.relpath(imp.series_path, out.resolve().parent)
+    from recist_tool.io.pacs.config import is_pacs_ref
+
+    rel = (imp.series_path if is_pacs_ref(imp.series_path)
+           else os.path.relpath(imp.series_path, out.resolve().parent))
     with atomic_file(out) as tmp:
         write_csv(tmp, CSV_COLUMNS, ({
             "subject": imp.subject, "visit": imp.visit, "date": imp.date.isoformat(),

@@ -5,11 +5,18 @@ Thin shell over :mod:`recist_tool.batch.sr_import`: always writes the lesions as
 manifest rows; with ``--db`` also records them as the reader's manual measurements. All or
 nothing: the SR is read and placed on the CT, and the database checked, before anything is
 written; the manifest appears only once the database rows are in.
+
+The SR, the CT and the SEG a TID 1411 group references may be on a PACS: the SR as its series
+``pacs://SERVER/STUDY_UID/SERIES_UID``, the CT as ``--ct pacs://SERVER/STUDY_UID[/SERIES_UID]``
+(default for an SR on a PACS: its study on the same server), the SEG found on the server by its
+SOP Instance UID in the SR's (or the CT's) study. Each is retrieved into the PACS cache
+(:mod:`recist_tool.io.pacs`) and read from there by the same code as files.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +37,69 @@ def _default_series(sr: Path) -> str | None:
     if any(g.long.sop_instance_uid for g in rep.groups):
         return None
     return next((g.source_series_uid for g in rep.groups if g.source_series_uid), None)
+
+
+def _open_sr(stack: ExitStack, sr: str) -> tuple[Path, Any]:
+    """The SR file to read and its PACS reference (None for a file).
+
+    An SR series on a PACS is retrieved into the cache (held open by ``stack``); it must hold
+    one SR object.
+    """
+    from recist_tool.io import pacs
+
+    if not pacs.is_pacs_ref(sr):
+        return Path(sr), None
+    ref, files = stack.enter_context(pacs.open_pacs_series(sr, "SR"))
+    if len(files) != 1:
+        raise InputError(f"{ref}: the series holds {len(files)} SR objects; import-sr reads one "
+                         "(a series per SR, as recist export writes)")
+    return files[0], ref
+
+
+def _ct_location(ct: str | None, sr_ref: Any) -> str:
+    """``--ct`` as given (a PACS reference normalised), else the SR's study on its server."""
+    from recist_tool.io import pacs
+
+    if ct is not None:
+        return str(pacs.parse_ref(ct)) if pacs.is_pacs_ref(ct) else ct
+    if sr_ref is None:
+        raise UsageError("--ct is needed: the folder / zip / file or pacs:// series of the CT the "
+                         "SR was read on")
+    return f"pacs://{sr_ref.server}/{sr_ref.study_uid}"
+
+
+def _segs_from_pacs(stack: ExitStack, sr_path: Path, sr_ref: Any, ct: str) -> list[Path]:
+    """Folders of the SEG series, retrieved from the PACS, that the SR's TID 1411 groups reference.
+
+    Looked for on the SR's server (else the CT's) in the SR's study (else the CT's), by SOP
+    Instance UID; a SEG already next to a local SR is not looked for. None for an SR and CT on
+    disk.
+    """
+    from recist_tool.io import pacs
+    from recist_tool.io.sr import find_seg, read_measurement_report
+
+    ct_ref = pacs.parse_ref(ct) if pacs.is_pacs_ref(ct) else None
+    where = sr_ref or ct_ref
+    if where is None:
+        return []
+    groups = [g for g in read_measurement_report(sr_path).groups if g.segment is not None]
+    studies = list(dict.fromkeys(r.study_uid for r in (sr_ref, ct_ref) if r is not None))
+    folders: dict[str, Path] = {}
+    for g in groups:
+        uid = g.segment.sop_instance_uid
+        if sr_ref is None and find_seg(uid, [sr_path.parent]) is not None:
+            continue
+        hit = next(((study, series) for study in studies
+                    if (series := pacs.find_object_series(where.server, study, uid, "SEG"))), None)
+        if hit is None:
+            raise InputError(f"{g.label or 'a measurement group'}: the SEG it references ({uid}) "
+                             f"is not on PACS {where.server} (searched study "
+                             f"{', '.join(studies)})")
+        if hit[1] not in folders:
+            _, files = stack.enter_context(
+                pacs.open_pacs_series(f"pacs://{where.server}/{hit[0]}/{hit[1]}", "SEG"))
+            folders[hit[1]] = files[0].parent
+    return list(folders.values())
 
 
 def _check_store(store: Any, imp: Any, *, reader: str, trial: str | None) -> None:
@@ -59,9 +129,13 @@ def _check_store(store: Any, imp: Any, *, reader: str, trial: str | None) -> Non
 
 @app.command("import-sr")
 def import_sr_cmd(
-    sr: Path = typer.Argument(..., help="DICOM SR file (TID 1500: Long/Short Axis, Length, "
-                                        "Diameter, outlines, SEG segments)."),
-    ct: Path = typer.Option(..., "--ct", help="Folder / zip / file holding the CT the SR was read on."),
+    sr: str = typer.Argument(..., help="DICOM SR file (TID 1500: Long/Short Axis, Length, "
+                                       "Diameter, outlines, SEG segments), or its series on a "
+                                       "PACS: pacs://SERVER/STUDY_UID/SERIES_UID."),
+    ct: str | None = typer.Option(None, "--ct",
+                                  help="Folder / zip / file holding the CT the SR was read on, "
+                                       "or pacs://SERVER/STUDY_UID[/SERIES_UID] (default for an "
+                                       "SR on a PACS: its study there)."),
     series: str | None = typer.Option(None, "--series",
                                       help="SeriesInstanceUID of the CT (default: the series "
                                            "holding the images the SR references)."),
@@ -77,10 +151,29 @@ def import_sr_cmd(
     trial: str | None = typer.Option(None, "--trial",
                                      help="Enrol the subject in this trial when the database "
                                           "does not know it (with --db)."),
+    settings: Path | None = typer.Option(None, "--settings",
+                                         help="Trial settings TOML naming the PACS servers "
+                                              "([pacs.NAME]; default $RECIST_PACS_CONFIG)."),
 ) -> None:
     """Turn the lesion measurements of a DICOM SR into baseline lesions with seeds: bidirectional
     and single-line (Length) calipers, outlines and SEG segments; lengths in cm / µm are
-    converted, other units refused. Nothing is written when it fails."""
+    converted, other units refused. The SR, the CT and a referenced SEG may be on a PACS
+    (pacs:// references). Nothing is written when it fails."""
+    from recist_tool.io.pacs import use_settings
+
+    use_settings(settings)
+    with ExitStack() as stack:  # series retrieved from a PACS stay locked in the cache until done
+        sr_path, sr_ref = _open_sr(stack, sr)
+        ct_loc = _ct_location(ct, sr_ref)
+        _import(sr_path, ct_loc, seg_places=_segs_from_pacs(stack, sr_path, sr_ref, ct_loc),
+                sr_label=str(sr_ref or sr_path), series=series, subject=subject, visit=visit,
+                date=date, out=out, db=db, reader=reader, trial=trial)
+
+
+def _import(sr: Path, ct: str, *, seg_places: list[Path], sr_label: str, series: str | None,
+            subject: str | None, visit: str, date: str | None, out: Path, db: str | None,
+            reader: str | None, trial: str | None) -> None:
+    """The import proper, on an SR file and a CT location (``import-sr``'s options)."""
     from recist_tool.batch.sr_import import import_sr, record_import, write_manifest
     from recist_tool.io.outputs import atomic_file
 
@@ -102,7 +195,8 @@ def import_sr_cmd(
 
         store = TrialStore(db)
     try:
-        imp = import_sr(sr, ct, series=series, subject=subject, visit=visit, date=when, store=store)
+        imp = import_sr(sr, ct, series=series, subject=subject, visit=visit, date=when,
+                        store=store, seg_places=seg_places, label=sr_label)
         if store is not None:
             _check_store(store, imp, reader=reader or "", trial=trial)
         with atomic_file(out) as tmp:  # the manifest appears only when the rows are recorded
@@ -124,6 +218,9 @@ def import_sr_cmd(
     console.print(t)
     for why in imp.report.skipped:
         console.print(f"skipped: {why}", highlight=False, markup=False, soft_wrap=True)
+    if sr_label != str(sr):
+        console.print(f"SR: {sr_label}; CT: {imp.series_path}", highlight=False, markup=False,
+                      soft_wrap=True)
     console.print(f"manifest: {out}", highlight=False, markup=False, soft_wrap=True)
     if store is not None:
         console.print(f"recorded {recorded} lesion(s) in {db} as {reader}'s read",
