@@ -19,6 +19,7 @@ import csv
 import json
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -59,20 +60,27 @@ MANIFEST_COLUMNS = ("subject", "visit", "date", "series_path", "series_uid", "le
                     "category", "organ", "nodal", "seed_x", "seed_y", "seed_z")
 #: Scan range in the body frame (mm, feet → head) and the reconstruction centre's LPS ``y``.
 SCAN_RANGE_BODY_Z = (-140.0, 75.0)
+#: The full-size profile's scan range (chest and abdomen, 375 mm: 301–376 slices of 1–1.25 mm).
+SCAN_RANGE_FULL_SIZE_Z = (-300.0, 75.0)
+#: The full-size profile's inspiration level at follow-ups relative to baseline (mm at the lung
+#: bases, random sign): the breathing difference between visits (:class:`Pose`).
+BREATH_RANGE_MM = (3.0, 8.0)
 RECON_CENTER_Y = 18.0
 #: Semi-axes of a cavity relative to its nodule, and the cavity's density.
 CAVITY_SCALE = 0.45
 CAVITY_HU = -950.0
 
 
-def make_grid(acq: Acquisition, table_z: float, n_slices: int | None = None) -> SliceGrid:
-    """The axial grid of an acquisition, covering the fixed scan range around ``table_z``."""
+def make_grid(acq: Acquisition, table_z: float, n_slices: int | None = None,
+              scan_range: tuple[float, float] = SCAN_RANGE_BODY_Z) -> SliceGrid:
+    """The axial grid of an acquisition, covering the fixed ``scan_range`` (body frame, mm)
+    around ``table_z``."""
     px = acq.pixel_spacing
     n = acq.matrix
     dz = acq.slice_thickness
-    z0 = table_z + SCAN_RANGE_BODY_Z[0]
+    z0 = table_z + scan_range[0]
     if n_slices is None:
-        n_slices = int((SCAN_RANGE_BODY_Z[1] - SCAN_RANGE_BODY_Z[0]) / dz) + 1
+        n_slices = int((scan_range[1] - scan_range[0]) / dz) + 1
     z = tuple(round(z0 + k * dz, 4) for k in range(n_slices))
     x0 = round(-(n - 1) / 2 * px, 4)
     y0 = round(RECON_CENTER_Y - (n - 1) / 2 * px, 4)
@@ -127,14 +135,18 @@ def _r(v: float, nd: int = 2) -> float:
 
 
 def _header(plan: SubjectPlan, subj_i: int, visit: str, visit_i: int, acq: Acquisition,
-            seed: int) -> SeriesHeader:
+            seed: int, full_size: bool = False) -> SeriesHeader:
     sid = plan.subject
+    if full_size:  # UIDs of their own: the full-size series are other images of the same visit
+        sid_uid: object = ("full-size", sid)
+    else:
+        sid_uid = sid
     return SeriesHeader(
         patient_name=plan.patient_name,
         patient_id=sid,
-        study_uid=det_uid(seed, sid, visit, "study"),
-        series_uid=det_uid(seed, sid, visit, "series"),
-        frame_of_reference_uid=det_uid(seed, sid, visit, "frame"),
+        study_uid=det_uid(seed, sid_uid, visit, "study"),
+        series_uid=det_uid(seed, sid_uid, visit, "series"),
+        frame_of_reference_uid=det_uid(seed, sid_uid, visit, "frame"),
         study_date=plan.dates[visit],
         study_time=f"{9 + (subj_i + visit_i) % 7:02d}{(17 * subj_i + 11 * visit_i) % 60:02d}00",
         accession_number=f"SYNACC{subj_i:03d}{visit_i:02d}",
@@ -165,7 +177,8 @@ def _visit_lesions(plan: SubjectPlan, visit: str, grid: SliceGrid, pose: Pose,
         if visit not in les.sizes:
             continue  # a new lesion before it appears
         shape = lesion_shape(les, visit, plan.contrast)
-        center_lps = pose.to_lps(les.center_at(visit))
+        les_pose = pose.lesion_pose(les.center_at(visit))  # pose itself unless breathing
+        center_lps = les_pose.to_lps(les.center_at(visit))
         entry: dict[str, Any] = {
             "category": les.category,
             "organ": les.organ,
@@ -178,7 +191,7 @@ def _visit_lesions(plan: SubjectPlan, visit: str, grid: SliceGrid, pose: Pose,
             "lesion_hu": LESION_HU[les.tissue][1 if plan.contrast else 0],
         }
         if shape is not None:
-            placed = shape.placed(pose)
+            placed = shape.placed(les_pose)
             sec = placed.measure_on(grid, nodal=les.nodal)
             if sec is None:
                 if not require_all:
@@ -221,6 +234,7 @@ def generate_trial(
     n_subjects: int = 3,
     progress: Callable[[str], None] | None = None,
     large_lesions: bool = False,
+    full_size: bool = False,
 ) -> dict[str, Any]:
     """Write the synthetic trial under ``out_dir`` and return its ground truth.
 
@@ -239,6 +253,10 @@ def generate_trial(
         Write the large-lesion trial instead (``README.md``): a lobulated ~80 mm central lung
         primary abutting the mediastinum (SYN-001 T05), a nodal conglomerate (SYN-002 T03) and
         a ~50 mm necrotic, rim-enhancing liver metastasis (SYN-003 T04), with the same responses.
+    full_size : bool
+        The full-size profile (``README.md``): 512 × 512 pixels of 0.70–0.78 mm, 301–376 slices
+        of 1–1.25 mm over 375 mm of chest and abdomen, breathing differences between visits,
+        the large-lesion design (implies ``large_lesions``), UIDs of their own.
 
     Returns
     -------
@@ -247,30 +265,34 @@ def generate_trial(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return _build_trial(out, seed, n_subjects, progress, large_lesions)
+    return _build_trial(out, seed, n_subjects, progress, large_lesions, full_size)
 
 
 def trial_ground_truth(seed: int = 0, n_subjects: int = 3,
-                       large_lesions: bool = False) -> dict[str, Any]:
+                       large_lesions: bool = False, full_size: bool = False) -> dict[str, Any]:
     """The ground truth :func:`generate_trial` would write, without rendering any image.
 
     Fast (milliseconds; a fraction of a second with ``large_lesions``, whose lobulated lesions
     are measured numerically): geometry, patient shifts, lesion axes and expected responses only.
     """
-    return _build_trial(None, seed, n_subjects, None, large_lesions)
+    return _build_trial(None, seed, n_subjects, None, large_lesions, full_size)
 
 
 def _build_trial(out: Path | None, seed: int, n_subjects: int,
                  progress: Callable[[str], None] | None,
-                 large_lesions: bool = False) -> dict[str, Any]:
+                 large_lesions: bool = False, full_size: bool = False) -> dict[str, Any]:
     if n_subjects < 1:
         raise ValueError("n_subjects must be at least 1")
+    large_lesions = large_lesions or full_size
     plans = build_subjects(n_subjects, rng=np.random.default_rng([seed, 10_000]),
-                           large_lesions=large_lesions)
+                           large_lesions=large_lesions, full_size=full_size)
+    scan_range = SCAN_RANGE_FULL_SIZE_Z if full_size else SCAN_RANGE_BODY_Z
     generator: dict[str, Any] = {"name": "recist_tool.sample_data", "version": GENERATOR_VERSION,
                                  "seed": seed, "n_subjects": n_subjects}
     if large_lesions:
         generator["large_lesions"] = True
+    if full_size:
+        generator["profile"] = "full-size"
     gt: dict[str, Any] = {
         "generator": generator,
         "conventions": {
@@ -287,12 +309,16 @@ def _build_trial(out: Path | None, seed: int, n_subjects: int,
     rows: list[dict[str, str]] = []
     for subj_i, plan in enumerate(plans, start=1):
         prng = np.random.default_rng([seed, subj_i, 0])
+        brng = np.random.default_rng([seed, subj_i, 0, 2])  # breathing, full-size only
         tps: dict[str, Any] = {}
         for visit_i, (visit, _) in enumerate(VISITS):
             acq = plan.acquisitions[visit]
             pose = _pose(prng, plan.table_z, baseline=visit_i == 0)
-            grid = make_grid(acq, plan.table_z)
-            header = _header(plan, subj_i, visit, visit_i, acq, seed)
+            if full_size and visit_i > 0:
+                breath = float(brng.choice([-1.0, 1.0]) * brng.uniform(*BREATH_RANGE_MM))
+                pose = replace(pose, breath_mm=round(breath, 2))
+            grid = make_grid(acq, plan.table_z, scan_range=scan_range)
+            header = _header(plan, subj_i, visit, visit_i, acq, seed, full_size)
             rel = f"{plan.subject}/{visit}"
             if out is None:
                 lesions, _ = _visit_lesions(plan, visit, grid, pose)
@@ -308,8 +334,9 @@ def _build_trial(out: Path | None, seed: int, n_subjects: int,
                                 no_extension=acq.no_extension)
                 if acq.localizer:
                     scout = SeriesHeader(**{**header.__dict__, "series_number": 1,
-                                            "series_uid": det_uid(seed, plan.subject, visit,
-                                                                  "scout")})
+                                            "series_uid": det_uid(
+                                                seed, ("full-size", plan.subject) if full_size
+                                                else plan.subject, visit, "scout")})
                     write_localizer(folder, hu, grid, scout, seed)
             base_pose = Pose(0.0, (0.0, RECON_CENTER_Y, plan.table_z))
             tps[visit] = {
@@ -337,6 +364,7 @@ def _build_trial(out: Path | None, seed: int, n_subjects: int,
                     "shift_from_baseline_mm": [_r(a - b, 3) for a, b in
                                                zip(pose.translation, base_pose.translation,
                                                    strict=True)],
+                    **({"breath_mm": pose.breath_mm} if full_size else {}),
                 },
                 "lesions": lesions,
             }

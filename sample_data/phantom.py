@@ -24,6 +24,8 @@ from scipy.spatial import ConvexHull, distance
 
 __all__ = [
     "Pose",
+    "BREATH_TOP_Z",
+    "BREATH_BASE_Z",
     "SliceGrid",
     "Ellipsoid",
     "LesionShape",
@@ -74,6 +76,12 @@ def _as_rotation(m: np.ndarray) -> tuple[tuple[float, float, float], ...]:
     return tuple(tuple(float(v) for v in row) for row in m)
 
 
+#: Body-frame heights (mm) of the lung apices and bases between which breathing stretches the
+#: anatomy (:attr:`Pose.breath_mm`).
+BREATH_TOP_Z = 75.0
+BREATH_BASE_Z = -90.0
+
+
 @dataclass(frozen=True)
 class Pose:
     """Rigid placement of the body frame in LPS: ``p_lps = Rz(yaw) @ p_body + translation``.
@@ -84,10 +92,46 @@ class Pose:
         Rotation about the scanner's ``z`` axis, degrees.
     translation : tuple of float
         LPS position (mm) of the body frame's origin.
+    breath_mm : float
+        Inspiration level relative to the design (the full-size profile's breathing): the anatomy
+        is displaced along ``z`` by :meth:`breath_shift`, 0 at the lung apices
+        (:data:`BREATH_TOP_Z`) growing linearly to ``breath_mm`` caudally at the lung bases
+        (:data:`BREATH_BASE_Z`) and below, so lungs stretch and the upper abdomen moves down
+        (positive: deeper inspiration). Lesions move rigidly with the displacement at their
+        centre (:meth:`lesion_pose`). 0 (the default) is the rigid pose of the small trial.
     """
 
     yaw_deg: float = 0.0
     translation: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    breath_mm: float = 0.0
+
+    def breath_shift(self, z_body: float | np.ndarray) -> float | np.ndarray:
+        """Caudal displacement (mm) of the anatomy at body-frame height ``z_body``.
+
+        The content shown at ``z_body`` is the design's content at ``z_body + breath_shift``.
+        """
+        frac = np.clip((BREATH_TOP_Z - np.asarray(z_body, float)) / (BREATH_TOP_Z - BREATH_BASE_Z),
+                       0.0, 1.0)
+        return self.breath_mm * frac
+
+    def lesion_pose(self, center_body: Sequence[float]) -> Pose:
+        """The rigid pose that places a lesion centred at ``center_body`` (design frame).
+
+        Without breathing this pose itself; with it the lesion is moved along ``z`` to where the
+        breathing displacement takes its centre (solving ``z + breath_shift(z) = z_centre``).
+        """
+        if self.breath_mm == 0.0:
+            return self
+        zc = float(center_body[2])
+        k = self.breath_mm / (BREATH_TOP_Z - BREATH_BASE_Z)
+        if zc >= BREATH_TOP_Z:
+            zd = zc
+        elif zc - self.breath_mm <= BREATH_BASE_Z:
+            zd = zc - self.breath_mm
+        else:
+            zd = (zc - k * BREATH_TOP_Z) / (1.0 - k)
+        tx, ty, tz = self.translation
+        return Pose(self.yaw_deg, (tx, ty, tz + (zd - zc)))
 
     @property
     def rotation(self) -> np.ndarray:
@@ -637,7 +681,10 @@ def render_anatomy(grid: SliceGrid, pose: Pose, contrast: bool) -> np.ndarray:
     yb = (rot[0, 1] * (xl - tx) + rot[1, 1] * (yl - ty)).astype(np.float32)
     vol = np.empty(grid.shape, np.float32)
     for k, z in enumerate(grid.z):
-        vol[k] = _paint_slice(xb, yb, float(z) - tz, contrast)
+        zb = float(z) - tz
+        if pose.breath_mm != 0.0:
+            zb += float(pose.breath_shift(zb))
+        vol[k] = _paint_slice(xb, yb, zb, contrast)
     return vol
 
 

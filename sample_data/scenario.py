@@ -20,7 +20,7 @@ subcarinal and hilar nodes (B's T03) and a ~50 mm necrotic, rim-enhancing liver 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -284,6 +284,25 @@ _ACQ: dict[str, dict[str, Acquisition]] = {
     },
 }
 
+#: The full-size profile (``build_subjects(full_size=True)``): pixel spacing and slice thickness
+#: (mm) per archetype and visit on a 512 × 512 matrix; every other acquisition feature (vendor,
+#: kernel, storage, header quirks, noise) as in :data:`_ACQ`.
+_FULL_SIZE: dict[str, dict[str, tuple[float, float]]] = {
+    "A": {"BL": (0.703125, 1.0), "W06": (0.78125, 1.25), "W12": (0.7421875, 1.0)},
+    "B": {"BL": (0.78125, 1.25), "W06": (0.7421875, 1.25), "W12": (0.78125, 1.0)},
+    "C": {"BL": (0.7421875, 1.0), "W06": (0.703125, 1.0), "W12": (0.78125, 1.25)},
+}
+FULL_SIZE_MATRIX = 512
+
+
+def full_size_acquisitions(arch: str) -> dict[str, Acquisition]:
+    """The full-size profile's acquisitions of archetype ``arch`` (512², 0.70–0.78 mm pixels,
+    1–1.25 mm slices), derived from the small trial's."""
+    return {visit: replace(acq, matrix=FULL_SIZE_MATRIX, pixel_spacing=_FULL_SIZE[arch][visit][0],
+                           slice_thickness=_FULL_SIZE[arch][visit][1])
+            for visit, acq in _ACQ[arch].items()}
+
+
 _CONTRAST = {"A": True, "B": False, "C": True}
 _TABLE_Z = {"A": -150.0, "B": -612.5, "C": -95.0}
 _FIRST_BASELINE = date(2025, 3, 3)
@@ -292,7 +311,7 @@ _DAY_OFFSETS = {"A": (43, 85), "B": (41, 86), "C": (42, 84)}
 
 
 def build_subjects(n_subjects: int = 3, rng: np.random.Generator | None = None,
-                   large_lesions: bool = False) -> list[SubjectPlan]:
+                   large_lesions: bool = False, full_size: bool = False) -> list[SubjectPlan]:
     """The trial's subjects, ``SYN-001`` … in order.
 
     Parameters
@@ -306,6 +325,9 @@ def build_subjects(n_subjects: int = 3, rng: np.random.Generator | None = None,
         The large-lesion trial: A gains a lobulated ~80 mm central lung primary abutting the
         mediastinum (T05, cavitating), B's subcarinal node becomes a conglomerate of merged
         nodes (T03), C gains a ~50 mm necrotic, rim-enhancing liver metastasis (T04).
+    full_size : bool
+        The full-size profile's acquisitions (:func:`full_size_acquisitions`) instead of the
+        small trial's; the design (lesions, dates) is unchanged.
 
     Returns
     -------
@@ -333,7 +355,7 @@ def build_subjects(n_subjects: int = 3, rng: np.random.Generator | None = None,
             contrast=_CONTRAST[arch],
             table_z=_TABLE_Z[arch],
             dates=dates,
-            acquisitions=_ACQ[arch],
+            acquisitions=full_size_acquisitions(arch) if full_size else _ACQ[arch],
             lesions=lesions,
             description=desc,
         ))

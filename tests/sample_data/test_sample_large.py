@@ -309,7 +309,7 @@ def test_cli_passes_large_lesions(tmp_path, monkeypatch, capsys):
 
     seen = {}
 
-    def fake(out, seed=0, n_subjects=3, progress=None, large_lesions=False):
+    def fake(out, seed=0, n_subjects=3, progress=None, large_lesions=False, full_size=False):
         seen.update(large_lesions=large_lesions, n_subjects=n_subjects)
         return trial_ground_truth(seed, n_subjects, large_lesions=large_lesions)
 

@@ -25,6 +25,11 @@ def sample_data(
         help="The large-lesion trial: an ~80 mm lobulated central lung primary abutting the "
              "mediastinum, a nodal conglomerate and a ~50 mm necrotic liver metastasis join the "
              "archetypes (same responses)."),
+    full_size: bool = typer.Option(
+        False, "--full-size",
+        help="Full-size series (512² at 0.70–0.78 mm, 301–376 slices of 1–1.25 mm over chest "
+             "and abdomen, breathing between visits) with the large lesions; about 530 MB "
+             "and 40 s a subject on 2 cores."),
 ) -> None:
     """Generate a small synthetic trial: CT series, ground_truth.json and manifest.csv."""
     from recist_tool.sample_data import generate_trial
@@ -37,9 +42,9 @@ def sample_data(
     with console.status("writing synthetic trial…") as status:
         gt = generate_trial(out, seed=seed, n_subjects=subjects,
                             progress=lambda msg: status.update(Text(f"wrote {msg}")),
-                            large_lesions=large_lesions)
+                            large_lesions=large_lesions, full_size=full_size)
     elapsed = time.perf_counter() - t0
-    kind = ", large lesions" if large_lesions else ""
+    kind = ", full size" if full_size else ", large lesions" if large_lesions else ""
     table = Table(title=f"Synthetic trial in {out} (seed {seed}{kind})")
     for col in ("subject", "visit", "date", "slices", "mm", "lesions", "SOD mm", "expected"):
         table.add_column(col, no_wrap=True)
