@@ -61,6 +61,7 @@ from typing import Any, Literal
 import numpy as np
 
 from recist_tool.errors import GeometryError, InputError, SegmentationError
+from recist_tool.stages import timed
 from recist_tool.volume import Volume
 
 __all__ = ["BaselineLesion", "TrackedLesion", "TrackResult", "Registration", "register_rigid",
@@ -268,6 +269,7 @@ class _Pyramid:
         return self._levels[level_mm]
 
 
+@timed("register")
 def _pyramid(image: Volume | Any) -> _Pyramid:
     if isinstance(image, _Pyramid):
         return image
@@ -355,6 +357,7 @@ def _as_mask(img: Any, keep: np.ndarray) -> Any:
     return m
 
 
+@timed("register")
 def register_rigid(baseline: Volume | Any, followup: Volume | Any, *,
                    levels_mm: Sequence[float] = (6.0, 3.0),
                    exclude: Sequence[tuple[Sequence[float], float]] = ()) -> Registration:
@@ -489,6 +492,7 @@ _LOCAL_MM = 1.5
 _DEFORMABLE_MM = 3.0
 
 
+@timed("register")
 def _refine(pf: _Pyramid, pm: _Pyramid, glob: Any, center: Sequence[float], half_mm: float,
             deformable_below: float, deformable: str,
             balls: Sequence[tuple[np.ndarray, float]] = (),

@@ -88,6 +88,11 @@ class CaseResult:
     """Outcome of one case. ``ok`` False carries a one-line ``error``; lesions are then empty.
 
     ``seconds`` is the case's wall time in the worker, ``cpu_seconds`` its CPU time there.
+    ``stages`` splits the wall time into ``(stage, seconds)`` pairs: ``load`` (reading the
+    series, and the baseline's for a follow-up unless the worker holds it), ``register``
+    (tracking's pyramids and registrations), ``segment`` (segmentation and the rest of tracking)
+    and ``measure`` (:func:`~recist_tool.measure.measure_mask`); ``peak_rss_mib`` is the worker
+    process's peak resident memory so far (MiB; None where the platform does not say).
     """
 
     subject: str
@@ -103,6 +108,8 @@ class CaseResult:
     worker: str = ""
     notes: tuple[str, ...] = ()
     cpu_seconds: float = 0.0
+    stages: tuple[tuple[str, float], ...] = ()
+    peak_rss_mib: float | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -352,6 +359,29 @@ def score_case(case: Case, baseline: BaselineRef | None = None, *,
         ``ok`` False with a one-line ``error`` for a bad series (cannot be read, not CT, a seed not
         on a lesion, tracking failure); never raises for those.
     """
+    from recist_tool.stages import collect
+
+    with collect() as stages:
+        res = _score_case(case, baseline, segmenter)
+    return replace(res, stages=tuple((k, round(v, 4)) for k, v in stages.items()),
+                   peak_rss_mib=_peak_rss_mib())
+
+
+def _peak_rss_mib() -> float | None:
+    """This process's peak resident memory (MiB), or None without ``resource`` (Windows)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+
+
+def _score_case(case: Case, baseline: BaselineRef | None, segmenter: str) -> CaseResult:
+    from recist_tool.stages import stage
+
     t0 = time.perf_counter()
     c0 = time.process_time()
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -364,20 +394,24 @@ def score_case(case: Case, baseline: BaselineRef | None = None, *,
     try:
         seg = worker_segmenter(segmenter)
         options = segmenter.partition(":")[2]
-        vol = cached_volume(case.series_path, case.series_uid)
+        with stage("load"):
+            vol = cached_volume(case.series_path, case.series_uid)
         lesions: list[LesionResult] = []
         seeded_ids = {les.lesion_id for les in case.lesions}
         if baseline is not None:
             refs = [r for r in baseline.lesions if r.lesion_id not in seeded_ids]
             if refs:
-                bvol = cached_volume(baseline.series_path, baseline.series_uid)
-                lesions += _tracked(bvol, vol, refs, segmenter, options)
+                with stage("load"):
+                    bvol = cached_volume(baseline.series_path, baseline.series_uid)
+                with stage("segment"):
+                    lesions += _tracked(bvol, vol, refs, segmenter, options)
         ref_by_id = {r.lesion_id: r for r in (baseline.lesions if baseline else ())}
         for les in case.lesions:
             ref = ref_by_id.get(les.lesion_id)
             if ref is not None:  # re-seeded baseline lesion keeps its baseline category
                 les = replace(les, category=ref.category, organ=ref.organ, nodal=ref.nodal)
-            lesions.append(_seeded(vol, les, seg, case, options, segmenter))
+            with stage("segment"):
+                lesions.append(_seeded(vol, les, seg, case, options, segmenter))
     except RecistToolError as exc:
         return fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except MemoryError:

@@ -25,6 +25,7 @@ from recist_tool.measure.planar import (
     slice_outline,
 )
 from recist_tool.measure.result import AxisMeasurement, ComponentAxes, Segment3
+from recist_tool.stages import timed
 from recist_tool.volume import Volume
 
 _EIGHT = np.ones((3, 3), bool)
@@ -322,6 +323,7 @@ def _to_voxel_lps(
     return as_t(idx), as_t(lps)
 
 
+@timed("measure")
 def measure_mask(
     volume: Volume,
     mask: np.ndarray | None = None,
