@@ -161,22 +161,6 @@ def import_sr_cmd(
     (pacs:// references). Nothing is written when it fails."""
     from recist_tool.io.pacs import use_settings
 
-    use_settings(settings)
-    with ExitStack() as stack:  # series retrieved from a PACS stay locked in the cache until done
-        sr_path, sr_ref = _open_sr(stack, sr)
-        ct_loc = _ct_location(ct, sr_ref)
-        _import(sr_path, ct_loc, seg_places=_segs_from_pacs(stack, sr_path, sr_ref, ct_loc),
-                sr_label=str(sr_ref or sr_path), series=series, subject=subject, visit=visit,
-                date=date, out=out, db=db, reader=reader, trial=trial)
-
-
-def _import(sr: Path, ct: str, *, seg_places: list[Path], sr_label: str, series: str | None,
-            subject: str | None, visit: str, date: str | None, out: Path, db: str | None,
-            reader: str | None, trial: str | None) -> None:
-    """The import proper, on an SR file and a CT location (``import-sr``'s options)."""
-    from recist_tool.batch.sr_import import import_sr, record_import, write_manifest
-    from recist_tool.io.outputs import atomic_file
-
     when = None
     if date is not None:
         try:
@@ -187,6 +171,22 @@ def _import(sr: Path, ct: str, *, seg_places: list[Path], sr_label: str, series:
         raise UsageError("--db needs --reader (whose read the lesions become)")
     if db is not None and "://" not in db and not Path(db).is_file():
         raise InputError(f"no database at {db}")
+    use_settings(settings)
+    with ExitStack() as stack:  # series retrieved from a PACS stay locked in the cache until done
+        sr_path, sr_ref = _open_sr(stack, sr)
+        ct_loc = _ct_location(ct, sr_ref)
+        _import(sr_path, ct_loc, seg_places=_segs_from_pacs(stack, sr_path, sr_ref, ct_loc),
+                sr_label=str(sr_ref or sr_path), series=series, subject=subject, visit=visit,
+                when=when, out=out, db=db, reader=reader, trial=trial)
+
+
+def _import(sr: Path, ct: str, *, seg_places: list[Path], sr_label: str, series: str | None,
+            subject: str | None, visit: str, when: _dt.date | None, out: Path, db: str | None,
+            reader: str | None, trial: str | None) -> None:
+    """The import proper, on an SR file and a CT location (``import-sr``'s options, checked)."""
+    from recist_tool.batch.sr_import import import_sr, record_import, write_manifest
+    from recist_tool.io.outputs import atomic_file
+
     if series is None and sr.is_file():
         series = _default_series(sr)
     store = None
