@@ -10,12 +10,26 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from qtpy.QtWidgets import QHBoxLayout, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QGridLayout,
+    QPushButton,
+    QSizePolicy,
+    QTableWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
+from napari_recist._tables import cell, fit_columns
 from recist_tool.reading import Proposal
 
 #: The states a proposed lesion can be marked with (``recist_tool.reading.STATES`` keys).
 MARKS = ("absent", "too small", "not evaluable", "present", "unequivocal progression")
+#: Accept and the mark buttons are laid out this many a row.
+BUTTONS_PER_ROW = 3
+#: The proposals table's height (pixels): its header and four rows (more scroll).
+TABLE_HEIGHT = 150
+#: The proposals table's columns.
+COLUMNS = ("lesion", "status", "confidence", "diameter mm", "notes")
 
 
 def fmt_mm(v: Any, unit: str = "") -> str:
@@ -50,19 +64,23 @@ class ProposalList(QWidget):
         v.setContentsMargins(0, 0, 0, 0)
         self.propose_btn = QPushButton("Propose baseline lesions at this visit (tracking)")
         v.addWidget(self.propose_btn)
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["lesion", "status", "confidence", "diameter mm",
-                                              "notes"])
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setSelectionBehavior(QTableWidget.SelectRows)
-        self.table.setMinimumHeight(170)
+        # four rows in sight, and no more asked of the layout (its own size hint is taller):
+        # the Read tab fits 1920 x 1080 with the buttons' second row
+        self.table.setMinimumHeight(TABLE_HEIGHT)
+        self.table.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Ignored)
+        fit_columns(self.table, stretch=COLUMNS.index("notes"))
         v.addWidget(self.table)
-        row = QHBoxLayout()
         self.accept_btn = QPushButton("Accept")
-        row.addWidget(self.accept_btn)
+        # Accept and the marks in rows of :data:`BUTTONS_PER_ROW`: six in one row made the panel
+        # wider than its dock
+        grid = QGridLayout()
         self.state_btns = {st: QPushButton(st) for st in MARKS}
-        for b in self.state_btns.values():
-            row.addWidget(b)
-        v.addLayout(row)
+        for i, b in enumerate([self.accept_btn, *self.state_btns.values()]):
+            grid.addWidget(b, i // BUTTONS_PER_ROW, i % BUTTONS_PER_ROW)
+        v.addLayout(grid)
 
     def show_proposals(self, proposals: Sequence[Proposal], visit: str | None,
                        stored: Mapping[str, Any]) -> None:
@@ -74,7 +92,7 @@ class ProposalList(QWidget):
             status = p.status + (" ✓ stored" if p.lesion_id in stored else "")
             for j, val in enumerate((p.lesion_id, status, f"{p.confidence:.2f}", fmt_mm(d),
                                      "; ".join(p.notes))):
-                self.table.setItem(i, j, QTableWidgetItem(val))
+                self.table.setItem(i, j, cell(val))
 
     def selected(self) -> Proposal | None:
         """The proposal of the one selected row."""
@@ -91,3 +109,4 @@ class ProposalList(QWidget):
                 self.table.selectRow(i)
                 return p
         raise KeyError(lesion_id)
+

@@ -21,11 +21,11 @@ from qtpy.QtWidgets import (
     QScrollArea,
     QSplitter,
     QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
+from napari_recist._tables import cell, fit_columns
 from recist_tool.reading import CATEGORIES, ReadingTable
 from recist_tool.report.view import fmt_pct
 
@@ -107,15 +107,16 @@ class TimepointTable(QWidget):
         # lesion names in a first column (the vertical header clipped them), one column per visit
         t.setColumnCount(len(visits) + 1)
         t.setHorizontalHeaderLabels(["lesion"] + [f"{v}\n{d.isoformat()}" for v, d in tab.visits])
+        fit_columns(t, stretch=0)  # the lesions' names take the width left
         t.verticalHeader().setVisible(False)
         t.setRowCount(len(tab.rows) + len(SUMMARY_ROWS))
         heads = [f"{r.lesion_id} {r.category.lower()} {r.organ}{' (node)' if r.nodal else ''}"
                  for r in tab.rows] + list(SUMMARY_ROWS)
         for i, h in enumerate(heads):
-            t.setItem(i, 0, QTableWidgetItem(h))
+            t.setItem(i, 0, cell(h))
         for i, r in enumerate(tab.rows):
             for j, v in enumerate(visits, start=1):
-                t.setItem(i, j, QTableWidgetItem(r.cells.get(v, "")))
+                t.setItem(i, j, cell(r.cells.get(v, "")))
         n = len(tab.rows)
         for j, v in enumerate(visits, start=1):
             resp = tab.responses.get(v)
@@ -128,8 +129,7 @@ class TimepointTable(QWidget):
                     (resp.confirmed_overall or resp.overall or "")
                     + (" ✔ signed" if resp.status == "signed" else "")]
             for k, val in enumerate(vals):
-                t.setItem(n + k, j, QTableWidgetItem("" if val is None else str(val)))
-        t.resizeColumnsToContents()
+                t.setItem(n + k, j, cell("" if val is None else str(val)))
         lines = []
         for v in visits[1:]:
             resp = tab.responses.get(v)

@@ -43,6 +43,10 @@ LABEL_GAP_MM = 3.0
 LABEL_SIZE = 13
 #: A label's shadow (drawn in black under it) lies this far down and right (voxels).
 LABEL_SHADOW_VOX = 0.3
+#: Point size of the labels of the lesion under review's axes (review layer).
+REVIEW_LABEL_SIZE = 11
+#: The review layer's line colour (RGBA, yellow).
+REVIEW_INK = (1.0, 1.0, 0.0, 1.0)
 #: Text colours of the measurements layer: a label, its shadow.
 LABEL_INK, SHADOW_INK = "cyan", "black"
 
@@ -76,6 +80,7 @@ class VisitLayers:
         self.offsets: dict[str, np.ndarray] = {}
         self._base: dict[str, dict[str, np.ndarray]] = {}  # visit → kind → unshifted affine
         self._arranging = False
+        self._review_lines: dict[str, int] = {}  # visit → lines in its review layer (set_review)
 
     # --- adding, removing, arranging ---------------------------------------------------------
 
@@ -121,8 +126,8 @@ class VisitLayers:
         yield
         review = v.add_shapes(ndim=3, name=f"{visit} review", affine=aff, edge_color="yellow",
                               edge_width=1.5, features={"label": np.array([], dtype=object)},
-                              text={"string": "{label}", "color": "yellow", "size": 10,
-                                    "anchor": "upper_left"})
+                              text={"string": "{label}", "color": "yellow",
+                                    "size": REVIEW_LABEL_SIZE, "anchor": "upper_left"})
         review.events.data.connect(lambda e: on_review_edit(visit, e))
         self.layers[visit] = {"image": img, "labels": labels, "nearby": nearby, "stored": stored,
                               "review": review}
@@ -270,19 +275,42 @@ class VisitLayers:
             d["image"].contrast_limits = limits
 
     def set_review(self, visit: str, lines: Sequence[np.ndarray] = (),
-                   labels: Sequence[str] = ()) -> None:
-        """Show these labelled lines (voxel ``(z, y, x)`` end points) in a visit's review
-        layer, and nothing else."""
+                   labels: Sequence[str] = (), mask: np.ndarray | None = None) -> None:
+        """Show these lines (voxel ``(z, y, x)`` end points: the long axis, then the short axis)
+        in a visit's review layer, and nothing else; each line's label (``"LA 28.7 mm"``) off
+        the lesion at the end of its line (:func:`review_label_anchors`: the long axis's above
+        the lesion, the short axis's right of it), ``mask`` (the lesion's voxels on the lines'
+        slice, ``(y, x)``) or else the lines themselves telling where the lesion is.
+
+        The labels are drawn by anchors after the lines (lines too short to see, transparent):
+        :meth:`review_lines` gives the lines alone."""
         layer = self.layers[visit]["review"]
         self.updating_review = True
         try:
             layer.data = []
+            self._review_lines[visit] = len(lines)
             if lines:
-                layer.add_lines(list(lines), edge_color="yellow")
-                layer.features = {"label": np.array(list(labels), dtype=object)}
+                gap = LABEL_GAP_MM / float(self._spacing(visit))
+                anchors = review_label_anchors(lines, gap, mask)[:len(labels)]
+                edge = [REVIEW_INK] * len(lines) + [(0.0, 0.0, 0.0, 0.0)] * len(anchors)
+                layer.add_lines([*lines, *anchors], edge_color=np.asarray(edge, float))
+                layer.features = {"label": np.array([""] * len(lines) + list(labels)[:len(anchors)],
+                                                    dtype=object)}
                 layer.refresh_text()
         finally:
             self.updating_review = False
+
+    def review_lines(self, visit: str) -> list[np.ndarray]:
+        """The lines of a visit's review layer (its axes, or a line prompt being drawn), without
+        the anchors of their labels (:meth:`set_review`)."""
+        data = list(self.layers[visit]["review"].data)
+        n = self._review_lines.get(visit)
+        return data if n is None or len(data) != 2 * n else data[:n]
+
+    def _spacing(self, visit: str) -> float:
+        """A visit's in-plane pixel spacing (mm; its CT's, 1 when unknown)."""
+        vol = self.layers[visit]["image"].metadata.get("recist_volume")
+        return float(vol.spacing[1]) if vol is not None else 1.0
 
     def clear_reviews(self, but: str | None = None) -> None:
         """Empty every visit's review layer (but ``but``'s)."""
@@ -376,6 +404,62 @@ def label_anchor(lines: Sequence[np.ndarray], gap: float) -> np.ndarray:
     pts = np.concatenate([np.asarray(x, float) for x in lines])
     corner = np.array([pts[0, 0], pts[:, 1].min() - gap, pts[:, 2].min()])
     return np.stack([corner, corner + np.array([0.0, 0.0, 1e-3])])
+
+
+def review_label_anchors(lines: Sequence[np.ndarray], gap: float,
+                         mask: np.ndarray | None = None) -> list[np.ndarray]:
+    """Where the labels of a lesion's long and short axes go, off the lesion at the ends of
+    their lines: anchors (lines too short to see, voxel ``(z, y, x)``) for napari's
+    ``upper_left`` text, which it draws above and right of its anchor.
+
+    The long axis's label stands ``gap`` voxels above the lesion's top, over the upper end of
+    the long axis (its left end when level); the short axis's stands ``gap`` right of the
+    lesion's right edge, level with the short axis's right end or the lesion's middle,
+    whichever is lower. So the first text lies wholly above the lesion and the second wholly
+    right of it at any zoom, and they meet only where the lesion is drawn smaller than half a
+    line of text. The lesion is ``mask`` (``(y, x)`` booleans of the lines' slice) where it has
+    voxels, else the lines' own extent.
+
+    Parameters
+    ----------
+    lines : sequence of ndarray
+        The long axis, then the short axis (if any): ``(2, 3)`` voxel end points on one slice.
+    gap : float
+        Voxels between the lesion and a label.
+    mask : ndarray, optional
+        The lesion on the lines' slice.
+
+    Returns
+    -------
+    list of ndarray
+        One ``(2, 3)`` anchor a line.
+
+    Examples
+    --------
+    >>> la = np.array([[4.0, 10, 20], [4.0, 30, 50]])
+    >>> sa = np.array([[4.0, 25, 28], [4.0, 15, 42]])
+    >>> [a[0].tolist() for a in review_label_anchors([la, sa], gap=2.0)]
+    [[4.0, 8.0, 20.0], [4.0, 20.0, 52.0]]
+    """
+    pts = np.concatenate([np.asarray(x, float)[:, -3:] for x in lines])
+    y0, x0 = pts[:, 1].min(), pts[:, 2].min()
+    y1, x1 = pts[:, 1].max(), pts[:, 2].max()
+    if mask is not None and np.any(mask):
+        ys, xs = np.nonzero(mask)
+        y0, x0 = min(y0, ys.min() - 0.5), min(x0, xs.min() - 0.5)  # voxels' edges
+        y1, x1 = max(y1, ys.max() + 0.5), max(x1, xs.max() + 0.5)
+    z = pts[0, 0]
+    out = []
+    for i, line in enumerate(lines):
+        a, b = np.asarray(line, float)[:2, -3:]
+        if i == 0:  # the long axis: its upper end (left when level), lifted above the lesion
+            end = min((a, b), key=lambda p: (p[1], p[2]))
+            corner = np.array([z, y0 - gap, end[2]])
+        else:  # the short axis: its right end, beyond the lesion's right edge
+            end = max((a, b), key=lambda p: (p[2], p[1]))
+            corner = np.array([z, max(end[1], 0.5 * (y0 + y1)), x1 + gap])
+        out.append(np.stack([corner, corner + np.array([0.0, 0.0, 1e-3])]))
+    return out
 
 
 def _finer_in_z(affine: np.ndarray, sub: int) -> np.ndarray:

@@ -70,6 +70,13 @@ READING_KEYS = {"Alt-S": "classify and store", "Alt-C": "confirm measurement",
                 "Alt-D": "discard", "Alt-A": "accept the selected proposal",
                 "Alt-Down": "next lesion", "Alt-Up": "previous lesion",
                 "Alt-Right": "next visit", "Alt-Left": "previous visit"}
+#: The reading keys as the Read tab lists them (in two lines at the dock's width; each key's
+#: whole description in the list's tooltip).
+KEYS_SHORT = ("Keys: Alt-S store, Alt-C confirm, Alt-D discard, Alt-A accept proposal, "
+              "Alt-Down / Alt-Up next / previous lesion, Alt-Right / Alt-Left next / previous "
+              "visit, Alt-1 … Alt-4 " + ", ".join(PRESET_KEYS) + " window")
+#: Lines of the lesion under review's description always shown (the values, the outline).
+FINDING_LINES = 3
 #: Outline choices of the reading panel and the segmenter each one asks the session for
 #: (None: the default segmenter, ``unet`` with its outline chosen by slice thickness).
 OUTLINES: dict[str, str | None] = {"by slice thickness (auto)": None,
@@ -191,9 +198,12 @@ class ReadingWidget(QWidget):
         self.series_label = QLabel("")
         self.series_label.setWordWrap(True)
         f.addRow(self.series_label)
+        # the presets' names only, their keys in tooltips (and the keys' list below): four
+        # "lung (Alt-1)" buttons in a row made the panel wider than its dock
         row = QHBoxLayout()
         for name, key in PRESET_KEYS.items():
-            b = QPushButton(f"{name} ({key})")
+            b = QPushButton(name)
+            b.setToolTip(f"{name} window ({key})")
             b.clicked.connect(lambda _c=False, n=name: self.apply_window(n))
             row.addWidget(b)
         f.addRow("Window", row)
@@ -214,6 +224,9 @@ class ReadingWidget(QWidget):
         f.addRow(self.line_box)
         self.finding_label = QLabel("no lesion under review")
         self.finding_label.setWordWrap(True)
+        # its first lines (values, outline) always in sight, however tight the tab
+        self.finding_label.setMinimumHeight(
+            FINDING_LINES * self.finding_label.fontMetrics().lineSpacing() + 4)
         f.addRow(self.finding_label)
         self.category_combo = QComboBox()
         self.category_combo.addItems(list(CATEGORIES))
@@ -243,8 +256,10 @@ class ReadingWidget(QWidget):
         f.addRow("Outline (unet)", self.outline_combo)
         f.addRow("Category", self.category_combo)
         f.addRow("Organ / site", self.organ_combo)
-        f.addRow(self.nodal_box)
-        f.addRow(self.equivocal_box)
+        flags = QHBoxLayout()  # one row: the Read tab fits 1920 x 1080
+        flags.addWidget(self.nodal_box)
+        flags.addWidget(self.equivocal_box)
+        f.addRow(flags)
         f.addRow("Lesion id", self.lesion_edit)
         self.rules_label = QLabel("")
         self.rules_label.setWordWrap(True)
@@ -261,8 +276,9 @@ class ReadingWidget(QWidget):
             row.addWidget(b)
         f.addRow(row)
         lay.addWidget(g)
-        keys = QLabel("Keys: " + ", ".join(f"{k} {what}" for k, what in READING_KEYS.items())
-                      + "; " + ", ".join(f"{k} {n} window" for n, k in PRESET_KEYS.items()))
+        keys = QLabel(KEYS_SHORT)
+        keys.setToolTip("Keys: " + ", ".join(f"{k} {what}" for k, what in READING_KEYS.items())
+                        + "; " + ", ".join(f"{k} {n} window" for n, k in PRESET_KEYS.items()))
         keys.setWordWrap(True)
         keys.setStyleSheet("color: #a0a0a0")
         lay.addWidget(keys)
@@ -1042,7 +1058,12 @@ class ReadingWidget(QWidget):
         if m.short_axis_endpoints_voxel is not None:
             lines.append(np.asarray(m.short_axis_endpoints_voxel, float))
             labels.append(f"SA {_fmt(m.short_axis_mm)} mm")
-        self.visit_layers.set_review(finding.visit, lines, labels)
+        # the lesion as drawn on the axes' slice, so that the labels stand off it
+        k = int(round(float(lines[0][0, 0])))
+        masks = self.layers[finding.visit]["labels"].data
+        mask = (masks[k] == self._pending_label) if self._pending_label \
+            and 0 <= k < masks.shape[0] else None
+        self.visit_layers.set_review(finding.visit, lines, labels, mask)
 
     def _label_for(self, visit: str, lesion_id: str) -> int:
         """The label of a lesion in a visit's masks layer (the same lesion keeps its label, and so
@@ -1123,7 +1144,7 @@ class ReadingWidget(QWidget):
         if self.visit_layers.updating_review or self._drawing_line or self.finding is None \
                 or self.finding.visit != visit or self.session is None:
             return
-        data = self.layers[visit]["review"].data
+        data = self.visit_layers.review_lines(visit)
         if not data:
             return
         long_ = [tuple(p) for p in np.asarray(data[0], float)]
@@ -1138,11 +1159,7 @@ class ReadingWidget(QWidget):
             self.finding = new
             self._show_finding()
             self._check_rules()
-            lab = self.layers[visit]["review"]
-            lab.features = {"label": np.array(
-                [f"LA {_fmt(new.measurement.long_axis_mm)} mm",
-                 f"SA {_fmt(new.measurement.short_axis_mm)} mm"][:len(data)], dtype=object)}
-            lab.refresh_text()
+            self._draw_review(new)  # the labels follow the moved ends
             self.say("axis end points moved: manual measurement")
 
     @staticmethod

@@ -22,7 +22,7 @@ from recist_tool.store import TrialStore  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
-READER, PASSWORD = "dr_gui", "gui password"
+from tests.plugins.conftest import PASSWORD, READER  # noqa: E402
 
 
 def _shot(widget, viewer, name: str) -> None:
@@ -146,29 +146,29 @@ def test_sample_data_contribution(tmp_path, monkeypatch, make_napari_viewer):
         assert _sample_data.SAMPLE_READER in {r.name for r in store.readers()}
 
 
-@pytest.fixture()
-def gui_db(reading_trial, tmp_path):
-    root, gt = reading_trial
-    db = tmp_path / "read.db"
-    with TrialStore(db) as store:
-        store.add_reader(READER, PASSWORD, full_name="Dr GUI")
-        enrol_manifest(store, root / "manifest.csv", trial="SYN", reader=READER)
-    return db, gt["subjects"]["SYN-001"]["timepoints"]
-
-
 def _widget(viewer, db):
+    w, _ = _docked(viewer)
+    _log_in_and_open(w, db)
+    return w
+
+
+def _docked(viewer):
+    """The reading panel docked in the viewer as napari docks it: ``(panel, dock)``."""
     from napari_recist._widget import ReadingWidget
 
     w = ReadingWidget(viewer)
-    viewer.window.add_dock_widget(w, name="RECIST reading")
+    return w, viewer.window.add_dock_widget(w, name="RECIST reading")
+
+
+def _log_in_and_open(w, db, subject: str = "SYN-001") -> None:
+    """Log in as :data:`READER` and open ``subject`` (the panel's own calls); wait for it."""
     w.db_edit.setText(str(db))
     w.reader_edit.setText(READER)
     w.password_edit.setText(PASSWORD)
     assert w.login()
-    assert w.open_subject("SYN-001")
+    assert w.open_subject(subject)
     _wait_idle(w)
-    assert w.last_message.startswith("SYN-001: "), w.last_message
-    return w
+    assert w.last_message.startswith(f"{subject}: "), w.last_message
 
 
 def _wait_idle(w, timeout_s: float = 120.0) -> None:
@@ -221,7 +221,8 @@ def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch, tmp_p
     assert abs(f.measurement.long_axis_mm - t01["long_axis_mm"]) <= 1.0
     assert np.count_nonzero(w.layers["BL"]["labels"].data) == f.mask.n_voxels
     review = w.layers["BL"]["review"]
-    assert len(review.data) == 2 and list(review.features["label"])[0].startswith("LA ")
+    assert len(w.visit_layers.review_lines("BL")) == 2
+    assert [t.split()[0] for t in review.features["label"] if t] == ["LA", "SA"]
     assert f"{f.measurement.long_axis_mm:.1f} mm" in w.finding_label.text()
     w.apply_window("lung")
     _shot(w, viewer, "1-click")
@@ -801,7 +802,7 @@ def test_a_line_drawn_across_a_lesion_segments_it(gui_db, make_napari_viewer, qt
     ends = [vol.index_to_lps(p) for p in f.mask.prompt.line_zyx]
     assert np.linalg.norm(ends[1] - ends[0]) == pytest.approx(1.1 * t02["long_axis_mm"], rel=0.1)
     assert abs(f.measurement.long_axis_mm - t02["long_axis_mm"]) <= 2.0
-    assert len(w.layers["BL"]["review"].data) == 2  # the lesion's axes, the drawn line gone
+    assert len(w.visit_layers.review_lines("BL")) == 2  # the lesion's axes, the line gone
     _shot(w, viewer, "line_prompt")
     w.category_combo.setCurrentText("target")
     w.organ_combo.setCurrentText("liver")
@@ -841,8 +842,10 @@ def test_reading_keys(gui_db, make_napari_viewer, qtbot):
     assert idle.last_message == "Alt-S (classify and store): not now (open a subject first)"
     idle.close()
     w = _widget(viewer, db)
+    # every key named in the panel's keys line, with its whole description in its tooltip
     listed = " ".join(lab.text() for lab in w.panel.findChildren(QLabel))
-    assert all(f"{k} {what}" in listed for k, what in READING_KEYS.items())
+    tips = " ".join(lab.toolTip() for lab in w.panel.findChildren(QLabel))
+    assert all(k in listed and f"{k} {what}" in tips for k, what in READING_KEYS.items())
 
     def key(k, what=Qt.AltModifier):
         canvas.setFocus()
