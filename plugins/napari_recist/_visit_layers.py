@@ -6,8 +6,9 @@ Per visit (shown side by side in napari's grid, :data:`STRIDE` layers per tile):
 upper-left corner by napari's layer name overlay), ``<visit> masks`` (labels: one label per lesion),
 ``<visit> nearby`` (the stored axes faded on the slices within :data:`NEARBY_MM` of their own, read
 only), ``<visit> measurements`` (stored axes, read only) and ``<visit> review`` (the axes of the lesion
-under review, or a line prompt being drawn). A thin view: it draws what it is given and answers
-where things are; the panel (:mod:`napari_recist._widget`) decides what to show.
+under review, then the anchors of their labels, off the lesion; or a line prompt being drawn).
+A thin view: it draws what it is given and answers where things are; the panel
+(:mod:`napari_recist._widget`) decides what to show.
 
 A visit may be shifted in world space (:meth:`VisitLayers.set_offsets`: the comparison view lines
 each follow-up's lesion up on the baseline's, :mod:`recist_tool.align`): the shift is composed into
