@@ -10,12 +10,13 @@ another (``unet``, the default of ``recist batch``, costs more per case).
     python benchmarks/bench_batch.py [--trial DIR] [--subjects 3] [--repeats 1] [--segmenter classic]
     python benchmarks/bench_batch.py --full-size N [--full-trial DIR] [--no-dask] [--json FILE]
 
-``--full-size N`` (issue #33) scores N subjects of the full-size trial (``recist sample-data
+``--full-size N [--postgres URL]`` (issue #33) scores N subjects of the full-size trial (``recist sample-data
 --full-size``: 512² pixels, 301-376 slices, the large lesions, breathing between visits) and, in
 the same run, the small trial of the same N subjects and lesions (``--large-lesions``), each the
 three ways above; per series it prints the wall time of each stage in the worker (load, register,
 segment, measure; :mod:`recist_tool.stages`) and of the store write in the client, and the peak
-resident memory of each worker process.
+resident memory of each worker process. With ``--postgres`` it also scores each trial with 1
+worker into a fresh database on that server (the store write against SQLite's).
 """
 
 from __future__ import annotations
@@ -28,23 +29,39 @@ import time
 from pathlib import Path
 
 
-def _run(manifest: Path, work: Path, tag: str, **kwargs: object
+def _run(manifest: Path, work: Path, tag: str, db: str | Path | None = None, **kwargs: object
          ) -> tuple[float, int, bool, float, float, dict]:
     from recist_tool.batch import run_batch
 
     _LAST.clear()
-    db = work / f"{tag}.db"
-    db.unlink(missing_ok=True)
+    if db is None:  # a fresh SQLite file
+        db = work / f"{tag}.db"
+        db.unlink(missing_ok=True)
     s = run_batch(manifest, db=db, outdir=work / tag, **kwargs)  # type: ignore[arg-type]
     _LAST[:] = s.results
     return (s.seconds, len(s.results), s.ok, sum(r.seconds for r in s.results),
             sum(r.cpu_seconds for r in s.results), {r.key: r.cpu_seconds for r in s.results})
 
 
-def _run_config(name: str, manifest: Path, work: Path, tag: str, segmenter: str
-                ) -> tuple[float, int, bool, float, float, dict]:
+def _fresh_postgres(url: str, name: str) -> str:
+    """Create (after dropping) database ``name`` on the server of ``url``; return its URL."""
+    import psycopg
+
+    base, _, _ = url.rpartition("/")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{base}/{name}"
+
+
+def _run_config(name: str, manifest: Path, work: Path, tag: str, segmenter: str,
+                postgres: str | None = None) -> tuple[float, int, bool, float, float, dict]:
     """:func:`_run` in configuration ``name``: ``local, 1 worker``, ``local, 2 workers`` or
-    ``Dask LocalCluster, 2 workers`` (started here, processes of one thread, loopback)."""
+    ``Dask LocalCluster, 2 workers`` (started here, processes of one thread, loopback); one
+    ending in ``PostgreSQL`` stores into a fresh database on the server of ``postgres``."""
+    if name.endswith("PostgreSQL"):
+        db = _fresh_postgres(postgres or "", "bench_batch_" + tag.replace("-", "_"))
+        return _run(manifest, work, f"pg-{tag}", db=db, workers=1, segmenter=segmenter)
     if name.startswith("Dask"):
         from distributed import LocalCluster
 
@@ -111,17 +128,20 @@ def print_stage_rows(title: str, rows: list[dict]) -> None:
 
 
 def run_configs(manifest: Path, work: Path, tag: str, segmenter: str, dask: bool = True,
-                repeats: int = 1) -> dict:
-    """Score ``manifest`` with 1 and 2 local workers and (``dask``) a 2-worker LocalCluster;
-    return the timings, the per-series stage rows of each configuration."""
+                repeats: int = 1, postgres: str | None = None) -> dict:
+    """Score ``manifest`` with 1 and 2 local workers, (``dask``) a 2-worker LocalCluster and
+    (``postgres``, a server URL) 1 local worker storing into PostgreSQL; return the timings and
+    the per-series stage rows of each configuration."""
     configs = ["local, 1 worker", "local, 2 workers"]
     if dask:
         configs.append("Dask LocalCluster, 2 workers")
+    if postgres:
+        configs.append("local, 1 worker, PostgreSQL")
     out: dict = {"configs": {}}
     for rep_i in range(repeats):
         for name in configs:
             sec, n, ok, case_s, cpu_s, _ = _run_config(name, manifest, work,
-                                                       f"{tag}-{rep_i}", segmenter)
+                                                       f"{tag}-{rep_i}", segmenter, postgres)
             if not ok:
                 bad = [f"{r.subject}/{r.visit}: {r.error}" for r in _LAST if not r.ok]
                 raise SystemExit(f"{tag} {name}: a case failed: {bad}")
@@ -172,7 +192,7 @@ def full_size_main(args: argparse.Namespace) -> None:
         for tag, folder in trials.items():
             report["trials"][tag] = run_configs(folder / "manifest.csv", work, tag,
                                                 args.segmenter, dask=not args.no_dask,
-                                                repeats=args.repeats)
+                                                repeats=args.repeats, postgres=args.postgres)
     report["load_after"] = [round(v, 2) for v in os.getloadavg()]
     report["client_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     print(f"\nsegmenter {args.segmenter}; {os.cpu_count()} CPUs, {platform.machine()}, Python "
@@ -229,6 +249,9 @@ def main() -> None:
                     help="with --full-size: an existing full-size trial (default: generate one)")
     ap.add_argument("--no-dask", action="store_true", help="with --full-size: skip Dask")
     ap.add_argument("--json", type=Path, help="with --full-size: write the figures here")
+    ap.add_argument("--postgres", metavar="URL",
+                    help="with --full-size: also 1 worker into a fresh database on this "
+                         "PostgreSQL server (.ci/postgres.sh starts a throw-away one)")
     args = ap.parse_args()
     if args.full_size is not None:
         if args.full_size < 1:
