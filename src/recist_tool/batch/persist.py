@@ -422,8 +422,7 @@ def write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Any]) -> 
 
 def best_responses(store: Any, responses: Sequence[ResponseRow]) -> list[BestRow]:
     """Best overall response per subject from the timepoint responses (RECIST 1.1 or iRECIST)."""
-    from recist_tool.recist import Response, best_response, policies_from_mapping
-    from recist_tool.recist.irecist import best_irecist
+    from recist_tool.recist import Response, best, policies_from_mapping
 
     out = []
     for subject in dict.fromkeys(r.subject for r in responses):
@@ -436,10 +435,7 @@ def best_responses(store: Any, responses: Sequence[ResponseRow]) -> list[BestRow
                if r.subject == subject and r.overall_response]
         if not seq:
             continue
-        if criteria == "iRECIST":
-            b = best_irecist(seq, ref, pol)
-        else:
-            b = best_response(seq, ref, pol)
+        b = best(criteria, seq, ref, pol)
         out.append(BestRow(subject, criteria, b.bor.value, b.bor_date, b.confirmed_bor.value,
                            b.confirmed_bor_date, b.pd_date, ref))
     return out

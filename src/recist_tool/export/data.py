@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recist_tool.errors import InputError, UsageError
-from recist_tool.recist import BestResponse, Lesion, Response, best_response, policies_from_mapping
+from recist_tool.recist import BestResponse, Lesion, Response, best, policies_from_mapping
 from recist_tool.recist.model import LesionAssessment, LesionState, Timepoint
 from recist_tool.recist.timepoint import SumOfDiameters, sum_of_diameters
 from recist_tool.store import AuditEntry, ReadInfo, TimepointInfo, TrialStore
@@ -182,13 +182,10 @@ def _pick_reader(store: TrialStore, subject: str, reader: str | None) -> str:
 
 def _best(reads: Sequence[ReadInfo], criteria: str, reference: _dt.date | None,
           policies: dict[str, Any]) -> BestResponse | None:
-    from recist_tool.recist.irecist import best_irecist
-
     seq = [(r.date, Response(ov)) for r in reads[1:] if (ov := effective_overall(r))]
     if not seq:
         return None
-    pol = policies_from_mapping(dict(policies or {}))
-    return best_irecist(seq, reference, pol) if criteria == "iRECIST" else best_response(seq, reference, pol)
+    return best(criteria, seq, reference, policies_from_mapping(dict(policies or {})))
 
 
 def _subject(store: TrialStore, code: str, reader: str | None, include_unsigned: bool,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from recist_tool.errors import InputError
 from recist_tool.export.data import decimal_text, target_sum
 from recist_tool.export.mapping import EdcMapping, load_mapping, oid_safe
-from recist_tool.recist.model import LesionState, Response
+from recist_tool.recist.model import Category, Criteria, LesionState, NewLesionStatus, Response
 
 if TYPE_CHECKING:  # pragma: no cover
     from recist_tool.export.data import SubjectExport, TrialExport
@@ -71,10 +71,11 @@ CODELISTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "NY": ("No Yes Response", ("Y", "N")),
     "STATE": ("Lesion assessment", tuple(s.value for s in LesionState)),
     "METHOD": ("Measurement method", ("automatic", "manual")),
-    "NEWCAT": ("New lesion category", ("NEW", "NEW TARGET", "NEW NON-TARGET")),
+    "NEWCAT": ("New lesion category", tuple(c.value for c in Category if c.is_new)),
     "RESP": ("Response", tuple(r.value for r in Response)),
-    "NEWL": ("New lesion progression", ("UNEQUIVOCAL", "EQUIVOCAL")),
-    "CRIT": ("Response criteria", ("RECIST 1.1", "iRECIST")),
+    "NEWL": ("New lesion progression", (NewLesionStatus.UNEQUIVOCAL.value,
+                                        NewLesionStatus.EQUIVOCAL.value)),
+    "CRIT": ("Response criteria", tuple(c.value for c in Criteria)),
     "SIGN": ("Read status", ("SIGNED", "UNSIGNED")),
 }
 _FORMS = {"target": ("Target lesions", True), "non_target": ("Non-target lesions", True),

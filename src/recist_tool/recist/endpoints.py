@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from recist_tool.errors import InputError
-from recist_tool.recist.best import Assessment, best_response, merge_same_day
-from recist_tool.recist.model import BestResponse, Response
+from recist_tool.recist.best import Assessment, merge_same_day
+from recist_tool.recist.criteria import best
+from recist_tool.recist.model import BestResponse, Criteria, Response
 from recist_tool.recist.policies import Policies
 
 __all__ = [
@@ -171,7 +172,8 @@ class SubjectOutcome:
 
 
 def subject_outcome(subject: str, assessments: Iterable[Assessment], reference_date: _dt.date | None,
-                    policies: Policies | None = None, *, criteria: str = "RECIST 1.1",
+                    policies: Policies | None = None, *,
+                    criteria: Criteria | str = Criteria.RECIST_1_1,
                     visits: Iterable[tuple[_dt.date, str]] = (), measurable: bool = True,
                     death_date: _dt.date | None = None,
                     new_therapy_date: _dt.date | None = None) -> SubjectOutcome:
@@ -216,19 +218,10 @@ def subject_outcome(subject: str, assessments: Iterable[Assessment], reference_d
     if death_date is not None and seq and seq[-1].date > death_date:
         raise InputError(f"{subject}: assessment of {seq[-1].date.isoformat()} is after the death "
                          f"on {death_date.isoformat()}")
-    if criteria == "iRECIST":
-        from recist_tool.recist.irecist import best_irecist
-
-        def engine(items: Sequence[Assessment], therapy: _dt.date | None) -> BestResponse:
-            kept = [(a.date, a.response) for a in items if therapy is None or a.date < therapy]
-            return best_irecist(kept, reference_date, policies)
-    else:
-        def engine(items: Sequence[Assessment], therapy: _dt.date | None) -> BestResponse:
-            return best_response(items, reference_date, policies, new_therapy_date=therapy)
-
-    best = engine(seq, new_therapy_date)
-    pd_date = best.pd_date if new_therapy_date is None else engine(seq, None).pd_date
-    return SubjectOutcome(subject, reference_date, best, tuple(seq), pd_date, tuple(visits),
+    outcome = best(criteria, seq, reference_date, policies, new_therapy_date=new_therapy_date)
+    pd_date = (outcome.pd_date if new_therapy_date is None
+               else best(criteria, seq, reference_date, policies).pd_date)
+    return SubjectOutcome(subject, reference_date, outcome, tuple(seq), pd_date, tuple(visits),
                           measurable, death_date, new_therapy_date)
 
 

@@ -12,6 +12,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 
 __all__ = [
+    "Criteria",
     "Category",
     "LesionState",
     "Response",
@@ -25,6 +26,24 @@ __all__ = [
     "overall_responses",
     "to_mm",
 ]
+
+
+class Criteria(StrEnum):
+    """The response criteria a trial is read under (the value is what is stored and written)."""
+
+    RECIST_1_1 = "RECIST 1.1"
+    IRECIST = "iRECIST"
+
+    @property
+    def key(self) -> str:
+        """The command-line spelling (``recist1.1``, ``irecist``).
+
+        Examples
+        --------
+        >>> [c.key for c in Criteria]
+        ['recist1.1', 'irecist']
+        """
+        return self.value.lower().replace(" ", "")
 
 
 class Category(StrEnum):
@@ -81,15 +100,15 @@ class Response(StrEnum):
 
 #: The overall responses of a follow-up timepoint under each criteria (what the engine gives, and
 #: what a reader may confirm instead of the computed one), keyed by the criteria's name.
-OVERALL_RESPONSES: dict[str, tuple[Response, ...]] = {
-    "RECIST 1.1": (Response.CR, Response.PR, Response.SD, Response.NON_CR_NON_PD, Response.PD,
+OVERALL_RESPONSES: dict[Criteria, tuple[Response, ...]] = {
+    Criteria.RECIST_1_1: (Response.CR, Response.PR, Response.SD, Response.NON_CR_NON_PD, Response.PD,
                    Response.NE),
-    "iRECIST": (Response.ICR, Response.IPR, Response.ISD, Response.INN, Response.IUPD,
+    Criteria.IRECIST: (Response.ICR, Response.IPR, Response.ISD, Response.INN, Response.IUPD,
                 Response.ICPD, Response.NE),
 }
 
 
-def overall_responses(criteria: str) -> tuple[Response, ...]:
+def overall_responses(criteria: Criteria | str) -> tuple[Response, ...]:
     """The overall responses of a timepoint under ``criteria`` (``RECIST 1.1`` or ``iRECIST``).
 
     Raises

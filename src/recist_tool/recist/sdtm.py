@@ -23,11 +23,12 @@ from decimal import Decimal, InvalidOperation
 
 from recist_tool.errors import InputError, RuleViolation
 from recist_tool.recist.baseline import check_baseline
-from recist_tool.recist.best import best_response
-from recist_tool.recist.irecist import best_irecist, check_new_lesion_targets, evaluate_irecist
+from recist_tool.recist.criteria import best, evaluate
+from recist_tool.recist.irecist import check_new_lesion_targets
 from recist_tool.recist.model import (
     BestResponse,
     Category,
+    Criteria,
     Lesion,
     LesionAssessment,
     LesionState,
@@ -36,7 +37,7 @@ from recist_tool.recist.model import (
     TimepointResponse,
 )
 from recist_tool.recist.policies import Policies
-from recist_tool.recist.timepoint import evaluate_timepoints, lesion_value
+from recist_tool.recist.timepoint import lesion_value
 
 __all__ = [
     "SubjectRecord",
@@ -476,7 +477,8 @@ class RespondResult:
     n_records: int
 
 
-CRITERIA = {"recist1.1": "RECIST 1.1", "irecist": "iRECIST"}
+#: The ``--criteria`` spellings and the criteria they name.
+CRITERIA: dict[str, Criteria] = {c.key: c for c in Criteria}
 
 
 def respond(tu: Iterable[Row], tr: Iterable[Row], dm: Iterable[Row] | None = None,
@@ -520,7 +522,7 @@ def respond(tu: Iterable[Row], tr: Iterable[Row], dm: Iterable[Row] | None = Non
         for v in check_baseline(rec.lesions, rec.timepoints[0]):
             warnings.append(f"{who}: baseline rule: {v.message}")
         warnings += [f"{src}: {who}: {message}" for src, message in rec.notes]
-        if criteria == "irecist":
+        if label is Criteria.IRECIST:
             for v in check_new_lesion_targets(rec.lesions):
                 warnings.append(f"{rec.source_of(v.lesion_id)}: {who}: iRECIST rule: {v.message}; "
                                 "scored as recorded")
@@ -532,20 +534,14 @@ def respond(tu: Iterable[Row], tr: Iterable[Row], dm: Iterable[Row] | None = Non
             raise InputError(f"DM has no {policies.reference} for subject {rec.usubjid}")
         start = seq_by_subject.get(rec.usubjid, 1)
         try:
-            if criteria == "irecist":
-                its = evaluate_irecist(rec.lesions, rec.timepoints, policies, strict=False)
-                rows = rs_rows(rec, [t.recist for t in its], [t.overall for t in its], label,
-                               start)
-                best = best_irecist(its, ref, policies)
-            else:
-                trs = evaluate_timepoints(rec.lesions, rec.timepoints, policies)
-                rows = rs_rows(rec, trs, None, label, start)
-                best = best_response(trs, ref, policies)
+            ev = evaluate(label, rec.lesions, rec.timepoints, policies, strict=False)
+            rows = rs_rows(rec, ev.recist, ev.overall, label, start)
+            outcome = best(label, ev.timepoints, ref, policies)
         except RuleViolation as exc:
             raise RuleViolation(f"{who}: {exc}") from exc
         seq_by_subject[rec.usubjid] = start + len(rows)
         rs += rows
-        best_rows.append(best_response_row(rec, best, label))
+        best_rows.append(best_response_row(rec, outcome, label))
     if refs is None and records:
         warnings.append("no DM given: the SD minimum duration counts from each baseline scan date")
     return RespondResult(tuple(rs), tuple(best_rows), tuple(warnings), len(records))

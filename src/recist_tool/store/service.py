@@ -30,12 +30,13 @@ from recist_tool.errors import InputError, StoreError
 from recist_tool.recist import (
     OVERALL_RESPONSES,
     Category,
+    Criteria,
     LesionAssessment,
     LesionState,
     Policies,
     Response,
     TimepointResponse,
-    evaluate_timepoints,
+    evaluate,
     policies_from_mapping,
 )
 from recist_tool.recist import (
@@ -79,7 +80,8 @@ __all__ = [
 
 #: Meanings a signature may carry.
 MEANINGS = ("read complete", "adjudicated", "reviewed")
-CRITERIA = ("RECIST 1.1", "iRECIST")
+#: The criteria a trial may be read under (the values of :class:`~recist_tool.recist.Criteria`).
+CRITERIA = tuple(c.value for c in Criteria)
 ROLES = ("reader", "adjudicator", "admin")
 MIN_PASSWORD = 8
 
@@ -979,8 +981,6 @@ class TrialStore:
         Results are stored on open reads (replacing an earlier computation, audited); a signed read
         keeps what was signed. Returns the engine's responses, one per follow-up visit.
         """
-        from recist_tool.recist.irecist import evaluate_irecist
-
         with self._write(reader, "responses computed") as s:
             r = self._active_reader(s, reader, ("reader", "admin"))
             subj = self._subject(s, subject)
@@ -990,16 +990,9 @@ class TrialStore:
             lesions, seq = self._engine_input(s, subj, r)
             if len(seq) < 2:
                 return []
-            tps = [t for _, _, t in seq]
-            results: list[TimepointResponse]
-            overall: list[str]
-            if trial.criteria == "iRECIST":
-                ir = evaluate_irecist(lesions, tps, policies)
-                results = [x.recist for x in ir]
-                overall = [x.overall.value for x in ir]
-            else:
-                results = list(evaluate_timepoints(lesions, tps, policies))
-                overall = [x.overall.value for x in results]
+            ev = evaluate(trial.criteria, lesions, [t for _, _, t in seq], policies)
+            results = list(ev.recist)
+            overall = [x.value for x in ev.overall]
             for (_tp, read, _), res, ov in zip(seq[1:], results, overall, strict=True):
                 if read.status != "open":
                     continue
