@@ -2,9 +2,10 @@
 
 Modes
 -----
-write URL PREFIX N
+write URL PREFIX N [START]
     N transactions, each a new lesion with its measurement at S001 W6 (reader alice); prints the
-    elapsed seconds.
+    elapsed seconds. With START, the store is opened (and migrated) first and the writes begin once
+    the file START exists, so that many writers run at once.
 open URL
     Opens (creating / migrating) the database and prints its schema revision.
 hang URL MARKER
@@ -64,6 +65,9 @@ def main(argv: list[str]) -> int:
     store = TrialStore(url, timeout_s=60)
     if mode == "write":
         prefix, n = argv[2], int(argv[3])
+        if len(argv) > 4:
+            while not Path(argv[4]).exists():
+                time.sleep(0.01)
         t0 = time.perf_counter()
         for k in range(n):
             store.record_new_lesion("S001", "W6", f"{prefix}{k:03d}", reader="alice", organ="LIVER",

@@ -173,3 +173,26 @@ def test_disk_full_is_clear_and_harmless(tmp_path) -> None:  # noqa: ANN001
 def test_unreachable_postgres_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="cannot connect|database error"):
         TrialStore("postgresql://nobody@127.0.0.1:1/nothing", timeout_s=1)
+
+
+def test_sixteen_writer_processes_on_postgres(pg_url: str, tmp_path) -> None:  # noqa: ANN001
+    """#33's goal: 16 processes writing at once to PostgreSQL lose and duplicate nothing, and the
+    audit chain stays one unbroken order (writers serialise on the advisory lock)."""
+    _prepared(pg_url)
+    with TrialStore(pg_url) as store:
+        n_before = len(store.audit_log())
+    n, writers, start = 6, 16, tmp_path / "start"
+    prefixes = [f"P{w:02d}X" for w in range(writers)]
+    procs = [_worker("write", pg_url, prefix, str(n), str(start)) for prefix in prefixes]
+    time.sleep(1.0)
+    start.write_text("go")
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0] * writers, [o[1][-1500:] for o in outs]
+    with TrialStore(pg_url) as store:
+        w6 = store.get_read("S001", "W6", reader="alice").measurements
+        log = store.audit_log()
+        check = store.verify_audit()
+    written = [m.lesion_id for m in w6 if m.lesion_id[:1] == "P"]
+    assert sorted(written) == sorted(f"{p}{k:03d}" for p in prefixes for k in range(n))
+    assert {str(m.long_axis_mm) for m in w6 if m.lesion_id.endswith("005")} == {"15.5"}
+    assert len(log) == n_before + 2 * n * writers and check.ok  # lesion + measurement a write
