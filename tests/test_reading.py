@@ -79,6 +79,32 @@ def test_series_location_comes_from_the_database(reading_trial, tmp_path):
     store.close()
 
 
+def test_series_location_from_a_toml_manifest_beside_the_database(reading_trial, tmp_path):
+    """A ``manifest.toml`` beside the database file is read like a ``manifest.csv`` (by
+    :func:`recist_tool.batch.manifest.read_manifest`): its series paths, relative to it, come
+    before the database's, and its subject opens and loads."""
+    from recist_tool.batch.manifest import read_manifest
+
+    root, _ = reading_trial
+    (tmp_path / "series").symlink_to(root / "SYN-001", target_is_directory=True)
+    cases = read_manifest(root / "manifest.csv")
+    (tmp_path / "manifest.toml").write_text("".join(
+        f'[[case]]\nsubject = "{c.subject}"\nvisit = "{c.visit}"\ndate = {c.date.isoformat()}\n'
+        f'series_path = "series/{c.visit}"\n\n' for c in cases), encoding="utf-8")
+    db = tmp_path / "r.db"
+    store = TrialStore(db)
+    store.add_reader(READER, PASSWORD)
+    enrol_manifest(store, root / "manifest.csv", trial="SYN", reader=READER)  # the store: root/
+    s = ReadingSession(store, READER, PASSWORD)  # no series paths given: the TOML manifest's
+    assert s.open_subject("SYN-001")[0][0] == "BL"
+    assert Path(s.series_location("W06")[0]) == tmp_path / "series" / "W06"
+    assert s.open_visit("W06").shape == s.open_visit("BL").shape
+    store.close()
+    (tmp_path / "manifest.toml").write_text("[[case]]\nsubject = 1\n", encoding="utf-8")
+    with TrialStore(db) as store, pytest.raises(InputError, match="manifest.toml:1"):
+        ReadingSession(store, READER, PASSWORD)
+
+
 def test_click_measures_lesions_like_the_truth(fresh):
     s, tps, _ = fresh
     for lid, les in tps["BL"]["lesions"].items():

@@ -22,7 +22,7 @@ from recist_tool.errors import InputError
 from recist_tool.io.pacs.config import is_pacs_ref, parse_ref
 
 __all__ = ["Case", "LesionSeed", "ManifestError", "SubjectPlan", "plan_cases", "read_manifest",
-           "CATEGORIES", "CSV_COLUMNS", "LINE_COLUMNS"]
+           "series_locations", "CATEGORIES", "CSV_COLUMNS", "LINE_COLUMNS"]
 
 #: Lesion categories a manifest may name (case-insensitive).
 CATEGORIES = ("target", "non-target", "new")
@@ -396,6 +396,22 @@ def read_manifest(path: str | Path) -> list[Case]:
     if not cases:
         raise ManifestError(f"{p}:1: the manifest lists no series")
     return cases
+
+
+def series_locations(cases: Iterable[Case]) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """Where each case's series is: ``(subject, visit) → (series_path, series_uid)``.
+
+    Parameters
+    ----------
+    cases : iterable of Case
+        From :func:`read_manifest` (series paths already absolute or ``pacs://`` references).
+
+    Returns
+    -------
+    dict
+        What :class:`recist_tool.reading.ReadingSession` takes as ``series_paths``.
+    """
+    return {c.key: (c.series_path, c.series_uid) for c in cases}
 
 
 def plan_cases(cases: Iterable[Case]) -> list[SubjectPlan]:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from recist_tool.windows import window_for
+from recist_tool.windows import window_for, window_limits
 
 LONG_COLOUR = "#ffd600"
 SHORT_COLOUR = "#00e5ff"
@@ -191,7 +191,8 @@ def render_key_image(volume: Any, m: Any, *, title: str = "", size_px: int = 256
     ax.set_axis_off()
     ax.set_facecolor("black")
     (x0, y0), (x1, y1) = mm(r0 - 0.5, c0 - 0.5), mm(r1 - 0.5, c1 - 0.5)
-    ax.imshow(sl, cmap="gray", vmin=level - width / 2, vmax=level + width / 2,
+    vmin, vmax = window_limits(level, width)
+    ax.imshow(sl, cmap="gray", vmin=vmin, vmax=vmax,
               extent=(x0, x1, y1, y0), interpolation="bilinear", origin="upper")
     msg = note
     if mask is not None:

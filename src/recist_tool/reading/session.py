@@ -1,4 +1,5 @@
-"""Reading a subject's timepoints: the workflow behind the napari reading workstation.
+"""The reading session: one reader's read of a subject's timepoints (the workflow behind the napari
+reading workstation).
 
 A :class:`ReadingSession` is one reader's read of one subject, over the same library functions the
 command line uses: the loader (:func:`recist_tool.io.load_volume`), a segmenter
@@ -26,13 +27,12 @@ Typical use::
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -42,291 +42,31 @@ import numpy as np
 from recist_tool.align import Alignment, align_visits, lesion_position
 from recist_tool.errors import InputError, MeasurementError, RuleViolation, UsageError
 from recist_tool.io.masks import mask_folder, save_mask_file
+from recist_tool.reading.findings import (
+    CATEGORIES,
+    LESION_ID_PREFIX,
+    MIN_LINE_MM,
+    OVERLAP_FRACTION,
+    STATES,
+    AddedLesion,
+    Finding,
+    shared_fraction,
+    voxel_in_mask,
+)
+from recist_tool.reading.proposals import Proposal
+from recist_tool.reading.tables import ReadingTable, reading_table
 from recist_tool.recist.model import to_stored_mm
 from recist_tool.volume import Volume
 
-__all__ = [
-    "CATEGORIES", "ORGANS", "STATES", "AddedLesion", "Finding", "Proposal",
-    "MIN_LINE_MM", "OVERLAP_FRACTION", "PROPOSAL_REACH_MM", "ReadingSession", "ReadingTable",
-    "TableRow", "VisitResponse", "enrol_manifest", "export_formats",
-]
+__all__ = ["MANIFEST_NAMES", "ReadingSession", "export_formats"]
 
-#: Lesion categories offered to the reader (store values on the right).
-CATEGORIES: dict[str, str] = {"target": "TARGET", "non-target": "NON-TARGET", "new": "NEW"}
-#: Organs / sites offered in the reading workstation (free text is accepted too).
-ORGANS: tuple[str, ...] = (
-    "lung", "liver", "lymph node", "adrenal gland", "kidney", "bone", "brain", "pleura",
-    "peritoneum", "spleen", "pancreas", "soft tissue", "other",
-)
-#: Assessments of a lesion that is not measured, as the reader names them → store state.
-STATES: dict[str, str] = {
-    "absent": "ABSENT", "too small": "TOO SMALL TO MEASURE", "not evaluable": "NOT EVALUATED",
-    "present": "PRESENT", "unequivocal progression": "UNEQUIVOCAL PROGRESSION",
-    "equivocal": "EQUIVOCAL",
-}
-_PREFIX = {"TARGET": "T", "NON-TARGET": "NT", "NEW": "NL"}
-#: Two lesions of one visit whose masks share this fraction of the smaller one's voxels (or more)
-#: are taken for the same lesion: storing the second is refused (it would be counted twice).
-OVERLAP_FRACTION = 0.1
-#: The shortest caliper line taken as a line prompt (shorter: a click, not a line).
-MIN_LINE_MM = 3.0
-#: A click (or a drawn line's middle) at most this far (mm) from a proposed lesion (its tracked
-#: mask; without one, its proposed centre) measures that lesion (:meth:`Proposal.reaches`);
-#: further off, it is a lesion of its own.
-PROPOSAL_REACH_MM = 5.0
+#: Batch manifests looked for beside a SQLite database file, in this order, for where each
+#: visit's series is (:func:`recist_tool.batch.manifest.read_manifest` reads both forms).
+MANIFEST_NAMES = ("manifest.csv", "manifest.toml")
 
 
 def _seg_list(s: Any) -> list[list[float]] | None:
     return None if s is None else [[round(float(c), 3) for c in p] for p in s]
-
-
-@dataclass(frozen=True, eq=False)
-class Finding:
-    """A lesion segmented or measured on one visit and not stored yet.
-
-    Attributes
-    ----------
-    visit : str
-        The visit whose series it was found on.
-    measurement : AxisMeasurement
-        The current measurement (automatic, from an edited mask, or from caliper lines).
-    mask : LesionMask or None
-        The lesion mask (crop + offset on the series grid); None for a caliper-only measurement.
-    automatic : AxisMeasurement or None
-        The segmenter's own measurement, kept so that a manual correction is stored after it (the
-        audit trail then holds both values).
-    edited : bool
-        The reader painted the mask or moved axis end points: stored as ``method="manual"``.
-    nodal : bool
-        Measured as a lymph node (short axis).
-    tracking : dict
-        Status / confidence when the finding comes from follow-up tracking.
-    automatic_mask : LesionMask or None
-        The segmenter's own mask (stored with the automatic value before a correction).
-    """
-
-    visit: str
-    measurement: Any
-    mask: Any = None
-    automatic: Any = None
-    edited: bool = False
-    nodal: bool = False
-    tracking: dict[str, Any] = field(default_factory=dict)
-    automatic_mask: Any = None
-
-    @property
-    def method(self) -> str:
-        """``automatic`` or ``manual`` (as stored)."""
-        return "manual" if self.edited else "automatic"
-
-    @property
-    def source(self) -> str:
-        """Where the measurement comes from: ``tracking`` (a tracked proposal as proposed),
-        ``tracking, corrected`` (then edited by the reader), ``click`` (the segmenter from the
-        reader's click), ``line prompt`` (the segmenter from a line the reader drew), ``edited``
-        (the reader painted or erased the mask, or moved the axis end points) or ``line`` (the
-        reader's caliper line, no mask)."""
-        if self.tracking:
-            return "tracking, corrected" if self.edited else "tracking"
-        if self.mask is None:
-            return "line"
-        if self.edited:
-            return "edited"
-        return "line prompt" if getattr(self.mask.prompt, "line_zyx", None) is not None else "click"
-
-    @property
-    def diameter_mm(self) -> float | None:
-        """The RECIST diameter: short axis of a node, long axis otherwise."""
-        m = self.measurement
-        return m.short_axis_mm if self.nodal else m.long_axis_mm
-
-    def centroid_lps(self, volume: Volume) -> tuple[float, float, float] | None:
-        """Centroid of the mask in LPS mm (None without a mask)."""
-        if self.mask is None or self.mask.is_empty:
-            return None
-        idx = np.argwhere(self.mask.mask).mean(axis=0) + np.asarray(self.mask.offset, float)
-        c = volume.index_to_lps(idx)
-        return (float(c[0]), float(c[1]), float(c[2]))
-
-
-@dataclass(frozen=True, eq=False)
-class Proposal:
-    """A baseline lesion proposed at a follow-up (by tracking, or to be placed by the reader).
-
-    ``status`` is tracking's ``found`` / ``uncertain`` / ``absent?``, or ``place`` for a lesion
-    without a stored position (a non-target recorded as present at baseline).
-    """
-
-    lesion_id: str
-    category: str
-    organ: str
-    nodal: bool
-    status: str
-    center_lps: tuple[float, float, float] | None
-    confidence: float
-    notes: tuple[str, ...]
-    finding: Finding | None
-
-    def reaches(self, point_lps: Sequence[float], volume: Volume) -> bool:
-        """Whether a point the reader pointed at on the proposal's visit (a click, a drawn line's
-        middle) lies on this proposal's lesion: within :data:`PROPOSAL_REACH_MM` of its tracked
-        mask, or, tracking having drawn none, of its proposed centre. A proposal without a
-        position (``place``) is reached anywhere: the reader is asked to place it.
-
-        Parameters
-        ----------
-        point_lps : sequence of float
-            The point, LPS ``(x, y, z)`` mm.
-        volume : Volume
-            The series of the proposal's visit (the tracked mask's grid).
-
-        Returns
-        -------
-        bool
-        """
-        mask = None if self.finding is None else self.finding.mask
-        if mask is not None and not mask.is_empty:
-            near = volume.index_to_lps(np.argwhere(mask.mask) + np.asarray(mask.offset))
-        elif self.center_lps is not None:
-            near = np.asarray(self.center_lps, float)[None]
-        else:
-            return True
-        gap = np.linalg.norm(near - np.asarray(point_lps, float), axis=1).min()
-        return bool(gap <= PROPOSAL_REACH_MM)
-
-
-@dataclass(frozen=True)
-class AddedLesion:
-    """Result of :meth:`ReadingSession.add_lesion`."""
-
-    lesion_id: str
-    category: str
-    violations: tuple[Any, ...] = ()
-
-
-@dataclass(frozen=True)
-class TableRow:
-    """One lesion across visits: visit → cell text (``28.4``, ``ABSENT``, ``-`` ...)."""
-
-    lesion_id: str
-    category: str
-    organ: str
-    nodal: bool
-    cells: dict[str, str]
-
-
-@dataclass(frozen=True)
-class VisitResponse:
-    """The stored responses of one visit (engine's and, once signed, the confirmed one)."""
-
-    visit: str
-    date: _dt.date
-    sod_mm: Decimal | None
-    pct_from_baseline: Decimal | None
-    pct_from_nadir: Decimal | None
-    target: str | None
-    non_target: str | None
-    new_lesions: str | None
-    overall: str | None
-    reasons: tuple[str, ...]
-    confirmed_overall: str | None
-    status: str
-
-
-@dataclass(frozen=True)
-class ReadingTable:
-    """Lesions × timepoints with the sum of diameters, % change and responses."""
-
-    visits: tuple[tuple[str, _dt.date], ...]
-    rows: tuple[TableRow, ...]
-    responses: dict[str, VisitResponse]
-
-    def as_text(self) -> str:
-        """Plain-text rendering (for logs and tests)."""
-        head = ["lesion"] + [v for v, _ in self.visits]
-        lines = ["\t".join(head)]
-        for r in self.rows:
-            lines.append("\t".join([r.lesion_id] + [r.cells.get(v, "") for v, _ in self.visits]))
-        for name, get in (("SOD", lambda x: x.sod_mm), ("% BL", lambda x: x.pct_from_baseline),
-                          ("overall", lambda x: x.confirmed_overall or x.overall)):
-            vals = []
-            for v, _ in self.visits:
-                resp = self.responses.get(v)
-                val = None if resp is None else get(resp)
-                vals.append("" if val is None else str(val))
-            lines.append("\t".join([name, *vals]))
-        return "\n".join(lines)
-
-
-# --- masks -------------------------------------------------------------------------------------------
-
-def _shared_fraction(a: tuple[np.ndarray, Sequence[int]], b: tuple[np.ndarray, Sequence[int]]
-                     ) -> float:
-    """Voxels two mask crops ``(crop, offset)`` on one grid share, as a fraction of the smaller."""
-    (ma, oa), (mb, ob) = a, b
-    lo = np.maximum(oa, ob)
-    hi = np.minimum(np.asarray(oa) + ma.shape, np.asarray(ob) + mb.shape)
-    if np.any(hi <= lo):
-        return 0.0
-    sa = tuple(slice(int(x - o), int(y - o)) for x, y, o in zip(lo, hi, oa, strict=True))
-    sb = tuple(slice(int(x - o), int(y - o)) for x, y, o in zip(lo, hi, ob, strict=True))
-    shared = int(np.count_nonzero(ma[sa] & mb[sb]))
-    smaller = min(int(np.count_nonzero(ma)), int(np.count_nonzero(mb)))
-    return shared / smaller if smaller else 0.0
-
-
-def _inside(m: tuple[np.ndarray, Sequence[int]], index: Any) -> bool:
-    """Whether the voxel nearest to ``index`` ``(z, y, x)`` is in the mask crop ``(crop, offset)``."""
-    crop, off = m
-    k = np.rint(np.asarray(index, float)).astype(int) - np.asarray(off)
-    return bool(np.all(k >= 0) and np.all(k < crop.shape) and crop[tuple(k)])
-
-
-# --- enrolment ---------------------------------------------------------------------------------------
-
-def enrol_manifest(store: Any, manifest: str | os.PathLike[str], *, trial: str = "recist-batch",
-                   criteria: str = "RECIST 1.1", reader: str | None = None
-                   ) -> dict[tuple[str, str], tuple[str, str | None]]:
-    """Create the trial, subjects and visits of a batch manifest that are not in the database yet.
-
-    Parameters
-    ----------
-    store : TrialStore
-    manifest : path
-        A ``recist batch`` manifest (CSV or TOML), e.g. the one ``recist sample-data`` writes.
-    trial, criteria : str
-        Trial to create when absent.
-    reader : str, optional
-        An existing account to check (no account is created when it exists).
-
-    Returns
-    -------
-    dict
-        ``(subject, visit) → (series_path, series_uid)`` for :class:`ReadingSession`.
-    """
-    from recist_tool.batch.manifest import plan_cases, read_manifest
-    from recist_tool.batch.persist import TrialSetup, prepare_store
-
-    cases = read_manifest(manifest)
-    plans = plan_cases(cases)
-    names = {r.name for r in store.readers()}
-    if reader is not None and reader not in names:
-        raise InputError(f"reader {reader!r} has no account in this database")
-    prepare_store(store, plans, reader=reader or next(iter(sorted(names)), "batch"),
-                  trial=TrialSetup(trial, criteria))
-    return {(c.subject, c.visit): (c.series_path, c.series_uid) for c in cases}
-
-
-def _manifest_paths(path: Path) -> dict[tuple[str, str], tuple[str, str | None]]:
-    out: dict[tuple[str, str], tuple[str, str | None]] = {}
-    with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            subj, visit, sp = row.get("subject"), row.get("visit"), row.get("series_path")
-            if subj and visit and sp and (subj, visit) not in out:
-                p = Path(sp)
-                out[(subj, visit)] = (str(p if p.is_absolute() else path.parent / p),
-                                      row.get("series_uid") or None)
-    return out
 
 
 def export_formats() -> dict[str, str]:
@@ -366,12 +106,14 @@ class ReadingSession:
         (``~/.local/share/recist-tool/masks``).
     series_paths : mapping, optional
         ``(subject, visit) → (series_path, series_uid)``, overriding what the database and a
-        ``manifest.csv`` beside the database file say.
+        batch manifest (:data:`MANIFEST_NAMES`) beside a SQLite database file say.
 
     Raises
     ------
     AuthenticationError
         Wrong password or unknown / inactive account.
+    ManifestError
+        A batch manifest beside the database file that cannot be read.
     """
 
     def __init__(self, store: Any, reader: str, password: str, *, segmenter: Any = None,
@@ -390,9 +132,13 @@ class ReadingSession:
         data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
         self.mask_dir = Path(mask_dir) if mask_dir is not None else (
             db_file.parent / "masks" if db_file is not None else data_home / "recist-tool" / "masks")
-        if db_file is not None and (db_file.parent / "manifest.csv").is_file():
-            for k, v in _manifest_paths(db_file.parent / "manifest.csv").items():
-                self._series_paths.setdefault(k, v)
+        manifests = [] if db_file is None else [db_file.parent / n for n in MANIFEST_NAMES]
+        for manifest in manifests:
+            if manifest.is_file():
+                from recist_tool.batch.manifest import read_manifest, series_locations
+
+                for k, v in series_locations(read_manifest(manifest)).items():
+                    self._series_paths.setdefault(k, v)
         self.subject: str | None = None
         self._volumes: dict[str, Volume] = {}
         self._proposals: dict[str, list[Proposal]] = {}
@@ -512,8 +258,9 @@ class ReadingSession:
     def series_location(self, visit: str) -> tuple[str, str | None]:
         """``(series_path, series_uid)`` of a visit.
 
-        Looked up in the ``series_paths`` given to the session, then the database (timepoint
-        ``series_path``), then a ``manifest.csv`` beside the database file.
+        Looked up in the ``series_paths`` given to the session, then a batch manifest
+        (:data:`MANIFEST_NAMES`, CSV or TOML) beside a SQLite database file, then the database
+        (timepoint ``series_path``).
 
         Raises
         ------
@@ -653,7 +400,7 @@ class ReadingSession:
     def next_lesion_id(self, category: str) -> str:
         """The next free lesion id of a category (``T03``, ``NT01``, ``NL02`` ...)."""
         cat = CATEGORIES.get(category.lower(), category.upper())
-        prefix = _PREFIX.get(cat, "NL")
+        prefix = LESION_ID_PREFIX.get(cat, "NL")
         used = {les.lesion_id for les in self.store.lesions(self._need_subject(), reader=self.reader)}
         n = 1
         while f"{prefix}{n:02d}" in used:
@@ -907,15 +654,15 @@ class ReadingSession:
                 except RecistToolError:
                     sm = None
             if fm is not None and sm is not None:
-                hit = _shared_fraction(fm, sm) >= OVERLAP_FRACTION
+                hit = shared_fraction(fm, sm) >= OVERLAP_FRACTION
             elif sm is not None:
-                hit = _inside(sm, vol.lps_to_index(f_mid))
+                hit = voxel_in_mask(sm, vol.lps_to_index(f_mid))
             elif not ends:
                 hit = False
             else:
                 s_mid = np.mean(np.asarray(ends, float), axis=0)
                 if fm is not None:
-                    hit = _inside(fm, vol.lps_to_index(s_mid))
+                    hit = voxel_in_mask(fm, vol.lps_to_index(s_mid))
                 else:
                     half = 0.5 * min(float(finding.measurement.long_axis_mm or 0.0),
                                      float(m.long_axis_mm or 0.0))
@@ -1103,14 +850,12 @@ class ReadingSession:
         return self.store.compute_responses(self._need_subject(), reader=self.reader)
 
     def timepoint_table(self, *, compute: bool = True) -> ReadingTable:
-        """Lesions × timepoints, SOD, % change and responses of this reader's read.
+        """Lesions × timepoints, SOD, % change and responses of this reader's read
+        (:func:`recist_tool.reading.tables.reading_table`); ``compute`` runs the engine first.
 
         The % changes are the engine's (:func:`recist_tool.recist.timepoint.pct_change`, 0.01 %),
         as the reports show them.
         """
-        from recist_tool.recist import Category
-        from recist_tool.recist.timepoint import pct_change
-
         subject = self._need_subject()
         if compute:
             try:
@@ -1119,37 +864,7 @@ class ReadingSession:
                 pass
         visits = tuple(self.visits())
         lesions = self.store.lesions(subject, reader=self.reader)
-        cells: dict[str, dict[str, str]] = {les.lesion_id: {} for les in lesions}
-        responses: dict[str, VisitResponse] = {}
-        bl_sod: Decimal | None = None
-        for k, (visit, date) in enumerate(visits):
-            read = self._read_or_none(visit)
-            if read is None:
-                continue
-            for m in read.measurements:
-                d = m.diameter_mm
-                text = m.state if m.state != "MEASURED" or d is None else f"{d}"
-                if m.method == "manual" and m.state == "MEASURED":
-                    text += " (m)"
-                cells.setdefault(m.lesion_id, {})[visit] = text
-            r = read.response
-            if r is not None:
-                # the engine's percentages (what it stored with the response, and what the
-                # reports show), from the stored sums
-                pct = None if r.sod_mm is None else pct_change(r.sod_mm, r.baseline_mm)
-                pctn = None if r.sod_mm is None else pct_change(r.sod_mm, r.nadir_mm)
-                responses[visit] = VisitResponse(visit, date, r.sod_mm, pct, pctn, r.target,
-                                                 r.non_target, r.new_lesions, r.overall, r.reasons,
-                                                 r.confirmed_overall, read.status)
-            elif k == 0:
-                tgt = [m for m in read.measurements if m.category == Category.TARGET.value]
-                if tgt and all(m.diameter_mm is not None or m.state == "ABSENT" for m in tgt):
-                    bl_sod = sum((m.diameter_mm or Decimal(0) for m in tgt), Decimal(0))
-                responses[visit] = VisitResponse(visit, date, bl_sod, None, None, None, None, None,
-                                                 None, (), None, read.status)
-        rows = tuple(TableRow(les.lesion_id, les.category.value, les.organ, les.nodal,
-                              cells.get(les.lesion_id, {})) for les in lesions)
-        return ReadingTable(visits, rows, responses)
+        return reading_table(visits, lesions, [self._read_or_none(v) for v, _ in visits])
 
     def sign(self, visit: str, password: str, *, override: str | None = None,
              reason: str | None = None, meaning: str = "read complete") -> str:
