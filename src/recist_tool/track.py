@@ -1029,30 +1029,17 @@ def measurement_kwargs(tracked: TrackedLesion, *, mask_path: str | None = None,
     InputError
         For an ``absent?`` proposal: the reader records absence (or a manual measurement) himself.
     """
-    from decimal import Decimal
-
-    from recist_tool.recist.model import to_stored_mm
+    from recist_tool.store.values import axis_endpoints, measurement_values
 
     if tracked.status == "absent?" or tracked.measurement is None:
         raise InputError(f"{tracked.lesion_id}: tracking found nothing to record; confirm absent "
                          "or measure it manually")
     m = tracked.measurement
-
-    def seg(s: Any) -> list[list[float]] | None:
-        return None if s is None else [[round(float(c), 3) for c in p] for p in s]
-
-    return {
-        "long_axis_mm": to_stored_mm(m.long_axis_mm),
-        "short_axis_mm": to_stored_mm(m.short_axis_mm),
-        "endpoints_lps": {"long": seg(m.long_axis_endpoints_lps),
-                          "short": seg(m.short_axis_endpoints_lps), "slice_index": m.slice_index},
-        "volume_ml": None if m.volume_ml is None else Decimal(repr(round(float(m.volume_ml), 3))),
-        "segmenter": getattr(tracked.mask, "segmenter", None),
-        "segmenter_version": getattr(tracked.mask, "version", None),
-        "method": "automatic",
-        "mask_path": mask_path,
-        "mask_sha256": mask_sha256,
-    }
+    return measurement_values(
+        m.long_axis_mm, m.short_axis_mm, m.volume_ml, axis_endpoints(m),
+        segmenter=getattr(tracked.mask, "segmenter", None),
+        segmenter_version=getattr(tracked.mask, "version", None),
+        method="automatic", mask_path=mask_path, mask_sha256=mask_sha256)
 
 
 def stored_segmenter_spec(segmenter: str | None, version: str | None,

@@ -19,7 +19,7 @@ from typing import Any
 
 from recist_tool.batch.manifest import Case, LesionSeed
 from recist_tool.errors import InputError, RecistToolError
-from recist_tool.recist.model import to_stored_mm
+from recist_tool.recist.model import LesionState, to_stored_mm
 from recist_tool.segment.registry import parse_segmenter_spec
 from recist_tool.volume import VolumeMeta
 
@@ -244,15 +244,13 @@ def _r(v: Any, nd: int = 3) -> float | None:
     return None if v is None else round(float(v), nd)
 
 
-def _points(seg: Any) -> list[list[float]] | None:
-    return None if seg is None else [[round(float(c), 3) for c in p] for p in seg]
-
-
 def _from_measurement(les: LesionSeed | BaselineLesionRef, mask: Any, meas: Any, volume: Any,
                       status: str, confidence: float | None = None,
                       notes: tuple[str, ...] = (), options: str = "", spec: str | None = None,
                       tracking: dict[str, Any] | None = None) -> LesionResult:
     import numpy as np
+
+    from recist_tool.store.values import axis_endpoints
 
     idx = np.argwhere(mask.mask)
     off = tuple(int(v) for v in mask.offset)
@@ -260,16 +258,11 @@ def _from_measurement(les: LesionSeed | BaselineLesionRef, mask: Any, meas: Any,
     crop = crop.with_array(np.asarray(mask.mask, np.uint8))
     crop = replace(crop, meta=VolumeMeta())
     centroid = volume.index_to_lps(idx.mean(axis=0) + np.asarray(mask.offset, float))
-    ends: dict[str, Any] = {"long": _points(meas.long_axis_endpoints_lps),
-                            "short": _points(meas.short_axis_endpoints_lps),
-                            "slice_index": int(meas.slice_index),
-                            "centroid_lps": [round(float(c), 3) for c in centroid]}
-    if spec is not None:
-        ends["segmenter_spec"] = spec
-    if status != "seeded":
-        ends["tracking"] = {"status": status, "confidence": confidence, **(tracking or {})}
+    ends = axis_endpoints(meas, centroid_lps=centroid, segmenter_spec=spec,
+                          tracking=None if status == "seeded" else
+                          {"status": status, "confidence": confidence, **(tracking or {})})
     return LesionResult(
-        les.lesion_id, les.category, les.organ, les.nodal, "MEASURED",
+        les.lesion_id, les.category, les.organ, les.nodal, LesionState.MEASURED,
         _r(meas.long_axis_mm), _r(meas.short_axis_mm), _r(meas.volume_ml, 4), ends, status,
         confidence, mask.segmenter, stored_version(mask.version, options),
         tuple(mask.warnings) + notes, crop, spec)
@@ -289,7 +282,7 @@ def _seeded(volume: Any, les: LesionSeed, seg: Any, case: Case, options: str = "
     from recist_tool.segment.workflow import segment_and_measure
 
     if les.seed_lps is None:
-        return LesionResult(les.lesion_id, les.category, les.organ, les.nodal, "PRESENT",
+        return LesionResult(les.lesion_id, les.category, les.organ, les.nodal, LesionState.PRESENT,
                             status="present", notes=("listed without a seed: recorded present",))
     try:
         line = (None if les.line_lps is None else
@@ -322,7 +315,7 @@ def _tracked(baseline_vol: Any, volume: Any, refs: list[BaselineLesionRef], spec
         t = res.get(ref.lesion_id)
         if t.status == "absent?" or t.measurement is None:
             out.append(LesionResult(
-                ref.lesion_id, ref.category, ref.organ, ref.nodal, "ABSENT",
+                ref.lesion_id, ref.category, ref.organ, ref.nodal, LesionState.ABSENT,
                 long_axis_mm=None, short_axis_mm=None,
                 endpoints_lps={"tracking": {"status": "absent?", "confidence": 0.0,
                                             "propagated_center_lps": [

@@ -15,7 +15,7 @@ import os
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,8 @@ from recist_tool.io.masks import mask_folder, save_mask_file
 from recist_tool.io.outputs import atomic_file
 from recist_tool.io.outputs import write_csv as write_rows
 from recist_tool.io.pacs.config import is_pacs_ref
-from recist_tool.recist.model import to_stored_mm
+from recist_tool.recist.model import Category, Criteria, LesionState, to_stored_mm
+from recist_tool.store.values import measurement_values
 
 __all__ = ["BEST_COLUMNS", "MEASUREMENT_COLUMNS", "RESPONSE_COLUMNS", "BestRow", "MeasurementRow",
            "ResponseRow", "best_responses",
@@ -49,7 +50,7 @@ BEST_COLUMNS = ("subject", "criteria", "best_response", "best_response_date", "c
 MEASUREMENT_COLUMNS = ("subject", "visit", "date", "lesion_id", "category", "organ", "nodal",
                        "long_axis_mm", "short_axis_mm", "volume_ml", "state", "segmenter",
                        "segmenter_version", "confidence", "tracking", "method")
-_CATEGORY = {"target": "TARGET", "non-target": "NON-TARGET", "new": "NEW"}
+_CATEGORY = {"target": Category.TARGET, "non-target": Category.NON_TARGET, "new": Category.NEW}
 _REASON = "batch scoring"
 
 
@@ -58,7 +59,7 @@ class TrialSetup:
     """Trial the batch writes into: name, criteria, policies mapping and visit schedule."""
 
     name: str = "recist-batch"
-    criteria: str = "RECIST 1.1"
+    criteria: str = Criteria.RECIST_1_1
     policies: dict[str, Any] | None = None
     visits: tuple[dict[str, Any], ...] = ()
 
@@ -135,13 +136,9 @@ class MeasurementRow:
     @property
     def diameter_mm(self) -> Decimal | None:
         """RECIST diameter: short axis of a node, long axis otherwise (0 when absent)."""
-        if self.state == "ABSENT":
+        if self.state == LesionState.ABSENT:
             return Decimal(0)
         return self.short_axis_mm if self.nodal else self.long_axis_mm
-
-
-def _ml(v: float | None) -> Decimal | None:
-    return None if v is None else Decimal(repr(round(float(v), 3)))
 
 
 # --- setup -----------------------------------------------------------------------------------------
@@ -280,11 +277,9 @@ def stored_baseline_ref(store: Any, plan: SubjectPlan, *, reader: str) -> Baseli
 # --- writing one case ------------------------------------------------------------------------------
 
 def _values(les: LesionResult) -> dict[str, Any]:
-    return {"long_axis_mm": to_stored_mm(les.long_axis_mm),
-            "short_axis_mm": to_stored_mm(les.short_axis_mm),
-            "endpoints_lps": les.endpoints_lps, "volume_ml": _ml(les.volume_ml),
-            "segmenter": les.segmenter, "segmenter_version": les.segmenter_version,
-            "method": "automatic"}
+    return measurement_values(les.long_axis_mm, les.short_axis_mm, les.volume_ml,
+                              les.endpoints_lps, segmenter=les.segmenter,
+                              segmenter_version=les.segmenter_version, method="automatic")
 
 
 def _same(info: Any, state: str, v: dict[str, Any]) -> bool:
@@ -345,7 +340,8 @@ def save_case(store: Any, case: Case, result: CaseResult, *, reader: str,
 # --- responses and tables ---------------------------------------------------------------------------
 
 def _pct(v: Decimal | None) -> Decimal | None:
-    return None if v is None else Decimal(v).quantize(Decimal("0.1"), ROUND_HALF_EVEN)
+    """A percentage change to 0.1, half to even: the rounding of a stored diameter."""
+    return to_stored_mm(v)
 
 
 def collect_outputs(store: Any, subjects: Iterable[str], *, reader: str
@@ -362,7 +358,7 @@ def collect_outputs(store: Any, subjects: Iterable[str], *, reader: str
     errors: dict[str, str] = {}
     for subject in subjects:
         info = store.subject_info(subject)
-        criteria = info.criteria if info is not None else "RECIST 1.1"
+        criteria = info.criteria if info is not None else Criteria.RECIST_1_1
         engine: dict[str, Any] = {}
         try:
             for r in store.compute_responses(subject, reader=reader):
@@ -385,8 +381,9 @@ def collect_outputs(store: Any, subjects: Iterable[str], *, reader: str
             resp = read.response
             if resp is None:
                 sod = None
-                tgt = [m for m in read.measurements if m.category == "TARGET"]
-                if tgt and all(m.diameter_mm is not None or m.state == "ABSENT" for m in tgt):
+                tgt = [m for m in read.measurements if m.category == Category.TARGET]
+                if tgt and all(m.diameter_mm is not None or m.state == LesionState.ABSENT
+                               for m in tgt):
                     sod = sum((m.diameter_mm or Decimal(0) for m in tgt), Decimal(0))
                 responses.append(ResponseRow(subject, visit, date, sod, None, None, None, None,
                                              sod, None, None, None, criteria))

@@ -10,6 +10,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
+from typing import Any
 
 __all__ = [
     "Criteria",
@@ -205,6 +206,33 @@ class LesionAssessment:
     def __post_init__(self) -> None:
         object.__setattr__(self, "diameter_mm", to_mm(self.diameter_mm))
         object.__setattr__(self, "fragments_mm", tuple(to_mm(f) for f in self.fragments_mm))
+
+    @classmethod
+    def from_measurement(cls, lesion_id: str, measurement: Any, *,
+                         nodal: bool = False) -> LesionAssessment:
+        """A measured lesion from an axis measurement, its diameter rounded as it is stored
+        (:func:`to_stored_mm`): the short axis of a lymph node, the long axis of anything else.
+
+        Parameters
+        ----------
+        lesion_id : str
+            The lesion's identifier.
+        measurement : AxisMeasurement
+            Anything with ``long_axis_mm`` and ``short_axis_mm``.
+        nodal : bool
+            A lymph node (measured by its short axis).
+
+        Examples
+        --------
+        >>> from types import SimpleNamespace
+        >>> m = SimpleNamespace(long_axis_mm=14.25, short_axis_mm=10.35)
+        >>> LesionAssessment.from_measurement("T01", m).diameter_mm
+        Decimal('14.2')
+        >>> LesionAssessment.from_measurement("T02", m, nodal=True).diameter_mm
+        Decimal('10.4')
+        """
+        return cls(lesion_id, LesionState.MEASURED,
+                   to_stored_mm(measurement.short_axis_mm if nodal else measurement.long_axis_mm))
 
 
 @dataclass(frozen=True)
