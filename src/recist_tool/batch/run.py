@@ -27,7 +27,7 @@ from recist_tool.batch.persist import (
     stored_baseline_ref,
     write_csv,
 )
-from recist_tool.batch.runner import execute, make_backend
+from recist_tool.batch.runner import execute, make_backend, without_masks
 from recist_tool.errors import RecistToolError
 
 __all__ = ["BatchProgress", "BatchSummary", "run_batch"]
@@ -198,7 +198,7 @@ def run_batch(
                         res = CaseResult(res.subject, res.visit, res.date, False,
                                          error=f"not stored: {exc}", seconds=res.seconds,
                                          worker=res.worker)
-                summary.results.append(res)
+                summary.results.append(without_masks(res))
                 if progress is not None:
                     progress.done(case, res)
 

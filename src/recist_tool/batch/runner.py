@@ -5,7 +5,8 @@ the baseline's lesion centres passed in (:class:`~recist_tool.batch.job.Baseline
 keeps only as many cases in flight as the backend has worker slots and starts the most expensive
 ready case first (series size × lesions to track: longest-processing-time-first scheduling, so the
 last long follow-up does not run alone at the end). Results come back to the client, which alone
-writes the database and the outputs.
+writes the database and the outputs; once a result has been handed on, the client keeps it
+without its lesion masks (:func:`without_masks`), so its memory does not grow with the trial.
 """
 
 from __future__ import annotations
@@ -16,19 +17,42 @@ import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from recist_tool.batch.job import BaselineRef, CaseResult, init_worker, score_case
 from recist_tool.batch.manifest import Case, SubjectPlan
 from recist_tool.errors import InputError, UsageError
 
-__all__ = ["DaskBackend", "LocalBackend", "estimated_cost", "execute", "make_backend"]
+__all__ = ["DaskBackend", "LocalBackend", "estimated_cost", "execute", "make_backend", "without_masks"]
 
 
 #: Environment variables that size native thread pools; one thread per worker process.
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")
+
+
+def without_masks(result: CaseResult) -> CaseResult:
+    """``result`` with every lesion's mask dropped: what the client keeps once the masks are saved.
+
+    A full-size series' masks are 0.1–1.5 MB a lesion; kept for every case until the end of a
+    10,000-series batch they would be gigabytes in the client (``docs/scale.md``).
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from recist_tool.batch.job import LesionResult
+    >>> from recist_tool.volume import Volume
+    >>> import numpy as np
+    >>> crop = Volume.from_grid(np.ones((2, 3, 3), np.uint8), spacing=(1.0, 1.0, 1.0))
+    >>> les = LesionResult("T01", "target", "lung", False, "MEASURED", 12.0, 8.0, mask=crop)
+    >>> res = CaseResult("S01", "BL", dt.date(2026, 1, 5), True, (les,))
+    >>> without_masks(res).lesions[0].mask is None, without_masks(res).lesions[0].long_axis_mm
+    (True, 12.0)
+    """
+    if not any(les.mask is not None for les in result.lesions):
+        return result
+    return replace(result, lesions=tuple(replace(les, mask=None) for les in result.lesions))
 
 
 class LocalBackend:
@@ -173,12 +197,13 @@ def execute(
         :class:`BaselineRef` (or None when it cannot be rebuilt; the baseline is then re-scored
         without being reported).
     on_result : callable, optional
-        Called in the client, in completion order, for each finished case.
+        Called in the client, in completion order, for each finished case, with its masks (the
+        only moment they are there: save them here).
 
     Returns
     -------
     list of CaseResult
-        In completion order; failed cases included (``ok`` False).
+        In completion order; failed cases included (``ok`` False); without their masks.
     """
     plans = list(plans)
     results: list[CaseResult] = []
@@ -189,9 +214,9 @@ def execute(
     slots = max(1, int(getattr(backend, "slots", 1)))
 
     def report(job: _Job, res: CaseResult) -> None:
-        results.append(res)
         if on_result is not None:
             on_result(job.case, res)
+        results.append(without_masks(res))
 
     def make_ready(job: _Job, ref: BaselineRef | None, shown: bool) -> None:
         cost = float("inf") if ref is None else estimated_cost(job.case, len(ref.lesions))
