@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from recist_tool.errors import InputError
+from recist_tool.export.dicom_derived import stable_uid, tracking_identifier, tracking_uid
 from recist_tool.export.dicom_seg import SegLesion, build_seg, lesions_for_seg
-from recist_tool.export.dicom_sr import stable_uid, tracking_identifier, tracking_uid
 from recist_tool.io.seg import list_segments, read_seg
 from tests.export.pacs_fixtures import ScoredTrial, dciodvfy_errors, tiny_series
 

@@ -9,15 +9,13 @@ import numpy as np
 import pytest
 
 from recist_tool.errors import GeometryError, InputError
-from recist_tool.export.dicom_sr import (
-    SrLesion,
-    build_sr,
-    image_coordinates,
+from recist_tool.export.dicom_derived import (
     person_name,
     stable_uid,
     tracking_identifier,
     tracking_uid,
 )
+from recist_tool.export.dicom_sr import SrLesion, build_sr, image_coordinates
 from tests.export.pacs_fixtures import (
     ScoredTrial,
     dciodvfy_errors,

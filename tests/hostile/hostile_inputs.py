@@ -60,7 +60,8 @@ def hostile_sr(folder: Path, subject: str = ESCAPE) -> tuple[Path, Path]:
     (Path, Path)
         The SR file and the CT folder.
     """
-    from recist_tool.export.dicom_sr import SrLesion, build_sr, stable_uid, tracking_uid
+    from recist_tool.export.dicom_derived import stable_uid, tracking_uid
+    from recist_tool.export.dicom_sr import SrLesion, build_sr
 
     series, long = _tiny_ct(folder)
     lesion = SrLesion("T01", "TARGET", "liver", False, 21.3, None, long, None, None,

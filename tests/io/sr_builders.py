@@ -95,7 +95,7 @@ def highdicom_sr(path: Path, headers: Sequence[Any], groups: Sequence[Any],
     """Write a Comprehensive 3D SR holding ``groups`` (TID 1500) with highdicom."""
     import highdicom as hd
 
-    from recist_tool.export.dicom_sr import conform_source
+    from recist_tool.export.dicom_derived import conform_source
 
     ctx = hd.sr.ObservationContext(observer_person_context=hd.sr.ObserverContext(
         observer_type=codes.DCM.Person,

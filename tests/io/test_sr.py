@@ -10,7 +10,8 @@ import pydicom
 import pytest
 
 from recist_tool.errors import DicomLoadError, GeometryError, InputError
-from recist_tool.export.dicom_sr import SrLesion, build_sr, stable_uid, tracking_uid
+from recist_tool.export.dicom_derived import stable_uid, tracking_uid
+from recist_tool.export.dicom_sr import SrLesion, build_sr
 from recist_tool.io import load_volume
 from recist_tool.io.sr import locate_lesions, read_measurement_report
 from tests.export.pacs_fixtures import points_on_slice, tiny_series

@@ -22,7 +22,7 @@ import numpy as np
 
 from recist_tool.errors import InputError
 from recist_tool.export.data import visit_series
-from recist_tool.export.dicom_sr import (
+from recist_tool.export.dicom_derived import (
     SR_SERIES_NUMBER,
     conform_source,
     copy_trial_modules,
