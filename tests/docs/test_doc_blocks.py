@@ -3,7 +3,7 @@
 Each block runs in a folder of its own that holds what a newcomer has after the two commands the
 docs start from (made once per session, through the CLI)::
 
-    recist sample-data trial --subjects 1             # trial/SYN-001/{BL,W06,W12}, manifest.csv
+    recist sample-data trial --n-subjects 1           # trial/SYN-001/{BL,W06,W12}, manifest.csv
     recist batch trial/manifest.csv --db recist.db -o results --segmenter classic
 
 (``results/`` is not kept; the classic segmenter because it is the quickest, the blocks' own
@@ -111,7 +111,7 @@ def _console_commands(body: str) -> str:
 def newcomer_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``trial/`` and ``recist.db`` made by the CLI as the module docstring says."""
     root = tmp_path_factory.mktemp("docs-fixture")
-    for args in (["sample-data", "trial", "--subjects", "1"],
+    for args in (["sample-data", "trial", "--n-subjects", "1"],
                  ["batch", "trial/manifest.csv", "--db", "recist.db", "-o", "results",
                   "--segmenter", "classic", "--workers", "2"]):
         run = subprocess.run([str(Path(sys.executable).parent / "recist"), *args], cwd=root,

@@ -157,3 +157,6 @@ SUBJECTS_OPTION = typer.Option(None, "--subject", "-s",
 READER_OPTION = typer.Option(None, "--reader", "-r",
                              help="Whose reads (needed when a subject has several readers).")
 TRIAL_OPTION = typer.Option(None, "--trial", help="Trial (when the database holds several).")
+#: ``--node``: the former name of ``--nodal`` (``recist measure``, ``recist segment``), hidden and
+#: still accepted so that scripts written for it keep working.
+NODE_ALIAS_OPTION = typer.Option(False, "--node", hidden=True, help="Former name of --nodal.")

@@ -18,7 +18,7 @@ def batch(
     manifest: Path = typer.Argument(..., help="Manifest (.csv or .toml): subject, visit, date, "
                                               "series_path, lesions with seeds (see README)."),
     db: str = DB_OPTION,
-    outdir: Path = typer.Option(Path("."), "-o", "--outdir",
+    outdir: Path = typer.Option(Path("."), "-o", "--out",
                                 help="Folder for responses.csv and measurements.csv."),
     workers: int | None = typer.Option(None, "--workers", "-j",
                                        help="Local worker processes (default: CPU count; "

@@ -78,7 +78,7 @@ def info(
 def convert(
     path: Path = typer.Argument(..., help="DICOM folder, file, DICOMDIR or .zip; a volume file; "
                                           "or a PACS series pacs://SERVER/STUDY_UID[/SERIES_UID]."),
-    output: Path = typer.Option(..., "-o", "--output", help="OUT.nii.gz, OUT.nrrd or OUT.mha"),
+    output: Path = typer.Option(..., "-o", "--out", help="OUT.nii.gz, OUT.nrrd or OUT.mha"),
     series: str = typer.Option(None, "--series", help="Series UID when PATH holds several."),
     resample: bool = typer.Option(False, "--resample",
                                   help="Resample tilted/unevenly spaced stacks to a regular grid."),

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from recist_tool.cli._app import app, console
+from recist_tool.cli._app import NODE_ALIAS_OPTION, app, console
 from recist_tool.measure import AxisMeasurement, measure_mask
 
 
@@ -46,9 +46,10 @@ def measure(
     label: int | None = typer.Option(
         None, "--label", help="Label value (label map) or segment number (SEG) to measure."
     ),
-    node: bool = typer.Option(
-        False, "--node", help="Lymph node: measure on the slice with the largest short axis."
+    nodal: bool = typer.Option(
+        False, "--nodal", help="Lymph node: measure on the slice with the largest short axis."
     ),
+    node_alias: bool = NODE_ALIAS_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Measure RECIST long axis, short axis, volume and maximal 3D diameter of a lesion mask."""
@@ -56,7 +57,7 @@ def measure(
 
     ref = None if image is None else load_image_volume(image)
     vol = load_mask(mask, image=ref, label=label)
-    result = measure_mask(vol, node=node)
+    result = measure_mask(vol, node=nodal or node_alias)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:

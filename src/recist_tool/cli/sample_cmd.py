@@ -17,9 +17,11 @@ from recist_tool.errors import UsageError
 def sample_data(
     out: Path = typer.Argument(..., help="Output folder (created)."),
     seed: int = typer.Option(0, "--seed", help="Seed of UIDs, image noise and patient shifts."),
-    subjects: int = typer.Option(3, "--subjects",
-                                 help="Number of subjects (archetypes PR, SD→PD new, SD→PD "
-                                      "growth repeat)."),
+    n_subjects: int = typer.Option(3, "--n-subjects",
+                                   help="Number of subjects (archetypes PR, SD→PD new, SD→PD "
+                                        "growth repeat)."),
+    subjects_alias: int | None = typer.Option(None, "--subjects", hidden=True,
+                                              help="Former name of --n-subjects."),
     large_lesions: bool = typer.Option(
         False, "--large-lesions",
         help="The large-lesion trial: an ~80 mm lobulated central lung primary abutting the "
@@ -34,8 +36,9 @@ def sample_data(
     """Generate a small synthetic trial: CT series, ground_truth.json and manifest.csv."""
     from recist_tool.sample_data import generate_trial
 
+    subjects = n_subjects if subjects_alias is None else subjects_alias
     if not 1 <= subjects <= 99:
-        raise UsageError(f"--subjects must be between 1 and 99, got {subjects}")
+        raise UsageError(f"--n-subjects must be between 1 and 99, got {subjects}")
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a folder")
     t0 = time.perf_counter()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from recist_tool.cli._app import app, console, warning
+from recist_tool.cli._app import NODE_ALIAS_OPTION, app, console, warning
 from recist_tool.errors import UsageError
 
 
@@ -53,8 +53,9 @@ def segment_cmd(
                                          help="Segmenter name, optionally with options "
                                               "'name:key=value,...' (default: unet if its "
                                               "weights are installed, else classic)."),
-    node: bool = typer.Option(False, "--node", help="Lymph node: report the short-axis slice."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Write the mask (NIfTI/NRRD/MHA)."),
+    nodal: bool = typer.Option(False, "--nodal", help="Lymph node: report the short-axis slice."),
+    node_alias: bool = NODE_ALIAS_OPTION,
+    output: Path | None = typer.Option(None, "-o", "--out", help="Write the mask (NIfTI/NRRD/MHA)."),
     reference: Path | None = typer.Option(None, "--reference",
                                           help="Reference mask on the same grid: report dice_vs."),
     series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID in a multi-series "
@@ -104,7 +105,7 @@ def segment_cmd(
         name, options = parse_segmenter_spec(segmenter or default_segmenter_name())
         seg = get_segmenter(name, **options)
     t0 = time.perf_counter()
-    lesion, measurement = segment_and_measure(volume, prompt, seg, node=node)
+    lesion, measurement = segment_and_measure(volume, prompt, seg, node=nodal or node_alias)
     seconds = time.perf_counter() - t0
     out = measurement.to_dict() if measurement is not None else {}
     out.update({"segmenter": lesion.segmenter, "segmenter_version": lesion.version,
