@@ -7,7 +7,7 @@ is the whole scoring (pool / client start, every case, every database write), no
 generation nor the cluster start. The segmenter is ``classic`` unless ``--segmenter`` names
 another (``unet``, the default of ``recist batch``, costs more per case).
 
-    python benchmarks/bench_batch.py [--trial DIR] [--subjects 3] [--repeats 1] [--segmenter classic]
+    python benchmarks/bench_batch.py [--trial DIR] [--n-subjects 3] [--repeats 1] [--segmenter classic]
     python benchmarks/bench_batch.py --full-size N [--full-trial DIR] [--no-dask] [--json FILE]
 
 ``--full-size N [--postgres URL]`` (issue #33) scores N subjects of the full-size trial (``recist sample-data
@@ -239,7 +239,8 @@ def schedule_bound(manifest: Path, cpu: dict, workers: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trial", type=Path, help="existing sample trial (default: generate one)")
-    ap.add_argument("--subjects", type=int, default=3)
+    ap.add_argument("--n-subjects", "--subjects", dest="subjects", type=int, default=3,
+                    help="subjects of the generated trial (--subjects: the former name)")
     ap.add_argument("--repeats", type=int, default=1, help="runs per configuration (median)")
     ap.add_argument("--segmenter", default="classic",
                     help="segmenter spec for every case (default classic, as in benchmarks/README.md)")
