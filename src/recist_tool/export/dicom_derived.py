@@ -11,11 +11,13 @@ from typing import Any
 
 from recist_tool.io.dicom_codes import TRACKING_PREFIXES
 
-__all__ = ["SR_SERIES_NUMBER", "conform_source", "copy_trial_modules", "person_name",
+__all__ = ["SEG_SERIES_NUMBER", "SR_SERIES_NUMBER", "conform_source", "copy_trial_modules", "person_name",
            "stable_uid", "tracking_identifier", "tracking_uid"]
 
 #: Series number of the SR series (the SEG series uses the next number).
 SR_SERIES_NUMBER = 9001
+#: Series number of the SEG series.
+SEG_SERIES_NUMBER = SR_SERIES_NUMBER + 1
 _UID_NAMESPACE = uuid.UUID("6f1f4a1e-9b0e-5c53-a1a4-7265636973ff")
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from recist_tool.errors import InputError
 from recist_tool.export.data import visit_series
 from recist_tool.export.dicom_derived import (
-    SR_SERIES_NUMBER,
+    SEG_SERIES_NUMBER,
     conform_source,
     copy_trial_modules,
     person_name,
@@ -33,12 +33,9 @@ from recist_tool.export.dicom_derived import (
 )
 from recist_tool.io.dicom_codes import FINDING, organ_code
 
-__all__ = ["SEG_SERIES_NUMBER", "SegLesion", "build_seg", "export_dicom_seg", "lesions_for_seg"]
+__all__ = ["SegLesion", "build_seg", "export_dicom_seg", "lesions_for_seg"]
 
 log = logging.getLogger(__name__)
-
-#: Series number of the SEG series.
-SEG_SERIES_NUMBER = SR_SERIES_NUMBER + 1
 
 
 @dataclass(frozen=True)
