@@ -12,6 +12,9 @@ Public API
     ``unet`` when its weights are present, else ``classic``.
 :func:`segment`
     One call: ``segment(volume, prompt, segmenter="classic")``.
+:func:`segment_and_measure`
+    Click → mask → RECIST axes (:mod:`recist_tool.segment.workflow`): what the CLI, the reading
+    workstation and the batch call.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from recist_tool.segment.registry import (
     register_segmenter,
     unregister_segmenter,
 )
+from recist_tool.segment.workflow import segment_and_measure
 from recist_tool.volume import Volume
 
 
@@ -64,4 +68,5 @@ def segment(volume: Volume, prompt: Prompt, segmenter: str | Segmenter | None = 
 
 __all__ = ["ENTRY_POINT_GROUP", "LesionMask", "NoLesionError", "Prompt", "Segmenter",
            "available_segmenters", "default_segmenter_name", "dice", "get_segmenter",
-           "parse_segmenter_spec", "register_segmenter", "segment", "unregister_segmenter"]
+           "parse_segmenter_spec", "register_segmenter", "segment", "segment_and_measure",
+           "unregister_segmenter"]
