@@ -25,59 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from recist_tool.errors import InputError
 from recist_tool.export.data import decimal_text, target_sum
+from recist_tool.export.edc_items import CODELISTS, ITEMS, lesion_form
 from recist_tool.export.mapping import EdcMapping, load_mapping, oid_safe
-from recist_tool.recist.model import Category, Criteria, LesionState, NewLesionStatus, Response
+from recist_tool.recist.model import Category
 
 if TYPE_CHECKING:  # pragma: no cover
     from recist_tool.export.data import SubjectExport, TrialExport
 
-__all__ = ["export_odm", "build_odm", "validate_odm_file", "ITEMS", "CODELISTS"]
+__all__ = ["export_odm", "build_odm", "validate_odm_file"]
 
-#: Logical item → (label, ODM DataType, code list key or None, form key).
-ITEMS: dict[str, tuple[str, str, str | None, str]] = {
-    "tl_id": ("Target lesion ID", "text", None, "target"),
-    "tl_loc": ("Target lesion location", "text", None, "target"),
-    "tl_nodal": ("Lymph node", "text", "NY", "target"),
-    "tl_state": ("Assessment", "text", "STATE", "target"),
-    "tl_diam": ("RECIST diameter (mm; short axis for nodes)", "float", None, "target"),
-    "tl_ldiam": ("Long axis (mm)", "float", None, "target"),
-    "tl_sdiam": ("Short axis (mm)", "float", None, "target"),
-    "tl_method": ("Measurement method", "text", "METHOD", "target"),
-    "ntl_id": ("Non-target lesion ID", "text", None, "non_target"),
-    "ntl_loc": ("Non-target lesion location", "text", None, "non_target"),
-    "ntl_nodal": ("Lymph node", "text", "NY", "non_target"),
-    "ntl_state": ("Assessment", "text", "STATE", "non_target"),
-    "nl_id": ("New lesion ID", "text", None, "new"),
-    "nl_loc": ("New lesion location", "text", None, "new"),
-    "nl_nodal": ("Lymph node", "text", "NY", "new"),
-    "nl_category": ("New lesion category", "text", "NEWCAT", "new"),
-    "nl_state": ("Assessment", "text", "STATE", "new"),
-    "nl_diam": ("Diameter (mm)", "float", None, "new"),
-    "sumdiam": ("Sum of diameters (mm)", "float", None, "response"),
-    "trgresp": ("Target response", "text", "RESP", "response"),
-    "ntrgresp": ("Non-target response", "text", "RESP", "response"),
-    "newlprog": ("New lesion progression", "text", "NEWL", "response"),
-    "ovrlresp": ("Overall response (confirmed by the reader)", "text", "RESP", "response"),
-    "ovrlresp_computed": ("Overall response (computed)", "text", "RESP", "response"),
-    "criteria": ("Response criteria", "text", "CRIT", "response"),
-    "read_status": ("Read status", "text", "SIGN", "response"),
-    "bestrsp": ("Best overall response", "text", "RESP", "best"),
-    "bestrsp_date": ("Date of best overall response", "date", None, "best"),
-    "cbestrsp": ("Confirmed best overall response", "text", "RESP", "best"),
-    "pd_date": ("Date of progression", "date", None, "best"),
-}
-#: Code lists: key → (name, values).
-CODELISTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "NY": ("No Yes Response", ("Y", "N")),
-    "STATE": ("Lesion assessment", tuple(s.value for s in LesionState)),
-    "METHOD": ("Measurement method", ("automatic", "manual")),
-    "NEWCAT": ("New lesion category", tuple(c.value for c in Category if c.is_new)),
-    "RESP": ("Response", tuple(r.value for r in Response)),
-    "NEWL": ("New lesion progression", (NewLesionStatus.UNEQUIVOCAL.value,
-                                        NewLesionStatus.EQUIVOCAL.value)),
-    "CRIT": ("Response criteria", tuple(c.value for c in Criteria)),
-    "SIGN": ("Read status", ("SIGNED", "UNSIGNED")),
-}
 _FORMS = {"target": ("Target lesions", True), "non_target": ("Non-target lesions", True),
           "new": ("New lesions", True), "response": ("Timepoint response", False),
           "best": ("Best overall response", False)}
@@ -267,7 +223,7 @@ def _subject(odm: Any, s: SubjectExport, criteria: str, m: EdcMapping, event_oid
              forms: dict[str, str], groups: dict[str, str], best_event: str, loc_oid: str) -> Any:
     audit = _Audit(s)
     sd = odm.SubjectData(SubjectKey=s.code)
-    targets = [les for les in s.lesions if les.category.value == "TARGET"]
+    targets = [les for les in s.lesions if les.category == Category.TARGET]
     if not s.lesions:
         raise InputError(f"subject {s.code}: no lesions to export")
 
@@ -319,8 +275,7 @@ def _subject(odm: Any, s: SubjectExport, criteria: str, m: EdcMapping, event_oid
             x = meas.get(les.lesion_id)
             if x is None:
                 continue
-            cat = les.category.value
-            key = "target" if cat == "TARGET" else "non_target" if cat == "NON-TARGET" else "new"
+            key = lesion_form(les.category)
             fd = lesion_forms.setdefault(key, form(key, rd, signed))
             nodal = "Y" if les.nodal else "N"
             loc = (les.organ or "")[:_LOC_LEN]
@@ -335,7 +290,7 @@ def _subject(odm: Any, s: SubjectExport, criteria: str, m: EdcMapping, event_oid
                           ("ntl_state", x.state)]
             else:
                 values = [("nl_id", les.lesion_id), ("nl_loc", loc), ("nl_nodal", nodal),
-                          ("nl_category", cat), ("nl_state", x.state),
+                          ("nl_category", les.category.value), ("nl_state", x.state),
                           ("nl_diam", decimal_text(x.diameter_mm))]
             fd.ItemGroupData.append(group(key, les.lesion_id, values, les.lesion_id, rd))
         for key in ("target", "non_target", "new"):

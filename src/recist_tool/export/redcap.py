@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from recist_tool.errors import InputError
 from recist_tool.export.data import decimal_text, target_sum
+from recist_tool.export.edc_items import CODELISTS, ITEMS, lesion_form
 from recist_tool.export.mapping import EdcMapping, load_mapping
-from recist_tool.export.odm import CODELISTS, ITEMS
+from recist_tool.recist.model import Category
 
 if TYPE_CHECKING:  # pragma: no cover
     from recist_tool.export.data import SubjectExport, TrialExport
@@ -128,7 +129,7 @@ def _subject_rows(s: SubjectExport, criteria: str, m: EdcMapping) -> list[dict[s
     rid = str(m.get("redcap.record_id"))
     f = m.redcap_field
     inst = {k: str(m.get(f"redcap.instruments.{k}")) for k in _INSTRUMENT_ORDER}
-    targets = [les for les in s.lesions if les.category.value == "TARGET"]
+    targets = [les for les in s.lesions if les.category == Category.TARGET]
     rows: list[dict[str, str]] = []
     for rd in s.reads:
         event = m.redcap_event(rd.visit)
@@ -159,8 +160,7 @@ def _subject_rows(s: SubjectExport, criteria: str, m: EdcMapping) -> list[dict[s
             x = meas.get(les.lesion_id)
             if x is None:
                 continue
-            cat = les.category.value
-            key = "target" if cat == "TARGET" else "non_target" if cat == "NON-TARGET" else "new"
+            key = lesion_form(les.category)
             counters[key] += 1
             lw = f"{where} {les.lesion_id}"
             row = {rid: s.code, "redcap_event_name": event, "redcap_repeat_instrument": inst[key],
@@ -179,7 +179,7 @@ def _subject_rows(s: SubjectExport, criteria: str, m: EdcMapping) -> list[dict[s
                         f("ntl_status"): status}
             else:
                 row |= {f("nl_id"): les.lesion_id, f("nl_loc"): les.organ, f("nl_nodal"): nodal,
-                        f("nl_category"): _code("NEWCAT", cat, lw),
+                        f("nl_category"): _code("NEWCAT", les.category.value, lw),
                         f("nl_state"): _code("STATE", x.state, lw),
                         f("nl_diam"): decimal_text(x.diameter_mm) or "", f("nl_status"): status}
             rows.append(row)
