@@ -10,7 +10,7 @@ import pytest
 from recist_tool.cli import main
 from recist_tool.errors import InputError, UsageError
 from recist_tool.export import FORMATS, collect, exporter, run_export
-from recist_tool.export.files import atomic_file, atomic_outputs
+from recist_tool.io.outputs import atomic_file, atomic_outputs
 from recist_tool.store import TrialStore
 from tests.store.conftest import PASSWORDS, make_trial, read_subject
 

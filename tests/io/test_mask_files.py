@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from recist_tool.errors import GeometryError, InputError
-from recist_tool.io.masks import load_mask_crop, save_mask
+from recist_tool.io.masks import load_mask_crop, save_mask, save_mask_file
 from recist_tool.volume import Volume
 
 
@@ -44,3 +44,20 @@ def test_crop_on_another_grid_is_refused(tmp_path) -> None:  # noqa: ANN001
         save_mask(np.zeros((2, 2, 2), bool), vol, tmp_path / "b.nii.gz")
     with pytest.raises(InputError, match="no such mask"):
         load_mask_crop(tmp_path / "missing.nii.gz", vol)
+
+
+def test_save_mask_file_names_the_file_by_its_hash_and_leaves_no_temporary(tmp_path) -> None:  # noqa: ANN001
+    vol = Volume.from_grid(np.zeros((10, 20, 20), np.int16), (2.0, 0.8, 0.8), (0, 0, 0))
+    crop = np.zeros((3, 4, 5), bool)
+    crop[1, 1:3, 1:4] = True
+    path, digest = save_mask_file(crop, vol, tmp_path / "S1" / "BL", "T01", offset=(2, 3, 4))
+    assert path == (tmp_path / "S1" / "BL" / f"T01-{digest[:12]}.nii.gz").resolve()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def test_save_mask_file_failure_leaves_nothing(tmp_path) -> None:  # noqa: ANN001
+    vol = Volume.from_grid(np.zeros((10, 20, 20), np.int16), (2.0, 0.8, 0.8), (0, 0, 0))
+    with pytest.raises(GeometryError):
+        save_mask_file(np.ones((3, 4, 5), bool), vol, tmp_path / "S1", "T01", offset=(9, 0, 0))
+    assert not (tmp_path / "S1").exists()

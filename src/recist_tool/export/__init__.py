@@ -1,9 +1,8 @@
 """Exports of the trial database: EDC (CDISC ODM, SDTM, Dataset-JSON, REDCap) and PACS (DICOM SR, SEG).
 
 Every exporter reads the same :class:`~recist_tool.export.data.TrialExport` (collected once from
-the store, pseudonymous) and writes its files through :mod:`recist_tool.io.outputs` (re-exported
-by :mod:`recist_tool.export.files`), so a failure leaves no partial file behind and no file lands
-outside the output folder.
+the store, pseudonymous) and writes its files through :mod:`recist_tool.io.outputs`, so a failure
+leaves no partial file behind and no file lands outside the output folder.
 
 Public API
 ----------

@@ -212,7 +212,7 @@ def export_dicom_seg(data: Any, out_dir: Path, *, options: Mapping[str, Any]) ->
         The files written (all or none). Reads without any saved mask give no file (logged).
     """
     from recist_tool.export.deidentify import deidentify_dataset
-    from recist_tool.export.files import atomic_outputs
+    from recist_tool.io.outputs import atomic_outputs
 
     number = int(options.get("series_number", SEG_SERIES_NUMBER))
     deid = options.get("deidentify")

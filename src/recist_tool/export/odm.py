@@ -360,7 +360,7 @@ def export_odm(data: TrialExport, out_dir: Path, *, options: Mapping[str, Any]) 
     Options: ``mapping`` (path of a mapping TOML; default: the shipped mapping), ``file_name``.
     The file is validated against the ODM 1.3.2 schema before it is renamed into place.
     """
-    from recist_tool.export.files import atomic_outputs
+    from recist_tool.io.outputs import atomic_outputs
 
     mapping = load_mapping(options.get("mapping"))
     root = build_odm(data, mapping)

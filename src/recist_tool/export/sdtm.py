@@ -571,7 +571,7 @@ def export_sdtm(data: TrialExport, out_dir: Path, *, options: Mapping[str, Any])
 
     All files are written under temporary names and renamed only when every one succeeded.
     """
-    from recist_tool.export.files import atomic_outputs
+    from recist_tool.io.outputs import atomic_outputs
 
     domains = build_sdtm(data, options=options)
     for d in domains.values():
@@ -587,7 +587,7 @@ def export_sdtm(data: TrialExport, out_dir: Path, *, options: Mapping[str, Any])
 def export_dataset_json(data: TrialExport, out_dir: Path, *, options: Mapping[str, Any]
                         ) -> list[Path]:
     """SDTM TU/TR/RS (+ SUPP-- for unsigned reads) as CDISC Dataset-JSON 1.1 files."""
-    from recist_tool.export.files import atomic_outputs
+    from recist_tool.io.outputs import atomic_outputs
 
     domains = build_sdtm(data, options=options)
     study_oid = str(options.get("studyid") or data.trial)

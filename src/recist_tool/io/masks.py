@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from recist_tool.errors import GeometryError, InputError, UsageError
-from recist_tool.io.outputs import safe_output_path
+from recist_tool.io.outputs import atomic_outputs, safe_output_path
 from recist_tool.volume import Volume
 
 #: Tolerance (mm) when checking that a mask file lies on the grid of its image.
@@ -182,11 +182,9 @@ def save_mask_file(mask: Any, volume: Volume, folder: str | os.PathLike[str], st
         Absolute path of the file and its sha256.
     """
     safe = safe_file_name(stem)
-    written, digest = save_mask(mask, volume,
-                                safe_output_path(folder, f".{safe}.{os.getpid()}.part.nii.gz"),
-                                offset)
-    final = safe_output_path(folder, f"{safe}-{digest[:12]}.nii.gz")
-    os.replace(written, final)
+    with atomic_outputs(folder) as out:
+        _, digest = save_mask(mask, volume, out.path(f"{safe}.nii.gz"), offset)
+        final = out.rename(f"{safe}.nii.gz", f"{safe}-{digest[:12]}.nii.gz")
     return final.resolve(), digest
 
 

@@ -144,6 +144,22 @@ class OutputSet:
         self._pending[final] = tmp
         return tmp
 
+    def rename(self, name: str | os.PathLike[str], new_name: str | os.PathLike[str]) -> Path:
+        """Give the output asked for as ``name`` (:meth:`path`) the final name ``new_name``
+        instead: for a name that depends on what was written, such as its content hash.
+
+        Returns
+        -------
+        Path
+            The new final path (through :func:`safe_output_path`).
+        """
+        old = safe_output_path(self.out_dir, name)
+        new = safe_output_path(self.out_dir, new_name)
+        if old not in self._pending:
+            raise KeyError(f"{name} is not an output of this set")
+        self._pending = {(new if f == old else f): t for f, t in self._pending.items()}
+        return new
+
     @property
     def finals(self) -> list[Path]:
         """The final paths, in the order they were asked for."""
