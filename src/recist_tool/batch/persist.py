@@ -29,12 +29,12 @@ from recist_tool.batch.job import (
 )
 from recist_tool.batch.manifest import Case, SubjectPlan
 from recist_tool.errors import GeometryError, InputError, UsageError
-from recist_tool.export.data import BATCH_FULL_NAME
 from recist_tool.io.masks import mask_folder, save_mask_file
 from recist_tool.io.outputs import atomic_file
 from recist_tool.io.outputs import write_csv as write_rows
 from recist_tool.io.pacs.config import is_pacs_ref
 from recist_tool.recist.model import Category, Criteria, LesionState, to_stored_mm
+from recist_tool.store.snapshot import BATCH_FULL_NAME
 from recist_tool.store.values import measurement_values
 
 __all__ = ["BEST_COLUMNS", "MEASUREMENT_COLUMNS", "RESPONSE_COLUMNS", "BestRow", "MeasurementRow",

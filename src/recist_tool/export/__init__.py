@@ -1,6 +1,6 @@
 """Exports of the trial database: EDC (CDISC ODM, SDTM, Dataset-JSON, REDCap) and PACS (DICOM SR, SEG).
 
-Every exporter reads the same :class:`~recist_tool.export.data.TrialExport` (collected once from
+Every exporter reads the same :class:`~recist_tool.store.snapshot.TrialExport` (collected once from
 the store, pseudonymous) and writes its files through :mod:`recist_tool.io.outputs`, so a failure
 leaves no partial file behind and no file lands outside the output folder.
 
@@ -12,7 +12,7 @@ FORMATS : dict
 run_export(store, fmt, out_dir, ...) -> list[Path]
     Collect and dispatch (what ``recist export`` and the napari plugin call).
 collect(store, ...) -> TrialExport
-    See :mod:`recist_tool.export.data`.
+    See :mod:`recist_tool.store.snapshot`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from recist_tool.errors import UsageError
-from recist_tool.export.data import SubjectExport, TrialExport, collect
+from recist_tool.store.snapshot import SubjectExport, TrialExport, collect
 
 __all__ = ["FORMATS", "SubjectExport", "TrialExport", "available_formats", "collect", "exporter",
            "run_export"]
@@ -85,7 +85,7 @@ def run_export(store: Any, fmt: str, out_dir: str | os.PathLike[str], *,
     out_dir : path-like
         Output folder (created by the exporter; left absent when the export fails).
     subjects, reader, include_unsigned, trial
-        Which reads: see :func:`recist_tool.export.data.collect`.
+        Which reads: see :func:`recist_tool.store.snapshot.collect`.
     options : mapping, optional
         Format-specific options (e.g. ``mapping`` for ODM/REDCap item and visit OIDs).
 

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from recist_tool.errors import InputError
-from recist_tool.export.data import visit_series
 from recist_tool.export.dicom_derived import (
     SEG_SERIES_NUMBER,
     conform_source,
@@ -32,6 +31,7 @@ from recist_tool.export.dicom_derived import (
     tracking_uid,
 )
 from recist_tool.io.dicom_codes import FINDING, organ_code
+from recist_tool.store.snapshot import visit_series
 
 __all__ = ["SegLesion", "build_seg", "export_dicom_seg", "lesions_for_seg"]
 

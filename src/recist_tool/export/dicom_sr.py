@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from recist_tool.errors import GeometryError, InputError
-from recist_tool.export.data import visit_series
 from recist_tool.export.dicom_derived import (
     SR_SERIES_NUMBER,
     conform_source,
@@ -51,6 +50,7 @@ from recist_tool.io.dicom_codes import (
     category_code,
     organ_code,
 )
+from recist_tool.store.snapshot import visit_series
 from recist_tool.volume import Volume
 
 __all__ = ["SrLesion", "build_sr", "export_dicom_sr", "image_coordinates", "lesions_for_sr"]

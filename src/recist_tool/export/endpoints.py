@@ -5,7 +5,7 @@ The thin workflow around the engine's :mod:`recist_tool.recist.endpoints`:
 * :func:`read_events` reads the optional events file (``subject,date,event`` with event ``DEATH``
   or ``NEW THERAPY``) and refuses unknown subjects, unknown events, bad dates and an event given
   twice, each in one line naming the file and line;
-* :func:`subject_outcomes` turns the collected reads (:func:`recist_tool.export.data.collect`:
+* :func:`subject_outcomes` turns the collected reads (:func:`recist_tool.store.snapshot.collect`:
   one reader, signed reads unless ``include_unsigned``) into the engine's per-subject outcomes;
 * :func:`endpoints_from_store` does both and calls :func:`~recist_tool.recist.endpoints.trial_endpoints`;
 * :func:`write_endpoints` writes the three files together (or none) inside the output folder.
@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from recist_tool.errors import InputError
-from recist_tool.export.data import TrialExport, collect, effective_overall
 from recist_tool.io.outputs import atomic_outputs, write_csv
 from recist_tool.recist import Assessment, Category, Policies, Response, policies_from_mapping
 from recist_tool.recist.endpoints import (
@@ -41,6 +40,7 @@ from recist_tool.recist.endpoints import (
     subject_outcome,
     trial_endpoints,
 )
+from recist_tool.store.snapshot import TrialExport, collect, effective_overall
 
 __all__ = ["ENDPOINT_FILES", "EndpointsRun", "endpoints_from_store", "read_events",
            "subject_outcomes", "write_endpoints"]
@@ -99,7 +99,7 @@ def subject_outcomes(data: TrialExport, events: Mapping[str, SubjectEvents] | No
     """The engine's per-subject outcomes of the collected reads (and events).
 
     Each follow-up read's overall response is the reader's confirmed one where given, else the
-    computed one (:func:`~recist_tool.export.data.effective_overall`); measurable disease means a
+    computed one (:func:`~recist_tool.store.snapshot.effective_overall`); measurable disease means a
     target lesion at baseline.
     """
     events = events or {}
@@ -138,7 +138,7 @@ def endpoints_from_store(store: Any, *, trial: str | None = None, reader: str | 
     store : TrialStore
         The trial database (read-only is enough).
     trial, reader, include_unsigned, subjects
-        Which reads: see :func:`recist_tool.export.data.collect`.
+        Which reads: see :func:`recist_tool.store.snapshot.collect`.
     events : path-like, optional
         Events file (:func:`read_events`).
     endpoint_policies : EndpointPolicies, optional

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recist_tool.errors import InputError
-from recist_tool.export.data import decimal_text, target_sum
 from recist_tool.export.edc_items import CODELISTS, ITEMS, lesion_form
 from recist_tool.export.mapping import EdcMapping, load_mapping
 from recist_tool.recist.model import Category
+from recist_tool.store.snapshot import decimal_text, target_sum
 
 if TYPE_CHECKING:  # pragma: no cover
-    from recist_tool.export.data import SubjectExport, TrialExport
+    from recist_tool.store.snapshot import SubjectExport, TrialExport
 
 __all__ = ["export_redcap", "DICTIONARY_COLUMNS", "FIELDS", "choice_codes"]
 

@@ -24,7 +24,7 @@ Conventions (docs/export_edc.md):
   ``recist respond`` — and ``BESTRESP`` (best overall response) once per subject.
 - ``--EVAL = INDEPENDENT ASSESSOR``; ``--EVALID`` never the login: ``options["evaluator_ids"]``
   (account → identifier, the trial settings' ``[evaluators]`` table), else ``RADIOLOGIST n`` /
-  ``ALGORITHM n`` by first read in the trial (:func:`recist_tool.export.data.default_evaluator_ids`);
+  ``ALGORITHM n`` by first read in the trial (:func:`recist_tool.store.snapshot.default_evaluator_ids`);
   ``options["evaluator_id"]`` names the one reader of an export. ``--DTC`` the scan date,
   ``VISITNUM`` the store's visit number or the visit's rank.
 - Unsigned reads (exported only with ``include_unsigned``) are marked in SUPPTU / SUPPTR / SUPPRS:
@@ -43,13 +43,6 @@ from pathlib import Path
 from typing import Any
 
 from recist_tool.errors import InputError, UsageError
-from recist_tool.export.data import (
-    SubjectExport,
-    TrialExport,
-    decimal_text,
-    default_evaluator_ids,
-    target_sum,
-)
 from recist_tool.recist.model import (
     Lesion,
     LesionState,
@@ -59,6 +52,13 @@ from recist_tool.recist.model import (
 )
 from recist_tool.recist.sdtm import SubjectRecord, rs_rows
 from recist_tool.recist.timepoint import TOO_SMALL_DEFAULT_MM
+from recist_tool.store.snapshot import (
+    SubjectExport,
+    TrialExport,
+    decimal_text,
+    default_evaluator_ids,
+    target_sum,
+)
 
 __all__ = [
     "Variable",
@@ -200,7 +200,7 @@ def build_sdtm(data: TrialExport, *, options: Mapping[str, Any] | None = None) -
     Parameters
     ----------
     data : TrialExport
-        What :func:`recist_tool.export.data.collect` read from the store.
+        What :func:`recist_tool.store.snapshot.collect` read from the store.
     options : mapping, optional
         ``studyid`` (default: the trial name); ``evaluator_ids`` (reader account → ``--EVALID``,
         e.g. from :func:`recist_tool.store.settings.read_evaluator_ids`; must cover every

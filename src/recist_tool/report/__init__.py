@@ -3,7 +3,7 @@
 >>> from recist_tool.report import build_reports          # doctest: +SKIP
 >>> summary = build_reports(store, "reports", include_unsigned=True)
 
-Data come from :func:`recist_tool.export.data.collect` (one reader's current reads, pseudonymous),
+Data come from :func:`recist_tool.store.snapshot.collect` (one reader's current reads, pseudonymous),
 turned into :class:`~recist_tool.report.view.SubjectView` objects that the table, plots, key images
 and ``plotted_values.csv`` all read. See ``docs/reports.md``.
 """
@@ -36,7 +36,7 @@ class ReportSummary:
 def _empty_export(store: Any, code: str) -> Any:
     """A subject without any read: only its visits (the report says there is nothing to show)."""
     from recist_tool.errors import InputError
-    from recist_tool.export.data import SubjectExport
+    from recist_tool.store.snapshot import SubjectExport
 
     info = store.subject_info(code)
     if info is None:
@@ -55,13 +55,13 @@ def collect_views(store: Any, *, subjects: Sequence[str] | None = None, reader: 
 
     Subjects without any read (nothing measured yet) are reported with a note instead of failing;
     every other problem (unknown subject, unsigned reads without ``include_unsigned``, several
-    readers without ``reader``) raises as :func:`recist_tool.export.data.collect` does.
+    readers without ``reader``) raises as :func:`recist_tool.store.snapshot.collect` does.
 
     Returns
     -------
     (trial, criteria, views)
     """
-    from recist_tool.export.data import collect
+    from recist_tool.store.snapshot import collect
 
     trials = store.trials()
     codes: list[str]

@@ -1,4 +1,4 @@
-"""What a report shows, derived once from a :class:`~recist_tool.export.data.SubjectExport`.
+"""What a report shows, derived once from a :class:`~recist_tool.store.snapshot.SubjectExport`.
 
 The report modules (plots, key images, HTML/PDF) read only these views, so the table, the plots
 and ``plotted_values.csv`` always show the same numbers. Every number comes from the store: the
@@ -206,7 +206,7 @@ def fmt_pct(p: Decimal | None) -> str:
 
 
 def build_subject_view(subject: Any) -> SubjectView:
-    """Derive a :class:`SubjectView` from a ``SubjectExport`` (see ``recist_tool.export.data``).
+    """Derive a :class:`SubjectView` from a ``SubjectExport`` (see ``recist_tool.store.snapshot``).
 
     Parameters
     ----------

@@ -83,7 +83,7 @@ def read_evaluator_ids(path: Path | None) -> dict[str, str]:
     ----------
     path : Path or None
         The trial settings TOML; None gives ``{}`` (the exports then number the readers, see
-        :func:`recist_tool.export.data.default_evaluator_ids`).
+        :func:`recist_tool.store.snapshot.default_evaluator_ids`).
 
     Raises
     ------

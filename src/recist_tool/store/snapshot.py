@@ -1,5 +1,8 @@
 """What every exporter and report reads from the trial database, read once and pseudonymous only.
 
+It lives on the store side so that :mod:`recist_tool.export` and :mod:`recist_tool.report` both
+build on it without one importing the other.
+
 :func:`collect` gathers, for each subject, one reader's current reads of every visit (baseline
 first), the lesions, the engine's best overall response, and the subject's audit trail. It never
 reads a DICOM identifier: the subject code is the only identity an export carries. (The store keeps
@@ -23,7 +26,8 @@ from recist_tool.errors import InputError, UsageError
 from recist_tool.recist import BestResponse, Lesion, Response, best, policies_from_mapping
 from recist_tool.recist.model import LesionAssessment, LesionState, Timepoint
 from recist_tool.recist.timepoint import SumOfDiameters, sum_of_diameters
-from recist_tool.store import AuditEntry, ReadInfo, TimepointInfo, TrialStore
+from recist_tool.store.audit import AuditEntry
+from recist_tool.store.service import ReadInfo, TimepointInfo, TrialStore
 
 __all__ = ["BATCH_FULL_NAME", "SubjectExport", "TrialExport", "collect", "default_evaluator_ids",
            "effective_overall", "first_read_order", "is_batch_account"]
