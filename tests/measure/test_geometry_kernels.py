@@ -7,18 +7,15 @@ import pytest
 from scipy import ndimage
 from scipy.spatial.distance import pdist, squareform
 
+from recist_tool.measure.diameters import antipodal_pairs, convex_hull_2d, farthest_pairs, unique_rows
 from recist_tool.measure.mask import _runs_connected, count_components_3d
 from recist_tool.measure.planar import (
     Outline,
-    antipodal_pairs,
     contour_outline,
-    convex_hull_2d,
-    farthest_pairs,
     field_diameter_bound,
     outline_field,
     outline_fields,
     perpendicular_chord,
-    unique_rows,
 )
 
 

@@ -647,7 +647,7 @@ def _plane(volume: Volume, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def longest_chord(poly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The two vertices of a 2D polygon (mm) farthest apart: its longest chord (diameter)."""
-    from recist_tool.measure.planar import convex_hull_2d
+    from recist_tool.measure.diameters import convex_hull_2d
 
     hull = convex_hull_2d(poly)
     d = hull[:, None, :] - hull[None, :, :]

@@ -10,13 +10,13 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
 from recist_tool.errors import MeasurementError
+from recist_tool.measure.diameters import far_candidates
 from recist_tool.measure.planar import (
     END_SHIFT_MAX_IN_PX,
     END_SHIFT_MAX_OUT_PX,
     Axis,
     Outline,
     contour_outline,
-    far_candidates,
     field_diameter_bound,
     long_axis,
     outline_field,
@@ -290,7 +290,7 @@ def point_set_diameter(points: np.ndarray) -> float:
 
     Points that cannot end a pair longer than a first lower bound are dropped first (most of
     them, for any elongated lesion; see
-    :func:`~recist_tool.measure.planar.far_candidates`). Of the rest, only convex-hull
+    :func:`~recist_tool.measure.diameters.far_candidates`). Of the rest, only convex-hull
     vertices can be ends of the diameter (the hull is taken when many points remain); their
     pairs are searched blockwise.
     """
