@@ -44,7 +44,7 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from train import PHANTOMS, _shape_field  # noqa: E402 - models/, the script's own folder
+from train_data import PHANTOMS, shape_field  # noqa: E402 - models/, the script's own folder
 
 from recist_tool.io import load_volume  # noqa: E402
 from recist_tool.sample_data.generate import lesion_free_volume  # noqa: E402
@@ -219,17 +219,17 @@ def synthetic_item(rng, bgs: list[Background], k: int) -> Item | None:
     r = length / 2
     if kind == "node":
         radii = r * np.array([rng.uniform(0.6, 1.2), 1.0, rng.uniform(0.5, 0.9)])
-        rho = _shape_field(rng, hu.shape, wsp, centre, radii, rng.choice([0.0, 0.1]))
+        rho = shape_field(rng, hu.shape, wsp, centre, radii, rng.choice([0.0, 0.1]))
     elif kind == "conglomerate":
         rho = np.full(hu.shape, np.inf)
         for _ in range(rng.integers(2, 5)):
             off = rng.normal(0, r * 0.35, 3) / wsp
             rr = r * rng.uniform(0.3, 0.55) * rng.uniform(0.7, 1.2, 3)
-            rho = np.minimum(rho, _shape_field(rng, hu.shape, wsp, centre + off, rr, 0.05))
+            rho = np.minimum(rho, shape_field(rng, hu.shape, wsp, centre + off, rr, 0.05))
     else:
         radii = r * rng.uniform(0.6, 1.0, 3)
         radii[int(np.argmax(radii))] = r
-        rho = _shape_field(rng, hu.shape, wsp, centre, radii, rng.choice([0.0, rng.uniform(0.05, 0.3)]))
+        rho = shape_field(rng, hu.shape, wsp, centre, radii, rng.choice([0.0, rng.uniform(0.05, 0.3)]))
     mask = rho < 1.0
     if kind in ("lung", "cavity"):  # a lung mass stops at the mediastinum and chest wall
         lung = ndimage.map_coordinates(bg.lung_mask.astype(np.float32), g, order=1) > 0.5

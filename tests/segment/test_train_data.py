@@ -1,5 +1,6 @@
-"""``models/train.py``'s training samples: the sample-data phantoms as backgrounds, the keep-away
-from labelled real tumours, the background mix, and painted lesions that hold their click."""
+"""``models/train.py`` and its training samples (``models/train_data.py``): the sample-data
+phantoms as backgrounds, the keep-away from labelled real tumours, the background mix, and painted
+lesions that hold their click."""
 
 from __future__ import annotations
 
@@ -26,14 +27,21 @@ def train():
 
 
 @pytest.fixture(scope="module")
-def phantom_only(train, tmp_path_factory: pytest.TempPathFactory):
+def train_data(train):
+    """``models/train_data.py``, the data pipeline, as ``train.py`` imports it (so that a patch
+    of one of its functions reaches :func:`make_batch`)."""
+    return importlib.import_module("train_data")
+
+
+@pytest.fixture(scope="module")
+def phantom_only(train_data, tmp_path_factory: pytest.TempPathFactory):
     """The backgrounds when no real CT is found: the sample-data phantoms alone."""
-    return train.load_backgrounds(tmp_path_factory.mktemp("no-shared-data"))
+    return train_data.load_backgrounds(tmp_path_factory.mktemp("no-shared-data"))
 
 
-def test_phantom_backgrounds_are_sample_trial_anatomy(train, phantom_only) -> None:
-    assert len(phantom_only) == len(train.PHANTOMS)
-    for bg, (px, dz, _) in zip(phantom_only, train.PHANTOMS, strict=True):
+def test_phantom_backgrounds_are_sample_trial_anatomy(train_data, phantom_only) -> None:
+    assert len(phantom_only) == len(train_data.PHANTOMS)
+    for bg, (px, dz, _) in zip(phantom_only, train_data.PHANTOMS, strict=True):
         assert bg.volume.spacing == pytest.approx((dz, px, px))
         assert bg.weight > 0
         a = np.asarray(bg.volume.array)
@@ -46,7 +54,7 @@ def test_phantom_backgrounds_are_sample_trial_anatomy(train, phantom_only) -> No
         assert (np.asarray(a.shape[1:]) - bg.lung[:, 1:].max() > 24).all()
 
 
-def test_phantom_contrast_changes_the_liver_not_the_lung(train) -> None:
+def test_phantom_contrast_changes_the_liver_not_the_lung(train_data) -> None:
     plain = np.asarray(lesion_free_volume(0.9, 5.0, False).array)
     enhanced = np.asarray(lesion_free_volume(0.9, 5.0, True).array)
     assert plain.shape == enhanced.shape
@@ -55,40 +63,40 @@ def test_phantom_contrast_changes_the_liver_not_the_lung(train) -> None:
     assert np.abs(ndimage.uniform_filter(enhanced - plain, (1, 5, 5))[lung]).mean() < 5
 
 
-def test_synthetic_lesions_on_phantoms_hold_their_click(train, phantom_only) -> None:
+def test_synthetic_lesions_on_phantoms_hold_their_click(train_data, phantom_only) -> None:
     rng = np.random.default_rng(7)
     for _ in range(12):
-        img, mask, click, spacing = train.synth_sample(rng, phantom_only)
-        assert img.shape == mask.shape == train.PATCH_SHAPE
+        img, mask, click, spacing = train_data.synth_sample(rng, phantom_only)
+        assert img.shape == mask.shape == train_data.PATCH_SHAPE
         assert np.isfinite(img).all() and mask.sum() > 8
         c = np.clip(np.rint(click).astype(int), 0, np.asarray(mask.shape) - 1)
         near = mask[tuple(slice(max(v - 1, 0), v + 2) for v in c)]
         assert near.any(), "the click must fall on (or next to) its lesion"
 
 
-def test_backgrounds_are_drawn_in_proportion_to_their_weight(train) -> None:
-    bgs = [train.Background(name, None, None, None, w)
+def test_backgrounds_are_drawn_in_proportion_to_their_weight(train_data) -> None:
+    bgs = [train_data.Background(name, None, None, None, w)
            for name, w in (("a", 1.0), ("b", 1.0), ("c", 2.0))]
     rng = np.random.default_rng(0)
-    picks = [train.pick_background(rng, bgs).volume for _ in range(4000)]
+    picks = [train_data.pick_background(rng, bgs).volume for _ in range(4000)]
     assert [picks.count(n) / len(picks) for n in "abc"] == pytest.approx([0.25, 0.25, 0.5],
                                                                          abs=0.03)
 
 
-def test_real_tumour_is_kept_out_of_background_points(train, shared_data: Path) -> None:
+def test_real_tumour_is_kept_out_of_background_points(train_data, shared_data: Path) -> None:
     """No synthetic lesion or negative click lands near lung1's labelled (real) tumour."""
     label = require(shared_data / "lesions/pyradiomics_lung1/label.nrrd")
-    bgs = train.load_backgrounds(shared_data)
+    bgs = train_data.load_backgrounds(shared_data)
     lung1 = bgs[0]
     assert lung1.weight == 1.0
     tumour = np.asarray(load_volume(label).array) > 0
     dist = ndimage.distance_transform_edt(~tumour, sampling=lung1.volume.spacing)
     for pts in (lung1.lung, lung1.soft, lung1.fat):
         assert len(pts) > 1000
-        assert dist[tuple(pts.T)].min() >= train.KEEP_AWAY_MM
-    real_weight = sum(b.weight for b in bgs[:-len(train.PHANTOMS)])
-    phantom_weight = sum(b.weight for b in bgs[-len(train.PHANTOMS):])
-    assert phantom_weight / (real_weight + phantom_weight) == pytest.approx(train.PHANTOM_SHARE)
+        assert dist[tuple(pts.T)].min() >= train_data.KEEP_AWAY_MM
+    real_weight = sum(b.weight for b in bgs[:-len(train_data.PHANTOMS)])
+    phantom_weight = sum(b.weight for b in bgs[-len(train_data.PHANTOMS):])
+    assert phantom_weight / (real_weight + phantom_weight) == pytest.approx(train_data.PHANTOM_SHARE)
 
 
 @pytest.mark.parametrize("args, says", [
@@ -158,7 +166,7 @@ def test_checkpoint_of_another_recipe_is_a_one_line_error(train, shared_data: Pa
     assert ckpt.read_bytes() == before
 
 
-def test_size_sampling_draws_crops_in_proportion_to_their_long_axis(train, monkeypatch) -> None:
+def test_size_sampling_draws_crops_in_proportion_to_their_long_axis(train_data, monkeypatch) -> None:
     """``--lidc-sampling size``: a crop's chance follows its long axis clipped to
     ``SIZE_WEIGHT_MM``; ``uniform`` keeps the shipped recipe's draws."""
     from recist_tool.volume import Volume
@@ -169,29 +177,29 @@ def test_size_sampling_draws_crops_in_proportion_to_their_long_axis(train, monke
         mask = (zz - 12) ** 2 * 4 + (yy - 32) ** 2 + (xx - 32) ** 2 <= radius_mm ** 2
         vol = Volume.from_grid(np.where(mask, 40, -800).astype(np.int16), (2.0, 1.0, 1.0))
         crops.append((vol, mask))
-    assert train.lidc_probabilities(crops, "uniform") is None
-    p = train.lidc_probabilities(crops, "size")
-    lo, hi = train.SIZE_WEIGHT_MM
+    assert train_data.lidc_probabilities(crops, "uniform") is None
+    p = train_data.lidc_probabilities(crops, "size")
+    lo, hi = train_data.SIZE_WEIGHT_MM
     assert p.sum() == pytest.approx(1.0)
     # the 4 mm crop counts as lo, the 50 mm one as hi, the others by their long axis
     assert p[3] / p[0] == pytest.approx(hi / lo)
     assert p[2] / p[1] == pytest.approx(2.0, rel=0.1)
 
     drawn = np.zeros(len(crops))
-    real_sample = train.lidc_sample
+    real_sample = train_data.lidc_sample
 
     def counting_sample(rng, item, *args):
         drawn[next(i for i, c in enumerate(crops) if c is item)] += 1
         return real_sample(rng, item, *args)
 
-    monkeypatch.setattr(train, "lidc_sample", counting_sample)
-    train.make_batch(np.random.default_rng(3), 400, crops, [], lidc_fraction=1.0, lidc_p=p)
+    monkeypatch.setattr(train_data, "lidc_sample", counting_sample)
+    train_data.make_batch(np.random.default_rng(3), 400, crops, [], lidc_fraction=1.0, lidc_p=p)
     assert drawn / drawn.sum() == pytest.approx(p, abs=0.06)
     with pytest.raises(ValueError, match="unknown LIDC sampling"):
-        train.lidc_probabilities(crops, "area")
+        train_data.lidc_probabilities(crops, "area")
 
 
-def test_thick_slab_draws_slices_3_to_5_5_mm_thick(train) -> None:
+def test_thick_slab_draws_slices_3_to_5_5_mm_thick(train_data) -> None:
     """A crop is re-sliced with ``k * dz`` within ``THICK_SLAB_MM``, at a random phase; a crop
     too short for two thick slices, or already thick, is left as it is."""
     from recist_tool.volume import Volume
@@ -204,17 +212,17 @@ def test_thick_slab_draws_slices_3_to_5_5_mm_thick(train) -> None:
     rng = np.random.default_rng(0)
     drawn = set()
     for _ in range(16):
-        thick, tmask = train.thick_slab(rng, vol, mask)
+        thick, tmask = train_data.thick_slab(rng, vol, mask)
         first = float(vol.lps_to_index(thick.slice_positions[0])[0])
         drawn.add((thick.spacing[0], first))
         assert tmask.shape == thick.shape and tmask.sum() >= 4
     assert {dz for dz, _ in drawn} == {3.75, 5.0}  # k = 3 or 4
     assert len({first for _, first in drawn}) >= 4  # phases 0..k-1
-    assert train.thick_slab(rng, vol.crop((0, 0, 0), (4, 64, 64)), mask[:4]) is None
-    assert train.thick_slab(rng, Volume.from_grid(hu, (5.0, 0.7, 0.7)), mask) is None
+    assert train_data.thick_slab(rng, vol.crop((0, 0, 0), (4, 64, 64)), mask[:4]) is None
+    assert train_data.thick_slab(rng, Volume.from_grid(hu, (5.0, 0.7, 0.7)), mask) is None
 
 
-def test_thick_slab_share_sends_lidc_draws_through_thick_slab(train, monkeypatch) -> None:
+def test_thick_slab_share_sends_lidc_draws_through_thick_slab(train_data, monkeypatch) -> None:
     """``--thick-slab-share``: that share of LIDC draws is re-sliced; 0 keeps run 1's draws."""
     from recist_tool.volume import Volume
 
@@ -222,22 +230,22 @@ def test_thick_slab_share_sends_lidc_draws_through_thick_slab(train, monkeypatch
     mask = ((zz - 10) * 1.25) ** 2 + (yy - 24) ** 2 + (xx - 24) ** 2 <= 8 ** 2
     crops = [(Volume.from_grid(np.where(mask, 40, -800).astype(np.int16), (1.25, 1.0, 1.0)), mask)]
     thick_dz = []
-    real_sample = train.lidc_sample
+    real_sample = train_data.lidc_sample
 
     def recording_sample(rng, item, *args):
         thick_dz.append(item[0].spacing[0] > 1.25)
         return real_sample(rng, item, *args)
 
-    monkeypatch.setattr(train, "lidc_sample", recording_sample)
-    train.make_batch(np.random.default_rng(1), 200, crops, [], lidc_fraction=1.0,
+    monkeypatch.setattr(train_data, "lidc_sample", recording_sample)
+    train_data.make_batch(np.random.default_rng(1), 200, crops, [], lidc_fraction=1.0,
                      thick_share=0.5)
     assert 0.4 < np.mean(thick_dz) < 0.6
     thick_dz.clear()
-    train.make_batch(np.random.default_rng(1), 50, crops, [], lidc_fraction=1.0)
+    train_data.make_batch(np.random.default_rng(1), 50, crops, [], lidc_fraction=1.0)
     assert not any(thick_dz)
 
 
-def test_lidc_outside_ignore_leaves_the_slices_beyond_the_crop_unknown(train) -> None:
+def test_lidc_outside_ignore_leaves_the_slices_beyond_the_crop_unknown(train_data) -> None:
     """``--lidc-outside ignore``: box slices beyond a crop's first and last slice (where the
     image repeats the edge slice) get a NaN target; the others keep run 1's target."""
     from recist_tool.volume import Volume
@@ -246,8 +254,8 @@ def test_lidc_outside_ignore_leaves_the_slices_beyond_the_crop_unknown(train) ->
     mask = ((zz - 3.5) * 2.5) ** 2 + (yy - 24) ** 2 + (xx - 24) ** 2 <= 9 ** 2  # cut by the ends
     crop = (Volume.from_grid(np.where(mask, 40, -800).astype(np.int16), (2.5, 0.7, 0.7)), mask)
     for seed in range(4):
-        img0, tgt0, click0, _ = train.lidc_sample(np.random.default_rng(seed), crop)
-        img, tgt, click, _ = train.lidc_sample(np.random.default_rng(seed), crop, "ignore")
+        img0, tgt0, click0, _ = train_data.lidc_sample(np.random.default_rng(seed), crop)
+        img, tgt, click, _ = train_data.lidc_sample(np.random.default_rng(seed), crop, "ignore")
         assert np.array_equal(img, img0) and np.array_equal(click, click0)
         unknown = np.isnan(tgt)
         slices = unknown.all(axis=(1, 2))
@@ -259,7 +267,7 @@ def test_lidc_outside_ignore_leaves_the_slices_beyond_the_crop_unknown(train) ->
         assert np.array_equal(tgt[~unknown] > 0.5, tgt0[~unknown])
         assert tgt0[unknown].sum() == 0 and tgt0[~unknown].sum() > 0
     with pytest.raises(ValueError, match="unknown outside"):
-        train.lidc_sample(np.random.default_rng(0), crop, "mirror")
+        train_data.lidc_sample(np.random.default_rng(0), crop, "mirror")
 
 
 def _weights(train, path: Path, channels: tuple[int, ...], seed: int) -> dict:
