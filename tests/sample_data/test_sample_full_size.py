@@ -178,7 +178,7 @@ def test_cli_passes_full_size(tmp_path, monkeypatch, capsys):
                                   full_size=full_size)
 
     monkeypatch.setattr(sample, "generate_trial", fake)
-    assert main(["sample-data", str(tmp_path / "t"), "--subjects", "1", "--full-size"]) == 0
+    assert main(["sample-data", str(tmp_path / "t"), "--n-subjects", "1", "--full-size"]) == 0
     assert seen == {"full_size": True, "n_subjects": 1}
     text = " ".join(capsys.readouterr().out.split())
     assert "full size" in text and "376" in text

@@ -314,6 +314,6 @@ def test_cli_passes_large_lesions(tmp_path, monkeypatch, capsys):
         return trial_ground_truth(seed, n_subjects, large_lesions=large_lesions)
 
     monkeypatch.setattr(sample, "generate_trial", fake)
-    assert main(["sample-data", str(tmp_path / "t"), "--subjects", "1", "--large-lesions"]) == 0
+    assert main(["sample-data", str(tmp_path / "t"), "--n-subjects", "1", "--large-lesions"]) == 0
     assert seen == {"large_lesions": True, "n_subjects": 1}
     assert "large lesions" in " ".join(capsys.readouterr().out.split())  # the title may wrap

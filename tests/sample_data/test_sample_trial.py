@@ -286,7 +286,7 @@ def test_same_seed_gives_identical_bytes(tmp_path, trial):
 
 def test_cli_writes_trial_and_other_seed_changes_uids_not_design(tmp_path, capsys, trial, dcm):
     out = tmp_path / "cli-trial"
-    assert main(["sample-data", str(out), "--subjects", "1", "--seed", "1"]) == 0
+    assert main(["sample-data", str(out), "--n-subjects", "1", "--seed", "1"]) == 0
     printed = capsys.readouterr().out
     assert "SYN-001" in printed and "PR" in printed
     gt1 = dcm.load_ground_truth(out)
@@ -304,8 +304,8 @@ def test_cli_writes_trial_and_other_seed_changes_uids_not_design(tmp_path, capsy
 
 
 def test_cli_rejects_bad_subject_count(tmp_path, capsys):
-    assert main(["sample-data", str(tmp_path / "x"), "--subjects", "0"]) == 2
-    assert "--subjects" in capsys.readouterr().err
+    assert main(["sample-data", str(tmp_path / "x"), "--n-subjects", "0"]) == 2
+    assert "--n-subjects" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 
