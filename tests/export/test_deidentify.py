@@ -430,3 +430,80 @@ def test_a_deidentified_sr_imports_against_the_ct_deidentified_with_the_same_sec
         line = np.array([[float(r[f"line_{a}{k}"]) for a in "xyz"] for k in (1, 2)])
         long = np.array(stored[r["lesion_id"]].endpoints_lps["long"])
         np.testing.assert_allclose(np.sort(line, axis=0), np.sort(long, axis=0), atol=0.006)
+
+
+@pytest.mark.slow
+def test_deidentify_command_writes_the_ct_the_deidentified_sr_references(
+        identified: Identified, exports: dict[str, list[Path]], tmp_path: Path, capsys) -> None:
+    """``recist deidentify`` on the identified CT of BL: no identifier, original UID or date in
+    any element or byte; the same pixels; and the SR exported with ``--deidentify`` (same
+    secret) references exactly these instances, this series and this study."""
+    import numpy as np
+
+    settings = identified.root / "settings" / "trial.toml"
+    out = tmp_path / "ct"
+    assert main(["deidentify", str(identified.ct["BL"]), "-o", str(out), "--subject", SUBJECT,
+                 "--visit", "BL", "--trial", "T", "--settings", str(settings)]) == 0
+    assert "deidentify: " in capsys.readouterr().out
+    source = sorted(p for p in identified.ct["BL"].rglob("*") if p.is_file())
+    files = sorted(out.rglob("*.dcm"))
+    assert len(files) == len(source) and all(p.parent.parent == out / SUBJECT for p in files)
+    ids, ct = _ct_identifiers(identified)
+    original_uids = set().union(*ct["uids"].values())
+    assert scan(files, ids | original_uids | ct["dates"]) == []
+    for p in files:
+        raw = p.read_bytes()
+        assert not [i for i in ids | original_uids if i.encode() in raw], p.name
+    deid = [pydicom.dcmread(p) for p in files]
+    for d in deid:
+        assert (d.PatientID, str(d.PatientName), d.PatientIdentityRemoved) == \
+            (SUBJECT, SUBJECT, "YES")
+        assert (d.ClinicalTrialProtocolID, d.ClinicalTrialTimePointID) == ("EX-SCLC-001", "BL")
+        assert not [e for e in elements(d) if e.tag.is_private]
+    by_position = {tuple(d.ImagePositionPatient): d.pixel_array for d in deid}
+    for f in source:
+        ds = pydicom.dcmread(f)
+        np.testing.assert_array_equal(by_position[tuple(ds.ImagePositionPatient)], ds.pixel_array)
+    # the de-identified SR of BL references these very objects
+    sr = pydicom.dcmread(next(p for p in exports["sr"] if p.stem.endswith("_BL_SR")))
+    sops = {d.SOPInstanceUID for d in deid}
+    (study,) = {d.StudyInstanceUID for d in deid}
+    (series,) = {d.SeriesInstanceUID for d in deid}
+    refs = {e.value for e in elements(sr) if e.keyword == "ReferencedSOPInstanceUID"}
+    assert refs and refs <= sops
+    ev = sr.CurrentRequestedProcedureEvidenceSequence[0]
+    assert (sr.StudyInstanceUID, ev.StudyInstanceUID,
+            ev.ReferencedSeriesSequence[0].SeriesInstanceUID) == (study, study, series)
+    # the same command again gives the same UIDs (the secret's mapping), another folder
+    again = tmp_path / "again"
+    assert main(["deidentify", str(identified.ct["BL"]), "-o", str(again), "--subject", SUBJECT,
+                 "--settings", str(settings), "--trial", "T"]) == 0
+    assert sorted(p.relative_to(again) for p in again.rglob("*.dcm")) == \
+        sorted(p.relative_to(out) for p in files)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["{ct}", "-o", "{out}", "--subject", "../x", "--settings", "{settings}"], "subject"),
+    (["{missing}", "-o", "{out}", "--subject", SUBJECT, "--settings", "{settings}"],
+     "no such file or folder"),
+    (["{ct}", "-o", "{out}", "--subject", SUBJECT], "--deidentify needs --settings"),
+    (["{ct}", "-o", "{out}", "--subject", SUBJECT, "--settings", "{settings}", "--send", "nope"],
+     "nope"),
+    (["{empty}", "-o", "{out}", "--subject", SUBJECT, "--settings", "{settings}"],
+     "no CT volume"),
+])
+def test_deidentify_command_bad_input_one_line_nothing_written(argv: list[str], message: str,
+                                                               tmp_path: Path, capsys) -> None:
+    ct = tmp_path / "ct"
+    tiny_series(ct)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not DICOM")
+    settings = _settings(tmp_path / "settings")
+    out = tmp_path / "out"
+    args = [a.format(ct=ct, out=out, settings=settings, missing=tmp_path / "nothing",
+                     empty=empty) for a in argv]
+    assert main(["deidentify", *args]) != 0
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not out.exists() or not any(out.rglob("*"))

@@ -20,6 +20,7 @@ from recist_tool.errors import RecistToolError
 # Sub-command modules register themselves on `app` when imported; one per line.
 _COMMAND_MODULES = (
     "batch_cmd",
+    "deidentify_cmd",
     "endpoints_cmd",
     "evaluate_cmd",
     "evaluate_tracking_cmd",

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from recist_tool.cli._app import DB_OPTION, READER_OPTION, SUBJECTS_OPTION, TRIAL_OPTION, app, console
+from recist_tool.cli._send import send_and_report
 
 _FORMAT_HELP = ("odm | sdtm | dataset-json | redcap (EDC), dicom-sr | dicom-seg (PACS).")
 
@@ -74,11 +75,4 @@ def export_cmd(
         console.print(f"wrote {p}", highlight=False, soft_wrap=True)
     console.print(f"{fmt}: {len(paths)} file(s) in {out}", highlight=False)
     if send is not None:
-        srv, held = pacs.send(send, [p for p in paths if p.suffix.lower() == ".dcm"])
-        how = "STOW-RS" if srv.protocol == "dicomweb" else "C-STORE"
-        console.print(f"sent {sum(s.sent for s in held)} object(s) to PACS {srv.name} "
-                      f"({srv.address}) by {how}; a search finds:", highlight=False, soft_wrap=True)
-        for s in held:
-            console.print(f"  study {s.study_uid} series {s.series_uid} ({s.modality}): "
-                          f"{s.held_of_sent} of {s.sent} sent, {s.held} instance(s) in the series",
-                          highlight=False, soft_wrap=True)
+        send_and_report(send, [p for p in paths if p.suffix.lower() == ".dcm"])
