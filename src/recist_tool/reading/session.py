@@ -33,7 +33,6 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +55,7 @@ from recist_tool.reading.findings import (
 from recist_tool.reading.proposals import Proposal
 from recist_tool.reading.tables import ReadingTable, reading_table
 from recist_tool.recist.model import to_stored_mm
+from recist_tool.store.values import axis_endpoints, measurement_values
 from recist_tool.volume import Volume
 
 __all__ = ["MANIFEST_NAMES", "ReadingSession", "export_formats"]
@@ -63,10 +63,6 @@ __all__ = ["MANIFEST_NAMES", "ReadingSession", "export_formats"]
 #: Batch manifests looked for beside a SQLite database file, in this order, for where each
 #: visit's series is (:func:`recist_tool.batch.manifest.read_manifest` reads both forms).
 MANIFEST_NAMES = ("manifest.csv", "manifest.toml")
-
-
-def _seg_list(s: Any) -> list[list[float]] | None:
-    return None if s is None else [[round(float(c), 3) for c in p] for p in s]
 
 
 def export_formats() -> dict[str, str]:
@@ -689,17 +685,12 @@ class ReadingSession:
 
     def _measurement_values(self, subject: str, visit: str, lesion_id: str, finding: Finding,
                             measurement: Any = None) -> dict[str, Any]:
+        """The stored record of ``finding`` (:func:`recist_tool.store.values.measurement_values`),
+        its mask written to :attr:`mask_dir`; ``measurement`` (the automatic value stored before a
+        manual correction) goes with the segmenter's own mask."""
         m = measurement or finding.measurement
         vol = self.volume(visit)
-        ends: dict[str, Any] = {"long": _seg_list(m.long_axis_endpoints_lps),
-                                "short": _seg_list(m.short_axis_endpoints_lps),
-                                "slice_index": int(m.slice_index)}
-        c = finding.centroid_lps(vol)
-        if c is not None:
-            ends["centroid_lps"] = [round(v, 3) for v in c]
-        if finding.tracking:
-            ends["tracking"] = dict(finding.tracking)
-        # the automatic value stored before a manual correction goes with the segmenter's own mask
+        ends = axis_endpoints(m, centroid_lps=finding.centroid_lps(vol), tracking=finding.tracking)
         mask = finding.mask if measurement is None else (finding.automatic_mask or finding.mask)
         path = sha = None
         if mask is not None:
@@ -708,15 +699,11 @@ class ReadingSession:
             path = str(file)
         vml = m.volume_ml if m.volume_ml is not None else (
             mask.volume_ml(vol) if mask is not None else None)
-        return {
-            "long_axis_mm": to_stored_mm(m.long_axis_mm), "short_axis_mm": to_stored_mm(m.short_axis_mm),
-            "endpoints_lps": ends,
-            "volume_ml": None if vml is None else Decimal(repr(round(float(vml), 3))),
-            "mask_path": path, "mask_sha256": sha,
-            "segmenter": getattr(mask, "segmenter", None),
-            "segmenter_version": getattr(mask, "version", None),
-            "method": "manual" if (finding.edited and measurement is None) else "automatic",
-        }
+        return measurement_values(
+            m.long_axis_mm, m.short_axis_mm, vml, ends, segmenter=getattr(mask, "segmenter", None),
+            segmenter_version=getattr(mask, "version", None),
+            method="manual" if (finding.edited and measurement is None) else "automatic",
+            mask_path=path, mask_sha256=sha)
 
     def confirm(self, lesion_id: str, finding: Finding, *, reason: str | None = None) -> None:
         """Store a lesion's measurement at the finding's visit (written at once).
