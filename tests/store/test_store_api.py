@@ -342,6 +342,40 @@ def test_reader_session_cannot_reach_other_reads(store: TrialStore) -> None:
     assert [r.overall for r in bob.compute_responses("S001")] == [Response.SD]
 
 
+def test_reader_session_methods_are_the_stores_with_the_reader_bound() -> None:
+    import inspect
+
+    from recist_tool.store import ReaderSession
+
+    names = [n for n, f in vars(ReaderSession).items()
+             if callable(f) and not n.startswith("_")]
+    assert sorted(names) == sorted([
+        "add_lesion", "record_measurement", "assess_non_target", "record_new_lesion",
+        "delete_measurement", "get_read", "read_versions", "lesions", "compute_responses",
+        "sign", "amend", "discrepancies", "adjudicate"])
+    for name in names:
+        store_params = inspect.signature(getattr(TrialStore, name)).parameters
+        session_params = inspect.signature(getattr(ReaderSession, name)).parameters
+        bound = "adjudicator" if "adjudicator" in store_params else "reader"
+        assert store_params[bound].default is inspect.Parameter.empty  # the store needs it
+        assert session_params[bound].default is None  # the session binds it
+        # the session takes the store's other arguments (or forwards them as **values)
+        forwarded = any(p.kind is p.VAR_KEYWORD for p in session_params.values())
+        assert forwarded or set(store_params) - {bound} <= set(session_params), name
+
+
+def test_reader_session_refuses_to_name_a_reader_even_for_writes(store: TrialStore) -> None:
+    read_subject(store, "bob", t01_w6="27", t02_w6="18")
+    bob = store.login("bob", PASSWORDS["bob"])
+    with pytest.raises(AuthenticationError, match="cannot act as alice"):
+        bob.record_measurement("S001", "W6", "T01", reader="alice", long_axis_mm="26",
+                               reason="x")
+    with pytest.raises(AuthenticationError, match="cannot act as carol"):
+        bob.discrepancies("S001", adjudicator="carol", password=PASSWORDS["bob"])
+    assert {m.long_axis_mm for m in bob.get_read("S001", "W6").measurements
+            if m.lesion_id == "T01"} == {Decimal("27")}
+
+
 def test_trial_and_subject_lookups(store: TrialStore) -> None:
     assert store.trials() == {"ES-SCLC": "RECIST 1.1"}
     info = store.subject_info("S001")

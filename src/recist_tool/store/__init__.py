@@ -1,6 +1,9 @@
 """Trial database: SQLAlchemy models, Alembic migrations, audit trail, reader sign-off.
 
-``TrialStore(url)`` is the entry point; see :mod:`recist_tool.store.service`.
+``TrialStore(url)`` is the entry point; see :mod:`recist_tool.store.service`. What it returns and
+raises is in :mod:`recist_tool.store.records`, a logged-in reader's view in
+:mod:`recist_tool.store.session`, the read snapshot exports and reports share in
+:mod:`recist_tool.store.snapshot`, a measurement's stored values in :mod:`recist_tool.store.values`.
 """
 
 from recist_tool.store.audit import AuditCheck, AuditEntry

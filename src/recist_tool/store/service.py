@@ -6,7 +6,9 @@ lesions, measurements and responses are never returned to another reader. Signed
 an amendment opens a new version and leaves the signed one as it was.
 
 Identifiers in the API are the human ones: subject code, visit name, lesion code (``T01``), reader
-name. Results are plain frozen dataclasses, never live ORM objects.
+name. Results are plain frozen dataclasses, never live ORM objects: they and the store's errors are
+in :mod:`recist_tool.store.records`; :meth:`TrialStore.login` gives a
+:class:`~recist_tool.store.session.ReaderSession` (both re-exported here).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -71,11 +72,25 @@ from recist_tool.store.models import (
     TimepointResponseRow,
     Trial,
 )
+from recist_tool.store.records import (
+    AuthenticationError,
+    Discrepancy,
+    LockedRecordError,
+    MeasurementInfo,
+    ReaderInfo,
+    ReadInfo,
+    ResponseInfo,
+    SubjectInfo,
+    TimepointInfo,
+)
 from recist_tool.store.security import hash_password, verify_password
+from recist_tool.store.session import ReaderSession
 
 __all__ = [
-    "TrialStore", "ReaderSession", "LockedRecordError", "AuthenticationError", "ReaderInfo", "ReadInfo",
-    "MeasurementInfo", "ResponseInfo", "Discrepancy", "MEANINGS", "CRITERIA",
+    "CRITERIA", "MEANINGS", "MIN_PASSWORD", "ROLES", "TrialStore",
+    # re-exported: the records and errors its methods return and raise, and the reader's session
+    "AuthenticationError", "Discrepancy", "LockedRecordError", "MeasurementInfo", "ReadInfo",
+    "ReaderInfo", "ReaderSession", "ResponseInfo", "SubjectInfo", "TimepointInfo",
 ]
 
 #: Meanings a signature may carry.
@@ -84,125 +99,6 @@ MEANINGS = ("read complete", "adjudicated", "reviewed")
 CRITERIA = tuple(c.value for c in Criteria)
 ROLES = ("reader", "adjudicator", "admin")
 MIN_PASSWORD = 8
-
-
-class LockedRecordError(StoreError):
-    """A write to a signed (locked) record."""
-
-
-class AuthenticationError(StoreError):
-    """Unknown reader, inactive account or wrong password."""
-
-
-@dataclass(frozen=True)
-class ReaderInfo:
-    """A reader account (never the password hash)."""
-
-    name: str
-    full_name: str
-    role: str
-    active: bool
-
-
-@dataclass(frozen=True)
-class SubjectInfo:
-    """A subject's trial, its criteria and policies, and the subject's reference date."""
-
-    code: str
-    trial: str
-    criteria: str
-    policies: dict[str, Any]
-    reference_date: _dt.date | None
-
-
-@dataclass(frozen=True)
-class TimepointInfo:
-    """A subject's visit: date, visit number and where its CT series lies.
-
-    ``series_path`` is the folder, zip or volume file the series was read from (as given to the
-    loader), so that ``recist_tool.io.load_volume(series_path, series_uid)`` reopens it; None when
-    the visit was entered without images. It is a local path and is never exported.
-    """
-
-    visit: str
-    date: _dt.date
-    visit_num: Decimal | None
-    study_uid: str | None
-    series_uid: str | None
-    series_path: str | None
-
-
-@dataclass(frozen=True)
-class MeasurementInfo:
-    """One lesion at one timepoint in one read version."""
-
-    lesion_id: str
-    category: str
-    organ: str
-    nodal: bool
-    state: str
-    long_axis_mm: Decimal | None
-    short_axis_mm: Decimal | None
-    fragments_mm: tuple[Decimal, ...]
-    endpoints_lps: dict[str, Any] | None
-    volume_ml: Decimal | None
-    mask_path: str | None
-    mask_sha256: str | None
-    segmenter: str | None
-    segmenter_version: str | None
-    method: str
-
-    @property
-    def diameter_mm(self) -> Decimal | None:
-        """The RECIST diameter: short axis for a node, long axis otherwise."""
-        return self.short_axis_mm if self.nodal else self.long_axis_mm
-
-
-@dataclass(frozen=True)
-class ResponseInfo:
-    """Stored response of one read version (computed, and confirmed at signing)."""
-
-    visit: str
-    date: _dt.date
-    version: int
-    target: str | None
-    non_target: str | None
-    new_lesions: str
-    overall: str
-    sod_mm: Decimal | None
-    baseline_mm: Decimal | None
-    nadir_mm: Decimal | None
-    reasons: tuple[str, ...]
-    confirmed_overall: str | None
-    confirm_reason: str | None
-
-
-@dataclass(frozen=True)
-class ReadInfo:
-    """A reader's read of one timepoint (one version) with its measurements and response."""
-
-    subject: str
-    visit: str
-    date: _dt.date
-    reader: str
-    version: int
-    status: str
-    amend_reason: str | None
-    measurements: tuple[MeasurementInfo, ...]
-    response: ResponseInfo | None
-    signatures: tuple[dict[str, Any], ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True)
-class Discrepancy:
-    """Two readers' overall responses at one visit (current versions) and any adjudication."""
-
-    visit: str
-    date: _dt.date
-    responses: dict[str, str | None]
-    differ: bool
-    adjudicated_reader: str | None = None
-    adjudication_reason: str | None = None
 
 
 def _os_user() -> str:
@@ -1258,42 +1154,3 @@ class TrialStore:
             kept = "" if found is None else f"; expected head is event {found}"
             return AuditCheck(True, check.n_events, check.head_hash, None,
                               f"{check.message}; {n_rows} rows as the trail says{kept}")
-
-
-#: TrialStore methods a reader session exposes, with the keyword it binds.
-_SESSION_METHODS = {
-    **{m: "reader" for m in ("add_lesion", "record_measurement", "assess_non_target",
-                             "record_new_lesion", "delete_measurement", "get_read", "read_versions",
-                             "lesions", "compute_responses", "sign", "amend")},
-    **{m: "adjudicator" for m in ("discrepancies", "adjudicate")},
-}
-
-
-class ReaderSession:
-    """A logged-in reader's view of the store (what a GUI holds after :meth:`TrialStore.login`).
-
-    Exposes only the reader-scoped methods, with ``reader=`` (or ``adjudicator=``) bound to the
-    account: a session cannot name another reader, so it never reads another reader's records.
-    Signing, amending and the adjudicator's view of all readers' responses still ask for the
-    password again.
-    """
-
-    def __init__(self, store: TrialStore, info: ReaderInfo) -> None:
-        self._store = store
-        self.reader = info
-
-    def __getattr__(self, name: str) -> Any:
-        key = _SESSION_METHODS.get(name)
-        if key is None:
-            raise AttributeError(f"a reader session has no method {name!r}")
-        method = getattr(self._store, name)
-        bound = self.reader.name
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if key in kwargs:
-                raise AuthenticationError(f"this session belongs to {bound}; it cannot act as "
-                                          f"{kwargs[key]}")
-            return method(*args, **{key: bound}, **kwargs)
-
-        call.__doc__ = method.__doc__
-        return call
