@@ -395,7 +395,8 @@ def _fmt_num(d: Decimal | None) -> str:
 
 
 def rs_rows(rec: SubjectRecord, responses: Sequence[TimepointResponse],
-            overall_override: Sequence[Response] | None = None, criteria: str = "RECIST 1.1",
+            overall_override: Sequence[Response] | None = None,
+            criteria: Criteria | str = Criteria.RECIST_1_1,
             start_seq: int = 1) -> list[dict[str, str]]:
     """SDTM RS rows (TRGRESP, NTRGRESP, NEWLIND, NEWLPROG, OVRLRESP) for one subject/evaluator.
 
@@ -438,7 +439,8 @@ BEST_COLUMNS = ("STUDYID", "USUBJID", "RSEVAL", "RSEVALID", "CRITERIA", "REFDT",
                 "CCB", "CCBDT", "PD", "PDDT", "DORDAYS", "LSTA", "LSTADT")
 
 
-def best_response_row(rec: SubjectRecord, best: BestResponse, criteria: str = "RECIST 1.1"
+def best_response_row(rec: SubjectRecord, best: BestResponse,
+                      criteria: Criteria | str = Criteria.RECIST_1_1
                       ) -> dict[str, str]:
     """One row of ``best_response.csv`` (ADRS-like parameter names as columns)."""
     def d(x: _dt.date | None) -> str:

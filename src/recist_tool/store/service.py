@@ -414,7 +414,7 @@ class TrialStore:
 
     # --- trial, subjects, visits ----------------------------------------------------------------
 
-    def add_trial(self, name: str, *, criteria: str = "RECIST 1.1",
+    def add_trial(self, name: str, *, criteria: Criteria | str = Criteria.RECIST_1_1,
                   policies: Policies | dict[str, Any] | None = None,
                   visit_schedule: Sequence[dict[str, Any]] = (), by: str | None = None,
                   exist_ok: bool = False) -> None:
@@ -425,6 +425,7 @@ class TrialStore:
         """
         if criteria not in CRITERIA:
             raise InputError(f"criteria {criteria!r} is not one of {', '.join(CRITERIA)}")
+        criteria = Criteria(criteria).value  # stored as its plain text
         if isinstance(policies, Policies):
             pol = {f: getattr(policies, f) for f in policies.__dataclass_fields__}
         else:
