@@ -18,6 +18,11 @@ open_pacs_series(ref, modality) -> context manager yielding (SeriesRef, list of 
 find_object_series(server_name, study_uid, sop_instance_uid, modality) -> str or None
     The series of a study holding an object (a SEG an SR references).
 send(server_name, files) -> list of SentSeries
+search_studies(server_name, query) -> StudySearch
+    Studies matching a StudyQuery (patient, dates, modality, accession) with their series
+    (:mod:`.browse`).
+prefetch(ref, progress, cancelled) -> int
+    A series retrieved into the cache, with progress and a way to cancel (:mod:`.browse`).
 use_settings(path)
     Take the servers from this trial settings file (also for worker processes).
 """
@@ -25,16 +30,18 @@ use_settings(path)
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recist_tool.io.pacs.browse import StudyQuery, StudySearch, prefetch, search_studies
 from recist_tool.io.pacs.cache import CachedSeries, SeriesCache
 from recist_tool.io.pacs.config import (
     CONFIG_ENV,
     PacsError,
+    RetrievalCancelled,
     SeriesRef,
     Server,
     cache_settings,
@@ -44,10 +51,12 @@ from recist_tool.io.pacs.config import (
     server,
     use_settings,
 )
+from recist_tool.io.sources import SourceFiles
 
-__all__ = ["CONFIG_ENV", "PacsError", "SentSeries", "SeriesRef", "Server", "fetch_series",
-           "find_object_series", "find_series", "is_pacs_ref", "open_pacs_series",
-           "open_pacs_source", "parse_ref", "read_servers", "send", "server", "use_settings"]
+__all__ = ["CONFIG_ENV", "PacsError", "RetrievalCancelled", "SentSeries", "SeriesRef", "Server",
+           "StudyQuery", "StudySearch", "fetch_series", "find_object_series", "find_series", "is_pacs_ref",
+           "open_pacs_series", "open_pacs_source", "parse_ref", "prefetch", "read_servers",
+           "search_studies", "send", "server", "use_settings"]
 
 
 def _proto(srv: Server) -> Any:
@@ -59,7 +68,8 @@ def _proto(srv: Server) -> Any:
 
 
 def find_series(srv: Server, study_uid: str, series_uid: str | None = None) -> list[dict[str, Any]]:
-    """The series of a study on ``srv`` (or the one named): ``series_uid, modality, description, n``."""
+    """The series of a study on ``srv`` (or the one named): ``series_uid, modality, description,
+    n, number, date, slice_thickness`` (the last three as the server gives them)."""
     return _proto(srv).find_series(srv, study_uid, series_uid)
 
 
@@ -70,8 +80,8 @@ def cache() -> SeriesCache:
 
 
 @contextmanager
-def fetch_series(srv: Server, study_uid: str, series_uid: str, n_instances: int | None = None
-                 ) -> Iterator[CachedSeries]:
+def fetch_series(srv: Server, study_uid: str, series_uid: str, n_instances: int | None = None,
+                 progress: Callable[[int], None] | None = None) -> Iterator[CachedSeries]:
     """The series in the local cache (retrieved when absent or stale), locked while in use.
 
     Parameters
@@ -81,11 +91,19 @@ def fetch_series(srv: Server, study_uid: str, series_uid: str, n_instances: int 
     n_instances : int, optional
         How many instances the server says it holds (from a search); a cached copy with another
         count is retrieved again.
+    progress : callable, optional
+        ``progress(n)`` with the instances written so far while retrieving (not called for a
+        cached copy); an exception it raises stops the retrieve and nothing of it is kept.
     """
     mod = _proto(srv)
 
-    def fetch(folder: Path) -> dict[str, Any]:
-        n = mod.retrieve_series(srv, study_uid, series_uid, folder)
+    def fetch(folder: Path, arrived: Callable[[int], None]) -> dict[str, Any]:
+        def step(n: int) -> None:
+            if progress is not None:
+                progress(n)
+            arrived(n)
+
+        n = mod.retrieve_series(srv, study_uid, series_uid, folder, step)
         if n == 0:
             raise PacsError(f"PACS {srv.name}: series {series_uid} of study {study_uid}: the "
                             "server sent no instance")
@@ -126,17 +144,50 @@ def open_pacs_source(value: str | os.PathLike[str]) -> Iterator[Any]:
         A malformed reference, an unknown server, a server that cannot be reached or refuses the
         login, a series or study it does not hold: one line each, never with the credentials.
     """
-    from recist_tool.io.sources import SourceFiles
-
     ref = parse_ref(value)
     srv = server(ref.server)
     wanted = _wanted(srv, ref)
     with ExitStack() as stack:
         entries = [stack.enter_context(fetch_series(srv, ref.study_uid, s["series_uid"], s["n"] or None))
                    for s in wanted]
-        files = sorted(p for e in entries for p in e.instances.iterdir() if p.is_file())
-        root = entries[0].instances if len(entries) == 1 else entries[0].folder.parent
-        yield SourceFiles(files, root)
+        root = entries[0].folder / "instances" if len(entries) == 1 else entries[0].folder.parent
+        yield _SeriesFiles(entries, root)
+
+
+class _Arriving:
+    """The files of cached series as they arrive, with the count announced as length hint."""
+
+    def __init__(self, entries: list[CachedSeries]) -> None:
+        self._files = (p for e in entries for p in e.arriving())
+        self._left = sum(e.expected or 0 for e in entries)
+
+    def __iter__(self) -> _Arriving:
+        return self
+
+    def __next__(self) -> Path:
+        p = next(self._files)
+        self._left = max(0, self._left - 1)
+        return p
+
+    def __length_hint__(self) -> int:
+        return self._left
+
+
+class _SeriesFiles(SourceFiles):
+    """The instance files of series in the cache as a ``SourceFiles``: :attr:`files` once every
+    series is complete; :meth:`arriving` while series not cached yet are retrieved."""
+
+    def __init__(self, entries: list[CachedSeries], root: Path) -> None:
+        self._entries, self.root, self.skipped = entries, root, []
+
+    @property
+    def files(self) -> list[Path]:  # type: ignore[override]
+        return sorted(p for e in self._entries for p in e.files())
+
+    def arriving(self) -> Iterator[Path] | None:
+        if all(e.complete for e in self._entries):
+            return None  # read as a folder on disk
+        return _Arriving(self._entries)
 
 
 @contextmanager

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 from recist_tool.errors import InputError
 
-__all__ = ["CONFIG_ENV", "PacsError", "Server", "SeriesRef", "is_pacs_ref", "parse_ref",
+__all__ = ["CONFIG_ENV", "PacsError", "RetrievalCancelled", "Server", "SeriesRef", "is_pacs_ref", "parse_ref",
            "read_servers", "server", "use_settings"]
 
 #: Environment variable naming the settings file that holds the ``[pacs.NAME]`` tables.
@@ -57,6 +57,10 @@ _KNOWN_KEYS = {"url", "dicom", "aet", "calling_aet", "credentials", "timeout_s"}
 
 class PacsError(InputError):
     """A PACS that cannot be used: unknown server, refused login, server down, missing series."""
+
+
+class RetrievalCancelled(PacsError):
+    """A search or retrieve stopped because the user cancelled it (nothing half-fetched is kept)."""
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,13 @@ uses the client's HTTP session, so the same login and timeouts apply.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from recist_tool.io.pacs.config import PacsError, Server
 
-__all__ = ["client", "find_instances", "find_series", "retrieve_series", "session", "store"]
+__all__ = ["client", "find_instances", "find_series", "find_studies", "retrieve_series", "session", "store"]
 
 #: Bytes read from the socket at a time while streaming a retrieve.
 CHUNK_BYTES = 4 << 20
@@ -87,19 +87,61 @@ def _value(item: dict, tag: str) -> Any:
 
 
 def find_series(srv: Server, study_uid: str, series_uid: str | None = None) -> list[dict[str, Any]]:
-    """QIDO-RS: the series of a study (or the one named), as ``{series_uid, modality, n}``."""
+    """QIDO-RS: the series of a study (or the one named), as ``{series_uid, modality,
+    description, n, number, date, slice_thickness}`` (the last three as the server gives them,
+    None where it does not)."""
     filters = {"SeriesInstanceUID": series_uid} if series_uid else {}
     try:
         found = client(srv).search_for_series(
             study_instance_uid=study_uid, search_filters=filters,
-            fields=["NumberOfSeriesRelatedInstances", "Modality", "SeriesDescription"])
+            fields=["NumberOfSeriesRelatedInstances", "Modality", "SeriesDescription",
+                    "SeriesNumber", "SeriesDate", "SliceThickness"])
     except PacsError:
         raise
     except Exception as exc:
         raise _error(srv, exc, f"search of study {study_uid}") from None
     return [{"series_uid": _value(d, "0020000E"), "modality": _value(d, "00080060"),
              "description": _value(d, "0008103E"),
-             "n": int(_value(d, "00201209") or 0)} for d in found]
+             "n": int(_value(d, "00201209") or 0),
+             "number": _value(d, "00200011"), "date": _value(d, "00080021"),
+             "slice_thickness": _value(d, "00180050")} for d in found]
+
+
+#: Study attributes a study search asks for (QIDO-RS ``includefield``).
+_STUDY_FIELDS = ("PatientID", "StudyDate", "StudyTime", "AccessionNumber", "StudyDescription",
+                 "ModalitiesInStudy", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances")
+
+
+def find_studies(srv: Server, filters: dict[str, str], limit: int) -> list[dict[str, Any]]:
+    """QIDO-RS: studies matching ``filters`` (DICOM keywords → DICOM match values), at most
+    ``limit``, as ``{study_uid, patient_id, date, time, accession, description, modalities,
+    n_series, n_instances}``.
+
+    The query string keeps the wildcards ``*`` and ``?`` as they are (RFC 3986 allows them in
+    a query): Orthanc 1.10's DICOMweb plugin matches ``%2A`` literally, so a percent-encoded
+    wildcard (as ``dicomweb-client`` sends it) finds nothing.
+    """
+    from urllib.parse import quote
+
+    params = [*filters.items(), *(("includefield", f) for f in _STUDY_FIELDS),
+              ("limit", str(int(limit)))]
+    query = "&".join(f"{quote(k, safe='')}={quote(v, safe='*?')}" for k, v in params)
+    try:
+        with session(srv) as http:
+            resp = http.get(f"{srv.url}/studies?{query}",
+                            headers={"Accept": "application/dicom+json"})
+            resp.raise_for_status()
+            found = resp.json() if resp.content.strip() else []
+    except PacsError:
+        raise
+    except Exception as exc:
+        raise _error(srv, exc, "search of studies") from None
+    return [{"study_uid": _value(d, "0020000D"), "patient_id": _value(d, "00100020"),
+             "date": _value(d, "00080020"), "time": _value(d, "00080030"),
+             "accession": _value(d, "00080050"), "description": _value(d, "00081030"),
+             "modalities": tuple(str(m) for m in d.get("00080061", {}).get("Value") or ()),
+             "n_series": int(_value(d, "00201206") or 0),
+             "n_instances": int(_value(d, "00201208") or 0)} for d in found]
 
 
 def find_instances(srv: Server, study_uid: str, series_uid: str) -> list[str]:
@@ -147,8 +189,13 @@ def _parts(response: Any) -> Iterator[bytes | memoryview]:
         start = max(0, len(buf) - len(delim) + 1)
 
 
-def retrieve_series(srv: Server, study_uid: str, series_uid: str, folder: Path) -> int:
-    """WADO-RS: write every instance of a series into ``folder``; returns how many."""
+def retrieve_series(srv: Server, study_uid: str, series_uid: str, folder: Path,
+                    progress: Callable[[int], None] | None = None) -> int:
+    """WADO-RS: write every instance of a series into ``folder``; returns how many.
+
+    ``progress(n)`` is called after the n-th instance is written; an exception it raises (a
+    :class:`~recist_tool.io.pacs.config.RetrievalCancelled`) ends the retrieve at once.
+    """
     http = session(srv)
     url = f"{srv.url}/studies/{study_uid}/series/{series_uid}"
     accept = 'multipart/related; type="application/dicom"; transfer-syntax=*'
@@ -159,6 +206,8 @@ def retrieve_series(srv: Server, study_uid: str, series_uid: str, folder: Path) 
             for n, body in enumerate(_parts(resp), 1):
                 with open(folder / f"{n:06d}.dcm", "wb") as fh:
                     fh.write(body)
+                if progress is not None:
+                    progress(n)
     except PacsError:
         raise
     except Exception as exc:

@@ -7,13 +7,13 @@ decoding.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from recist_tool.io.pacs.config import PacsError, Server
 
-__all__ = ["echo", "find_instances", "find_series", "retrieve_series", "store"]
+__all__ = ["echo", "find_instances", "find_series", "find_studies", "retrieve_series", "store"]
 
 #: Storage classes a retrieved CT series may hold (the SCP role is offered for each).
 _RETRIEVE_CLASSES = (
@@ -125,7 +125,9 @@ def _find(srv: Server, query: Any, what: str) -> list[Any]:
 
 
 def find_series(srv: Server, study_uid: str, series_uid: str | None = None) -> list[dict[str, Any]]:
-    """C-FIND at SERIES level: the series of a study (or the one named)."""
+    """C-FIND at SERIES level: the series of a study (or the one named), as ``{series_uid,
+    modality, description, n, number, date, slice_thickness}`` (the last three as the server
+    gives them, None where it does not)."""
     from pydicom.dataset import Dataset
 
     q = Dataset()
@@ -135,11 +137,56 @@ def find_series(srv: Server, study_uid: str, series_uid: str | None = None) -> l
     q.Modality = ""
     q.SeriesDescription = ""
     q.NumberOfSeriesRelatedInstances = ""
+    q.SeriesNumber = ""
+    q.SeriesDate = ""
+    q.SliceThickness = ""
     found = _find(srv, q, f"search of study {study_uid}")
     return [{"series_uid": str(d.get("SeriesInstanceUID", "")) or None,
              "modality": str(d.get("Modality", "")) or None,
              "description": str(d.get("SeriesDescription", "")) or None,
-             "n": int(d.get("NumberOfSeriesRelatedInstances", 0) or 0)} for d in found]
+             "n": int(d.get("NumberOfSeriesRelatedInstances", 0) or 0),
+             "number": d.get("SeriesNumber"),
+             "date": str(d.get("SeriesDate", "")) or None,
+             "slice_thickness": d.get("SliceThickness")} for d in found]
+
+
+def _values(value: Any) -> tuple[str, ...]:
+    """A multi-valued attribute's values (pydicom gives one value as itself, several as a list)."""
+    if value in (None, ""):
+        return ()
+    if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+        return (str(value),)
+    return tuple(str(v) for v in value if str(v))
+
+
+#: Study attributes a study search asks for (C-FIND return keys).
+_STUDY_KEYS = ("StudyInstanceUID", "PatientID", "StudyDate", "StudyTime", "AccessionNumber",
+               "StudyDescription", "ModalitiesInStudy", "NumberOfStudyRelatedSeries",
+               "NumberOfStudyRelatedInstances")
+
+
+def find_studies(srv: Server, filters: dict[str, str], limit: int) -> list[dict[str, Any]]:
+    """C-FIND at STUDY level: studies matching ``filters`` (DICOM keywords → DICOM match
+    values), at most ``limit`` (the rest of the server's answers are read and dropped), as
+    ``{study_uid, patient_id, date, time, accession, description, modalities, n_series,
+    n_instances}``."""
+    from pydicom.dataset import Dataset
+
+    q = Dataset()
+    q.QueryRetrieveLevel = "STUDY"
+    for key in _STUDY_KEYS:
+        setattr(q, key, filters.get(key, ""))
+    found = _find(srv, q, "search of studies")[:limit]
+
+    def text(d: Any, key: str) -> str | None:
+        return str(d.get(key, "")) or None
+
+    return [{"study_uid": text(d, "StudyInstanceUID"), "patient_id": text(d, "PatientID"),
+             "date": text(d, "StudyDate"), "time": text(d, "StudyTime"),
+             "accession": text(d, "AccessionNumber"), "description": text(d, "StudyDescription"),
+             "modalities": _values(d.get("ModalitiesInStudy")),
+             "n_series": int(d.get("NumberOfStudyRelatedSeries", 0) or 0),
+             "n_instances": int(d.get("NumberOfStudyRelatedInstances", 0) or 0)} for d in found]
 
 
 def find_instances(srv: Server, study_uid: str, series_uid: str) -> list[str]:
@@ -155,8 +202,14 @@ def find_instances(srv: Server, study_uid: str, series_uid: str) -> list[str]:
             if "SOPInstanceUID" in d]
 
 
-def retrieve_series(srv: Server, study_uid: str, series_uid: str, folder: Path) -> int:
-    """C-GET a series into ``folder``; returns how many instances were written."""
+def retrieve_series(srv: Server, study_uid: str, series_uid: str, folder: Path,
+                    progress: Callable[[int], None] | None = None) -> int:
+    """C-GET a series into ``folder``; returns how many instances were written.
+
+    ``progress(n)`` is called with the instances written so far at each of the server's pending
+    answers; an exception it raises (a :class:`~recist_tool.io.pacs.config.RetrievalCancelled`)
+    aborts the association and ends the retrieve.
+    """
     pynetdicom = _pynetdicom()
     from pydicom.dataset import Dataset
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
@@ -186,6 +239,12 @@ def retrieve_series(srv: Server, study_uid: str, series_uid: str, folder: Path) 
         for status, _identifier in assoc.send_c_get(q, GET):
             code = _status(srv, status, f"retrieve of series {series_uid}")
             if code in (0xFF00,):  # pending: sub-operations under way
+                if progress is not None:
+                    try:
+                        progress(len(written))
+                    except BaseException:
+                        assoc.abort()
+                        raise
                 continue
             failed = int(status.get("NumberOfFailedSuboperations", 0) or 0)
             if code not in (0x0000, 0xB000):
