@@ -11,7 +11,6 @@ one database at the same time both finish without creating anything twice.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,10 +28,10 @@ from recist_tool.batch.job import (
 )
 from recist_tool.batch.manifest import Case, SubjectPlan
 from recist_tool.errors import GeometryError, InputError, UsageError
+from recist_tool.io.locations import series_location
 from recist_tool.io.masks import mask_folder, save_mask_file
 from recist_tool.io.outputs import atomic_file
 from recist_tool.io.outputs import write_csv as write_rows
-from recist_tool.io.pacs.config import is_pacs_ref
 from recist_tool.recist.model import Category, Criteria, LesionState, to_stored_mm
 from recist_tool.store.snapshot import BATCH_FULL_NAME
 from recist_tool.store.values import measurement_values
@@ -177,8 +176,7 @@ def prepare_store(store: Any, plans: Sequence[SubjectPlan], *, reader: str, tria
                              f"{trial.criteria}")
         stored = {t.visit: t for t in store.timepoint_infos(plan.subject)}
         for case in plan.cases:
-            where = (case.series_path if is_pacs_ref(case.series_path)  # pacs://: kept as it is
-                     else os.path.abspath(case.series_path))
+            where = series_location(case.series_path)
             if case.visit not in stored:
                 store.add_timepoint(plan.subject, case.visit, case.date, series_uid=case.series_uid,
                                     series_path=where, exist_ok=True)

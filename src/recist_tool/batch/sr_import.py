@@ -68,9 +68,9 @@ def _series_holding(ct: str | os.PathLike[str], uid: str | None) -> str | None:
 def _series_location(ct_path: str | os.PathLike[str]) -> str:
     """Where the CT lies, as the manifest and the store keep it: a PACS reference as written
     (``pacs://SERVER/STUDY_UID[/SERIES_UID]``), a path made absolute."""
-    from recist_tool.io.pacs.config import is_pacs_ref, parse_ref
+    from recist_tool.io.locations import series_location
 
-    return str(parse_ref(ct_path)) if is_pacs_ref(ct_path) else str(Path(ct_path).resolve())
+    return series_location(ct_path, lambda p: Path(p).resolve())
 
 
 def import_sr(sr_path: str | os.PathLike[str], ct_path: str | os.PathLike[str], *,
@@ -152,10 +152,9 @@ def write_manifest(imp: SrImport, path: str | os.PathLike[str]) -> Path:
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    from recist_tool.io.pacs.config import is_pacs_ref
+    from recist_tool.io.locations import series_location
 
-    rel = (imp.series_path if is_pacs_ref(imp.series_path)
-           else os.path.relpath(imp.series_path, out.resolve().parent))
+    rel = series_location(imp.series_path, lambda p: os.path.relpath(p, out.resolve().parent))
     with atomic_file(out) as tmp:
         write_csv(tmp, CSV_COLUMNS, ({
             "subject": imp.subject, "visit": imp.visit, "date": imp.date.isoformat(),

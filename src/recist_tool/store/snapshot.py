@@ -313,15 +313,13 @@ def visit_series(subject: SubjectExport, visit: str) -> Any:
     InputError
         When the database does not say where the series lies, or it is not there.
     """
-    from pathlib import Path
-
     from recist_tool.io.dicom_refs import load_series_with_headers
-    from recist_tool.io.pacs.config import is_pacs_ref
+    from recist_tool.io.locations import series_found
 
     tp = subject.timepoint(visit)
     if not tp.series_path:
         raise InputError(f"{subject.code} {visit}: the database does not say where the CT series "
                          "lies (score it with recist batch, or record its series path)")
-    if not is_pacs_ref(tp.series_path) and not Path(tp.series_path).exists():
+    if not series_found(tp.series_path):
         raise InputError(f"{subject.code} {visit}: CT series not found at {tp.series_path}")
     return load_series_with_headers(tp.series_path, tp.series_uid)
