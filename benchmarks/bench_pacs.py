@@ -2,17 +2,23 @@
 
 Writes a 300 × 512 × 512 series (``write_benchmark_series``, uncompressed Explicit VR Little
 Endian, 150 MiB), stores it in a throw-away Orthanc on 127.0.0.1 (``.ci/orthanc.sh``, or the one in
-``$RECIST_TEST_ORTHANC_URL``), then times in this process, best of ``--repeat``:
+``$RECIST_TEST_ORTHANC_URL``), then times in this process, ``--repeat`` rounds, each round every
+read once in turn (so a busy machine's load falls on all of them alike):
 
 * disk: ``load_volume(folder)`` (files in the page cache, as they are after a first read);
 * WADO-RS: ``load_volume("pacs://web/STUDY/SERIES")`` with an empty cache each time (QIDO-RS
-  search, WADO-RS retrieve written to the cache, the same loader on the cached files);
-* C-GET: the same by DIMSE;
+  search, WADO-RS retrieve written to the cache while the loader reads the headers of the
+  instances already written, then the pixels);
+* WADO-RS, retrieve then load: the same search, retrieve and loader one after the other (the
+  series complete in the cache first: what ``load_volume`` did before the two overlapped);
+* WADO-RS, retrieve only: the search and the retrieve into the cache;
+* C-GET: the same by DIMSE, overlapped and one after the other;
 * cached: ``load_volume`` of the reference again (search, then the cached files).
 
-Goal: WADO-RS ≤ 1.5 × the disk time on loopback.
+Prints the median and range of each, the median over the disk's median, and the load average
+before and after. Goal: WADO-RS ≤ 1.5 × the disk time on loopback.
 
-    python benchmarks/bench_pacs.py [--out /tmp/bench-pacs] [--repeat 5] [--slices 300]
+    python benchmarks/bench_pacs.py [--out /tmp/bench-pacs] [--repeat 7] [--slices 300]
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import argparse
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -38,21 +45,23 @@ def _server() -> tuple[dict[str, str], bool]:
     return dict(line.split("=", 1) for line in run.stdout.splitlines() if "=" in line), True
 
 
-def _best(fn, repeat: int, before=None) -> float:
-    times = []
+def _rounds(reads: dict, repeat: int, before: dict) -> dict[str, list[float]]:
+    """Wall seconds of each read, ``repeat`` rounds of every read once in turn."""
+    times: dict[str, list[float]] = {name: [] for name in reads}
     for _ in range(repeat):
-        if before is not None:
-            before()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for name, fn in reads.items():
+            if name in before:
+                before[name]()
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return times
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "bench-pacs")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--slices", type=int, default=300)
     args = ap.parse_args()
 
@@ -90,29 +99,52 @@ calling_aet = "{env['RECIST_TEST_ORTHANC_CALLING_AET']}"
         def empty_cache() -> None:
             shutil.rmtree(cache, ignore_errors=True)
 
-        disk = _best(lambda: load_volume(series_dir), args.repeat)
-        wado = _best(lambda: load_volume(ref), args.repeat, empty_cache)
-        cget = _best(lambda: load_volume(ref_dimse), args.repeat, empty_cache)
-        load_volume(ref)
-        cached = _best(lambda: load_volume(ref), args.repeat)
+        def one_after_the_other(reference: str, load: bool = True) -> None:
+            r = pacs.parse_ref(reference)
+            srv = pacs.server(r.server)
+            n = pacs.find_series(srv, r.study_uid, r.series_uid)[0]["n"]
+            with pacs.fetch_series(srv, r.study_uid, r.series_uid, n) as entry:
+                folder = entry.instances  # the whole series retrieved here
+                if load:
+                    load_volume(folder)
+
+        load0 = os.getloadavg()
+        reads = {
+            "disk (page cache)": lambda: load_volume(series_dir),
+            "WADO-RS, empty cache": lambda: load_volume(ref),
+            "WADO-RS, empty cache, retrieve then load": lambda: one_after_the_other(ref),
+            "WADO-RS, retrieve only": lambda: one_after_the_other(ref, load=False),
+            "C-GET, empty cache": lambda: load_volume(ref_dimse),
+            "C-GET, empty cache, retrieve then load": lambda: one_after_the_other(ref_dimse),
+            "WADO-RS reference, cached": lambda: load_volume(ref),
+        }
+        before = {name: empty_cache for name in reads if "empty" in name or "only" in name}
+        before["WADO-RS reference, cached"] = lambda: (empty_cache(), load_volume(ref))
+        times = _rounds(reads, args.repeat, before)
+        load1 = os.getloadavg()
         import numpy as np
 
+        empty_cache()
         assert np.array_equal(load_volume(ref).array, disk_vol.array)
+        assert np.array_equal(load_volume(ref_dimse).array, disk_vol.array)
     finally:
         if started:
             subprocess.run(["bash", str(REPO / ".ci" / "orthanc.sh"), "--stop",
                             env["RECIST_TEST_ORTHANC_DIR"]], check=False)
     mib = sum(f.stat().st_size for f in files) / 2**20
     print(f"{platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-          f"load average {os.getloadavg()[0]:.2f}")
+          f"load average (1, 5, 15 min) before {load0[0]:.1f} {load0[1]:.1f} {load0[2]:.1f}, "
+          f"after {load1[0]:.1f} {load1[1]:.1f} {load1[2]:.1f}")
     print(f"series: {len(files)} files, {mib:.0f} MiB; upload by STOW-RS (50 a request) "
-          f"{upload:.2f} s; best of {args.repeat}")
-    print("| read | wall s | / disk |\n| --- | --- | --- |")
-    for name, sec in (("disk (page cache)", disk), ("WADO-RS, empty cache", wado),
-                      ("C-GET, empty cache", cget), ("WADO-RS reference, cached", cached)):
-        print(f"| {name} | {sec:.2f} | {sec / disk:.2f} |")
+          f"{upload:.2f} s; {args.repeat} rounds")
+    disk = statistics.median(times["disk (page cache)"])
+    print("| read | median s | range s | median / disk median |\n| --- | --- | --- | --- |")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(f"| {name} | {med:.2f} | {min(ts):.2f}–{max(ts):.2f} | {med / disk:.2f} |")
+    wado = statistics.median(times["WADO-RS, empty cache"])
     print(f"goal WADO-RS <= 1.5 x disk: {'met' if wado <= 1.5 * disk else 'NOT met'} "
-          f"({wado / disk:.2f} x)")
+          f"({wado / disk:.2f} x, medians)")
 
 
 if __name__ == "__main__":

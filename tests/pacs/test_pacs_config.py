@@ -97,10 +97,12 @@ def test_manifest_keeps_references(tmp_path: Path) -> None:
         read_manifest(m)
 
 
-def _fill(n_bytes: int):
-    def fetch(folder: Path) -> dict:
-        (folder / "000001.dcm").write_bytes(b"x" * n_bytes)
-        return {"n_instances": 1}
+def _fill(n_bytes: int, n: int = 1):
+    def fetch(folder: Path, arrived) -> dict:
+        for i in range(1, n + 1):
+            (folder / f"{i:06d}.dcm").write_bytes(b"x" * n_bytes)
+            arrived(i)
+        return {"n_instances": n}
     return fetch
 
 
@@ -113,10 +115,10 @@ def test_cache_lru_by_series(tmp_path: Path) -> None:
             assert entry.n_bytes == 1000 and (entry.instances / "000001.dcm").is_file()
     time.sleep(0.02)
     # a use makes keys[0] the most recent one; a stale count fetches again
-    with cache.open(keys[0], expect_instances=1, fetch=lambda f: calls.append(f)) as entry:
+    with cache.open(keys[0], expect_instances=1, fetch=lambda f, a: calls.append(f)) as entry:
         assert not calls
-    with cache.open(keys[2], expect_instances=1, fetch=_fill(1000)):
-        pass
+    with cache.open(keys[2], expect_instances=1, fetch=_fill(1000)) as entry:
+        entry.files()
     assert {k for _, k, _ in cache.entries()} == {keys[0], keys[2]}  # keys[1] went
     assert cache.size() <= 2500
     with cache.open(keys[0], expect_instances=2, fetch=_fill(10)) as entry:
@@ -128,8 +130,10 @@ def test_cache_never_evicts_a_series_in_use(tmp_path: Path) -> None:
     cache = SeriesCache(tmp_path / "c", max_bytes=1500)
     a, b = SeriesCache.key("s", STUDY, "1"), SeriesCache.key("s", STUDY, "2")
     with cache.open(a, expect_instances=None, fetch=_fill(1000)) as first:
+        first.files()
         time.sleep(0.02)
-        with cache.open(b, expect_instances=None, fetch=_fill(1000)):
+        with cache.open(b, expect_instances=None, fetch=_fill(1000)) as second:
+            second.files()  # fetched: the cache is over its limit, but a is in use
             assert (first.instances / "000001.dcm").is_file()  # a is read: kept
     assert cache.evict() == [a]  # nothing reads them now: the older goes
 
@@ -140,10 +144,10 @@ def test_one_fetch_when_two_ask_at_once(tmp_path: Path) -> None:
     cache = SeriesCache(tmp_path / "c", max_bytes=10**6)
     fetches = []
 
-    def slow(folder: Path) -> dict:
+    def slow(folder: Path, arrived) -> dict:
         fetches.append(folder)
         time.sleep(0.3)
-        return _fill(10)(folder)
+        return _fill(10)(folder, arrived)
 
     read_back = []
 
@@ -162,13 +166,72 @@ def test_one_fetch_when_two_ask_at_once(tmp_path: Path) -> None:
 def test_fetch_failure_leaves_no_entry(tmp_path: Path) -> None:
     cache = SeriesCache(tmp_path / "c", max_bytes=10**6)
 
-    def broken(folder: Path) -> dict:
+    def broken(folder: Path, arrived) -> dict:
         (folder / "000001.dcm").write_bytes(b"half")
+        arrived(1)
         raise PacsError("server went away")
 
-    with pytest.raises(PacsError), cache.open("k", expect_instances=None, fetch=broken):
+    with pytest.raises(PacsError), cache.open("k", expect_instances=None, fetch=broken) as entry:
+        entry.files()
+    assert cache.entries() == [] and not (tmp_path / "c" / "k").exists()
+    # read as it arrives: the files before the failure, then the error; nothing kept
+    got = []
+    with pytest.raises(PacsError, match="went away"), \
+            cache.open("k", expect_instances=None, fetch=broken) as entry:
+        got.extend(p.name for p in entry.arriving())
+    assert got == ["000001.dcm"] and not (tmp_path / "c" / "k").exists()
+
+
+def test_cache_files_as_they_arrive(tmp_path: Path) -> None:
+    """A series read as it arrives: each file once complete, in order, while the fetch runs in
+    a thread; the entry is complete afterwards and read from the cache the next time."""
+    import threading
+
+    cache = SeriesCache(tmp_path / "c", max_bytes=10**6)
+    gate = threading.Event()
+    seen: list[tuple[str, bool]] = []
+
+    def fetch(folder: Path, arrived) -> dict:
+        for i in range(1, 4):
+            (folder / f"{i:06d}.dcm").write_bytes(b"x" * i)
+            arrived(i)
+            if i == 1:
+                assert gate.wait(5)  # the reader has the first file before the others exist
+        return {"n_instances": 3}
+
+    with cache.open("k", expect_instances=3, fetch=fetch) as entry:
+        assert entry.expected == 3 and not entry.complete
+        for p in entry.arriving():
+            seen.append((p.name, p.read_bytes() == b"x" * int(p.stem)))
+            gate.set()
+        assert entry.complete and entry.n_instances == 3 and entry.n_bytes == 6
+    assert seen == [("000001.dcm", True), ("000002.dcm", True), ("000003.dcm", True)]
+    with cache.open("k", expect_instances=3, fetch=lambda f, a: 1 / 0) as entry:
+        assert entry.complete and [p.name for p in entry.arriving()] == [n for n, _ in seen]
+
+
+def test_cache_reader_leaving_early_stops_the_fetch(tmp_path: Path) -> None:
+    """A reader that stops after the first file (or raises) stops the fetch at its next
+    instance; half a series is not kept, and a series never asked for is not fetched."""
+    cache = SeriesCache(tmp_path / "c", max_bytes=10**6)
+    calls = []
+
+    def endless(folder: Path, arrived) -> dict:
+        i = 0
+        while True:
+            i += 1
+            calls.append(i)
+            (folder / f"{i:06d}.dcm").write_bytes(b"y")
+            arrived(i)
+            time.sleep(0.01)
+
+    with pytest.raises(ValueError), cache.open("k", expect_instances=None, fetch=endless) as entry:
+        for _ in entry.arriving():
+            raise ValueError("the loader failed")
+    assert cache.entries() == [] and not (tmp_path / "c" / "k").exists() and len(calls) < 50
+    with cache.open("k", expect_instances=None, fetch=endless):
         pass
-    assert cache.entries() == [] and not list((tmp_path / "c").glob("k.part-*"))
+    assert len(calls) < 50 and not (tmp_path / "c" / "k").exists()
 
 
 class _Response:

@@ -142,15 +142,58 @@ def _read_all_headers(files: list[Path], workers: int | None) -> list[list[Frame
     return out
 
 
+#: Files of a series still arriving handed to a header process at a time.
+HEADER_BATCH_FILES = 16
+
+
+def _read_arriving_headers(files: Iterator[Path], workers: int | None
+                           ) -> list[list[FrameHeader] | Skipped]:
+    """Headers of files that are still arriving (a PACS retrieve), in order, read as they come.
+
+    With ``workers`` processes (default: the CPUs; none for fewer files than
+    :data:`MIN_FILES_PER_HEADER_PROCESS` each, judged from the announced count) each batch of
+    :data:`HEADER_BATCH_FILES` goes to a process as soon as it is complete, while this process
+    waits for the next; the processes are started before the first file is asked for, since
+    asking starts the retrieve's thread (a process forked while it runs could inherit a lock it
+    holds).
+    """
+    import operator
+
+    n = workers if workers is not None else (os.cpu_count() or 1)
+    n = min(n, operator.length_hint(files) // MIN_FILES_PER_HEADER_PROCESS)
+    if n <= 1:
+        with _gc_paused():
+            return [read_frame_headers(p) for p in files]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context(method)) as pool:
+        pool.submit(int).result()  # starts every process (fork: all at the first task)
+        batches = []
+        batch: list[Path] = []
+        for p in files:
+            batch.append(p)
+            if len(batch) == HEADER_BATCH_FILES:
+                batches.append(pool.submit(_read_headers, batch))
+                batch = []
+        if batch:
+            batches.append(pool.submit(_read_headers, batch))
+        return [got for fut in batches for got in fut.result()]
+
+
 def scan_files(src: SourceFiles, workers: int | None = None) -> ScanResult:
     """Read the headers of every file of ``src`` and group the frames into stacks.
 
     Files that are not usable DICOM images are kept in ``skipped`` with their reason; headers
-    are read in ``workers`` processes (default: the CPUs, fewer for short series).
+    are read in ``workers`` processes (default: the CPUs, fewer for short series), those of a
+    series still arriving from a PACS as they arrive (:meth:`SourceFiles.arriving`).
     """
     frames: list[FrameHeader] = []
     skipped = [Skipped(name, code, detail) for name, code, detail in src.skipped]
-    for got in _read_all_headers(src.files, workers):
+    arriving = src.arriving()
+    for got in (_read_all_headers(src.files, workers) if arriving is None
+                else _read_arriving_headers(arriving, workers)):
         if isinstance(got, Skipped):
             skipped.append(got)
         else:

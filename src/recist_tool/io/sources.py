@@ -57,6 +57,16 @@ class SourceFiles:
     root: Path
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
 
+    def arriving(self) -> Iterator[Path] | None:
+        """The files in order, each as soon as it can be read, or None when :attr:`files` is
+        complete already (a folder, a zip).
+
+        A PACS series being retrieved (:func:`recist_tool.io.pacs.open_pacs_source`) yields
+        its files as they arrive, so the loader reads the headers of the first while the rest
+        download; its ``operator.length_hint`` is the number the server's search announced.
+        """
+        return None
+
 
 def _walk(root: Path) -> list[Path]:
     out: list[Path] = []
