@@ -61,9 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as exc:
         # Usage errors of the CLI parser (click, vendored by typer) carry exit_code and show().
-        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
-            return exc.exit_code
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            return code
         if state.debug:
             raise
         error(f"{type(exc).__name__}: {exc} (run with --debug for details)", label="internal error:")

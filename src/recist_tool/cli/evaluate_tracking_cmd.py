@@ -131,13 +131,13 @@ def evaluate_tracking(
                   f"{_f(s['cpu_seconds_per_followup']['median'], '.1f')}/"
                   f"{_f(s['cpu_seconds_per_followup']['max'], '.1f')}")
     console.print(t)
-    c = Table(title="confidence calibration (all sets)", header_style="bold")
+    cal = Table(title="confidence calibration (all sets)", header_style="bold")
     for col in ("confidence", "n", "right lesion (centroid <= 5 mm)", "ratio error <= 0.05"):
-        c.add_column(col, justify="right")
+        cal.add_column(col, justify="right")
     for b in overall["calibration"]:
-        c.add_row(b["confidence"], str(b["n"]), _f(b["right_lesion"], ".3f"),
+        cal.add_row(b["confidence"], str(b["n"]), _f(b["right_lesion"], ".3f"),
                   _f(b["ratio_within_0.05"], ".3f"))
-    console.print(c)
+    console.print(cal)
     a = Table(title="confidence at or above (all sets)", header_style="bold")
     for col in ("confidence", "n", "right lesion (centroid <= 5 mm)"):
         a.add_column(col, justify="right")

@@ -82,11 +82,12 @@ def _segs_from_pacs(stack: ExitStack, sr_path: Path, sr_ref: Any, ct: str) -> li
     where = sr_ref or ct_ref
     if where is None:
         return []
-    groups = [g for g in read_measurement_report(sr_path).groups if g.segment is not None]
+    segmented = [(g, g.segment) for g in read_measurement_report(sr_path).groups
+                 if g.segment is not None]
     studies = list(dict.fromkeys(r.study_uid for r in (sr_ref, ct_ref) if r is not None))
     folders: dict[str, Path] = {}
-    for g in groups:
-        uid = g.segment.sop_instance_uid
+    for g, segment in segmented:
+        uid = segment.sop_instance_uid
         if sr_ref is None and find_seg(uid, [sr_path.parent]) is not None:
             continue
         hit = next(((study, series) for study in studies

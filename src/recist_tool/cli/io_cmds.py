@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -26,6 +27,7 @@ def info(
 
     use_settings(settings)
     shown = str(parse_ref(path)) if is_pacs_ref(path) else str(path)
+    result: dict[str, Any]  # ScanResult.to_dict()'s shape: "series" and "skipped" lists of dicts
     if io.volume_format(path) is not None and path.is_file():
         vol = io.load_volume_file(path)
         result = {"series": [{
