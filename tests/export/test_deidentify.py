@@ -64,6 +64,24 @@ def elements(ds: Any):  # noqa: ANN201
         yield from elements(meta)
 
 
+def image_refs(ds: Any) -> set[str]:
+    """The SOP Instance UIDs ``ds`` references (content tree and evidence), SEG instances apart:
+    the SR references the SEG of its read too."""
+    out = set()
+
+    def walk(item: Any) -> None:
+        if "ReferencedSOPInstanceUID" in item and \
+                item.get("ReferencedSOPClassUID") != "1.2.840.10008.5.1.4.1.1.66.4":
+            out.add(item.ReferencedSOPInstanceUID)
+        for elem in item:
+            if elem.VR == "SQ":
+                for sub in elem.value:
+                    walk(sub)
+
+    walk(ds)
+    return out
+
+
 def scan(paths: list[Path], identifiers: set[str]) -> list[tuple[str, str, str]]:
     """``(file, keyword, identifier)`` for each element whose value holds an identifier."""
     wanted = {i.upper() for i in identifiers if i} | {i.replace("^", " ").upper()
@@ -325,11 +343,12 @@ def test_sr_seg_and_ct_still_reference_each_other(identified: Identified,
         assert sr.StudyInstanceUID == seg.StudyInstanceUID == ct_study
         assert seg.FrameOfReferenceUID == ct_for
         # SR → CT: every image reference (content tree and evidence) is a de-identified CT slice
-        refs = {e.value for e in elements(sr) if e.keyword == "ReferencedSOPInstanceUID"}
+        refs = image_refs(sr)
         assert refs and refs <= ct_sops
         ev = sr.CurrentRequestedProcedureEvidenceSequence[0]
-        assert (ev.StudyInstanceUID, ev.ReferencedSeriesSequence[0].SeriesInstanceUID) == \
-            (ct_study, ct_series)
+        assert ev.StudyInstanceUID == ct_study
+        assert {s.SeriesInstanceUID for s in ev.ReferencedSeriesSequence} == \
+            {ct_series, seg.SeriesInstanceUID}  # the CT slices, and the SEG (TID 1411)
         # SEG → CT: source images and referenced series
         (ref_series,) = seg.ReferencedSeriesSequence
         assert ref_series.SeriesInstanceUID == ct_series
@@ -343,6 +362,10 @@ def test_sr_seg_and_ct_still_reference_each_other(identified: Identified,
         seg_tracking = {seg.get_segment_description(n).tracking_uid
                         for n in seg.segment_numbers}
         assert seg_tracking and seg_tracking <= sr_tracking
+        # SR → SEG: its TID 1411 groups reference the de-identified SEG instance
+        assert {g.referenced_segment.referenced_sop_instance_uid
+                for g in sr.content.get_volumetric_roi_measurement_groups()} == \
+            {seg.SOPInstanceUID}
         errors, _ = dciodvfy_errors(sr_path)
         assert errors == [], (sr_path.name, errors)
         errors, _ = dciodvfy_errors(seg_path)
@@ -469,11 +492,11 @@ def test_deidentify_command_writes_the_ct_the_deidentified_sr_references(
     sops = {d.SOPInstanceUID for d in deid}
     (study,) = {d.StudyInstanceUID for d in deid}
     (series,) = {d.SeriesInstanceUID for d in deid}
-    refs = {e.value for e in elements(sr) if e.keyword == "ReferencedSOPInstanceUID"}
+    refs = image_refs(sr)
     assert refs and refs <= sops
     ev = sr.CurrentRequestedProcedureEvidenceSequence[0]
-    assert (sr.StudyInstanceUID, ev.StudyInstanceUID,
-            ev.ReferencedSeriesSequence[0].SeriesInstanceUID) == (study, study, series)
+    assert (sr.StudyInstanceUID, ev.StudyInstanceUID) == (study, study)
+    assert series in {s.SeriesInstanceUID for s in ev.ReferencedSeriesSequence}
     # the same command again gives the same UIDs (the secret's mapping), another folder
     again = tmp_path / "again"
     assert main(["deidentify", str(identified.ct["BL"]), "-o", str(again), "--subject", SUBJECT,

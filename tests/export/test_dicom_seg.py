@@ -122,10 +122,19 @@ def test_export_matches_the_stored_masks_and_the_srs_tracking(scored_trial: Scor
         seg = hd.seg.segread(seg_path)
         # made by the batch account: the device (Manufacturer) made it, no person's name
         assert not seg.get("ContentCreatorName") and seg.Manufacturer == "recist-tool"
-        sr_uids = {it.ContentSequence[0].TextValue.rsplit(":", 1)[1]: it.ContentSequence[1].UID
-                   for c in hd.sr.srread(sr_path).ContentSequence
+        sr = hd.sr.srread(sr_path)
+        sr_uids = {it.ContentSequence[0].TextValue.rsplit(":", 1)[-1]: it.ContentSequence[1].UID
+                   for c in sr.ContentSequence
                    if c.ConceptNameCodeSequence[0].CodeMeaning == "Imaging Measurements"
                    for it in c.ContentSequence}
+        # the SR's TID 1411 groups reference this SEG: each lesion's segment, by number
+        refs = {g.tracking_uid: g.referenced_segment
+                for g in sr.content.get_volumetric_roi_measurement_groups()}
+        assert {r.referenced_sop_instance_uid for r in refs.values()} == {seg.SOPInstanceUID}
+        assert sorted(refs) == sorted(sr_uids[s.label] for s in infos)
+        for s in infos:
+            ref = refs[sr_uids[s.label]]
+            assert list(ref.referenced_segment_numbers) == [s.number]
         for s in infos:
             arr, off = load_mask_crop(masked[s.label].mask_path, vol)
             want = np.zeros(vol.shape, bool)

@@ -157,6 +157,62 @@ def test_tiny_sr_passes_dciodvfy_and_reads_back(tmp_path: Path) -> None:
     del groups
 
 
+def test_a_lesion_with_a_seg_segment_gets_a_tid_1411_group_referencing_it(tmp_path: Path) -> None:
+    """A lesion with a segment in the read's SEG: its TID 1501 group as before, then a TID 1411
+    group with the same Tracking UID whose *Referenced Segment* names the SEG instance and
+    segment (source series: the CT), with the Volume; the SEG is in the evidence; dciodvfy
+    passes; highdicom reads the reference; import-sr gives the same lesions and lines."""
+    import dataclasses
+
+    import highdicom as hd
+
+    from recist_tool.io.sr import locate_lesions, read_measurement_report
+
+    series = tiny_series(tmp_path / "ct")
+    plain = _lesions(series.volume)
+    lesions = [dataclasses.replace(plain[0], segment_number=2), plain[1]]
+    seg_series, seg_sop = stable_uid("seg-series-test"), stable_uid("seg-test")
+    ds = _build(series, lesions, seg_uids=(seg_series, seg_sop))
+    path = tmp_path / "sr.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    errors, _ = dciodvfy_errors(path)
+    assert errors == []
+    g1, g2, g3 = _groups(ds)
+    assert [g.ContentTemplateSequence[0].TemplateIdentifier for g in (g1, g2, g3)] == \
+        ["1501", "1501", "1411"]
+    assert _item(g3, "Tracking Unique Identifier").UID == lesions[0].tracking_uid
+    assert _item(g3, "Tracking Identifier").TextValue == "T01"  # no cornerstone tool prefix
+    ref = _item(g3, "Referenced Segment")
+    sop = ref.ReferencedSOPSequence[0]
+    assert (sop.ReferencedSOPClassUID, sop.ReferencedSOPInstanceUID,
+            int(sop.ReferencedSegmentNumber)) == ("1.2.840.10008.5.1.4.1.1.66.4", seg_sop, 2)
+    assert _item(g3, "Source Series for Segmentation").UID == \
+        series.headers[0].SeriesInstanceUID
+    vol = _item(g3, "Volume").MeasuredValueSequence[0]
+    assert float(vol.NumericValue) == pytest.approx(3.25)
+    evidence = {(s.SeriesInstanceUID, i.ReferencedSOPInstanceUID)
+                for e in ds.CurrentRequestedProcedureEvidenceSequence
+                for s in e.ReferencedSeriesSequence for i in s.ReferencedSOPSequence}
+    assert (seg_series, seg_sop) in evidence
+    back = hd.sr.srread(path)
+    (vg,) = back.content.get_volumetric_roi_measurement_groups()
+    assert (vg.referenced_segment.referenced_sop_instance_uid, vg.tracking_uid) == \
+        (seg_sop, lesions[0].tracking_uid)
+    # import-sr: one record per lesion (the 1411 group folded into T01's), same lines as without
+    plain_path = tmp_path / "plain.dcm"
+    _build(series, plain).save_as(plain_path, enforce_file_format=True)
+    rep = read_measurement_report(path)
+    assert [(g.lesion_id, g.template) for g in rep.groups] == [("T01", "1501"), ("NT01", "1501")]
+    assert (rep.groups[0].segment.sop_instance_uid, rep.groups[0].segment.segment_number) == \
+        (seg_sop, 2)
+    got = locate_lesions(rep, series.volume)
+    want = locate_lesions(read_measurement_report(plain_path), series.volume)
+    for a, b in zip(got, want, strict=True):
+        assert (a.lesion_id, a.long_axis_mm, a.short_axis_mm, a.volume_ml, a.slice_index) == \
+            (b.lesion_id, b.long_axis_mm, b.short_axis_mm, b.volume_ml, b.slice_index)
+        np.testing.assert_array_equal(a.long_lps, b.long_lps)
+
+
 # --- the whole export on a scored trial ------------------------------------------------------------
 
 @pytest.mark.slow
@@ -185,7 +241,8 @@ def test_export_per_timepoint_passes_dciodvfy_and_reads_back(scored_trial: Score
         sr = hd.sr.srread(path)
         assert sr.StudyInstanceUID == series.headers[0].StudyInstanceUID
         measured = {m.lesion_id: m for m in reads[visit].measurements if m.state == "MEASURED"}
-        groups = _groups(sr)
+        groups = [g for g in _groups(sr) if g.ContentTemplateSequence[0].TemplateIdentifier
+                  == "1501"]  # then one TID 1411 per lesion in the SEG (test_dicom_seg.py)
         assert len(groups) == len(measured) > 0
         for g in groups:
             lid = _item(g, "Tracking Identifier").TextValue.rsplit(":", 1)[1]

@@ -33,7 +33,8 @@ from recist_tool.export.dicom_derived import (
 from recist_tool.io.dicom_codes import FINDING, organ_code
 from recist_tool.store.snapshot import visit_series
 
-__all__ = ["SegLesion", "build_seg", "export_dicom_seg", "lesions_for_seg"]
+__all__ = ["SegLesion", "SegPlan", "build_seg", "export_dicom_seg", "lesions_for_seg", "planned_seg",
+           "seg_key"]
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,47 @@ def build_seg(series: Any, lesions: Sequence[SegLesion], *, series_instance_uid:
     return seg
 
 
+def seg_key(subj: Any, read: Any) -> tuple[str, ...]:
+    """What the UIDs of a read's SEG derive from: trial, subject, reader, visit, read version."""
+    return (subj.trial, subj.code, subj.reader, read.visit, str(read.version))
+
+
+@dataclass(frozen=True)
+class SegPlan:
+    """The SEG :func:`export_dicom_seg` writes for one read (what an SR references of it).
+
+    Attributes
+    ----------
+    series_instance_uid, sop_instance_uid : str
+    segments : dict
+        Lesion id → segment number.
+    """
+
+    series_instance_uid: str
+    sop_instance_uid: str
+    segments: dict[str, int]
+
+
+def planned_seg(subj: Any, read: Any, series: Any) -> SegPlan | None:
+    """The SEG of ``read`` as :func:`export_dicom_seg` writes it (same UIDs, same segment
+    numbers: the lesions with a saved, non-empty mask, in order), or None when it writes none.
+
+    Raises
+    ------
+    InputError, GeometryError
+        A mask file missing, changed, or off the series' grid (the SEG export fails likewise).
+    """
+    if series.is_multiframe or not any(m.mask_path for m in read.measurements):
+        return None
+    lesions, _ = lesions_for_seg(read.measurements, series.volume, trial=subj.trial,
+                                 subject=subj.code, reader=subj.reader, visit=read.visit)
+    if not lesions or len(lesions) > 255:
+        return None
+    key = seg_key(subj, read)
+    return SegPlan(stable_uid("seg-series", *key), stable_uid("seg", *key),
+                   {les.lesion_id: n for n, les in enumerate(lesions, start=1)})
+
+
 def export_dicom_seg(data: Any, out_dir: Path, *, options: Mapping[str, Any]) -> list[Path]:
     """Write one DICOM SEG per subject timepoint: ``OUT/<subject>/<subject>_<visit>_SEG.dcm``.
 
@@ -231,7 +273,7 @@ def export_dicom_seg(data: Any, out_dir: Path, *, options: Mapping[str, Any]) ->
                     log.warning(line)
                 if not lesions:
                     continue
-                key = (subj.trial, subj.code, subj.reader, read.visit, str(read.version))
+                key = seg_key(subj, read)
                 seg = build_seg(series, lesions, series_instance_uid=stable_uid("seg-series", *key),
                                 sop_instance_uid=stable_uid("seg", *key), series_number=number,
                                 creator=(None if subj.automated_reader

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from recist_tool.export.dicom_derived import (
     tracking_identifier,
     tracking_uid,
 )
+from recist_tool.export.dicom_seg import planned_seg, seg_key
 from recist_tool.io.dicom_codes import (
     FINDING,
     LONG_AXIS,
@@ -75,6 +76,9 @@ class SrLesion:
     tracking_uid : str
     segmenter, segmenter_version : str or None
         Set for automatic measurements (Algorithm Identification).
+    segment_number : int, optional
+        The lesion's segment in the DICOM SEG of the read (``build_sr(..., seg_uids=...)``);
+        the SR then also holds a TID 1411 group referencing it.
     """
 
     lesion_id: str
@@ -89,6 +93,7 @@ class SrLesion:
     tracking_uid: str
     segmenter: str | None = None
     segmenter_version: str | None = None
+    segment_number: int | None = None
 
 
 def _pair(v: Any) -> np.ndarray | None:
@@ -210,11 +215,34 @@ def _group(les: SrLesion, series: Any, visit: str, used: set[int]):
         measurements=measurements)
 
 
+def _segment_group(les: SrLesion, series: Any, visit: str, seg_uid: str):
+    """TID 1411 for a lesion with a SEG segment: *Referenced Segment* (the SEG instance and
+    segment number, *Source series for segmentation* the CT), its Volume, the lesion's Tracking
+    UID. The Tracking Identifier is the bare lesion id, so a viewer that loads the TID 1501 group
+    by its ``...:Bidirectional:`` identifier takes this one for no tool of its own."""
+    import highdicom as hd
+    from pydicom.uid import SegmentationStorage
+
+    assert les.segment_number is not None
+    ref = hd.sr.ReferencedSegment(
+        SegmentationStorage, seg_uid, les.segment_number,
+        source_series=hd.sr.SourceSeriesForSegmentation(series.headers[0].SeriesInstanceUID))
+    volume = None if les.volume_ml is None else [
+        hd.sr.Measurement(name=VOLUME, value=round(les.volume_ml, 4), unit=UNIT_ML)]
+    return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=les.tracking_uid,
+                                                     identifier=les.lesion_id),
+        referenced_segment=ref,
+        time_point_context=hd.sr.TimePointContext(time_point=visit) if visit else None,
+        finding_type=FINDING, finding_category=category_code(les.category),
+        finding_sites=[hd.sr.FindingSite(organ_code(les.organ))], measurements=volume)
+
+
 def build_sr(series: Any, lesions: Sequence[SrLesion], *, observer: str, visit: str,
              series_instance_uid: str, sop_instance_uid: str,
              series_number: int = SR_SERIES_NUMBER, login: str | None = None,
              final: bool = False, series_description: str | None = None,
-             automated: bool = False):
+             automated: bool = False, seg_uids: tuple[str, str] | None = None):
     """Build the TID 1500 Measurement Report of one timepoint.
 
     Parameters
@@ -222,7 +250,9 @@ def build_sr(series: Any, lesions: Sequence[SrLesion], *, observer: str, visit: 
     series : SeriesWithHeaders
         The CT the lesions were measured on (:func:`recist_tool.io.dicom_refs.load_series_with_headers`).
     lesions : sequence of SrLesion
-        Measured lesions; end points must lie on slices of ``series``.
+        Measured lesions; end points must lie on slices of ``series``. Each gives a TID 1501
+        group (axes as lines); one with a ``segment_number`` also a TID 1411 group referencing
+        that segment of the SEG ``seg_uids`` names.
     observer : str
         The reader's printed name (Person Observer Name); unused when ``automated``.
     visit : str
@@ -238,6 +268,9 @@ def build_sr(series: Any, lesions: Sequence[SrLesion], *, observer: str, visit: 
     automated : bool
         The reads were made by ``recist batch``, not a person: the observer context holds the
         Device observer (recist-tool) alone, with no Person Observer Name or login.
+    seg_uids : tuple of (str, str), optional
+        Series and SOP Instance UID of the read's DICOM SEG (in the CT's study) that the lesions'
+        ``segment_number`` refer to; it is listed in the evidence with the CT slices.
 
     Returns
     -------
@@ -259,6 +292,9 @@ def build_sr(series: Any, lesions: Sequence[SrLesion], *, observer: str, visit: 
         raise InputError(f"{visit}: no measured lesion to put in an SR")
     used: set[int] = set()
     groups = [_group(les, series, visit, used) for les in lesions]
+    if seg_uids is not None:
+        groups += [_segment_group(les, series, visit, seg_uids[1]) for les in lesions
+                   if les.segment_number is not None]
     person = None if automated else hd.sr.ObserverContext(
         observer_type=codes.DCM.Person,
         observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
@@ -280,6 +316,14 @@ def build_sr(series: Any, lesions: Sequence[SrLesion], *, observer: str, visit: 
         if uid not in seen:
             seen.add(uid)
             evidence.append(conform_source(series.headers[k]))
+    if seg_uids is not None and any(les.segment_number is not None for les in lesions):
+        from pydicom.dataset import Dataset
+        from pydicom.uid import SegmentationStorage
+
+        seg = Dataset()
+        seg.SOPClassUID, seg.SOPInstanceUID = SegmentationStorage, seg_uids[1]
+        seg.StudyInstanceUID, seg.SeriesInstanceUID = evidence[0].StudyInstanceUID, seg_uids[0]
+        evidence.append(seg)
     sr = hd.sr.Comprehensive3DSR(
         evidence=evidence, content=report[0], series_instance_uid=series_instance_uid,
         series_number=series_number, sop_instance_uid=sop_instance_uid, instance_number=1,
@@ -327,15 +371,26 @@ def export_dicom_sr(data: Any, out_dir: Path, *, options: Mapping[str, Any]) -> 
             if not lesions:
                 log.warning("%s %s: no measured lesion, no SR written", subj.code, read.visit)
                 continue
-            key = (subj.trial, subj.code, subj.reader, read.visit, str(read.version))
+            key = seg_key(subj, read)
+            series = visit_series(subj, read.visit)
+            try:
+                seg = planned_seg(subj, read, series)
+            except (InputError, GeometryError) as exc:
+                log.warning("%s %s: the SR references no SEG: %s", subj.code, read.visit, exc)
+                seg = None
+            if seg is not None:
+                lesions = [replace(les, segment_number=seg.segments.get(les.lesion_id))
+                           for les in lesions]
             try:
                 sr = build_sr(
-                    visit_series(subj, read.visit), lesions,
+                    series, lesions,
                     observer=subj.reader_full_name or subj.reader, login=subj.reader,
                     visit=read.visit, final=subj.is_signed(read.visit) and read.status == "signed",
                     automated=subj.automated_reader,
                     series_instance_uid=stable_uid("sr-series", *key),
-                    sop_instance_uid=stable_uid("sr", *key), series_number=number)
+                    sop_instance_uid=stable_uid("sr", *key), series_number=number,
+                    seg_uids=None if seg is None else (seg.series_instance_uid,
+                                                       seg.sop_instance_uid))
             except GeometryError as exc:
                 raise GeometryError(f"{subj.code} {read.visit}: {exc}") from exc
             if deid is not None:

@@ -522,6 +522,21 @@ def _template_of(g) -> str:
     return "1501"
 
 
+def _one_record_per_lesion(groups: list[SrGroup]) -> list[SrGroup]:
+    """Fold a TID 1410 / 1411 group that only references the SEG segment of a lesion a TID 1501
+    group measures (the same Tracking UID; recist-tool's export writes both) into that record:
+    the segment joins the lesion's lines instead of making a second lesion."""
+    lines = {g.tracking_uid: i for i, g in enumerate(groups)
+             if g.template == "1501" and g.tracking_uid}
+    out, folded = list(groups), set()
+    for i, g in enumerate(groups):
+        j = lines.get(g.tracking_uid) if g.template != "1501" else None
+        if j is not None and g.segment is not None and not g.regions and not g.long.has_coords:
+            out[j] = replace(out[j], segment=g.segment, source_series_uid=g.source_series_uid)
+            folded.add(i)
+    return [g for i, g in enumerate(out) if i not in folded]
+
+
 def read_measurement_report(path: str | os.PathLike[str]) -> SrReport:
     """Read the lesion measurement groups of a PS3.16 TID 1500 Measurement Report.
 
@@ -533,7 +548,9 @@ def read_measurement_report(path: str | os.PathLike[str]) -> SrReport:
     Returns
     -------
     SrReport
-        One :class:`SrGroup` per usable group (TID 1501, 1410 or 1411), in document order;
+        One :class:`SrGroup` per usable group (TID 1501, 1410 or 1411), in document order (a
+        TID 1411 group referencing the SEG segment of a TID 1501 group's lesion, same Tracking
+        UID, folded into that one's record);
         ``skipped`` says which groups hold no lesion measurement (angles, arrows, statistics).
 
     Raises
@@ -574,6 +591,7 @@ def read_measurement_report(path: str | os.PathLike[str]) -> SrReport:
             skipped.append(why or "")
         else:
             groups.append(got)
+    groups = _one_record_per_lesion(groups)
     if not groups:
         raise DicomLoadError(f"{p}: no measurement group with a Long Axis, Length, Diameter, "
                              "region or segment" + (f" ({'; '.join(skipped)})" if skipped else ""))
