@@ -65,6 +65,29 @@ def test_to_sitk_keeps_lps_geometry() -> None:
         assert np.allclose(got, want, atol=1e-6)
 
 
+def test_a_volumes_pyramid_keeps_only_its_grids_and_they_are_unchanged() -> None:
+    """Tracking's pyramids keep the grids it works on, not the full-resolution float copy, and
+    those grids are the ones the plain clamp-then-shrink of the whole image gives."""
+    import SimpleITK as sitk
+
+    from recist_tool.track import _prepare, _Pyramid, _pyramid
+
+    rng = np.random.default_rng(3)
+    vol = Volume.from_slices(rng.integers(-2000, 3000, (20, 40, 36)).astype(np.int16),
+                             np.array([[10, 20, 30 + 1.25 * k] for k in range(20)], float),
+                             (1, 0, 0), (0, 1, 0), (0.7, 0.75))
+    levels = (6.0, 3.0, 1.5)
+    small = _pyramid(vol, levels)
+    assert small._full is None  # let go once its grids are made
+    plain = _Pyramid(_prepare(to_sitk(vol)))
+    for level in levels:
+        a, b = small.at(level), plain.at(level)
+        assert a.GetSize() == b.GetSize() and a.GetOrigin() == b.GetOrigin()
+        assert np.array_equal(sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b))
+    assert np.array_equal(sitk.GetArrayViewFromImage(small.at(2.0)),  # a grid asked for later
+                          sitk.GetArrayViewFromImage(plain.at(2.0)))
+
+
 @pytest.mark.db
 def test_baseline_lesions_from_a_stored_read(tmp_path, monkeypatch) -> None:  # noqa: ANN001
     import datetime as dt

@@ -123,6 +123,8 @@ MIN_OUTSIDE = 0.25
 #: run that slides a limb scan along itself until little of the two overlaps (173 mm on a
 #: sarcoma grown 1.25x) matches what is left well, and is dropped.
 MIN_OVERLAP = 0.5
+#: The whole-scan rigid match's grids (mm), coarse to fine.
+RIGID_LEVELS_MM = (6.0, 3.0)
 #: Checks score ``1 / (1 + (x / limit) ** CONFIDENCE_POWER)``: 0.5 at the limit.
 CONFIDENCE_POWER = 4
 
@@ -239,7 +241,11 @@ def to_sitk(volume: Volume, dtype: Any = np.float32) -> Any:
     import SimpleITK as sitk
 
     vol = volume if volume.is_orthogonal_grid else volume.resample_orthogonal()
-    img = sitk.GetImageFromArray(np.ascontiguousarray(vol.array, dtype=dtype))
+    return _with_geometry(sitk.GetImageFromArray(np.ascontiguousarray(vol.array, dtype=dtype)), vol)
+
+
+def _with_geometry(img: Any, vol: Volume) -> Any:
+    """``img`` (made from ``vol.array`` of an orthogonal ``vol``) placed at ``vol``'s LPS grid."""
     img.SetSpacing(tuple(float(s) for s in vol.spacing[::-1]))
     img.SetOrigin(tuple(float(v) for v in vol.slice_positions[0]))
     img.SetDirection(tuple(float(v) for v in vol.direction[:, ::-1].ravel()))
@@ -256,11 +262,29 @@ def _shrink_to(img: Any, target_mm: float) -> Any:
 
 
 class _Pyramid:
-    """A prepared image (:func:`_prepare`) and its block-averaged copies, each made once."""
+    """A prepared image (:func:`_prepare`) and its block-averaged copies, each made once.
 
-    def __init__(self, img: Any) -> None:
-        self.full = img
+    Made from a :class:`Volume` with ``levels``, it makes those copies at once and drops the
+    full-resolution image; a level asked for later is made from the volume again.
+    """
+
+    def __init__(self, img: Any = None, *, volume: Volume | None = None,
+                 levels: Sequence[float] = ()) -> None:
+        self._full = img
+        self._volume = volume
         self._levels: dict[float, Any] = {}
+        for level in levels:
+            self.at(level)
+        if volume is not None and levels:
+            self._full = None
+
+    @property
+    def full(self) -> Any:
+        """The prepared full-resolution image."""
+        if self._full is None:
+            assert self._volume is not None
+            self._full = _prepared_volume(self._volume)
+        return self._full
 
     def at(self, level_mm: float) -> Any:
         """The image on a grid of about ``level_mm``."""
@@ -270,16 +294,41 @@ class _Pyramid:
 
 
 @timed("register")
-def _pyramid(image: Volume | Any) -> _Pyramid:
+def _pyramid(image: Volume | Any, levels: Sequence[float] = ()) -> _Pyramid:
+    """The pyramid of a volume, a SimpleITK image or (unchanged) a pyramid; with ``levels``, a
+    volume's pyramid keeps only those grids (see :class:`_Pyramid`)."""
     if isinstance(image, _Pyramid):
         return image
-    return _Pyramid(_prepare(to_sitk(image) if isinstance(image, Volume) else image))
+    if isinstance(image, Volume):
+        return _Pyramid(volume=image, levels=levels)
+    return _Pyramid(_prepare(image))
+
+
+#: The HU range registration sees: air to dense bone; metal and contrast streaks do not dominate.
+_MATCH_HU = (-1000.0, 1500.0)
 
 
 def _prepare(img: Any) -> Any:
     import SimpleITK as sitk
 
-    return sitk.Clamp(sitk.Cast(img, sitk.sitkFloat32), sitk.sitkFloat32, -1000.0, 1500.0)
+    return sitk.Clamp(sitk.Cast(img, sitk.sitkFloat32), sitk.sitkFloat32, *_MATCH_HU)
+
+
+def _prepared_volume(volume: Volume) -> Any:
+    """:func:`_prepare` of a volume with the fewest full-size copies: HU clamped in the volume's
+    own type, handed to ITK, cast to float there (peak: the clamped copy in ITK and the float
+    image, instead of four float copies)."""
+    import SimpleITK as sitk
+
+    vol = volume if volume.is_orthogonal_grid else volume.resample_orthogonal()
+    arr = vol.array
+    if not (arr.dtype.kind == "f" or (arr.dtype.kind == "i" and arr.dtype.itemsize >= 2)):
+        arr = arr.astype(np.float32)  # a type that cannot hold the range (uint8, uint16)
+    lo, hi = (np.asarray(v).astype(arr.dtype) for v in _MATCH_HU)
+    clamped = np.clip(arr, lo, hi)  # in the volume's own type: no float64 copy
+    img = _with_geometry(sitk.GetImageFromArray(clamped), vol)
+    del clamped
+    return sitk.Cast(img, sitk.sitkFloat32)
 
 
 def _method(fixed: Any, seed: int = 1) -> Any:
@@ -359,7 +408,7 @@ def _as_mask(img: Any, keep: np.ndarray) -> Any:
 
 @timed("register")
 def register_rigid(baseline: Volume | Any, followup: Volume | Any, *,
-                   levels_mm: Sequence[float] = (6.0, 3.0),
+                   levels_mm: Sequence[float] = RIGID_LEVELS_MM,
                    exclude: Sequence[tuple[Sequence[float], float]] = ()) -> Registration:
     """Rigid (Euler 3D) registration of ``followup`` to ``baseline`` on downsampled volumes.
 
@@ -893,7 +942,10 @@ def track_lesions(
                      else float(np.linalg.norm(click_c - middle)))
         prepared.append((les, notes, line, centre, base_mask, base_off, click_la, base_la, size,
                          seg, spec_used, prompt_mm, (middle, radius + LESION_MARGIN_MM)))
-    pf, pm = _pyramid(baseline), _pyramid(followup)
+    # the grids tracking works on, made once; the full-resolution float copies (376 MB each for a
+    # 512² x 376-slice series) are let go
+    levels = (*RIGID_LEVELS_MM, _LOCAL_MM, _DEFORMABLE_MM)
+    pf, pm = (_pyramid(v, levels) for v in (baseline, followup))
     balls = [p[-1] for p in prepared]
     reg = registration or register_rigid(pf, pm, exclude=balls)
     out: list[TrackedLesion] = []
