@@ -606,7 +606,8 @@ def _check_exports(db: Path, subject: str, tps: dict, written: dict[str, list[Pa
     assert set(srs) == set(visits)
     for v, sr in srs.items():
         groups = {_sr_item(g, "Tracking Identifier").TextValue.rsplit(":", 1)[1]: g
-                  for g in _sr_groups(sr)}
+                  for g in _sr_groups(sr)  # TID 1501; the TID 1411 ones reference the SEG
+                  if g.ContentTemplateSequence[0].TemplateIdentifier == "1501"}
         assert set(groups) == set(measured[v]), v
         for lid, g in groups.items():
             num = _sr_item(g, "Long Axis").MeasuredValueSequence[0].NumericValue
