@@ -118,12 +118,24 @@ def best(criteria: Criteria | str,
     ------
     ValueError
         Unknown criteria.
+    TypeError
+        Timepoints of the other criteria (iRECIST timepoints under RECIST 1.1, RECIST 1.1
+        responses under iRECIST).
     """
     crit = Criteria(criteria)
     if crit is Criteria.RECIST_1_1:
-        return best_response(assessments, reference_date, policies,
+        seq = list(assessments)
+        if any(isinstance(a, IRecistTimepoint) for a in seq):
+            raise TypeError("RECIST 1.1's best response reads RECIST 1.1 responses, not iRECIST "
+                            "timepoints")
+        return best_response(seq, reference_date, policies,  # type: ignore[arg-type]
                              new_therapy_date=new_therapy_date)
-    items = [a if isinstance(a, (tuple, IRecistTimepoint)) else (a.date, a.response)
-             for a in assessments
-             if new_therapy_date is None or _date(a) < new_therapy_date]
-    return best_irecist(items, reference_date, policies)  # type: ignore[arg-type]
+    items: list[IRecistTimepoint | tuple[_dt.date, Response | str]] = []
+    for a in assessments:
+        if new_therapy_date is not None and _date(a) >= new_therapy_date:
+            continue
+        if isinstance(a, TimepointResponse):
+            raise TypeError("iRECIST's best response reads iRECIST timepoints or (date, response) "
+                            "pairs, not RECIST 1.1 responses")
+        items.append((a.date, a.response) if isinstance(a, Assessment) else a)
+    return best_irecist(items, reference_date, policies)

@@ -101,7 +101,7 @@ class Response(StrEnum):
 
 #: The overall responses of a follow-up timepoint under each criteria (what the engine gives, and
 #: what a reader may confirm instead of the computed one), keyed by the criteria's name.
-OVERALL_RESPONSES: dict[Criteria, tuple[Response, ...]] = {
+OVERALL_RESPONSES: dict[str, tuple[Response, ...]] = {
     Criteria.RECIST_1_1: (Response.CR, Response.PR, Response.SD, Response.NON_CR_NON_PD, Response.PD,
                    Response.NE),
     Criteria.IRECIST: (Response.ICR, Response.IPR, Response.ISD, Response.INN, Response.IUPD,
