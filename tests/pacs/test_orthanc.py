@@ -132,6 +132,20 @@ def test_export_send_and_search(on_server, pacs_settings: PacsSettings, tmp_path
         mod = pacs._proto(other)
         assert str(ds.SOPInstanceUID) in mod.find_instances(other, str(ds.StudyInstanceUID),
                                                             str(ds.SeriesInstanceUID))
+    if fmt == "dicom-sr":
+        # the SR's TID 1411 groups reference the read's SEG, which is not on the server: the
+        # lesions' lines place them, so import-sr from the server needs no SEG
+        import highdicom as hd
+
+        sr = hd.sr.srread(files[0])
+        seg_uids = {g.referenced_segment.referenced_sop_instance_uid
+                    for g in sr.content.get_volumetric_roi_measurement_groups()}
+        assert seg_uids and not [u for u in seg_uids if pacs.find_object_series(
+            server, str(sr.StudyInstanceUID), u, "SEG")]
+        got = tmp_path / "imported.csv"
+        assert main(["import-sr", f"pacs://{server}/{sr.StudyInstanceUID}/{sr.SeriesInstanceUID}",
+                     "--settings", str(pacs_settings.toml), "-o", str(got)]) == 0
+        assert got.read_text().count("\n") > 1
 
 
 def _fails(argv: list[str], capsys) -> str:

@@ -6,7 +6,8 @@ a search finds them, and ``recist import-sr`` reads them back **from the server*
 series reference, the SEG through a TID 1411 SR that references it — and gives the lesions and
 values (0.1 mm) the batch stored. Then the same de-identified (``--deidentify``): the sent objects,
 retrieved from the server, carry none of the source CT's patient identifiers or UIDs, and still
-import onto the CT de-identified with the same secret. Bad references: one line, nothing written.
+import onto the CT de-identified with the same secret (``recist deidentify`` from the server,
+``--send`` back to it; nor does that CT carry any). Bad references: one line, nothing written.
 """
 
 from __future__ import annotations
@@ -271,7 +272,6 @@ def test_deidentified_round_trip_through_orthanc(on_server, pacs_settings: PacsS
         pytest.skip("--deidentify not available")
     import pydicom
 
-    from recist_tool.export.deidentify import deidentify_dataset, read_deid_settings
     from recist_tool.io import pacs
 
     settings = _deid_settings(pacs_settings, monkeypatch)
@@ -307,18 +307,25 @@ def test_deidentified_round_trip_through_orthanc(on_server, pacs_settings: PacsS
     deid_study = {str(d.StudyInstanceUID) for d in objects}
     assert len(deid_study) == 1 and uids["StudyInstanceUID"] not in deid_study
 
-    # the CT de-identified with the same secret (as the core lab receives it) goes to the server;
-    # the de-identified SR imports onto it from there, with the same lesions and values
-    cfg = read_deid_settings(settings)
-    (tmp_path / "deid-ct").mkdir()
-    deid_ct = []
-    for f in files:
-        ds = deidentify_dataset(pydicom.dcmread(f), cfg, subject=SUBJECT, trial=TRIAL, visit=VISIT)
-        ds.save_as(tmp_path / "deid-ct" / f.name)
-        deid_ct.append(tmp_path / "deid-ct" / f.name)
-    _, held = pacs.send("web", deid_ct)
-    assert all(s.ok for s in held) and {s.study_uid for s in held} == deid_study
+    # the CT de-identified with the same secret (as the core lab receives it): `recist
+    # deidentify` reads it from the server and sends it back (C-STORE); the de-identified SR
+    # imports onto it from there, with the same lesions and values
+    deid_out = tmp_path / "deid-ct"
+    assert main(["deidentify", ct_ref, "-o", str(deid_out), "--subject", SUBJECT, "--visit", VISIT,
+                 "--settings", str(settings), "--send", "dimse"]) == 0
+    said = capsys.readouterr().out
+    deid_ct = sorted(deid_out.rglob("*.dcm"))
+    assert len(deid_ct) == len(files) and f"{len(files)} of {len(files)} sent" in said, said
     (study,) = deid_study
+    ct_study, ct_series, _ = _uids(deid_ct[0])
+    assert ct_study == study
+    with pacs.open_pacs_series(f"pacs://web/{study}/{ct_series}", "CT") as (_, got):
+        assert len(got) == len(files)
+        for g in got:
+            raw = g.read_bytes()
+            assert not [k for k, v in secrets.items() if v.encode() in raw], g.name
+            ds = pydicom.dcmread(g, stop_before_pixels=True)
+            assert (str(ds.PatientID), ds.PatientIdentityRemoved) == (SUBJECT, "YES")
     sr = next(d for d in objects if str(d.Modality) == "SR")
     sr_ref = f"pacs://web/{study}/{sr.SeriesInstanceUID}"
     # the dates went with the identities (no --retain-dates): the visit's date is given
@@ -331,6 +338,5 @@ def test_deidentified_round_trip_through_orthanc(on_server, pacs_settings: PacsS
         date = ["--date", store.timepoint_info(SUBJECT, VISIT).date.isoformat()]
     got = _import_into(tmp_path / "imp.db", [sr_ref, "-o", str(tmp_path / "imp.csv"), *date], capsys)
     _same(got, want)
-    ct_series = held[0].series_uid
     _seg_round_trip(tmp_path, [f for f in sent if "SEG" in f.name], f"pacs://web/{study}/{ct_series}",
                     ct_series, want, capsys, *date)

@@ -69,7 +69,8 @@ def _ct_location(ct: str | None, sr_ref: Any) -> str:
 
 
 def _segs_from_pacs(stack: ExitStack, sr_path: Path, sr_ref: Any, ct: str) -> list[Path]:
-    """Folders of the SEG series, retrieved from the PACS, that the SR's TID 1411 groups reference.
+    """Folders of the SEG series, retrieved from the PACS, that the SR's TID 1411 groups reference
+    and need (a group whose lesion has axis lines, as recist-tool's own SRs, is placed by them).
 
     Looked for on the SR's server (else the CT's) in the SR's study (else the CT's), by SOP
     Instance UID; a SEG already next to a local SR is not looked for. None for an SR and CT on
@@ -83,7 +84,7 @@ def _segs_from_pacs(stack: ExitStack, sr_path: Path, sr_ref: Any, ct: str) -> li
     if where is None:
         return []
     segmented = [(g, g.segment) for g in read_measurement_report(sr_path).groups
-                 if g.segment is not None]
+                 if g.segment is not None and not g.long.has_coords]  # lines need no SEG
     studies = list(dict.fromkeys(r.study_uid for r in (sr_ref, ct_ref) if r is not None))
     folders: dict[str, Path] = {}
     for g, segment in segmented:
