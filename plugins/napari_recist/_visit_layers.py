@@ -161,7 +161,12 @@ class VisitLayers:
             return
         self._arranging = True
         try:
-            ll.move_multiple([ll.index(layer) for layer in ours], 0)
+            # one layer at a time: napari 0.9's move_multiple fails (IndexError) when the layers
+            # it moves are every layer of the viewer, as when a visit's layers were replaced
+            for i, layer in enumerate(ours):
+                j = ll.index(layer)
+                if j != i:
+                    ll.move(j, i)
         finally:
             self._arranging = False
 

@@ -8,8 +8,9 @@ The panel is made of thin views, one per file: :mod:`napari_recist._visit_layers
 napari layers: CT, masks, stored measurements, review; one grid tile per visit, shifted for the
 comparison, and which visit is under the mouse), :mod:`napari_recist._compare_view` (which visits
 are shown side by side and what they are lined up by), :mod:`napari_recist._proposals` (the
-follow-up proposals) and :mod:`napari_recist._timepoint_table` (lesions × visits, responses,
-stored-lesion corrections).
+follow-up proposals), :mod:`napari_recist._timepoint_table` (lesions × visits, responses,
+stored-lesion corrections) and :mod:`napari_recist._pacs_browser` (a series searched on a PACS
+and opened as a visit).
 This file holds the panel itself: login, subject, the lesion under review, sign-off and export,
 and the wiring of the views to the session.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -45,6 +46,7 @@ from napari_recist._layers import (
     summary_text,
     volume_summary,
 )
+from napari_recist._pacs_browser import PacsBrowser
 from napari_recist._proposals import ProposalList
 from napari_recist._proposals import fmt_mm as _fmt
 from napari_recist._timepoint_table import UNCHANGED, TimepointTable
@@ -126,6 +128,7 @@ class ReadingWidget(QWidget):
         self._after_warm_up: list[Any] = []  # what starts once it has ended
         self._steps: deque[Any] = deque()  # GUI steps run one per event-loop turn (_pump)
         self._pump_pending = False
+        self.pacs_browser: PacsBrowser | None = None  # made when first shown
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(300)
@@ -194,6 +197,11 @@ class ReadingWidget(QWidget):
         sf.addRow(self.series_btn)
         sf.addRow("Series", self.series_combo)
         sf.addRow(self.series_load_btn)
+        self.pacs_btn = QPushButton("Open a series from PACS…")
+        self.pacs_btn.setToolTip("Search a PACS of the trial settings and open a series as a "
+                                 "visit (docs/export_pacs.md)")
+        self.pacs_btn.clicked.connect(self.show_pacs_browser)
+        sf.addRow(self.pacs_btn)
         subject_lay.addWidget(series)
         self.series_label = QLabel("")
         self.series_label.setWordWrap(True)
@@ -536,14 +544,20 @@ class ReadingWidget(QWidget):
                             f"{len(visits)} visits…", opened, failed, yielded=arrived,
                             total=len(visits), finished=lambda: None)  # busy until the steps end
 
-        if self._warming is not None:  # one background task at a time: the model first
+        self._after_model(start, f"opening {subject}")
+        return True
+
+    def _after_model(self, start: Any, what: str) -> None:
+        """Run ``start()`` now, or once the model's warm-up has ended: one background task at a
+        time (reading series forks processes, which must not happen while the model's libraries
+        load); the panel is busy meanwhile and says that ``what`` waits for it."""
+        if self._warming is not None:
             self.busy, self._task = True, "loading the segmentation model"
             self._enable()
-            self.say(f"opening {subject}: the segmentation model is loading first…")
+            self.say(f"{what}: the segmentation model is loading first…")
             self._after_warm_up.append(start)
         else:
             start()
-        return True
 
     def _opened(self, subject: str, visits: list[Any], problems: list[str]) -> None:
         """Every visit of the subject is in and its stored measurements drawn: the whole view,
@@ -656,11 +670,80 @@ class ReadingWidget(QWidget):
         data = self.series_combo.currentData()
         if data is None or self.session is None:
             return
-        self.session.set_series(self.visit, data[0], data[1])
-        self._guard(self.show_visit, self.visit)
-        self._arrange_layers()
-        self.align_on(self.aligned_on)
-        self._on_visit_changed(self.visit)
+        self.open_series(self.visit, data[0], data[1])
+
+    def open_series(self, visit: str, path: str, series_uid: str | None = None,
+                    subject: str | None = None) -> bool:
+        """Read ``visit`` of the open subject from another series: a folder (and the series
+        chosen in it) or a PACS reference ``pacs://SERVER/STUDY_UID/SERIES_UID`` (which the
+        series browser has retrieved into the cache). The loader reads it in a worker thread
+        (napari's progress); only once it is read does the session take it for the visit and do
+        its layers replace the visit's, so a failure leaves the visit as it was. ``subject``,
+        when given, must still be the one open. Returns whether the reading started."""
+        from recist_tool.io import load_volume
+
+        s = self.session
+        if s is None or s.subject is None:
+            self.say("open a subject first", error=True)
+            return False
+        if subject is not None and subject != s.subject:
+            self.say(f"not opened: the series was chosen for {subject} {visit}, and {s.subject} "
+                     "is open now", error=True)
+            return False
+        if visit not in [self.visit_combo.itemText(i) for i in range(self.visit_combo.count())]:
+            self.say(f"{s.subject} has no visit {visit!r}", error=True)
+            return False
+        if self.busy:
+            self.say(f"busy ({self._task}): open the series when it is done", error=True)
+            return False
+        subject = s.subject
+
+        def loaded(vol: Any) -> None:
+            if self.session is not s or s.subject != subject:
+                self.say(f"not opened: {subject} is no longer open", error=True)
+                return
+            if self.finding is not None and self.finding.visit == visit:
+                self.discard()
+            new = visit not in self.layers
+            s.set_series(visit, path, series_uid)
+            s.open_visit(visit, vol)
+            if not self._try(self.show_visit, visit):
+                return
+            if new:
+                self.visit_layers.show_side_by_side()
+                self.compare_view.show_choices([self.visit_combo.itemText(i) for i in range(
+                    self.visit_combo.count()) if self.visit_combo.itemText(i) in self.layers])
+            self._arrange_layers()
+            self.align_on(self.aligned_on)
+            self.visit_combo.setCurrentText(visit)
+            self._on_visit_changed(visit)
+            self.say(f"{subject} {visit}: read from {path}")
+
+        def start() -> None:
+            self._in_worker(lambda: load_volume(path, series_uid), f"Opening a series for {visit}",
+                            f"{subject} {visit}: reading {path}…", loaded)
+
+        self._after_model(start, f"{subject} {visit}")
+        return True
+
+    def show_pacs_browser(self) -> PacsBrowser:
+        """Show the PACS series browser (:mod:`napari_recist._pacs_browser`), a window of its
+        own, made the first time and kept while the panel lives."""
+        if self.pacs_browser is None:
+            self.pacs_browser = PacsBrowser(self.open_series, self._reading_state, self)
+            self.pacs_browser.setWindowFlags(Qt.Window)
+        b = self.pacs_browser
+        b.refresh()
+        b.show()
+        b.raise_()
+        b.activateWindow()
+        return b
+
+    def _reading_state(self) -> tuple[str | None, list[str], str]:
+        """(subject open or None, its visits, the visit under review), for the series browser."""
+        subject = self.session.subject if self.session is not None else None
+        visits = [self.visit_combo.itemText(i) for i in range(self.visit_combo.count())]
+        return subject, visits if subject else [], self.visit
 
     def press_key(self, key: str) -> None:
         """What a reading key (:data:`READING_KEYS`) does."""
