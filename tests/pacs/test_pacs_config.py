@@ -252,3 +252,37 @@ def test_multipart_parts_across_chunks(chunk: int) -> None:
         b"--XyZ\r\nContent-Type: application/dicom\r\n\r\n" + p + b"\r\n" for p in parts
     ) + b"--XyZ--\r\n"
     assert [bytes(b) for b in _parts(_Response(body, "XyZ", chunk))] == parts
+
+
+class _Arriving:
+    """Files handed out one at a time with an announced count, as a retrieve under way does."""
+
+    def __init__(self, files: list[Path]) -> None:
+        self._it, self._left = iter(files), len(files)
+
+    def __iter__(self) -> _Arriving:
+        return self
+
+    def __next__(self) -> Path:
+        p = next(self._it)
+        self._left -= 1
+        return p
+
+    def __length_hint__(self) -> int:
+        return self._left
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_headers_read_as_files_arrive_equal_the_folders(tmp_path: Path, workers: int) -> None:
+    """The loader's header pass over arriving files (in this process, or batches sent to header
+    processes: 70 files, 2 workers) gives the headers of the same files read as a folder."""
+    from recist_tool.io.dicom import _read_all_headers, _read_arriving_headers
+    from tests.io.dicom_factory import write_series
+
+    files, _ = write_series(tmp_path / "s", n=70, shape=(8, 8))
+    files = sorted(files)
+    want = _read_all_headers(files, 1)
+    got = _read_arriving_headers(_Arriving(files), workers)
+    assert len(got) == len(want) == 70
+    key = [(h.path, h.sop_instance_uid, tuple(h.position)) for fr in want for h in fr]
+    assert [(h.path, h.sop_instance_uid, tuple(h.position)) for fr in got for h in fr] == key
