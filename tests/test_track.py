@@ -127,6 +127,39 @@ def test_rigid_registration_recovers_known_motion() -> None:
         assert np.linalg.norm(np.asarray(reg.map_point(c)) - truth) < 1.0
 
 
+def test_a_seed_inside_a_refused_leak_is_not_tried_again() -> None:
+    """Where a lesion has gone and the segmenter spreads into the organ around it, the fallback
+    seeds (all within a few mm) lie in that same spread: one segmentation, not five (a full-size
+    liver leak costs ~2 s each); the lesion is still proposed absent."""
+    import dataclasses
+
+    from recist_tool.segment import Prompt, get_segmenter
+
+    base = _volume()
+    fu = _volume(shift=(1.0, -1.0, 0.5), drop={"T03"}, seed=2)
+    classic = get_segmenter("classic")
+    c3 = np.asarray(LESIONS["T03"][0])
+    near_t03: list[object] = []
+    t03_at_baseline = classic.segment(base, Prompt(point_lps=tuple(c3)))
+
+    class LeaksWhereT03Was:
+        name = "classic"
+
+        def segment(self, volume, prompt, **kw):  # noqa: ANN001, ANN003, ANN201
+            if volume is fu and prompt.point_lps is not None and \
+                    np.linalg.norm(np.asarray(prompt.point_lps) - c3) < 15:
+                near_t03.append(prompt.point_lps)  # the whole scan: a leak into the organ
+                return dataclasses.replace(t03_at_baseline, mask=np.ones(fu.shape, bool),
+                                           offset=(0, 0, 0), volume_shape=fu.shape)
+            return classic.segment(volume, prompt, **kw)
+
+    res = track_lesions(base, fu, [BaselineLesion(k, c, size_mm=2 * r)
+                                   for k, (c, r) in LESIONS.items()], segmenter=LeaksWhereT03Was())
+    assert res.get("T03").status == "absent?"
+    assert any("spans" in n for n in res.get("T03").notes), (res.get("T03").notes, near_t03)
+    assert len(near_t03) == 1
+
+
 def test_tracking_finds_lesions_and_proposes_absent() -> None:
     base = _volume()
     shift = np.array([-2.6, 3.1, -4.4])

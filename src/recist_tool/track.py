@@ -630,6 +630,14 @@ def _mask_centroid_lps(volume: Volume, mask: np.ndarray, offset: Sequence[int]) 
     return volume.index_to_lps(idx.mean(axis=0) + np.asarray(offset, float))
 
 
+def _holds(volume: Volume, lesion_mask: Any, lps: Sequence[float]) -> bool:
+    """Whether the voxel at ``lps`` lies in ``lesion_mask`` (a :class:`LesionMask` on ``volume``)."""
+    idx = np.rint(volume.lps_to_index(np.asarray(lps, float))).astype(int)
+    idx -= np.asarray(lesion_mask.offset, int)
+    m = lesion_mask.mask
+    return bool(np.all((idx >= 0) & (idx < np.asarray(m.shape))) and m[tuple(idx)])
+
+
 def _hu_at(volume: Volume, lps: Sequence[float], radius_vox: int = 1) -> float:
     idx = np.rint(volume.lps_to_index(np.asarray(lps, float))).astype(int)
     lo = np.clip(idx - radius_vox, 0, np.asarray(volume.shape) - 1)
@@ -965,7 +973,10 @@ def track_lesions(
         rejected = ""
         reader_c = prop  # where the reader's centre lies at the follow-up
         max_size = max(3.0 * size, size + 30.0)
+        too_big: list[Any] = []  # masks refused for their size: a seed inside one is not tried
         for k, s in enumerate(seeds):
+            if any(_holds(followup, m, s) for m in too_big):
+                continue
             try:
                 cand = seg.segment(followup, Prompt(point_lps=tuple(float(v) for v in s)),
                                    node=les.nodal)
@@ -976,6 +987,7 @@ def track_lesions(
             if extent > max_size:
                 rejected = (f"what can be segmented there spans {extent:.0f} mm, not a lesion of "
                             f"{size:.0f} mm at baseline")
+                too_big.append(cand)
                 continue
             mask = cand
             if k:
