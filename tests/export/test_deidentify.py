@@ -509,7 +509,7 @@ def test_deidentify_command_writes_the_ct_the_deidentified_sr_references(
     (["{ct}", "-o", "{out}", "--subject", "../x", "--settings", "{settings}"], "subject"),
     (["{missing}", "-o", "{out}", "--subject", SUBJECT, "--settings", "{settings}"],
      "no such file or folder"),
-    (["{ct}", "-o", "{out}", "--subject", SUBJECT], "--deidentify needs --settings"),
+    (["{ct}", "-o", "{out}", "--subject", SUBJECT], "deidentify needs --settings"),
     (["{ct}", "-o", "{out}", "--subject", SUBJECT, "--settings", "{settings}", "--send", "nope"],
      "nope"),
     (["{empty}", "-o", "{out}", "--subject", SUBJECT, "--settings", "{settings}"],

@@ -31,9 +31,9 @@ def deidentify_cmd(
         None, "--trial", help="Trial name: Clinical Trial Protocol ID when [deidentify] names "
         "no protocol_id (the SR/SEG export uses the trial's name in the database)."),
     settings: Path | None = typer.Option(
-        None, "--settings", help="Trial settings TOML: [deidentify] (sponsor, secret_file) as "
-        "for export --deidentify; [pacs.NAME] the servers --send names and pacs:// series read "
-        "(default $RECIST_PACS_CONFIG)."),
+        None, "--settings", help="Trial settings TOML (required): [deidentify] (sponsor, "
+        "secret_file) as for export --deidentify; [pacs.NAME] the servers of --send and of "
+        "pacs:// series."),
     retain_dates: bool = typer.Option(
         False, "--retain-dates", help="Keep dates and times (Retain Longitudinal Temporal "
         "Information with Full Dates Option)."),
@@ -46,9 +46,12 @@ def deidentify_cmd(
     from recist_tool.export.deidentify_ct import deidentify_ct
     from recist_tool.io import pacs
 
+    if settings is None:
+        from recist_tool.errors import UsageError
+
+        raise UsageError("deidentify needs --settings (the trial settings with [deidentify])")
     cfg = read_deid_settings(settings, retain_dates=retain_dates)
-    if settings is not None:
-        pacs.use_settings(settings)
+    pacs.use_settings(settings)
     if send is not None:
         pacs.server(send)  # an unknown server fails before anything is read or written
     done = deidentify_ct(series, out, cfg, subject=subject, trial=trial or "", visit=visit or "")
