@@ -8,6 +8,7 @@ for real), waits for the workers, and clicks the lesion on the baseline tile now
 server: the CT layer holds the disk series' voxels at the disk layer's place, and the lesion is
 stored under BL in the trial database. A server that is down, a wrong login, a bad date and a
 search that finds nothing each show one line in the browser, never a traceback or the password.
+A folder chosen for a visit ("Use this series") goes the same way, without a server.
 
 Skips with the reason when Orthanc cannot start (``tests/pacs/conftest.py``). With
 ``RECIST_READING_SHOTS=docs/reading`` the browser is saved as ``pacs_browser.png`` after the
@@ -211,3 +212,35 @@ def test_a_series_searched_on_the_pacs_is_read_as_a_visit(pacs_trial, gui_db, ma
     logged = [r.getMessage() for r in caplog.records]
     for text in shown + logged:
         assert password not in text and WRONG_PASSWORD not in text
+
+
+def test_another_series_from_a_folder_is_read_the_same_way(gui_db, reading_trial,
+                                                           make_napari_viewer, qtbot) -> None:
+    """"Use this series" (a folder chosen for the visit under review) goes through the same
+    :meth:`ReadingWidget.open_series` as the PACS browser: read in the panel's worker, then the
+    visit's layers replaced, the session reading the visit from that folder."""
+    from napari_recist._widget import ReadingWidget
+
+    db, tps = gui_db
+    root, _ = reading_trial
+    viewer = make_napari_viewer(show=True)
+    w = ReadingWidget(viewer)
+    viewer.window.add_dock_widget(w, name="RECIST reading")
+    _open(qtbot, viewer, w, db, SUBJECT, first=True)
+    before = w.layers["W06"]["image"]
+    _choose(qtbot, w.visit_combo, "W06")
+    folder = str(root / tps["W06"]["series_path"])
+    assert [s["series_uid"] for s in w.choose_series(folder)] == [tps["W06"]["series_uid"]]
+    _press(qtbot, w.series_load_btn)
+    assert w.busy  # read in the worker, not in the GUI thread
+    _wait(qtbot, w)
+    assert w.last_message == f"{SUBJECT} W06: read from {folder}", w.last_message
+    assert w.session.series_location("W06") == (folder, tps["W06"]["series_uid"])
+    ct = w.layers["W06"]["image"]
+    assert ct is not before and np.array_equal(ct.data, before.data)
+    np.testing.assert_allclose(np.array(ct.affine.affine_matrix),
+                               np.array(before.affine.affine_matrix))
+    # a series for a visit of another subject than the one open is refused
+    assert not w.open_series("W06", folder, None, subject="SYN-999")
+    assert w.last_message == ("not opened: the series was chosen for SYN-999 W06, and "
+                              f"{SUBJECT} is open now")
