@@ -24,6 +24,7 @@ PACKAGES = [
     "recist_tool.io",
     "recist_tool.io.pacs",
     "recist_tool.measure",
+    "recist_tool.reading",
     "recist_tool.recist",
     "recist_tool.report",
     "recist_tool.segment",
