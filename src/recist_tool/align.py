@@ -29,9 +29,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from recist_tool.store import MeasurementInfo
 
 __all__ = ["SOURCES", "Alignment", "align_visits", "lesion_position"]
 
@@ -40,7 +43,7 @@ SOURCES = ("stored", "tracked", "registration", "none")
 
 LPS = tuple[float, float, float]
 #: A whole-scan registration of a follow-up: baseline LPS point → that visit's LPS point.
-MapPoint = Callable[[Sequence[float]], Sequence[float]]
+MapPoint = Callable[[Sequence[float] | np.ndarray], Sequence[float]]
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ class Alignment:
         return head + (", ".join(parts) if parts else "one visit")
 
 
-def lesion_position(measurement: Any) -> LPS | None:
+def lesion_position(measurement: MeasurementInfo) -> LPS | None:
     """A stored measurement's position: the middle of its long axis (LPS mm); None when it has no
     end points (a lesion recorded as absent, too small, present …)."""
     ends = (getattr(measurement, "endpoints_lps", None) or {}).get("long")
@@ -84,7 +87,7 @@ def lesion_position(measurement: Any) -> LPS | None:
     return (float(c[0]), float(c[1]), float(c[2]))
 
 
-def _shift(to: Sequence[float], frm: Sequence[float]) -> LPS:
+def _shift(to: Sequence[float] | np.ndarray, frm: Sequence[float] | np.ndarray) -> LPS:
     d = np.asarray(to, float) - np.asarray(frm, float)
     return (float(d[0]), float(d[1]), float(d[2]))
 
@@ -93,7 +96,7 @@ def align_visits(baseline: str, visits: Sequence[str], *,
                  stored: Mapping[str, Sequence[float] | None] | None = None,
                  tracked: Mapping[str, Sequence[float] | None] | None = None,
                  registrations: Mapping[str, MapPoint] | None = None,
-                 reference_lps: Sequence[float] | None = None) -> Alignment:
+                 reference_lps: Sequence[float] | np.ndarray | None = None) -> Alignment:
     """Each visit's shift that puts its lesion where the baseline's is.
 
     Parameters
@@ -129,32 +132,33 @@ def align_visits(baseline: str, visits: Sequence[str], *,
     >>> a.anchor_lps, a.offsets["W06"], a.sources["W12"], a.offsets["W12"]
     ((0.0, 0.0, 0.0), (-3.0, -4.0, 0.0), 'tracked', (-1.0, 0.0, -2.0))
     """
-    stored = {v: p for v, p in (stored or {}).items() if p is not None}
-    tracked = {v: p for v, p in (tracked or {}).items() if p is not None}
+    at_stored: dict[str, Sequence[float]] = {v: p for v, p in (stored or {}).items() if p is not None}
+    at_tracked: dict[str, Sequence[float]] = {v: p for v, p in (tracked or {}).items()
+                                             if p is not None}
     regs = dict(registrations or {})
     offsets: dict[str, LPS] = {}
     sources: dict[str, str] = {}
     zero: LPS = (0.0, 0.0, 0.0)
 
-    def by_registration(v: str, at: Sequence[float]) -> LPS:
+    def by_registration(v: str, at: Sequence[float] | np.ndarray) -> LPS:
         return _shift(at, regs[v](at))
 
     anchor: LPS | None = None
-    if stored or tracked:
-        if baseline in stored:
-            anchor = _shift(stored[baseline], zero)
+    if at_stored or at_tracked:
+        if baseline in at_stored:
+            anchor = _shift(at_stored[baseline], zero)
         else:  # a lesion first seen at a follow-up: carried back to the baseline
-            v = next(v for v in visits if v in stored or v in tracked)
-            p = stored.get(v, tracked.get(v))
+            v = next(v for v in visits if v in at_stored or v in at_tracked)
+            p = at_stored[v] if v in at_stored else at_tracked[v]
             back = by_registration(v, p) if v in regs else zero
             anchor = _shift(np.asarray(p, float) + np.asarray(back), zero)
     for v in visits:
         if v == baseline:
             offsets[v], sources[v] = zero, "baseline"
-        elif anchor is not None and v in stored:
-            offsets[v], sources[v] = _shift(anchor, stored[v]), "stored"
-        elif anchor is not None and v in tracked:
-            offsets[v], sources[v] = _shift(anchor, tracked[v]), "tracked"
+        elif anchor is not None and v in at_stored:
+            offsets[v], sources[v] = _shift(anchor, at_stored[v]), "stored"
+        elif anchor is not None and v in at_tracked:
+            offsets[v], sources[v] = _shift(anchor, at_tracked[v]), "tracked"
         elif v in regs and (anchor is not None or reference_lps is not None):
             at = anchor if anchor is not None else reference_lps
             assert at is not None

@@ -55,7 +55,7 @@ def stage(name: str) -> Iterator[None]:
         yield
         return
     totals, stack = active
-    entry = [name, time.perf_counter(), 0.0]
+    entry: list[Any] = [name, time.perf_counter(), 0.0]  # name, start, time of nested stages
     stack.append(entry)
     try:
         yield

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -149,7 +149,7 @@ class Volume:
         cls,
         array: np.ndarray,
         spacing: Sequence[float],
-        origin: Sequence[float] = (0.0, 0.0, 0.0),
+        origin: Sequence[float] | np.ndarray = (0.0, 0.0, 0.0),
         direction: np.ndarray | None = None,
         meta: VolumeMeta | None = None,
     ) -> Volume:
@@ -173,15 +173,16 @@ class Volume:
         o = _as_vec(origin, 3, "origin")
         k = np.arange(array.shape[0], dtype=np.float64)[:, None]
         positions = o[None, :] + k * float(spacing[0]) * d[:, 0][None, :]
-        return cls(array, tuple(spacing), o, d, positions, meta or VolumeMeta())
+        return cls(array, cast("tuple[float, float, float]", tuple(spacing)), o, d, positions,
+                   meta or VolumeMeta())
 
     @classmethod
     def from_slices(
         cls,
         array: np.ndarray,
         positions: np.ndarray,
-        row_cosine: Sequence[float],
-        column_cosine: Sequence[float],
+        row_cosine: Sequence[float] | np.ndarray,
+        column_cosine: Sequence[float] | np.ndarray,
         pixel_spacing: Sequence[float],
         meta: VolumeMeta | None = None,
         single_slice_thickness: float | None = None,
@@ -380,7 +381,7 @@ class Volume:
         return thick * self.spacing[1] * self.spacing[2] / 1000.0
 
     # ------------------------------------------------------------------ derived volumes
-    def crop(self, start: Sequence[int], stop: Sequence[int]) -> Volume:
+    def crop(self, start: Sequence[int] | np.ndarray, stop: Sequence[int] | np.ndarray) -> Volume:
         """Sub-volume ``array[z0:z1, y0:y1, x0:x1]`` with consistent geometry.
 
         Parameters

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -408,10 +408,11 @@ def _frames_from_dataset(path: Path, ds: Dataset, size: int) -> list[FrameHeader
                             f"file ends {tell + expected - size} bytes before its pixel data")
             pixel_offset = int(tell)
 
+    frames: Sequence[int | None]
     if n_frames > 1 or _has(ds, "PerFrameFunctionalGroupsSequence"):
         frames = range(n_frames)
     else:
-        frames = [None]  # type: ignore[list-item]
+        frames = [None]
 
     out: list[FrameHeader] = []
     for f in frames:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, Literal
 
 from recist_tool.errors import InputError
 
@@ -229,7 +229,7 @@ def csv_cell(value: Any) -> Any:
 
 def write_csv(path: str | os.PathLike[str], columns: Sequence[str],
               rows: Iterable[Mapping[str, Any] | Sequence[Any]], *,
-              quoting: int = csv.QUOTE_MINIMAL, lineterminator: str = "\r\n") -> int:
+              quoting: Literal[0, 1, 2, 3] = csv.QUOTE_MINIMAL, lineterminator: str = "\r\n") -> int:
     """Write a header and ``rows`` to ``path``, every cell through :func:`csv_cell`.
 
     Written in place: give it a path from :func:`atomic_file` or :meth:`OutputSet.path`.

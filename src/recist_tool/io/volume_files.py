@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -71,6 +72,7 @@ def load_volume_file(path: str | os.PathLike[str]) -> Volume:
     if not p.is_file():
         raise InputError(f"{p}: no such file")
     meta = VolumeMeta(modality="", source=str(p))
+    img: Any  # a nibabel image here, a SimpleITK one below
     if fmt == "nifti":
         import nibabel as nib
 
@@ -122,6 +124,7 @@ def save_volume_file(volume: Volume, path: str | os.PathLike[str]) -> Path:
             f"{volume.slice_gaps.max():.3f} mm) and no {fmt.upper()} file can hold per-slice "
             "positions; resample to a regular grid (--resample)")
     with atomic_file(p) as tmp:
+        img: Any  # a nibabel image here, a SimpleITK one below
         if fmt == "nifti":
             import nibabel as nib
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from scipy import ndimage
@@ -232,7 +233,7 @@ def _runs_connected(mask: np.ndarray) -> bool:
     shares an overlapping row with the next. Compact lesions pass it; the rest are labelled.
     """
     nx = mask.shape[2]
-    has = mask.any(axis=2)
+    has = np.asarray(mask.any(axis=2))
     first = np.argmax(mask, axis=2)
     last = nx - 1 - np.argmax(mask[:, :, ::-1], axis=2)
     if np.any(np.count_nonzero(mask, axis=2)[has] != (last - first + 1)[has]):
@@ -249,7 +250,7 @@ def _runs_connected(mask: np.ndarray) -> bool:
     if np.any((y_hi - y_lo + 1)[zs] != per_slice[zs]):
         return False  # rows of a slice not consecutive
 
-    def overlap(fa, la, fb, lb):
+    def overlap(fa: np.ndarray, la: np.ndarray, fb: np.ndarray, lb: np.ndarray) -> np.ndarray:
         return (fb <= la + 1) & (fa <= lb + 1)
 
     inplane = has[:, :-1] & has[:, 1:]
@@ -320,7 +321,7 @@ def _to_voxel_lps(
     idx = np.column_stack([np.full(2, float(z)), yx])
     lps = volume.index_to_lps(idx)
     as_t = lambda a: (tuple(float(c) for c in a[0]), tuple(float(c) for c in a[1]))  # noqa: E731
-    return as_t(idx), as_t(lps)
+    return cast(Segment3, as_t(idx)), cast(Segment3, as_t(lps))
 
 
 @timed("measure")
@@ -401,6 +402,7 @@ def measure_mask(
     present = [k for k in range(sub.shape[0]) if sub[k].any()]
     rows = _line_ends(sub, 2)  # every row's first and last mask pixel, shared below
 
+    chosen: _SliceAxes | None
     if node:
         slices = []
         for k in present:
@@ -434,6 +436,7 @@ def measure_mask(
                 chosen = s
         assert chosen is not None
         chosen.compute_sa()
+    assert chosen is not None  # mypy: both branches choose a slice
 
     z = int(origin[0]) + chosen.k
     oyx = origin[1:]

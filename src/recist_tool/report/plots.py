@@ -14,10 +14,14 @@ import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+
+if TYPE_CHECKING:
+    from recist_tool.recist.endpoints import KaplanMeier
 
 #: Colour per response label.
 RESPONSE_COLOURS: dict[str, str] = {
@@ -328,7 +332,7 @@ def swimmer_figure(lanes: Mapping[str, tuple[int, Sequence[TrialPoint]]],
     return fig
 
 
-def km_figure(curves: Sequence[tuple[str, object]], *, title: str = "", width_in: float = 10.0,
+def km_figure(curves: Sequence[tuple[str, KaplanMeier]], *, title: str = "", width_in: float = 10.0,
               height_in: float = 4.8, dpi: float = 100) -> Figure:
     """Kaplan–Meier curves side by side, each with its pointwise interval, censoring marks and the
     numbers at risk under its time axis.

@@ -315,7 +315,7 @@ def _table_page(view: SubjectView, pages: int) -> Figure:
             v = view.visits[c - 1]
             if v.overall:
                 cl.set_facecolor(colour(v.overall) + "55")
-                cl.get_text().set_weight("bold")
+                cl.get_text().set_fontweight("bold")
     if view.notes:
         fig.text(0.04, bottom - 0.02, "Notes:\n" + "\n".join(_wrap(view.notes, 150)), fontsize=8,
                  va="top", color="#bf360c")

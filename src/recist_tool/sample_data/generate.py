@@ -40,6 +40,7 @@ from recist_tool.sample_data.phantom import (
     add_noise,
     paint_lesion,
     render_anatomy,
+    xyz,
 )
 from recist_tool.sample_data.scenario import (
     LESION_HU,
@@ -94,9 +95,8 @@ def _lobe(outer: Ellipsoid, lobe: Lobe) -> Ellipsoid:
     center = np.asarray(outer.center, float) + rot @ (semi * np.asarray(lobe.offset, float))
     a = np.deg2rad(lobe.yaw_deg)
     turn = np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
-    return Ellipsoid(tuple(float(v) for v in center),
-                     tuple(float(v) for v in semi * np.asarray(lobe.semi, float)),
-                     tuple(tuple(float(v) for v in row) for row in rot @ turn))
+    return Ellipsoid(xyz(center), xyz(semi * np.asarray(lobe.semi, float)),
+                     tuple(xyz(row) for row in rot @ turn))
 
 
 def lesion_shape(les: LesionPlan, visit: str, contrast: bool) -> LesionShape | None:

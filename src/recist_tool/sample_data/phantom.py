@@ -15,8 +15,9 @@ Arrays are ``(z, y, x)`` = ``(slice, row, column)`` in Hounsfield units (float32
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 from scipy import ndimage
@@ -72,8 +73,13 @@ def _rot_x(deg: float) -> np.ndarray:
     return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
 
 
+def xyz(values: Iterable[float]) -> tuple[float, float, float]:
+    """Three coordinates as a tuple of Python floats."""
+    return cast("tuple[float, float, float]", tuple(float(v) for v in values))
+
+
 def _as_rotation(m: np.ndarray) -> tuple[tuple[float, float, float], ...]:
-    return tuple(tuple(float(v) for v in row) for row in m)
+    return tuple(xyz(row) for row in m)
 
 
 #: Body-frame heights (mm) of the lung apices and bases between which breathing stretches the
@@ -226,7 +232,7 @@ class Ellipsoid:
     def oriented(cls, center: Sequence[float], semi_axes: Sequence[float], yaw_deg: float = 0.0,
                  tilt_deg: float = 0.0) -> Ellipsoid:
         """An ellipsoid tipped by ``tilt_deg`` about x, then turned by ``yaw_deg`` about z."""
-        return cls(tuple(float(v) for v in center), tuple(float(v) for v in semi_axes),
+        return cls(xyz(center), xyz(semi_axes),
                    _as_rotation(_rot_z(yaw_deg) @ _rot_x(tilt_deg)))
 
     @property
@@ -242,12 +248,12 @@ class Ellipsoid:
 
     def placed(self, pose: Pose) -> Ellipsoid:
         """The same ellipsoid expressed in LPS for a body placed by ``pose``."""
-        c = tuple(float(v) for v in pose.to_lps(self.center))
+        c = xyz(pose.to_lps(self.center))
         return Ellipsoid(c, self.semi_axes, _as_rotation(pose.rotation @ self.rotation_matrix))
 
     def scaled(self, factor: float) -> Ellipsoid:
         """Concentric copy with every semi-axis multiplied by ``factor``."""
-        return Ellipsoid(self.center, tuple(s * factor for s in self.semi_axes), self.rotation)
+        return Ellipsoid(self.center, xyz(s * factor for s in self.semi_axes), self.rotation)
 
     def half_extent(self) -> np.ndarray:
         """Half-size of the axis-aligned bounding box (mm): ``sqrt(diag(A^-1))``."""
@@ -576,8 +582,9 @@ def _segment_dist2(x: np.ndarray, y: np.ndarray, z: float, p0: Sequence[float],
     return ex * ex + ey * ey + ez * ez
 
 
-#: Body-frame anatomy (mm). Kept as data so tests and lesion placement can refer to it.
-ANATOMY = {
+#: Body-frame anatomy (mm). Kept as data so tests and lesion placement can refer to it; its
+#: entries have different shapes (centre and semi-axes, a tube's centre, radius and z range ...).
+ANATOMY: dict[str, Any] = {
     "body_semi": (145.0, 100.0),
     "inner_semi": (131.0, 87.0),
     "lung_r": ((-70.0, 5.0, 0.0), (50.0, 65.0, 90.0)),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -286,7 +286,7 @@ class LesionMask:
         lo = [int(a.min()) for a in nz]
         hi = [int(a.max()) + 1 for a in nz]
         sub = self.mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        off = tuple(o + v for o, v in zip(self.offset, lo, strict=True))
+        off = cast("tuple[int, int, int]", tuple(o + v for o, v in zip(self.offset, lo, strict=True)))
         return LesionMask(sub, off, self.volume_shape, self.segmenter, self.version, self.prompt,
                           self.leak_bounded, self.warnings, dict(self.info))
 

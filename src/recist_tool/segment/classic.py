@@ -30,6 +30,8 @@ is too low to separate the lesion by intensity.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from scipy import ndimage
 from scipy.ndimage import map_coordinates
@@ -121,13 +123,14 @@ class ClassicSegmenter:
                 reason="no_boundary")
         if prompt.box_zyx is not None:
             mask = clip_to_box(mask, lo, prompt.box_zyx)
-        warn = ()
+        warn: tuple[str, ...] = ()
         if out["leak"]:
             warn = ("region growing reached the edge of the volume of interest; the mask was "
                     "bounded by the lesion's shape estimate",)
         info = {k: out[k] for k in ("lesion_hu", "surround_hu", "surround", "threshold_band_hu",
                                     "inscribed_radius_mm", "rays_with_edge", "voi_radius_mm")}
-        return LesionMask(mask, tuple(int(v) for v in lo), volume.shape, self.name, self.version,
+        return LesionMask(mask, cast("tuple[int, int, int]", tuple(int(v) for v in lo)), volume.shape,
+                          self.name, self.version,
                           prompt, leak_bounded=bool(out["leak"]), warnings=warn, info=info).tight()
 
     # ------------------------------------------------------------------ internals

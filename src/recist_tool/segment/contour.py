@@ -28,6 +28,7 @@ Method (all lengths in mm on the volume's own slices):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -93,7 +94,7 @@ def _smooth(img: np.ndarray, spacing_yx) -> np.ndarray:
 def polar_outline(img: np.ndarray, spacing_yx, centre_yx, r_max_mm: float, lesion_hu: float,
                   spread_hu: float, prior_mm: np.ndarray | None = None,
                   band_mm: float | None = None,
-                  anchors: list[tuple[float, float]] = ()) -> tuple[np.ndarray, dict[str, float]]:
+                  anchors: Sequence[tuple[float, float]] = ()) -> tuple[np.ndarray, dict[str, float]]:
     """The lesion's closed outline on one (smoothed) slice, as radii per angle.
 
     Parameters

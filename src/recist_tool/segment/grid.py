@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from scipy.ndimage import affine_transform, map_coordinates
@@ -46,7 +47,8 @@ class WorkGrid:
         sp = np.asarray(spacing, float)
         half = (np.asarray(shape, float) - 1.0) / 2.0 * sp
         origin = np.asarray(centre_lps, float) - d @ half
-        return cls(origin, d, tuple(float(s) for s in sp), tuple(int(n) for n in shape))
+        return cls(origin, d, cast("tuple[float, float, float]", tuple(float(s) for s in sp)),
+                   cast("tuple[int, int, int]", tuple(int(n) for n in shape)))
 
     def points_lps(self) -> np.ndarray:
         """LPS of every working voxel, shape ``(nz*ny*nx, 3)`` in C order."""
@@ -160,7 +162,7 @@ def _linear_index_map(volume: Volume) -> np.ndarray | None:
     return a
 
 
-def gaussian_click(shape: Sequence[int], spacing: Sequence[float], centre: Sequence[float],
+def gaussian_click(shape: Sequence[int], spacing: Sequence[float], centre: Sequence[float] | np.ndarray,
                    sigma_mm: float = 3.0) -> np.ndarray:
     """Gaussian heat map (peak 1) of a click at working index ``centre``; float32 ``shape``."""
     axes = [((np.arange(n, dtype=np.float32) - c) * s) ** 2

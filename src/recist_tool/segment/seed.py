@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -26,8 +27,21 @@ GROUND_GLASS_MIN_HU = -800.0
 LUNG_LEVEL_RADIUS_MM = 15.0
 
 
-def seed_statistics(volume: Volume, seed: Sequence[int], radius_mm: float = SEED_RADIUS_MM
-                    ) -> tuple[float, float]:
+class _Grid(Protocol):
+    """What :func:`seed_statistics` reads of a volume (a crop's stand-in has only this)."""
+
+    @property
+    def array(self) -> np.ndarray: ...
+
+    @property
+    def spacing(self) -> tuple[float, ...]: ...
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+
+def seed_statistics(volume: Volume | _Grid, seed: Sequence[int] | np.ndarray,
+                    radius_mm: float = SEED_RADIUS_MM) -> tuple[float, float]:
     """Median and robust spread (1.4826 x MAD) of HU in a small ball around ``seed``."""
     sp = np.asarray(volume.spacing)
     r = np.maximum(np.floor(radius_mm / sp).astype(int), 0)
@@ -46,7 +60,7 @@ def seed_statistics(volume: Volume, seed: Sequence[int], radius_mm: float = SEED
     return med, mad
 
 
-def check_seed(volume: Volume, seed: Sequence[int]) -> float:
+def check_seed(volume: Volume, seed: Sequence[int] | np.ndarray) -> float:
     """Reject clicks on air, fat or bone; return the median HU around the seed.
 
     A click below :data:`AIR_MAX_HU` is accepted when it is a ground-glass opacity: at least
@@ -71,7 +85,7 @@ def check_seed(volume: Volume, seed: Sequence[int]) -> float:
     return med
 
 
-def _box(volume: Volume, seed: Sequence[int], radius_mm: float) -> np.ndarray:
+def _box(volume: Volume, seed: Sequence[int] | np.ndarray, radius_mm: float) -> np.ndarray:
     sp = np.asarray(volume.spacing)
     r = np.maximum(np.floor(radius_mm / sp).astype(int), 0)
     s = np.asarray(seed, int)
@@ -80,7 +94,7 @@ def _box(volume: Volume, seed: Sequence[int], radius_mm: float) -> np.ndarray:
     return np.asarray(volume.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])
 
 
-def _ground_glass(volume: Volume, seed: Sequence[int], median_hu: float) -> bool:
+def _ground_glass(volume: Volume, seed: Sequence[int] | np.ndarray, median_hu: float) -> bool:
     """True when a click below :data:`AIR_MAX_HU` is clearly denser than the aerated lung
     around it (a ground-glass nodule), not the lung itself.
 
@@ -97,7 +111,7 @@ def _ground_glass(volume: Volume, seed: Sequence[int], median_hu: float) -> bool
     return median_hu >= float(np.percentile(aerated, 30)) + GROUND_GLASS_CONTRAST_HU
 
 
-def _in_lung(volume: Volume, seed: Sequence[int], radius_mm: float = 6.0,
+def _in_lung(volume: Volume, seed: Sequence[int] | np.ndarray, radius_mm: float = 6.0,
              fraction: float = 0.15) -> bool:
     """True when aerated lung (< -600 HU) fills over ``fraction`` of a box around the seed.
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from scipy import ndimage
@@ -46,6 +46,9 @@ from recist_tool.errors import SegmentationError
 from recist_tool.segment.base import LesionMask, NoLesionError, Prompt, clip_to_box
 from recist_tool.segment.network import unet
 from recist_tool.volume import Volume
+
+if TYPE_CHECKING:
+    from torch.nn import Module as TorchModule
 
 __all__ = ["SliceNetSegmenter", "build_network", "tile_coords", "tile_input", "to_tile",
            "from_tile", "longest_chord", "TILE", "SIDE_PER_LENGTH", "default_weights_path"]
@@ -91,7 +94,7 @@ def build_network(features: tuple[int, ...] = FEATURES):
     torch = _torch()
     nn = torch.nn
 
-    def block(cin: int, cout: int) -> nn.Module:
+    def block(cin: int, cout: int) -> TorchModule:
         return nn.Sequential(
             nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
             nn.ReLU(inplace=True),
@@ -368,7 +371,7 @@ class SliceNetSegmenter:
         nzs = np.argwhere(mask)
         lo3, hi3 = nzs.min(axis=0), nzs.max(axis=0) + 1
         crop = mask[lo3[0]:hi3[0], lo3[1]:hi3[1], lo3[2]:hi3[2]]
-        offset = tuple(int(v) for v in lo3)
+        offset = cast("tuple[int, int, int]", tuple(int(v) for v in lo3))
         if prompt.box_zyx is not None:
             crop = clip_to_box(crop, offset, prompt.box_zyx, refuse_empty=True)
         return LesionMask(crop, offset, volume.shape, self.name, self.version, prompt,

@@ -9,6 +9,7 @@ voxel centres; the image has partial-volume blur and noise.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from scipy import ndimage
@@ -113,7 +114,8 @@ def make_case(kind: str, radius_mm: float, seed: int = 0, spacing=(2.5, 0.75, 0.
     out = ndimage.gaussian_filter(lesion, blur) + rng.normal(0, noise_hu, shape)
     vol = Volume.from_grid(np.rint(out).astype(np.int16), spacing, origin=(-60.0, -60.0, -50.0))
     return SyntheticCase(f"{kind}_{radius_mm:.0f}mm_s{seed}", vol, mask, kind,
-                         tuple(float(r) for r in radii), tuple(int(v) for v in centre))
+                         cast("tuple[float, float, float]", tuple(float(r) for r in radii)),
+                         cast("tuple[int, int, int]", tuple(int(v) for v in centre)))
 
 
 def synthetic_dataset(n: int = 20, seed: int = 7) -> list[SyntheticCase]:

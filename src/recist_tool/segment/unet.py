@@ -39,7 +39,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -51,6 +51,9 @@ from recist_tool.segment.grid import WorkGrid, gaussian_click, normalise_hu
 from recist_tool.segment.network import unet
 from recist_tool.segment.seed import check_seed
 from recist_tool.volume import Volume
+
+if TYPE_CHECKING:
+    from torch.nn import Module as TorchModule
 
 #: Working voxel size ``(dz, dy, dx)`` mm of the network's input at scale 1.
 WORK_SPACING = (1.5, 1.0, 1.0)
@@ -124,10 +127,10 @@ def build_network(channels: tuple[int, ...] = CHANNELS):
     torch = _torch()
     nn = torch.nn
 
-    def norm(c: int) -> nn.Module:
+    def norm(c: int) -> TorchModule:
         return nn.GroupNorm(c, c, eps=1e-5, affine=True)  # = InstanceNorm3d(c, affine=True)
 
-    def block(cin: int, cout: int) -> nn.Module:
+    def block(cin: int, cout: int) -> TorchModule:
         return nn.Sequential(
             nn.Conv3d(cin, cout, 3, padding=1, bias=False), norm(cout),
             nn.LeakyReLU(0.01, inplace=True),
@@ -447,7 +450,8 @@ class UNetSegmenter:
             ends = measure_mask(volume, first.mask, offset=first.offset,
                                 node=node).long_axis_endpoints_voxel
             line = self._large_segmenter.segment(
-                volume, Prompt(line_zyx=(tuple(map(float, ends[0])), tuple(map(float, ends[1])))),
+                volume, Prompt(line_zyx=cast("tuple[tuple[float, float, float], tuple[float, float, float]]",
+                                             (tuple(map(float, ends[0])), tuple(map(float, ends[1]))))),
                 node=node)
         except (NoLesionError, SegmentationError, ValueError):
             return from_click

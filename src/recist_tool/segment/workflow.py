@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from recist_tool.segment.base import LesionMask, Prompt, Segmenter, scan_edges, with_scan_edges
 from recist_tool.volume import Volume
 
+if TYPE_CHECKING:  # measure is imported when the function runs (scipy is heavy)
+    from recist_tool.measure import AxisMeasurement
+
 
 def segment_and_measure(volume: Volume, prompt: Prompt, segmenter: Segmenter, node: bool = False
-                        ) -> tuple[LesionMask, Any]:
+                        ) -> tuple[LesionMask, AxisMeasurement]:
     """Segment the lesion under the prompt and measure its RECIST axes.
 
     Returns
