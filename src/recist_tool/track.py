@@ -56,13 +56,18 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
 from recist_tool.errors import GeometryError, InputError, SegmentationError
 from recist_tool.stages import timed
 from recist_tool.volume import Volume
+
+if TYPE_CHECKING:
+    from recist_tool.measure import AxisMeasurement
+    from recist_tool.measure.result import Point3, Segment3
+    from recist_tool.segment import LesionMask
 
 __all__ = ["BaselineLesion", "TrackedLesion", "TrackResult", "Registration", "register_rigid",
            "track_lesions", "to_sitk", "measurement_kwargs", "baseline_lesions",
@@ -187,8 +192,8 @@ class TrackedLesion:
     confidence: float
     distance_mm: float | None
     local_ncc: float
-    mask: Any = None
-    measurement: Any = None
+    mask: LesionMask | None = None
+    measurement: AxisMeasurement | None = None
     notes: tuple[str, ...] = ()
     segmenter_spec: str | None = None
     checks: dict[str, Any] = field(default_factory=dict)
@@ -630,7 +635,7 @@ def _mask_centroid_lps(volume: Volume, mask: np.ndarray, offset: Sequence[int]) 
     return volume.index_to_lps(idx.mean(axis=0) + np.asarray(offset, float))
 
 
-def _holds(volume: Volume, lesion_mask: Any, lps: Sequence[float]) -> bool:
+def _holds(volume: Volume, lesion_mask: LesionMask, lps: Sequence[float] | np.ndarray) -> bool:
     """Whether the voxel at ``lps`` lies in ``lesion_mask`` (a :class:`LesionMask` on ``volume``)."""
     idx = np.rint(volume.lps_to_index(np.asarray(lps, float))).astype(int)
     idx -= np.asarray(lesion_mask.offset, int)
@@ -683,7 +688,7 @@ def _spec_text(name: str, opts: dict[str, Any]) -> str:
     return name + ":" + ",".join(f"{k}={lit(v)}" for k, v in sorted(opts.items()))
 
 
-def kept_segmenter_spec(mask: Any, spec: str) -> str:
+def kept_segmenter_spec(mask: LesionMask, spec: str) -> str:
     """The segmenter spec that measures a lesion at follow-ups as ``mask`` was measured at baseline.
 
     Parameters
@@ -802,21 +807,21 @@ def resemblance(baseline: Volume, base_mask: np.ndarray, base_offset: Sequence[i
             "confidence": round(min(_score(x) for x in excess.values()), 3)}
 
 
-def _long_axis(volume: Volume, mask: Any, node: bool) -> float:
+def _long_axis(volume: Volume, mask: LesionMask, node: bool) -> float:
     """A lesion mask's RECIST axis (mm): the short axis of a node, else the long axis."""
     from recist_tool.measure import measure_mask
 
     m = measure_mask(volume, mask.mask, node=node, offset=mask.offset)
-    return float(m.short_axis_mm if node else m.long_axis_mm)
+    return float(cast(float, m.short_axis_mm if node else m.long_axis_mm))  # a mask has both axes
 
 
-def _line_zyx(volume: Volume, ends_lps: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _line_zyx(volume: Volume, ends_lps: np.ndarray) -> Segment3:
     """A line prompt (voxel indices, both ends on their mean slice, inside the volume) from two
     LPS points."""
     idx = volume.lps_to_index(np.asarray(ends_lps, float))
     idx[:, 0] = idx[:, 0].mean()
     idx = np.clip(idx, 0.0, np.asarray(volume.shape, float) - 1.0)
-    return tuple(float(v) for v in idx[0]), tuple(float(v) for v in idx[1])
+    return cast("Point3", tuple(float(v) for v in idx[0])), cast("Point3", tuple(float(v) for v in idx[1]))
 
 
 def _equivalent_diameter(volume: Volume, mask: np.ndarray) -> float:
@@ -901,7 +906,7 @@ def track_lesions(
         click_la: float | None = None
         click_c: np.ndarray | None = None
         try:
-            bm = seg_for(spec).segment(baseline, Prompt(point_lps=tuple(map(float, centre))),
+            bm = seg_for(spec).segment(baseline, Prompt(point_lps=cast("Point3", tuple(map(float, centre)))),
                                        node=les.nodal)
             if spec is None and default_spec is not None:
                 spec = kept_segmenter_spec(bm, default_spec)
@@ -978,7 +983,7 @@ def track_lesions(
             if any(_holds(followup, m, s) for m in too_big):
                 continue
             try:
-                cand = seg.segment(followup, Prompt(point_lps=tuple(float(v) for v in s)),
+                cand = seg.segment(followup, Prompt(point_lps=cast("Point3", tuple(float(v) for v in s))),
                                    node=les.nodal)
             except (NoLesionError, SegmentationError):
                 continue
@@ -1142,5 +1147,5 @@ def baseline_lesions(read: Any) -> list[BaselineLesion]:
                                      getattr(m, "segmenter_version", None), m.endpoints_lps)
         out.append(BaselineLesion(m.lesion_id, (float(c[0]), float(c[1]), float(c[2])),
                                   nodal=m.nodal, size_mm=size, segmenter=spec,
-                                  line_lps=(tuple(map(float, a)), tuple(map(float, b)))))
+                                  line_lps=cast("Segment3", (tuple(map(float, a)), tuple(map(float, b))))))
     return out

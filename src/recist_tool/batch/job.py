@@ -15,13 +15,16 @@ import time
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from recist_tool.batch.manifest import Case, LesionSeed
 from recist_tool.errors import InputError, RecistToolError
 from recist_tool.recist.model import LesionState, to_stored_mm
 from recist_tool.segment.registry import parse_segmenter_spec
 from recist_tool.volume import VolumeMeta
+
+if TYPE_CHECKING:
+    from recist_tool.measure.result import Segment3
 
 __all__ = ["BaselineLesionRef", "BaselineRef", "CaseResult", "LesionResult", "cached_volume",
            "init_worker", "parse_segmenter_spec", "score_case", "worker_segmenter"]
@@ -286,8 +289,8 @@ def _seeded(volume: Any, les: LesionSeed, seg: Any, case: Case, options: str = "
                             status="present", notes=("listed without a seed: recorded present",))
     try:
         line = (None if les.line_lps is None else
-                tuple(tuple(float(v) for v in volume.lps_to_index(np.asarray(e, float)))
-                      for e in les.line_lps))
+                cast("Segment3", tuple(tuple(float(v) for v in volume.lps_to_index(np.asarray(e, float)))
+                                     for e in les.line_lps)))
         mask, meas = segment_and_measure(volume, Prompt(point_lps=les.seed_lps, line_zyx=line),
                                          seg, node=les.nodal)
     except NoLesionError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import math
+import os
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -236,6 +237,7 @@ class _Builder:
                 raise ManifestError(f"{where}: {why}")
         date = _date(entry["date"], where)
         raw_path = _text(entry["series_path"])
+        path: str | Path  # a pacs:// reference as text, else a file path
         if is_pacs_ref(raw_path):  # pacs://SERVER/STUDY_UID[/SERIES_UID] (recist_tool.io.pacs)
             try:
                 path = str(parse_ref(raw_path))
@@ -364,7 +366,7 @@ def _read_toml(path: Path, text: str) -> list[Case]:
     return b.result()
 
 
-def read_manifest(path: str | Path) -> list[Case]:
+def read_manifest(path: str | os.PathLike[str]) -> list[Case]:
     """Read a batch manifest (``.csv`` or ``.toml``) into cases, in manifest order.
 
     Parameters

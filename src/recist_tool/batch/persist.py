@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recist_tool.batch.job import (
     BaselineLesionRef,
@@ -35,6 +35,9 @@ from recist_tool.io.outputs import write_csv as write_rows
 from recist_tool.recist.model import Category, Criteria, LesionState, to_stored_mm
 from recist_tool.store.snapshot import BATCH_FULL_NAME
 from recist_tool.store.values import measurement_values
+
+if TYPE_CHECKING:
+    from recist_tool.store import TrialStore
 
 __all__ = ["BEST_COLUMNS", "MEASUREMENT_COLUMNS", "RESPONSE_COLUMNS", "BestRow", "MeasurementRow",
            "ResponseRow", "best_responses",
@@ -142,7 +145,7 @@ class MeasurementRow:
 
 # --- setup -----------------------------------------------------------------------------------------
 
-def prepare_store(store: Any, plans: Sequence[SubjectPlan], *, reader: str, trial: TrialSetup) -> None:
+def prepare_store(store: TrialStore, plans: Sequence[SubjectPlan], *, reader: str, trial: TrialSetup) -> None:
     """Create what is missing: the reader account, the trial, subjects and visits.
 
     The reader account gets a random password nobody knows: batch reads can be stored and
@@ -192,14 +195,14 @@ def prepare_store(store: Any, plans: Sequence[SubjectPlan], *, reader: str, tria
 
 # --- resume ----------------------------------------------------------------------------------------
 
-def _read_or_none(store: Any, subject: str, visit: str, reader: str) -> Any:
+def _read_or_none(store: TrialStore, subject: str, visit: str, reader: str) -> Any:
     try:
         return store.get_read(subject, visit, reader=reader)
     except InputError:
         return None
 
 
-def complete_cases(store: Any, plans: Sequence[SubjectPlan], *, reader: str) -> set[tuple[str, str]]:
+def complete_cases(store: TrialStore, plans: Sequence[SubjectPlan], *, reader: str) -> set[tuple[str, str]]:
     """Cases whose every lesion is stored in ``reader``'s read (what ``--resume`` skips)."""
     done = set()
     for plan in plans:
@@ -214,7 +217,7 @@ def complete_cases(store: Any, plans: Sequence[SubjectPlan], *, reader: str) -> 
     return done
 
 
-def scored_by_others(store: Any, keys: Sequence[tuple[str, str]], *, reader: str,
+def scored_by_others(store: TrialStore, keys: Sequence[tuple[str, str]], *, reader: str,
                      segmenter: Any, options: str = "") -> dict[tuple[str, str], set[str]]:
     """Of the stored cases ``keys``, those holding an automatic measurement that ``segmenter``
     did not make: another segmenter, or another version of it (other weights, another
@@ -250,7 +253,7 @@ def scored_by_others(store: Any, keys: Sequence[tuple[str, str]], *, reader: str
             for key, made in stored.items() if made - allowed}
 
 
-def stored_baseline_ref(store: Any, plan: SubjectPlan, *, reader: str) -> BaselineRef | None:
+def stored_baseline_ref(store: TrialStore, plan: SubjectPlan, *, reader: str) -> BaselineRef | None:
     """The stored baseline's lesion centres, sizes and segmenters, to track follow-ups on
     ``--resume``."""
     from recist_tool.track import stored_segmenter_spec
@@ -300,7 +303,7 @@ def _with_mask(values: dict[str, Any], les: LesionResult, case: Case, mask_dir: 
     return {**values, "mask_path": str(path), "mask_sha256": digest}
 
 
-def save_case(store: Any, case: Case, result: CaseResult, *, reader: str,
+def save_case(store: TrialStore, case: Case, result: CaseResult, *, reader: str,
               mask_dir: Path | None = None) -> int:
     """Store a successful case's lesions and measurements; returns the number of rows written.
 
@@ -342,7 +345,7 @@ def _pct(v: Decimal | None) -> Decimal | None:
     return to_stored_mm(v)
 
 
-def collect_outputs(store: Any, subjects: Iterable[str], *, reader: str
+def collect_outputs(store: TrialStore, subjects: Iterable[str], *, reader: str
                     ) -> tuple[list[ResponseRow], list[MeasurementRow], dict[str, str]]:
     """Compute responses (stored) for each subject and read back the rows of both CSV files.
 
@@ -415,7 +418,7 @@ def write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Any]) -> 
     return p
 
 
-def best_responses(store: Any, responses: Sequence[ResponseRow]) -> list[BestRow]:
+def best_responses(store: TrialStore, responses: Sequence[ResponseRow]) -> list[BestRow]:
     """Best overall response per subject from the timepoint responses (RECIST 1.1 or iRECIST)."""
     from recist_tool.recist import Response, best, policies_from_mapping
 

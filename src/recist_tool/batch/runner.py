@@ -128,7 +128,7 @@ class DaskBackend:
             if hasattr(self.client, "register_plugin"):
                 self.client.register_plugin(plugin, name=plugin.name)
             else:  # pragma: no cover - distributed < 2023.9
-                self.client.register_worker_plugin(plugin, name=plugin.name)
+                self.client.register_worker_plugin(plugin, name=plugin.name)  # type: ignore[attr-defined]
         except Exception as exc:  # noqa: BLE001 - a cluster without recist-tool installed
             self.client.close()
             raise InputError(f"Dask workers at {address} cannot set up recist-tool: "

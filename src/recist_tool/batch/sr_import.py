@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from recist_tool.codes import validate_code
 from recist_tool.errors import InputError
 from recist_tool.io.outputs import atomic_file, write_csv
 from recist_tool.io.sr import ImportedLesion, SrReport, locate_lesions, read_measurement_report
+
+if TYPE_CHECKING:
+    from recist_tool.store import TrialStore
 
 __all__ = ["SrImport", "import_sr", "record_import", "write_manifest"]
 
@@ -75,7 +78,7 @@ def _series_location(ct_path: str | os.PathLike[str]) -> str:
 
 def import_sr(sr_path: str | os.PathLike[str], ct_path: str | os.PathLike[str], *,
               series: str | None = None, subject: str | None = None, visit: str = "BL",
-              date: _dt.date | None = None, store: Any = None,
+              date: _dt.date | None = None, store: TrialStore | None = None,
               seg_places: Sequence[str | os.PathLike[str]] = (), label: str | None = None
               ) -> SrImport:
     """Read an SR and place its lesions on the CT series it references.
@@ -172,7 +175,7 @@ def _pts(a: Any) -> list[list[float]] | None:
     return None if a is None else [[round(float(c), 3) for c in p] for p in a]
 
 
-def record_import(store: Any, imp: SrImport, *, reader: str, trial: str | None = None) -> int:
+def record_import(store: TrialStore, imp: SrImport, *, reader: str, trial: str | None = None) -> int:
     """Record the imported lesions as ``reader``'s manual measurements at the import's visit.
 
     The subject is enrolled in ``trial`` when the database does not know it yet (with the SR's

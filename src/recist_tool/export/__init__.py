@@ -21,10 +21,13 @@ import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recist_tool.errors import UsageError
 from recist_tool.store.snapshot import SubjectExport, TrialExport, collect
+
+if TYPE_CHECKING:
+    from recist_tool.store import TrialStore
 
 __all__ = ["FORMATS", "SubjectExport", "TrialExport", "available_formats", "collect", "exporter",
            "run_export"]
@@ -70,7 +73,7 @@ def available_formats() -> list[str]:
     return out
 
 
-def run_export(store: Any, fmt: str, out_dir: str | os.PathLike[str], *,
+def run_export(store: TrialStore, fmt: str, out_dir: str | os.PathLike[str], *,
                subjects: Sequence[str] | None = None, reader: str | None = None,
                include_unsigned: bool = False, trial: str | None = None,
                options: Mapping[str, Any] | None = None) -> list[Path]:

@@ -23,7 +23,7 @@ import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from recist_tool.errors import InputError
 from recist_tool.io.outputs import atomic_outputs, write_csv
@@ -41,6 +41,9 @@ from recist_tool.recist.endpoints import (
     trial_endpoints,
 )
 from recist_tool.store.snapshot import TrialExport, collect, effective_overall
+
+if TYPE_CHECKING:
+    from recist_tool.store import TrialStore
 
 __all__ = ["ENDPOINT_FILES", "EndpointsRun", "endpoints_from_store", "read_events",
            "subject_outcomes", "write_endpoints"]
@@ -127,7 +130,7 @@ class EndpointsRun:
     notes: list[str] = field(default_factory=list)
 
 
-def endpoints_from_store(store: Any, *, trial: str | None = None, reader: str | None = None,
+def endpoints_from_store(store: TrialStore, *, trial: str | None = None, reader: str | None = None,
                          include_unsigned: bool = False, subjects: Sequence[str] | None = None,
                          events: str | os.PathLike[str] | None = None,
                          endpoint_policies: EndpointPolicies | None = None) -> EndpointsRun:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 from recist_tool.errors import InputError
+
+if TYPE_CHECKING:
+    from recist_tool.store import TrialStore
 
 __all__ = ["enrol_manifest"]
 
 
-def enrol_manifest(store: Any, manifest: str | os.PathLike[str], *, trial: str = "recist-batch",
+def enrol_manifest(store: TrialStore, manifest: str | os.PathLike[str], *, trial: str = "recist-batch",
                    criteria: str = "RECIST 1.1", reader: str | None = None
                    ) -> dict[tuple[str, str], tuple[str, str | None]]:
     """Create the trial, subjects and visits of a batch manifest that are not in the database yet.

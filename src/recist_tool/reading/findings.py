@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from recist_tool.volume import Volume
+
+if TYPE_CHECKING:
+    from recist_tool.measure import AxisMeasurement
+    from recist_tool.segment import LesionMask
 
 __all__ = ["CATEGORIES", "LESION_ID_PREFIX", "MIN_LINE_MM", "ORGANS", "OVERLAP_FRACTION", "STATES",
            "AddedLesion", "Finding", "shared_fraction", "voxel_in_mask"]
@@ -66,13 +70,13 @@ class Finding:
     """
 
     visit: str
-    measurement: Any
-    mask: Any = None
-    automatic: Any = None
+    measurement: AxisMeasurement
+    mask: LesionMask | None = None
+    automatic: AxisMeasurement | None = None
     edited: bool = False
     nodal: bool = False
     tracking: dict[str, Any] = field(default_factory=dict)
-    automatic_mask: Any = None
+    automatic_mask: LesionMask | None = None
 
     @property
     def method(self) -> str:

@@ -34,7 +34,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -57,6 +57,10 @@ from recist_tool.reading.tables import ReadingTable, reading_table
 from recist_tool.recist.model import to_stored_mm
 from recist_tool.store.values import axis_endpoints, measurement_values
 from recist_tool.volume import Volume
+
+if TYPE_CHECKING:
+    from recist_tool.segment import Segmenter
+    from recist_tool.store import TrialStore
 
 __all__ = ["MANIFEST_NAMES", "ReadingSession", "export_formats"]
 
@@ -112,14 +116,15 @@ class ReadingSession:
         A batch manifest beside the database file that cannot be read.
     """
 
-    def __init__(self, store: Any, reader: str, password: str, *, segmenter: Any = None,
+    def __init__(self, store: TrialStore, reader: str, password: str, *,
+                 segmenter: Segmenter | str | None = None,
                  mask_dir: str | os.PathLike[str] | None = None,
                  series_paths: Mapping[tuple[str, str], tuple[str, str | None]] | None = None
                  ) -> None:
         self.store = store
         self.reader = store.authenticate(reader, password).name
         self._segmenter_spec = segmenter
-        self._segmenter: Any = None
+        self._segmenter: Segmenter | None = None
         self._segmenter_lock = threading.Lock()
         self._series_paths = dict(series_paths or {})
         db_file = self._db_file()
@@ -150,18 +155,18 @@ class ReadingSession:
         return None
 
     @property
-    def segmenter(self) -> Any:
+    def segmenter(self) -> Segmenter:
         """The segmenter instance (loaded on first use; one load when threads ask at once)."""
         with self._segmenter_lock:
             return self._load_segmenter()
 
-    def _load_segmenter(self) -> Any:
+    def _load_segmenter(self) -> Segmenter:
         if self._segmenter is None:
             from recist_tool.segment import default_segmenter_name, get_segmenter
 
             spec = self._segmenter_spec or default_segmenter_name()
-            if hasattr(spec, "segment"):
-                self._segmenter = spec
+            if hasattr(spec, "segment"):  # an instance (the Segmenter protocol)
+                self._segmenter = cast("Segmenter", spec)
             else:
                 from recist_tool.segment.registry import parse_segmenter_spec
 
@@ -169,7 +174,7 @@ class ReadingSession:
                 self._segmenter = get_segmenter(name, **opts)
         return self._segmenter
 
-    def use_segmenter(self, segmenter: Any) -> None:
+    def use_segmenter(self, segmenter: Segmenter | str | None) -> None:
         """Segment the next clicks with ``segmenter`` (as the constructor's ``segmenter``, e.g.
         ``"unet:edge=half-contrast"``); it is loaded on first use, and a bad spec raises
         then."""
@@ -233,6 +238,7 @@ class ReadingSession:
         from recist_tool.recist import overall_responses
 
         info = self.store.subject_info(self._need_subject())
+        assert info is not None  # the open subject is in the database
         return tuple(r.value for r in overall_responses(info.criteria))
 
     def visits(self) -> list[tuple[str, _dt.date]]:
@@ -366,10 +372,11 @@ class ReadingSession:
         if not m.any():
             raise MeasurementError("the edited mask is empty: nothing to measure")
         old = finding.mask
-        lm = LesionMask(m, tuple(int(v) for v in offset), vol.shape,
+        lm = LesionMask(m, cast("tuple[int, int, int]", tuple(int(v) for v in offset)), vol.shape,
                         getattr(old, "segmenter", "manual"), getattr(old, "version", ""),
-                        getattr(old, "prompt", None) or Prompt(point_zyx=tuple(
-                            float(v) for v in np.argwhere(m)[0] + np.asarray(offset)))).tight()
+                        getattr(old, "prompt", None) or Prompt(point_zyx=cast(
+                            "tuple[float, float, float]",
+                            tuple(float(v) for v in np.argwhere(m)[0] + np.asarray(offset))))).tight()
         meas = measure_mask(vol, lm.mask, node=finding.nodal, offset=lm.offset)
         return replace(finding, measurement=meas, mask=lm, edited=True)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from recist_tool.errors import InputError
 
@@ -124,24 +124,34 @@ class Policies:
 _P = TypeVar("_P")
 
 
-def policies_from_mapping(values: dict[str, Any], base: _P | None = None) -> _P:
+@overload
+def policies_from_mapping(values: dict[str, Any], base: None = None) -> Policies: ...
+@overload
+def policies_from_mapping(values: dict[str, Any], base: _P) -> _P: ...
+def policies_from_mapping(values: dict[str, Any], base: Any = None) -> Any:
     """Build :class:`Policies` from a mapping (e.g. a TOML table); unknown keys are an error.
 
     ``base`` gives the values not in the mapping, and its class the kind of policies (another
     frozen dataclass of policies, e.g. the endpoints' censoring rules); default ``Policies()``.
     """
-    base = Policies() if base is None else base  # type: ignore[assignment]
-    known = {f.name for f in dataclasses.fields(base)}  # type: ignore[arg-type]
+    base = Policies() if base is None else base
+    known = {f.name for f in dataclasses.fields(base)}
     unknown = sorted(set(values) - known)
     if unknown:
         kind = "RECIST policy" if isinstance(base, Policies) else "policy"
         raise InputError(f"unknown {kind} name(s): {', '.join(unknown)}; "
                          f"known: {', '.join(sorted(known))}")
-    return dataclasses.replace(base, **values)  # type: ignore[type-var]
+    return dataclasses.replace(base, **values)
 
 
+@overload
 def policies_from_toml(text: str, section: str = "recist", source: str = "settings",
-                       base: _P | None = None) -> _P:
+                       base: None = None) -> Policies: ...
+@overload
+def policies_from_toml(text: str, section: str = "recist", source: str = "settings", *,
+                       base: _P) -> _P: ...
+def policies_from_toml(text: str, section: str = "recist", source: str = "settings",
+                       base: Any = None) -> Any:
     """Read the ``[section]`` table of a trial settings TOML text (defaults where absent).
 
     Parameters

@@ -14,9 +14,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recist_tool.report.view import SubjectView, build_subject_view
+
+if TYPE_CHECKING:
+    from recist_tool.store import TrialStore
+    from recist_tool.store.snapshot import SubjectExport
 
 __all__ = ["ReportSummary", "SubjectView", "build_reports", "build_subject_view", "collect_views"]
 
@@ -33,7 +37,7 @@ class ReportSummary:
     seconds: float = 0.0
 
 
-def _empty_export(store: Any, code: str) -> Any:
+def _empty_export(store: TrialStore, code: str) -> SubjectExport:
     """A subject without any read: only its visits (the report says there is nothing to show)."""
     from recist_tool.errors import InputError
     from recist_tool.store.snapshot import SubjectExport
@@ -48,7 +52,7 @@ def _empty_export(store: Any, code: str) -> Any:
                          unsigned_visits=[])
 
 
-def collect_views(store: Any, *, subjects: Sequence[str] | None = None, reader: str | None = None,
+def collect_views(store: TrialStore, *, subjects: Sequence[str] | None = None, reader: str | None = None,
                   include_unsigned: bool = False, trial: str | None = None
                   ) -> tuple[str, str, list[SubjectView]]:
     """Read the subjects to report and build their views.
@@ -91,7 +95,7 @@ def collect_views(store: Any, *, subjects: Sequence[str] | None = None, reader: 
     return str(trial), str(criteria), [build_subject_view(exports[c]) for c in codes]
 
 
-def build_reports(store: Any, out_dir: str | Path, *, subjects: Sequence[str] | None = None,
+def build_reports(store: TrialStore, out_dir: str | Path, *, subjects: Sequence[str] | None = None,
                   reader: str | None = None, include_unsigned: bool = False,
                   trial: str | None = None, subject_reports: bool = True, trial_report: bool = True,
                   progress: Callable[[str], None] | None = None, events: str | Path | None = None,
