@@ -10,7 +10,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Protocol
 
 __all__ = [
     "Criteria",
@@ -160,6 +160,20 @@ def to_stored_mm(value: Decimal | int | str | float | None) -> Decimal | None:
     return None if mm is None else mm.quantize(STORED_MM, ROUND_HALF_EVEN)
 
 
+class HasAxes(Protocol):
+    """What :meth:`LesionAssessment.from_measurement` reads of a measurement: its two axes (mm).
+
+    :class:`recist_tool.measure.AxisMeasurement` is one; the engine does not import it (it knows
+    no image code).
+    """
+
+    @property
+    def long_axis_mm(self) -> float | None: ...
+
+    @property
+    def short_axis_mm(self) -> float | None: ...
+
+
 @dataclass(frozen=True)
 class Lesion:
     """A lesion as identified (baseline for targets/non-targets, later for new lesions).
@@ -208,7 +222,7 @@ class LesionAssessment:
         object.__setattr__(self, "fragments_mm", tuple(to_mm(f) for f in self.fragments_mm))
 
     @classmethod
-    def from_measurement(cls, lesion_id: str, measurement: Any, *,
+    def from_measurement(cls, lesion_id: str, measurement: HasAxes, *,
                          nodal: bool = False) -> LesionAssessment:
         """A measured lesion from an axis measurement, its diameter rounded as it is stored
         (:func:`to_stored_mm`): the short axis of a lymph node, the long axis of anything else.
