@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import cast
 
 from recist_tool.recist.model import (
     NODE_NORMAL_MM,
@@ -175,7 +176,7 @@ def select_targets(candidates: Sequence[tuple[Lesion, Decimal | float]],
     thr = measurable_threshold(slice_thickness_mm)
     eligible, non_targets, normal = [], [], []
     for les, d in candidates:
-        d = to_mm(d)
+        d = cast(Decimal, to_mm(d))  # a candidate carries a diameter
         if les.nodal:
             if d < NODE_NORMAL_MM:
                 normal.append(les.lesion_id)

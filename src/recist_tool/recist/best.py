@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from recist_tool.errors import RuleViolation
 from recist_tool.recist.model import BestResponse, Response, TimepointResponse
@@ -77,6 +78,8 @@ def confirmed_indices(seq: Sequence[Assessment], policies: Policies) -> set[int]
     out: set[int] = set()
     interval = policies.confirm_interval_days
     for i, a in enumerate(seq):
+        ok_kinds: tuple[Response, ...]
+        allowed: tuple[Response, ...]
         if a.response is Response.CR:
             ok_kinds = (Response.CR,)
             allowed = (Response.CR, Response.NE)
@@ -215,7 +218,7 @@ def best_response(
         dor = (pd_date - start.date).days + 1
     last = full[-1] if full else None
     if cbor in (Response.CR, Response.PR):
-        reasons.append(f"confirmed {cbor.value} on {cbor_date.isoformat()}")
+        reasons.append(f"confirmed {cbor.value} on {cast(_dt.date, cbor_date).isoformat()}")
     return BestResponse(
         bor=bor, bor_date=bor_date, confirmed_bor=cbor, confirmed_bor_date=cbor_date,
         response=resp_hit is not None and bor in (Response.CR, Response.PR),

@@ -26,7 +26,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from recist_tool.errors import InputError
 from recist_tool.recist.best import Assessment, merge_same_day
@@ -282,7 +282,8 @@ def not_evaluable_reason(o: SubjectOutcome) -> str | None:
     if any(a.response in ADEQUATE for a in before):
         return None
     if len(before) < len(o.assessments) and not before:
-        return f"no follow-up assessment before new therapy ({o.new_therapy_date.isoformat()})"
+        return ("no follow-up assessment before new therapy "
+                f"({cast(_dt.date, o.new_therapy_date).isoformat()})")
     values = ", ".join(sorted({a.response.value for a in before}))
     return f"no adequate follow-up assessment ({values})"
 
@@ -565,7 +566,7 @@ def trial_endpoints(outcomes: Sequence[SubjectOutcome], policies: Policies | Non
         else:
             pfs.append(rec)
     dor = [r for o in outcomes if (r := dor_record(o, policies, pol)) is not None]
-    km = dict(ci_method=pol.km_interval, step_days=pol.assessment_interval_days)
+    km: dict[str, Any] = dict(ci_method=pol.km_interval, step_days=pol.assessment_interval_days)
     return TrialEndpoints(
         n_subjects=len(outcomes), confirmation=policies.confirmation,
         orr=rate("ORR", False, lambda b: b.bor_cr_pr),

@@ -26,6 +26,7 @@ import datetime as _dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import overload
 
 from recist_tool.errors import RuleViolation
 from recist_tool.recist.baseline import Violation, limit_violations
@@ -52,6 +53,10 @@ _MAP = {
 _GROWTH = (LesionState.INCREASED,)
 
 
+@overload
+def to_irecist(r: Response) -> Response: ...
+@overload
+def to_irecist(r: None) -> None: ...
 def to_irecist(r: Response | None) -> Response | None:
     """The iRECIST name of a RECIST 1.1 response (PD → iUPD)."""
     return None if r is None else _MAP.get(r, r)

@@ -314,10 +314,10 @@ def parse_tu_tr(tu: Iterable[Row], tr: Iterable[Row], policies: Policies | None 
                 got = ", ".join(f"{c} {x[1].value}" for c, x in sorted(rows.items()))
                 raise InputError(f"{where}: target {lid} of {subj[0]} has no usable baseline "
                                  f"measurement ({_axis_hint(info.lesion)}; got {got})")
-        for a, b in zip(tps, tps[1:], strict=False):
-            if b.date < a.date:
-                raise InputError(f"subject {subj[0]}: visit {b.visit} ({b.date_text}) is dated "
-                                 f"before visit {a.visit} ({a.date_text})")
+        for earlier, later in zip(tps, tps[1:], strict=False):
+            if later.date < earlier.date:
+                raise InputError(f"subject {subj[0]}: visit {later.visit} ({later.date_text}) is "
+                                 f"dated before visit {earlier.visit} ({earlier.date_text})")
         records.append(SubjectRecord(
             studies.get(subj, ""), subj[0], subj[1], subj[2],
             tuple(i.lesion for i in subj_lesions), tuple(tps),

@@ -61,10 +61,12 @@ __all__ = ["CONFIG_ENV", "PacsError", "RetrievalCancelled", "SentSeries", "Serie
 
 def _proto(srv: Server) -> Any:
     if srv.protocol == "dicomweb":
-        from recist_tool.io.pacs import dicomweb as mod
-    else:
-        from recist_tool.io.pacs import dimse as mod
-    return mod
+        from recist_tool.io.pacs import dicomweb
+
+        return dicomweb
+    from recist_tool.io.pacs import dimse
+
+    return dimse
 
 
 def find_series(srv: Server, study_uid: str, series_uid: str | None = None) -> list[dict[str, Any]]:

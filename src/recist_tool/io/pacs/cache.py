@@ -102,7 +102,7 @@ class _Retrieval:
         i = 0
         while True:
             with self._cond:
-                self._cond.wait_for(lambda i=i: self.n_arrived > i or self.done)
+                self._cond.wait_for(lambda i=i: self.n_arrived > i or self.done)  # type: ignore[misc]
                 upto, done = self.n_arrived, self.done
             while i < upto:
                 i += 1

@@ -36,7 +36,7 @@ import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from recist_tool.errors import InputError
@@ -138,7 +138,8 @@ class Server:
     @property
     def address(self) -> str:
         """Where the server is, for messages (never with credentials)."""
-        return self.url if self.protocol == "dicomweb" else f"{self.aet}@{self.host}:{self.port}"
+        return (cast(str, self.url) if self.protocol == "dicomweb"
+                else f"{self.aet}@{self.host}:{self.port}")
 
     def env_prefix(self) -> str:
         """``RECIST_PACS_<NAME>_``: the prefix of this server's credential variables."""
@@ -229,7 +230,7 @@ def _server(name: str, table: Any, where: str, base: Path) -> Server:
         timeout = float(table.get("timeout_s", 60.0))
     except (TypeError, ValueError):
         raise PacsError(f"{where}: [pacs.{name}] timeout_s must be a number") from None
-    common = {"name": name, "credentials_file": cred_path, "timeout_s": timeout}
+    common: dict[str, Any] = {"name": name, "credentials_file": cred_path, "timeout_s": timeout}
     url, dicom = table.get("url"), table.get("dicom")
     if (url is None) == (dicom is None):
         raise PacsError(f"{where}: [pacs.{name}] needs url = \"http(s)://...\" (DICOMweb) or "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from recist_tool.io.pacs.config import PacsError, Server
 
@@ -34,7 +34,7 @@ def client(srv: Server) -> Any:
         from dicomweb_client.api import DICOMwebClient
     except ImportError:
         raise PacsError("DICOMweb needs dicomweb-client: pip install 'recist-tool[pacs]'") from None
-    c = DICOMwebClient(url=srv.url, session=session(srv), timeout=srv.timeout_s)
+    c = DICOMwebClient(url=cast(str, srv.url), session=session(srv), timeout=srv.timeout_s)  # dicomweb: set
     # one attempt: the client's retries (exponential back-off, on any exception too) turn a
     # server that is down into half a minute of waiting before the same error
     c.set_http_retry_params(retry=False)

@@ -106,7 +106,9 @@ def echo(srv: Server) -> None:
 
 
 def _find(srv: Server, query: Any, what: str) -> list[Any]:
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
+    from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import time
+        StudyRootQueryRetrieveInformationModelFind as FIND,
+    )
 
     ae = _ae(srv)
     ae.add_requested_context(FIND)
@@ -212,7 +214,9 @@ def retrieve_series(srv: Server, study_uid: str, series_uid: str, folder: Path,
     """
     pynetdicom = _pynetdicom()
     from pydicom.dataset import Dataset
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
+    from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import time
+        StudyRootQueryRetrieveInformationModelGet as GET,
+    )
 
     ae = _ae(srv)
     ae.add_requested_context(GET)
@@ -220,7 +224,7 @@ def retrieve_series(srv: Server, study_uid: str, series_uid: str, folder: Path,
     for uid in _RETRIEVE_CLASSES:
         ae.add_requested_context(uid, list(_TRANSFER_SYNTAXES))
         roles.append(pynetdicom.build_role(uid, scp_role=True))
-    written = []
+    written: list[Path] = []
 
     def on_store(event: Any) -> int:
         n = len(written) + 1
@@ -270,7 +274,7 @@ def store(srv: Server, files: Iterable[Path]) -> list[str]:
     ae = _ae(srv)
     for cls in sorted({str(ds.SOPClassUID) for ds in datasets}):
         ae.add_requested_context(cls, list(_TRANSFER_SYNTAXES[:2]))
-    done = []
+    done: list[str] = []
     with _Association(srv, ae) as assoc:
         for ds in datasets:
             code = _status(srv, assoc.send_c_store(ds), f"C-STORE of {ds.SOPInstanceUID}")
