@@ -1,6 +1,7 @@
 # Two entry points, both idempotent on a fresh Debian machine with Python 3.11:
 #   make demo  - create .venv, install the package alone, run the main job on the embedded defaults
-#   make test  - create .venv, install with test extras (+ Debian GUI packages), run the suite
+#   make test  - create .venv, install with test extras (+ Debian GUI packages), run ruff, mypy
+#                (settings in pyproject.toml: src/recist_tool) and the suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -83,10 +84,11 @@ demo: $(BASE_STAMP)
 
 test: system-deps $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) demo-out-* .pytest_cache
+	rm -rf $(VENV) $(DEMO_OUT) demo-out-* .pytest_cache .mypy_cache

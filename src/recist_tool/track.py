@@ -200,7 +200,7 @@ class TrackedLesion:
     registration: dict[str, Any] = field(default_factory=dict)
     transform: Any = None
 
-    def map_point(self, lps: Sequence[float]) -> tuple[float, float, float]:
+    def map_point(self, lps: Sequence[float] | np.ndarray) -> tuple[float, float, float]:
         """Baseline LPS point → follow-up LPS point by the alignment kept for this lesion."""
         p = self.transform.TransformPoint(tuple(float(v) for v in lps))
         return (float(p[0]), float(p[1]), float(p[2]))

@@ -42,12 +42,15 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from recist_tool.errors import InputError
 from recist_tool.volume import Volume
+
+if TYPE_CHECKING:
+    from recist_tool.measure.result import Segment3
 
 __all__ = ["FOLLOWUPS", "Motion", "TrackingCase", "draw_motion", "make_followup",
            "evaluate_tracking_case", "summarise_tracking", "CORRECT_WITHIN_MM"]
@@ -375,8 +378,8 @@ def evaluate_tracking_case(volume: Volume, masks: Sequence[np.ndarray], names: S
         kept.append((volume.index_to_lps(np.argwhere(m).mean(axis=0)), la, base_err))
         lesions.append(BaselineLesion(les_name, mask=bm.mask, mask_offset=bm.offset, size_mm=la,
                                       segmenter=spec,
-                                      line_lps=(tuple(map(float, ends[0])),
-                                                tuple(map(float, ends[1])))))
+                                      line_lps=cast("Segment3", (tuple(map(float, ends[0])),
+                                                                 tuple(map(float, ends[1]))))))
     out = []
     for fname in followups:
         rng = np.random.default_rng(_seed(seed, dataset, case, fname))
@@ -405,7 +408,7 @@ def evaluate_tracking_case(volume: Volume, masks: Sequence[np.ndarray], names: S
     return out
 
 
-def _stats(values: Sequence[float]) -> dict[str, float | None]:
+def _stats(values: Sequence[float | None]) -> dict[str, float | None]:
     v = np.asarray([x for x in values if x is not None], float)
     if v.size == 0:
         return {"n": 0, "median": None, "max": None}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from recist_tool.errors import InputError
 from recist_tool.export.edc_items import CODELISTS, ITEMS, lesion_form
@@ -70,7 +70,7 @@ class _Audit:
                 visit_of_tp[e.entity_id] = str(new.get("visit"))
             elif e.entity == "timepoint_read" and e.entity_id is not None:
                 if e.action == "INSERT":
-                    read_of[e.entity_id] = (visit_of_tp.get(new.get("timepoint_id"), "?"),
+                    read_of[e.entity_id] = (visit_of_tp.get(cast(int, new.get("timepoint_id")), "?"),
                                             int(new.get("version") or 1), e.actor)
                 if e.entity_id in read_of:
                     visit, version, _ = read_of[e.entity_id]
@@ -79,7 +79,8 @@ class _Audit:
                 code_of[e.entity_id] = str(new.get("code"))
             elif e.entity == "measurement" and e.entity_id is not None:
                 if e.action == "INSERT":
-                    meas[e.entity_id] = (int(new.get("read_id")), int(new.get("lesion_id")))
+                    meas[e.entity_id] = (int(cast(int, new.get("read_id"))),
+                                         int(cast(int, new.get("lesion_id"))))
                 if e.entity_id in meas:
                     read_id, lesion_id = meas[e.entity_id]
                     visit, version, _ = read_of.get(read_id, ("?", 0, ""))

@@ -281,8 +281,8 @@ def _subject_rows(subj: SubjectExport, criteria: str, ctx: _Ctx, tu: Domain, tr:
     base = subj.reads[0]
     first_seen: dict[str, str] = {}
     for rd in subj.reads:
-        for m in rd.measurements:
-            first_seen.setdefault(m.lesion_id, rd.visit)
+        for seen in rd.measurements:
+            first_seen.setdefault(seen.lesion_id, rd.visit)
     for les in subj.lesions:
         first_seen.setdefault(les.lesion_id, base.visit)
 
@@ -318,7 +318,7 @@ def _subject_rows(subj: SubjectExport, criteria: str, ctx: _Ctx, tu: Domain, tr:
     # TR: per visit, targets (+ SUMDIAM), non-targets, new lesions
     targets = [les for les in subj.lesions if les.category.value == "TARGET"]
     def tr_row(visit: str, grp: str, lid: str | None, code: str, **values: Value) -> None:
-        row = common("TR", visit) | {
+        row: dict[str, Value] = common("TR", visit) | {
             "TRGRPID": grp, "TRLNKGRP": _lnkgrp(visit), "TRLNKID": lid or "",
             "TRTESTCD": code, "TRTEST": _TR_TESTS[code], "TRORRES": "", "TRORRESU": "",
             "TRSTRESC": "", "TRSTRESN": None, "TRSTRESU": "", "TRSTAT": "", "TRREASND": "",
@@ -359,9 +359,9 @@ def _subject_rows(subj: SubjectExport, criteria: str, ctx: _Ctx, tu: Domain, tr:
             NewLesionStatus(r.new_lesions), Response(r.overall), visit_num=vnum[rd.visit],
             date_text=rd.date.isoformat()))
         overall.append(Response(r.confirmed_overall or r.overall))
-    for row in rs_rows(rec, responses, overall, criteria):
-        visit = str(row["VISIT"])
-        out: dict[str, Value] = {k: row[k] for k in row if k not in ("RSSEQ", "VISITNUM")}
+    for rs_row in rs_rows(rec, responses, overall, criteria):
+        visit = str(rs_row["VISIT"])
+        out: dict[str, Value] = {k: rs_row[k] for k in rs_row if k not in ("RSSEQ", "VISITNUM")}
         out["VISITNUM"] = vnum[visit]
         out["RSLNKGRP"] = _lnkgrp(visit)
         mark(rs, out, visit)

@@ -62,7 +62,7 @@ def _fix_bits(arr: np.ndarray, f: FrameHeader) -> np.ndarray:
 
 def _read_exact(f: FrameHeader, out: np.ndarray) -> None:
     """Fill the contiguous array ``out`` with the bytes at the frame's PixelData offset."""
-    buf = memoryview(out).cast("B")
+    buf = memoryview(out).cast("B")  # type: ignore[arg-type]  # ndarray is a buffer (typed from 3.12)
     try:
         with open(f.path, "rb", buffering=0) as fh:
             fh.seek(f.pixel_offset or 0)

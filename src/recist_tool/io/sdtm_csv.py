@@ -7,6 +7,7 @@ the CSV record, header = line 1) so that the engine's errors name the row.
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def _check_codes(row: Mapping[str, str], where: str) -> None:
 
 
 def read_sdtm_csv(
-    path: str | Path, required: Sequence[str] = ()
+    path: str | os.PathLike[str], required: Sequence[str] = ()
 ) -> list[tuple[str, dict[str, str]]]:
     """Read an SDTM CSV file into ``(file:line, row)`` pairs; column names are upper-cased.
 

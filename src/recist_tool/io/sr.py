@@ -35,6 +35,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from pydicom.multival import MultiValue
@@ -426,7 +427,7 @@ def _parse_1501(g, head: _Head) -> tuple[SrGroup | None, str | None]:
     if not long.has_coords:
         raise DicomLoadError(f"{head.label}: the {'Long Axis' if m.long else 'Length'} has no "
                              "image coordinates (SCOORD / SCOORD3D) to place it on the CT")
-    n = len(long.image_coords if long.image_coords is not None else long.lps)
+    n = len(long.image_coords if long.image_coords is not None else cast(np.ndarray, long.lps))
     if m.long is None and n > 2:  # a path length along an open polyline, not a caliper
         return None, f"{head.label}: a Length along a {n}-point path, not a caliper line"
     short = m.short if m.long is not None else None
@@ -526,8 +527,8 @@ def _one_record_per_lesion(groups: list[SrGroup]) -> list[SrGroup]:
     """Fold a TID 1410 / 1411 group that only references the SEG segment of a lesion a TID 1501
     group measures (the same Tracking UID; recist-tool's export writes both) into that record:
     the segment joins the lesion's lines instead of making a second lesion."""
-    lines = {g.tracking_uid: i for i, g in enumerate(groups)
-             if g.template == "1501" and g.tracking_uid}
+    lines: dict[str | None, int] = {g.tracking_uid: i for i, g in enumerate(groups)
+                                    if g.template == "1501" and g.tracking_uid}
     out, folded = list(groups), set()
     for i, g in enumerate(groups):
         j = lines.get(g.tracking_uid) if g.template != "1501" else None
@@ -634,7 +635,7 @@ def _to_lps(volume: Volume, axis: SrAxis) -> tuple[np.ndarray, int]:
             raise GeometryError("3D axis end points do not lie on a slice of the CT series")
         return axis.lps.copy(), k
     k = _slice_of(volume, axis.sop_instance_uid, axis.frame)
-    c = axis.image_coords
+    c = cast(np.ndarray, axis.image_coords)  # an axis without 3D points has image ones
     idx = np.stack([np.full(len(c), float(k)), c[:, 1] - 0.5, c[:, 0] - 0.5], axis=1)
     return volume.index_to_lps(idx), k
 
@@ -713,6 +714,7 @@ def _region_axes(volume: Volume, region: SrAxis, label: str
     o, e1, e2 = _plane(volume, k)
     xy = np.stack([(pts - o) @ e1, (pts - o) @ e2], axis=1)
     gtype = region.graphic_type
+    short2: np.ndarray | None
     if gtype == "CIRCLE" and len(xy) == 2:
         c, r = xy[0], xy[1] - xy[0]
         w = np.array([-r[1], r[0]])

@@ -448,10 +448,10 @@ def perpendicular_chord(
     if vert_t.size > max_lines:
         # coarse pass, then the vertex lines around the best few coarse lines
         coarse = np.linspace(vert_t[0], vert_t[-1], max_lines)
-        li, s0, s1 = chords_at(a, b, u, v, coarse)
+        li, c0, c1 = chords_at(a, b, u, v, coarse)
         step = coarse[1] - coarse[0]
         per_line = np.zeros(coarse.size)
-        np.maximum.at(per_line, li, s1 - s0)
+        np.maximum.at(per_line, li, c1 - c0)
         top = np.argsort(per_line)[-3:]
         near = np.zeros(vert_t.size, bool)
         for k in top:

@@ -19,6 +19,7 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
+    UID,
     CTImageStorage,
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
@@ -241,7 +242,7 @@ def write_ct_series(
         # uncompressed slices are written at once, so one dataset is reused; compressed ones are
         # encoded later (maybe in another process) and need their own copy
         ds = copy.deepcopy(template) if compress else template
-        sop = det_uid(seed, header.series_uid, "sop", inst)
+        sop = UID(det_uid(seed, header.series_uid, "sop", inst))
         ds.file_meta.MediaStorageSOPInstanceUID = sop
         ds.SOPInstanceUID = sop
         ds.InstanceNumber = inst
@@ -287,7 +288,7 @@ def write_localizer(folder: str | os.PathLike[str], hu: np.ndarray, grid: SliceG
     ds.ImagePositionPatient = [_ds_num(grid.x0), "0", _ds_num(grid.z[-1])]
     del ds.SliceThickness
     ds.InstanceNumber = 1
-    sop = det_uid(seed, header.series_uid, "sop", 1)
+    sop = UID(det_uid(seed, header.series_uid, "sop", 1))
     ds.file_meta.MediaStorageSOPInstanceUID = sop
     ds.SOPInstanceUID = sop
     ds.PixelData = stored.tobytes()

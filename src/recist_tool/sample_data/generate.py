@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -205,7 +205,7 @@ def _visit_lesions(plan: SubjectPlan, visit: str, grid: SliceGrid, pose: Pose,
                 "slice_z_lps": _r(sec.z, 4),
                 "center_hu": shape.core_hu if shape.core is not None else shape.hu,
                 "cavitating": shape.core is not None and shape.core_hu == CAVITY_HU,
-                "nominal_diameters_mm": list(les.sizes[visit]),
+                "nominal_diameters_mm": list(cast("tuple[float, float, float]", les.sizes[visit])),
             })
             if les.lobes:
                 entry["ellipsoids"] = 1 + len(les.lobes)

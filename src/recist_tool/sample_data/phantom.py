@@ -442,7 +442,7 @@ def union_diameter(secs: Sequence[tuple[np.ndarray, np.ndarray, float]],
     hull = ConvexHull(pts).vertices if len(pts) > 2 else np.arange(len(pts))
     k = int(np.argmax(distance.pdist(pts[hull])))
     i, j = _pair_of_condensed(k, len(hull))
-    ends = [[int(hull[i]) // n, float(theta[int(hull[i]) % n])],
+    ends: list[list[Any]] = [[int(hull[i]) // n, float(theta[int(hull[i]) % n])],
             [int(hull[j]) // n, float(theta[int(hull[j]) % n])]]
     step = 2.0 * np.pi / n
 
@@ -454,7 +454,7 @@ def union_diameter(secs: Sequence[tuple[np.ndarray, np.ndarray, float]],
         for a, b in ((0, 1), (1, 0)):
             other = at(ends[b])
             emap = maps[ends[a][0]]
-            t = _maximise(lambda ts, emap=emap, other=other: np.linalg.norm(
+            t = _maximise(lambda ts, emap=emap, other=other: np.linalg.norm(  # type: ignore[misc]
                 _ellipse_points(emap, ts) - other, axis=1), ends[a][1] - step, ends[a][1] + step)
             moved = max(moved, abs(t - ends[a][1]))
             ends[a][1] = t
@@ -568,8 +568,8 @@ def _ell3(x: np.ndarray, y: np.ndarray, z: float, c: Sequence[float],
     return _ell2(x, y, c[0], c[1], s[0], s[1]) + np.float32(w)
 
 
-def _segment_dist2(x: np.ndarray, y: np.ndarray, z: float, p0: Sequence[float],
-                   p1: Sequence[float]) -> np.ndarray:
+def _segment_dist2(x: np.ndarray, y: np.ndarray, z: float, p0: Sequence[float] | np.ndarray,
+                   p1: Sequence[float] | np.ndarray) -> np.ndarray:
     """Squared distance of the points ``(x, y, z)`` to the segment ``p0``–``p1``."""
     p0 = np.asarray(p0, float)
     d = np.asarray(p1, float) - p0

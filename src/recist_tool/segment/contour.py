@@ -29,7 +29,7 @@ Method (all lengths in mm on the volume's own slices):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy import ndimage
@@ -307,7 +307,7 @@ class ContourSegmenter:
                 v = (end[1:] - centre) * sp[1:]
                 anchors.append((float(np.mod(np.arctan2(v[0], v[1]), 2 * np.pi)),
                                 float(np.hypot(*v))))
-            r_max = 0.5 * length * 1.15 + 2.0
+            r_max = 0.5 * cast(float, length) * 1.15 + 2.0
             # the lesion's density, first from the inner part of the line
             t = np.linspace(0.15, 0.85, 60)
             pts = (1 - t)[:, None] * a[None, :] + t[:, None] * b[None, :]

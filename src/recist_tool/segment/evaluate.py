@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy import ndimage
@@ -101,8 +101,8 @@ class Case:
             return self.volume, np.asarray(self.reference, bool)
         from recist_tool.io import load_volume
 
-        vol = load_volume(self.image)
-        ref_vol = load_volume(self.mask)
+        vol = load_volume(cast(Path, self.image))  # a case not in memory has both paths
+        ref_vol = load_volume(cast(Path, self.mask))
         arr = np.asarray(ref_vol.array)
         ref = arr != 0 if self.label is None else arr == self.label
         if ref.shape != vol.shape:
@@ -176,12 +176,12 @@ def discover_dataset(path: str | Path, split: str = "validation") -> Dataset:
         if not cases and not is_lidc:
             raise InputError(f"dataset {p}: no image/ file has a mask/ file of the same name")
         return Dataset(p.name, cases, split if is_lidc or by_case else "all", str(p))
-    cases = _label_map_cases(p)
-    if cases is None:
-        cases = [c for sub in sorted(q for q in p.iterdir() if q.is_dir())
-                 for c in (_label_map_cases(sub) or [])]
-    if cases:
-        return Dataset(p.name, cases, "all", str(p))
+    labelled = _label_map_cases(p)
+    if labelled is None:
+        labelled = [c for sub in sorted(q for q in p.iterdir() if q.is_dir())
+                    for c in (_label_map_cases(sub) or [])]
+    if labelled:
+        return Dataset(p.name, labelled, "all", str(p))
     raise InputError(f"dataset {p}: expected image/ + mask/ folders, image.* + label.* (or "
                      f"tumours.*) files, or folders of those")
 
@@ -199,8 +199,7 @@ def _label_map_cases(folder: Path) -> list[Case] | None:
         return None
     from recist_tool.io import load_volume
 
-    values = np.unique(np.asarray(load_volume(labels[0]).array))
-    values = [int(v) for v in values if v != 0]
+    values = [int(v) for v in np.unique(np.asarray(load_volume(labels[0]).array)) if v != 0]
     if len(values) <= 1:
         return [Case(folder.name, images[0], labels[0], group=folder.name)]
     return [Case(f"{folder.name}#{v}", images[0], labels[0], group=folder.name, label=v)
@@ -495,7 +494,7 @@ def summarise_by_size(results: list[CaseResult]) -> dict[str, dict[str, Any]]:
         part = [r for r in results if size_bin(r.long_axis_ref_mm) == key]
         if not part:
             continue
-        la_rel = [symmetric_relative_error(r.long_axis_mm or 0.0, r.long_axis_ref_mm)
+        la_rel = [symmetric_relative_error(r.long_axis_mm or 0.0, cast(float, r.long_axis_ref_mm))
                   for r in part]
         out[key] = {  # type: ignore[index]
             "n": len(part),

@@ -324,7 +324,7 @@ class SliceNetSegmenter:
         side = max(SIDE_PER_LENGTH * length, MIN_SIDE_MM)
         first = self._slice(volume, z0, centre, side, line, box, None)
         if kind == "line":  # keep the part of the outline the line crosses
-            first = _component_on_segment(first, line)
+            first = _component_on_segment(first, cast(np.ndarray, line))  # a line prompt
         else:
             first = _component_near(first, centre, sp[1:])
         if not first.any():

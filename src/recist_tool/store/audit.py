@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, String, Table, event, inspect, select, type_coerce
 from sqlalchemy.orm import Session
@@ -37,7 +37,7 @@ __all__ = ["GENESIS", "AuditEntry", "AuditCheck", "canonical_json", "event_hash"
            "verify_chain", "install_listeners", "audited_tables", "check_rows", "is_chain_hash"]
 
 GENESIS = "0" * 64
-_TABLE = AuditEvent.__table__
+_TABLE = cast(Table, AuditEvent.__table__)
 #: Columns never written in clear into the audit trail.
 _REDACT = {("reader", "password_hash"), ("subject_identity", "patient_id")}
 #: How a redacted value was written before its digest was kept: nothing to compare it with.
@@ -124,7 +124,7 @@ def append_event(conn: Connection, *, actor: str, action: str, entity: str, enti
     last = conn.execute(select(_TABLE.c.id, _TABLE.c.hash).order_by(_TABLE.c.id.desc())
                         .limit(1)).first()
     prev_id, prev_hash = (last[0], last[1]) if last else (0, GENESIS)
-    row = {
+    row: dict[str, Any] = {
         "id": prev_id + 1,
         "ts": utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "actor": actor,
@@ -206,7 +206,7 @@ def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return old, new
 
 
-def _subject_code(conn: Connection, obj: Any, cache: dict[int, str]) -> str | None:
+def _subject_code(conn: Connection, obj: Any, cache: dict[int, str | None]) -> str | None:
     if isinstance(obj, Subject):
         return obj.code
     sid = getattr(obj, "subject_id", None)
@@ -242,7 +242,7 @@ def _after_flush(session: Session, flush_context: Any) -> None:
     if not actor:
         raise StoreError("internal: a clinical record was written without an acting user")
     conn = session.connection()
-    cache: dict[int, str] = {}
+    cache: dict[int, str | None] = {}
     for action, obj, old, new in events:
         table = type(obj).__tablename__
         subject = _subject_code(conn, obj, cache)
@@ -262,7 +262,7 @@ def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
 
 def audited_tables() -> dict[str, Table]:
     """Name → table of every model with ``__audited__ = True``."""
-    return {m.local_table.name: m.local_table for m in Base.registry.mappers
+    return {cast(Table, m.local_table).name: cast(Table, m.local_table) for m in Base.registry.mappers
             if getattr(m.class_, "__audited__", False)}
 
 

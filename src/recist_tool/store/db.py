@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -219,7 +219,7 @@ def migrate(engine: Engine, where: str, target: str = "head") -> str:
                     "recist-tool that wrote it, or upgrade recist-tool") from exc
         wanted = head if target == "head" else target
         if current == wanted:
-            return current
+            return cast(str, current)  # the schema has a revision: the script's head
         with writing(), engine.begin() as conn:
             cfg.attributes["connection"] = conn
             try:

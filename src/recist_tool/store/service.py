@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard, TypeVar, cast
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -136,7 +136,10 @@ def _category(value: Category | str) -> Category:
                          f"{', '.join(c.value for c in Category)}") from exc
 
 
-def _reuse(row: Any, exist_ok: bool, what: str, **given: Any) -> bool:
+_Row = TypeVar("_Row")
+
+
+def _reuse(row: _Row | None, exist_ok: bool, what: str, **given: Any) -> TypeGuard[_Row]:
     """Whether an existing ``row`` stands for the one being created (get-or-create).
 
     Called inside the write transaction, which writers take one at a time (SQLite
@@ -1032,7 +1035,7 @@ class TrialStore:
                 chosen = None
                 if adj is not None:
                     rd = s.get(TimepointRead, adj.chosen_read_id)
-                    chosen = s.get(Reader, rd.reader_id).name if rd else None
+                    chosen = cast(Reader, s.get(Reader, rd.reader_id)).name if rd else None
                 given = {v for v in answers.values() if v is not None}
                 out.append(Discrepancy(tp.visit, tp.date, answers, len(given) > 1, chosen,
                                        adj.reason if adj else None))

@@ -20,7 +20,8 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import Any, overload
 
 from recist_tool.errors import InputError, UsageError
 from recist_tool.recist import BestResponse, Lesion, Response, best, policies_from_mapping
@@ -281,6 +282,10 @@ def collect(store: TrialStore, *, subjects: Sequence[str] | None = None, reader:
                        evaluator_ids=default_evaluator_ids(order, automated))
 
 
+@overload
+def decimal_text(value: None) -> None: ...
+@overload
+def decimal_text(value: Decimal | float | int | str) -> str: ...
 def decimal_text(value: Any) -> str | None:
     """Fixed-point text of a stored decimal (``27.0`` stays ``27.0``: its precision kept);
     ``None`` for ``None``."""
