@@ -43,6 +43,10 @@ from recist_tool.recist.model import (
 from recist_tool.recist.policies import Policies
 from recist_tool.recist.timepoint import evaluate_timepoints, lesion_value, new_lesion_status
 
+#: iRECIST (Seymour et al., Lancet Oncol 2017): after iUPD, an increase of the target sum or of the
+#: new-lesion target sum by this much or more confirms progression (iCPD).
+ICPD_INCREASE_MM = Decimal(5)
+
 __all__ = ["IRecistTimepoint", "evaluate_irecist", "best_irecist", "check_new_lesion_targets",
            "to_irecist"]
 
@@ -160,9 +164,9 @@ def evaluate_irecist(lesions: Sequence[Lesion], timepoints: Sequence[Timepoint],
                 triggers.append(f"further new lesion(s) {', '.join(sorted(further))}")
             if days >= policies.irecist_confirm_min_days:
                 if "target" in ref.drivers and tr.sod_mm is not None and ref.sod is not None \
-                        and tr.sod_mm - ref.sod >= 5:
+                        and tr.sod_mm - ref.sod >= ICPD_INCREASE_MM:
                     triggers.append(f"target sum {tr.sod_mm} mm is {tr.sod_mm - ref.sod} mm above "
-                                    f"{ref.sod} mm at iUPD (≥ 5 mm)")
+                                    f"{ref.sod} mm at iUPD (≥ {ICPD_INCREASE_MM} mm)")
                 if "target" not in ref.drivers and t_pd:
                     triggers.append("target lesions now meet RECIST 1.1 PD")
                 grown_nt = [les.lesion_id for les in nts
@@ -171,9 +175,9 @@ def evaluate_irecist(lesions: Sequence[Lesion], timepoints: Sequence[Timepoint],
                     triggers.append(f"non-target {', '.join(grown_nt)} grew further")
                 if "non-target" not in ref.drivers and nt_pd:
                     triggers.append("non-target lesions now meet RECIST 1.1 unequivocal PD")
-                if nlt and nlt_sum - ref.nlt_sum >= 5:
+                if nlt and nlt_sum - ref.nlt_sum >= ICPD_INCREASE_MM:
                     triggers.append(f"new-lesion target sum {nlt_sum} mm is {nlt_sum - ref.nlt_sum}"
-                                    f" mm above {ref.nlt_sum} mm at iUPD (≥ 5 mm)")
+                                    f" mm above {ref.nlt_sum} mm at iUPD (≥ {ICPD_INCREASE_MM} mm)")
                 grown_nl = [les.lesion_id for les in nlnt
                             if (a := tp.get(les.lesion_id)) is not None and a.state in _GROWTH]
                 if grown_nl:

@@ -104,8 +104,38 @@ def pct_change(value: Decimal, ref: Decimal | None) -> Decimal | None:
     return ((value - ref) * 100 / ref).quantize(Decimal("0.01"))
 
 
+#: RECIST 1.1 (section 4.3.1) target thresholds, compared exactly as decimals: PR at a sum of
+#: at most ``PR_FRACTION`` of the baseline sum (a 30 % decrease); PD at a sum of at least
+#: ``PD_FRACTION`` of the nadir (20 % above it) that is also ``PD_ABS_MM`` or more above it.
+PR_FRACTION = Decimal("0.7")
+PD_FRACTION = Decimal("1.2")
+PD_ABS_MM = Decimal(5)
+
+
+def pr_threshold_mm(baseline_mm: Decimal) -> Decimal:
+    """Largest sum that is PR against ``baseline_mm`` (exact).
+
+    Examples
+    --------
+    >>> pr_threshold_mm(Decimal("14"))
+    Decimal('9.8')
+    """
+    return baseline_mm * PR_FRACTION
+
+
+def pd_threshold_mm(nadir_mm: Decimal) -> Decimal:
+    """Smallest sum that is PD against ``nadir_mm``: the larger of the 20 % and the 5 mm rule.
+
+    Examples
+    --------
+    >>> pd_threshold_mm(Decimal("30")), pd_threshold_mm(Decimal("21"))
+    (Decimal('36.0'), Decimal('26'))
+    """
+    return max(nadir_mm * PD_FRACTION, nadir_mm + PD_ABS_MM)
+
+
 def _is_pd(total: Decimal, nadir: Decimal) -> bool:
-    return total * 10 >= nadir * 12 and total - nadir >= 5
+    return total >= pd_threshold_mm(nadir)
 
 
 def _all_normal(values: Sequence[tuple[Lesion, Decimal]]) -> bool:
@@ -137,7 +167,7 @@ def target_response(
     if _all_normal(s.values):
         reasons.append("all non-nodal targets 0 mm and every target node < 10 mm: CR")
         return Response.CR, reasons
-    if s.total * 10 <= baseline * 7:
+    if s.total <= pr_threshold_mm(baseline):
         reasons.append(f"sum {s.total} mm ≤ 70 % of baseline {baseline} mm: PR")
         return Response.PR, reasons
     if policies.pr_mode == "sticky" and previous in (Response.PR, Response.CR):

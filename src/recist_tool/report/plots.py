@@ -20,6 +20,15 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from recist_tool.recist.model import to_stored_mm
+from recist_tool.recist.timepoint import (
+    PD_ABS_MM,
+    PD_FRACTION,
+    PR_FRACTION,
+    pd_threshold_mm,
+    pr_threshold_mm,
+)
+
 if TYPE_CHECKING:
     from recist_tool.recist.endpoints import KaplanMeier
 
@@ -43,10 +52,11 @@ _OTHER = "#bdbdbd"
 _ORDER = ["CR", "iCR", "PR", "iPR", "SD", "iSD", "NON-CR/NON-PD", "NON-iCR/NON-iUPD", "iUPD", "PD",
           "iCPD", "NE", "ND", "MISSING"]
 
-#: RECIST 1.1 thresholds (display only; the engine decides with exact integer arithmetic).
-PR_PCT = Decimal(-30)
-PD_PCT = Decimal(20)
-PD_ABS_MM = Decimal(5)
+#: The engine's thresholds as percent changes (display only; the engine decides exactly).
+PR_PCT = (PR_FRACTION - 1) * 100
+PD_PCT = (PD_FRACTION - 1) * 100
+_PR_LABEL = f" −{-PR_PCT:.0f} % (PR)"
+_PD_LABEL = f" +{PD_PCT:.0f} % (PD)"
 
 
 def colour(label: str | None) -> str:
@@ -59,16 +69,6 @@ def figure_png(fig: Figure, *, dpi: float | None = None) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi or fig.dpi)
     return buf.getvalue()
-
-
-def pd_threshold_mm(nadir_mm: Decimal) -> Decimal:
-    """Smallest SOD that is PD against ``nadir_mm``: ``max(nadir × 1.2, nadir + 5 mm)`` (exact)."""
-    return max(nadir_mm * 12 / 10, nadir_mm + PD_ABS_MM)
-
-
-def pr_threshold_mm(baseline_mm: Decimal) -> Decimal:
-    """Largest SOD that is PR against ``baseline_mm``: ``baseline × 0.7`` (exact)."""
-    return baseline_mm * 7 / 10
 
 
 def _legend(ax: object, labels: Sequence[str], *, kind: str = "patch", title: str = "response"
@@ -159,14 +159,14 @@ def sod_figure(points: Sequence[SodPoint], baseline_mm: Decimal | None, *, title
     if baseline_mm is not None:
         pr = pr_threshold_mm(baseline_mm)
         ax.axhline(float(pr), color=colour("PR"), linestyle="--", linewidth=1.2, zorder=2,
-                   label=f"PR threshold: −30 % of baseline ({pr.quantize(Decimal('0.1'))} mm)")
+                   label=f"PR threshold: −{-PR_PCT:.0f} % of baseline ({to_stored_mm(pr)} mm)")
     steps = [(p.day, pd_threshold_mm(p.nadir_mm)) for p in points if p.nadir_mm is not None]
     if steps:
         # each visit's threshold is drawn on the interval ending at that visit
         first_day = min(p.day for p in points)
         sx = [first_day] + [d for d, _ in steps] + [right]
         sy = [float(steps[0][1])] + [float(t) for _, t in steps] + [float(steps[-1][1])]
-        last = steps[-1][1].quantize(Decimal("0.1"))
+        last = to_stored_mm(steps[-1][1])
         ax.step(sx, sy, where="pre", color=colour("PD"), linestyle="--", linewidth=1.2, zorder=2,
                 label=f"PD threshold: nadir +20 % and ≥ +5 mm (now {last} mm)")
         top = max(top, *sy)
@@ -209,9 +209,9 @@ def waterfall_figure(bars: Sequence[tuple[str, Decimal, str | None]], *, title: 
     ax.axhline(0, color="black", linewidth=0.8)
     ax.axhline(float(PR_PCT), color=colour("PR"), linestyle="--", linewidth=1.1)
     ax.axhline(float(PD_PCT), color=colour("PD"), linestyle="--", linewidth=1.1)
-    ax.text(1.0, float(PR_PCT), " −30 % (PR)", transform=ax.get_yaxis_transform(), fontsize=7,
+    ax.text(1.0, float(PR_PCT), _PR_LABEL, transform=ax.get_yaxis_transform(), fontsize=7,
             va="center", color=colour("PR"))
-    ax.text(1.0, float(PD_PCT), " +20 % (PD)", transform=ax.get_yaxis_transform(), fontsize=7,
+    ax.text(1.0, float(PD_PCT), _PD_LABEL, transform=ax.get_yaxis_transform(), fontsize=7,
             va="center", color=colour("PD"))
     lo = min([*vals, -35.0])
     hi = max([*vals, 25.0])
@@ -270,9 +270,9 @@ def spider_figure(series: Mapping[str, Sequence[TrialPoint]], best: Mapping[str,
     ax.axhline(0, color="black", linewidth=0.8)
     ax.axhline(float(PR_PCT), color=colour("PR"), linestyle="--", linewidth=1.1)
     ax.axhline(float(PD_PCT), color=colour("PD"), linestyle="--", linewidth=1.1)
-    ax.text(1.0, float(PR_PCT), " −30 % (PR)", transform=ax.get_yaxis_transform(), fontsize=7,
+    ax.text(1.0, float(PR_PCT), _PR_LABEL, transform=ax.get_yaxis_transform(), fontsize=7,
             va="center", color=colour("PR"))
-    ax.text(1.0, float(PD_PCT), " +20 % (PD)\n (and ≥ 5 mm)", transform=ax.get_yaxis_transform(),
+    ax.text(1.0, float(PD_PCT), f"{_PD_LABEL}\n (and ≥ {PD_ABS_MM} mm)", transform=ax.get_yaxis_transform(),
             fontsize=7, va="center", color=colour("PD"))
     ax.set_xlim(-0.03 * xmax, xmax * 1.12)
     ax.set_xlabel("days since baseline")
