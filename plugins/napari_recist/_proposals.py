@@ -20,10 +20,12 @@ from qtpy.QtWidgets import (
 )
 
 from napari_recist._tables import cell, fit_columns
-from recist_tool.reading import Proposal
+from recist_tool.reading import STATES, Proposal
+from recist_tool.recist import LesionState
 
-#: The states a proposed lesion can be marked with (``recist_tool.reading.STATES`` keys).
-MARKS = ("absent", "too small", "not evaluable", "present", "unequivocal progression")
+#: The states a proposed (followed) lesion can be marked with: the reader's words of
+#: ``recist_tool.reading.STATES`` but "equivocal", which only a new lesion is.
+MARKS = tuple(word for word, state in STATES.items() if state is not LesionState.EQUIVOCAL)
 #: Accept and the mark buttons are laid out this many a row.
 BUTTONS_PER_ROW = 3
 #: The proposals table's height (pixels): its header and four rows (more scroll).

@@ -60,6 +60,7 @@ from recist_tool.reading import (
     ReadingSession,
     export_formats,
 )
+from recist_tool.recist import Category, LesionState
 from recist_tool.segment.edge import describe_outline
 from recist_tool.segment.unet import THIN_SLICE_MAX_MM
 from recist_tool.windows import WINDOWS, window_limits
@@ -1175,7 +1176,7 @@ class ReadingWidget(QWidget):
             if n == self._pending_label and self.finding is not None:
                 continue  # the lesion under review keeps the reader's edits
             crop, off = None, (0, 0, 0)
-            if m.mask_path and m.state == "MEASURED":
+            if m.mask_path and m.state == LesionState.MEASURED:
                 try:
                     crop, off = load_mask_crop(m.mask_path, vol)
                 except RecistToolError as exc:
@@ -1320,7 +1321,7 @@ class ReadingWidget(QWidget):
                 lines.append(f"⚠ overlaps {', '.join(other)} stored on {visit}: the same lesion "
                              "would be counted twice")
         cat = self.category_combo.currentText()
-        if s.is_baseline(visit) and cat == "new":
+        if s.is_baseline(visit) and CATEGORIES.get(cat) is Category.NEW:
             lines.append("at baseline a lesion is a target or a non-target")
         elif s.is_baseline(visit):
             v = self._guard(s.check_baseline, f, cat, organ=self.organ_combo.currentText(),

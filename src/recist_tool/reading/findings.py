@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from recist_tool.recist.model import Category, LesionState
 from recist_tool.volume import Volume
 
 if TYPE_CHECKING:
@@ -23,20 +24,23 @@ __all__ = ["CATEGORIES", "LESION_ID_PREFIX", "MIN_LINE_MM", "ORGANS", "OVERLAP_F
            "AddedLesion", "Finding", "shared_fraction", "voxel_in_mask"]
 
 #: Lesion categories offered to the reader (store values on the right).
-CATEGORIES: dict[str, str] = {"target": "TARGET", "non-target": "NON-TARGET", "new": "NEW"}
+CATEGORIES: dict[str, Category] = {"target": Category.TARGET, "non-target": Category.NON_TARGET,
+                                   "new": Category.NEW}
 #: Organs / sites offered in the reading workstation (free text is accepted too).
 ORGANS: tuple[str, ...] = (
     "lung", "liver", "lymph node", "adrenal gland", "kidney", "bone", "brain", "pleura",
     "peritoneum", "spleen", "pancreas", "soft tissue", "other",
 )
 #: Assessments of a lesion that is not measured, as the reader names them → store state.
-STATES: dict[str, str] = {
-    "absent": "ABSENT", "too small": "TOO SMALL TO MEASURE", "not evaluable": "NOT EVALUATED",
-    "present": "PRESENT", "unequivocal progression": "UNEQUIVOCAL PROGRESSION",
-    "equivocal": "EQUIVOCAL",
+STATES: dict[str, LesionState] = {
+    "absent": LesionState.ABSENT, "too small": LesionState.TOO_SMALL,
+    "not evaluable": LesionState.NOT_EVALUATED, "present": LesionState.PRESENT,
+    "unequivocal progression": LesionState.UNEQUIVOCAL_PROGRESSION,
+    "equivocal": LesionState.EQUIVOCAL,
 }
 #: The lesion id prefix of each stored category (``T01``, ``NT01``, ``NL01``).
-LESION_ID_PREFIX: dict[str, str] = {"TARGET": "T", "NON-TARGET": "NT", "NEW": "NL"}
+LESION_ID_PREFIX: dict[str, str] = {Category.TARGET: "T", Category.NON_TARGET: "NT",
+                                    Category.NEW: "NL"}
 #: Two lesions of one visit whose masks share this fraction of the smaller one's voxels (or more)
 #: are taken for the same lesion: storing the second is refused (it would be counted twice).
 OVERLAP_FRACTION = 0.1
