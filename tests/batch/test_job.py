@@ -63,7 +63,8 @@ def test_baseline_lesion_is_segmented_and_measured(nodule: tuple[Path, tuple]) -
     assert r.n_slices == 32 and r.cpu_seconds > 0
     stages = dict(r.stages)  # the case's wall time by stage, and the worker's peak memory
     assert {"load", "segment", "measure"} <= set(stages) and "register" not in stages
-    assert 0 < sum(stages.values()) <= r.seconds and r.peak_rss_mib > 50
+    # each stage is stored to 0.1 ms, so their sum may pass the total by half that per stage
+    assert 0 < sum(stages.values()) <= r.seconds + 0.00005 * len(stages) and r.peak_rss_mib > 50
 
 
 def test_a_lesion_given_by_its_caliper_line_is_segmented_from_it(nodule: tuple[Path, tuple]
