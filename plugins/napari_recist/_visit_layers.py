@@ -82,6 +82,13 @@ class VisitLayers:
         self._base: dict[str, dict[str, np.ndarray]] = {}  # visit → kind → unshifted affine
         self._arranging = False
         self._review_lines: dict[str, int] = {}  # visit → lines in its review layer (set_review)
+        self._review_sub: dict[str, int] = {}  # visit → slider stops per slice of its review layer
+        # visit → the review layer's lines and anchors as placed, and the line each copies
+        self._review_placed: dict[str, tuple[list[np.ndarray], np.ndarray]] = {}
+        # visit → label → a box holding all its voxels in the masks layer (None: not known, after
+        # the reader's brush; found again when next needed), so that :meth:`paint` need not
+        # scan the whole series for a label's old voxels in the GUI thread
+        self._boxes: dict[str, dict[int, tuple[slice, ...]] | None] = {}
 
     # --- adding, removing, arranging ---------------------------------------------------------
 
@@ -110,7 +117,8 @@ class VisitLayers:
         aff, _ = display_affine(volume)
         labels = v.add_labels(np.zeros(volume.shape, np.uint8), name=f"{visit} masks",
                               affine=aff, opacity=0.45)
-        labels.events.paint.connect(lambda _e: on_paint(visit))
+        self._boxes[visit] = {}
+        labels.events.paint.connect(lambda _e: self._painted_by_hand(visit, on_paint))
         yield
         nearby = v.add_shapes(ndim=3, name=f"{visit} nearby", affine=aff, edge_color="cyan",
                               edge_width=1.0)
@@ -138,6 +146,9 @@ class VisitLayers:
     def remove(self, visit: str) -> None:
         """Remove a visit's layers (if shown)."""
         self._base.pop(visit, None)
+        self._boxes.pop(visit, None)
+        self._review_sub.pop(visit, None)
+        self._review_placed.pop(visit, None)
         self.offsets.pop(visit, None)
         for layer in self.layers.pop(visit, {}).values():
             if layer in self.viewer.layers:
@@ -288,30 +299,67 @@ class VisitLayers:
         the lesion, the short axis's right of it), ``mask`` (the lesion's voxels on the lines'
         slice, ``(y, x)``) or else the lines themselves telling where the lesion is.
 
-        The labels are drawn by anchors after the lines (lines too short to see, transparent):
-        :meth:`review_lines` gives the lines alone."""
+        The labels are drawn by anchors after the lines (lines too short to see, transparent).
+        Like the stored axes (:meth:`show_axes`), the layer is sliced as finely as the viewer's
+        slider and each line and anchor placed at every stop where the visit's CT shows its
+        slice (:func:`on_its_image_slice`), so that they do not vanish at every other stop
+        beside a finer visit. :meth:`review_lines` gives the lines alone, in the visit's voxels;
+        :meth:`in_visit_voxels` takes a line drawn in the layer there."""
         layer = self.layers[visit]["review"]
         self.updating_review = True
         try:
             layer.data = []
+            self._review_placed[visit] = ([], np.zeros(0, int))
             self._review_lines[visit] = len(lines)
+            sub = self._sub_slices_of(visit)
+            if sub != self._review_sub.get(visit, 1):  # the layer sliced as finely as the slider
+                self._review_sub[visit] = sub
+                self._base[visit]["review"] = _finer_in_z(self._base[visit]["image"], sub)
+                self._place(visit, ("review",))
             if lines:
                 gap = LABEL_GAP_MM / float(self._spacing(visit))
                 anchors = review_label_anchors(lines, gap, mask)[:len(labels)]
-                edge = [REVIEW_INK] * len(lines) + [(0.0, 0.0, 0.0, 0.0)] * len(anchors)
-                layer.add_lines([*lines, *anchors], edge_color=np.asarray(edge, float))
-                layer.features = {"label": np.array([""] * len(lines) + list(labels)[:len(anchors)],
-                                                    dtype=object)}
+                edge = np.asarray([REVIEW_INK] * len(lines)
+                                  + [(0.0, 0.0, 0.0, 0.0)] * len(anchors), float)
+                text = np.array([""] * len(lines) + list(labels)[:len(anchors)], dtype=object)
+                shown, keep = on_its_image_slice([*lines, *anchors], sub)
+                self._review_placed[visit] = ([np.array(x) for x in shown], keep)
+                layer.add_lines(shown, edge_color=edge[keep])
+                layer.features = {"label": text[keep]}
                 layer.refresh_text()
         finally:
             self.updating_review = False
 
     def review_lines(self, visit: str) -> list[np.ndarray]:
-        """The lines of a visit's review layer (its axes, or a line prompt being drawn), without
-        the anchors of their labels (:meth:`set_review`)."""
-        data = list(self.layers[visit]["review"].data)
+        """The lines of a visit's review layer in the visit's voxels (its axes, or a line prompt
+        being drawn), without the anchors of their labels (:meth:`set_review`); of the copies
+        of an axis placed at several slider stops, the one the reader moved (else the first)."""
+        data = [np.asarray(x, float) for x in self.layers[visit]["review"].data]
+        placed, keep = self._review_placed.get(visit, ([], np.zeros(0, int)))
         n = self._review_lines.get(visit)
-        return data if n is None or len(data) != 2 * n else data[:n]
+        if n is None or len(data) != len(placed) or not placed:
+            return [self.in_visit_voxels(visit, x) for x in data]
+        out = []
+        for i in range(n):
+            copies = [j for j in np.nonzero(keep == i)[0]]
+            moved = [j for j in copies if not np.allclose(data[j], placed[j])]
+            line = self.in_visit_voxels(visit, data[(moved or copies)[0]])
+            line[:, 0] = np.round(line[:, 0])  # the slice its stop shows (on_its_image_slice)
+            out.append(line)
+        return out
+
+    def in_visit_voxels(self, visit: str, line: Any) -> np.ndarray:
+        """A line of a visit's review layer (its data, sliced as finely as the slider) → the
+        visit's voxel ``(z, y, x)`` end points (z half-way between two slices at a half-way
+        stop: the CT shows ``np.round`` of it there)."""
+        out = np.array(np.asarray(line, float)[:, -3:])
+        out[:, 0] /= self._review_sub.get(visit, 1)
+        return out
+
+    def _sub_slices_of(self, visit: str) -> int:
+        """:meth:`_sub_slices` of a visit's CT (1 when unknown)."""
+        vol = self.layers[visit]["image"].metadata.get("recist_volume")
+        return self._sub_slices(vol) if vol is not None else 1
 
     def _spacing(self, visit: str) -> float:
         """A visit's in-plane pixel spacing (mm; its CT's, 1 when unknown)."""
@@ -387,13 +435,41 @@ class VisitLayers:
     def paint(self, visit: str, label: int, crop: np.ndarray | None = None,
               offset: Sequence[int] = (0, 0, 0)) -> None:
         """Give ``label`` to the voxels of a mask crop (at ``offset``) in a visit's masks layer,
-        and to no others (no crop: the label is erased)."""
+        and to no others (no crop: the label is erased). The label's old voxels are looked for
+        in the box that holds them (:meth:`label_box`), not in the whole series."""
         lab = self.layers[visit]["labels"]
-        lab.data[lab.data == label] = 0
+        box = self.label_box(visit, label)
+        if box is not None:
+            old = lab.data[box]
+            old[old == label] = 0
+        boxes = self._boxes.get(visit)
+        if boxes is not None:
+            boxes.pop(label, None)
         if crop is not None:
             sl = tuple(slice(o, o + k) for o, k in zip(offset, crop.shape, strict=True))
             lab.data[sl][np.asarray(crop, bool)] = label
+            if boxes is not None:
+                boxes[label] = sl
         lab.refresh()
+
+    def label_box(self, visit: str, label: int) -> tuple[slice, ...] | None:
+        """Slices of a visit's masks layer that hold every voxel of ``label`` (None: it has
+        none). Kept as masks are painted here; after the reader's brush, found again from the
+        whole layer once (:func:`scipy.ndimage.find_objects`)."""
+        if self._boxes.get(visit) is None:
+            from scipy import ndimage
+
+            found = ndimage.find_objects(self.layers[visit]["labels"].data)
+            self._boxes[visit] = {i + 1: b for i, b in enumerate(found) if b is not None}
+        boxes = self._boxes[visit]
+        assert boxes is not None
+        return boxes.get(label)
+
+    def _painted_by_hand(self, visit: str, on_paint: Callable[[str], None]) -> None:
+        """The reader painted or erased in a visit's masks layer: its labels' boxes are no longer
+        known (:meth:`label_box`)."""
+        self._boxes[visit] = None
+        on_paint(visit)
 
 
 def label_anchor(lines: Sequence[np.ndarray], gap: float) -> np.ndarray:

@@ -850,7 +850,7 @@ class ReadingWidget(QWidget):
         self._drawing_line = None
         review = self.layers[visit]["review"]
         review.mode = "pan_zoom"
-        lines = list(review.data)
+        lines = self.visit_layers.review_lines(visit)  # in the visit's voxels
         self.visit_layers.set_review(visit)
         self.viewer.layers.selection.active = self.layers[visit]["image"]
         if not lines or self.session is None:

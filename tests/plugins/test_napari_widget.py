@@ -222,7 +222,8 @@ def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch, tmp_p
     assert np.count_nonzero(w.layers["BL"]["labels"].data) == f.mask.n_voxels
     review = w.layers["BL"]["review"]
     assert len(w.visit_layers.review_lines("BL")) == 2
-    assert [t.split()[0] for t in review.features["label"] if t] == ["LA", "SA"]
+    assert [t.split()[0] for t, on in zip(review.features["label"], review._data_view._displayed,
+                                          strict=True) if t and on] == ["LA", "SA"]
     assert f"{f.measurement.long_axis_mm:.1f} mm" in w.finding_label.text()
     w.apply_window("lung")
     _shot(w, viewer, "1-click")
@@ -341,11 +342,11 @@ def test_edits_are_remeasured_and_survive_closing(gui_db, make_napari_viewer, qt
     qtbot.waitUntil(lambda: w.finding is not auto and w.finding.edited, timeout=5000)
     assert w.finding.measurement.volume_ml < 0.7 * auto.measurement.volume_ml
     # drag the long-axis end point: a manual line measurement
-    review = w.layers["BL"]["review"]
-    la, sa = (np.asarray(d, float) for d in review.data[:2])
-    la[1, 1:] = la[0, 1:] + 0.5 * (la[1, 1:] - la[0, 1:])
-    review.data = [la, sa]
+    la = np.asarray(w.visit_layers.review_lines("BL")[0], float)
+    _move_review_end(w, "BL", 0, 1, -0.5 * (la[1, 1:] - la[0, 1:]))
     assert w.finding.measurement.method == "line"
+    np.testing.assert_allclose(w.finding.measurement.long_axis_endpoints_voxel[1][1:],
+                               la[0, 1:] + 0.5 * (la[1, 1:] - la[0, 1:]), atol=1e-6)
     manual_la = w.finding.measurement.long_axis_mm
     w.category_combo.setCurrentText("target")
     w.organ_combo.setCurrentText("liver")
@@ -1160,6 +1161,75 @@ def _drawn(layer) -> list[int]:
     """The shapes of a layer drawn on the slice shown (a label's unseen anchor left out)."""
     seen = np.asarray(layer.edge_color)[:, 3] > 0 if len(layer.data) else np.zeros(0, bool)
     return [int(i) for i in np.flatnonzero(layer._data_view._displayed & seen)]
+
+
+def _move_review_end(w, visit: str, line: int, end: int, dyx) -> None:
+    """Move one end of a line of a visit's review layer (0 the long axis, 1 the short) by
+    ``dyx`` voxels in the slice plane, as a drag of its vertex does: only the copy drawn on the
+    slice shown changes (_visit_layers places a copy at each slider stop that shows its
+    slice; the first copy when the slice shown is another)."""
+    review = w.layers[visit]["review"]
+    data = [np.array(x, float) for x in review.data]
+    copies = np.flatnonzero(w.visit_layers._review_placed[visit][1] == line)
+    shown = [i for i in copies if review._data_view._displayed[i]]
+    i = (shown or list(copies))[0]
+    data[i][end, -2:] += np.asarray(dyx, float)
+    review.data = data
+
+
+def test_review_axes_follow_the_ct_slice_at_half_steps(gui_db, make_napari_viewer, qtbot):
+    """The lesion under review's axes and their labels (the review layer, as a tracked
+    proposal's are shown) are drawn at every slider stop where its visit's CT shows their
+    slice and at no other, half-way stops beside the finer W12 included (real arrow-key
+    presses from two BL slices below to two above; before, they vanished at every other
+    stop). A drag of an axis end at a half-way stop re-measures the lesion from the moved end,
+    on its own slice."""
+    from qtpy.QtCore import Qt
+
+    db, tps = gui_db
+    viewer = make_napari_viewer(show=True)
+    w = _widget(viewer, db)
+    _click(qtbot, w, "BL", tps["BL"]["lesions"]["T02"]["center_lps"])
+    f = w.finding
+    assert f is not None and f.visit == "BL", w.last_message
+    k = int(f.measurement.slice_index)
+    assert w.session.volume("BL").spacing[0] >= 2 * w.session.volume("W12").spacing[0]
+    ct, review = w.layers["BL"]["image"], w.layers["BL"]["review"]
+    canvas = viewer.window._qt_viewer.canvas._scene_canvas.native
+
+    def at() -> float:
+        return float(ct.world_to_data(viewer.dims.point)[0])
+
+    def key(k_) -> None:
+        canvas.setFocus()
+        qtbot.keyClick(canvas, k_)
+        qtbot.wait(20)
+
+    for _ in range(40):  # down to two slices below
+        if at() <= k - 2 + 0.1:
+            break
+        key(Qt.Key_Left)
+    halves = 0
+    while at() <= k + 2 + 0.1:
+        point = at()
+        halves += not float(point).is_integer()
+        on = int(np.round(point)) == k
+        labels = [t for t, d in zip(review.features["label"], review._data_view._displayed,
+                                    strict=True) if d and t]
+        assert len(_drawn(review)) == (2 if on else 0), (point, len(_drawn(review)))
+        assert sorted(t.split()[0] for t in labels) == (["LA", "SA"] if on else []), point
+        key(Qt.Key_Right)
+    assert halves >= 4  # the keys did stop half-way
+    while not (int(np.round(at())) == k and not float(at()).is_integer()):
+        key(Qt.Key_Left)  # back to a half-way stop that shows the axes' slice
+    la = np.asarray(w.visit_layers.review_lines("BL")[0], float)
+    assert la[0, 0] == pytest.approx(k)
+    _move_review_end(w, "BL", 0, 0, (-2.0, 3.0))
+    m = w.finding.measurement
+    assert m.method == "line" and m.slice_index == k, w.last_message
+    np.testing.assert_allclose(np.asarray(m.long_axis_endpoints_voxel, float)[0],
+                               la[0] + (0.0, -2.0, 3.0), atol=1e-6)
+    assert len(_drawn(review)) == 2  # drawn again, still on this stop
 
 
 def test_stored_axes_follow_the_ct_slice_at_half_steps(gui_db, make_napari_viewer, qtbot):

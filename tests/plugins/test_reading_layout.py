@@ -20,6 +20,7 @@ from tests.plugins.test_napari_widget import (  # noqa: E402
     _click_lesion,
     _docked,
     _log_in_and_open,
+    _move_review_end,
     _show_tab_of,
     _widget,
 )
@@ -122,13 +123,18 @@ def test_axis_labels_stand_off_the_lesion_and_each_other(gui_db, make_napari_vie
     qtbot.wait(300)
     review = w.layers["BL"]["review"]
     la, sa = (np.asarray(x, float) for x in w.visit_layers.review_lines("BL"))
-    before = np.asarray(review.data[2], float)[0]
+
+    def la_anchor() -> np.ndarray:  # where the long axis's label is drawn on the slice shown
+        i = next(i for i in np.flatnonzero(review._data_view._displayed)
+                 if str(review.features["label"][i]).startswith("LA"))
+        return np.asarray(review.data[i], float)[0]
+
+    before = la_anchor()
     top = int(np.argmin(la[:, 1]))
-    la[top, 1:] += (-6.0, 4.0)
-    review.data = [la, sa]
+    _move_review_end(w, "BL", 0, top, (-6.0, 4.0))
     assert w.finding.measurement.method == "line", w.last_message
-    assert len(review.data) == 4 and len(w.visit_layers.review_lines("BL")) == 2
-    after = np.asarray(review.data[2], float)[0]
+    assert len(w.visit_layers.review_lines("BL")) == 2
+    after = la_anchor()
     assert after[2] == pytest.approx(before[2] + 4.0, abs=0.5)  # the label went along with it
     assert after[1] <= before[1]
     texts, mask = _review_on_screen(qtbot, viewer, w, "BL")
