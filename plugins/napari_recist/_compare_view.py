@@ -5,7 +5,10 @@ what each follow-up is lined up by (a thin Qt view over
 The panel (:mod:`napari_recist._widget`) applies the alignment: it shifts each visit's layers by
 its offset (:meth:`napari_recist._visit_layers.VisitLayers.set_offsets`) and centres the one
 camera and slider of napari's grid on the lesion's baseline position, zoomed so that a node of
-:data:`NODE_MM` spans at least :data:`NODE_MIN_PX` screen pixels.
+:data:`NODE_MM` spans at least :data:`NODE_MIN_PX` screen pixels. A follow-up chosen here with
+no whole-scan registration is registered to the baseline in a worker thread
+(:meth:`napari_recist._widget.ReadingWidget.register_for_comparison`), so that it is lined up by
+the registration where it has no stored or tracked position of the lesion.
 """
 
 from __future__ import annotations

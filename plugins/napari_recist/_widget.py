@@ -130,6 +130,9 @@ class ReadingWidget(QWidget):
         self._steps: deque[Any] = deque()  # GUI steps run one per event-loop turn (_pump)
         self._pump_pending = False
         self.pacs_browser: PacsBrowser | None = None  # made when first shown
+        # follow-up → the worker registering it to the baseline for the comparison view
+        self.registering: dict[str, Any] = {}
+        self._closed = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(300)
@@ -597,6 +600,48 @@ class ReadingWidget(QWidget):
         if self.visit not in (base, follow):
             self.visit_combo.setCurrentText(follow)
         self.say(f"{base} and {follow} side by side")
+        self.register_for_comparison(follow)
+
+    def register_for_comparison(self, visit: str) -> None:
+        """Register a follow-up to the baseline in a worker thread (napari's progress; the panel
+        stays usable) when nothing has (:meth:`ReadingSession.registration_job`), so that the
+        comparison view lines it up by the registration where it has no stored or tracked
+        position of the lesion (or no lesion is chosen), instead of by raw patient millimetres:
+        once it ends the visits are lined up again (:meth:`align_on`, the view left where it
+        is). :attr:`registering` holds the running workers."""
+        from napari.qt.threading import thread_worker
+
+        s = self.session
+        if s is None or s.subject is None or visit in self.registering \
+                or s.is_baseline(visit) or s.has_registration(visit):
+            return
+        job = self._guard(s.registration_job, visit)
+        if job is None:
+            return
+        subject = s.subject
+
+        def registered(_reg: Any) -> None:
+            if not self._alive() or self.session is not s or s.subject != subject:
+                return
+            before = self.compare_view.alignment_text
+            self.align_on(self.aligned_on, move=False)
+            if self.compare_view.alignment_text != before:
+                self.say(f"{visit} registered to the baseline: {self.compare_view.alignment_text}")
+
+        def failed(exc: BaseException) -> None:
+            if self._alive():
+                self.say(f"{visit} could not be registered to the baseline ({exc}): it is lined "
+                         "up by stored or tracked positions only", error=True)
+
+        def ended() -> None:
+            self.registering.pop(visit, None)
+
+        worker = thread_worker(job, progress={"total": 0,
+                                              "desc": f"Registering {visit} to the baseline"})(
+            _connect={"returned": registered, "errored": failed, "finished": ended},
+            _start_thread=False)
+        self.registering[visit] = worker
+        worker.start()
 
     def _layers_changed(self, _event: Any = None) -> None:
         """A layer was added or moved: arrange the tiles once napari has finished its change."""
@@ -1088,13 +1133,25 @@ class ReadingWidget(QWidget):
             zoom = zoom0 * max(1.0, extent_mm / field_mm)
         self._camera.zoom = max(zoom, min_zoom)
 
-    def align_on(self, lesion_id: str | None) -> None:
+    def _alive(self) -> bool:
+        """Whether the panel is still shown: not closed, its Qt object not deleted with its
+        viewer (a worker may end after that)."""
+        if self._closed:
+            return False
+        try:
+            self.objectName()
+        except RuntimeError:
+            return False
+        return True
+
+    def align_on(self, lesion_id: str | None, move: bool = True) -> None:
         """Line the visits up on a lesion (:meth:`ReadingSession.alignment`): each visit's
         layers shifted so that its lesion lies where the baseline's does, and every tile
         centred there (one slider step then moves every tile by the same distance from its
         lesion), zoomed so that an 8 mm node spans at least 40 screen pixels
         (:data:`napari_recist._compare_view.READ_ZOOM`); None: the whole scans lined up by
-        their registration, if there is one, and the view left where it is."""
+        their registration, if there is one, and the view left where it is. ``move`` False:
+        the shifts only, the view left where it is."""
         s = self.session
         if s is None or s.subject is None or not self.layers:
             return
@@ -1104,7 +1161,7 @@ class ReadingWidget(QWidget):
         self.aligned_on = lesion_id if alignment.anchor_lps is not None else None
         self.visit_layers.set_offsets(alignment.offsets)
         self.compare_view.show_alignment(alignment, self.aligned_on)
-        if alignment.anchor_lps is not None:
+        if alignment.anchor_lps is not None and move:
             self.focus(lps_to_world(alignment.anchor_lps), field_mm=120.0, min_zoom=READ_ZOOM)
             self.say(self.compare_view.alignment_text)
 
@@ -1684,7 +1741,9 @@ class ReadingWidget(QWidget):
         return True
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
-        """Release the database (everything confirmed is stored already)."""
+        """Release the database (everything confirmed is stored already); a registration still
+        running is left to end unheard."""
+        self._closed = True
         if self.session is not None:
             self.session.store.close()
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.moved):

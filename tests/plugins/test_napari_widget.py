@@ -1083,6 +1083,53 @@ def test_comparison_view_centres_each_visit_on_its_own_lesion(gui_db, make_napar
     _shot(w, viewer, "compare_aligned")
 
 
+def test_comparison_view_registers_a_follow_up_it_has_no_position_for(gui_db, make_napari_viewer,
+                                                                     qtbot):
+    """T02 stored at baseline only, nothing proposed at W06: choosing "BL and W06" registers W06
+    to the baseline in a worker thread (the panel stays usable), and a real click on T02's
+    row then lines W06 up by that registration: each tile shows the point its visit has where
+    the registration carries T02's baseline position (not the same patient millimetres, 5 mm
+    off), T02 at W06 in the middle of its tile, and real arrow-key presses keep the two tiles
+    on points the registration maps onto each other."""
+    from qtpy.QtCore import Qt
+
+    from napari_recist._compare_view import NODE_MIN_PX, NODE_MM
+
+    db, tps = gui_db
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    w = _widget(viewer, db)
+    canvas = viewer.window._qt_viewer.canvas._scene_canvas.native
+    _baseline_read(qtbot, w, tps, lesions=("T02",))
+    assert not w.session.has_registration("W06")
+    w.compare_combo.setCurrentText("BL and W06")
+    assert "W06" in w.registering and not w.busy  # in a worker; the panel answers meanwhile
+    qtbot.waitUntil(lambda: not w.registering, timeout=120000)
+    assert w.session.has_registration("W06"), w.last_message
+    _click_row(qtbot, w.table, "T02")
+    qtbot.wait(300)  # the linked grid cameras follow
+    assert w.aligned_on == "T02"
+    assert w.compare_view.alignment_text.startswith("lined up on T02: W06 by the registration (")
+    reg = w.session._registrations["W06"]
+    bl_c = _centre(_stored(db, "BL")["T02"])
+    w06_truth = np.asarray(tps["W06"]["lesions"]["T02"]["center_lps"], float)
+    projected = np.asarray(reg.map_point(bl_c), float)
+    assert np.allclose(_shown_lps(w, "BL"), bl_c, atol=0.01)
+    assert np.allclose(_shown_lps(w, "W06"), projected, atol=0.01)
+    assert np.linalg.norm(projected - bl_c) > 3.0  # raw millimetres would be elsewhere
+    assert np.linalg.norm(projected - w06_truth) < 0.5 * np.linalg.norm(bl_c - w06_truth)
+    for v in ("BL", "W06"):  # an 8 mm node is readable in each tile
+        assert NODE_MM * _screen_px_per_mm(viewer, w.layers[v]["image"]) >= NODE_MIN_PX
+    _shot(w, viewer, "compare_registered")
+    for _ in range(3):  # the slider: both tiles stay on points the registration pairs
+        canvas.setFocus()
+        qtbot.keyClick(canvas, Qt.Key_Right)
+        qtbot.wait(50)
+        here = _shown_lps(w, "BL")
+        assert abs(here[2] - bl_c[2]) > 1.0 or _ == 0
+        np.testing.assert_allclose(_shown_lps(w, "W06"), reg.map_point(here), atol=0.05)
+
+
 def _t02_stored_at_baseline(gui_db, make_napari_viewer, qtbot):
     """A shown viewer whose panel has stored T02 at baseline: (viewer, panel, BL volume, T02's
     stored measurement)."""

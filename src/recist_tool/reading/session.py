@@ -31,7 +31,7 @@ import datetime as _dt
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -828,6 +828,45 @@ class ReadingSession:
         return align_visits(bl, visits, stored=stored, tracked=tracked,
                             registrations={v: r.map_point for v, r in self._registrations.items()},
                             reference_lps=ref)
+
+    def has_registration(self, visit: str) -> bool:
+        """Whether a whole-scan registration of ``visit`` to the baseline is kept (from
+        :meth:`propose` or :meth:`registration_job`)."""
+        return visit in self._registrations
+
+    def registration_job(self, visit: str) -> Callable[[], Any]:
+        """What registers a follow-up to the baseline for :meth:`alignment` when nothing has
+        (:meth:`propose` keeps its own): a call without arguments, safe to run in a worker
+        thread, that runs :func:`recist_tool.track.register_rigid` (the baseline's stored
+        lesions left out of the match, as the tracker leaves them out), keeps the result for
+        this subject (unless another subject or series was opened, or a registration was kept,
+        meanwhile) and returns it. The database is read here, in the caller's thread; the
+        volumes must be open (:meth:`open_visit`).
+        """
+        from recist_tool.track import register_rigid
+
+        subject = self._need_subject()
+        bl = self.baseline_visit
+        if visit == bl:
+            raise UsageError(f"{visit} is the baseline: nothing to register")
+        base, follow = self.volume(bl), self.volume(visit)
+        balls = []
+        for m in self.stored(bl).values():
+            p = lesion_position(m)
+            if p is not None and m.long_axis_mm is not None:
+                balls.append((p, max(10.0, float(m.long_axis_mm))))  # the lesion and a margin
+        registrations = self._registrations
+
+        def run() -> Any:
+            if visit in registrations:
+                return registrations[visit]
+            reg = register_rigid(base, follow, exclude=balls)
+            if self.subject == subject and self._volumes.get(bl) is base \
+                    and self._volumes.get(visit) is follow:  # still the series it registered
+                registrations.setdefault(visit, reg)
+            return registrations.get(visit, reg)
+
+        return run
 
     def accept_proposal(self, proposal: Proposal, *, visit: str | None = None) -> None:
         """Confirm a tracked proposal as measured (an ``absent?`` one is refused: mark it)."""
