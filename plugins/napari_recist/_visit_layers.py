@@ -395,10 +395,12 @@ class VisitLayers:
                           + (f" / SA {m.short_axis_mm}" if m.nodal else "") + " mm")
         sub = self._sub_slices(volume)
         finer = _finer_in_z(display_affine(volume)[0], sub)
-        self._base[visit].update(stored=finer, nearby=finer)
-        self._place(visit, ("stored", "nearby"))
+        if not np.allclose(finer, self._base[visit]["stored"]):  # napari redraws on a new affine
+            self._base[visit].update(stored=finer, nearby=finer)
+            self._place(visit, ("stored", "nearby"))
         layer = self.layers[visit]["stored"]
-        layer.data = []
+        if len(layer.data) or lines:
+            layer.data = []
         if lines:
             # each label twice: black, a little down and right, under the cyan one (a shadow
             # that keeps it readable on light tissue)
@@ -421,7 +423,8 @@ class VisitLayers:
                     fade = 1.0 - (abs(d) - 1) * volume.spacing[0] / NEARBY_MM
                     colours.append((*AXIS_COLOUR[:3], NEARBY_OPACITY * fade))
         layer = self.layers[visit]["nearby"]
-        layer.data = []
+        if len(layer.data) or near:
+            layer.data = []
         if near:
             shown, keep = on_its_image_slice(near, sub)
             layer.add_lines(shown, edge_color=np.asarray(colours)[keep])
