@@ -52,6 +52,26 @@ REVIEW_INK = (1.0, 1.0, 0.0, 1.0)
 LABEL_INK, SHADOW_INK = "cyan", "black"
 
 
+#: Modules napari 0.9.2 and vispy import the first time a labels or shapes layer is added or drawn
+#: (a labels layer's random colours need skimage.color, which imports scipy.linalg; its
+#: features table pandas; the first draw PyOpenGL): 0.4-0.7 s in the GUI thread on two shared
+#: cores (2026-12-04), imported beforehand in a worker thread by :func:`preload_layer_modules`.
+LAZY_MODULES = ("pandas", "skimage.color", "skimage.exposure", "scipy.linalg",
+                "napari.components.histogram", "OpenGL.GL", "dateutil", "zoneinfo")
+
+
+def preload_layer_modules() -> None:
+    """Import :data:`LAZY_MODULES` (call it in a worker thread before the first visit's layers
+    are added); one that is not installed is left to napari."""
+    import importlib
+
+    for name in LAZY_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
 def tile_label(visit: str, date: _dt.date | None) -> str:
     """A visit's CT layer name, shown as its tile's label: ``"W06 CT 2024-02-26"``."""
     return f"{visit} CT" + (f" {date.isoformat()}" if date else "")
@@ -114,6 +134,7 @@ class VisitLayers:
         label = img.name_overlay
         label.visible, label.font_size, label.color = True, 14, "white"
         label.box, label.box_color = True, (0.0, 0.0, 0.0, 0.6)
+        yield  # napari makes the tile label's visual: a step of its own
         aff, _ = display_affine(volume)
         labels = v.add_labels(np.zeros(volume.shape, np.uint8), name=f"{visit} masks",
                               affine=aff, opacity=0.45)

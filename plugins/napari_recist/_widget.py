@@ -50,7 +50,7 @@ from napari_recist._pacs_browser import PacsBrowser
 from napari_recist._proposals import ProposalList
 from napari_recist._proposals import fmt_mm as _fmt
 from napari_recist._timepoint_table import UNCHANGED, TimepointTable
-from napari_recist._visit_layers import VisitLayers
+from napari_recist._visit_layers import VisitLayers, preload_layer_modules
 from recist_tool.reading import (
     CATEGORIES,
     ORGANS,
@@ -1047,7 +1047,11 @@ class ReadingWidget(QWidget):
             while self._after_warm_up:
                 self._after_warm_up.pop(0)()
 
-        worker = thread_worker(session.warm_up,
+        def warm() -> float:  # and the modules napari imports for the first layers
+            preload_layer_modules()
+            return session.warm_up()
+
+        worker = thread_worker(warm,
                                progress={"total": 0, "desc": "Loading the segmentation model"})(
             _connect={"returned": warmed, "errored": failed, "finished": ended},
             _start_thread=False)
