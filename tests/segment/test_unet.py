@@ -480,3 +480,41 @@ def test_shipped_weights_on_synthetic_and_real_lesions(shared_data) -> None:
     assert r["n"] == 54
     assert r["dice_mean"] >= UNET_MIN_DICE_LIDC
     assert r["long_axis_error_mm_median"] <= UNET_MAX_LD_ERROR_LIDC_MM
+
+
+def test_a_network_mask_whose_outline_is_no_edge_is_handed_to_the_large_lesion_segmenter(
+        tmp_path, monkeypatch) -> None:
+    """The network learnt nodules of 3-30 mm: inside a 56 mm lesion it can stop where nothing
+    changes (one lobe of a lobulated central primary). A mask under 40 mm whose outline
+    separates it from the tissue around it by less than ``classic``'s minimum contrast goes to
+    ``contour``, which outlines the whole lesion; a nodule against aerated lung stays the
+    network's."""
+    from recist_tool.segment.base import dice as dice_of
+    from recist_tool.segment.edge import outline_contrast
+
+    net = unet_mod.build_network()
+    w = tmp_path / "w.pt"
+    torch.save({"state_dict": net.state_dict(), "meta": {"version": "test"}}, w)
+    monkeypatch.setattr(unet_mod.UNetSegmenter, "predict_patch", _near_click_predictor(12.0))
+    vol0 = sheared_volume(np.zeros((40, 140, 140), np.int16), spacing=(2.0, 0.8, 0.8),
+                          tilt_deg=0.0)
+    lps = vol0.index_to_lps(np.indices(vol0.shape).reshape(3, -1).T)
+    centre = vol0.index_to_lps((20, 70, 70))
+    truth = (np.linalg.norm(lps - centre, axis=1) <= 28.0).reshape(vol0.shape)
+    vol = sheared_volume(np.where(truth, 40, -850).astype(np.int16), spacing=(2.0, 0.8, 0.8),
+                         tilt_deg=0.0)
+    seg = unet_mod.UNetSegmenter(weights=w, edge="learnt")
+    plain = unet_mod.UNetSegmenter(weights=w, edge="learnt", lung_only=False)
+    part = plain.segment(vol, Prompt.at(20, 70, 70))  # the stand-in network: a 24 mm ball
+    assert part.segmenter == "unet" and dice_of(part.full(), truth) < 0.2
+    assert outline_contrast(vol, part.mask, part.offset)["contrast_hu"] < 30.0
+    whole = seg.segment(vol, Prompt.at(20, 70, 70))
+    assert whole.segmenter == "contour"
+    assert "part of a larger lesion" in whole.info["routed_by"]
+    assert dice_of(whole.full(), truth) > 0.85
+    small = (np.linalg.norm(lps - centre, axis=1) <= 10.0).reshape(vol0.shape)
+    nodule = sheared_volume(np.where(small, 40, -850).astype(np.int16), spacing=(2.0, 0.8, 0.8),
+                            tilt_deg=0.0)
+    own = seg.segment(nodule, Prompt.at(20, 70, 70))
+    assert own.segmenter == "unet" and "routed_by" not in own.info
+    assert outline_contrast(nodule, own.mask, own.offset)["contrast_hu"] > 500.0

@@ -43,6 +43,10 @@ LAYER_MAX_SHARE = 0.75
 WIDE_SLICE_SHARE = 0.75
 #: Fewest voxels in a shell for its median to count.
 SHELL_MIN_VOXELS = 10
+#: :func:`outline_contrast` compares the tissue this far (mm) inside and outside a mask's
+#: outline; the first millimetre either side, the partial-volume fringe of the edge itself, belongs
+#: to neither side (as in ``contour``'s polar outline).
+OUTLINE_BANDS_MM = (1.0, 4.0)
 
 
 def half_contrast_edge(volume: Volume, mask: np.ndarray, offset: Sequence[int],
@@ -167,6 +171,76 @@ def _outer_layer_level(img: np.ndarray, inside: np.ndarray, spacing: np.ndarray,
                 and max(window) - min(window) <= spread:
             return float(np.median(window))
     return core
+
+
+def outline_contrast(volume: Volume, mask: np.ndarray, offset: Sequence[int]) -> dict[str, float]:
+    """How clearly a mask's outline separates it from the tissue around it.
+
+    On the mask's widest slice, with the lesion's density ``mu`` the median inside the mask,
+    ``contrast_hu`` is the mean distance from ``mu`` of the tissue in a band
+    :data:`OUTLINE_BANDS_MM` outside the outline, less that of the tissue in the same band
+    inside it: the measure ``contour``'s polar outline takes on its measured slice
+    (``info["contrast_hu"]``). A lung nodule against aerated lung reads several hundred HU; a
+    mask that stopped inside a larger lesion of its own density (one lobe of a lobulated mass)
+    reads about 0, below ``classic``'s :data:`~recist_tool.segment.classic.MIN_CONTRAST_HU`,
+    and so does a mask drawn well beyond a nodule into the lung around it; ``outside_hu``, the
+    median of the band outside, tells the two apart.
+
+    Parameters
+    ----------
+    volume : Volume
+        The CT the mask was drawn on.
+    mask : numpy.ndarray
+        Boolean mask, a crop of the volume's grid starting at ``offset``.
+    offset : sequence of int
+        ``(z, y, x)`` index of the crop's first voxel.
+
+    Returns
+    -------
+    dict
+        ``contrast_hu`` (``inf`` for an empty mask or one with no tissue around it inside the
+        scan: nothing tells it apart from a lesion), ``outside_hu`` (nan then).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from recist_tool.volume import Volume
+    >>> img = np.full((3, 40, 40), -850, np.int16)
+    >>> img[:, 10:30, 10:30] = 40                     # a 20 mm lesion in aerated lung
+    >>> vol = Volume.from_grid(img, spacing=(2.0, 1.0, 1.0))
+    >>> m = np.zeros((3, 40, 40), bool)
+    >>> m[:, 10:30, 10:30] = True
+    >>> outline_contrast(vol, m, (0, 0, 0))
+    {'contrast_hu': 890.0, 'outside_hu': -850.0}
+    >>> part = np.zeros_like(m)
+    >>> part[:, 15:25, 15:25] = True                  # a part of it, against more of itself
+    >>> outline_contrast(vol, part, (0, 0, 0))
+    {'contrast_hu': 0.0, 'outside_hu': 40.0}
+    """
+    if not mask.any():
+        return {"contrast_hu": float("inf"), "outside_hu": float("nan")}
+    z = int(np.argmax(mask.sum(axis=(1, 2))))
+    near, far = OUTLINE_BANDS_MM
+    sp = np.asarray(volume.spacing[1:], float)
+    pad = np.ceil((far + 1.0) / sp).astype(int)
+    y0, x0 = int(offset[1]), int(offset[2])
+    ny, nx = volume.shape[1:]
+    ylo, xlo = max(y0 - pad[0], 0), max(x0 - pad[1], 0)
+    yhi = min(y0 + mask.shape[1] + pad[0], ny)
+    xhi = min(x0 + mask.shape[2] + pad[1], nx)
+    inside = np.zeros((yhi - ylo, xhi - xlo), bool)
+    inside[y0 - ylo:y0 - ylo + mask.shape[1], x0 - xlo:x0 - xlo + mask.shape[2]] = mask[z]
+    img = np.asarray(volume.array[int(offset[0]) + z, ylo:yhi, xlo:xhi], float)
+    d_out = ndimage.distance_transform_edt(~inside, sampling=sp)
+    d_in = ndimage.distance_transform_edt(np.pad(inside, 1), sampling=sp)[1:-1, 1:-1]
+    outs = img[(d_out > near) & (d_out <= far)]
+    ins = img[(d_in > near) & (d_in <= far)]
+    if outs.size == 0:
+        return {"contrast_hu": float("inf"), "outside_hu": float("nan")}
+    mu = float(np.median(img[inside]))
+    inner = float(np.mean(np.abs(ins - mu))) if ins.size else 0.0
+    return {"contrast_hu": round(float(np.mean(np.abs(outs - mu))) - inner, 1),
+            "outside_hu": round(float(np.median(outs)), 1)}
 
 
 def describe_outline(edge: dict[str, Any]) -> str:

@@ -18,8 +18,11 @@ flagged as lymph nodes (``node=True``), where the network is not validated, are 
 (:func:`large_lesion_segmenter`: the trained ``slicenet``, or the weight-free ``contour`` without
 its weights): a caliper line (or the longer in-plane side of a box) at least
 :data:`LARGE_LESION_MM` long, and a click whose first mask (``classic``'s, or the network's) is
-that large, or the network's mask that reaches the edge of its widest field of view. Every mask
-handed on says why in ``info["routed_by"]``. A click whose first mask is ``classic``'s grown to
+that large, or the network's mask that reaches the edge of its widest field of view or, from
+:data:`PART_MIN_MM`, whose outline separates it from the tissue around it (not aerated lung)
+by less than ``classic``'s minimum contrast (it stopped inside a larger lesion:
+:func:`~recist_tool.segment.edge.outline_contrast`). Every mask handed on says why in
+``info["routed_by"]``. A click whose first mask is ``classic``'s grown to
 the edge of its volume of interest, where the large-lesion segmenter finds no lesion, is
 refused: tissue of one density running on for centimetres is an organ's parenchyma, not a
 lesion in it (a reader's line is still outlined).
@@ -45,11 +48,12 @@ import numpy as np
 
 from recist_tool.errors import SegmentationError
 from recist_tool.segment.base import LesionMask, NoLesionError, Prompt, clip_to_box
+from recist_tool.segment.classic import MIN_CONTRAST_HU
 from recist_tool.segment.contour import box_extent_mm
-from recist_tool.segment.edge import EDGES, half_contrast_edge
+from recist_tool.segment.edge import EDGES, half_contrast_edge, outline_contrast
 from recist_tool.segment.grid import WorkGrid, gaussian_click, normalise_hu
 from recist_tool.segment.network import unet
-from recist_tool.segment.seed import check_seed
+from recist_tool.segment.seed import AIR_MAX_HU, check_seed
 from recist_tool.volume import Volume
 
 if TYPE_CHECKING:
@@ -89,6 +93,17 @@ LARGE_LESION_MM = 40.0
 #: Why a prompt is passed to the large-lesion segmenter (see :data:`LARGE_LESION_MM`).
 LARGE = ("the lesion is {size:.0f} mm long ({how}), at least {limit:g} mm: the '{to}' "
          "segmenter outlines it slice by slice at its own scale")
+#: Why a click is passed to the large-lesion segmenter when the network's outline is no edge: it
+#: learnt nodules of 3-30 mm, and inside a larger lesion (a lobe of a lobulated 80 mm central
+#: primary) it can stop where nothing in the image changes.
+PART_OF_LARGER = ("the network's outline separates its {size:.0f} mm mask from the tissue "
+                  "around it by {contrast:.0f} HU only (less than {limit:g} HU): it is part of "
+                  "a larger lesion, which the '{to}' segmenter outlines slice by slice")
+#: :data:`PART_OF_LARGER` applies to masks at least this long (mm): below it the network is
+#: within what it learnt well (LIDC validation nodules of 10-20 mm: Dice 0.81), and a nodule
+#: against the pleura or in dense lung can read under 30 HU (LIDC-IDRI-0476 nodule 1, 17 mm
+#: from an off-centre click: 27 HU, which ``contour`` outlined worse).
+PART_MIN_MM = 20.0
 #: ``edge="auto"``: the network's learnt outline on series whose slices are at most this thick
 #: (mm), the half-contrast edge on thicker ones. The learnt outline, and the threshold
 #: calibrated with it, follow LIDC consensus outlines drawn on slices 0.45-2.5 mm thick (the
@@ -406,18 +421,25 @@ class UNetSegmenter:
                   reached_edge: bool) -> LesionMask:
         """``first``, or (with ``lung_only``) the large-lesion segmenter's mask when ``first`` is
         a large lesion (its in-plane extent at least :data:`LARGE_LESION_MM`) or, from the
-        network, ``reached_edge`` of its widest field of view (and that segmenter finds the
-        lesion; see the module docstring for a click on parenchyma).
+        network, ``reached_edge`` of its widest field of view or has an outline that is no
+        edge (:data:`PART_OF_LARGER`), and that segmenter finds the lesion (see the module
+        docstring for a click on parenchyma).
         ``classic``'s leaks are not a reason: a click on normal tissue leaks, and is no large
         lesion."""
-        size = in_plane_extent_mm(first, volume)
-        if not self.lung_only or (size < LARGE_LESION_MM and not reached_edge):
+        if not self.lung_only:
             return first
-        how = (f"the first mask, {first.segmenter}'s"
-               + (", reached the edge of the network's field of view" if reached_edge else ""))
+        size = in_plane_extent_mm(first, volume)
+        if size >= LARGE_LESION_MM or reached_edge:
+            why = self._large(size, f"the first mask, {first.segmenter}'s" + (
+                ", reached the edge of the network's field of view" if reached_edge else ""))
+        elif first.segmenter == self.name and size >= PART_MIN_MM and _inside_larger(
+                outline := outline_contrast(volume, first.mask, first.offset)):
+            why = PART_OF_LARGER.format(size=size, contrast=outline["contrast_hu"],
+                                        limit=MIN_CONTRAST_HU, to=self._large_segmenter.name)
+        else:
+            return first
         try:
-            out = self._routed(volume, prompt, node, self._large(size, how),
-                               self._large_segmenter)
+            out = self._routed(volume, prompt, node, why, self._large_segmenter)
         except NoLesionError as exc:
             if first.leak_bounded and first.segmenter == self._classic.name:
                 # classic grew to the edge of its volume of interest through tissue of one
@@ -511,6 +533,13 @@ def large_lesion_segmenter() -> Any:
     from recist_tool.segment.contour import ContourSegmenter
 
     return ContourSegmenter()
+
+
+def _inside_larger(outline: dict[str, float]) -> bool:
+    """An outline (:func:`~recist_tool.segment.edge.outline_contrast`) that is no edge, with
+    tissue, not aerated lung, around it: a mask that stopped inside a larger lesion (a mask
+    drawn wide into the lung reads no contrast either, with lung around it)."""
+    return bool(outline["contrast_hu"] < MIN_CONTRAST_HU and outline["outside_hu"] >= AIR_MAX_HU)
 
 
 def in_plane_extent_mm(lesion: LesionMask, volume: Volume) -> float:
