@@ -99,6 +99,26 @@ TABS = ("Subject", "Read", "Timepoints, sign-off, export")
 COMPUTED = "(computed)"
 
 
+#: Threads of Qt's global pool kept beyond the panel's workers (see :func:`_spare_pool_threads`).
+POOL_THREADS = 8
+
+
+def _spare_pool_threads() -> None:
+    """Let Qt's global thread pool run :data:`POOL_THREADS` tasks at once (at least).
+
+    napari's workers (the panel's warm-up, opening, segmentation, tracking, registration) run in
+    that pool, and so does Qt's own work that the GUI thread waits for: QImage converts a
+    painted window's image in pool tasks while the GUI thread, holding Python's lock, blocks
+    until they end. With the pool's default of one thread per core, two workers on a 2-core
+    machine left those tasks no thread, and the workers could not go on without Python's lock:
+    the window hung (a registration and a tracking at once, 2026-12-04)."""
+    from qtpy.QtCore import QThreadPool
+
+    pool = QThreadPool.globalInstance()
+    if pool.maxThreadCount() < POOL_THREADS:
+        pool.setMaxThreadCount(POOL_THREADS)
+
+
 class ReadingWidget(QWidget):
     """The RECIST reading dock widget.
 
@@ -137,6 +157,7 @@ class ReadingWidget(QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(300)
         self._timer.timeout.connect(self._remeasure_now)
+        _spare_pool_threads()
         self._build()
         self.viewer.mouse_drag_callbacks.append(self._on_mouse)
         self.viewer.layers.selection.events.active.connect(self._on_active_layer)
@@ -166,7 +187,7 @@ class ReadingWidget(QWidget):
         self.password_edit = QLineEdit()
         self.password_edit.setEchoMode(QLineEdit.Password)
         self.login_btn = QPushButton("Log in")
-        self.login_btn.clicked.connect(self.login)
+        self.login_btn.clicked.connect(self.log_in_in_background)
         f.addRow("Database", self.db_edit)
         f.addRow("Reader", self.reader_edit)
         f.addRow("Password", self.password_edit)
@@ -444,27 +465,65 @@ class ReadingWidget(QWidget):
 
     # --- database, subject, visits -----------------------------------------------------------
 
-    def login(self) -> bool:
-        """Open the database and authenticate the reader."""
+    def _session_maker(self) -> Any:
+        """What opens the database and authenticates the reader typed in (a call returning the
+        :class:`ReadingSession`), or None (and why) when no database is chosen."""
         from recist_tool.store import TrialStore
 
         db = self.db_edit.text().strip()
         if not db:
             self.say("choose a database (SQLite file or URL)", error=True)
-            return False
+            return None
+        reader, password = self.reader_edit.text().strip(), self.password_edit.text()
 
         def go() -> ReadingSession:
             store = TrialStore(db)
             try:
-                return ReadingSession(store, self.reader_edit.text().strip(),
-                                      self.password_edit.text())
+                return ReadingSession(store, reader, password)
             except BaseException:
                 store.close()
                 raise
 
-        s = self._guard(go)
+        return go
+
+    def login(self) -> bool:
+        """Open the database and authenticate the reader, here (the panel's Log in button does
+        it in a worker thread: :meth:`log_in_in_background`)."""
+        go = self._session_maker()
+        s = None if go is None else self._guard(go)
         if s is None:
             return False
+        self._logged_in(s)
+        return True
+
+    def log_in_in_background(self) -> bool:
+        """Log in as :meth:`login` does, the password check (scrypt, 0.1-0.2 s) in a worker
+        thread so that the window answers meanwhile; the panel is busy until it ends. Returns
+        whether it started."""
+        if self.busy:
+            self.say(f"busy ({self._task}): log in when it is done", error=True)
+            return False
+        go = self._session_maker()
+        if go is None:
+            return False
+
+        def returned(s: ReadingSession) -> None:
+            self._done()
+            if self._alive():
+                self._logged_in(s)
+            else:
+                s.store.close()
+
+        def errored(exc: BaseException) -> None:
+            self._done()
+            self._on_segment_error(exc)
+
+        self._in_worker(go, "Logging in", "logging in…", returned, errored,
+                        finished=lambda: None)
+        return True
+
+    def _logged_in(self, s: ReadingSession) -> None:
+        """The reader is logged in: the trials and subjects offered, the model warmed."""
         if self.session is not None:
             self.session.store.close()
         self.session = s
@@ -478,7 +537,6 @@ class ReadingWidget(QWidget):
         self.say(f"logged in as {s.reader}")
         self._fill_exports()
         self._warm_up(s)
-        return True
 
     def _fill_subjects(self, trial: str) -> None:
         self.subject_combo.clear()

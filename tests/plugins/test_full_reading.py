@@ -354,7 +354,8 @@ def _open(qtbot, viewer, w, db: Path, subject: str, first: bool) -> None:
         _type(qtbot, w.db_edit, str(db))
         _type(qtbot, w.reader_edit, READER)
         _type(qtbot, w.password_edit, PASSWORD)
-        _press(qtbot, w.login_btn)
+        _press(qtbot, w.login_btn)  # the password checked in a worker thread
+        qtbot.waitUntil(lambda: not w.busy, timeout=30000)
         assert w.last_message == f"logged in as {READER}", w.last_message
         # the reader waits for the model to load: opening the subject while it loads (in the
         # panel's warm-up worker) hangs the viewer, in a deadlock of the two workers' threads

@@ -134,12 +134,37 @@ def test_one_plugin_name_and_a_dropped_dicom_folder_opens_without_a_dialog(
     assert viewer.layers[-1].metadata["recist_source"] == str(root / "SYN-001" / "W06")
 
 
+#: The longest event-loop stall allowed while File › Open Sample generates the trial (s): a guard,
+#: not the issue's 100 ms goal. The generation took about 13 s in the GUI thread before it moved
+#: to a worker; what is left (0.7-1.1 s here, 2026-12-04) is napari adding and first drawing the
+#: two image layers.
+SAMPLE_STALL_S = 3.0
+
+
 def test_sample_data_contribution(tmp_path, monkeypatch, make_napari_viewer):
+    """The sample command (napari's own open_sample, as the menu calls it) generates the trial
+    the first time in a worker thread while the GUI thread keeps ticking (bench_gui's 10 ms
+    heartbeat: no stall reaches SAMPLE_STALL_S), then gives napari the two visits' layers; the
+    second open reads them from the cache."""
+    import time
+
+    from qtpy.QtWidgets import QApplication
+
     from napari_recist import _sample_data
 
     monkeypatch.setenv("RECIST_SAMPLE_DIR", str(tmp_path / "sample"))
     viewer = make_napari_viewer()
-    viewer.open_sample("recist-tool", "synthetic-trial")
+    beat = _bench_gui().Heartbeat(QApplication.instance(), interval_ms=10)
+    stalls: list[float] = []
+    t = time.perf_counter()
+    with beat.measure(stalls):
+        viewer.open_sample("recist-tool", "synthetic-trial")
+    first = time.perf_counter() - t
+    assert [layer.name for layer in viewer.layers] == ["SYN-001 BL", "SYN-001 W06"]
+    assert stalls[0] < SAMPLE_STALL_S < first, (stalls, first)
+    assert not _sample_data._waiting
+    viewer.layers.clear()
+    viewer.open_sample("recist-tool", "synthetic-trial")  # from the cache
     assert [layer.name for layer in viewer.layers] == ["SYN-001 BL", "SYN-001 W06"]
     with TrialStore(tmp_path / "sample" / "recist.db") as store:
         assert store.subjects() == ["SYN-001"]
@@ -1351,6 +1376,10 @@ def test_opening_a_subject_leaves_the_interface_responsive(gui_db, make_napari_v
     viewer.window.add_dock_widget(w, name="RECIST reading")
     _type(qtbot, w.db_edit, str(db))
     _type(qtbot, w.reader_edit, READER)
+    _type(qtbot, w.password_edit, "not the password")
+    _press(qtbot, w.login_btn)  # refused, after the worker's check
+    qtbot.waitUntil(lambda: not w.busy, timeout=30000)
+    assert w.session is None and "wrong password" in w.last_message, w.last_message
     _type(qtbot, w.password_edit, PASSWORD)
     arrived: list[tuple[bool, int]] = []  # (panel busy, series loaded) as each layer comes in
     viewer.layers.events.inserted.connect(
@@ -1359,6 +1388,9 @@ def test_opening_a_subject_leaves_the_interface_responsive(gui_db, make_napari_v
     stalls: list[float] = []
     with beat.measure(stalls):
         _press(qtbot, w.login_btn)
+        assert w.busy and w.session is None  # the password is checked in a worker thread
+        qtbot.waitUntil(lambda: not w.busy, timeout=30000)
+    assert w.last_message == f"logged in as {READER}", w.last_message
     with beat.measure(stalls):
         _press(qtbot, w.open_btn)
         assert w.busy and not w.layers  # the click returned at once, nothing loaded yet
