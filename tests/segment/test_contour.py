@@ -268,3 +268,33 @@ def test_a_click_off_a_large_tumour_centre_is_outlined_from_the_first_masks_long
     assert dice(m.full(), ref) > 0.65
     from_click = get_segmenter("contour").segment(vol, Prompt(point_zyx=(102, 176, 153)))
     assert dice(from_click.full(), ref) < 0.4
+
+
+def test_a_click_in_a_cavity_or_on_its_wall_outlines_the_cavitating_lesion() -> None:
+    """Anti-angiogenic treatment cavitates lung lesions, and a tracked centre then lies in the
+    cavity: a click there (refused as air before) is outlined round the cavity, as is a click
+    on the wall; air that runs on (aerated lung, a tube through the scan) is no cavity."""
+    from recist_tool.segment.base import NoLesionError
+    from recist_tool.segment.contour import cavity_wall
+    from recist_tool.volume import Volume
+
+    case = make_case("lung_cavity", 18.0, seed=7002, shape=(40, 200, 200))
+    img = case.volume.array
+    cavity = case.mask & (img < -600)
+    at = np.rint(np.argwhere(cavity).mean(axis=0)).astype(int)
+    assert img[tuple(at)] < -600 and cavity_wall(case.volume, at) is not None
+    contour = get_segmenter("contour")
+    from_cavity = contour.segment(case.volume, Prompt.at(*at))
+    assert dice(from_cavity.full(), case.mask) > 0.9  # 0.974 when written
+    wall = np.argwhere(case.mask & (img > -100))
+    on_wall = wall[np.argmin(np.linalg.norm((wall - at) * case.volume.spacing, axis=1))]
+    assert dice(contour.segment(case.volume, Prompt.at(*on_wall)).full(), case.mask) > 0.9
+    lung = np.argwhere(~case.mask & (img < -700))[0]
+    assert cavity_wall(case.volume, lung) is None
+    tube = img.copy()
+    tube[:, 20:34, 20:34] = 40
+    tube[:, 24:30, 24:30] = -950  # an air tube through every slice, its wall soft tissue
+    vol = Volume.from_grid(tube, spacing=case.volume.spacing)
+    assert cavity_wall(vol, (20, 27, 27)) is None
+    with pytest.raises(NoLesionError):
+        contour.segment(vol, Prompt.at(20, 27, 27))

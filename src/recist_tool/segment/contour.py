@@ -24,6 +24,11 @@ Method (all lengths in mm on the volume's own slices):
 4. The working region grows with the lesion: it is sized from the line (or the click's first
    outline) and has no fixed field of view; only a lesion longer than :data:`MAX_EXTENT_FACTOR`
    times its long axis in the slice direction is stopped there, and says so.
+5. **Cavities.** A click on air inside a cavitating lesion's cavity (:func:`cavity_wall`) is
+   outlined round the click with the wall's density; a click on the wall whose outline leaves
+   out a cavity next to it (:func:`cavity_near`) is outlined again from the cavity, and that
+   outline is kept when it comes within :data:`CAVITY_CLICK_MM` of the click
+   (``info["from_cavity_at"]``).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from scipy.ndimage import map_coordinates
 
 from recist_tool.segment.base import LesionMask, NoLesionError, Prompt, clip_to_box
 from recist_tool.segment.classic import MIN_CONTRAST_HU
-from recist_tool.segment.seed import check_seed, seed_statistics
+from recist_tool.segment.seed import AIR_MAX_HU, check_seed, seed_statistics
 from recist_tool.volume import Volume
 
 __version__ = "0.1"
@@ -73,6 +78,22 @@ MAX_EXTENT_FACTOR = 1.0
 #: Density (HU) above which a voxel inside an outline is bone (with the marrow it encloses) and
 #: is left out of the lesion.
 BONE_HU = 300.0
+#: A click on air is in a lesion's cavity when the air around it ends within this many mm in
+#: every direction, in 3D (:func:`cavity_wall`): a cavitating lung lesion, whose carried centre
+#: lies in its cavity at a follow-up (anlotinib cavitates lung lesions). The trachea and bronchi
+#: run on farther, and aerated lung reaches the box's sides.
+CAVITY_RADIUS_MM = 40.0
+#: A click on a cavitating lesion's wall is outlined again from the cavity when one lies within
+#: this many mm of it on its slice (:func:`cavity_near`) and the outline round the click leaves
+#: it out: drawn round a point of a thick wall, it takes the cavity for the lesion's outside.
+CAVITY_NEAR_MM = 10.0
+#: The outline from the cavity is kept when it comes this near the click (mm): a click on the
+#: wall's outer edge lies in its partial-volume fringe, which an outline may leave out.
+CAVITY_CLICK_MM = 2.0
+#: Share of the shell around a cavity that must be tissue (its wall), not air.
+CAVITY_WALL_SHARE = 0.9
+#: Thickness (mm) of that shell.
+CAVITY_WALL_MM = 3.0
 #: A slice's outline may grow by at most this many mm (plus half the slice gap) over the one
 #: before at any angle.
 GROW_MM = 2.0
@@ -265,6 +286,21 @@ def _bone(img: np.ndarray, lesion_hu: float) -> np.ndarray:
     return ndimage.binary_fill_holes(bone) if bone.any() else bone
 
 
+def _holds(out: dict[str, Any], at: np.ndarray, spacing: np.ndarray | None = None,
+           within_mm: float = 0.0) -> bool:
+    """Whether :meth:`ContourSegmenter._follow`'s mask holds the voxel ``at`` (or, with
+    ``within_mm``, a voxel of its slice that near it)."""
+    i = np.asarray(at, int) - np.asarray(out["lo"], int)
+    mask = out["mask"]
+    if not (0 <= i[0] < mask.shape[0]):
+        return False
+    if within_mm <= 0.0 or spacing is None:
+        return bool(np.all(i >= 0) and np.all(i < mask.shape) and mask[tuple(i)])
+    ys, xs = np.nonzero(mask[i[0]])
+    d = np.hypot((ys - i[1]) * spacing[1], (xs - i[2]) * spacing[2])
+    return bool(d.size and d.min() <= within_mm)
+
+
 def _radii_of(mask2d: np.ndarray, spacing_yx, centre_yx, r_max_mm: float) -> np.ndarray:
     """Radius (mm) per angle of a slice mask seen from ``centre_yx`` (last inside sample)."""
     sp = np.asarray(spacing_yx, float)
@@ -276,6 +312,87 @@ def _radii_of(mask2d: np.ndarray, spacing_yx, centre_yx, r_max_mm: float) -> np.
                              mode="constant").reshape(N_ANGLES, len(r)) > 0
     last = np.where(inside.any(axis=1), len(r) - 1 - np.argmax(inside[:, ::-1], axis=1), 0)
     return r[last]
+
+
+def cavity_wall(volume: Volume, seed: Sequence[int] | np.ndarray,
+                radius_mm: float = CAVITY_RADIUS_MM) -> tuple[float, float] | None:
+    """The density of a cavity's wall, for a click on air inside a lesion's cavity.
+
+    The click is in a cavity when the air (below
+    :data:`~recist_tool.segment.seed.AIR_MAX_HU`) connected to it ends within ``radius_mm`` in
+    every direction (it touches no side of a box of that half-size, in 3D) and at least
+    :data:`CAVITY_WALL_SHARE` of a :data:`CAVITY_WALL_MM` shell around it is tissue.
+
+    Parameters
+    ----------
+    volume : Volume
+        The CT.
+    seed : sequence of int
+        The click ``(z, y, x)``.
+    radius_mm : float
+        Half-size of the box the cavity must end within.
+
+    Returns
+    -------
+    tuple of float or None
+        Median and robust spread (HU) of the wall's tissue; None when the click is not on air
+        or the air is not an enclosed cavity.
+    """
+    sp = np.asarray(volume.spacing, float)
+    s = np.asarray(seed, int)
+    half = np.maximum(np.ceil(radius_mm / sp).astype(int), 1)
+    lo = np.maximum(s - half, 0)
+    hi = np.minimum(s + half + 1, volume.shape)
+    block = np.asarray(volume.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], np.float32)
+    air = block < AIR_MAX_HU
+    at = tuple(s - lo)
+    if not air[at]:
+        return None
+    labels, _ = ndimage.label(air)
+    cavity = labels == labels[at]
+    sides = (cavity[0].any() or cavity[-1].any() or cavity[:, 0].any() or cavity[:, -1].any()
+             or cavity[:, :, 0].any() or cavity[:, :, -1].any())
+    if sides:
+        return None
+    shell = (ndimage.distance_transform_edt(~cavity, sampling=sp) <= CAVITY_WALL_MM) & ~cavity
+    wall = block[shell]
+    if wall.size == 0 or np.mean(wall >= AIR_MAX_HU) < CAVITY_WALL_SHARE:
+        return None
+    tissue = wall[wall >= AIR_MAX_HU]
+    mu = float(np.median(tissue))
+    return mu, float(np.median(np.abs(tissue - mu)) * 1.4826)
+
+
+def cavity_near(volume: Volume, seed: Sequence[int] | np.ndarray,
+                near_mm: float = CAVITY_NEAR_MM) -> tuple[np.ndarray, tuple[float, float]] | None:
+    """A lesion's cavity next to a click on its wall: the cavity's deepest point on the click's
+    slice (``(z, y, x)``) and its wall's density (:func:`cavity_wall`), or None.
+
+    The air on the click's slice within ``near_mm`` of it is tried, nearest first, each piece
+    of it at its deepest point (farthest from its own edge).
+    """
+    sp = np.asarray(volume.spacing, float)
+    s = np.asarray(seed, int)
+    half = np.maximum(np.ceil(near_mm / sp[1:]).astype(int), 1)
+    lo = np.maximum(s[1:] - half, 0)
+    hi = np.minimum(s[1:] + half + 1, volume.shape[1:])
+    img = np.asarray(volume.array[s[0], lo[0]:hi[0], lo[1]:hi[1]], np.float32)
+    labels, n = ndimage.label(img < AIR_MAX_HU)
+    if n == 0:
+        return None
+    yy, xx = np.indices(img.shape)
+    dist = np.hypot((yy + lo[0] - s[1]) * sp[1], (xx + lo[1] - s[2]) * sp[2])
+    pieces = sorted(range(1, n + 1), key=lambda k: float(dist[labels == k].min()))
+    for k in pieces:
+        if float(dist[labels == k].min()) > near_mm:
+            break
+        depth = ndimage.distance_transform_edt(labels == k, sampling=sp[1:])
+        y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+        at = np.array([s[0], y + lo[0], x + lo[1]])
+        wall = cavity_wall(volume, at)
+        if wall is not None:
+            return at, wall
+    return None
 
 
 class ContourSegmenter:
@@ -298,6 +415,7 @@ class ContourSegmenter:
         """Segment the lesion of the prompt (see the module docstring)."""
         sp = np.asarray(volume.spacing, float)
         anchors: list[tuple[float, float]] = []
+        cavity: tuple[np.ndarray, tuple[float, float]] | None = None
         if prompt.line_zyx is not None:
             a, b = (np.asarray(p, float) for p in prompt.line_zyx)
             z0 = int(round(0.5 * (a[0] + b[0])))
@@ -317,20 +435,29 @@ class ContourSegmenter:
             spread = float(np.median(np.abs(vals - mu)) * 1.4826)
         else:
             seed = np.asarray(prompt.seed_voxel(volume))
-            check_seed(volume, seed)
+            wall = cavity_wall(volume, seed)
+            if wall is None:
+                check_seed(volume, seed)
+                mu, spread = seed_statistics(volume, seed, radius_mm=3.0)
+                cavity = cavity_near(volume, seed)
+            else:  # a click in a cavitating lesion's cavity outlines the lesion round it
+                mu, spread = wall
             z0, centre = int(seed[0]), seed[1:].astype(float)
-            mu, spread = seed_statistics(volume, seed, radius_mm=3.0)
             r_max = self.click_radius_mm
             length = None
             if prompt.box_zyx is not None:  # no outline reaches beyond the box's corners
                 r_max = min(r_max, box_extent_mm(volume, prompt.box_zyx)[1] / 2.0 + 2.0)
-        half_mm = max(r_max, 0.75 * (length or 0.0)) + CROP_MARGIN_MM
-        for _ in range(3):  # the working region grows while the mask touches its side
-            out = self._follow(volume, z0, centre, r_max, length, anchors, mu,
-                               max(spread, 8.0), half_mm)
-            if not out["touches_side"]:
-                break
-            half_mm *= 1.5
+        out, half_mm = self._grown(volume, z0, centre, r_max, length, anchors, mu, spread)
+        if cavity is not None:
+            # a click on a cavitating lesion's wall: an outline round the click that leaves the
+            # cavity out took the cavity for the lesion's outside; outlined from the cavity
+            at, (mu_wall, spread_wall) = cavity
+            if not _holds(out, at):
+                again, half_again = self._grown(volume, int(at[0]), at[1:].astype(float), r_max,
+                                                length, anchors, mu_wall, spread_wall)
+                if _holds(again, seed, sp, CAVITY_CLICK_MM):  # the lesion that was clicked
+                    out, half_mm = again, half_again
+                    out["from_cavity_at"] = [int(v) for v in at]
         mask, lo = out.pop("mask"), out.pop("lo")
         leak = any(v in ("scan end", "extent limit") for v in out["ended_by"].values())
         warn: tuple[str, ...] = ()
@@ -350,6 +477,20 @@ class ContourSegmenter:
             mask = clip_to_box(mask, lo, prompt.box_zyx, refuse_empty=True)
         return LesionMask(mask, lo, volume.shape, self.name, self.version, prompt,
                           leak_bounded=leak, warnings=warn, info=info).tight()
+
+    def _grown(self, volume: Volume, z0: int, centre: np.ndarray, r_max: float,
+               length: float | None, anchors: list[tuple[float, float]], mu: float,
+               spread: float) -> tuple[dict[str, Any], float]:
+        """:meth:`_follow` in a working region that grows while the mask touches its side;
+        its result and the region's half-width (mm)."""
+        half_mm = max(r_max, 0.75 * (length or 0.0)) + CROP_MARGIN_MM
+        for _ in range(3):
+            out = self._follow(volume, z0, centre, r_max, length, anchors, mu,
+                               max(spread, 8.0), half_mm)
+            if not out["touches_side"]:
+                break
+            half_mm *= 1.5
+        return out, half_mm
 
     def _follow(self, volume: Volume, z0: int, centre: np.ndarray, r_max: float,
                 length: float | None, anchors: list[tuple[float, float]], mu: float,
@@ -375,6 +516,8 @@ class ContourSegmenter:
             # or a click samples only part of a heterogeneous lesion); the outline is drawn
             # again with it
             vals = raw0[first]
+            if np.median(vals) < AIR_MAX_HU and np.any(vals >= AIR_MAX_HU):
+                vals = vals[vals >= AIR_MAX_HU]  # mostly a cavity's air: its wall's tissue
             mu = float(np.median(vals))
             spread = max(float(np.median(np.abs(vals - mu)) * 1.4826), 8.0)
             radii, q0 = polar_outline(img0, sp[1:], c, r_max, mu, spread, anchors=anchors)
