@@ -215,3 +215,23 @@ def test_tracking_on_the_synthetic_trial(tmp_path) -> None:  # noqa: ANN001
             axis = t.measurement.short_axis_mm if truth["nodal"] else t.measurement.long_axis_mm
             ref = truth["short_axis_mm"] if truth["nodal"] else truth["long_axis_mm"]
             assert abs(axis - ref) < 3.5, (visit, t.lesion_id, axis, ref)
+
+
+def test_found_needs_a_probable_match_besides_every_check(monkeypatch) -> None:  # noqa: ANN001
+    """A lesion whose mask passes every resemblance check is ``found`` only when masks with its
+    figures were the right lesion at least half the time (the calibrated confidence): under a
+    model that trusts no mask, the same follow-up is ``uncertain`` and says why."""
+    import recist_tool.track as track
+
+    base = _volume()
+    fu = _volume(shift=np.array([-2.6, 3.1, -4.4]), seed=2)
+    c, r = LESIONS["T02"]
+    lesions = [BaselineLesion("T02", c, size_mm=2 * r)]
+    t = track_lesions(base, fu, lesions).get("T02")
+    assert t.status == "found" and t.confidence >= track.FOUND_MIN_CONFIDENCE
+    assert t.confidence == round(track.calibrated_confidence(t.checks, t.registration), 3)
+    doubting = {**track.CONFIDENCE_MODEL, "intercept": -20.0}
+    monkeypatch.setattr(track, "CONFIDENCE_MODEL", doubting)
+    t2 = track_lesions(base, fu, lesions).get("T02")
+    assert t2.checks["failed"] == [] and t2.status == "uncertain" and t2.confidence < 0.01
+    assert any("right lesion" in n for n in t2.notes), t2.notes

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -137,7 +138,7 @@ def test_an_outline_that_does_not_measure_the_readers_line_is_not_found(lung1) -
     assert read.checks["prompt_mm"] <= FOUND_LIMITS["prompt_mm"]
     assert longer.checks["reader_line"] < 1.0 - FOUND_LIMITS["reader_line"]
     assert "reader_line" in longer.checks["failed"] and longer.status == "uncertain"
-    assert longer.confidence < 0.5
+    assert longer.checks["margin"] < 0.5  # the confidence is whether it is the right lesion: it is
 
 
 def test_a_lesion_keeps_its_baseline_segmenter(lung1) -> None:  # noqa: ANN001
@@ -191,12 +192,12 @@ def test_a_mask_away_from_the_carried_baseline_is_not_found(lung1) -> None:  # n
 
     vol, ref = lung1
     same = resemblance(vol, ref, (0, 0, 0), vol, ref, (0, 0, 0), sitk.Euler3DTransform())
-    assert same["failed"] == [] and same["confidence"] > 0.99 and same["containment"] == 1.0
+    assert same["failed"] == [] and same["margin"] > 0.99 and same["containment"] == 1.0
     shift = int(round(8.0 / vol.spacing[2]))
     moved = np.roll(ref, shift, axis=2)
     far = resemblance(vol, ref, (0, 0, 0), vol, moved, (0, 0, 0), sitk.Euler3DTransform())
     assert "shift_mm" in far["failed"] and far["shift_mm"] > FOUND_LIMITS["shift_mm"]
-    assert far["confidence"] < 0.5
+    assert far["margin"] < 0.5
 
 
 def test_registration_doubts_a_wrong_whole_scan_match(sarcoma) -> None:  # noqa: ANN001
@@ -252,8 +253,116 @@ def test_evaluate_tracking_cli(shared_data: Path) -> None:
     assert got["overall"]["registration_error_mm"]["median"] < 1.5
     over = {b["confidence"]: b for b in got["overall"]["calibration_at_or_above"]}
     found = got["overall"]["status"].get("found", 0)
-    assert over[0.5]["n"] == found and got["overall"]["right_lesion_found"] <= found
+    assert over[0.5]["n"] >= found and got["overall"]["right_lesion_found"] <= found  # found: >= 0.5
     table = CliRunner().invoke(app, ["evaluate-tracking", str(lung), "--followups", "stable"])
     assert table.exit_code == 0 and "confidence at or above" in table.output
     assert main(["evaluate-tracking", str(lung), "--followups", "bogus"]) == 2
     assert main(["evaluate-tracking", str(lung / "nothing-here")]) == 3
+
+
+def _sarcoma_followup(shared_data: Path, name: str, followup: str):  # noqa: ANN202
+    """An evaluate-tracking follow-up of a sarcoma (the run's own seed), its pyramids, the
+    reference lesion's centroid and radius, and where the motion takes that centroid."""
+    from recist_tool.segment.evaluate import Case
+    from recist_tool.track import _LOCAL_MM, LESION_MARGIN_MM, RIGID_LEVELS_MM, _pyramid
+    from recist_tool.track_eval import FOLLOWUPS, _seed, draw_motion, make_followup
+
+    root = require(shared_data / "lesions" / "sts_extremity")
+    vol, ref = Case(name, root / "image" / f"{name}.nii.gz",
+                    root / "mask" / f"{name}.nii.gz").load()
+    rng = np.random.default_rng(_seed(0, "sts_extremity", name, followup))
+    fu, _, push = make_followup(vol, [ref], draw_motion(vol, FOLLOWUPS[followup], rng), rng)
+    pts = vol.index_to_lps(np.argwhere(ref).astype(float))
+    mid = pts.mean(axis=0)
+    radius = float(np.max(np.linalg.norm(pts - mid, axis=1)))
+    levels = (*RIGID_LEVELS_MM, _LOCAL_MM, 3.0)
+    return (_pyramid(vol, levels), _pyramid(fu, levels), mid, radius,
+            [(mid, radius + LESION_MARGIN_MM)], push(mid)[0])
+
+
+@pytest.mark.parametrize(("name", "followup", "growth"), [("STS_014", "growth", 1.25),
+                                                          ("STS_015", "shrink", 0.7)])
+def test_the_lesion_level_alignment_finds_a_sarcoma_the_whole_scan_match_slid_past(
+        shared_data: Path, name: str, followup: str, growth: float) -> None:
+    """On scans cropped to the limb, a sarcoma grown 1.25x (STS_014) or shrunk 0.7x (STS_015)
+    pushes most of the image: the whole-scan match, with the lesion left out, slides along the
+    limb (tens of mm off at the tumour's centroid). The lesion-level alignment fits the tumour
+    itself with a growth factor, from a coarse grid first: it disagrees, is kept on the image,
+    places the centroid within 2.5 mm of the truth and reads the growth."""
+    from recist_tool.track import DISAGREE_MM, _refine, register_rigid
+
+    pf, pm, mid, radius, balls, true = _sarcoma_followup(shared_data, name, followup)
+    reg = register_rigid(pf, pm, exclude=balls)
+    assert np.linalg.norm(np.asarray(reg.map_point(mid)) - true) > 3 * DISAGREE_MM
+    tx, _, notes, info = _refine(pf, pm, reg.transform, mid, max(30.0, 3.0 * radius), 0.5,
+                                 "auto", balls, radius)
+    assert info["chosen"] == "local" and not info["doubt"], (info, notes)
+    assert info["disagreement_mm"] > DISAGREE_MM and any("lesion-level one kept" in n
+                                                         for n in notes)
+    assert np.linalg.norm(np.asarray(tx.TransformPoint(tuple(map(float, mid)))) - true) < 2.5
+    assert abs(info["scale"] - growth) < 0.05 * growth, info
+
+
+def test_the_lesion_level_alignment_follows_breathing_at_the_lesion(shared_data: Path) -> None:
+    """STS_002's stable follow-up: the breathing shift varies over the scan, so the whole-scan
+    match is about 4 mm off at the tumour; fitting the tumour and its rim takes it within
+    1.5 mm (the registration goal), with no growth read."""
+    from recist_tool.track import _refine, register_rigid
+
+    pf, pm, mid, radius, balls, true = _sarcoma_followup(shared_data, "STS_002", "stable")
+    reg = register_rigid(pf, pm, exclude=balls)
+    assert np.linalg.norm(np.asarray(reg.map_point(mid)) - true) > 2.5
+    tx, _, _, info = _refine(pf, pm, reg.transform, mid, max(30.0, 3.0 * radius), 0.5, "auto",
+                             balls, radius)
+    assert info["chosen"] == "local" and abs(info["scale"] - 1.0) < 0.02
+    assert np.linalg.norm(np.asarray(tx.TransformPoint(tuple(map(float, mid)))) - true) < 1.5
+
+
+def _case(centre_mm: float, correct: bool, k: int) -> Any:
+    from recist_tool.track_eval import TrackingCase
+
+    checks = {"shift_mm": 0.5 * centre_mm, "centre_mm": centre_mm, "containment": 0.9,
+              "shape_dice": 0.8, "size_ratio": 1.0, "hu_diff": 10.0, "reader_line": 1.0,
+              "prompt_mm": 1.0, "registration_scale": 1.0}
+    return TrackingCase("set", f"c{k % 7}", "T01", "stable", "uncertain", 0.0, "classic",
+                        1.0 if correct else 9.0, 1.0, 1.0, 1.0, 50.0, 1.0, {}, checks=checks)
+
+
+def test_the_confidence_is_fitted_as_a_probability() -> None:
+    """The logistic fit (unpenalised intercept) predicts on average the share of right lesions it
+    was fitted on, falls as the mask lies further from the reader's carried centre, repeats
+    exactly, and a left-out image is scored by a model fitted without it."""
+    from recist_tool.track import calibrated_confidence
+    from recist_tool.track_eval import (
+        fit_confidence,
+        held_out_confidence,
+        predict_confidence,
+    )
+
+    rng = np.random.default_rng(0)
+    d = rng.uniform(0.0, 12.0, 120)
+    right = rng.uniform(size=120) < 1.0 / (1.0 + np.exp(d - 5.0))
+    cases = [_case(float(x), bool(r), k) for k, (x, r) in enumerate(zip(d, right, strict=True))]
+    model = fit_confidence(cases, fitted_on="set")
+    assert model == fit_confidence(cases, fitted_on="set")
+    p = np.asarray(predict_confidence(cases, model))
+    assert abs(p.mean() - right.mean()) < 1e-6
+    near, far = (calibrated_confidence(_case(x, True, 0).checks, {"scale": 1.0}, model)
+                 for x in (1.0, 10.0))
+    assert near > 0.8 and far < 0.2
+    held = held_out_confidence(cases)
+    assert len(held) == len(cases) and not np.allclose(held, p)
+    assert np.corrcoef(held, p)[0, 1] > 0.9
+
+
+def test_the_shipped_confidence_model_was_fitted_on_trainable_sets_only() -> None:
+    """The model in track.py names its sets (lung1 and the sarcomas, never 3D-IRCADb, which is
+    for evaluation only) and gives a lesser probability to a mask further from the lesion."""
+    from recist_tool.track import CONFIDENCE_MODEL, calibrated_confidence
+
+    assert CONFIDENCE_MODEL["n"] > 50 and 0 < CONFIDENCE_MODEL["right"] < CONFIDENCE_MODEL["n"]
+    assert "ircad" not in CONFIDENCE_MODEL["fitted_on"].lower()
+    assert "sts_extremity" in CONFIDENCE_MODEL["fitted_on"]
+    near, far = (calibrated_confidence(_case(x, True, 0).checks, {"scale": 1.0})
+                 for x in (1.0, 8.0))
+    assert near > far

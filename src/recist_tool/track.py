@@ -11,14 +11,22 @@ Steps (all registration with SimpleITK, points in DICOM LPS millimetres):
    :data:`METRIC_SAMPLES` voxels an iteration, on block-averaged copies at 6 mm then 3 mm, each
    made once and reused by the lesion-level stage): baseline is the fixed image, the follow-up
    the moving one, so the transform maps a baseline point to where it lies in the follow-up.
-3. **Local refinement, doubted**: per lesion, a rigid registration of a box (about 3 × its size,
-   at least 60 mm) centred on its outline's centroid, on a 1.5 mm grid, started from the global
-   transform. When it moves the lesion more than :data:`DISAGREE_MM` from the global match, the
-   two alignments disagree: the one whose normalised cross-correlation (NCC, on a 3 mm grid, the
-   lesions left out) around the lesion is higher is kept, and the choice is reported; when their
+3. **Lesion-level alignment, doubted**: per lesion, a similarity transform (a turn, a shift and a
+   growth factor about the centroid of its baseline outline) fitted to the lesion itself and a
+   rim of :data:`LESION_BOX_MARGIN_MM`, started from the global transform, on a coarse grid and
+   then the working grid: a lesion grows or shrinks about its middle, so a fit that may scale
+   finds where the middle went, while a rigid match (of the tissue round the lesion, which its
+   growth pushes, or of a limb scan that slides along itself) can be tens of mm off. When it
+   places the lesion more than :data:`DISAGREE_MM` from the global match, the two alignments
+   disagree: the one whose normalised cross-correlation (NCC) with the baseline on that box is
+   higher (the global one tried with growth factors :data:`GLOBAL_SCALES`, both on the voxels
+   each keeps inside the follow-up's field) is kept, and the choice is reported; when their
    NCCs lie within :data:`DOUBT_NCC_MARGIN` of each other the image cannot tell them apart and
-   the lesion can only be ``uncertain``. When the local NCC is still below ``deformable_below``
-   (breathing, posture), a coarse B-spline (deformable) registration of that box follows.
+   the lesion can only be ``uncertain``. The lesion's map (:attr:`TrackedLesion.transform`) is
+   that alignment with the growth it read; lines and masks are carried by the alignment alone.
+   Where the lesion-level fit is not kept and the NCC outside the lesions is below
+   ``deformable_below`` (breathing, posture), a coarse B-spline (deformable) registration of a
+   box round the lesion follows.
 4. **Re-segmentation with the lesion's own segmenter**: each lesion keeps, at every follow-up, the
    segmenter, tissue route and edge rule of its baseline mask (:func:`kept_segmenter_spec`: the
    default ``unet`` that handed a liver lesion to ``classic`` at baseline is not asked again at
@@ -43,11 +51,14 @@ Steps (all registration with SimpleITK, points in DICOM LPS millimetres):
 6. A lesion that cannot be segmented is proposed as ``"absent?"`` for the reader to confirm — never
    as a silent 0 mm.
 
-The match confidence (0–1) is the lowest of the per-check scores ``1 / (1 + (x / limit)⁴)`` (``x``
-the check's excess, so that a check exactly at its limit scores 0.5): ``found`` ⇔ confidence ≥
-0.5 (and no registration doubt); 0.8 means every check is within 0.71 of its limit. What that
-means in lesions correctly matched is measured by ``recist evaluate-tracking`` and written in
-``docs/tracking.md``. ``absent?`` has confidence 0.
+The confidence (0–1) is calibrated: the probability, measured with ``recist evaluate-tracking``
+on the trainable sets, that a follow-up mask with these resemblance figures is the right lesion
+(its centroid within 5 mm of the lesion's): :func:`calibrated_confidence`, a logistic model
+(:data:`CONFIDENCE_MODEL`) of :data:`CONFIDENCE_FEATURES`; ``found`` needs every check within its
+limit, no registration doubt and a confidence of at least :data:`FOUND_MIN_CONFIDENCE`. What 0.8
+means, measured, is written in ``docs/tracking.md``. The lowest per-check score ``1 / (1 + (x /
+limit)⁴)`` (``x`` the check's excess, 0.5 at a limit) is kept in the checks as ``margin``.
+``absent?`` has confidence 0.
 """
 
 from __future__ import annotations
@@ -72,7 +83,8 @@ if TYPE_CHECKING:
 __all__ = ["BaselineLesion", "TrackedLesion", "TrackResult", "Registration", "register_rigid",
            "track_lesions", "to_sitk", "measurement_kwargs", "baseline_lesions",
            "kept_segmenter_spec", "resemblance", "stored_segmenter_spec", "FOUND_LIMITS", "DISAGREE_MM",
-           "DOUBT_NCC_MARGIN"]
+           "DOUBT_NCC_MARGIN", "CONFIDENCE_MODEL", "CONFIDENCE_FEATURES", "FOUND_MIN_CONFIDENCE",
+           "calibrated_confidence", "confidence_features"]
 
 Status = Literal["found", "absent?", "uncertain"]
 
@@ -182,7 +194,9 @@ class TrackedLesion:
     :class:`recist_tool.measure.AxisMeasurement` (both None when absent?). ``segmenter_spec`` is
     the segmenter the lesion was measured with; ``checks`` the resemblance figures
     (:func:`resemblance`, ``centre_mm`` and ``reader_line``), ``registration`` which alignment was
-    kept and why, and ``transform`` that alignment (SimpleITK, baseline LPS → follow-up LPS).
+    kept and why (``scale``: the growth the lesion-level fit read), and ``transform`` that
+    alignment with that growth about the baseline outline's centroid (SimpleITK, baseline LPS →
+    follow-up LPS: where a point of the lesion lies at the follow-up).
     """
 
     lesion_id: str
@@ -540,54 +554,166 @@ def _ncc(fixed: Any, moving: Any, transform: Any, keep: np.ndarray | None = None
     return float(a @ b / den) if den > 0 else 0.0
 
 
-#: Working grid (mm) of the lesion-level rigid registration.
+def _ncc_many(fixed: Any, moving: Any, transforms: Sequence[Any]) -> list[float]:
+    """NCC of ``fixed`` with ``moving`` carried by each transform, all on the voxels that every
+    one carries inside ``moving``'s field: a placement is not judged by how much of the box it
+    leaves outside a follow-up that covers another range."""
+    import SimpleITK as sitk
+
+    ones = sitk.Image(moving.GetSize(), sitk.sitkUInt8) + 1
+    ones.CopyInformation(moving)
+    a = sitk.GetArrayViewFromImage(fixed).astype(np.float64)
+    keep = np.ones(a.shape, bool)
+    warped = []
+    for t in transforms:
+        keep &= sitk.GetArrayViewFromImage(
+            sitk.Resample(ones, fixed, t, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)) > 0
+        warped.append(sitk.GetArrayFromImage(
+            sitk.Resample(moving, fixed, t, sitk.sitkLinear, -1000.0, sitk.sitkFloat32)))
+    if keep.sum() < 10:
+        return [0.0] * len(warped)
+    out = []
+    x = a[keep] - a[keep].mean()
+    for w in warped:
+        y = w[keep].astype(np.float64)
+        y = y - y.mean()
+        den = math.sqrt(float(x @ x) * float(y @ y))
+        out.append(float(x @ y / den) if den > 0 else 0.0)
+    return out
+
+
+#: Working grid (mm) of the lesion-level alignment of a box up to 60 mm from its centre.
 _LOCAL_MM = 1.5
 #: Working grid (mm) of the local B-spline stage and of the NCC around the lesion.
 _DEFORMABLE_MM = 3.0
 
 
+#: The lesion-level alignment matches a box of the lesion's outline radius plus this (mm), at
+#: least :data:`_LESION_BOX_MIN_MM` from its centre.
+LESION_BOX_MARGIN_MM = 5.0
+_LESION_BOX_MIN_MM = 30.0
+#: The growth (diameter factor) a lesion-level alignment may find; outside it the fit has run off.
+LESION_SCALE_RANGE = (0.4, 2.5)
+#: The growth factors the whole-scan match is tried with when it is compared with the
+#: lesion-level one.
+GLOBAL_SCALES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4, 1.6)
+
+
+def _similarity(center: Sequence[float], start: Any, scale: float = 1.0) -> Any:
+    """A similarity transform about ``center`` that places it where ``start`` does, turned as
+    ``start`` (an Euler 3D) is, scaled by ``scale``."""
+    import SimpleITK as sitk
+
+    s = sitk.Similarity3DTransform()
+    s.SetCenter(tuple(float(v) for v in center))
+    s.SetMatrix(start.GetMatrix())
+    s.SetTranslation(tuple(float(v) for v in np.asarray(start.TransformPoint(tuple(center)))
+                           - np.asarray(center, float)))
+    s.SetScale(float(scale))
+    return s
+
+
+def _rigid_part(sim: Any, center: Sequence[float]) -> Any:
+    """The Euler 3D transform that turns as ``sim`` does and takes ``center`` where it does: the
+    lesion's alignment without its growth."""
+    import SimpleITK as sitk
+
+    scale = float(sim.GetScale())
+    e = sitk.Euler3DTransform()
+    e.SetCenter(tuple(float(v) for v in center))
+    e.SetMatrix(tuple(float(v) for v in np.asarray(sim.GetMatrix()) / scale))
+    e.SetTranslation(tuple(float(v) for v in np.asarray(sim.TransformPoint(tuple(center)))
+                           - np.asarray(center, float)))
+    return e
+
+
+def _with_growth(tx: Any, center: Sequence[float], scale: float) -> Any:
+    """``tx`` after a growth by ``scale`` about ``center`` (``tx`` itself at 1)."""
+    import SimpleITK as sitk
+
+    if scale == 1.0:
+        return tx
+    g = sitk.Similarity3DTransform()
+    g.SetCenter(tuple(float(v) for v in center))
+    g.SetScale(float(scale))
+    return sitk.CompositeTransform([tx, g])  # g first, then tx
+
+
 @timed("register")
 def _refine(pf: _Pyramid, pm: _Pyramid, glob: Any, center: Sequence[float], half_mm: float,
             deformable_below: float, deformable: str,
-            balls: Sequence[tuple[np.ndarray, float]] = (),
+            balls: Sequence[tuple[np.ndarray, float]] = (), radius_mm: float | None = None,
             ) -> tuple[Any, float, list[str], dict[str, Any]]:
     """The lesion's transform, its local NCC, notes, and what was chosen (``chosen``,
-    ``disagreement_mm``, ``ncc_global``, ``ncc_local``, ``doubt``); the image is matched and
-    compared outside the ``balls`` (the lesions) where they leave enough of the box."""
+    ``disagreement_mm``, ``ncc_global``, ``ncc_local``, ``scale``, ``doubt``).
+
+    The lesion-level alignment matches the lesion itself and a rim of
+    :data:`LESION_BOX_MARGIN_MM` round its outline (``radius_mm`` from ``center``) with a
+    similarity transform (a turn, a shift and a growth factor about ``center``), started from the
+    whole-scan match: a lesion grows or shrinks about its middle, so a fit that may scale finds
+    its middle where a rigid one, or one that leaves the lesion out, is pulled by the change (on a
+    scan cropped to a limb the lesion and the tissue its growth pushes are most of the image).
+    The two are compared by NCC on that box, the whole-scan match scaled by the same factor. The
+    transform returned is rigid (the growth left out), and equals the kept one at ``center``.
+    The B-spline stage matches the box ``half_mm`` outside the ``balls`` (the lesions)."""
     import SimpleITK as sitk
 
     notes: list[str] = []
     carried = glob.TransformPoint(tuple(center))
-    fixed = _crop(pf.at(_LOCAL_MM), center, half_mm)
-    moving = _crop(pm.at(_LOCAL_MM), carried, half_mm * 1.6)
-    fixed_c = _crop(pf.at(_DEFORMABLE_MM), center, half_mm)  # the NCC's grid
-    moving_c = _crop(pm.at(_DEFORMABLE_MM), carried, half_mm * 1.6)
-    keep = _outside(fixed_c, balls)
-    keep_fine = _outside(fixed, balls) if keep is not None else None
-    ncc_global = _ncc(fixed_c, moving, glob, keep)
-    r = _method(fixed, seed=2)
-    if keep_fine is not None:
-        r.SetMetricFixedMask(_as_mask(fixed, keep_fine))
-    r.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=0.005,
-                                               numberOfIterations=100, relaxationFactor=0.6)
-    r.SetOptimizerScalesFromPhysicalShift()
-    local = sitk.Euler3DTransform()
-    local.SetCenter(tuple(float(v) for v in center))
-    local.SetTranslation(tuple(float(v) for v in np.asarray(carried) - np.asarray(center)))
-    local.SetMatrix(glob.GetMatrix())
-    r.SetInitialTransform(local, inPlace=False)
-    info: dict[str, Any] = {"chosen": "global", "ncc_global": round(ncc_global, 3),
-                            "ncc_local": None, "disagreement_mm": 0.0, "doubt": False}
-    try:
-        refined = _as_euler(r.Execute(fixed, moving))
-        ncc = _ncc(fixed_c, moving, refined, keep)
-    except RuntimeError:
-        refined, ncc = glob, ncc_global
-        notes.append("local refinement failed; global rigid used")
-    else:
-        moved = float(np.linalg.norm(np.asarray(refined.TransformPoint(tuple(center)))
+    radius = 0.5 * half_mm / 1.5 if radius_mm is None else float(radius_mm)
+    half_l = max(_LESION_BOX_MIN_MM, radius + LESION_BOX_MARGIN_MM)
+    level = _LOCAL_MM if half_l <= 2 * _LESION_BOX_MIN_MM else _DEFORMABLE_MM
+    fixed = _crop(pf.at(level), center, half_l)
+    moving = pm.at(level)
+
+    def fit(start: Any, at: float) -> Any:
+        f = _crop(pf.at(at), center, half_l)
+        r = _method(f, seed=2)
+        r.SetOptimizerAsRegularStepGradientDescent(learningRate=at, minStep=0.005 * at,
+                                                   numberOfIterations=150, relaxationFactor=0.6)
+        r.SetOptimizerScalesFromPhysicalShift()
+        r.SetInitialTransform(start, inPlace=False)
+        out = r.Execute(f, pm.at(at))
+        if out.GetName() == "CompositeTransform":
+            out = sitk.CompositeTransform(out).GetNthTransform(0)
+        return sitk.Similarity3DTransform(out)
+
+    info: dict[str, Any] = {"chosen": "global", "ncc_global": None, "ncc_local": None,
+                            "disagreement_mm": 0.0, "scale": 1.0, "doubt": False}
+    # two runs from the whole-scan match: on the working grid, and coarse first (a wide capture:
+    # the whole-scan match can be tens of mm off along a limb), on a grid that leaves the box
+    # at least 20 voxels a side
+    coarse = next((c for c in (RIGID_LEVELS_MM[0], _DEFORMABLE_MM) if half_l / c >= 10.0), level)
+    fits = []
+    for path in ((level,), (coarse, level)) if coarse > level else ((level,),):
+        try:
+            sim = _similarity(center, glob)
+            for at in path:
+                sim = fit(sim, at)
+        except RuntimeError:
+            continue
+        if LESION_SCALE_RANGE[0] <= float(sim.GetScale()) <= LESION_SCALE_RANGE[1]:
+            fits.append(sim)
+    # the whole-scan match with the growth that suits it best: the two are compared on where
+    # they put the lesion, not on whether it grew
+    grid = [_similarity(center, glob, g) for g in GLOBAL_SCALES]
+    coarse_box = _crop(pf.at(_DEFORMABLE_MM), center, half_l)  # the factor chosen on 3 mm
+    g_ncc = [_ncc(coarse_box, pm.at(_DEFORMABLE_MM), t) for t in grid]
+    glob_s = grid[int(np.argmax(g_ncc))]
+    if not fits:
+        ncc = ncc_global = _ncc(fixed, moving, glob_s)
+        info["ncc_global"] = round(ncc_global, 3)
+        notes.append("lesion-level alignment failed; the whole-scan one used")
+    refined: Any = glob
+    if fits:
+        *nccs, ncc_global = _ncc_many(fixed, moving, [*fits, glob_s])
+        k = int(np.argmax(nccs))
+        sim, ncc = fits[k], nccs[k]
+        scale = float(sim.GetScale())
+        moved = float(np.linalg.norm(np.asarray(sim.TransformPoint(tuple(center)))
                                      - np.asarray(carried)))
-        info.update(ncc_local=round(ncc, 3), disagreement_mm=round(moved, 2))
+        info.update(ncc_global=round(ncc_global, 3), ncc_local=round(ncc, 3),
+                    disagreement_mm=round(moved, 2), scale=round(scale, 3))
         if moved > DISAGREE_MM:
             better = "lesion-level" if ncc > ncc_global else "whole-scan"
             notes.append(f"whole-scan and lesion-level alignments disagree by {moved:.1f} mm; "
@@ -596,14 +722,23 @@ def _refine(pf: _Pyramid, pm: _Pyramid, glob: Any, center: Sequence[float], half
             if abs(ncc - ncc_global) < DOUBT_NCC_MARGIN:
                 info["doubt"] = True
                 notes.append("the image does not tell the two alignments apart: uncertain")
-        if ncc < ncc_global:
-            refined, ncc = glob, ncc_global
-        else:
+        if moved > DISAGREE_MM and ncc < ncc_global:
+            ncc = ncc_global
+        else:  # agreeing, the fit of the lesion itself is the closer one
+            refined = _rigid_part(sim, center)
             info["chosen"] = "local"
             if moved <= DISAGREE_MM:
-                notes.append(f"local rigid refinement (NCC {ncc_global:.2f} → {ncc:.2f})")
-    if deformable == "always" or (deformable == "auto" and ncc < deformable_below):
+                notes.append(f"lesion-level alignment (NCC {ncc_global:.2f} → {ncc:.2f}, "
+                             f"growth {scale:.2f})")
+    fixed_c = _crop(pf.at(_DEFORMABLE_MM), center, half_mm)  # the B-spline's box and grid
+    keep = _outside(fixed_c, balls)
+    ncc_out = _ncc(fixed_c, pm.at(_LOCAL_MM), refined, keep)
+    # the lesion-level fit matched the lesion itself: a coarse B-spline of the tissue round it
+    # (fitted outside the lesions) does not move the lesion better, only where that fit was not kept
+    if deformable == "always" or (deformable == "auto" and ncc_out < deformable_below
+                                  and not info["chosen"].startswith("local")):
         try:
+            moving_c = _crop(pm.at(_DEFORMABLE_MM), carried, half_mm * 1.6)
             mesh = [3] * 3
             bs = sitk.BSplineTransformInitializer(fixed_c, mesh)
             comp = sitk.CompositeTransform([refined, bs])
@@ -615,13 +750,13 @@ def _refine(pf: _Pyramid, pm: _Pyramid, glob: Any, center: Sequence[float], half
             # the 3-node mesh spans the whole box (control points tens of mm apart): a 3 mm
             # working grid resolves it
             r2.Execute(fixed_c, moving_c)
-            ncc_def = _ncc(fixed_c, moving, comp, keep)
+            ncc_def = _ncc(fixed_c, pm.at(_LOCAL_MM), comp, keep)
             moved_def = float(np.linalg.norm(np.asarray(comp.TransformPoint(tuple(center)))
                                              - np.asarray(refined.TransformPoint(tuple(center)))))
-            if ncc_def > ncc and moved_def <= DISAGREE_MM:
-                notes.append(f"local deformable (B-spline) registration (NCC {ncc:.2f} → "
-                             f"{ncc_def:.2f})")
-                refined, ncc = comp, ncc_def
+            if ncc_def > ncc_out and moved_def <= DISAGREE_MM:
+                notes.append(f"local deformable (B-spline) registration (NCC outside the "
+                             f"lesions {ncc_out:.2f} → {ncc_def:.2f})")
+                refined = comp
                 info["chosen"] += "+deformable"
         except RuntimeError:
             notes.append("deformable registration failed; rigid kept")
@@ -725,6 +860,65 @@ def _score(excess: float) -> float:
     return 1.0 / (1.0 + max(0.0, excess) ** CONFIDENCE_POWER)
 
 
+#: The figures the calibrated confidence reads (:func:`confidence_features`), each 0 for a
+#: follow-up mask that is the carried baseline outline: ``shift`` log(1 + ``shift_mm``),
+#: ``centre`` log(1 + ``centre_mm``), ``containment`` 1 − containment, ``shape`` 1 −
+#: ``shape_dice``, ``growth`` |log(``size_ratio`` / the lesion-level alignment's growth)| (a
+#: mask that grew otherwise than the image around the lesion), ``reader_line`` |``reader_line``
+#: − 1|, ``prompt`` log(1 + ``prompt_mm``) (:data:`PROMPT_MISSING_MM` when the click outlined
+#: nothing), ``hu`` |``hu_diff``| / 100.
+CONFIDENCE_FEATURES = ("shift", "centre", "containment", "shape", "growth", "reader_line",
+                       "prompt", "hu")
+#: ``prompt_mm`` taken for a follow-up whose click outlined nothing.
+PROMPT_MISSING_MM = 20.0
+#: The calibrated confidence: a logistic model of :data:`CONFIDENCE_FEATURES` (standardised by
+#: ``mean`` and ``scale``) giving the probability that the follow-up mask is the right lesion
+#: (its centroid within 5 mm of the true lesion's). Fitted with ``python -m
+#: recist_tool.track_eval fit`` (L2-penalised, ``ridge``) on ``recist evaluate-tracking`` runs of
+#: the trainable sets only (pyradiomics lung1 and the sarcomas; never 3D-IRCADb); its fit and
+#: reliability are in docs/tracking.md.
+CONFIDENCE_MODEL: dict[str, Any] = {
+    "features": CONFIDENCE_FEATURES,
+    "mean": (1.84707, 2.502412, 0.095605, 0.16275, 0.180476, 0.072842, 2.299249, 0.095908),
+    "scale": (1.014509, 0.819612, 0.181809, 0.163966, 0.402405, 0.06875, 1.155094, 0.219399),
+    "coef": (-0.700763, -0.872028, -0.412032, 0.0, -0.007919, 0.0, -0.210015, 0.0),
+    "intercept": -1.998655, "ridge": 1.0,
+    "fitted_on": "pyradiomics_lung1, sts_extremity (evaluate-tracking, seed 0, 2026-12-04)",
+    "n": 76, "right": 15,
+}
+#: The least calibrated confidence of a ``found`` lesion (besides every check within its limit).
+FOUND_MIN_CONFIDENCE = 0.5
+
+
+def confidence_features(checks: dict[str, Any], registration: dict[str, Any] | None = None
+                        ) -> list[float]:
+    """:data:`CONFIDENCE_FEATURES` of a follow-up mask from its resemblance figures
+    (:attr:`TrackedLesion.checks`) and its lesion-level alignment
+    (:attr:`TrackedLesion.registration`)."""
+    reg = registration or {}
+    scale = float(reg.get("scale") or 1.0)
+    ratio = max(float(checks.get("size_ratio") or 0.0), 1e-3)
+    prompt = checks.get("prompt_mm", 0.0)
+    return [math.log1p(float(checks.get("shift_mm", 0.0))),
+            math.log1p(float(checks.get("centre_mm", 0.0))),
+            1.0 - float(checks.get("containment", 1.0)),
+            1.0 - float(checks.get("shape_dice", 1.0)),
+            abs(math.log(ratio / scale)),
+            abs(float(checks.get("reader_line", 1.0)) - 1.0),
+            math.log1p(PROMPT_MISSING_MM if prompt is None else float(prompt)),
+            abs(float(checks.get("hu_diff", 0.0))) / 100.0]
+
+
+def calibrated_confidence(checks: dict[str, Any], registration: dict[str, Any] | None = None,
+                          model: dict[str, Any] | None = None) -> float:
+    """The probability that a follow-up mask is the right lesion (:data:`CONFIDENCE_MODEL`)."""
+    m = model or CONFIDENCE_MODEL
+    z = (np.asarray(confidence_features(checks, registration)) - np.asarray(m["mean"], float)) \
+        / np.asarray(m["scale"], float)
+    t = float(m["intercept"]) + float(np.asarray(m["coef"], float) @ z)
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, t))))
+
+
 def resemblance(baseline: Volume, base_mask: np.ndarray, base_offset: Sequence[int],
                 followup: Volume, fu_mask: np.ndarray, fu_offset: Sequence[int],
                 transform: Any) -> dict[str, Any]:
@@ -743,7 +937,7 @@ def resemblance(baseline: Volume, base_mask: np.ndarray, base_offset: Sequence[i
     dict
         ``shift_mm``, ``containment``, ``shape_dice``, ``size_ratio``, ``hu_diff`` (see
         :data:`FOUND_LIMITS`), ``failed`` (the names of the checks outside their limits) and
-        ``confidence`` (the lowest check score).
+        ``margin`` (the lowest check score, 0.5 at a limit).
     """
     import SimpleITK as sitk
 
@@ -804,7 +998,7 @@ def resemblance(baseline: Volume, base_mask: np.ndarray, base_offset: Sequence[i
             "shape_dice": round(shape_dice, 3), "size_ratio": round(ratio, 3),
             "hu_diff": round(hf - hb, 1),
             "failed": [k for k, x in excess.items() if x > 1.0],
-            "confidence": round(min(_score(x) for x in excess.values()), 3)}
+            "margin": round(min(_score(x) for x in excess.values()), 3)}
 
 
 def _long_axis(volume: Volume, mask: LesionMask, node: bool) -> float:
@@ -963,14 +1157,20 @@ def track_lesions(
     reg = registration or register_rigid(pf, pm, exclude=balls)
     out: list[TrackedLesion] = []
     for (les, notes, line, centre, base_mask, base_off, click_la, base_la, size, seg, spec_used,
-         prompt_mm, (middle, _)) in prepared:
+         prompt_mm, (middle, ball_r)) in prepared:
         half = max(30.0, 1.5 * size)
         # the box around the lesion's middle (its outline's centroid): the anatomy its growth or
         # shrinkage pushes lies evenly round it, and does not pull the match to one side
         tx, ncc, n2, reg_info = _refine(pf, pm, reg.transform, middle, half,
-                                        deformable_below, deformable, balls)
+                                        deformable_below, deformable, balls,
+                                        ball_r - LESION_MARGIN_MM)
         notes += n2
-        p = tx.TransformPoint(tuple(float(v) for v in centre))
+        # the lesion's map: the alignment with the growth the lesion-level fit read, about the
+        # outline's centroid (a point of the lesion lies there grown or shrunk with it); lines
+        # and masks are carried by the alignment alone (the line is scaled by the masks' change)
+        lesion_map = _with_growth(tx, middle, float(reg_info["scale"])
+                                  if reg_info["chosen"].startswith("local") else 1.0)
+        p = lesion_map.TransformPoint(tuple(float(v) for v in centre))
         prop = np.asarray(p, float)
         target_hu = _hu_at(baseline, centre)
         seeds = [prop] + _fallback_seeds(followup, prop, min(6.0, max(2.0, size / 4)), target_hu)
@@ -1031,7 +1231,7 @@ def track_lesions(
             out.append(TrackedLesion(les.lesion_id, "absent?", prop_t, prop_t, 0.0, None, ncc, None,
                                      None, (*notes, "no lesion could be segmented at the "
                                             "propagated position: confirm absent or place it"),
-                                     spec_used, {}, reg_info, tx))
+                                     spec_used, {}, reg_info, lesion_map))
             continue
         mask = with_scan_edges(mask)  # a follow-up cut by the scan says so, as a baseline does
         c = _mask_centroid_lps(followup, mask.mask, mask.offset)
@@ -1047,7 +1247,7 @@ def track_lesions(
             x = d / FOUND_LIMITS["centre_mm"]
             if x > 1.0:
                 checks["failed"] = [*checks["failed"], "centre_mm"]
-            checks["confidence"] = round(min(float(checks["confidence"]), _score(x)), 3)
+            checks["margin"] = round(min(float(checks["margin"]), _score(x)), 3)
             if line is not None:
                 # the baseline outline must measure what the reader measured: one that stops
                 # short of the reader's line or runs past it is another extent of the lesion,
@@ -1062,12 +1262,16 @@ def track_lesions(
                 for name, v in (("reader_line", x), ("prompt_mm", y)):
                     if v > 1.0:
                         checks["failed"] = [*checks["failed"], name]
-                    checks["confidence"] = round(min(float(checks["confidence"]), _score(v)), 3)
-            conf = float(checks["confidence"])
+                    checks["margin"] = round(min(float(checks["margin"]), _score(v)), 3)
+            conf = calibrated_confidence(checks, reg_info)
             if checks["failed"]:
                 status = "uncertain"
                 notes.append("the mask does not resemble the baseline lesion: "
                              + ", ".join(f"{k} {checks[k]}" for k in checks["failed"]))
+            elif conf < FOUND_MIN_CONFIDENCE:
+                status = "uncertain"
+                notes.append(f"every check is within its limit, but masks with these figures "
+                             f"were the right lesion {conf:.0%} of the time")
         else:
             conf = min(0.49, _score(d / FOUND_LIMITS["shift_mm"]))
             status = "uncertain"
@@ -1082,7 +1286,7 @@ def track_lesions(
         out.append(TrackedLesion(les.lesion_id, status, prop_t,
                                  (float(c[0]), float(c[1]), float(c[2])), round(conf, 3),
                                  round(d, 2), round(ncc, 3), mask, meas, tuple(notes), spec_used,
-                                 checks, reg_info, tx))
+                                 checks, reg_info, lesion_map))
     return TrackResult(tuple(out), reg, time.perf_counter() - t0,
                        {"segmenter": getattr(seg_for(None), "name", str(segmenter)),
                         "segmenters": used})

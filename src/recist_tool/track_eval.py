@@ -41,7 +41,7 @@ import hashlib
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -306,6 +306,7 @@ class TrackingCase:
     failed_checks: tuple[str, ...] = ()
     baseline_centroid_error_mm: float | None = None
     cpu_seconds: float = 0.0
+    checks: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ratio_error(self) -> float | None:
@@ -404,7 +405,9 @@ def evaluate_tracking_case(volume: Volume, masks: Sequence[np.ndarray], names: S
                 round(reg_err, 2), None if ratio is None else round(ratio, 4),
                 round(float(true_fu_la) / float(tla), 4), round(float(la), 1), round(secs, 2),
                 motion.describe(), str(t.registration.get("chosen", "")),
-                tuple(t.checks.get("failed", ())), round(base_err, 2), round(cpu, 2)))
+                tuple(t.checks.get("failed", ())), round(base_err, 2), round(cpu, 2),
+                {**{k: v for k, v in t.checks.items() if k != "failed"},
+                 **{f"registration_{k}": v for k, v in t.registration.items()}}))
     return out
 
 
@@ -416,9 +419,10 @@ def _stats(values: Sequence[float | None]) -> dict[str, float | None]:
             "max": round(float(v.max()), 3)}
 
 
-#: Confidence bins of the calibration table (lower edges); each edge above 0 is also reported as
-#: a threshold (the share of right lesions among those at or above it).
-CONFIDENCE_BINS = (0.0, 0.5, 0.8, 0.9)
+#: Confidence bins of the calibration table (lower edges).
+CONFIDENCE_BINS = (0.0, 0.2, 0.5, 0.8, 0.9)
+#: Confidences reported as thresholds: the share of right lesions among those at or above each.
+CONFIDENCE_THRESHOLDS = (0.5, 0.8, 0.9)
 
 
 def summarise_tracking(results: Sequence[TrackingCase]) -> dict[str, Any]:
@@ -436,12 +440,14 @@ def summarise_tracking(results: Sequence[TrackingCase]) -> dict[str, Any]:
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         inbin = [r for r in results if lo <= r.confidence < hi]
         calib.append({"confidence": f"{lo:.1f}-{min(hi, 1.0):.1f}", "n": len(inbin),
+                      "mean_confidence": (round(float(np.mean([r.confidence for r in inbin])), 3)
+                                          if inbin else None),
                       "right_lesion": (round(sum(r.correct for r in inbin) / len(inbin), 3)
                                        if inbin else None),
                       "ratio_within_0.05": (round(sum((r.ratio_error or 9) <= 0.05 for r in inbin)
                                                   / len(inbin), 3) if inbin else None)})
     at_or_above = []
-    for lo in CONFIDENCE_BINS[1:]:
+    for lo in CONFIDENCE_THRESHOLDS:
         over = [r for r in results if r.confidence >= lo]
         at_or_above.append({"confidence": lo, "n": len(over),
                             "right_lesion": (round(sum(r.correct for r in over) / len(over), 3)
@@ -465,6 +471,174 @@ def summarise_tracking(results: Sequence[TrackingCase]) -> dict[str, Any]:
         "shrink_ratios": [r.ratio for r in results if r.followup == "shrink"],
         "calibration": calib,
         "calibration_at_or_above": at_or_above,
+        "brier": (round(float(np.mean([(r.confidence - r.correct) ** 2 for r in results])), 4)
+                  if results else None),
         "seconds_per_followup": _stats(list(times.values())),
         "cpu_seconds_per_followup": _stats(list(cpu.values())),
     }
+
+
+# --- calibrating the confidence ----------------------------------------------------------------
+
+def _registration_of(checks: dict[str, Any]) -> dict[str, Any]:
+    return {k[len("registration_"):]: v for k, v in checks.items() if k.startswith("registration_")}
+
+
+def _calibration_rows(cases: Sequence[TrackingCase]) -> tuple[list[TrackingCase], np.ndarray]:
+    """The cases with a follow-up mask compared with the baseline, and their features."""
+    from recist_tool.track import confidence_features
+
+    rows = [c for c in cases if c.centroid_error_mm is not None and "shift_mm" in c.checks]
+    x = np.array([confidence_features(c.checks, _registration_of(c.checks)) for c in rows],
+                 float).reshape(len(rows), -1)
+    return rows, x
+
+
+def _logistic(z: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
+    """Weights (intercept first) of an L2-penalised logistic regression of ``y`` on the columns
+    of ``z`` (its first a column of ones, not penalised), by Newton's method."""
+    pen = np.full(z.shape[1], float(ridge))
+    pen[0] = 0.0
+    w = np.zeros(z.shape[1])
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -50, 50)))
+        grad = z.T @ (y - p) - pen * w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(pen) + 1e-9 * np.eye(z.shape[1])
+        step = np.linalg.solve(hess, grad)
+        w += step
+        if float(np.max(np.abs(step))) < 1e-10:
+            break
+    return w
+
+
+def fit_confidence(cases: Sequence[TrackingCase], *, ridge: float = 1.0,
+                   fitted_on: str = "") -> dict[str, Any]:
+    """A logistic model of :data:`recist_tool.track.CONFIDENCE_FEATURES` for "the follow-up mask
+    is the right lesion" (:attr:`TrackingCase.correct`), L2-penalised (``ridge`` on the
+    standardised coefficients, not on the intercept), fitted by Newton's method: deterministic.
+
+    Every feature is a departure from the carried baseline lesion, so none may raise the
+    probability: a feature whose coefficient comes out positive (a few dozen follow-ups can say
+    so by chance) is dropped (coefficient 0), the one with the largest first, and the rest
+    refitted.
+
+    Returns the model in the form of :data:`recist_tool.track.CONFIDENCE_MODEL`."""
+    from recist_tool.track import CONFIDENCE_FEATURES
+
+    rows, x = _calibration_rows(cases)
+    if not rows:
+        raise InputError("no follow-up masks to calibrate on")
+    y = np.array([c.correct for c in rows], float)
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    z = (x - mean) / scale
+    cols = list(range(x.shape[1]))
+    while True:
+        w = _logistic(np.hstack([np.ones((len(rows), 1)), z[:, cols]]), y, ridge)
+        if not cols or float(np.max(w[1:])) <= 0.0:
+            break
+        cols.pop(int(np.argmax(w[1:])))
+    coef = np.zeros(x.shape[1])
+    coef[cols] = w[1:]
+    r6 = lambda v: tuple(round(float(t), 6) for t in v)  # noqa: E731
+    return {"features": CONFIDENCE_FEATURES, "mean": r6(mean), "scale": r6(scale),
+            "coef": r6(coef), "intercept": round(float(w[0]), 6), "ridge": float(ridge),
+            "fitted_on": fitted_on, "n": len(rows), "right": int(y.sum())}
+
+
+def predict_confidence(cases: Sequence[TrackingCase], model: dict[str, Any]) -> list[float]:
+    """The calibrated confidence ``model`` gives each case (0 for one without a mask)."""
+    from recist_tool.track import calibrated_confidence
+
+    return [calibrated_confidence(c.checks, _registration_of(c.checks), model)
+            if c.centroid_error_mm is not None and "shift_mm" in c.checks else 0.0
+            for c in cases]
+
+
+def held_out_confidence(cases: Sequence[TrackingCase], *, ridge: float = 1.0) -> list[float]:
+    """Each case's confidence from a model fitted without its image (leave one image out): how
+    the calibration holds on an image it has not seen."""
+    out = [0.0] * len(cases)
+    keys = sorted({(c.dataset, c.case) for c in cases})
+    for key in keys:
+        train = [c for c in cases if (c.dataset, c.case) != key]
+        idx = [i for i, c in enumerate(cases) if (c.dataset, c.case) == key]
+        try:
+            model = fit_confidence(train, ridge=ridge)
+        except InputError:
+            continue
+        for i, p in zip(idx, predict_confidence([cases[i] for i in idx], model), strict=True):
+            out[i] = p
+    return out
+
+
+def with_confidence(cases: Sequence[TrackingCase], confidences: Sequence[float]
+                    ) -> list[TrackingCase]:
+    """The cases with these confidences (for :func:`summarise_tracking`'s calibration table)."""
+    from dataclasses import replace
+
+    return [replace(c, confidence=round(float(p), 3))
+            for c, p in zip(cases, confidences, strict=True)]
+
+
+def load_cases(path: str) -> list[TrackingCase]:
+    """The per-lesion rows of a ``recist evaluate-tracking --per-lesion --json`` output."""
+    import json
+    from dataclasses import fields
+
+    with open(path, encoding="utf-8") as fh:
+        got = json.load(fh)
+    names = {f.name for f in fields(TrackingCase)}
+    out = []
+    for row in got.get("lesions") or []:
+        d = {k: v for k, v in row.items() if k in names}
+        d["failed_checks"] = tuple(d.get("failed_checks", ()))
+        out.append(TrackingCase(**d))
+    return out
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    """``python -m recist_tool.track_eval fit RUN.json... [--sets a,b] [--ridge 1]``: fit the
+    calibrated confidence on the named sets' rows and print the model (JSON) and its
+    reliability: in-sample and leave-one-image-out per set, and on the other sets held out."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(prog="python -m recist_tool.track_eval")
+    ap.add_argument("command", choices=["fit"])
+    ap.add_argument("runs", nargs="+")
+    ap.add_argument("--sets", default="pyradiomics_lung1,sts_extremity",
+                    help="datasets to fit on (never an evaluation-only set)")
+    ap.add_argument("--ridge", type=float, default=1.0)
+    a = ap.parse_args(argv)
+    cases = [c for path in a.runs for c in load_cases(path)]
+    sets = [t.strip() for t in a.sets.split(",") if t.strip()]
+    train = [c for c in cases if c.dataset in sets]
+    model = fit_confidence(train, ridge=a.ridge, fitted_on=", ".join(sets))
+    held = held_out_confidence(train, ridge=a.ridge)
+
+    def table(rows: Sequence[TrackingCase]) -> dict[str, Any]:
+        s = summarise_tracking(rows)
+        return {"n": s["n"], "brier": s["brier"], "bins": s["calibration"],
+                "at_or_above": s["calibration_at_or_above"]}
+
+    report: dict[str, Any] = {"model": model, "in_sample": {}, "leave_one_image_out": {},
+                              "held_out_sets": {}}
+    for name in sorted({c.dataset for c in cases}):
+        rows = [c for c in cases if c.dataset == name]
+        scored = with_confidence(rows, predict_confidence(rows, model))
+        if name in sets:
+            report["in_sample"][name] = table(scored)
+            report["leave_one_image_out"][name] = table(with_confidence(
+                rows, [p for c, p in zip(train, held, strict=True) if c.dataset == name]))
+        else:
+            report["held_out_sets"][name] = table(scored)
+    report["in_sample"]["all"] = table(with_confidence(train, predict_confidence(train, model)))
+    report["leave_one_image_out"]["all"] = table(with_confidence(train, held))
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - the fitting recipe, run by hand
+    raise SystemExit(_main())
