@@ -15,8 +15,9 @@ read once in turn (so a busy machine's load falls on all of them alike):
 * C-GET: the same by DIMSE, overlapped and one after the other;
 * cached: ``load_volume`` of the reference again (search, then the cached files).
 
-Prints the median and range of each, the median over the disk's median, and the load average
-before and after. Goal: WADO-RS ≤ 1.5 × the disk time on loopback.
+Prints the median and range of each, the median over the disk's median, the median CPU time of
+this process and its worker processes (not the server's) per read, and the load average before
+and after. Goal: WADO-RS ≤ 1.5 × the disk time on loopback.
 
     python benchmarks/bench_pacs.py [--out /tmp/bench-pacs] [--repeat 7] [--slices 300]
 """
@@ -45,17 +46,27 @@ def _server() -> tuple[dict[str, str], bool]:
     return dict(line.split("=", 1) for line in run.stdout.splitlines() if "=" in line), True
 
 
-def _rounds(reads: dict, repeat: int, before: dict) -> dict[str, list[float]]:
-    """Wall seconds of each read, ``repeat`` rounds of every read once in turn."""
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process and of its ended worker processes."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _rounds(reads: dict, repeat: int, before: dict
+            ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall seconds and CPU seconds (:func:`_cpu`, the server's not counted) of each read,
+    ``repeat`` rounds of every read once in turn."""
     times: dict[str, list[float]] = {name: [] for name in reads}
+    cpu: dict[str, list[float]] = {name: [] for name in reads}
     for _ in range(repeat):
         for name, fn in reads.items():
             if name in before:
                 before[name]()
-            t = time.perf_counter()
+            c, t = _cpu(), time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
-    return times
+            cpu[name].append(_cpu() - c)
+    return times, cpu
 
 
 def main() -> None:
@@ -120,7 +131,7 @@ calling_aet = "{env['RECIST_TEST_ORTHANC_CALLING_AET']}"
         }
         before = {name: empty_cache for name in reads if "empty" in name or "only" in name}
         before["WADO-RS reference, cached"] = lambda: (empty_cache(), load_volume(ref))
-        times = _rounds(reads, args.repeat, before)
+        times, cpu = _rounds(reads, args.repeat, before)
         load1 = os.getloadavg()
         import numpy as np
 
@@ -138,10 +149,13 @@ calling_aet = "{env['RECIST_TEST_ORTHANC_CALLING_AET']}"
     print(f"series: {len(files)} files, {mib:.0f} MiB; upload by STOW-RS (50 a request) "
           f"{upload:.2f} s; {args.repeat} rounds")
     disk = statistics.median(times["disk (page cache)"])
-    print("| read | median s | range s | median / disk median |\n| --- | --- | --- | --- |")
+    disk_cpu = statistics.median(cpu["disk (page cache)"])
+    print("| read | median s | range s | median / disk median | CPU s (median) | CPU / disk CPU |\n"
+          "| --- | --- | --- | --- | --- | --- |")
     for name, ts in times.items():
-        med = statistics.median(ts)
-        print(f"| {name} | {med:.2f} | {min(ts):.2f}–{max(ts):.2f} | {med / disk:.2f} |")
+        med, med_cpu = statistics.median(ts), statistics.median(cpu[name])
+        print(f"| {name} | {med:.2f} | {min(ts):.2f}–{max(ts):.2f} | {med / disk:.2f} "
+              f"| {med_cpu:.2f} | {med_cpu / disk_cpu:.2f} |")
     wado = statistics.median(times["WADO-RS, empty cache"])
     print(f"goal WADO-RS <= 1.5 x disk: {'met' if wado <= 1.5 * disk else 'NOT met'} "
           f"({wado / disk:.2f} x, medians)")

@@ -2,12 +2,15 @@
 to files.
 
 The retrieve asks for the instances as stored (``transfer-syntax=*``) and writes each part of the
-multipart answer as it arrives, without decoding it (the loader reads the files afterwards); it
-uses the client's HTTP session, so the same login and timeouts apply.
+multipart answer as it arrives, without decoding it (the loader reads the files afterwards), in a
+thread of its own (:class:`_FileWriter`) while the next parts are received; it uses the client's
+HTTP session, so the same login and timeouts apply.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -18,6 +21,8 @@ __all__ = ["client", "find_instances", "find_series", "find_studies", "retrieve_
 
 #: Bytes read from the socket at a time while streaming a retrieve.
 CHUNK_BYTES = 4 << 20
+#: Instances received but not written yet at most (the receiving waits beyond: bounds memory).
+WRITE_QUEUE = 32
 
 
 def _requests() -> Any:
@@ -189,25 +194,83 @@ def _parts(response: Any) -> Iterator[bytes | memoryview]:
         start = max(0, len(buf) - len(delim) + 1)
 
 
+class _FileWriter:
+    """Writes the instance files of a retrieve in a thread of its own, in order.
+
+    Creating a file costs 0.2 to 3 ms on the development box's ext4 (300 a series), time the
+    receiving thread spent waiting before; now it receives the next parts meanwhile (both wait
+    in system calls, without Python's lock). :attr:`written` is how many of the first instances
+    are complete on disk; a write that fails stops the writing, and :meth:`put` or
+    :meth:`finish` raise its error.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.written = 0
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=WRITE_QUEUE)
+        self._thread = threading.Thread(target=self._run, name="recist-pacs-write", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self.error is not None:
+                continue  # drain what is queued; the receiving stops at its next put
+            n, data = item
+            try:
+                with open(self.folder / f"{n:06d}.dcm", "wb") as fh:
+                    fh.write(data)
+            except BaseException as exc:  # noqa: BLE001 - raised in the receiving thread
+                self.error = exc
+            else:
+                self.written = n
+
+    def put(self, n: int, data: bytes) -> None:
+        """Queue instance ``n`` (waits while :data:`WRITE_QUEUE` are queued)."""
+        if self.error is not None:
+            raise self.error
+        self._queue.put((n, data))
+
+    def close(self) -> None:
+        """Write what is queued, end the thread; raise a write's error."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 def retrieve_series(srv: Server, study_uid: str, series_uid: str, folder: Path,
                     progress: Callable[[int], None] | None = None) -> int:
     """WADO-RS: write every instance of a series into ``folder``; returns how many.
 
-    ``progress(n)`` is called after the n-th instance is written; an exception it raises (a
-    :class:`~recist_tool.io.pacs.config.RetrievalCancelled`) ends the retrieve at once.
+    ``progress(n)`` is called in this thread once the first n instances are written (while the
+    answer is received, and at the end); an exception it raises (a
+    :class:`~recist_tool.io.pacs.config.RetrievalCancelled`) ends the retrieve at its next part.
     """
     http = session(srv)
     url = f"{srv.url}/studies/{study_uid}/series/{series_uid}"
     accept = 'multipart/related; type="application/dicom"; transfer-syntax=*'
-    n = 0
+    n = reported = 0
+    writer = _FileWriter(folder)
+
+    def report() -> None:
+        nonlocal reported
+        while reported < writer.written:
+            reported += 1
+            if progress is not None:
+                progress(reported)
+
     try:
-        with http.get(url, headers={"Accept": accept}, stream=True) as resp:
-            resp.raise_for_status()
-            for n, body in enumerate(_parts(resp), 1):
-                with open(folder / f"{n:06d}.dcm", "wb") as fh:
-                    fh.write(body)
-                if progress is not None:
-                    progress(n)
+        try:
+            with http.get(url, headers={"Accept": accept}, stream=True) as resp:
+                resp.raise_for_status()
+                for n, body in enumerate(_parts(resp), 1):
+                    writer.put(n, bytes(body))
+                    report()
+        finally:
+            writer.close()
+        report()
     except PacsError:
         raise
     except Exception as exc:
