@@ -109,7 +109,7 @@ def test_resume_with_another_segmenter_says_what_it_kept(scored_trial: ScoredTri
     err = capsys.readouterr().err
     assert rc == 0 and _counts(scored_trial.db) == before
     assert "warning: --resume kept 9 stored series scored by another segmenter or version " \
-           "(classic 1.2)" in err
+           "(classic 1.3)" in err
 
 
 def test_irecist_settings(sample_trial: Path, tmp_path: Path) -> None:

@@ -17,6 +17,9 @@ Steps, all in physical millimetres on a crop (volume of interest) around the cli
    (cuts vessels and pleural tags), holes filled in 3D and per slice (cavities).
 5. If the raw component reached the crop border, the returned mask is the bounded part and
    ``leak_bounded`` is set.
+6. A lesion that is not a node and whose mask has a rim round it (a necrotic metastasis clicked
+   in its core: :func:`~recist_tool.segment.layers.outer_layer`) is grown to the rim's outer
+   edge (``info["outer_layer"]``).
 
 A lesion outside the lung may have two kinds of surroundings, e.g. a hilar node between fat and
 aerated lung: the median of its surroundings then lies between the two, and a band from it would
@@ -42,7 +45,7 @@ from recist_tool.segment.morphology import fill_cavities
 from recist_tool.segment.seed import AIR_MAX_HU, check_seed, seed_statistics
 from recist_tool.volume import Volume
 
-__version__ = "1.2"
+__version__ = "1.3"
 
 
 def _fibonacci_sphere(n: int) -> np.ndarray:
@@ -121,6 +124,12 @@ class ClassicSegmenter:
                 f"{tuple(int(v) for v in seed)} has no boundary within {radius:.0f} mm on "
                 f"{faces} sides (an organ or normal tissue, not a focal lesion)",
                 reason="no_boundary")
+        rim = None
+        if not node and not out["leak"]:
+            # a necrotic lesion clicked in its core: grown to the outer edge of its rim
+            from recist_tool.segment.layers import with_outer_layer
+
+            mask, lo, rim = with_outer_layer(volume, mask, lo)
         if prompt.box_zyx is not None:
             mask = clip_to_box(mask, lo, prompt.box_zyx)
         warn: tuple[str, ...] = ()
@@ -129,6 +138,8 @@ class ClassicSegmenter:
                     "bounded by the lesion's shape estimate",)
         info = {k: out[k] for k in ("lesion_hu", "surround_hu", "surround", "threshold_band_hu",
                                     "inscribed_radius_mm", "rays_with_edge", "voi_radius_mm")}
+        if rim is not None:
+            info["outer_layer"] = rim
         return LesionMask(mask, cast("tuple[int, int, int]", tuple(int(v) for v in lo)), volume.shape,
                           self.name, self.version,
                           prompt, leak_bounded=bool(out["leak"]), warnings=warn, info=info).tight()

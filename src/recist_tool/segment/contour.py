@@ -24,7 +24,11 @@ Method (all lengths in mm on the volume's own slices):
 4. The working region grows with the lesion: it is sized from the line (or the click's first
    outline) and has no fixed field of view; only a lesion longer than :data:`MAX_EXTENT_FACTOR`
    times its long axis in the slice direction is stopped there, and says so.
-5. **Cavities.** A click on air inside a cavitating lesion's cavity (:func:`cavity_wall`) is
+5. **Rims.** From a click or a box (not a line), a lesion that is not a node and whose
+   outline has a rim round it (a necrotic metastasis clicked in its core:
+   :func:`~recist_tool.segment.layers.outer_layer`) is grown to the rim's outer edge
+   (``info["outer_layer"]``).
+6. **Cavities.** A click on air inside a cavitating lesion's cavity (:func:`cavity_wall`) is
    outlined round the click with the wall's density; a click on the wall whose outline leaves
    out a cavity next to it (:func:`cavity_near`) is outlined again from the cavity, and that
    outline is kept when it comes within :data:`CAVITY_CLICK_MM` of the click
@@ -45,7 +49,7 @@ from recist_tool.segment.classic import MIN_CONTRAST_HU
 from recist_tool.segment.seed import AIR_MAX_HU, check_seed, seed_statistics
 from recist_tool.volume import Volume
 
-__version__ = "0.1"
+__version__ = "0.2"
 
 #: Cost of the outline's radius, per share of the largest radius: of two edges alike, the inner
 #: one is taken.
@@ -459,6 +463,14 @@ class ContourSegmenter:
                     out, half_mm = again, half_again
                     out["from_cavity_at"] = [int(v) for v in at]
         mask, lo = out.pop("mask"), out.pop("lo")
+        if prompt.line_zyx is None and not node:
+            # a necrotic lesion clicked in its core: grown to the outer edge of its rim (a
+            # reader's line spans the lesion as the reader sees it, and is kept)
+            from recist_tool.segment.layers import with_outer_layer
+
+            mask, lo, rim = with_outer_layer(volume, mask, lo)
+            if rim is not None:
+                out["outer_layer"] = rim
         leak = any(v in ("scan end", "extent limit") for v in out["ended_by"].values())
         warn: tuple[str, ...] = ()
         if "extent limit" in out["ended_by"].values():

@@ -173,6 +173,29 @@ def _outer_layer_level(img: np.ndarray, inside: np.ndarray, spacing: np.ndarray,
     return core
 
 
+def widest_slice(volume: Volume, mask: np.ndarray, offset: Sequence[int], margin_mm: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """A mask's widest slice (most voxels) and the CT under it, cropped to the mask's box grown
+    by ``margin_mm`` in plane (within the volume).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The slice's mask (bool) and CT values (float), on the same crop.
+    """
+    z = int(np.argmax(mask.sum(axis=(1, 2))))
+    sp = np.asarray(volume.spacing[1:], float)
+    pad = np.ceil(margin_mm / sp).astype(int)
+    y0, x0 = int(offset[1]), int(offset[2])
+    ny, nx = volume.shape[1:]
+    ylo, xlo = max(y0 - pad[0], 0), max(x0 - pad[1], 0)
+    yhi = min(y0 + mask.shape[1] + pad[0], ny)
+    xhi = min(x0 + mask.shape[2] + pad[1], nx)
+    inside = np.zeros((yhi - ylo, xhi - xlo), bool)
+    inside[y0 - ylo:y0 - ylo + mask.shape[1], x0 - xlo:x0 - xlo + mask.shape[2]] = mask[z]
+    return inside, np.asarray(volume.array[int(offset[0]) + z, ylo:yhi, xlo:xhi], float)
+
+
 def outline_contrast(volume: Volume, mask: np.ndarray, offset: Sequence[int]) -> dict[str, float]:
     """How clearly a mask's outline separates it from the tissue around it.
 
@@ -219,18 +242,9 @@ def outline_contrast(volume: Volume, mask: np.ndarray, offset: Sequence[int]) ->
     """
     if not mask.any():
         return {"contrast_hu": float("inf"), "outside_hu": float("nan")}
-    z = int(np.argmax(mask.sum(axis=(1, 2))))
     near, far = OUTLINE_BANDS_MM
+    inside, img = widest_slice(volume, mask, offset, far + 1.0)
     sp = np.asarray(volume.spacing[1:], float)
-    pad = np.ceil((far + 1.0) / sp).astype(int)
-    y0, x0 = int(offset[1]), int(offset[2])
-    ny, nx = volume.shape[1:]
-    ylo, xlo = max(y0 - pad[0], 0), max(x0 - pad[1], 0)
-    yhi = min(y0 + mask.shape[1] + pad[0], ny)
-    xhi = min(x0 + mask.shape[2] + pad[1], nx)
-    inside = np.zeros((yhi - ylo, xhi - xlo), bool)
-    inside[y0 - ylo:y0 - ylo + mask.shape[1], x0 - xlo:x0 - xlo + mask.shape[2]] = mask[z]
-    img = np.asarray(volume.array[int(offset[0]) + z, ylo:yhi, xlo:xhi], float)
     d_out = ndimage.distance_transform_edt(~inside, sampling=sp)
     d_in = ndimage.distance_transform_edt(np.pad(inside, 1), sampling=sp)[1:-1, 1:-1]
     outs = img[(d_out > near) & (d_out <= far)]
