@@ -196,3 +196,28 @@ def test_send_refusals(on_server, pacs_settings: PacsSettings, tmp_path: Path, c
     err = _fails([*base, "--format", "dicom-sr", "-o", str(tmp_path / "c"), "--send", "wrong-login"],
                  capsys)
     assert "refused the login" in err
+
+
+def test_retrieve_write_failure_one_line(on_server, pacs_settings: PacsSettings, tmp_path: Path) -> None:
+    """A cache file that cannot be written (its folder is gone) ends a WADO-RS retrieve with one
+    line, raised in the caller's thread, and the writer thread is gone afterwards."""
+    import threading
+
+    from recist_tool.io.pacs import PacsError, server
+    from recist_tool.io.pacs.dicomweb import retrieve_series
+
+    tp = _timepoint(on_server)
+    seen: list[int] = []
+    with pytest.raises(PacsError) as err:
+        retrieve_series(server("web"), tp["study_uid"], tp["series_uid"], tmp_path / "gone",
+                        progress=seen.append)
+    assert "\n" not in str(err.value) and "FileNotFoundError" in str(err.value)
+    assert seen == []  # nothing was written, so no instance was reported
+    assert not [t for t in threading.enumerate() if t.name == "recist-pacs-write"]
+    # into a folder that exists, every instance is written and reported in order
+    folder = tmp_path / "here"
+    folder.mkdir()
+    n = retrieve_series(server("web"), tp["study_uid"], tp["series_uid"], folder,
+                        progress=seen.append)
+    assert n > 1 and seen == list(range(1, n + 1))
+    assert sorted(p.name for p in folder.iterdir()) == [f"{i:06d}.dcm" for i in range(1, n + 1)]
