@@ -12,6 +12,7 @@ import pytest
 
 from recist_tool.batch import compare_with_truth, run_batch
 from recist_tool.batch.persist import MEASUREMENT_COLUMNS, RESPONSE_COLUMNS, save_case
+from recist_tool.segment.classic import __version__ as classic_version
 
 from .conftest import ScoredTrial
 
@@ -109,7 +110,7 @@ def test_resume_with_another_segmenter_says_what_it_kept(scored_trial: ScoredTri
     err = capsys.readouterr().err
     assert rc == 0 and _counts(scored_trial.db) == before
     assert "warning: --resume kept 9 stored series scored by another segmenter or version " \
-           "(classic 1.3)" in err
+           f"(classic {classic_version})" in err
 
 
 def test_irecist_settings(sample_trial: Path, tmp_path: Path) -> None:

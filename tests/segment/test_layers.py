@@ -62,3 +62,18 @@ def test_no_rim_no_change() -> None:
     core_line = Prompt(line_zyx=((20, 80, 80 - 16 / 0.75), (20, 80, 80 + 16 / 0.75)))
     lined = get_segmenter("contour").segment(necrotic, core_line)
     assert "outer_layer" not in lined.info
+
+
+@pytest.mark.parametrize("name", ["classic", "contour"])
+def test_a_line_across_the_whole_necrotic_metastasis_measures_it_to_its_rim(name: str) -> None:
+    """A caliper line from rim edge to rim edge (as a reader draws it, or as the baseline's
+    line is carried to a follow-up) measures the lesion as the line does, not its core."""
+    vol, truth = _liver(core_hu=30.0)
+    true_la = _long_axis(vol, type("M", (), {"mask": truth, "offset": (0, 0, 0)})())
+    half = RADIUS_MM * 1.05 / 0.75  # the phantom's half-width along x, in pixels
+    whole_line = Prompt(line_zyx=((20, 83, 80 - half), (20, 77, 80 + half)))
+    lesion = get_segmenter(name).segment(vol, whole_line)
+    rim = lesion.info["outer_layer"]
+    assert abs(rim["reach_with_rim_mm"] - rim["line_mm"]) < abs(rim["reach_mm"] - rim["line_mm"])
+    assert _long_axis(vol, lesion) == pytest.approx(true_la, abs=2.5)  # the core: 14 mm short
+    assert dice(lesion.full(), truth) > 0.85

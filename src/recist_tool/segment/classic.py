@@ -41,11 +41,18 @@ from scipy.ndimage import map_coordinates
 from scipy.spatial import cKDTree
 
 from recist_tool.segment.base import LesionMask, NoLesionError, Prompt, clip_to_box
+from recist_tool.segment.layers import with_outer_layer
 from recist_tool.segment.morphology import fill_cavities
-from recist_tool.segment.seed import AIR_MAX_HU, check_seed, seed_statistics
+from recist_tool.segment.seed import (
+    AIR_MAX_HU,
+    FAT_HU,
+    MIN_CONTRAST_HU,
+    check_seed,
+    seed_statistics,
+)
 from recist_tool.volume import Volume
 
-__version__ = "1.3"
+__version__ = "1.4"
 
 
 def _fibonacci_sphere(n: int) -> np.ndarray:
@@ -61,10 +68,6 @@ _TREE = cKDTree(_DIRS)
 #: when they are fat (e.g. beside a hilar node whose other side is lung), must stay outside the
 #: band.
 NEAREST_SURROUND_QUANTILE = 25.0
-#: HU range of fat (adipose tissue about -150 to -50 HU on CT, with partial volume).
-FAT_HU = (-200.0, -30.0)
-#: Lesion/surroundings contrast (HU) below which a click has no lesion boundary.
-MIN_CONTRAST_HU = 30.0
 
 
 class ClassicSegmenter:
@@ -126,10 +129,9 @@ class ClassicSegmenter:
                 reason="no_boundary")
         rim = None
         if not node and not out["leak"]:
-            # a necrotic lesion clicked in its core: grown to the outer edge of its rim
-            from recist_tool.segment.layers import with_outer_layer
-
-            mask, lo, rim = with_outer_layer(volume, mask, lo)
+            # a necrotic lesion prompted in its core: grown to the outer edge of its rim,
+            # from a line only when its ends lie there
+            mask, lo, rim = with_outer_layer(volume, mask, lo, prompt.line_zyx)
         if prompt.box_zyx is not None:
             mask = clip_to_box(mask, lo, prompt.box_zyx)
         warn: tuple[str, ...] = ()

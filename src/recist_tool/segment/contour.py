@@ -18,16 +18,16 @@ Method (all lengths in mm on the volume's own slices):
    :data:`MIN_RADIUS_MM`, or at the end of the scan (the mask is then ``leak_bounded``).
 3. A box bounds the outline's radius (half its in-plane diagonal) and clips the mask. From a
    click or a box (no line), an outline whose contrast is below ``classic``'s
-   :data:`~recist_tool.segment.classic.MIN_CONTRAST_HU` is no lesion
+   :data:`~recist_tool.segment.seed.MIN_CONTRAST_HU` is no lesion
    (:class:`~recist_tool.segment.base.NoLesionError`): a click on normal tissue finds no outline.
    A line is the reader's statement that a lesion is there, and is always outlined.
 4. The working region grows with the lesion: it is sized from the line (or the click's first
    outline) and has no fixed field of view; only a lesion longer than :data:`MAX_EXTENT_FACTOR`
    times its long axis in the slice direction is stopped there, and says so.
-5. **Rims.** From a click or a box (not a line), a lesion that is not a node and whose
-   outline has a rim round it (a necrotic metastasis clicked in its core:
-   :func:`~recist_tool.segment.layers.outer_layer`) is grown to the rim's outer edge
-   (``info["outer_layer"]``).
+5. **Rims.** A lesion that is not a node and whose outline has a rim round it (a necrotic
+   metastasis prompted in its core: :func:`~recist_tool.segment.layers.outer_layer`) is grown
+   to the rim's outer edge (``info["outer_layer"]``); from a line, only when the line's ends
+   lie there (:func:`~recist_tool.segment.layers.with_outer_layer`).
 6. **Cavities.** A click on air inside a cavitating lesion's cavity (:func:`cavity_wall`) is
    outlined round the click with the wall's density; a click on the wall whose outline leaves
    out a cavity next to it (:func:`cavity_near`) is outlined again from the cavity, and that
@@ -45,11 +45,11 @@ from scipy import ndimage
 from scipy.ndimage import map_coordinates
 
 from recist_tool.segment.base import LesionMask, NoLesionError, Prompt, clip_to_box
-from recist_tool.segment.classic import MIN_CONTRAST_HU
-from recist_tool.segment.seed import AIR_MAX_HU, check_seed, seed_statistics
+from recist_tool.segment.layers import with_outer_layer
+from recist_tool.segment.seed import AIR_MAX_HU, MIN_CONTRAST_HU, check_seed, seed_statistics
 from recist_tool.volume import Volume
 
-__version__ = "0.2"
+__version__ = "0.3"
 
 #: Cost of the outline's radius, per share of the largest radius: of two edges alike, the inner
 #: one is taken.
@@ -463,12 +463,23 @@ class ContourSegmenter:
                     out, half_mm = again, half_again
                     out["from_cavity_at"] = [int(v) for v in at]
         mask, lo = out.pop("mask"), out.pop("lo")
-        if prompt.line_zyx is None and not node:
-            # a necrotic lesion clicked in its core: grown to the outer edge of its rim (a
-            # reader's line spans the lesion as the reader sees it, and is kept)
-            from recist_tool.segment.layers import with_outer_layer
-
-            mask, lo, rim = with_outer_layer(volume, mask, lo)
+        if not node:
+            # a necrotic lesion prompted in its core: grown to the outer edge of its rim, from a
+            # line only when its ends lie there
+            mask, lo, rim = with_outer_layer(volume, mask, lo, prompt.line_zyx)
+            if rim is not None and anchors:
+                # the outline drawn towards the line's ends runs into the rim there: the rim is
+                # grown round the core's own outline instead, when that reaches the ends nearer
+                try:
+                    core, _ = self._grown(volume, z0, centre, r_max, length, [], mu, spread)
+                    m2, lo2, rim2 = with_outer_layer(volume, core.pop("mask"), core.pop("lo"),
+                                                     prompt.line_zyx)
+                except NoLesionError:
+                    rim2 = None
+                if rim2 is not None and (abs(rim2["reach_with_rim_mm"] - rim2["line_mm"])
+                                         < abs(rim["reach_with_rim_mm"] - rim["line_mm"])):
+                    mask, lo, rim = m2, lo2, {**rim2, "round": "the core's own outline"}
+                    out = {**out, **core}
             if rim is not None:
                 out["outer_layer"] = rim
         leak = any(v in ("scan end", "extent limit") for v in out["ended_by"].values())

@@ -205,7 +205,7 @@ def outline_contrast(volume: Volume, mask: np.ndarray, offset: Sequence[int]) ->
     inside it: the measure ``contour``'s polar outline takes on its measured slice
     (``info["contrast_hu"]``). A lung nodule against aerated lung reads several hundred HU; a
     mask that stopped inside a larger lesion of its own density (one lobe of a lobulated mass)
-    reads about 0, below ``classic``'s :data:`~recist_tool.segment.classic.MIN_CONTRAST_HU`,
+    reads about 0, below :data:`~recist_tool.segment.seed.MIN_CONTRAST_HU`,
     and so does a mask drawn well beyond a nodule into the lung around it; ``outside_hu``, the
     median of the band outside, tells the two apart.
 

@@ -9,9 +9,14 @@ the outer edge of its rim.
 
 :func:`outer_layer` looks for such a rim round a mask on its widest slice: the median CT value
 of 1 mm shells outside the outline forms a plateau (the rim) that differs from the core's by at
-least ``classic``'s :data:`~recist_tool.segment.classic.MIN_CONTRAST_HU`, is soft tissue (not
+least :data:`~recist_tool.segment.seed.MIN_CONTRAST_HU`, is soft tissue (not
 fat or air), surrounds the core on most sides, and then steps to another level (the organ) a
 few millimetres out. :func:`with_outer_layer` grows the mask by the rim's thickness.
+
+A caliper line says which outline the reader measures: a line across the whole lesion ends at
+the rim's outer edge, one across the core at the core's. From a line the rim is added only when
+the grown mask reaches along the line nearer to the line's length than the core does; a
+follow-up outlined from the baseline's line carried to it is so measured as the baseline was.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from recist_tool.segment.classic import FAT_HU, MIN_CONTRAST_HU
 from recist_tool.segment.edge import widest_slice
+from recist_tool.segment.seed import FAT_HU, MIN_CONTRAST_HU
 from recist_tool.volume import Volume
 
 #: The rim is sought in 1 mm shells out to this distance (mm) from the outline.
@@ -114,14 +119,51 @@ def outer_layer(volume: Volume, mask: np.ndarray, offset: Sequence[int]) -> dict
             "beyond_hu": round(beyond, 1), "coverage": round(coverage, 2)}
 
 
-def with_outer_layer(volume: Volume, mask: np.ndarray, offset: Sequence[int]
+def reach_along(mask: np.ndarray, offset: Sequence[int], line_zyx: Any,
+                spacing: Sequence[float]) -> float:
+    """How far (mm) a mask reaches along a line: the extent, on the line and up to half its
+    length beyond either end, between the first and the last point inside the mask.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = np.zeros((1, 1, 40), bool); m[0, 0, 10:30] = True      # 20 voxels of 1 mm
+    >>> reach_along(m, (0, 0, 0), ((0, 0, 5), (0, 0, 35)), (1.0, 1.0, 1.0))
+    19.9
+    """
+    a, b = (np.asarray(p, float) for p in line_zyx)
+    sp = np.asarray(spacing, float)
+    length = float(np.linalg.norm((b - a) * sp))
+    n = max(int(np.ceil(2.0 * length / 0.1)), 2)  # samples 0.1 mm apart over twice the line
+    t = np.linspace(-0.5, 1.5, n + 1)
+    idx = np.rint(a[None, :] + t[:, None] * (b - a)[None, :]).astype(int) - np.asarray(offset)
+    ok = np.all((idx >= 0) & (idx < np.asarray(mask.shape)), axis=1)
+    inside = np.zeros(len(t), bool)
+    inside[ok] = mask[tuple(idx[ok].T)]
+    if not inside.any():
+        return 0.0
+    on = t[inside]
+    return round(float(on.max() - on.min()) * length, 2)
+
+
+def with_outer_layer(volume: Volume, mask: np.ndarray, offset: Sequence[int],
+                     line_zyx: Any = None
                      ) -> tuple[np.ndarray, tuple[int, int, int], dict[str, Any] | None]:
     """``mask`` grown by the thickness of its rim (:func:`outer_layer`) in 3D, or unchanged.
+
+    Parameters
+    ----------
+    volume, mask, offset
+        As for :func:`outer_layer`.
+    line_zyx : pair of (z, y, x), optional
+        The prompt's caliper line (voxel indices): the rim is added only when the grown mask
+        reaches along it (:func:`reach_along`) nearer to its length than ``mask`` does.
 
     Returns
     -------
     tuple
-        The mask, its offset and the rim's description (None when there is none).
+        The mask, its offset and the rim's description (None when there is none); the
+        description has ``line_mm``, ``reach_mm`` and ``reach_with_rim_mm`` from a line.
     """
     rim = outer_layer(volume, mask, offset)
     if rim is None:
@@ -135,4 +177,13 @@ def with_outer_layer(volume: Volume, mask: np.ndarray, offset: Sequence[int]
     big[at[0]:at[0] + mask.shape[0], at[1]:at[1] + mask.shape[1],
         at[2]:at[2] + mask.shape[2]] = mask
     grown = ndimage.distance_transform_edt(~big, sampling=sp) <= rim["thickness_mm"]
-    return grown, (int(lo[0]), int(lo[1]), int(lo[2])), rim
+    lo_t = (int(lo[0]), int(lo[1]), int(lo[2]))
+    if line_zyx is not None:
+        a, b = (np.asarray(p, float) for p in line_zyx)
+        rim["line_mm"] = round(float(np.linalg.norm((b - a) * sp)), 2)
+        rim["reach_mm"] = reach_along(mask, offset, line_zyx, sp)
+        rim["reach_with_rim_mm"] = reach_along(grown, lo_t, line_zyx, sp)
+        if abs(rim["reach_with_rim_mm"] - rim["line_mm"]) >= abs(rim["reach_mm"] - rim["line_mm"]):
+            # the line ends at the core's edge: the reader measures the core
+            return mask, (int(offset[0]), int(offset[1]), int(offset[2])), None
+    return grown, lo_t, rim

@@ -16,6 +16,11 @@ AIR_MAX_HU = -600.0
 BONE_MIN_HU = 250.0
 #: Median HU range of fat (no lesion).
 FAT_RANGE_HU = (-160.0, -60.0)
+#: HU range of fat with partial volume (adipose tissue about -150 to -50 HU on CT): what a
+#: lesion's surroundings or a rim must not be taken for.
+FAT_HU = (-200.0, -30.0)
+#: Lesion/surroundings contrast (HU) below which a prompt has no lesion boundary.
+MIN_CONTRAST_HU = 30.0
 #: Radius (mm) of the ball around the seed whose median decides.
 SEED_RADIUS_MM = 1.5
 #: A click below :data:`AIR_MAX_HU` is still a (ground-glass) lesion when its median is at least

@@ -48,12 +48,11 @@ import numpy as np
 
 from recist_tool.errors import SegmentationError
 from recist_tool.segment.base import LesionMask, NoLesionError, Prompt, clip_to_box
-from recist_tool.segment.classic import MIN_CONTRAST_HU
 from recist_tool.segment.contour import box_extent_mm
 from recist_tool.segment.edge import EDGES, half_contrast_edge, outline_contrast
 from recist_tool.segment.grid import WorkGrid, gaussian_click, normalise_hu
 from recist_tool.segment.network import unet
-from recist_tool.segment.seed import AIR_MAX_HU, check_seed
+from recist_tool.segment.seed import AIR_MAX_HU, MIN_CONTRAST_HU, check_seed
 from recist_tool.volume import Volume
 
 if TYPE_CHECKING:
