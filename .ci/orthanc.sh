@@ -12,6 +12,7 @@
 #   env=$(.ci/orthanc.sh)               # installs orthanc + orthanc-dicomweb (Debian) when missing
 #   .ci/orthanc.sh --no-install         # ... or fail when they are missing (the pytest fixture)
 #   .ci/orthanc.sh --stop [DIR]         # stop the server(s) this script started; remove their dirs
+#   RECIST_ORTHANC_STORAGE_CACHE_MB=128 .ci/orthanc.sh   # Orthanc's storage cache (default here: 0)
 #
 # The storage folder, index and configuration are generated in a fresh temporary folder. HTTP
 # needs a login (user `recist`, a random password) written to credentials.toml, readable by this
@@ -21,6 +22,11 @@
 # on Orthanc >= 1.12.10) and DICOM associations from any AE title or host other than RECIST on
 # 127.0.0.1 (DicomCheckModalityHost, no DicomAlwaysAllow*). When run as root the server runs as
 # the Debian package's `orthanc` user.
+# Orthanc's storage cache (MaximumStorageCacheSize, 128 MB by default since 1.10) is off: a CT
+# series larger than it (a 300-slice series is 150 MB) passes through it on every retrieve without
+# a hit, each instance read from the storage and copied into the cache: 0.16-0.22 against
+# 0.09-0.14 CPU s of the server per WADO-RS retrieve of that series (2026-12-04,
+# benchmarks/README.md, PACS).
 set -euo pipefail
 
 log() { echo "orthanc.sh: $*" >&2; }
@@ -52,6 +58,8 @@ fi
 
 install=1
 [[ "${1:-}" == "--no-install" ]] && install=0
+storage_cache_mb=${RECIST_ORTHANC_STORAGE_CACHE_MB:-0}
+[[ $storage_cache_mb =~ ^[0-9]+$ ]] || { log "RECIST_ORTHANC_STORAGE_CACHE_MB: not a number of MB: $storage_cache_mb"; exit 1; }
 
 plugin=/usr/share/orthanc/plugins/libOrthancDicomWeb.so
 if ! command -v Orthanc >/dev/null 2>&1 || [[ ! -e $plugin ]]; then
@@ -117,6 +125,7 @@ for attempt in 1 2 3; do
   "DicomAlwaysAllowMove" : false,
   "DicomModalities" : { "recist" : { "AET" : "RECIST", "Host" : "127.0.0.1", "Port" : 104 } },
   "StorageAccessOnFind" : "Never",
+  "MaximumStorageCacheSize" : $storage_cache_mb,
   "MaximumPduLength" : 131072,
   "SaveJobs" : false,
   "StableAge" : 1,

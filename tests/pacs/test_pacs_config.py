@@ -3,16 +3,19 @@ without a server."""
 
 from __future__ import annotations
 
+import http.client
+import io
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from recist_tool.batch.manifest import ManifestError, read_manifest
 from recist_tool.io.pacs import PacsError, is_pacs_ref, parse_ref, read_servers
 from recist_tool.io.pacs.cache import SeriesCache
-from recist_tool.io.pacs.dicomweb import _parts
+from recist_tool.io.pacs.dicomweb import KEEP_BUFFERS, _Buffers, _parts
 
 STUDY, SERIES = "1.2.840.1", "1.2.840.1.7"
 
@@ -252,6 +255,74 @@ def test_multipart_parts_across_chunks(chunk: int) -> None:
         b"--XyZ\r\nContent-Type: application/dicom\r\n\r\n" + p + b"\r\n" for p in parts
     ) + b"--XyZ--\r\n"
     assert [bytes(b) for b in _parts(_Response(body, "XyZ", chunk))] == parts
+
+
+def _with_lengths(parts: list[bytes], lengths: list[int] | None = None) -> bytes:
+    lengths = lengths or [len(p) for p in parts]
+    return b"preamble\r\n" + b"".join(
+        b"--XyZ\r\nContent-Type: application/dicom\r\nContent-Length: %d\r\n\r\n" % n + p + b"\r\n"
+        for p, n in zip(parts, lengths, strict=True)) + b"--XyZ--\r\n"
+
+
+class _Socket:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(io.BytesIO(self.data), buffer_size=8192)
+
+
+def _direct(body: bytes, content_encoding: str | None = None) -> SimpleNamespace:
+    """An answer as ``requests`` streams it: headers, and urllib3's raw response around an
+    ``http.client`` response reading the bytes as a socket would give them."""
+    extra = f"Content-Encoding: {content_encoding}\r\n" if content_encoding else ""
+    head = (f'HTTP/1.1 200 OK\r\nConnection: close\r\n{extra}Content-Type: multipart/related; '
+            f'type="application/dicom"; boundary=XyZ\r\n\r\n').encode()
+    fp = http.client.HTTPResponse(_Socket(head + body))  # type: ignore[arg-type]
+    fp.begin()
+
+    def iter_content(chunk_size: int):
+        raise AssertionError("read through iter_content, not from the connection")
+
+    return SimpleNamespace(headers=dict(fp.getheaders()), raw=SimpleNamespace(_fp=fp),
+                           iter_content=iter_content)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 10**6])
+def test_multipart_parts_by_content_length(chunk: int) -> None:
+    """Parts that give their Content-Length (Orthanc's) are read by it, also when a body holds
+    the delimiter itself; read from the connection directly or through ``iter_content``."""
+    parts = [b"DICM" + bytes(range(256)) * 3, b"x\r\n--XyZ\r\nnot a delimiter", b"", b"y" * 200_000]
+    body = _with_lengths(parts)
+    assert [bytes(b) for b in _parts(_Response(body, "XyZ", chunk))] == parts
+    assert [bytes(b) for b in _parts(_direct(body))] == parts
+    with pytest.raises(AssertionError, match="iter_content"):  # a gzip answer is decoded
+        list(_parts(_direct(body, content_encoding="gzip")))
+
+
+def test_multipart_wrong_length_or_cut_short() -> None:
+    parts = [b"a" * 100, b"b" * 50]
+    with pytest.raises(ValueError, match="longer than its Content-Length"):
+        list(_parts(_direct(_with_lengths(parts, [90, 50]))))
+    body = _with_lengths(parts)
+    for cut in (len(body) - 5, 150, 30):  # in the closing line, inside a part, in a header
+        with pytest.raises(ValueError, match="multipart answer ends"):
+            list(_parts(_direct(body[:cut])))
+
+
+def test_part_buffers_used_again() -> None:
+    """A buffer handed back serves the next part of the same size or smaller; at most
+    KEEP_BUFFERS bytes are kept."""
+    buffers = _Buffers()
+    a = buffers.get(525_000)
+    assert len(a) >= 525_000
+    buffers.give_back(a)
+    assert buffers.get(524_000) is a and buffers.get(525_000) is not a
+    big = [buffers.get(KEEP_BUFFERS // 2) for _ in range(3)]
+    for b in big:
+        buffers.give_back(b)
+    again = [buffers.get(KEEP_BUFFERS // 2) for _ in range(3)]
+    assert [any(x is b for b in big) for x in again] == [True, True, False]
 
 
 class _Arriving:
