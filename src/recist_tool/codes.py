@@ -16,7 +16,10 @@ The rule (:data:`CODE_RULE`, in words for messages and the docs):
 * only ASCII letters ``A-Z a-z``, digits ``0-9``, space, ``-``, ``_`` and ``.``;
 * the first character a letter or a digit (so no leading dot, space or ``-``: never ``.``,
   ``..``, a hidden file, an option or a spreadsheet formula);
-* the last character not a space or a dot (Windows drops those from file names).
+* the last character not a space or a dot (Windows drops those from file names);
+* not a Windows device name (:data:`WINDOWS_DEVICE_NAMES`: ``CON``, ``NUL``, ``COM1``, ... in
+  any case, alone or before a dot): a file so named is the device on Windows, and what is
+  written to it is lost.
 
 So ``01-701-1015``, ``SYN-001``, ``WEEK 6``, ``UNSCHEDULED 9.2``, ``T01`` and ``rad1`` are codes;
 ``../x``, ``a/b``, ``.hidden``, ``-rf``, ``=HYPERLINK(...)``, ``S1 `` and ``Müller`` are not
@@ -30,7 +33,8 @@ import re
 
 from recist_tool.errors import InputError
 
-__all__ = ["CODE_KINDS", "CODE_RULE", "MAX_CODE_LENGTH", "code_problem", "validate_code"]
+__all__ = ["CODE_KINDS", "CODE_RULE", "MAX_CODE_LENGTH", "WINDOWS_DEVICE_NAMES", "code_problem",
+           "is_device_name", "validate_code"]
 
 #: Longest code of each kind (characters): its column's width in the trial database.
 MAX_CODE_LENGTH = {"subject": 64, "visit": 64, "lesion": 16, "reader": 64}
@@ -40,6 +44,10 @@ CODE_KINDS = tuple(MAX_CODE_LENGTH)
 CODE_RULE = ("ASCII letters, digits, space, '-', '_', '.'; starting with a letter or digit, not "
              "ending in a space or '.'")
 
+#: Names Windows keeps for devices, whatever follows them after a dot (Microsoft, "Naming Files,
+#: Paths, and Namespaces").
+WINDOWS_DEVICE_NAMES = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)),
+                                  *(f"LPT{i}" for i in range(10))})
 _ALLOWED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 -_.")
 _FIRST = re.compile(r"[A-Za-z0-9]")
 _SHOWN = 40  # characters of a bad code quoted in a message
@@ -50,6 +58,17 @@ def _shown(value: str) -> str:
     if len(value) <= _SHOWN:
         return repr(value)
     return f"{value[:_SHOWN]!r}... ({len(value)} characters)"
+
+
+def is_device_name(name: str) -> bool:
+    """Whether a file name is a Windows device (:data:`WINDOWS_DEVICE_NAMES`).
+
+    Examples
+    --------
+    >>> is_device_name("con"), is_device_name("NUL.txt"), is_device_name("COM10")
+    (True, True, False)
+    """
+    return name.split(".", 1)[0].rstrip(" ").upper() in WINDOWS_DEVICE_NAMES
 
 
 def code_problem(value: object, kind: str) -> str | None:
@@ -82,6 +101,8 @@ def code_problem(value: object, kind: str) -> str | None:
         return f"{head} starts with {value[0]!r} (allowed: {CODE_RULE})"
     if value[-1] in " .":
         return f"{head} ends with {value[-1]!r} (allowed: {CODE_RULE})"
+    if is_device_name(value):
+        return f"{head} is a Windows device name, which no file can be named"
     return None
 
 

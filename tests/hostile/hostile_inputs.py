@@ -25,10 +25,12 @@ HOSTILE_CODES = [
     "=HYPERLINK(\"http://example.invalid\")", "+1+1", "@SUM(A1)", "M\u00fcller", "S\u200b1",
     "S\u2215" "1",  # division slash, a '/' look-alike
     "x" * 5000,
+    "CON", "nul", "Com1", "LPT9.1", "aux.txt",  # Windows devices: what is written to them is lost
 ]
 #: Real codes (sample trial, pharmaverse oracles, the store tests) that must pass.
 VALID_CODES = ["01-701-1015", "SYN-001", "S-EMPTY", "P-0001", "WEEK 6", "UNSCHEDULED 9.2",
-               "SCREENING", "BL", "W06", "T01", "NT01", "NL01", "rad1", "batch", "1"]
+               "SCREENING", "BL", "W06", "T01", "NT01", "NL01", "rad1", "batch", "1", "CONTROL",
+               "COM10", "NUL1"]
 #: Text cells a spreadsheet would run, and what the CSV writers must write instead.
 FORMULA_CELLS = {
     "=1+1": "'=1+1",

@@ -36,6 +36,7 @@ def _files(root: Path) -> set[Path]:
     (ESCAPE,), ("..",), (".",), ("",), ("a", "..", "..", "x"), ("a/../../x",), ("/etc/passwd",),
     ("sub", "/etc/passwd"), ("a\\..\\x",), ("a\x00b",), ("a\nb",), ("x" * (NAME_MAX_BYTES + 1),),
     ("\u00e9" * 128,),  # 256 bytes of UTF-8
+    ("CON",), ("sub", "nul.html"), ("lpt1", "x.csv"),  # Windows devices
 ])
 def test_safe_output_path_refuses(tmp_path: Path, parts: tuple[str, ...]) -> None:
     with pytest.raises(InputError, match=r"^refusing to write .* in ") as info:

@@ -2,9 +2,9 @@
 
 * :func:`safe_output_path` places a file (or folder) under the folder the user chose and refuses
   anything that would land elsewhere: ``..``, absolute paths, a symbolic link leading out, names a
-  file system cannot hold. Codes become file names (``<subject>_<visit>_SR.dcm``); they are
-  validated where they enter (:mod:`recist_tool.codes`), and this is the second fence for codes
-  that reached the database some other way.
+  file system cannot hold (Windows device names among them). Codes become file names
+  (``<subject>_<visit>_SR.dcm``); they are validated where they enter (:mod:`recist_tool.codes`),
+  and this is the second fence for codes that reached the database some other way.
 * :func:`atomic_outputs` / :func:`atomic_file` write under temporary names and rename only when
   every file of the set was written, so a failure never leaves a partial file; their
   :meth:`OutputSet.path` goes through :func:`safe_output_path`.
@@ -23,6 +23,7 @@ from decimal import Decimal
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
+from recist_tool.codes import is_device_name
 from recist_tool.errors import InputError
 
 __all__ = ["FORMULA_START", "NAME_MAX_BYTES", "OutputSet", "atomic_file", "atomic_outputs",
@@ -45,6 +46,8 @@ def _name_problem(name: str) -> str | None:
         return f"it contains {bad!r}"
     if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX_BYTES:
         return f"a name is longer than {NAME_MAX_BYTES} bytes"
+    if is_device_name(name):
+        return f"{name!r} is a Windows device name"
     return None
 
 
@@ -57,7 +60,8 @@ def safe_output_path(out_dir: str | os.PathLike[str], *parts: str | os.PathLike[
 
     Each part is a relative path (``"tu.csv"``, ``"SYN-001/SYN-001_BL_SR.dcm"``); every name in it
     must be a plain file name: not empty, ``.`` or ``..``, no backslash, NUL or control
-    character, at most :data:`NAME_MAX_BYTES` bytes. The resolved path (symbolic links followed)
+    character, at most :data:`NAME_MAX_BYTES` bytes, not a Windows device name
+    (:func:`~recist_tool.codes.is_device_name`). The resolved path (symbolic links followed)
     must lie strictly inside the resolved ``out_dir``. Nothing is created.
 
     Parameters
