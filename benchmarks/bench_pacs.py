@@ -20,14 +20,19 @@ read once in turn (so a busy machine's load falls on all of them alike):
 * with ``--before FILE`` (an earlier ``recist_tool/io/pacs/dicomweb.py``, e.g. from ``git show``):
   the WADO-RS reads again with that module's retrieve, alternating with the current one;
 * with ``--storage-cache-mb MB``: the WADO-RS reads again from a second Orthanc whose storage
-  cache is ``MB`` (the first has ``.ci/orthanc.sh``'s, 0; not with ``$RECIST_TEST_ORTHANC_URL``).
+  cache is ``MB`` (the first: ``.ci/orthanc.sh``'s, 0, or the one ``$RECIST_TEST_ORTHANC_URL`` names).
+
+The cache is emptied before each read by emptying its files and moving them aside, deleted at
+the end, so that the run's own deletions (a series every read, which no user makes) do not slow
+the next reads' file creation; ``--empty-by delete`` deletes them instead.
 
 Prints the median and range of each, the median over the disk's median, the median CPU time of
 this process and its worker processes and of the Orthanc process (where its pid is readable) per
 read, and the load average before and after. Goal: WADO-RS ≤ 1.5 × the disk time on loopback.
 
     python benchmarks/bench_pacs.py [--out /tmp/bench-pacs] [--cache DIR] [--repeat 7]
-        [--slices 300] [--no-dimse] [--before OLD_DICOMWEB.py] [--storage-cache-mb 128]
+        [--slices 300] [--no-dimse] [--empty-by move|delete] [--before OLD_DICOMWEB.py]
+        [--storage-cache-mb 128]
 """
 
 from __future__ import annotations
@@ -138,6 +143,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--slices", type=int, default=300)
     ap.add_argument("--no-dimse", action="store_true", help="leave out the C-GET reads")
+    ap.add_argument("--empty-by", choices=("move", "delete"), default="move",
+                    help="how the cache is emptied before a read: its files emptied and moved "
+                         "aside until the end (default), or deleted")
     ap.add_argument("--before", type=Path, default=None,
                     help="an earlier dicomweb.py whose retrieve to alternate with the current one")
     ap.add_argument("--storage-cache-mb", type=int, default=None,
@@ -180,8 +188,19 @@ def main() -> None:
         ref_dimse = ref.replace("//web/", "//dimse/")
         ref2 = ref.replace("//web/", "//web2/")
 
+        aside = cache.parent / f"{cache.name}.aside"
+
         def empty_cache() -> None:
-            shutil.rmtree(cache, ignore_errors=True)
+            if args.empty_by == "delete" or not cache.exists():
+                shutil.rmtree(cache, ignore_errors=True)
+                return
+            # files emptied (their pages dropped, nothing written back) and moved aside, deleted
+            # at the end: no inode of this run's reads is freed before the last round
+            for f in cache.rglob("*"):
+                if f.is_file():
+                    os.truncate(f, 0)
+            aside.mkdir(parents=True, exist_ok=True)
+            cache.rename(aside / str(len(list(aside.iterdir()))))
 
         def one_after_the_other(reference: str, load: bool = True) -> None:
             r = pacs.parse_ref(reference)
@@ -253,6 +272,8 @@ def main() -> None:
             assert np.array_equal(load_volume(ref2).array, disk_vol.array)
         empty_cache()
     finally:
+        if args.empty_by == "move":
+            shutil.rmtree(aside, ignore_errors=True)
         for e in servers:
             subprocess.run(["bash", str(REPO / ".ci" / "orthanc.sh"), "--stop",
                             e["RECIST_TEST_ORTHANC_DIR"]], check=False)
@@ -261,7 +282,7 @@ def main() -> None:
           f"load average (1, 5, 15 min) before {load0[0]:.1f} {load0[1]:.1f} {load0[2]:.1f}, "
           f"after {load1[0]:.1f} {load1[1]:.1f} {load1[2]:.1f}")
     print(f"series: {len(files)} files, {mib:.0f} MiB; upload by STOW-RS (50 a request) "
-          f"{upload:.2f} s; cache {cache}; {args.repeat} rounds")
+          f"{upload:.2f} s; cache {cache}, emptied by {args.empty_by}; {args.repeat} rounds")
     disk = statistics.median(times["disk (page cache)"])
     disk_cpu = statistics.median(cpu["disk (page cache)"])
     print("| read | median s | range s | median / disk median | CPU s (median) | CPU / disk CPU "
