@@ -235,3 +235,68 @@ def test_found_needs_a_probable_match_besides_every_check(monkeypatch) -> None: 
     t2 = track_lesions(base, fu, lesions).get("T02")
     assert t2.checks["failed"] == [] and t2.status == "uncertain" and t2.confidence < 0.01
     assert any("right lesion" in n for n in t2.notes), t2.notes
+
+
+def _one_lesion_volume(centre: tuple[float, float, float], radius: float, shift: np.ndarray,
+                       seed: int) -> Volume:
+    """The chest-like phantom's grid with one round lesion in the left lung, the patient moved by
+    ``shift``."""
+    shape = (44, 144, 200)
+    grid = Volume.from_grid(np.zeros(shape, np.int16), (2.5, 1.5, 1.5), (-150.0, -105.0, -20.0))
+    p = grid.index_to_lps(np.indices(shape).reshape(3, -1).T.astype(float)) - shift
+    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    hu = np.full(len(p), -1000.0)
+    hu[(x / 140) ** 2 + (y / 95) ** 2 <= 1] = 40.0
+    for cx in (-45.0, 45.0):
+        hu[((x - cx) / 38) ** 2 + ((y - 5) / 60) ** 2 + ((z - 40) / 70) ** 2 <= 1] = -850.0
+    hu[(np.abs(x) < 12) & (np.abs(y - 70) < 12)] = 600.0  # spine
+    hu[np.sum((p - np.asarray(centre)) ** 2, axis=1) <= radius * radius] = 35.0
+    hu += np.random.default_rng(seed).normal(0, 8, len(p))
+    return grid.with_array(np.rint(hu).reshape(shape).astype(np.int16))
+
+
+def test_the_follow_up_line_follows_a_lesion_that_shrinks_towards_one_side(monkeypatch) -> None:  # noqa: ANN001
+    """A lesion that shrinks towards one side moves its middle: the follow-up's line prompt is
+    moved with the click's outline (and scaled by its change), so it lies across the lesion where
+    it is now, not where its middle was (a 28 mm lung lesion shrunk to 16 mm against its medial
+    side: its middle moved 6 mm). The alignment is held to the whole-scan match, as the
+    lesion-level fit of a primary against the mediastinum is (it read a growth of 0.99 there):
+    what follows the lesion is the line's own rule."""
+    import recist_tool.track as track
+    from recist_tool.segment import get_segmenter
+
+    fit = track._refine
+
+    def held(pf, pm, glob, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        _, ncc, notes, info = fit(pf, pm, glob, *args, **kwargs)
+        return glob, ncc, notes, {**info, "chosen": "global", "scale": 1.0}
+
+    monkeypatch.setattr(track, "_refine", held)
+
+    class Recording:
+        """``classic``, keeping the line prompts it is given."""
+
+        name = "classic"
+
+        def __init__(self) -> None:
+            self.inner = get_segmenter("classic")
+            self.lines: list[np.ndarray] = []
+
+        def segment(self, volume: Volume, prompt, node: bool = False):  # noqa: ANN001, ANN201
+            if prompt.line_zyx is not None:
+                self.lines.append(volume.index_to_lps(np.asarray(prompt.line_zyx, float)))
+            return self.inner.segment(volume, prompt, node=node)
+
+    shift = np.array([2.0, -3.0, 4.0])
+    base = _one_lesion_volume((-45.0, 5.0, 40.0), 14.0, np.zeros(3), seed=0)
+    fu = _one_lesion_volume((-39.0, 5.0, 40.0), 8.0, shift, seed=1)  # the medial edge stays
+    seg = Recording()
+    line = ((-59.0, 5.0, 40.0), (-31.0, 5.0, 40.0))
+    t = track_lesions(base, fu, [BaselineLesion("T01", line_lps=line, size_mm=28.0)],
+                      segmenter=seg).get("T01")
+    fu_line = seg.lines[-1]  # the follow-up's (the baseline's outline came first)
+    now = np.array([-39.0, 5.0, 40.0]) + shift
+    assert np.linalg.norm(fu_line.mean(axis=0) - now) < 2.0, (fu_line, now, t.notes)
+    assert float(np.linalg.norm(fu_line[1] - fu_line[0])) == pytest.approx(16.0, abs=3.0)
+    assert np.linalg.norm(np.asarray(t.proposed_center_lps) - now) < 1.5
+    assert t.measurement.long_axis_mm == pytest.approx(16.0, abs=2.0)

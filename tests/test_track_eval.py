@@ -366,3 +366,20 @@ def test_the_shipped_confidence_model_was_fitted_on_trainable_sets_only() -> Non
     near, far = (calibrated_confidence(_case(x, True, 0).checks, {"scale": 1.0})
                  for x in (1.0, 8.0))
     assert near > far
+
+
+def test_the_summary_counts_found_lesions_whose_ratio_is_off() -> None:
+    """A ``found`` follow-up whose long-axis ratio is more than 0.15 from the truth is counted
+    (the engine would use its ratio); an ``uncertain`` one, however far off, is not."""
+    from dataclasses import replace
+
+    from recist_tool.track_eval import summarise_tracking
+
+    base = _case(1.0, True, 0)
+    rows = [replace(base, status="found", ratio=0.70, true_ratio=0.70),
+            replace(base, status="found", ratio=0.90, true_ratio=0.70),
+            replace(base, status="uncertain", ratio=0.19, true_ratio=1.25)]
+    got = summarise_tracking(rows)
+    assert got["found_ratio_off"] == 1
+    assert got["ratio_error"]["max"] == pytest.approx(1.06)
+    assert got["ratio_error_found"]["max"] == pytest.approx(0.2)

@@ -35,8 +35,9 @@ Steps (all registration with SimpleITK, points in DICOM LPS millimetres):
    a click at the propagated centre; if it misses (shrunken lesion), a few seeds within a small
    radius whose HU is closest to the baseline lesion's are tried. When the baseline has a long-axis
    line (:attr:`BaselineLesion.line_lps`), the follow-up is then outlined from that line carried
-   by the registration and scaled, about the carried centroid of the baseline outline, by the
-   change between the follow-up's and the baseline's click masks (:data:`LINE_SCALE_RANGE`), as
+   by the registration, then moved and scaled as the baseline's and the follow-up's click
+   outlines differ (by their long axes' change, :data:`LINE_SCALE_RANGE`, about the click
+   outline's centroid, which goes where the follow-up's lies: :data:`LINE_FOLLOW_SLACK_MM`), as
    the baseline was read. **Measurement** with :func:`recist_tool.measure.measure_mask`.
 5. **Resemblance**: the follow-up mask is compared with the baseline lesion's mask — outlined again
    by the same segmenter from a click at its centre, the prompt the follow-up gets, so that like
@@ -125,6 +126,11 @@ HU_PERCENTILE = 75.0
 #: The follow-up's line prompt is the baseline line scaled by the change between the two clicks'
 #: masks, held to this range (a click's mask can leak or stop short).
 LINE_SCALE_RANGE = (0.3, 2.5)
+#: The follow-up's line prompt moves with the click's outline (its centroid against the carried
+#: baseline click outline's) by at most the change of that outline's radius plus this (mm, what
+#: the alignments may be off by): further, the click outlined something else, and the line is
+#: scaled in place.
+LINE_FOLLOW_SLACK_MM = 5.0
 #: The most voxels a registration metric draws at each iteration (seeded): an iteration costs the
 #: same on a full-size scan as on a small crop.
 METRIC_SAMPLES = 20000
@@ -1102,6 +1108,7 @@ def track_lesions(
         base_mask, base_off = les.mask, les.mask_offset
         click_la: float | None = None
         click_c: np.ndarray | None = None
+        click_r = 0.0
         try:
             bm = seg_for(spec).segment(baseline, Prompt(point_lps=cast("Point3", tuple(map(float, centre)))),
                                        node=les.nodal)
@@ -1110,6 +1117,8 @@ def track_lesions(
             if bm.mask.any():
                 click_la = _long_axis(baseline, bm, les.nodal)
                 click_c = _mask_centroid_lps(baseline, bm.mask, bm.offset)
+                click_r = float(np.max(np.linalg.norm(baseline.index_to_lps(
+                    np.argwhere(bm.mask) + np.asarray(bm.offset, float)) - click_c, axis=1)))
                 if line is None:
                     base_mask, base_off = bm.mask, bm.offset
         except (NoLesionError, SegmentationError) as exc:
@@ -1150,7 +1159,8 @@ def track_lesions(
         # lesion's extent (and so its middle) depends on the prompt
         prompt_mm = (None if click_c is None or base_mask is None
                      else float(np.linalg.norm(click_c - middle)))
-        prepared.append((les, notes, line, centre, base_mask, base_off, click_la, base_la, size,
+        click = None if click_la is None or click_c is None else (click_la, click_c, click_r)
+        prepared.append((les, notes, line, centre, base_mask, base_off, click, base_la, size,
                          seg, spec_used, prompt_mm, (middle, radius + LESION_MARGIN_MM)))
     # the grids tracking works on, made once; the full-resolution float copies (376 MB each for a
     # 512² x 376-slice series) are let go
@@ -1159,7 +1169,7 @@ def track_lesions(
     balls = [p[-1] for p in prepared]
     reg = registration or register_rigid(pf, pm, exclude=balls)
     out: list[TrackedLesion] = []
-    for (les, notes, line, centre, base_mask, base_off, click_la, base_la, size, seg, spec_used,
+    for (les, notes, line, centre, base_mask, base_off, click, base_la, size, seg, spec_used,
          prompt_mm, (middle, ball_r)) in prepared:
         half = max(30.0, 1.5 * size)
         # the box around the lesion's middle (its outline's centroid): the anatomy its growth or
@@ -1202,18 +1212,32 @@ def track_lesions(
                 notes.append(f"propagated centre missed the lesion; seed moved "
                              f"{float(np.linalg.norm(s - prop)):.1f} mm")
             break
-        if mask is not None and line is not None and click_la:
+        if mask is not None and line is not None and click is not None and click[0]:
             # outline the follow-up as the baseline was read, from a line: the baseline's line
-            # carried by the registration and scaled by the change the two clicks' masks agree on
-            change = float(np.clip(_long_axis(followup, mask, les.nodal) / click_la,
-                                   *LINE_SCALE_RANGE))
-            # about the carried centroid of the baseline outline: a lesion grows or shrinks about
-            # its middle, which the midpoint of a line across an irregular lesion need not be
+            # carried by the registration, then moved and scaled as the lesion's segmenter sees
+            # the lesion change between the clicks' outlines (the baseline's at its centre, the
+            # follow-up's at the propagated centre): scaled by the change of their long axes,
+            # about the click outline's centroid, which goes where the follow-up click's outline
+            # lies. A lesion that shrinks towards one side (a lung primary towards the
+            # mediastinum) moves its middle: a line scaled in place lies off it (12-13 mm on the
+            # full-size trial's primary, outlined 28.6 mm for 54.7 mm)
+            click_la, click_c, click_r = click
+            fu_la = _long_axis(followup, mask, les.nodal)
+            change = float(np.clip(fu_la / click_la, *LINE_SCALE_RANGE))
             ends = np.array([tx.TransformPoint(tuple(map(float, e))) for e in line])
-            mid = (ends.mean(axis=0) if base_mask is None else np.asarray(tx.TransformPoint(
-                tuple(map(float, _mask_centroid_lps(baseline, base_mask, base_off))))))
-            scaled = mid + (ends - mid) * change
-            reader_c = scaled.mean(axis=0)  # the reader's centre moves with the lesion's change
+            about = np.asarray(tx.TransformPoint(tuple(map(float, click_c))))
+            moved = _mask_centroid_lps(followup, mask.mask, mask.offset) - about
+            # the middle of a lesion whose far side stays put moves by at most the change of its
+            # radius; a click outline further off than that (and the alignments' slack) is not
+            # the lesion moved, and the line is scaled in place
+            allowed = abs(1.0 - change) * click_r + LINE_FOLLOW_SLACK_MM
+            if float(np.linalg.norm(moved)) > allowed:
+                notes.append(f"the follow-up click's outline lies {np.linalg.norm(moved):.1f} mm "
+                             f"from the carried baseline click's (more than {allowed:.1f} mm): "
+                             "the line is scaled in place")
+                moved = np.zeros(3)
+            scaled = about + moved + (ends - about) * change
+            reader_c = scaled.mean(axis=0)  # the reader's centre moves with the lesion
             try:
                 lm = seg.segment(followup, Prompt(line_zyx=_line_zyx(followup, scaled)),
                                  node=les.nodal)
@@ -1223,8 +1247,9 @@ def track_lesions(
                         - _mask_centroid_lps(followup, mask.mask, mask.offset)))
                     prompt_mm = None if prompt_mm is None else max(prompt_mm, fu_prompt)
                     mask = lm
-                    notes.append(f"outlined from the baseline line carried to the follow-up and "
-                                 f"scaled by {change:.2f}, the change between the clicks' masks")
+                    notes.append(f"outlined from the baseline line carried to the follow-up, "
+                                 f"moved {np.linalg.norm(moved):.1f} mm and scaled by "
+                                 f"{change:.2f} as the clicks' outlines changed")
             except (NoLesionError, SegmentationError):
                 notes.append("the carried baseline line finds no lesion; the click's mask kept")
         prop_t = (float(prop[0]), float(prop[1]), float(prop[2]))

@@ -74,6 +74,9 @@ NOISE_HU = 8.0
 FIELD_MM = 2.0
 #: A follow-up mask whose centroid lies within this (mm) of the true lesion's is the right lesion.
 CORRECT_WITHIN_MM = 5.0
+#: The largest error of the follow-up/baseline long-axis ratio a ``found`` lesion may have (the
+#: goal of issue #36): the summary counts the ``found`` ones beyond it.
+RATIO_ERROR_MAX = 0.15
 #: Value outside the scanned field (air).
 OUTSIDE_HU = -1024.0
 
@@ -427,7 +430,8 @@ CONFIDENCE_THRESHOLDS = (0.5, 0.8, 0.9)
 
 def summarise_tracking(results: Sequence[TrackingCase]) -> dict[str, Any]:
     """Status counts, centroid / registration / ratio errors (all lesions and ``found`` ones),
-    the shrink follow-ups' ratios, wrong lesions stored as found, right lesions (mask within
+    the shrink follow-ups' ratios, wrong lesions stored as found, ``found`` lesions whose ratio
+    is more than :data:`RATIO_ERROR_MAX` off (``found_ratio_off``), right lesions (mask within
     :data:`CORRECT_WITHIN_MM`) and how many of them are found, the confidence calibration (share
     of right lesions per confidence bin, and at or above each edge) and the wall and CPU seconds
     per follow-up."""
@@ -461,6 +465,7 @@ def summarise_tracking(results: Sequence[TrackingCase]) -> dict[str, Any]:
         "n": len(results),
         "status": status,
         "found_wrong_lesion": sum(1 for r in found if not r.correct),
+        "found_ratio_off": sum(1 for r in found if (r.ratio_error or 0.0) > RATIO_ERROR_MAX),
         "right_lesion": sum(1 for r in results if r.correct),
         "right_lesion_found": sum(1 for r in found if r.correct),
         "centroid_error_mm": _stats([r.centroid_error_mm for r in results]),
