@@ -62,7 +62,11 @@ LAZY_MODULES = ("pandas", "skimage.color", "skimage.exposure", "scipy.linalg",
 
 def preload_layer_modules() -> None:
     """Import :data:`LAZY_MODULES` (call it in a worker thread before the first visit's layers
-    are added); one that is not installed is left to napari."""
+    are added); one that is not installed is left to napari. And fill what napari and vispy
+    compute once for a process: pint's unit registry (napari's layer transforms parse its
+    definitions the first time a layer is made: 0.2-0.4 s) and vispy's dash patterns (every
+    labels layer's polygon overlay makes three line visuals, each computing 13 patterns, 80-150
+    ms, kept in an ``lru_cache`` once computed)."""
     import importlib
 
     for name in LAZY_MODULES:
@@ -70,6 +74,44 @@ def preload_layer_modules() -> None:
             importlib.import_module(name)
         except ImportError:
             pass
+    try:
+        import pint
+        from vispy.visuals.line.dash_atlas import DashAtlas
+    except ImportError:
+        return
+    pint.get_application_registry().pixel  # noqa: B018 - parses the definitions
+    DashAtlas()
+
+
+def make_layers(visit: str, volume: Volume, date: _dt.date | None = None) -> dict[str, Any]:
+    """A visit's five napari layers (:data:`KINDS` → layer), made but not added to a viewer and
+    hidden (:meth:`VisitLayers.adding` adds them, :meth:`VisitLayers.showing` shows them).
+    napari's layer objects hold no Qt objects, so this may run in a worker thread, where the
+    panel makes them while the series of the next visit loads: the layers' own set-up
+    (transforms, the labels' colours, the shapes' text) is then not done in the GUI thread."""
+    from napari.layers import Image, Labels, Shapes
+
+    data, kw, _ = image_layer(volume, tile_label(visit, date), recist_visit=visit)
+    img = Image(data, visible=False, **kw)
+    label = img.name_overlay
+    label.font_size, label.color = 14, "white"
+    label.box, label.box_color = True, (0.0, 0.0, 0.0, 0.6)
+    aff, _ = display_affine(volume)
+    labels = Labels(np.zeros(volume.shape, np.uint8), name=f"{visit} masks", affine=aff,
+                    opacity=0.45, visible=False)
+    nearby = Shapes(ndim=3, name=f"{visit} nearby", affine=aff, edge_color="cyan",
+                    edge_width=1.0, visible=False)
+    stored = Shapes(ndim=3, name=f"{visit} measurements", affine=aff, edge_color="cyan",
+                    edge_width=1.0, visible=False,
+                    features={"label": np.array([], dtype=object),
+                              "ink": np.array([], dtype=object)},
+                    text={"string": "{label}", "size": LABEL_SIZE, "anchor": "upper_left",
+                          "color": {"feature": "ink"}})
+    review = Shapes(ndim=3, name=f"{visit} review", affine=aff, edge_color="yellow",
+                    edge_width=1.5, visible=False, features={"label": np.array([], dtype=object)},
+                    text={"string": "{label}", "color": "yellow", "size": REVIEW_LABEL_SIZE,
+                          "anchor": "upper_left"})
+    return {"image": img, "labels": labels, "nearby": nearby, "stored": stored, "review": review}
 
 
 def tile_label(visit: str, date: _dt.date | None) -> str:
@@ -119,66 +161,86 @@ class VisitLayers:
         layer is named :func:`tile_label` and that name is shown in the visit's tile."""
         for _ in self.adding(visit, volume, on_paint, on_review_edit, date):
             pass
+        for _ in self.showing([visit]):
+            pass
 
     def adding(self, visit: str, volume: Volume, on_paint: Callable[[str], None],
-               on_review_edit: Callable[[str, Any], None], date: _dt.date | None = None
-               ) -> Iterator[None]:
-        """:meth:`add`, one layer a step: it yields after each layer, so that a caller in the GUI
-        thread can let the event loop run between them (napari builds each layer's controls
-        and list entry as it comes); the visit is in :attr:`layers` after the last step."""
+               on_review_edit: Callable[[str, Any], None], date: _dt.date | None = None,
+               made: Mapping[str, Any] | None = None) -> Iterator[None]:
+        """Add (or replace) a visit's five layers hidden, one napari step at a time: it yields
+        after each, so that a caller in the GUI thread can let the event loop run between them
+        (napari makes each layer's visuals, list entry and controls); the visit is in
+        :attr:`layers` after the last step, and :meth:`showing` shows it. ``made``: the visit's
+        layers from :func:`make_layers` (made in a worker thread), else they are made here."""
         self.remove(visit)
-        v = self.viewer
-        data, kw, _ = image_layer(volume, tile_label(visit, date), recist_visit=visit)
-        img = v.add_image(data, **kw)
-        yield
-        label = img.name_overlay
-        label.visible, label.font_size, label.color = True, 14, "white"
-        label.box, label.box_color = True, (0.0, 0.0, 0.0, 0.6)
-        yield  # napari makes the tile label's visual: a step of its own
-        aff, _ = display_affine(volume)
-        labels = v.add_labels(np.zeros(volume.shape, np.uint8), name=f"{visit} masks",
-                              affine=aff, opacity=0.45)
+        layers = dict(made) if made is not None else make_layers(visit, volume, date)
+        for kind in KINDS:
+            self.viewer.add_layer(layers[kind])
+            yield
+        layers["nearby"].editable = layers["stored"].editable = False  # read only
+        layers["labels"].events.paint.connect(lambda _e: self._painted_by_hand(visit, on_paint))
+        layers["review"].events.data.connect(lambda e: on_review_edit(visit, e))
         self._boxes[visit] = {}
-        labels.events.paint.connect(lambda _e: self._painted_by_hand(visit, on_paint))
-        yield
-        nearby = v.add_shapes(ndim=3, name=f"{visit} nearby", affine=aff, edge_color="cyan",
-                              edge_width=1.0)
-        nearby.editable = False
-        yield
-        stored = v.add_shapes(ndim=3, name=f"{visit} measurements", affine=aff,
-                              edge_color="cyan", edge_width=1.0,
-                              features={"label": np.array([], dtype=object),
-                                        "ink": np.array([], dtype=object)},
-                              text={"string": "{label}", "size": LABEL_SIZE,
-                                    "anchor": "upper_left",
-                                    "color": {"feature": "ink"}})
-        stored.editable = False
-        yield
-        review = v.add_shapes(ndim=3, name=f"{visit} review", affine=aff, edge_color="yellow",
-                              edge_width=1.5, features={"label": np.array([], dtype=object)},
-                              text={"string": "{label}", "color": "yellow",
-                                    "size": REVIEW_LABEL_SIZE, "anchor": "upper_left"})
-        review.events.data.connect(lambda e: on_review_edit(visit, e))
-        self.layers[visit] = {"image": img, "labels": labels, "nearby": nearby, "stored": stored,
-                              "review": review}
+        self.layers[visit] = layers
+        aff, _ = display_affine(volume)
         self._base[visit] = {k: aff for k in KINDS}
         self._place(visit)
 
+    def showing(self, visits: Sequence[str], reset_view: bool = False) -> Iterator[None]:
+        """Show these visits' layers (added by :meth:`adding`), one napari step at a time: every
+        CT at once first (and the whole view, ``reset_view``), then each other layer, then the
+        tile labels, so that napari's first draw of a layer (vispy builds its shader programs)
+        is a turn of its own. The CTs come together because napari's grid gives tiles to shown
+        layers only and makes all its tiles anew (every shown layer's programs built again)
+        whenever their number changes."""
+        visits = [v for v in visits if v in self.layers]
+        for v in visits:
+            self.layers[v]["image"].visible = True
+        if reset_view:
+            self.viewer.reset_view()
+        yield
+        for kind in KINDS[1:]:
+            for v in visits:
+                if v in self.layers:  # not removed meanwhile
+                    self.layers[v][kind].visible = True
+                    yield
+        for v in visits:
+            if v in self.layers:
+                self.layers[v]["image"].name_overlay.visible = True
+
     def remove(self, visit: str) -> None:
         """Remove a visit's layers (if shown)."""
+        for layer in self._forget(visit):
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+
+    def _forget(self, visit: str) -> list[Any]:
+        """Forget a visit; its layers (still in the viewer)."""
         self._base.pop(visit, None)
         self._boxes.pop(visit, None)
         self._review_sub.pop(visit, None)
         self._review_placed.pop(visit, None)
         self.offsets.pop(visit, None)
-        for layer in self.layers.pop(visit, {}).values():
-            if layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
+        return list(self.layers.pop(visit, {}).values())
 
     def clear(self) -> None:
         """Remove every visit's layers."""
         for visit in list(self.layers):
             self.remove(visit)
+
+    def clearing(self) -> Iterator[None]:
+        """:meth:`clear`, one layer a step (napari tears down each layer's visuals and
+        controls): every visit is forgotten now, and the returned iterator removes its layers
+        from the viewer, one per ``next``."""
+        gone = [layer for visit in list(self.layers) for layer in self._forget(visit)]
+
+        def removing() -> Iterator[None]:
+            for layer in gone:
+                if layer in self.viewer.layers:
+                    self.viewer.layers.remove(layer)
+                    yield
+
+        return removing()
 
     def arrange(self, visits: Sequence[str]) -> None:
         """Keep each visit's layers together in one grid tile: napari fills a tile with
@@ -202,10 +264,11 @@ class VisitLayers:
         finally:
             self._arranging = False
 
-    def show_side_by_side(self) -> None:
-        """Turn napari's grid on (one tile per visit) when there is more than one visit."""
+    def show_side_by_side(self, n: int | None = None) -> None:
+        """Turn napari's grid on (one tile per visit) when there is more than one visit (``n``
+        visits, before they are added; default: the visits here)."""
         self.viewer.canvas.grid.stride = STRIDE
-        self.viewer.canvas.grid.enabled = len(self.layers) > 1
+        self.viewer.canvas.grid.enabled = (len(self.layers) if n is None else n) > 1
 
     def show_only(self, visits: Sequence[str] | None = None) -> None:
         """Show these visits' layers (their tiles; napari's grid leaves hidden ones out, so the
@@ -231,7 +294,9 @@ class VisitLayers:
         shift = np.eye(4)
         shift[:3, 3] = self.offsets.get(visit, np.zeros(3))
         for k in kinds:
-            self.layers[visit][k].affine = shift @ self._base[visit][k]
+            layer, new = self.layers[visit][k], shift @ self._base[visit][k]
+            if not np.array_equal(layer.affine.affine_matrix, new):  # napari re-slices on a set
+                layer.affine = new
 
     def to_world(self, visit: str, lps: Any) -> np.ndarray:
         """A visit's LPS ``(x, y, z)`` point → where it is drawn (world ``(z, y, x)``, shift

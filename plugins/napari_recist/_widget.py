@@ -50,7 +50,7 @@ from napari_recist._pacs_browser import PacsBrowser
 from napari_recist._proposals import ProposalList
 from napari_recist._proposals import fmt_mm as _fmt
 from napari_recist._timepoint_table import UNCHANGED, TimepointTable
-from napari_recist._visit_layers import VisitLayers, preload_layer_modules
+from napari_recist._visit_layers import VisitLayers, make_layers, preload_layer_modules
 from recist_tool.reading import (
     CATEGORIES,
     ORGANS,
@@ -93,6 +93,9 @@ SOURCES = {"tracking": "the tracked proposal",
 #: Milliseconds between two queued GUI steps (:meth:`ReadingWidget._pump`): time for napari to
 #: draw the layer just added (its first draw builds its shaders) before the next one comes.
 PUMP_MS = 20
+#: The mouse button (napari's numbering) whose drag on the canvas sets window and level, and the
+#: Hounsfield units a screen pixel of that drag moves them (:meth:`ReadingWidget._drag_window`).
+WL_BUTTON, WL_HU_PER_PX = 2, 2.0
 #: The panel's tabs.
 TABS = ("Subject", "Read", "Timepoints, sign-off, export")
 #: The override choice that confirms the computed overall response.
@@ -117,6 +120,30 @@ def _spare_pool_threads() -> None:
     pool = QThreadPool.globalInstance()
     if pool.maxThreadCount() < POOL_THREADS:
         pool.setMaxThreadCount(POOL_THREADS)
+
+
+def _freeze_long_lived() -> None:
+    """Move every object Python's cycle collector tracks now into its permanent generation
+    (:func:`gc.freeze`), so that its full collections stop scanning them.
+
+    With napari, the segmentation model's libraries and their modules loaded, the process holds
+    about half a million tracked objects (511,000 once the model had warmed), and a full
+    collection, which Python starts by itself as objects are made, took 200-550 ms (measured
+    with ``gc.callbacks`` on two shared cores, 2026-12-04): in the GUI thread, or in a worker
+    holding Python's lock, an interface that did not answer, whatever it was doing. The panel
+    freezes when it is made and once its model has warmed, before any subject's series or
+    layers exist; :func:`_thaw` gives them back to the collector when the panel is destroyed
+    (with its viewer), so that a closed viewer is freed."""
+    import gc
+
+    gc.freeze()
+
+
+def _thaw(*_args: Any) -> None:
+    """Undo :func:`_freeze_long_lived` (:func:`gc.unfreeze`)."""
+    import gc
+
+    gc.unfreeze()
 
 
 class ReadingWidget(QWidget):
@@ -158,6 +185,8 @@ class ReadingWidget(QWidget):
         self._timer.setInterval(300)
         self._timer.timeout.connect(self._remeasure_now)
         _spare_pool_threads()
+        _freeze_long_lived()
+        self.destroyed.connect(_thaw)
         self._build()
         self.viewer.mouse_drag_callbacks.append(self._on_mouse)
         self.viewer.layers.selection.events.active.connect(self._on_active_layer)
@@ -311,7 +340,9 @@ class ReadingWidget(QWidget):
         lay.addWidget(g)
         keys = QLabel(KEYS_SHORT)
         keys.setToolTip("Keys: " + ", ".join(f"{k} {what}" for k, what in READING_KEYS.items())
-                        + "; " + ", ".join(f"{k} {n} window" for n, k in PRESET_KEYS.items()))
+                        + "; " + ", ".join(f"{k} {n} window" for n, k in PRESET_KEYS.items())
+                        + "; a right-button drag on a CT: window (sideways) and level (up and "
+                        "down)")
         keys.setWordWrap(True)
         keys.setStyleSheet("color: #a0a0a0")
         lay.addWidget(keys)
@@ -544,10 +575,13 @@ class ReadingWidget(QWidget):
             self.subject_combo.addItems(self.session.subjects(trial or None))
 
     def open_subject(self, subject: str) -> bool:
-        """Open a subject: every visit with a known series is loaded in a worker thread (napari's
-        progress, one step a visit) and its layers are added here, side by side, as each
-        arrives. The panel is busy until the last one is in; its message then starts with the
-        subject (``"SYN-001: 3 of 3 visits shown"``). Returns whether the opening started."""
+        """Open a subject: every visit with a known series is loaded, and its napari layers made
+        (:func:`make_layers`), in a worker thread (napari's progress, one step a visit); here
+        its layers are added hidden as each visit arrives, one napari step per event-loop turn
+        (:meth:`_queue`), and once all are in, shown side by side (:meth:`VisitLayers.showing`:
+        every CT at once, then a layer a turn, so that each first draw is a turn of its own).
+        The panel is busy until the last one is shown; its message then starts with the subject
+        (``"SYN-001: 3 of 3 visits shown"``). Returns whether the opening started."""
         from recist_tool.errors import RecistToolError
 
         if self.session is None:
@@ -559,7 +593,10 @@ class ReadingWidget(QWidget):
         visits = self._guard(self.session.open_subject, subject)
         if visits is None:
             return False
-        self.visit_layers.clear()
+        # the last subject's layers removed, the slider made and napari's grid turned on (no
+        # tile until a layer is shown), a step each, while the first series loads
+        self._queue(self.visit_layers.clearing(), self._three_d_slider,
+                    lambda: self.visit_layers.show_side_by_side(len(visits)))
         self._label_of.clear()
         self.discard()
         self._show_proposals([], None)
@@ -571,30 +608,32 @@ class ReadingWidget(QWidget):
         self.compare_view.show_choices([])
         session, dates, problems = self.session, dict(visits), []
 
-        def load() -> Any:  # in the worker: each visit's series, as it is read
+        def load() -> Any:  # in the worker: each visit's series and napari layers, as read
             for v, _ in visits:
                 try:
-                    yield v, session.open_visit(v)
+                    vol = session.open_visit(v)
                 except RecistToolError as exc:
-                    yield v, exc
+                    yield v, exc, None
+                    continue
+                yield v, vol, make_layers(v, vol, dates.get(v))
 
-        def shown(v: str) -> None:  # a visit's last layer is in
+        def added(v: str) -> None:  # a visit's last layer is in (hidden)
             self._arrange_layers()
-            if len(self.layers) == 1:
-                self.viewer.reset_view()
-            self.say(f"opening {subject}: {v} shown ({len(self.layers)} of {len(visits)})")
+            self.say(f"opening {subject}: {v} read ({len(self.layers)} of {len(visits)})")
 
-        def arrived(item: tuple[str, Any]) -> None:  # here: its layers, one per event-loop turn
-            v, vol = item
+        def arrived(item: tuple[str, Any, Any]) -> None:  # here: its layers, one a turn
+            v, vol, made = item
             if isinstance(vol, BaseException):
                 problems.append(f"{v}: {vol}")
                 return
             self._queue(self.visit_layers.adding(v, vol, self._on_paint, self._on_review_edit,
-                                                 dates.get(v)), lambda: shown(v))
+                                                 dates.get(v), made), lambda: added(v))
 
         def opened(_result: Any = None) -> None:  # after the last visit's layers
+            # every visit shown (VisitLayers.showing: the CTs together, then a layer a turn);
             # stored measurements drawn now that the slider's step is known, a visit a turn
-            self._queue(*[lambda v=v: self._draw_stored(v) for v, _ in visits],
+            self._queue(self.visit_layers.showing([v for v, _ in visits], reset_view=True),
+                        *[lambda v=v: self._draw_stored(v) for v, _ in visits],
                         lambda: (self._opened(subject, visits, problems), self._done()))
 
         def failed(exc: BaseException) -> None:
@@ -608,6 +647,13 @@ class ReadingWidget(QWidget):
 
         self._after_model(start, f"opening {subject}")
         return True
+
+    def _three_d_slider(self) -> None:
+        """Give napari's dims a third axis now, in a step of its own, when no layer has: napari
+        makes the slider of the first 3D layer added (and the canvas shrinks to show it), which
+        would otherwise join the first CT layer's step."""
+        if self.viewer.dims.ndim < 3:
+            self.viewer.dims.ndim = 3
 
     def _after_model(self, start: Any, what: str) -> None:
         """Run ``start()`` now, or once the model's warm-up has ended: one background task at a
@@ -893,6 +939,9 @@ class ReadingWidget(QWidget):
         click that does neither says why (busy, or a layer in an edit mode takes it)."""
         if event.type != "mouse_press":
             return
+        if getattr(event, "button", 1) == WL_BUTTON and self.layers:
+            yield from self._drag_window(event)
+            return
         if self.busy:
             if self.click_box.isChecked() or self.line_box.isChecked():
                 self.say(f"busy ({self._task}): click again when it is done", error=True)
@@ -927,6 +976,31 @@ class ReadingWidget(QWidget):
             if getattr(event, "viewbox", None) is None:  # napari < 0.6: tiles are translated
                 world[-3:] -= self.visit_layers.grid_translate(visit)
             self.click_at_world(world, visit)
+
+    def _drag_window(self, event: Any) -> Any:
+        """A right-button drag on the canvas sets the window of every visit's CT, as on a PACS
+        workstation: rightwards widens it, downwards raises its level, :data:`WL_HU_PER_PX` a
+        screen pixel from the window under the press (napari's zoom by that drag is off
+        meanwhile). Busy or not, nothing is segmented."""
+        d = self.layers.get(self.visit) or next(iter(self.layers.values()))
+        lo, hi = (float(x) for x in d["image"].contrast_limits)
+        level0, width0 = (lo + hi) / 2.0, hi - lo
+        level, width = level0, width0
+        start = np.asarray(event.pos, float)
+        camera = self._camera
+        zooms = bool(camera.mouse_zoom)
+        camera.mouse_zoom = False
+        try:
+            yield
+            while event.type == "mouse_move":
+                dx, dy = (np.asarray(event.pos, float) - start) * WL_HU_PER_PX
+                width, level = max(1.0, width0 + float(dx)), level0 + float(dy)
+                self.visit_layers.set_window((level - width / 2.0, level + width / 2.0))
+                yield
+        finally:
+            camera.mouse_zoom = zooms
+        if (level, width) != (level0, width0):
+            self.say(f"window: level {level:.0f}, width {width:.0f} HU (right-button drag)")
 
     def _draw_line(self, viewer: Any, event: Any) -> Any:
         """Line mode: the press starts a line in the review layer of the visit whose CT is under
@@ -1102,6 +1176,8 @@ class ReadingWidget(QWidget):
 
         def ended() -> None:  # here, in the GUI thread: what waited for it starts
             self._warming = None
+            if self._alive():
+                _freeze_long_lived()  # the model's libraries
             while self._after_warm_up:
                 self._after_warm_up.pop(0)()
 
@@ -1761,22 +1837,40 @@ class ReadingWidget(QWidget):
         return True
 
     def sign(self) -> bool:
-        """Sign the visit under review: the password is asked again."""
+        """Sign the visit under review: the password is asked again, then checked (scrypt,
+        0.1-0.2 s) and the read signed in a worker thread, the panel busy meanwhile, as the Log
+        in button does; the message then says ``"<subject> <visit> signed (sha256 …)"``, or why
+        not. Returns whether the signing started."""
         s = self.session
-        if s is None:
+        if s is None or s.subject is None:
             return False
+        if self.busy:
+            self.say(f"busy ({self._task}): sign when it is done", error=True)
+            return False
+        subject, visit = s.subject, self.visit
         pw, ok = QInputDialog.getText(self, "Sign read", f"Password of {s.reader} to sign "
-                                      f"{s.subject} {self.visit}:", QLineEdit.Password)
+                                      f"{subject} {visit}:", QLineEdit.Password)
         if not ok:
             return False
         over = self.override_combo.currentText()
         override = None if over == COMPUTED else over
         reason = self.reason_edit.text().strip() or None
-        digest = self._guard(s.sign, self.visit, pw, override=override, reason=reason)
-        if digest is None:
-            return False
-        self.refresh_table()
-        self.say(f"{s.subject} {self.visit} signed (sha256 {digest[:12]}…)")
+
+        def work() -> str:
+            return s.sign(visit, pw, override=override, reason=reason)
+
+        def signed(digest: str) -> None:
+            if not self._alive() or self.session is not s:
+                return
+            self.refresh_table()
+            self.say(f"{subject} {visit} signed (sha256 {digest[:12]}…)")
+
+        def refused(exc: BaseException) -> None:
+            if self._alive():
+                self._on_segment_error(exc)
+
+        self._in_worker(work, f"Signing {subject} {visit}", f"signing {subject} {visit}…",
+                        signed, refused)
         return True
 
     def export(self) -> bool:

@@ -426,6 +426,7 @@ def _sign(qtbot, viewer, w, db: Path, subject: str, visit: str) -> None:
     dialog = _Dialog(qtbot, PASSWORD)
     _press(qtbot, w.sign_btn)
     assert dialog.seen == "QInputDialog"
+    qtbot.waitUntil(lambda: not w.busy, timeout=30000)  # checked and signed in a worker thread
     assert w.last_message.startswith(f"{subject} {visit} signed (sha256 "), w.last_message
     read = _read(db, subject, visit)
     assert read.status == "signed" and len(read.signatures) == 1

@@ -309,6 +309,7 @@ def test_reading_a_subject(gui_db, make_napari_viewer, qtbot, monkeypatch, tmp_p
     # sign-off asks for the password (dialog patched), then the read is locked
     monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: (PASSWORD, True)))
     assert w.sign()
+    _wait_idle(w)  # signed in a worker thread
     assert "signed" in w.last_message
     with TrialStore(db, read_only=True) as store:
         assert store.get_read("SYN-001", "W06", reader=READER).status == "signed"
@@ -752,6 +753,7 @@ def test_a_lesion_is_not_counted_twice_and_can_be_corrected_before_signing(
     monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: (PASSWORD, True)))
     w.visit_combo.setCurrentText("BL")
     _press(qtbot, w.sign_btn)
+    _wait_idle(w)
     assert "signed" in w.last_message
     _click_row(qtbot, w.table, "T02")
     _type(qtbot, w.change_reason_edit, "too late")
@@ -762,8 +764,9 @@ def test_a_lesion_is_not_counted_twice_and_can_be_corrected_before_signing(
 
 def test_window_keys_and_irecist_override(reading_trial, tmp_path, make_napari_viewer, qtbot,
                                           monkeypatch):
-    """Alt-4 gives the liver window the reports' key images use (one table of windows); an
-    iRECIST trial's read is overridden with iRECIST's own values, stored as signed."""
+    """Alt-4 gives the liver window the reports' key images use (one table of windows); Alt-C
+    confirms a follow-up's measurement; an iRECIST trial's read is overridden with iRECIST's own
+    values, stored as signed."""
     from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QInputDialog
 
@@ -791,12 +794,15 @@ def test_window_keys_and_irecist_override(reading_trial, tmp_path, make_napari_v
     _baseline_read(qtbot, w, tps, ("T02",))
     _click(qtbot, w, "W06", tps["W06"]["lesions"]["T02"]["center_lps"])
     _click_row(qtbot, w.table, "T02")
-    _press(qtbot, w.confirm_btn)
+    canvas.setFocus()
+    qtbot.keyClick(canvas, Qt.Key_C, Qt.AltModifier)  # confirm measurement
+    assert w.last_message.startswith("T02 stored on W06"), w.last_message
     assert w.response_of("W06") == "iPR", w.response_label.text()  # 40 → 26 mm
     w.override_combo.setCurrentText("iSD")
     _type(qtbot, w.reason_edit, "second reader's measurement")
     monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: (PASSWORD, True)))
     _press(qtbot, w.sign_btn)
+    _wait_idle(w)
     assert "signed" in w.last_message, w.last_message
     with TrialStore(db, read_only=True) as store:
         r = store.get_read("SYN-001", "W06", reader=READER)
@@ -852,7 +858,8 @@ def test_a_line_drawn_across_a_lesion_segments_it(gui_db, make_napari_viewer, qt
 def test_reading_keys(gui_db, make_napari_viewer, qtbot):
     """Alt-S stores the lesion under review, Alt-D discards one, Alt-Right / Alt-Left change the
     visit, Alt-Down selects the next lesion; a key while nothing is open says why; the keys are
-    listed in the panel."""
+    listed in the panel; a click while a layer paints says why nothing was segmented; a
+    right-button drag sets window and level."""
     from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QLabel
 
@@ -905,6 +912,31 @@ def test_reading_keys(gui_db, make_napari_viewer, qtbot):
     _mouse_click_tile(qtbot, viewer, w.layers["BL"]["image"])
     assert "'BL masks' is in paint mode" in w.last_message and not w.busy
     assert w.finding is None and sorted(_stored(db, "BL")) == ["T01", "T02"]
+    # window and level by a right-button drag on a tile: every visit's CT, napari's zoom by that
+    # drag off meanwhile, nothing segmented
+    from qtpy.QtCore import QPoint
+
+    from napari_recist._widget import WL_HU_PER_PX
+
+    lab.mode = "pan_zoom"
+    viewer.layers.selection.active = w.layers["BL"]["image"]
+    key(Qt.Key_2)  # soft tissue
+    lo, hi = w.layers["BL"]["image"].contrast_limits
+    zoom = w._camera.zoom
+    vb, _ = _tile_of(viewer, w.layers["BL"]["image"])
+    x, y = (np.asarray(vb.transform.translate[:2]) + np.asarray(vb.inner_rect.size) / 2).astype(int)
+    native = viewer.window._qt_viewer.canvas._scene_canvas.native
+    qtbot.mousePress(native, Qt.RightButton, pos=QPoint(int(x), int(y)))
+    for t in np.linspace(0.0, 1.0, 6)[1:]:
+        qtbot.mouseMove(native, QPoint(int(x + 50 * t), int(y + 20 * t)))
+    qtbot.mouseRelease(native, Qt.RightButton, pos=QPoint(int(x + 50), int(y + 20)))
+    width, level = hi - lo + 50 * WL_HU_PER_PX, (lo + hi) / 2 + 20 * WL_HU_PER_PX
+    for d in w.layers.values():
+        assert np.allclose(d["image"].contrast_limits, (level - width / 2, level + width / 2),
+                           atol=2 * WL_HU_PER_PX)
+    assert w.last_message == f"window: level {level:.0f}, width {width:.0f} HU (right-button drag)"
+    assert w._camera.zoom == zoom and w._camera.mouse_zoom
+    assert w.finding is None and not w.busy
 
 
 def test_every_control_is_reachable_at_1920x1080_without_scrolling(gui_db, make_napari_viewer,
@@ -931,7 +963,7 @@ def test_every_control_is_reachable_at_1920x1080_without_scrolling(gui_db, make_
 
 
 def test_baseline_and_one_follow_up_compared_in_bigger_tiles(gui_db, make_napari_viewer, qtbot):
-    """'Show: BL and W12' hides W06: two tiles, each wider than in the three-visit grid; a real
+    """'Show: BL and W12' hides W06: two tiles, each bigger than in the three-visit grid; a real
     click on the W12 tile is segmented and stored at W12; choosing W06 as the visit under
     review shows it again (compared with the baseline)."""
     db, tps = gui_db
@@ -939,7 +971,8 @@ def test_baseline_and_one_follow_up_compared_in_bigger_tiles(gui_db, make_napari
     viewer.window._qt_window.resize(1400, 900)
     w = _widget(viewer, db)
     vb, _ = _tile_of(viewer, w.layers["BL"]["image"])
-    width_all = vb.inner_rect.size[0]
+    size_all = np.asarray(vb.inner_rect.size, float)
+    assert size_all.min() > 100  # laid out (a tile made but not yet drawn measures 10 x 10)
     choices = [w.compare_combo.itemText(i) for i in range(w.compare_combo.count())]
     assert choices == ["all visits", "BL and W06", "BL and W12"]
     w.compare_combo.setCurrentText("BL and W12")
@@ -948,7 +981,8 @@ def test_baseline_and_one_follow_up_compared_in_bigger_tiles(gui_db, make_napari
     tiles = list(viewer.canvas.grid.iter_viewboxes(viewer.layers))
     assert len(tiles) == 2
     vb, _ = _tile_of(viewer, w.layers["W12"]["image"])
-    assert vb.inner_rect.size[0] > 1.3 * width_all
+    size = np.asarray(vb.inner_rect.size, float)  # one row instead of two: as wide, twice as tall
+    assert size[0] >= size_all[0] - 1 and size[1] > 1.8 * size_all[1], (size, size_all)
     t02 = tps["W12"]["lesions"]["T02"]
     _click_lesion(qtbot, viewer, w, "W12", t02["center_lps"])
     assert w.finding is not None and w.finding.visit == "W12", w.last_message
@@ -1353,21 +1387,35 @@ def _bench_gui():
 
 
 #: The longest event-loop stall allowed while the panel logs in and opens a subject (s): a guard,
-#: not the issue's 100 ms goal. What is left is napari drawing each new layer the first time
-#: (vispy builds its shaders: software OpenGL under Xvfb on a shared 2-core box, 1-2.5 s
-#: measured here); the series loaded in the GUI thread stalled it over 3 s.
+#: not the issue's 100 ms goal (benchmarks/bench_gui.py measures that). The series loaded in the
+#: GUI thread stalled it over 3 s; on the shared 2-core box under other jobs' load, napari adding
+#: one layer or drawing it the first time still takes 0.1-0.6 s (2026-12-04).
 OPEN_STALL_S = 3.0
 
 
-def test_opening_a_subject_leaves_the_interface_responsive(gui_db, make_napari_viewer, qtbot):
+def test_opening_a_subject_leaves_the_interface_responsive(gui_db, make_napari_viewer, qtbot,
+                                                           monkeypatch):
     """Real clicks on "Log in" and "Open subject" while bench_gui's 10 ms heartbeat ticks in the
-    GUI thread: the series load in a worker thread (the model warms in another), so no stall
-    reaches OPEN_STALL_S; the first visit's layers are in before the last series is loaded;
-    once open, a real click on a lesion is segmented by the model the panel warmed, and
-    stored."""
+    GUI thread: the series load and their napari layers are made in a worker thread (the model
+    warms in another), so no stall reaches OPEN_STALL_S; each layer is added hidden and shown
+    afterwards (its first draw a turn of its own); the first visit's layers are in before the
+    last series is loaded; once open, a real click on a lesion is segmented by the model the
+    panel warmed, and stored."""
+    import threading
+
     from qtpy.QtWidgets import QApplication
 
+    from napari_recist import _widget
     from napari_recist._widget import ReadingWidget
+
+    made_in: list[str] = []  # the thread each visit's layers were made in
+    make = _widget.make_layers
+
+    def spy(*args, **kwargs):
+        made_in.append(threading.current_thread().name)
+        return make(*args, **kwargs)
+
+    monkeypatch.setattr(_widget, "make_layers", spy)
 
     db, tps = gui_db
     viewer = make_napari_viewer(show=True)
@@ -1381,9 +1429,10 @@ def test_opening_a_subject_leaves_the_interface_responsive(gui_db, make_napari_v
     qtbot.waitUntil(lambda: not w.busy, timeout=30000)
     assert w.session is None and "wrong password" in w.last_message, w.last_message
     _type(qtbot, w.password_edit, PASSWORD)
-    arrived: list[tuple[bool, int]] = []  # (panel busy, series loaded) as each layer comes in
+    # (panel busy, series loaded, the layer shown) as each layer comes in
+    arrived: list[tuple[bool, int, bool]] = []
     viewer.layers.events.inserted.connect(
-        lambda _e: arrived.append((w.busy, len(w.session._volumes))))
+        lambda e: arrived.append((w.busy, len(w.session._volumes), e.value.visible)))
     beat = _bench_gui().Heartbeat(QApplication.instance(), interval_ms=10)
     stalls: list[float] = []
     with beat.measure(stalls):
@@ -1397,8 +1446,12 @@ def test_opening_a_subject_leaves_the_interface_responsive(gui_db, make_napari_v
         qtbot.waitUntil(lambda: not w.busy, timeout=120000)
     assert w.last_message == "SYN-001: 3 of 3 visits shown", w.last_message
     assert max(stalls) < OPEN_STALL_S, stalls
-    assert len(arrived) == 3 * 5 and all(busy for busy, _ in arrived)
+    assert len(arrived) == 3 * 5 and all(busy for busy, _, _ in arrived)
     assert arrived[0][1] < 3  # BL's layers were shown before W12's series was read
+    assert not any(shown for _, _, shown in arrived)  # added hidden,
+    assert all(layer.visible for d in w.layers.values() for layer in d.values())  # then shown
+    assert all(d["image"].name_overlay.visible for d in w.layers.values())  # the tile labels
+    assert len(made_in) == 3 and threading.main_thread().name not in made_in, made_in
     qtbot.waitUntil(lambda: w.warm_seconds is not None, timeout=60000)
     assert w.session._segmenter is not None  # the first click finds the model loaded
     t02 = tps["BL"]["lesions"]["T02"]
@@ -1409,6 +1462,72 @@ def test_opening_a_subject_leaves_the_interface_responsive(gui_db, make_napari_v
     assert "T01 stored as target on BL" in w.last_message, w.last_message
     m = _stored(db, "BL")["T01"]
     assert np.linalg.norm(_centre(m) - np.asarray(t02["center_lps"])) < 4.0
+
+
+def _answer_password_dialog(qtbot, text: str) -> list[str]:
+    """Answer the next modal dialog as a reader does: ``text`` typed into its line edit, Enter.
+    Returns a list that gets the dialog's class name once answered."""
+    from qtpy.QtCore import Qt, QTimer
+    from qtpy.QtWidgets import QApplication, QLineEdit
+
+    seen: list[str] = []
+
+    def answer() -> None:
+        dlg = QApplication.activeModalWidget()
+        if dlg is None:
+            QTimer.singleShot(50, answer)
+            return
+        seen.append(type(dlg).__name__)
+        edit = next(e for e in dlg.findChildren(QLineEdit) if e.isVisible())
+        edit.setFocus()
+        qtbot.keyClicks(edit, text)
+        qtbot.keyClick(edit, Qt.Key_Return)
+
+    QTimer.singleShot(100, answer)
+    return seen
+
+
+def test_signing_checks_the_password_in_a_worker(gui_db, make_napari_viewer, qtbot,
+                                                 monkeypatch):
+    """"Sign this visit…" pressed and the password typed into its dialog: the password is
+    checked (scrypt) and the read signed in a worker thread, the panel busy meanwhile, so the
+    window answers; a wrong password is refused in one line and nothing is signed (the read
+    stays open), the right one signs it once."""
+    import threading
+
+    from recist_tool.store import TrialStore as Store
+
+    db, tps = gui_db
+    viewer = make_napari_viewer(show=True)
+    w = _widget(viewer, db)
+    _baseline_read(qtbot, w, tps, ("T02",))
+    w.visit_combo.setCurrentText("BL")
+    checked_in: list[str] = []  # the thread each password check ran in
+    check = Store.authenticate
+
+    def spy(self, *args, **kwargs):
+        checked_in.append(threading.current_thread().name)
+        return check(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "authenticate", spy)
+    for password, signs in (("not the password", False), (PASSWORD, True)):
+        seen = _answer_password_dialog(qtbot, password)
+        _press(qtbot, w.sign_btn)
+        assert seen == ["QInputDialog"]
+        assert w.busy and w.last_message == "signing SYN-001 BL…", w.last_message
+        assert not w.sign_btn.isEnabled()
+        qtbot.waitUntil(lambda: not w.busy, timeout=30000)
+        with TrialStore(db, read_only=True) as store:
+            read = store.get_read("SYN-001", "BL", reader=READER)
+        if signs:
+            assert w.last_message.startswith("SYN-001 BL signed (sha256 "), w.last_message
+            assert read.status == "signed" and len(read.signatures) == 1
+        else:
+            assert "wrong password" in w.last_message and "\n" not in w.last_message
+            assert read.status != "signed" and not read.signatures
+        assert w.sign_btn.isEnabled()
+    assert len(checked_in) == 2
+    assert threading.main_thread().name not in checked_in, checked_in
 
 
 def test_gui_benchmark_heartbeat_measures_a_stall(qapp):
