@@ -35,10 +35,11 @@ Steps (all registration with SimpleITK, points in DICOM LPS millimetres):
    a click at the propagated centre; if it misses (shrunken lesion), a few seeds within a small
    radius whose HU is closest to the baseline lesion's are tried. When the baseline has a long-axis
    line (:attr:`BaselineLesion.line_lps`), the follow-up is then outlined from that line carried
-   by the registration, then moved and scaled as the baseline's and the follow-up's click
-   outlines differ (by their long axes' change, :data:`LINE_SCALE_RANGE`, about the click
-   outline's centroid, which goes where the follow-up's lies: :data:`LINE_FOLLOW_SLACK_MM`), as
-   the baseline was read. **Measurement** with :func:`recist_tool.measure.measure_mask`.
+   by the registration, scaled by the change between the follow-up's and the baseline's click
+   outlines (:data:`LINE_SCALE_RANGE`) about the carried centroid of the baseline outline, and
+   moved where the follow-up click's outline lies off where that puts the baseline click's (a
+   lesion shrinking towards one side moves its middle; :data:`LINE_FOLLOW_SLACK_MM`), as the
+   baseline was read. **Measurement** with :func:`recist_tool.measure.measure_mask`.
 5. **Resemblance**: the follow-up mask is compared with the baseline lesion's mask — outlined again
    by the same segmenter from a click at its centre, the prompt the follow-up gets, so that like
    is compared with like — carried by the registration (:func:`resemblance`): the distance of its
@@ -126,10 +127,11 @@ HU_PERCENTILE = 75.0
 #: The follow-up's line prompt is the baseline line scaled by the change between the two clicks'
 #: masks, held to this range (a click's mask can leak or stop short).
 LINE_SCALE_RANGE = (0.3, 2.5)
-#: The follow-up's line prompt moves with the click's outline (its centroid against the carried
-#: baseline click outline's) by at most the change of that outline's radius plus this (mm, what
-#: the alignments may be off by): further, the click outlined something else, and the line is
-#: scaled in place.
+#: The follow-up's line prompt moves with the click's outline (its centroid against where the
+#: scaled line puts the baseline click outline's) when that move exceeds the ``prompt_mm`` limit
+#: (the outlines' own variation) and is at most the change of that outline's radius plus this
+#: (mm, what the alignments may be off by): further, the click outlined something else, and the
+#: line is scaled in place.
 LINE_FOLLOW_SLACK_MM = 5.0
 #: The most voxels a registration metric draws at each iteration (seeded): an iteration costs the
 #: same on a full-size scan as on a small crop.
@@ -1214,29 +1216,38 @@ def track_lesions(
             break
         if mask is not None and line is not None and click is not None and click[0]:
             # outline the follow-up as the baseline was read, from a line: the baseline's line
-            # carried by the registration, then moved and scaled as the lesion's segmenter sees
-            # the lesion change between the clicks' outlines (the baseline's at its centre, the
-            # follow-up's at the propagated centre): scaled by the change of their long axes,
-            # about the click outline's centroid, which goes where the follow-up click's outline
-            # lies. A lesion that shrinks towards one side (a lung primary towards the
-            # mediastinum) moves its middle: a line scaled in place lies off it (12-13 mm on the
-            # full-size trial's primary, outlined 28.6 mm for 54.7 mm)
+            # carried by the registration, scaled by the change between the clicks' outlines
+            # (the baseline's at its centre, the follow-up's at the propagated centre) about the
+            # carried centroid of the baseline outline (a lesion grows or shrinks about its
+            # middle, which the midpoint of a line across an irregular lesion need not be), and
+            # moved where the follow-up click's outline lies off where that scaling puts it: a
+            # lesion that shrinks towards one side moves its middle (the full-size trial's lung
+            # primary, towards the mediastinum: a line scaled in place lay 12-13 mm off it and
+            # outlined 28.6 mm for 54.7 mm)
             click_la, click_c, click_r = click
-            fu_la = _long_axis(followup, mask, les.nodal)
-            change = float(np.clip(fu_la / click_la, *LINE_SCALE_RANGE))
+            change = float(np.clip(_long_axis(followup, mask, les.nodal) / click_la,
+                                   *LINE_SCALE_RANGE))
             ends = np.array([tx.TransformPoint(tuple(map(float, e))) for e in line])
-            about = np.asarray(tx.TransformPoint(tuple(map(float, click_c))))
-            moved = _mask_centroid_lps(followup, mask.mask, mask.offset) - about
-            # the middle of a lesion whose far side stays put moves by at most the change of its
-            # radius; a click outline further off than that (and the alignments' slack) is not
-            # the lesion moved, and the line is scaled in place
+            mid = (ends.mean(axis=0) if base_mask is None else np.asarray(tx.TransformPoint(
+                tuple(map(float, _mask_centroid_lps(baseline, base_mask, base_off))))))
+            expected = mid + change * (np.asarray(tx.TransformPoint(tuple(map(float, click_c))))
+                                       - mid)
+            moved = _mask_centroid_lps(followup, mask.mask, mask.offset) - expected
+            off = float(np.linalg.norm(moved))
+            # followed when beyond the outlines' own variation (the prompt_mm limit), when the click's
+            # outline is the lesion as read at baseline (it and the line's part by no more than
+            # that), and by at most the change of its radius plus the alignments' slack (further,
+            # the click outlined something else)
+            slack = FOUND_LIMITS["prompt_mm"]
             allowed = abs(1.0 - change) * click_r + LINE_FOLLOW_SLACK_MM
-            if float(np.linalg.norm(moved)) > allowed:
-                notes.append(f"the follow-up click's outline lies {np.linalg.norm(moved):.1f} mm "
-                             f"from the carried baseline click's (more than {allowed:.1f} mm): "
-                             "the line is scaled in place")
+            if prompt_mm is None or prompt_mm > slack or off <= slack:
                 moved = np.zeros(3)
-            scaled = about + moved + (ends - about) * change
+            elif off > allowed:
+                notes.append(f"the follow-up click's outline lies {off:.1f} mm from where the "
+                             f"lesion's change puts it (more than {allowed:.1f} mm): the line is "
+                             "scaled in place")
+                moved = np.zeros(3)
+            scaled = mid + moved + (ends - mid) * change
             reader_c = scaled.mean(axis=0)  # the reader's centre moves with the lesion
             try:
                 lm = seg.segment(followup, Prompt(line_zyx=_line_zyx(followup, scaled)),
