@@ -120,7 +120,7 @@ def outer_layer(volume: Volume, mask: np.ndarray, offset: Sequence[int]) -> dict
 
 
 def reach_along(mask: np.ndarray, offset: Sequence[int], line_zyx: Any,
-                spacing: Sequence[float]) -> float:
+                spacing: Sequence[float] | np.ndarray) -> float:
     """How far (mm) a mask reaches along a line: the extent, on the line and up to half its
     length beyond either end, between the first and the last point inside the mask.
 
