@@ -117,9 +117,9 @@ def test_axis_labels_stand_off_the_lesion_and_each_other(gui_db, make_napari_vie
         texts, mask = _review_on_screen(qtbot, viewer, w, "BL")
         _assert_readable_and_clear(texts, mask)
     # the reader moves the long axis's upper end up and right: its label follows, still off
-    # the lesion
-    w.focus(w.visit_layers.to_world("BL", tps["BL"]["lesions"]["T02"]["center_lps"]),
-            field_mm=120.0)
+    # the lesion (shown on the long axis's own slice, which need not be the lesion centre's)
+    la_mid = np.mean(np.asarray(w.finding.measurement.long_axis_endpoints_lps, float), axis=0)
+    w.focus(w.visit_layers.to_world("BL", la_mid), field_mm=120.0)
     qtbot.wait(300)
     review = w.layers["BL"]["review"]
     la, sa = (np.asarray(x, float) for x in w.visit_layers.review_lines("BL"))
