@@ -405,14 +405,14 @@ def with_lobules(volume: Volume, mask: np.ndarray, offset: Sequence[int], lesion
     at = off - lo
     big[:, at[1]:at[1] + mask.shape[1], at[2]:at[2] + mask.shape[2]] = mask
     half = max(LOBULE_SPREADS * spread_hu, MIN_CONTRAST_HU)
-    alike = np.abs(ndimage.uniform_filter(img, (1, 3, 3)) - lesion_hu) <= half
     added = 0
     for z in np.flatnonzero(big.any(axis=(1, 2))):
         dist = ndimage.distance_transform_edt(~big[z], sampling=sp[1:])
         ring = img[z][(dist > 1.0) & (dist <= 3.0)]
         if ring.size == 0 or np.mean(ring < AIR_MAX_HU) < LOBULE_AIR_SHARE:
             continue  # in soft tissue, tissue of the lesion's density next to it is a neighbour
-        pieces, n = ndimage.label(alike[z] & ~big[z] & (dist <= reach_mm))
+        alike = np.abs(ndimage.uniform_filter(img[z], 3) - lesion_hu) <= half
+        pieces, n = ndimage.label(alike & ~big[z] & (dist <= reach_mm))
         if n == 0:
             continue
         touching = set(np.unique(pieces[ndimage.binary_dilation(big[z]) & (pieces > 0)]))
@@ -584,8 +584,10 @@ class ContourSegmenter:
                 # grown round the core's own outline instead, when that reaches the ends nearer
                 try:
                     core, _ = self._grown(volume, z0, centre, r_max, length, [], mu, spread)
-                    m2, lo2, rim2 = with_outer_layer(volume, core.pop("mask"), core.pop("lo"),
-                                                     prompt.line_zyx)
+                    m2, lo2, core["lobule_pixels"] = with_lobules(
+                        volume, core.pop("mask"), core.pop("lo"), core["lesion_hu"],
+                        core["spread_hu"])
+                    m2, lo2, rim2 = with_outer_layer(volume, m2, lo2, prompt.line_zyx)
                 except NoLesionError:
                     rim2 = None
                 if rim2 is not None and (abs(rim2["reach_with_rim_mm"] - rim2["line_mm"])
