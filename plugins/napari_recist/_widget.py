@@ -10,14 +10,15 @@ comparison, and which visit is under the mouse), :mod:`napari_recist._compare_vi
 are shown side by side and what they are lined up by), :mod:`napari_recist._proposals` (the
 follow-up proposals), :mod:`napari_recist._timepoint_table` (lesions × visits, responses,
 stored-lesion corrections) and :mod:`napari_recist._pacs_browser` (a series searched on a PACS
-and opened as a visit).
+and opened as a visit); :mod:`napari_recist._canvas_input` turns the mouse and keys on the canvas
+into the panel's actions and :mod:`napari_recist._tasks` runs its worker threads and its GUI
+steps, one per event-loop turn.
 This file holds the panel itself: login, subject, the lesion under review, sign-off and export,
 and the wiring of the views to the session.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_recist._canvas_input import KEYS_SHORT, KEYS_TIP, PRESET_KEYS, CanvasInput
 from napari_recist._compare_view import ALL_VISITS, READ_ZOOM, CompareView, pair
 from napari_recist._layers import (
     lps_to_world,
@@ -49,6 +51,7 @@ from napari_recist._layers import (
 from napari_recist._pacs_browser import PacsBrowser
 from napari_recist._proposals import ProposalList
 from napari_recist._proposals import fmt_mm as _fmt
+from napari_recist._tasks import Tasks, freeze_long_lived, spare_pool_threads, thaw
 from napari_recist._timepoint_table import UNCHANGED, TimepointTable
 from napari_recist._visit_layers import VisitLayers, make_layers, preload_layer_modules
 from recist_tool.reading import (
@@ -65,19 +68,6 @@ from recist_tool.segment.edge import describe_outline
 from recist_tool.segment.unet import THIN_SLICE_MAX_MM
 from recist_tool.windows import WINDOWS, window_limits
 
-#: Keys of the window presets (napari key-binding syntax).
-PRESET_KEYS = {name: f"Alt-{i}" for i, name in enumerate(WINDOWS, start=1)}
-#: Reading keys (napari key-binding syntax): key → what it does. Buttons' keys press the button
-#: (nothing happens, and the panel says so, while it is disabled).
-READING_KEYS = {"Alt-S": "classify and store", "Alt-C": "confirm measurement",
-                "Alt-D": "discard", "Alt-A": "accept the selected proposal",
-                "Alt-Down": "next lesion", "Alt-Up": "previous lesion",
-                "Alt-Right": "next visit", "Alt-Left": "previous visit"}
-#: The reading keys as the Read tab lists them (in two lines at the dock's width; each key's
-#: whole description in the list's tooltip).
-KEYS_SHORT = ("Keys: Alt-S store, Alt-C confirm, Alt-D discard, Alt-A accept proposal, "
-              "Alt-Down / Alt-Up next / previous lesion, Alt-Right / Alt-Left next / previous "
-              "visit, Alt-1 … Alt-4 " + ", ".join(PRESET_KEYS) + " window")
 #: Lines of the lesion under review's description always shown (the values, the outline).
 FINDING_LINES = 3
 #: Outline choices of the reading panel and the segmenter each one asks the session for
@@ -90,60 +80,11 @@ SOURCES = {"tracking": "the tracked proposal",
            "tracking, corrected": "the tracked proposal as you corrected it",
            "click": "your click", "line prompt": "the line you drew",
            "edited": "your edited mask", "line": "your caliper line"}
-#: Milliseconds between two queued GUI steps (:meth:`ReadingWidget._pump`): time for napari to
-#: draw the layer just added (its first draw builds its shaders) before the next one comes.
-PUMP_MS = 20
-#: The mouse button (napari's numbering) whose drag on the canvas sets window and level, and the
-#: Hounsfield units a screen pixel of that drag moves them (:meth:`ReadingWidget._drag_window`).
-WL_BUTTON, WL_HU_PER_PX = 2, 2.0
 #: The panel's tabs.
 TABS = ("Subject", "Read", "Timepoints, sign-off, export")
 #: The override choice that confirms the computed overall response.
 COMPUTED = "(computed)"
 
-
-#: Threads of Qt's global pool kept beyond the panel's workers (see :func:`_spare_pool_threads`).
-POOL_THREADS = 8
-
-
-def _spare_pool_threads() -> None:
-    """Let Qt's global thread pool run :data:`POOL_THREADS` tasks at once (at least).
-
-    napari's workers (the panel's warm-up, opening, segmentation, tracking, registration) run in
-    that pool, and so does Qt's own work that the GUI thread waits for: QImage converts a
-    painted window's image in pool tasks while the GUI thread, holding Python's lock, blocks
-    until they end. With the pool's default of one thread per core, two workers on a 2-core
-    machine left those tasks no thread, and the workers could not go on without Python's lock:
-    the window hung (a registration and a tracking at once, 2026-12-04)."""
-    from qtpy.QtCore import QThreadPool
-
-    pool = QThreadPool.globalInstance()
-    if pool.maxThreadCount() < POOL_THREADS:
-        pool.setMaxThreadCount(POOL_THREADS)
-
-
-def _freeze_long_lived() -> None:
-    """Move every object Python's cycle collector tracks now into its permanent generation
-    (:func:`gc.freeze`), so that its full collections stop scanning them.
-
-    With napari, the segmentation model's libraries and their modules loaded, the process holds
-    about half a million tracked objects (511,000 once the model had warmed), and a full
-    collection, which Python starts by itself as objects are made, took 200-550 ms (measured
-    with ``gc.callbacks`` on two shared cores, 2026-12-04): in the GUI thread, or in a worker
-    holding Python's lock, an interface that did not answer, whatever it was doing. The panel
-    freezes when it is made and once its model has warmed, before any subject's series or
-    layers exist; :func:`_thaw` gives them back to the collector when the panel is destroyed
-    (with its viewer), so that a closed viewer is freed."""
-    import gc
-
-    gc.freeze()
-
-
-def _thaw(*_args: Any) -> None:
-    """Undo :func:`_freeze_long_lived` (:func:`gc.unfreeze`)."""
-    import gc
-
-    gc.unfreeze()
 
 
 class ReadingWidget(QWidget):
@@ -164,39 +105,72 @@ class ReadingWidget(QWidget):
         self.finding_lesion: str | None = None  # lesion id when correcting a stored / proposed one
         self._nodal_of: str | None = None  # the lesion whose flag the nodal box shows (None: the
         # reader's own, for the next click)
-        self.busy = False
         self.last_message = ""
         self._label_of: dict[tuple[str, str], int] = {}
         self._pending_label = 0
-        self._drawing_line: str | None = None  # the visit a line prompt is being drawn on
         self.aligned_on: str | None = None  # the lesion the visits are lined up on
-        self._task = ""  # what the panel is busy with
-        self.warm_seconds: float | None = None  # how long warming the model took (once done)
-        self._warming: Any = None  # the model's warm-up worker while it runs
-        self._after_warm_up: list[Any] = []  # what starts once it has ended
-        self._steps: deque[Any] = deque()  # GUI steps run one per event-loop turn (_pump)
-        self._pump_pending = False
         self.pacs_browser: PacsBrowser | None = None  # made when first shown
         # follow-up → the worker registering it to the baseline for the comparison view
         self.registering: dict[str, Any] = {}
         self._closed = False
+        self.tasks = Tasks(self, self._on_busy, self.say, self._alive)
+        self.canvas = CanvasInput(self)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(300)
         self._timer.timeout.connect(self._remeasure_now)
-        _spare_pool_threads()
-        _freeze_long_lived()
-        self.destroyed.connect(_thaw)
+        spare_pool_threads()
+        freeze_long_lived()
+        self.destroyed.connect(thaw)
         self._build()
-        self.viewer.mouse_drag_callbacks.append(self._on_mouse)
+        self.canvas.connect(self.viewer)
         self.viewer.layers.selection.events.active.connect(self._on_active_layer)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.moved):
             ev.connect(self._layers_changed)
-        for name, key in PRESET_KEYS.items():
-            self.viewer.bind_key(key, lambda _v, n=name: self.apply_window(n), overwrite=True)
-        for key in READING_KEYS:
-            self.viewer.bind_key(key, lambda _v, k=key: self.press_key(k), overwrite=True)
         self._default_db()
+
+    @property
+    def busy(self) -> bool:
+        """A task the panel waits for runs (:attr:`Tasks.busy`)."""
+        return self.tasks.busy
+
+    @property
+    def warm_seconds(self) -> float | None:
+        """How long warming the model took (once done)."""
+        return self.tasks.warm_seconds
+
+    @property
+    def _warming(self) -> Any:
+        """The model's warm-up worker while it runs."""
+        return self.tasks.warming
+
+    @property
+    def camera(self) -> Any:
+        """The viewer's camera: ``viewer.scene.camera`` (napari ≥ 0.9), else ``viewer.camera``."""
+        scene = getattr(self.viewer, "scene", None)
+        return scene.camera if scene is not None else self.viewer.camera
+
+    _camera = camera
+
+    def _on_busy(self, busy: bool) -> None:
+        """The panel became busy or idle (:class:`Tasks`): its buttons follow."""
+        self._enable()
+        if not busy and self.visit and self.session is not None:
+            self.propose_btn.setEnabled(not self.session.is_baseline(self.visit))
+
+    def press_key(self, key: str) -> None:
+        """What a reading key (:data:`napari_recist._canvas_input.READING_KEYS`) does."""
+        self.canvas.press_key(key)
+
+    def _warm_up(self, session: ReadingSession) -> None:
+        """Load the segmentation model and run it once in a worker thread (:meth:`Tasks.warm_up`),
+        with the modules napari imports for the first layers."""
+
+        def warm() -> float:
+            preload_layer_modules()
+            return session.warm_up()
+
+        self.tasks.warm_up(warm)
 
     # --- UI ------------------------------------------------------------------------------------
 
@@ -339,10 +313,7 @@ class ReadingWidget(QWidget):
         f.addRow(row)
         lay.addWidget(g)
         keys = QLabel(KEYS_SHORT)
-        keys.setToolTip("Keys: " + ", ".join(f"{k} {what}" for k, what in READING_KEYS.items())
-                        + "; " + ", ".join(f"{k} {n} window" for n, k in PRESET_KEYS.items())
-                        + "; a right-button drag on a CT: window (sideways) and level (up and "
-                        "down)")
+        keys.setToolTip(KEYS_TIP)
         keys.setWordWrap(True)
         keys.setStyleSheet("color: #a0a0a0")
         lay.addWidget(keys)
@@ -435,12 +406,6 @@ class ReadingWidget(QWidget):
             self.export_label.setText("export not available in this install")
         self.export_btn.setEnabled(bool(formats) and self.session is not None)
 
-    @property
-    def _camera(self) -> Any:
-        """The viewer's camera: ``viewer.scene.camera`` (napari ≥ 0.9), else ``viewer.camera``."""
-        scene = getattr(self.viewer, "scene", None)
-        return scene.camera if scene is not None else self.viewer.camera
-
     def _enable(self) -> None:
         on = self.session is not None and self.session.subject is not None
         for w in (self.add_btn, self.confirm_btn, self.discard_btn, self.propose_btn,
@@ -532,25 +497,25 @@ class ReadingWidget(QWidget):
         thread so that the window answers meanwhile; the panel is busy until it ends. Returns
         whether it started."""
         if self.busy:
-            self.say(f"busy ({self._task}): log in when it is done", error=True)
+            self.say(f"busy ({self.tasks.task}): log in when it is done", error=True)
             return False
         go = self._session_maker()
         if go is None:
             return False
 
         def returned(s: ReadingSession) -> None:
-            self._done()
+            self.tasks.done()
             if self._alive():
                 self._logged_in(s)
             else:
                 s.store.close()
 
         def errored(exc: BaseException) -> None:
-            self._done()
-            self._on_segment_error(exc)
+            self.tasks.done()
+            self.tasks.report_error(exc)
 
-        self._in_worker(go, "Logging in", "logging in…", returned, errored,
-                        finished=lambda: None)
+        self.tasks.run(go, "Logging in", "logging in…", returned, errored,
+                       finished=lambda: None)
         return True
 
     def _logged_in(self, s: ReadingSession) -> None:
@@ -588,15 +553,15 @@ class ReadingWidget(QWidget):
             self.say("log in first", error=True)
             return False
         if self.busy:
-            self.say(f"busy ({self._task}): open the subject when it is done", error=True)
+            self.say(f"busy ({self.tasks.task}): open the subject when it is done", error=True)
             return False
         visits = self._guard(self.session.open_subject, subject)
         if visits is None:
             return False
         # the last subject's layers removed, the slider made and napari's grid turned on (no
         # tile until a layer is shown), a step each, while the first series loads
-        self._queue(self.visit_layers.clearing(), self._three_d_slider,
-                    lambda: self.visit_layers.show_side_by_side(len(visits)))
+        self.tasks.queue(self.visit_layers.clearing(), self._three_d_slider,
+                         lambda: self.visit_layers.show_side_by_side(len(visits)))
         self._label_of.clear()
         self.discard()
         self._show_proposals([], None)
@@ -626,26 +591,26 @@ class ReadingWidget(QWidget):
             if isinstance(vol, BaseException):
                 problems.append(f"{v}: {vol}")
                 return
-            self._queue(self.visit_layers.adding(v, vol, self._on_paint, self._on_review_edit,
-                                                 dates.get(v), made), lambda: added(v))
+            self.tasks.queue(self.visit_layers.adding(v, vol, self._on_paint, self._on_review_edit,
+                                                      dates.get(v), made), lambda: added(v))
 
         def opened(_result: Any = None) -> None:  # after the last visit's layers
             # every visit shown (VisitLayers.showing: the CTs together, then a layer a turn);
             # stored measurements drawn now that the slider's step is known, a visit a turn
-            self._queue(self.visit_layers.showing([v for v, _ in visits], reset_view=True),
-                        *[lambda v=v: self._draw_stored(v) for v, _ in visits],
-                        lambda: (self._opened(subject, visits, problems), self._done()))
+            self.tasks.queue(self.visit_layers.showing([v for v, _ in visits], reset_view=True),
+                             *[lambda v=v: self._draw_stored(v) for v, _ in visits],
+                             lambda: (self._opened(subject, visits, problems), self.tasks.done()))
 
         def failed(exc: BaseException) -> None:
-            self._on_segment_error(exc)
-            self._queue(self._done)
+            self.tasks.report_error(exc)
+            self.tasks.queue(self.tasks.done)
 
         def start() -> None:
-            self._in_worker(load, f"Opening {subject}", f"opening {subject}: loading "
-                            f"{len(visits)} visits…", opened, failed, yielded=arrived,
-                            total=len(visits), finished=lambda: None)  # busy until the steps end
+            self.tasks.run(load, f"Opening {subject}", f"opening {subject}: loading "
+                           f"{len(visits)} visits…", opened, failed, yielded=arrived,
+                           total=len(visits), finished=lambda: None)  # busy until the steps end
 
-        self._after_model(start, f"opening {subject}")
+        self.tasks.after_warm_up(start, f"opening {subject}")
         return True
 
     def _three_d_slider(self) -> None:
@@ -654,18 +619,6 @@ class ReadingWidget(QWidget):
         would otherwise join the first CT layer's step."""
         if self.viewer.dims.ndim < 3:
             self.viewer.dims.ndim = 3
-
-    def _after_model(self, start: Any, what: str) -> None:
-        """Run ``start()`` now, or once the model's warm-up has ended: one background task at a
-        time (reading series forks processes, which must not happen while the model's libraries
-        load); the panel is busy meanwhile and says that ``what`` waits for it."""
-        if self._warming is not None:
-            self.busy, self._task = True, "loading the segmentation model"
-            self._enable()
-            self.say(f"{what}: the segmentation model is loading first…")
-            self._after_warm_up.append(start)
-        else:
-            start()
 
     def _opened(self, subject: str, visits: list[Any], problems: list[str]) -> None:
         """Every visit of the subject is in and its stored measurements drawn: the whole view,
@@ -676,7 +629,7 @@ class ReadingWidget(QWidget):
         if self.layers:
             vol = self.session.volume(next(iter(self.layers)))
             extent = max(vol.shape[1] * vol.spacing[1], vol.shape[2] * vol.spacing[2])
-            self._base_view = (float(self._camera.zoom), float(extent))
+            self._base_view = (float(self.camera.zoom), float(extent))
         self.override_combo.clear()
         self.override_combo.addItems([COMPUTED, *self.session.overall_choices()])
         self.compare_view.show_choices([v for v, _ in visits if v in self.layers])
@@ -844,7 +797,7 @@ class ReadingWidget(QWidget):
             self.say(f"{s.subject} has no visit {visit!r}", error=True)
             return False
         if self.busy:
-            self.say(f"busy ({self._task}): open the series when it is done", error=True)
+            self.say(f"busy ({self.tasks.task}): open the series when it is done", error=True)
             return False
         subject = s.subject
 
@@ -870,10 +823,10 @@ class ReadingWidget(QWidget):
             self.say(f"{subject} {visit}: read from {path}")
 
         def start() -> None:
-            self._in_worker(lambda: load_volume(path, series_uid), f"Opening a series for {visit}",
-                            f"{subject} {visit}: reading {path}…", loaded)
+            self.tasks.run(lambda: load_volume(path, series_uid), f"Opening a series for {visit}",
+                           f"{subject} {visit}: reading {path}…", loaded)
 
-        self._after_model(start, f"{subject} {visit}")
+        self.tasks.after_warm_up(start, f"{subject} {visit}")
         return True
 
     def show_pacs_browser(self) -> PacsBrowser:
@@ -895,24 +848,6 @@ class ReadingWidget(QWidget):
         visits = [self.visit_combo.itemText(i) for i in range(self.visit_combo.count())]
         return subject, visits if subject else [], self.visit
 
-    def press_key(self, key: str) -> None:
-        """What a reading key (:data:`READING_KEYS`) does."""
-        buttons = {"Alt-S": self.add_btn, "Alt-C": self.confirm_btn, "Alt-D": self.discard_btn,
-                   "Alt-A": self.accept_btn}
-        if key in buttons:
-            if buttons[key].isEnabled():
-                buttons[key].click()
-            else:
-                self.say(f"{key} ({READING_KEYS[key]}): not now ("
-                         + ("busy" if self.busy else "open a subject first") + ")", error=True)
-        elif key in ("Alt-Down", "Alt-Up"):
-            self.step_lesion(1 if key == "Alt-Down" else -1)
-        elif key in ("Alt-Right", "Alt-Left"):
-            n = self.visit_combo.count()
-            if n:
-                step = 1 if key == "Alt-Right" else -1
-                self.visit_combo.setCurrentIndex((self.visit_combo.currentIndex() + step) % n)
-
     def step_lesion(self, step: int) -> str | None:
         """Select the next (``step`` 1) or previous (-1) lesion's row of the timepoint table
         (every visit goes to it); returns its id."""
@@ -933,115 +868,6 @@ class ReadingWidget(QWidget):
         self.say(f"window: {name} (level {level:g}, width {width:g} HU)")
 
     # --- clicks and segmentation ----------------------------------------------------------------
-
-    def _on_mouse(self, viewer: Any, event: Any) -> Any:
-        """A press on the canvas: a click segments, a drag in line mode draws a line prompt; a
-        click that does neither says why (busy, or a layer in an edit mode takes it)."""
-        if event.type != "mouse_press":
-            return
-        if getattr(event, "button", 1) == WL_BUTTON and self.layers:
-            yield from self._drag_window(event)
-            return
-        if self.busy:
-            if self.click_box.isChecked() or self.line_box.isChecked():
-                self.say(f"busy ({self._task}): click again when it is done", error=True)
-            return
-        if self.line_box.isChecked():
-            yield from self._draw_line(viewer, event)
-            return
-        if not self.click_box.isChecked():
-            return
-        layer = viewer.layers.selection.active
-        mode = str(getattr(layer, "mode", "pan_zoom"))
-        if mode != "pan_zoom":
-            yield
-            if event.type != "mouse_move":  # a click, not a paint stroke or a drag
-                self.say(f"nothing segmented: the layer {layer.name!r} is in {mode} mode and "
-                         "takes the click (choose pan/zoom in its controls to click a lesion)",
-                         error=True)
-            return
-        dragged = False
-        visit = self.visit_at(event.position, getattr(event, "viewbox", None))
-        yield
-        while event.type == "mouse_move":
-            dragged = True
-            yield
-        if not dragged and visit is None:
-            self.say("no visit's CT under the click: click on a visit of the subject",
-                     error=True)
-        elif not dragged:
-            if visit != self.visit:
-                self.visit_combo.setCurrentText(visit)
-            world = np.asarray(event.position, float)
-            if getattr(event, "viewbox", None) is None:  # napari < 0.6: tiles are translated
-                world[-3:] -= self.visit_layers.grid_translate(visit)
-            self.click_at_world(world, visit)
-
-    def _drag_window(self, event: Any) -> Any:
-        """A right-button drag on the canvas sets the window of every visit's CT, as on a PACS
-        workstation: rightwards widens it, downwards raises its level, :data:`WL_HU_PER_PX` a
-        screen pixel from the window under the press (napari's zoom by that drag is off
-        meanwhile). Busy or not, nothing is segmented."""
-        d = self.layers.get(self.visit) or next(iter(self.layers.values()))
-        lo, hi = (float(x) for x in d["image"].contrast_limits)
-        level0, width0 = (lo + hi) / 2.0, hi - lo
-        level, width = level0, width0
-        start = np.asarray(event.pos, float)
-        camera = self._camera
-        zooms = bool(camera.mouse_zoom)
-        camera.mouse_zoom = False
-        try:
-            yield
-            while event.type == "mouse_move":
-                dx, dy = (np.asarray(event.pos, float) - start) * WL_HU_PER_PX
-                width, level = max(1.0, width0 + float(dx)), level0 + float(dy)
-                self.visit_layers.set_window((level - width / 2.0, level + width / 2.0))
-                yield
-        finally:
-            camera.mouse_zoom = zooms
-        if (level, width) != (level0, width0):
-            self.say(f"window: level {level:.0f}, width {width:.0f} HU (right-button drag)")
-
-    def _draw_line(self, viewer: Any, event: Any) -> Any:
-        """Line mode: the press starts a line in the review layer of the visit whose CT is under
-        the mouse (napari's shapes layer draws it while the mouse is dragged); after the
-        release the lesion is segmented from it (:meth:`_line_drawn`)."""
-        visit = self.visit_at(event.position, getattr(event, "viewbox", None))
-        if visit is None:
-            self.say("no visit's CT under the line: draw it on a visit of the subject", error=True)
-            return
-        if visit != self.visit:
-            self.visit_combo.setCurrentText(visit)
-        self.set_finding(None)  # the line is the reader's new prompt
-        review = self.layers[visit]["review"]
-        self._drawing_line = visit
-        viewer.layers.selection.active = review  # napari hands this press to its add_line mode
-        review.mode = "add_line"
-        yield
-        while event.type == "mouse_move":
-            yield
-        QTimer.singleShot(0, lambda: self._line_drawn(visit))  # once napari has finished it
-
-    def _line_drawn(self, visit: str) -> None:
-        """Segment the lesion from the line just drawn on ``visit`` (in a worker thread)."""
-        self._drawing_line = None
-        review = self.layers[visit]["review"]
-        review.mode = "pan_zoom"
-        lines = self.visit_layers.review_lines(visit)  # in the visit's voxels
-        self.visit_layers.set_review(visit)
-        self.viewer.layers.selection.active = self.layers[visit]["image"]
-        if not lines or self.session is None:
-            return
-        ends = np.asarray(lines[-1], float)[:2, -3:]
-        ends[:, 0] = np.round(ends[0, 0])  # both ends on the slice it was drawn on
-        session = self.session
-        lesion_id, nodal = self._prompt_target(visit, ends.mean(axis=0))
-
-        def work() -> Finding:
-            return session.segment_line(visit, ends, nodal=nodal)
-
-        self._in_worker(work, "Segmenting lesion from a line", "segmenting from your line…",
-                        lambda f: self._on_segmented(f, lesion_id))
 
     def visit_at(self, world: Any, viewbox: tuple[int, int] | None = None) -> str | None:
         """The visit of the CT layer under the mouse (:meth:`VisitLayers.visit_at`)."""
@@ -1068,8 +894,22 @@ class ReadingWidget(QWidget):
         def work() -> Finding:
             return session.segment_at(visit, index=tuple(float(v) for v in idx), nodal=nodal)
 
-        self._in_worker(work, "Segmenting lesion", "segmenting…",
-                        lambda f: self._on_segmented(f, lesion_id))
+        self.tasks.run(work, "Segmenting lesion", "segmenting…",
+                       lambda f: self._on_segmented(f, lesion_id))
+
+    def segment_line(self, visit: str, ends: Any) -> None:
+        """Segment the lesion from a line prompt on ``visit`` (its two ends, voxel ``(z, y, x)``
+        on one slice), in a worker thread with napari's progress indicator."""
+        if self.session is None:
+            return
+        session = self.session
+        lesion_id, nodal = self._prompt_target(visit, np.asarray(ends, float).mean(axis=0))
+
+        def work() -> Finding:
+            return session.segment_line(visit, ends, nodal=nodal)
+
+        self.tasks.run(work, "Segmenting lesion from a line", "segmenting from your line…",
+                      lambda f: self._on_segmented(f, lesion_id))
 
     def _prompt_target(self, visit: str, index: Any) -> tuple[str | None, bool]:
         """The lesion a click (or a line's middle) at voxel ``index`` ``(z, y, x)`` of ``visit``
@@ -1105,110 +945,6 @@ class ReadingWidget(QWidget):
         self.nodal_box.setChecked(on)
         self.nodal_box.blockSignals(False)
         self._nodal_of = lesion_id
-
-    def _in_worker(self, fn: Any, desc: str, message: str, returned: Any,
-                   errored: Any = None, *, yielded: Any = None, total: int = 0,
-                   finished: Any = None) -> None:
-        """Run ``fn()`` in a worker thread with napari's progress indicator: the widget is busy
-        until it ends (or until ``finished`` says so); ``returned`` gets the result, ``errored``
-        (default: a message) the error. A generator ``fn`` hands each value it yields to
-        ``yielded`` here, in the GUI thread, one progress step each out of ``total``."""
-        from napari.qt.threading import thread_worker
-
-        self.busy = True
-        self._task = desc.lower()
-        self._enable()
-        self.say(message)
-        # the errored handler is given up front, so napari does not re-raise the error
-        connect = {"returned": returned, "errored": errored or self._on_segment_error,
-                   "finished": finished or self._done}
-        if yielded is not None:
-            connect["yielded"] = yielded
-        worker = thread_worker(fn, progress={"total": total, "desc": desc})(
-            _connect=connect, _start_thread=False)
-        self._worker = worker
-        worker.start()
-
-    def _queue(self, *steps: Any) -> None:
-        """Queue GUI steps (a callable, or a generator such as :meth:`VisitLayers.adding`, one
-        step per ``next``) to run one per event-loop turn, :data:`PUMP_MS` apart
-        (:meth:`_pump`), so that the interface answers in between."""
-        self._steps.extend(steps)
-        if not self._pump_pending:
-            self._pump_pending = True
-            QTimer.singleShot(0, self._pump)
-
-    def _pump(self) -> None:
-        """Run the next queued GUI step and schedule the one after it."""
-        self._pump_pending = False
-        if not self._steps:
-            return
-        step = self._steps.popleft()
-        try:
-            if callable(step):
-                step()
-            else:  # a generator: one step now, the rest on the next turns
-                try:
-                    next(step)
-                    self._steps.appendleft(step)
-                except StopIteration:
-                    pass
-        finally:
-            if self._steps and not self._pump_pending:
-                self._pump_pending = True
-                QTimer.singleShot(PUMP_MS, self._pump)
-
-    def _warm_up(self, session: ReadingSession) -> None:
-        """Load the segmentation model and run it once in a worker thread (napari's progress),
-        so that the reader's first click does not wait for it. The panel is not busy meanwhile,
-        but a subject opened before it ends is loaded after it (:attr:`_warming`): reading
-        series forks processes, which must not happen while the model's libraries load."""
-        from napari.qt.threading import thread_worker
-
-        if self._warming is not None or self.busy:  # warming already, or reading series
-            return
-
-        def warmed(seconds: float) -> None:
-            self.warm_seconds = seconds
-
-        def failed(exc: BaseException) -> None:  # the first click will say it
-            self.warm_seconds = None
-
-        def ended() -> None:  # here, in the GUI thread: what waited for it starts
-            self._warming = None
-            if self._alive():
-                _freeze_long_lived()  # the model's libraries
-            while self._after_warm_up:
-                self._after_warm_up.pop(0)()
-
-        def warm() -> float:  # and the modules napari imports for the first layers
-            preload_layer_modules()
-            return session.warm_up()
-
-        worker = thread_worker(warm,
-                               progress={"total": 0, "desc": "Loading the segmentation model"})(
-            _connect={"returned": warmed, "errored": failed, "finished": ended},
-            _start_thread=False)
-        self._warming = worker
-        worker.start()
-
-    def _done(self) -> None:
-        self.busy = False
-        self._enable()
-        if self.visit and self.session is not None:
-            self.propose_btn.setEnabled(not self.session.is_baseline(self.visit))
-
-    def _on_segment_error(self, exc: BaseException) -> None:
-        from recist_tool.errors import RecistToolError
-        from recist_tool.segment import NoLesionError
-
-        if isinstance(exc, NoLesionError):
-            self.say(f"no lesion here ({exc})", error=True)
-        elif isinstance(exc, RecistToolError):
-            self.say(str(exc), error=True)
-        else:
-            self.say(f"{self._task or 'the task'} failed: {type(exc).__name__}: {exc}",
-                     error=True)
 
     def _on_segmented(self, finding: Finding, lesion_id: str | None = None) -> None:
         """A click's (or line's) lesion is under review: ``lesion_id``, the selected proposal's
@@ -1263,13 +999,13 @@ class ReadingWidget(QWidget):
         ``min_zoom`` (screen pixels per mm) asks for it."""
         w = np.asarray(world, float)
         self.viewer.dims.set_point(0, float(w[0]))
-        self._camera.center = (float(w[1]), float(w[2]))
+        self.camera.center = (float(w[1]), float(w[2]))
         base = getattr(self, "_base_view", None)
-        zoom = float(self._camera.zoom)
+        zoom = float(self.camera.zoom)
         if base is not None:  # zoom relative to the whole-volume view of reset_view()
             zoom0, extent_mm = base
             zoom = zoom0 * max(1.0, extent_mm / field_mm)
-        self._camera.zoom = max(zoom, min_zoom)
+        self.camera.zoom = max(zoom, min_zoom)
 
     def _alive(self) -> bool:
         """Whether the panel is still shown: not closed, its Qt object not deleted with its
@@ -1420,7 +1156,7 @@ class ReadingWidget(QWidget):
     def _on_review_edit(self, visit: str, event: Any = None) -> None:
         if str(getattr(event, "action", "changed")) != "changed":
             return
-        if self.visit_layers.updating_review or self._drawing_line or self.finding is None \
+        if self.visit_layers.updating_review or self.canvas.drawing_line or self.finding is None \
                 or self.finding.visit != visit or self.session is None:
             return
         data = self.visit_layers.review_lines(visit)
@@ -1470,7 +1206,7 @@ class ReadingWidget(QWidget):
                 self.set_finding(new)
                 self.say(f"outline: {text}; the lesion was segmented again")
 
-        self._in_worker(work, "Segmenting the lesion again", "segmenting again…", returned)
+        self.tasks.run(work, "Segmenting the lesion again", "segmenting again…", returned)
 
     def _on_nodal(self, on: bool) -> None:
         """The reader changed the nodal flag: the lesion under review is segmented or measured
@@ -1491,13 +1227,13 @@ class ReadingWidget(QWidget):
             self._check_rules()
 
         def errored(exc: BaseException) -> None:
-            self._on_segment_error(exc)
+            self.tasks.report_error(exc)
             if self.finding is finding:  # the box goes back to what the finding is
                 self.nodal_box.blockSignals(True)
                 self.nodal_box.setChecked(finding.nodal)
                 self.nodal_box.blockSignals(False)
 
-        self._in_worker(work, "Measuring the lesion again", "measuring again…", returned, errored)
+        self.tasks.run(work, "Measuring the lesion again", "measuring again…", returned, errored)
 
     # --- classification and confirmation -------------------------------------------------------
 
@@ -1639,8 +1375,8 @@ class ReadingWidget(QWidget):
         def work() -> list[Proposal]:
             return s.propose_followup(visit)
 
-        self._in_worker(work, "Tracking baseline lesions", f"tracking baseline lesions into "
-                        f"{visit}…", lambda props: self._on_proposed(visit, props))
+        self.tasks.run(work, "Tracking baseline lesions", f"tracking baseline lesions into "
+                       f"{visit}…", lambda props: self._on_proposed(visit, props))
 
     def _on_proposed(self, visit: str, props: list[Proposal]) -> None:
         self._show_proposals(props, visit)
@@ -1845,7 +1581,7 @@ class ReadingWidget(QWidget):
         if s is None or s.subject is None:
             return False
         if self.busy:
-            self.say(f"busy ({self._task}): sign when it is done", error=True)
+            self.say(f"busy ({self.tasks.task}): sign when it is done", error=True)
             return False
         subject, visit = s.subject, self.visit
         pw, ok = QInputDialog.getText(self, "Sign read", f"Password of {s.reader} to sign "
@@ -1867,10 +1603,10 @@ class ReadingWidget(QWidget):
 
         def refused(exc: BaseException) -> None:
             if self._alive():
-                self._on_segment_error(exc)
+                self.tasks.report_error(exc)
 
-        self._in_worker(work, f"Signing {subject} {visit}", f"signing {subject} {visit}…",
-                        signed, refused)
+        self.tasks.run(work, f"Signing {subject} {visit}", f"signing {subject} {visit}…",
+                       signed, refused)
         return True
 
     def export(self) -> bool:
@@ -1893,7 +1629,7 @@ class ReadingWidget(QWidget):
             self.export_label.setText("written: " + ", ".join(Path(f).name for f in files))
             self.say(f"exported {len(files)} file(s) to {out}")
 
-        self._in_worker(work, "Exporting", f"exporting {fmt} to {out}…", written)
+        self.tasks.run(work, "Exporting", f"exporting {fmt} to {out}…", written)
         return True
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
@@ -1904,6 +1640,5 @@ class ReadingWidget(QWidget):
             self.session.store.close()
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.moved):
             ev.disconnect(self._layers_changed)
-        if self._on_mouse in self.viewer.mouse_drag_callbacks:
-            self.viewer.mouse_drag_callbacks.remove(self._on_mouse)
+        self.canvas.disconnect(self.viewer)
         super().closeEvent(event)

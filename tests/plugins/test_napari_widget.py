@@ -863,7 +863,8 @@ def test_reading_keys(gui_db, make_napari_viewer, qtbot):
     from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QLabel
 
-    from napari_recist._widget import READING_KEYS, ReadingWidget
+    from napari_recist._canvas_input import READING_KEYS
+    from napari_recist._widget import ReadingWidget
 
     db, tps = gui_db
     viewer = make_napari_viewer(show=True)
@@ -916,7 +917,7 @@ def test_reading_keys(gui_db, make_napari_viewer, qtbot):
     # drag off meanwhile, nothing segmented
     from qtpy.QtCore import QPoint
 
-    from napari_recist._widget import WL_HU_PER_PX
+    from napari_recist._canvas_input import WL_HU_PER_PX
 
     lab.mode = "pan_zoom"
     viewer.layers.selection.active = w.layers["BL"]["image"]
