@@ -7,8 +7,11 @@ read once in turn (so a busy machine's load falls on all of them alike):
 
 * disk: ``load_volume(folder)`` (files in the page cache, as they are after a first read);
 * WADO-RS: ``load_volume("pacs://web/STUDY/SERIES")`` with an empty cache each time (QIDO-RS
-  search, WADO-RS retrieve written to the cache while the loader reads the headers of the
-  instances already written, then the pixels);
+  search, WADO-RS retrieve written to the cache while the receiving thread reads each
+  instance's headers from the bytes received, then the pixels from the files);
+* WADO-RS, headers from the files: the same with the loader's header processes reading the
+  headers of the instances already written (``pacs.HEADERS_FROM_BYTES`` False: the way before
+  2026-12-05);
 * WADO-RS, retrieve then load: the same search, retrieve and loader one after the other (the
   series complete in the cache first: what ``load_volume`` did before the two overlapped);
 * WADO-RS, retrieve only: the search and the retrieve into the cache;
@@ -155,6 +158,7 @@ def main() -> None:
     from recist_tool.io import load_volume, pacs
     from recist_tool.io.pacs import dicomweb
     from recist_tool.sample_data import write_benchmark_series
+    from recist_tool.volume import Volume
 
     series_dir = args.out / f"series-{args.slices}"
     if not (series_dir / "done").exists():
@@ -211,6 +215,13 @@ def main() -> None:
                 if load:
                     load_volume(folder)
 
+        def from_files(reference: str) -> Volume:
+            pacs.HEADERS_FROM_BYTES = False
+            try:
+                return load_volume(reference)
+            finally:
+                pacs.HEADERS_FROM_BYTES = True
+
         def create_files() -> None:
             folder = cache / "create-test"
             folder.mkdir(parents=True)
@@ -233,12 +244,13 @@ def main() -> None:
         reads: dict[str, Callable[[], object]] = {
             "disk (page cache)": lambda: load_volume(series_dir),
             "WADO-RS, empty cache": lambda: load_volume(ref),
+            "WADO-RS, empty cache, headers from the files": lambda: from_files(ref),
             "WADO-RS, empty cache, retrieve then load": lambda: one_after_the_other(ref),
             "WADO-RS, retrieve only": lambda: one_after_the_other(ref, load=False),
         }
         if args.before is not None:
             old = _retrieve_from(args.before)
-            reads["WADO-RS, empty cache (--before)"] = with_retrieve(lambda: load_volume(ref), old)
+            reads["WADO-RS, empty cache (--before)"] = with_retrieve(lambda: from_files(ref), old)
             reads["WADO-RS, retrieve only (--before)"] = with_retrieve(
                 lambda: one_after_the_other(ref, load=False), old)
         if env2 is not None:
@@ -266,6 +278,9 @@ def main() -> None:
 
         empty_cache()
         assert np.array_equal(load_volume(ref).array, disk_vol.array)
+        empty_cache()
+        assert np.array_equal(from_files(ref).array, disk_vol.array)
+        assert np.array_equal(load_volume(ref).array, disk_vol.array)  # cached
         if not args.no_dimse:
             assert np.array_equal(load_volume(ref_dimse).array, disk_vol.array)
         if env2 is not None:

@@ -357,3 +357,71 @@ def test_headers_read_as_files_arrive_equal_the_folders(tmp_path: Path, workers:
     assert len(got) == len(want) == 70
     key = [(h.path, h.sop_instance_uid, tuple(h.position)) for fr in want for h in fr]
     assert [(h.path, h.sop_instance_uid, tuple(h.position)) for fr in got for h in fr] == key
+
+
+def _header_key(got: object) -> object:
+    """What a header read gives, comparable (a Skipped as is; frames by their values)."""
+    import dataclasses
+
+    import numpy as np
+
+    if not isinstance(got, list):
+        return got
+    return [tuple(v.tolist() if isinstance(v, np.ndarray) else v for v in dataclasses.astuple(h))
+            for h in got]
+
+
+def test_headers_from_bytes_equal_the_files(tmp_path: Path) -> None:
+    """``read_frame_headers(path, data)`` (a retrieved instance's bytes, before its file is
+    written) gives what reading the file gives: slices of more and of less than HEAD_BYTES,
+    one whose header is longer than HEAD_BYTES, elements after the pixel data, and damaged
+    copies (cut short anywhere, bytes changed, junk appended), each file's own Skipped."""
+    import random
+
+    import numpy as np
+    import pydicom
+
+    from recist_tool.io.dicom_headers import HEAD_BYTES, Skipped, read_frame_headers
+    from tests.io.dicom_factory import ct_slice
+
+    uid = pydicom.uid.generate_uid()
+    small = ct_slice(np.ones((8, 8), np.uint16), (0, 0, 0), series_uid=uid)
+    large = ct_slice(np.arange(256 * 256, dtype=np.uint16).reshape(256, 256), (0, 0, 2.5),
+                     series_uid=uid)  # 128 KiB of pixels: more than HEAD_BYTES
+    long_head = ct_slice(np.ones((256, 256), np.uint16), (0, 0, 5), series_uid=uid)
+    block = long_head.private_block(0x0009, "RECIST TEST", create=True)
+    block.add_new(0x10, "OB", b"x" * (HEAD_BYTES + 1000))  # the pixel data beyond HEAD_BYTES
+    trailing = ct_slice(np.ones((256, 256), np.uint16), (0, 0, 7.5), series_uid=uid)
+    sources = []
+    for i, ds in enumerate((small, large, long_head, trailing)):
+        path = tmp_path / f"{i}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        sources.append(path.read_bytes())
+    # after the pixel data, out of order: a SeriesDescription the file's reading finds
+    sources[3] += b"\x08\x00\x3e\x10LO\x04\x00LATE"
+    assert len(sources[1]) > HEAD_BYTES and len(sources[2]) > 2 * HEAD_BYTES
+    rng = random.Random(5)
+    cases = list(sources)
+    for _ in range(150):
+        data = bytearray(rng.choice(sources))
+        how = rng.random()
+        if how < 0.4:
+            data = data[:rng.randrange(len(data))]
+        elif how < 0.8:
+            for _ in range(rng.randint(1, 4)):
+                data[rng.randrange(min(len(data), 3000))] = rng.randrange(256)
+        else:
+            data += bytes(rng.randrange(1, 200))
+        cases.append(bytes(data))
+    path = tmp_path / "case.dcm"
+    kinds = set()
+    for data in cases:
+        path.write_bytes(data)
+        want = read_frame_headers(path)
+        kinds.add(getattr(want, "reason", "CT"))
+        assert _header_key(read_frame_headers(path, memoryview(bytearray(data)))) == \
+            _header_key(want)
+    assert {"CT", "TRUNCATED"} <= kinds and len(kinds) >= 4, kinds
+    path.write_bytes(sources[3])
+    got = read_frame_headers(path, sources[3])
+    assert not isinstance(got, Skipped) and got[0].series_description == "LATE"

@@ -187,13 +187,20 @@ def scan_files(src: SourceFiles, workers: int | None = None) -> ScanResult:
 
     Files that are not usable DICOM images are kept in ``skipped`` with their reason; headers
     are read in ``workers`` processes (default: the CPUs, fewer for short series), those of a
-    series still arriving from a PACS as they arrive (:meth:`SourceFiles.arriving`).
+    series still arriving from a PACS as they arrive (:meth:`SourceFiles.arriving`), or taken
+    as the source read them from the bytes received (:meth:`SourceFiles.arriving_headers`).
     """
     frames: list[FrameHeader] = []
     skipped = [Skipped(name, code, detail) for name, code, detail in src.skipped]
-    arriving = src.arriving()
-    for got in (_read_all_headers(src.files, workers) if arriving is None
-                else _read_arriving_headers(arriving, workers)):
+    read = src.arriving_headers()
+    if read is not None:
+        with _gc_paused():
+            results = [got for _, got in read]
+    elif (arriving := src.arriving()) is not None:
+        results = _read_arriving_headers(arriving, workers)
+    else:
+        results = _read_all_headers(src.files, workers)
+    for got in results:
         if isinstance(got, Skipped):
             skipped.append(got)
         else:

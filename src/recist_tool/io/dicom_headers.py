@@ -9,6 +9,7 @@ before any pixel is read.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import warnings
@@ -278,12 +279,41 @@ def _checked_plane(
     return np.array(p), np.array(o), sp
 
 
-def read_frame_headers(path: Path) -> list[FrameHeader] | Skipped:
+#: Bytes of a file in memory parsed first for its headers (:func:`read_frame_headers` with
+#: ``data``): a CT slice's data set up to its pixel data is 1-10 KB.
+HEAD_BYTES = 64 << 10
+
+
+def _dataset_in_memory(view: memoryview) -> Dataset:
+    """The data set of a Part 10 file in memory, as ``dcmread(path, defer_size=4096)`` reads it.
+
+    The first :data:`HEAD_BYTES` are parsed alone when the pixel data starts within them and is
+    the file's last element (its value then need not be copied); anything else is parsed whole.
+    """
+    if len(view) > HEAD_BYTES:
+        try:
+            ds = pydicom.dcmread(io.BytesIO(view[:HEAD_BYTES]), defer_size=4096)
+        except Exception:  # noqa: BLE001 - cut inside an element: parsed whole below
+            pass
+        else:
+            raw = ds.get_item(0x7FE00010, keep_deferred=True)
+            tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", None)
+            if isinstance(raw, RawDataElement) and tell is not None and length is not None \
+                    and tell <= HEAD_BYTES and tell + length == len(view):
+                return ds
+    return pydicom.dcmread(io.BytesIO(view), defer_size=4096)
+
+
+def read_frame_headers(path: Path, data: bytes | bytearray | memoryview | None = None
+                       ) -> list[FrameHeader] | Skipped:
     """Read one file's headers.
 
     Parameters
     ----------
     path : Path
+    data : bytes-like, optional
+        The file's bytes, already in memory (an instance received from a PACS before or while
+        it is written to ``path``): read from there, not from the file; the result is the same.
 
     Returns
     -------
@@ -291,15 +321,20 @@ def read_frame_headers(path: Path) -> list[FrameHeader] | Skipped:
         The frames of a CT image file, or why the file is not one.
     """
     name = str(path)
-    try:
-        size = os.path.getsize(path)
-    except OSError as exc:
-        return Skipped(name, "UNREADABLE", f"cannot open ({exc.strerror})")
+    view = None if data is None else memoryview(data).cast("B")
+    if view is not None:
+        size = len(view)
+    else:
+        try:
+            size = os.path.getsize(path)
+        except OSError as exc:
+            return Skipped(name, "UNREADABLE", f"cannot open ({exc.strerror})")
     if size == 0:
         return Skipped(name, "NOT_DICOM", "empty file")
     with _lenient_reading():
         try:
-            ds = pydicom.dcmread(path, defer_size=4096)
+            ds = (pydicom.dcmread(path, defer_size=4096) if view is None
+                  else _dataset_in_memory(view))
         except InvalidDicomError:
             return Skipped(name, "NOT_DICOM", "not a DICOM file")
         except Exception as exc:  # pydicom raises many types on damaged data

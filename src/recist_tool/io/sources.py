@@ -21,9 +21,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from recist_tool.errors import InputError
+
+if TYPE_CHECKING:
+    from recist_tool.io.dicom_headers import FrameHeader, Skipped
 
 #: Refuse zip archives that inflate beyond this many bytes, whatever the free space.
 MAX_ZIP_BYTES = 16 * 1024**3
@@ -64,6 +67,16 @@ class SourceFiles:
         A PACS series being retrieved (:func:`recist_tool.io.pacs.open_pacs_source`) yields
         its files as they arrive, so the loader reads the headers of the first while the rest
         download; its ``operator.length_hint`` is the number the server's search announced.
+        """
+        return None
+
+    def arriving_headers(self) -> Iterator[tuple[Path, list[FrameHeader] | Skipped]] | None:
+        """Each file with its headers, read from its bytes as they were received, in order as
+        they arrive; or None when the loader is to read the files (:meth:`arriving`).
+
+        A series retrieved by WADO-RS or C-GET (:func:`recist_tool.io.pacs.open_pacs_source`)
+        has each instance's headers read by the receiving thread from the bytes in memory
+        while the next instances arrive; the files hold the same bytes.
         """
         return None
 

@@ -34,10 +34,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recist_tool.io.pacs.browse import StudyQuery, StudySearch, prefetch, search_studies
-from recist_tool.io.pacs.cache import CachedSeries, SeriesCache
+from recist_tool.io.pacs.cache import CachedSeries, SeriesCache, instance_path
 from recist_tool.io.pacs.config import (
     CONFIG_ENV,
     PacsError,
@@ -52,6 +52,9 @@ from recist_tool.io.pacs.config import (
     use_settings,
 )
 from recist_tool.io.sources import SourceFiles
+
+if TYPE_CHECKING:
+    from recist_tool.io.dicom_headers import FrameHeader, Skipped
 
 __all__ = ["CONFIG_ENV", "PacsError", "RetrievalCancelled", "SentSeries", "SeriesRef", "Server",
            "StudyQuery", "StudySearch", "fetch_series", "find_object_series", "find_series", "is_pacs_ref",
@@ -81,9 +84,17 @@ def cache() -> SeriesCache:
     return SeriesCache(root, max_bytes)
 
 
+#: Whether the loader takes the headers of a series being retrieved from the bytes as they are
+#: received (read by the receiving thread) rather than from the files written (read by header
+#: processes); False is the way before 2026-12-05, kept for ``benchmarks/bench_pacs.py``.
+HEADERS_FROM_BYTES = True
+
+
 @contextmanager
 def fetch_series(srv: Server, study_uid: str, series_uid: str, n_instances: int | None = None,
-                 progress: Callable[[int], None] | None = None) -> Iterator[CachedSeries]:
+                 progress: Callable[[int], None] | None = None,
+                 received: Callable[[Path, memoryview], None] | None = None
+                 ) -> Iterator[CachedSeries]:
     """The series in the local cache (retrieved when absent or stale), locked while in use.
 
     Parameters
@@ -96,6 +107,10 @@ def fetch_series(srv: Server, study_uid: str, series_uid: str, n_instances: int 
     progress : callable, optional
         ``progress(n)`` with the instances written so far while retrieving (not called for a
         cached copy); an exception it raises stops the retrieve and nothing of it is kept.
+    received : callable, optional
+        ``received(path, data)`` with each instance's bytes as they are received, before they
+        are written to ``path`` (in the receiving thread; the view is valid during the call
+        only; not called for a cached copy).
     """
     mod = _proto(srv)
 
@@ -105,7 +120,14 @@ def fetch_series(srv: Server, study_uid: str, series_uid: str, n_instances: int 
                 progress(n)
             arrived(n)
 
-        n = mod.retrieve_series(srv, study_uid, series_uid, folder, step)
+        def got(n: int, data: memoryview) -> None:
+            assert received is not None
+            received(instance_path(folder, n), data)
+
+        if received is None:
+            n = mod.retrieve_series(srv, study_uid, series_uid, folder, step)
+        else:
+            n = mod.retrieve_series(srv, study_uid, series_uid, folder, step, received=got)
         if n == 0:
             raise PacsError(f"PACS {srv.name}: series {series_uid} of study {study_uid}: the "
                             "server sent no instance")
@@ -146,14 +168,23 @@ def open_pacs_source(value: str | os.PathLike[str]) -> Iterator[Any]:
         A malformed reference, an unknown server, a server that cannot be reached or refuses the
         login, a series or study it does not hold: one line each, never with the credentials.
     """
+    from recist_tool.io.dicom_headers import read_frame_headers
+
     ref = parse_ref(value)
     srv = server(ref.server)
     wanted = _wanted(srv, ref)
+    headers: dict[Path, list[FrameHeader] | Skipped] | None = {} if HEADERS_FROM_BYTES else None
+
+    def parse(path: Path, data: memoryview) -> None:
+        assert headers is not None
+        headers[path] = read_frame_headers(path, data)
+
     with ExitStack() as stack:
-        entries = [stack.enter_context(fetch_series(srv, ref.study_uid, s["series_uid"], s["n"] or None))
-                   for s in wanted]
+        entries = [stack.enter_context(fetch_series(
+            srv, ref.study_uid, s["series_uid"], s["n"] or None,
+            received=parse if headers is not None else None)) for s in wanted]
         root = entries[0].folder / "instances" if len(entries) == 1 else entries[0].folder.parent
-        yield _SeriesFiles(entries, root)
+        yield _SeriesFiles(entries, root, headers)
 
 
 class _Arriving:
@@ -177,10 +208,14 @@ class _Arriving:
 
 class _SeriesFiles(SourceFiles):
     """The instance files of series in the cache as a ``SourceFiles``: :attr:`files` once every
-    series is complete; :meth:`arriving` while series not cached yet are retrieved."""
+    series is complete; while series not cached yet are retrieved, :meth:`arriving_headers`
+    (each file with the headers the receiving thread read from its bytes into ``headers``) or,
+    without ``headers``, :meth:`arriving`."""
 
-    def __init__(self, entries: list[CachedSeries], root: Path) -> None:
+    def __init__(self, entries: list[CachedSeries], root: Path,
+                 headers: dict[Path, list[FrameHeader] | Skipped] | None = None) -> None:
         self._entries, self.root, self.skipped = entries, root, []
+        self._headers = headers
 
     @property
     def files(self) -> list[Path]:  # type: ignore[override]
@@ -190,6 +225,19 @@ class _SeriesFiles(SourceFiles):
         if all(e.complete for e in self._entries):
             return None  # read as a folder on disk
         return _Arriving(self._entries)
+
+    def arriving_headers(self) -> Iterator[tuple[Path, list[FrameHeader] | Skipped]] | None:
+        if self._headers is None or all(e.complete for e in self._entries):
+            return None
+        return self._read(self._headers)
+
+    def _read(self, headers: dict[Path, list[FrameHeader] | Skipped]
+              ) -> Iterator[tuple[Path, list[FrameHeader] | Skipped]]:
+        from recist_tool.io.dicom_headers import read_frame_headers
+
+        for p in _Arriving(self._entries):
+            got = headers.pop(p, None)  # None: a series cached already (of several)
+            yield p, got if got is not None else read_frame_headers(p)
 
 
 @contextmanager

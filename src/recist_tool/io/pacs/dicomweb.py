@@ -397,12 +397,15 @@ class _FileWriter:
 
 
 def retrieve_series(srv: Server, study_uid: str, series_uid: str, folder: Path,
-                    progress: Callable[[int], None] | None = None) -> int:
+                    progress: Callable[[int], None] | None = None,
+                    received: Callable[[int, memoryview], None] | None = None) -> int:
     """WADO-RS: write every instance of a series into ``folder``; returns how many.
 
     ``progress(n)`` is called in this thread once the first n instances are written (while the
     answer is received, and at the end); an exception it raises (a
     :class:`~recist_tool.io.pacs.config.RetrievalCancelled`) ends the retrieve at its next part.
+    ``received(n, data)`` is called in this thread with the bytes of instance n as soon as they
+    are received, before they are queued for writing (the view is valid during the call only).
     """
     http = session(srv)
     url = f"{srv.url}/studies/{study_uid}/series/{series_uid}"
@@ -423,6 +426,8 @@ def retrieve_series(srv: Server, study_uid: str, series_uid: str, folder: Path,
             with http.get(url, headers={"Accept": accept}, stream=True) as resp:
                 resp.raise_for_status()
                 for n, body in enumerate(_parts(resp, buffers), 1):
+                    if received is not None:
+                        received(n, body)
                     writer.put(n, body)
                     report()
         finally:

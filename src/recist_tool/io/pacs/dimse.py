@@ -205,12 +205,15 @@ def find_instances(srv: Server, study_uid: str, series_uid: str) -> list[str]:
 
 
 def retrieve_series(srv: Server, study_uid: str, series_uid: str, folder: Path,
-                    progress: Callable[[int], None] | None = None) -> int:
+                    progress: Callable[[int], None] | None = None,
+                    received: Callable[[int, memoryview], None] | None = None) -> int:
     """C-GET a series into ``folder``; returns how many instances were written.
 
     ``progress(n)`` is called with the instances written so far at each of the server's pending
     answers; an exception it raises (a :class:`~recist_tool.io.pacs.config.RetrievalCancelled`)
-    aborts the association and ends the retrieve.
+    aborts the association and ends the retrieve. ``received(n, data)`` is called with the
+    bytes of instance n (as written to its file) before they are written, in the association's
+    thread.
     """
     pynetdicom = _pynetdicom()
     from pydicom.dataset import Dataset
@@ -229,7 +232,10 @@ def retrieve_series(srv: Server, study_uid: str, series_uid: str, folder: Path,
     def on_store(event: Any) -> int:
         n = len(written) + 1
         path = folder / f"{n:06d}.dcm"
-        path.write_bytes(event.encoded_dataset(include_meta=True))
+        data = event.encoded_dataset(include_meta=True)
+        if received is not None:
+            received(n, memoryview(data))
+        path.write_bytes(data)
         written.append(path)
         return 0x0000
 
