@@ -1406,17 +1406,17 @@ def test_opening_a_subject_leaves_the_interface_responsive(gui_db, make_napari_v
 
     from qtpy.QtWidgets import QApplication
 
-    from napari_recist import _widget
+    from napari_recist import _subject_panel
     from napari_recist._widget import ReadingWidget
 
     made_in: list[str] = []  # the thread each visit's layers were made in
-    make = _widget.make_layers
+    make = _subject_panel.make_layers
 
     def spy(*args, **kwargs):
         made_in.append(threading.current_thread().name)
         return make(*args, **kwargs)
 
-    monkeypatch.setattr(_widget, "make_layers", spy)
+    monkeypatch.setattr(_subject_panel, "make_layers", spy)
 
     db, tps = gui_db
     viewer = make_napari_viewer(show=True)
