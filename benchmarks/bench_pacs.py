@@ -7,11 +7,13 @@ read once in turn (so a busy machine's load falls on all of them alike):
 
 * disk: ``load_volume(folder)`` (files in the page cache, as they are after a first read);
 * WADO-RS: ``load_volume("pacs://web/STUDY/SERIES")`` with an empty cache each time (QIDO-RS
-  search, WADO-RS retrieve written to the cache while the receiving thread reads each
-  instance's headers from the bytes received, then the pixels from the files);
+  search, WADO-RS retrieve written to the cache while a header process reads each instance's
+  headers from its first bytes as received, then the pixels from the files);
 * WADO-RS, headers from the files: the same with the loader's header processes reading the
   headers of the instances already written (``pacs.HEADERS_FROM_BYTES`` False: the way before
   2026-12-05);
+* disk and WADO-RS with ``workers=1`` (as batch workers load): no header processes; the
+  receiving thread reads each instance's headers from its bytes;
 * WADO-RS, retrieve then load: the same search, retrieve and loader one after the other (the
   series complete in the cache first: what ``load_volume`` did before the two overlapped);
 * WADO-RS, retrieve only: the search and the retrieve into the cache;
@@ -245,6 +247,8 @@ def main() -> None:
             "disk (page cache)": lambda: load_volume(series_dir),
             "WADO-RS, empty cache": lambda: load_volume(ref),
             "WADO-RS, empty cache, headers from the files": lambda: from_files(ref),
+            "disk, workers=1": lambda: load_volume(series_dir, workers=1),
+            "WADO-RS, empty cache, workers=1": lambda: load_volume(ref, workers=1),
             "WADO-RS, empty cache, retrieve then load": lambda: one_after_the_other(ref),
             "WADO-RS, retrieve only": lambda: one_after_the_other(ref, load=False),
         }
@@ -267,7 +271,7 @@ def main() -> None:
             empty_cache()
             load_volume(ref)
 
-        before = {name: empty_cache for name in reads if name != "disk (page cache)"}
+        before = {name: empty_cache for name in reads if not name.startswith("disk")}
         before["WADO-RS reference, cached"] = cached
         cpu1, cpu2 = _server_cpu(env), _server_cpu(env2 or {})
         server_cpu = {name: (cpu2 if "storage cache" in name else cpu1)
@@ -280,6 +284,8 @@ def main() -> None:
         assert np.array_equal(load_volume(ref).array, disk_vol.array)
         empty_cache()
         assert np.array_equal(from_files(ref).array, disk_vol.array)
+        empty_cache()
+        assert np.array_equal(load_volume(ref, workers=1).array, disk_vol.array)
         assert np.array_equal(load_volume(ref).array, disk_vol.array)  # cached
         if not args.no_dimse:
             assert np.array_equal(load_volume(ref_dimse).array, disk_vol.array)

@@ -25,30 +25,34 @@ def _ref(server: str, tp: dict) -> str:
     return f"pacs://{server}/{tp['study_uid']}/{tp['series_uid']}"
 
 
-@pytest.mark.parametrize(("server", "from_bytes"), [("web", True), ("web", False),
-                                                    ("dimse", True), ("dimse", False)])
+@pytest.mark.parametrize(("server", "from_bytes", "workers"), [
+    ("web", True, None), ("web", True, 1), ("web", False, None), ("dimse", True, None),
+    ("dimse", False, None)])
 def test_series_from_server_equals_disk(on_server, pacs_settings: PacsSettings, server: str,
-                                        from_bytes: bool, monkeypatch) -> None:
-    """The series from the server, its headers read from the bytes received (by the receiving
-    thread) or from the files written (by the loader), is the disk's."""
-    from recist_tool.io import dicom_headers, load_volume, pacs
+                                        from_bytes: bool, workers: int | None,
+                                        monkeypatch) -> None:
+    """The series from the server, its headers read from the bytes received (in a header
+    process, or with one worker by the receiving thread) or from the files written (by the
+    loader), is the disk's."""
+    from recist_tool.io import load_volume, pacs
     from recist_tool.io.pacs.cache import SeriesCache
 
     tp = _timepoint(on_server)
     disk = load_volume(on_server.sample_dir / tp["series_path"], tp["series_uid"])
-    read = dicom_headers.read_frame_headers
+    get = pacs._ReceivedHeaders.get
     from_memory = []
 
-    def spy(path: Path, data=None):  # type: ignore[no-untyped-def]
-        if data is not None:
+    def spy(self, path: Path):  # type: ignore[no-untyped-def]
+        got = get(self, path)
+        if got is not None:
             from_memory.append(path)
-        return read(path, data)
+        return got
 
-    monkeypatch.setattr(dicom_headers, "read_frame_headers", spy)
+    monkeypatch.setattr(pacs._ReceivedHeaders, "get", spy)
     monkeypatch.setattr(pacs, "HEADERS_FROM_BYTES", from_bytes)
     pacs.cache().root.mkdir(parents=True, exist_ok=True)
     SeriesCache(pacs.cache().root, 0).evict()  # an empty cache: the series is retrieved
-    vol = load_volume(_ref(server, tp))
+    vol = load_volume(_ref(server, tp), workers=workers)
     assert len(from_memory) == (len(disk.meta.sop_instance_uids) if from_bytes else 0)
     assert vol.shape == disk.shape
     np.testing.assert_array_equal(vol.array, disk.array)

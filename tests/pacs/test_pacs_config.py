@@ -375,13 +375,19 @@ def test_headers_from_bytes_equal_the_files(tmp_path: Path) -> None:
     """``read_frame_headers(path, data)`` (a retrieved instance's bytes, before its file is
     written) gives what reading the file gives: slices of more and of less than HEAD_BYTES,
     one whose header is longer than HEAD_BYTES, elements after the pixel data, and damaged
-    copies (cut short anywhere, bytes changed, junk appended), each file's own Skipped."""
+    copies (cut short anywhere, bytes changed, junk appended), each file's own Skipped; so does
+    ``read_head_headers`` from the first HEAD_BYTES, or it says it cannot (None)."""
     import random
 
     import numpy as np
     import pydicom
 
-    from recist_tool.io.dicom_headers import HEAD_BYTES, Skipped, read_frame_headers
+    from recist_tool.io.dicom_headers import (
+        HEAD_BYTES,
+        Skipped,
+        read_frame_headers,
+        read_head_headers,
+    )
     from tests.io.dicom_factory import ct_slice
 
     uid = pydicom.uid.generate_uid()
@@ -415,13 +421,27 @@ def test_headers_from_bytes_equal_the_files(tmp_path: Path) -> None:
         cases.append(bytes(data))
     path = tmp_path / "case.dcm"
     kinds = set()
+    from_head = 0
     for data in cases:
         path.write_bytes(data)
         want = read_frame_headers(path)
         kinds.add(getattr(want, "reason", "CT"))
         assert _header_key(read_frame_headers(path, memoryview(bytearray(data)))) == \
             _header_key(want)
+        # from the first bytes alone (what the header process is sent): the same, or None
+        head = read_head_headers(path, data[:HEAD_BYTES], len(data))
+        if head is not None:
+            from_head += len(data) > HEAD_BYTES
+            assert _header_key(head) == _header_key(want)
     assert {"CT", "TRUNCATED"} <= kinds and len(kinds) >= 4, kinds
+    assert from_head >= 10
+    for data in sources[1:]:
+        path.write_bytes(data)
+        head = read_head_headers(path, data[:HEAD_BYTES], len(data))
+        if data is sources[1]:  # header within the first bytes, pixel data to the end
+            assert _header_key(head) == _header_key(read_frame_headers(path))
+        else:  # the header longer than HEAD_BYTES; an element after the pixel data
+            assert head is None
     path.write_bytes(sources[3])
     got = read_frame_headers(path, sources[3])
     assert not isinstance(got, Skipped) and got[0].series_description == "LATE"

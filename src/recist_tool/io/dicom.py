@@ -192,7 +192,7 @@ def scan_files(src: SourceFiles, workers: int | None = None) -> ScanResult:
     """
     frames: list[FrameHeader] = []
     skipped = [Skipped(name, code, detail) for name, code, detail in src.skipped]
-    read = src.arriving_headers()
+    read = src.arriving_headers(workers)
     if read is not None:
         with _gc_paused():
             results = [got for _, got in read]

@@ -13,7 +13,7 @@ import io
 import math
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -280,28 +280,32 @@ def _checked_plane(
 
 
 #: Bytes of a file in memory parsed first for its headers (:func:`read_frame_headers` with
-#: ``data``): a CT slice's data set up to its pixel data is 1-10 KB.
-HEAD_BYTES = 64 << 10
+#: ``data``), and what :func:`read_head_headers` is given: a CT slice's data set up to its pixel
+#: data is 1-10 KB.
+HEAD_BYTES = 16 << 10
+
+
+def _head_dataset(head: memoryview, size: int) -> Dataset | None:
+    """The data set of a Part 10 file of ``size`` bytes parsed from its first bytes ``head`` (as
+    ``dcmread(path, defer_size=4096)`` reads it), when they hold every element before the pixel
+    data and the pixel data ends the file; else None (the file is to be parsed whole)."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(head), defer_size=4096)
+    except Exception:  # noqa: BLE001 - cut inside an element: parsed whole by the caller
+        return None
+    raw = ds.get_item(0x7FE00010, keep_deferred=True)
+    tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", None)
+    if isinstance(raw, RawDataElement) and tell is not None and length is not None \
+            and tell <= len(head) and tell + length == size:
+        return ds
+    return None
 
 
 def _dataset_in_memory(view: memoryview) -> Dataset:
-    """The data set of a Part 10 file in memory, as ``dcmread(path, defer_size=4096)`` reads it.
-
-    The first :data:`HEAD_BYTES` are parsed alone when the pixel data starts within them and is
-    the file's last element (its value then need not be copied); anything else is parsed whole.
-    """
-    if len(view) > HEAD_BYTES:
-        try:
-            ds = pydicom.dcmread(io.BytesIO(view[:HEAD_BYTES]), defer_size=4096)
-        except Exception:  # noqa: BLE001 - cut inside an element: parsed whole below
-            pass
-        else:
-            raw = ds.get_item(0x7FE00010, keep_deferred=True)
-            tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", None)
-            if isinstance(raw, RawDataElement) and tell is not None and length is not None \
-                    and tell <= HEAD_BYTES and tell + length == len(view):
-                return ds
-    return pydicom.dcmread(io.BytesIO(view), defer_size=4096)
+    """The data set of a Part 10 file in memory: its first :data:`HEAD_BYTES` parsed alone where
+    they suffice (:func:`_head_dataset`; the pixel data need not be copied), else the whole."""
+    ds = _head_dataset(view[:HEAD_BYTES], len(view)) if len(view) > HEAD_BYTES else None
+    return ds if ds is not None else pydicom.dcmread(io.BytesIO(view), defer_size=4096)
 
 
 def read_frame_headers(path: Path, data: bytes | bytearray | memoryview | None = None
@@ -321,20 +325,55 @@ def read_frame_headers(path: Path, data: bytes | bytearray | memoryview | None =
         The frames of a CT image file, or why the file is not one.
     """
     name = str(path)
-    view = None if data is None else memoryview(data).cast("B")
-    if view is not None:
-        size = len(view)
-    else:
-        try:
-            size = os.path.getsize(path)
-        except OSError as exc:
-            return Skipped(name, "UNREADABLE", f"cannot open ({exc.strerror})")
+    if data is not None:
+        view = memoryview(data).cast("B")
+        return _read_dataset(path, len(view), lambda: _dataset_in_memory(view))
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        return Skipped(name, "UNREADABLE", f"cannot open ({exc.strerror})")
+    return _read_dataset(path, size, lambda: pydicom.dcmread(path, defer_size=4096))
+
+
+def read_head_headers(path: Path, head: bytes | bytearray | memoryview, size: int
+                      ) -> list[FrameHeader] | Skipped | None:
+    """Read one file's headers from its first bytes (as :func:`read_frame_headers` reads the
+    file), or None when they do not hold them.
+
+    Parameters
+    ----------
+    path : Path
+    head : bytes-like
+        The first bytes of the file (all of them for a file of up to that many bytes).
+    size : int
+        The file's length in bytes.
+
+    Returns
+    -------
+    list of FrameHeader, Skipped or None
+        None when ``head`` is shorter than the file and does not hold every element before the
+        pixel data, or the pixel data does not end the file: the file is to be read whole.
+    """
+    view = memoryview(head).cast("B")
+    if len(view) >= size:
+        return read_frame_headers(path, view[:size])
+    with _lenient_reading():
+        ds = _head_dataset(view, size)
+    if ds is None:
+        return None
+    return _read_dataset(path, size, lambda: ds)
+
+
+def _read_dataset(path: Path, size: int, dataset: Callable[[], Dataset]
+                  ) -> list[FrameHeader] | Skipped:
+    """The frames of the data set ``dataset()`` gives for the file ``path`` of ``size`` bytes, or
+    why it is not a CT image file (its parse's or its values' errors included)."""
+    name = str(path)
     if size == 0:
         return Skipped(name, "NOT_DICOM", "empty file")
     with _lenient_reading():
         try:
-            ds = (pydicom.dcmread(path, defer_size=4096) if view is None
-                  else _dataset_in_memory(view))
+            ds = dataset()
         except InvalidDicomError:
             return Skipped(name, "NOT_DICOM", "not a DICOM file")
         except Exception as exc:  # pydicom raises many types on damaged data

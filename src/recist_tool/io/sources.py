@@ -70,13 +70,15 @@ class SourceFiles:
         """
         return None
 
-    def arriving_headers(self) -> Iterator[tuple[Path, list[FrameHeader] | Skipped]] | None:
-        """Each file with its headers, read from its bytes as they were received, in order as
-        they arrive; or None when the loader is to read the files (:meth:`arriving`).
+    def arriving_headers(self, workers: int | None = None
+                         ) -> Iterator[tuple[Path, list[FrameHeader] | Skipped]] | None:
+        """Each file in order with its headers, read from its bytes as they were received; or
+        None when the loader is to read the files (:meth:`arriving`, :attr:`files`).
 
         A series retrieved by WADO-RS or C-GET (:func:`recist_tool.io.pacs.open_pacs_source`)
-        has each instance's headers read by the receiving thread from the bytes in memory
-        while the next instances arrive; the files hold the same bytes.
+        has each instance's headers read from the bytes in memory while the next instances
+        arrive (the files hold the same bytes): in a process of its own, or with ``workers``
+        1 by the receiving thread. The first is yielded once every file has arrived.
         """
         return None
 

@@ -5,8 +5,9 @@ series of the study) names a server of the trial settings (``[pacs.NAME]``, see
 :mod:`recist_tool.io.pacs.config`). :func:`open_pacs_source` searches the server (QIDO-RS or
 C-FIND), retrieves the series (WADO-RS or C-GET) into the local cache (:mod:`.cache`, LRU by
 series under a size limit) unless the cache holds it with the same number of instances, and
-yields the cached files to the same loader as a folder on disk. :func:`send` stores files (STOW-RS
-or C-STORE) and queries them back.
+yields the cached files to the same loader as a folder on disk, with the headers of the instances
+read from their bytes as they were received (:class:`_ReceivedHeaders`). :func:`send` stores
+files (STOW-RS or C-STORE) and queries them back.
 
 Public API
 ----------
@@ -34,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from recist_tool.io.pacs.browse import StudyQuery, StudySearch, prefetch, search_studies
 from recist_tool.io.pacs.cache import CachedSeries, SeriesCache, instance_path
@@ -85,8 +86,8 @@ def cache() -> SeriesCache:
 
 
 #: Whether the loader takes the headers of a series being retrieved from the bytes as they are
-#: received (read by the receiving thread) rather than from the files written (read by header
-#: processes); False is the way before 2026-12-05, kept for ``benchmarks/bench_pacs.py``.
+#: received (:class:`_ReceivedHeaders`) rather than from the files written (read by the loader's
+#: header processes); False is the way before 2026-12-05, kept for ``benchmarks/bench_pacs.py``.
 HEADERS_FROM_BYTES = True
 
 
@@ -168,23 +169,89 @@ def open_pacs_source(value: str | os.PathLike[str]) -> Iterator[Any]:
         A malformed reference, an unknown server, a server that cannot be reached or refuses the
         login, a series or study it does not hold: one line each, never with the credentials.
     """
-    from recist_tool.io.dicom_headers import read_frame_headers
-
     ref = parse_ref(value)
     srv = server(ref.server)
     wanted = _wanted(srv, ref)
-    headers: dict[Path, list[FrameHeader] | Skipped] | None = {} if HEADERS_FROM_BYTES else None
-
-    def parse(path: Path, data: memoryview) -> None:
-        assert headers is not None
-        headers[path] = read_frame_headers(path, data)
-
+    headers = _ReceivedHeaders() if HEADERS_FROM_BYTES else None
     with ExitStack() as stack:
         entries = [stack.enter_context(fetch_series(
             srv, ref.study_uid, s["series_uid"], s["n"] or None,
-            received=parse if headers is not None else None)) for s in wanted]
+            received=headers.received if headers is not None else None)) for s in wanted]
         root = entries[0].folder / "instances" if len(entries) == 1 else entries[0].folder.parent
         yield _SeriesFiles(entries, root, headers)
+
+
+#: Instances whose first bytes go to the header process at a time.
+HEADER_BATCH = 16
+
+
+def _read_heads(batch: list[tuple[Path, bytes, int]]) -> list[list[FrameHeader] | Skipped | None]:
+    """:func:`~recist_tool.io.dicom_headers.read_head_headers` of each ``(path, first bytes,
+    size)`` (in the header process)."""
+    from recist_tool.io.dicom import _gc_paused
+    from recist_tool.io.dicom_headers import read_head_headers
+
+    with _gc_paused():
+        return [read_head_headers(p, head, size) for p, head, size in batch]
+
+
+class _ReceivedHeaders:
+    """The headers of the instances of series being retrieved, read from the bytes received.
+
+    :meth:`start` (before the retrieve's thread starts: it forks) decides where: in a process of
+    its own when the loader may use processes (``workers`` not 1), which is sent the first
+    :data:`~recist_tool.io.dicom_headers.HEAD_BYTES` of each instance, :data:`HEADER_BATCH` at a
+    time, while the receiving thread goes on; else by the receiving thread itself. Not started
+    (the series read once complete, as a folder), :meth:`received` does nothing.
+    """
+
+    def __init__(self) -> None:
+        self._started = False
+        self._pool: Any = None
+        self._batch: list[tuple[Path, bytes, int]] = []
+        self._sent: dict[Path, tuple[Any, int]] = {}
+        self._read: dict[Path, list[FrameHeader] | Skipped] = {}
+
+    def start(self, workers: int | None) -> None:
+        if (workers if workers is not None else (os.cpu_count() or 1)) > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context(method))
+            self._pool.submit(int).result()  # forked now, before the retrieve's thread starts
+        self._started = True
+
+    def received(self, path: Path, data: memoryview) -> None:
+        """Instance ``path`` received (in the receiving thread; ``data`` valid during the call)."""
+        from recist_tool.io.dicom_headers import HEAD_BYTES, read_frame_headers
+
+        if self._pool is not None:
+            self._batch.append((path, bytes(data[:HEAD_BYTES]), len(data)))
+            if len(self._batch) >= HEADER_BATCH:
+                self._send()
+        elif self._started:
+            self._read[path] = read_frame_headers(path, data)
+
+    def _send(self) -> None:
+        batch, self._batch = self._batch, []
+        fut = self._pool.submit(_read_heads, batch)
+        for i, (p, _, _) in enumerate(batch):
+            self._sent[p] = (fut, i)
+
+    def get(self, path: Path) -> list[FrameHeader] | Skipped | None:
+        """The headers of ``path`` read from its bytes, once every series is retrieved; None
+        where they were not (a series cached already) or its first bytes did not hold them."""
+        if self._batch:
+            self._send()
+        if (sent := self._sent.pop(path, None)) is not None:
+            return cast("list[FrameHeader] | Skipped | None", sent[0].result()[sent[1]])
+        return self._read.pop(path, None)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
 
 class _Arriving:
@@ -209,11 +276,11 @@ class _Arriving:
 class _SeriesFiles(SourceFiles):
     """The instance files of series in the cache as a ``SourceFiles``: :attr:`files` once every
     series is complete; while series not cached yet are retrieved, :meth:`arriving_headers`
-    (each file with the headers the receiving thread read from its bytes into ``headers``) or,
-    without ``headers``, :meth:`arriving`."""
+    (each file with the headers ``headers`` read from its bytes) or, without ``headers``,
+    :meth:`arriving`."""
 
     def __init__(self, entries: list[CachedSeries], root: Path,
-                 headers: dict[Path, list[FrameHeader] | Skipped] | None = None) -> None:
+                 headers: _ReceivedHeaders | None = None) -> None:
         self._entries, self.root, self.skipped = entries, root, []
         self._headers = headers
 
@@ -226,18 +293,23 @@ class _SeriesFiles(SourceFiles):
             return None  # read as a folder on disk
         return _Arriving(self._entries)
 
-    def arriving_headers(self) -> Iterator[tuple[Path, list[FrameHeader] | Skipped]] | None:
+    def arriving_headers(self, workers: int | None = None
+                         ) -> Iterator[tuple[Path, list[FrameHeader] | Skipped]] | None:
         if self._headers is None or all(e.complete for e in self._entries):
             return None
-        return self._read(self._headers)
+        return self._read(self._headers, workers)
 
-    def _read(self, headers: dict[Path, list[FrameHeader] | Skipped]
+    def _read(self, headers: _ReceivedHeaders, workers: int | None
               ) -> Iterator[tuple[Path, list[FrameHeader] | Skipped]]:
         from recist_tool.io.dicom_headers import read_frame_headers
 
-        for p in _Arriving(self._entries):
-            got = headers.pop(p, None)  # None: a series cached already (of several)
-            yield p, got if got is not None else read_frame_headers(p)
+        headers.start(workers)
+        try:
+            for p in list(_Arriving(self._entries)):  # every series retrieved
+                got = headers.get(p)
+                yield p, got if got is not None else read_frame_headers(p)
+        finally:
+            headers.close()
 
 
 @contextmanager
