@@ -2,7 +2,8 @@
 to files.
 
 The retrieve asks for the instances as stored (``transfer-syntax=*``) and writes each part of the
-multipart answer as it arrives, without decoding it (the loader reads the files afterwards), in a
+multipart answer as it arrives, without decoding it (``received`` is shown each part's bytes
+first: the loader reads the headers from them, and the pixels from the files afterwards), in a
 thread of its own (:class:`_FileWriter`) while the next parts are received; it uses the client's
 HTTP session, so the same login and timeouts apply. A part that gives its ``Content-Length``
 (Orthanc's do) is read from the connection straight into a buffer that is used again once the
