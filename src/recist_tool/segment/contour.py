@@ -13,7 +13,9 @@ Method (all lengths in mm on the volume's own slices):
    of the long axis is longer than it).
 2. **Slice by slice.** The outline is carried to the slices above and below: each slice's outline
    is sought around the centroid of the previous one, within a band around the previous radii, so
-   that a lesion whose edge fades against tissue of the same density keeps its shape. The lesion
+   that a lesion whose edge fades against tissue of the same density keeps its shape; from a
+   line, no farther out than the line's slice allows (the line spans the lesion where it is
+   longest, as a reader draws it). The lesion
    ends where an outline no longer separates lesion-like tissue from its surroundings (the
    contrast across it drops below :data:`END_CONTRAST_SHARE` of that on the measured slice, or
    the tissue inside no longer matches the lesion), where it shrinks below
@@ -57,7 +59,7 @@ from recist_tool.segment.layers import with_outer_layer
 from recist_tool.segment.seed import AIR_MAX_HU, MIN_CONTRAST_HU, check_seed, seed_statistics
 from recist_tool.volume import Volume
 
-__version__ = "0.4"
+__version__ = "0.5"
 
 #: Cost of the outline's radius, per share of the largest radius: of two edges alike, the inner
 #: one is taken.
@@ -690,8 +692,11 @@ class ContourSegmenter:
                 prior = _radii_of(prev, sp[1:], (cy, cx), r_max * 1.5)
                 band = GROW_MM + 0.5 * sp[0]
                 raw, img = slice_at(z)
-                rad, q = polar_outline(img, sp[1:], (cy, cx), float(prior.max() + band + 1.0),
-                                       mu, spread, prior_mm=prior, band_mm=band)
+                out_to = float(prior.max() + band + 1.0)
+                if anchors:  # a reader's line spans the lesion where it is longest
+                    out_to = min(out_to, r_max)
+                rad, q = polar_outline(img, sp[1:], (cy, cx), out_to, mu, spread,
+                                       prior_mm=prior, band_mm=band)
                 cur = _fill_outline(img.shape, sp[1:], (cy, cx), rad) & ~_bone(img, mu)
                 if np.mean(rad) < MIN_RADIUS_MM or not cur.any():
                     ended[str(direction)] = "size"

@@ -25,7 +25,9 @@ by less than ``classic``'s minimum contrast (it stopped inside a larger lesion:
 ``info["routed_by"]``. A click whose first mask is ``classic``'s grown to
 the edge of its volume of interest, where the large-lesion segmenter finds no lesion, is
 refused: tissue of one density running on for centimetres is an organ's parenchyma, not a
-lesion in it (a reader's line is still outlined).
+lesion in it (a reader's line is still outlined). So is such a click whose outline the tissue
+``classic`` grew through runs on beyond at its density (:mod:`recist_tool.segment.distinct`):
+the outline closes a piece of the organ.
 
 A weight file whose metadata names another ``patch_shape``, ``work_spacing_mm`` or
 ``click_sigma_mm`` is run on that grid (the ``model-file`` segmenter relies on it).
@@ -49,6 +51,7 @@ import numpy as np
 from recist_tool.errors import SegmentationError
 from recist_tool.segment.base import LesionMask, NoLesionError, Prompt, clip_to_box
 from recist_tool.segment.contour import box_extent_mm
+from recist_tool.segment.distinct import tissue_beyond
 from recist_tool.segment.edge import EDGES, half_contrast_edge, outline_contrast
 from recist_tool.segment.grid import WorkGrid, gaussian_click, normalise_hu
 from recist_tool.segment.network import unet
@@ -98,6 +101,10 @@ LARGE = ("the lesion is {size:.0f} mm long ({how}), at least {limit:g} mm: the '
 PART_OF_LARGER = ("the network's outline separates its {size:.0f} mm mask from the tissue "
                   "around it by {contrast:.0f} HU only (less than {limit:g} HU): it is part of "
                   "a larger lesion, which the '{to}' segmenter outlines slice by slice")
+#: Why a caliper line shorter than :data:`LARGE_LESION_MM` is passed to the large-lesion
+#: segmenter when ``classic`` refuses it: a click there is refused, a reader's line is not.
+LINE_ASSERTS = ("'classic' finds no lesion at this line ({why}); a reader's line asserts one: "
+                "the '{to}' segmenter outlines it from the line's ends")
 #: :data:`PART_OF_LARGER` applies to masks at least this long (mm): below it the network is
 #: within what it learnt well (LIDC validation nodules of 10-20 mm: Dice 0.81), and a nodule
 #: against the pleura or in dense lung can read under 30 HU (LIDC-IDRI-0476 nodule 1, 17 mm
@@ -343,8 +350,16 @@ class UNetSegmenter:
             elif (self._classic.lung_ray_fraction(volume, seed) or 0.0) < LUNG_RAYS_MIN:
                 why = NOT_IN_LUNG
         if why is not None:
-            return self._large_or(self._routed(volume, prompt, node, why), volume, prompt, node,
-                                  reached_edge=False)
+            try:
+                first = self._routed(volume, prompt, node, why)
+            except NoLesionError as exc:
+                if prompt.line_zyx is None:
+                    raise
+                # a reader's line asserts a lesion where classic finds none (an isodense one,
+                # or one in tissue of its density): outlined from the line's ends
+                return self._routed(volume, prompt, node, LINE_ASSERTS.format(
+                    why=exc, to=self._large_segmenter.name), self._large_segmenter)
+            return self._large_or(first, volume, prompt, node, reached_edge=False)
         seed_lps = volume.index_to_lps(seed_idx)
         scales = [1.0, 2.0]
         line = prompt.line_length_mm(volume)
@@ -449,7 +464,21 @@ class UNetSegmenter:
                     f"click runs on for {size:.0f} mm or more ({exc}); draw the lesion's "
                     f"caliper line to outline it", reason="no_boundary") from exc
             return first
-        return self._clearer_outline(out, first, volume, prompt, node)
+        if prompt.line_zyx is None:  # a reader's line is kept, never swapped for another
+            out = self._clearer_outline(out, first, volume, prompt, node)
+        if (first.leak_bounded and first.segmenter == self._classic.name
+                and prompt.line_zyx is None and prompt.box_zyx is None):
+            beyond = tissue_beyond(volume, first, out)
+            if beyond["same_tissue"]:
+                # the outline closes a piece of an organ's parenchyma: classic's tissue runs on
+                # past it at its density (segment.distinct)
+                raise NoLesionError(
+                    f"no lesion distinct from the tissue around it here: the tissue at the "
+                    f"click ({beyond['inside_hu']:.0f} HU) runs on beyond the outline found "
+                    f"({100 * beyond['share_beyond']:.0f} % of it, {beyond['beyond_hu']:.0f} HU); "
+                    f"draw the lesion's caliper line to outline it", reason="no_boundary")
+            out.info["tissue_beyond"] = beyond
+        return out
 
     def _clearer_outline(self, from_click: LesionMask, first: LesionMask, volume: Volume,
                          prompt: Prompt, node: bool) -> LesionMask:
