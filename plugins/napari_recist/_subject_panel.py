@@ -245,7 +245,7 @@ class SubjectPanel(QWidget):
             return False
         # the last subject's layers removed, the slider made and napari's grid turned on (no
         # tile until a layer is shown), a step each, while the first series loads
-        p.tasks.queue(p.visit_layers.clearing(), self._three_d_slider,
+        p.tasks.queue(p.visit_layers.hold_scene, p.visit_layers.clearing(), self._three_d_slider,
                       lambda: p.visit_layers.show_side_by_side(len(visits)))
         p.review.label_of.clear()
         p.discard()
@@ -284,13 +284,14 @@ class SubjectPanel(QWidget):
         def opened(_result: Any = None) -> None:  # after the last visit's layers
             # every visit shown (VisitLayers.showing: the CTs together, then a layer a turn);
             # stored measurements drawn now that the slider's step is known, a visit a turn
-            p.tasks.queue(p.visit_layers.showing([v for v, _ in visits], reset_view=True),
+            p.tasks.queue(p.visit_layers.release_scene,
+                          p.visit_layers.showing([v for v, _ in visits], reset_view=True),
                           *[lambda v=v: review.draw_stored(v) for v, _ in visits],
                           lambda: (self._opened(subject, visits, problems), p.tasks.done()))
 
         def failed(exc: BaseException) -> None:
             p.tasks.report_error(exc)
-            p.tasks.queue(p.tasks.done)
+            p.tasks.queue(p.visit_layers.release_scene, p.tasks.done)
 
         def start() -> None:
             p.tasks.run(load, f"Opening {subject}", f"opening {subject}: loading "

@@ -143,6 +143,8 @@ class VisitLayers:
         self.offsets: dict[str, np.ndarray] = {}
         self._base: dict[str, dict[str, np.ndarray]] = {}  # visit → kind → unshifted affine
         self._arranging = False
+        self._held = False  # napari's canvas held (hold_scene)
+        self._activated: bool | None = None  # napari's select-on-insert before hold_scene
         self._review_lines: dict[str, int] = {}  # visit → lines in its review layer (set_review)
         self._review_sub: dict[str, int] = {}  # visit → slider stops per slice of its review layer
         # visit → the review layer's lines and anchors as placed, and the line each copies
@@ -263,6 +265,31 @@ class VisitLayers:
                     ll.move(j, i)
         finally:
             self._arranging = False
+
+    def hold_scene(self) -> None:
+        """While a subject's layers are removed and added hidden, one a turn: stop napari's
+        canvas placing layers in its scene and tiles (napari's layer-list batch,
+        ``begin_batch``), and napari selecting each layer added. Each insertion and removal had
+        the canvas place every layer and its overlays in napari's grid again (its look-ups grow
+        with the square of the layers: 40-140 ms a layer for three visits' fifteen, and a full
+        garbage collection a removal), and each selection swapped the layer controls shown.
+        :meth:`release_scene` places them all once."""
+        if not self._held:
+            self._held = True
+            ll = self.viewer.layers
+            self._activated = getattr(ll, "_activate_on_insert", None)
+            if self._activated is not None:
+                ll._activate_on_insert = False
+            ll.events.begin_batch()
+
+    def release_scene(self) -> None:
+        """Undo :meth:`hold_scene`: napari's canvas places every layer, once."""
+        if self._held:
+            self._held = False
+            ll = self.viewer.layers
+            if self._activated is not None:
+                ll._activate_on_insert = self._activated
+            ll.events.end_batch()
 
     def show_side_by_side(self, n: int | None = None) -> None:
         """Turn napari's grid on (one tile per visit) when there is more than one visit (``n``
@@ -392,6 +419,12 @@ class VisitLayers:
         beside a finer visit. :meth:`review_lines` gives the lines alone, in the visit's voxels;
         :meth:`in_visit_voxels` takes a line drawn in the layer there."""
         layer = self.layers[visit]["review"]
+        if not lines and len(layer.data) == 0:
+            # empty already: napari's data set again made the layer's dims, slice and the
+            # viewer's extent anew, for every visit but one at each click
+            self._review_placed[visit] = ([], np.zeros(0, int))
+            self._review_lines[visit] = 0
+            return
         self.updating_review = True
         try:
             layer.data = []
@@ -525,7 +558,10 @@ class VisitLayers:
               offset: Sequence[int] = (0, 0, 0)) -> None:
         """Give ``label`` to the voxels of a mask crop (at ``offset``) in a visit's masks layer,
         and to no others (no crop: the label is erased). The label's old voxels are looked for
-        in the box that holds them (:meth:`label_box`), not in the whole series."""
+        in the box that holds them (:meth:`label_box`), not in the whole series. napari redraws
+        the slice shown; the layer's extent (unchanged) and its thumbnail in the layer list
+        are left as they are (each made the viewer recompute every layer's extent, and the
+        layer list repaint, in the GUI thread)."""
         lab = self.layers[visit]["labels"]
         box = self.label_box(visit, label)
         if box is not None:
@@ -539,7 +575,7 @@ class VisitLayers:
             lab.data[sl][np.asarray(crop, bool)] = label
             if boxes is not None:
                 boxes[label] = sl
-        lab.refresh()
+        lab.refresh(thumbnail=False, extent=False, highlight=False)
 
     def label_box(self, visit: str, label: int) -> tuple[slice, ...] | None:
         """Slices of a visit's masks layer that hold every voxel of ``label`` (None: it has
