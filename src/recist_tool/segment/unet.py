@@ -101,6 +101,9 @@ LARGE = ("the lesion is {size:.0f} mm long ({how}), at least {limit:g} mm: the '
 PART_OF_LARGER = ("the network's outline separates its {size:.0f} mm mask from the tissue "
                   "around it by {contrast:.0f} HU only (less than {limit:g} HU): it is part of "
                   "a larger lesion, which the '{to}' segmenter outlines slice by slice")
+#: Why a click on an organ's parenchyma is refused (see the module docstring).
+NOT_DISTINCT = ("no lesion distinct from the tissue around it here: {why}; draw the lesion's "
+                "caliper line to outline it")
 #: Why a caliper line shorter than :data:`LARGE_LESION_MM` is passed to the large-lesion
 #: segmenter when ``classic`` refuses it: a click there is refused, a reader's line is not.
 LINE_ASSERTS = ("'classic' finds no lesion at this line ({why}); a reader's line asserts one: "
@@ -452,31 +455,26 @@ class UNetSegmenter:
                                         limit=MIN_CONTRAST_HU, to=self._large_segmenter.name)
         else:
             return first
+        # classic grew to the edge of its volume of interest through tissue of one density
+        ran_on = first.leak_bounded and first.segmenter == self._classic.name
         try:
             out = self._routed(volume, prompt, node, why, self._large_segmenter)
         except NoLesionError as exc:
-            if first.leak_bounded and first.segmenter == self._classic.name:
-                # classic grew to the edge of its volume of interest through tissue of one
-                # density, and the large-lesion segmenter finds no lesion there either: a click
-                # on an organ's parenchyma, not on a lesion in it
-                raise NoLesionError(
-                    f"no lesion distinct from the tissue around it here: the tissue at the "
-                    f"click runs on for {size:.0f} mm or more ({exc}); draw the lesion's "
-                    f"caliper line to outline it", reason="no_boundary") from exc
+            if ran_on:  # and the large-lesion segmenter finds no lesion there either
+                raise NoLesionError(NOT_DISTINCT.format(
+                    why=f"the tissue at the click runs on for {size:.0f} mm or more ({exc})"),
+                    reason="no_boundary") from exc
             return first
-        if prompt.line_zyx is None:  # a reader's line is kept, never swapped for another
-            out = self._clearer_outline(out, first, volume, prompt, node)
-        if (first.leak_bounded and first.segmenter == self._classic.name
-                and prompt.line_zyx is None and prompt.box_zyx is None):
+        if prompt.line_zyx is not None:  # a reader's line is kept, never swapped for another
+            return out
+        out = self._clearer_outline(out, first, volume, prompt, node)
+        if ran_on and prompt.box_zyx is None:
             beyond = tissue_beyond(volume, first, out)
-            if beyond["same_tissue"]:
-                # the outline closes a piece of an organ's parenchyma: classic's tissue runs on
-                # past it at its density (segment.distinct)
-                raise NoLesionError(
-                    f"no lesion distinct from the tissue around it here: the tissue at the "
-                    f"click ({beyond['inside_hu']:.0f} HU) runs on beyond the outline found "
-                    f"({100 * beyond['share_beyond']:.0f} % of it, {beyond['beyond_hu']:.0f} HU); "
-                    f"draw the lesion's caliper line to outline it", reason="no_boundary")
+            if beyond["same_tissue"]:  # the outline closes a piece of the organ
+                raise NoLesionError(NOT_DISTINCT.format(
+                    why=f"the tissue at the click ({beyond['inside_hu']:.0f} HU) runs on beyond "
+                        f"the outline found ({100 * beyond['share_beyond']:.0f} % of it, "
+                        f"{beyond['beyond_hu']:.0f} HU)"), reason="no_boundary")
             out.info["tissue_beyond"] = beyond
         return out
 
