@@ -8,7 +8,8 @@ upper-left corner by napari's layer name overlay), ``<visit> masks`` (labels: on
 only), ``<visit> measurements`` (stored axes, read only) and ``<visit> review`` (the axes of the lesion
 under review, then the anchors of their labels, off the lesion; or a line prompt being drawn).
 A thin view: it draws what it is given and answers where things are; the panel
-(:mod:`napari_recist._widget`) decides what to show.
+(:mod:`napari_recist._widget`) decides what to show. Where the axes, their labels and their faded
+copies go is pure geometry, in :mod:`napari_recist._axis_geometry`.
 
 A visit may be shifted in world space (:meth:`VisitLayers.set_offsets`: the comparison view lines
 each follow-up's lesion up on the baseline's, :mod:`recist_tool.align`): the shift is composed into
@@ -25,6 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from napari_recist._axis_geometry import (
+    finer_in_z,
+    label_anchor,
+    on_its_image_slice,
+    on_neighbouring_slices,
+    review_label_anchors,
+)
 from napari_recist._layers import display_affine, image_layer, lps_to_world, world_to_lps
 from recist_tool.volume import Volume
 
@@ -436,7 +444,7 @@ class VisitLayers:
             sub = self._sub_slices_of(visit)
             if sub != self._review_sub.get(visit, 1):  # the layer sliced as finely as the slider
                 self._review_sub[visit] = sub
-                self._base[visit]["review"] = _finer_in_z(self._base[visit]["image"], sub)
+                self._base[visit]["review"] = finer_in_z(self._base[visit]["image"], sub)
                 self._place(visit, ("review",))
             if lines:
                 gap = LABEL_GAP_MM / float(self._spacing(visit))
@@ -516,7 +524,7 @@ class VisitLayers:
             labels.append(f"{lid} LA {m.long_axis_mm}"
                           + (f" / SA {m.short_axis_mm}" if m.nodal else "") + " mm")
         sub = self._sub_slices(volume)
-        finer = _finer_in_z(display_affine(volume)[0], sub)
+        finer = finer_in_z(display_affine(volume)[0], sub)
         if not np.allclose(finer, self._base[visit]["stored"]):  # napari redraws on a new affine
             self._base[visit].update(stored=finer, nearby=finer)
             self._place(visit, ("stored", "nearby"))
@@ -536,14 +544,9 @@ class VisitLayers:
             layer.add_lines(shown, edge_color=edge[keep])
             layer.features = {"label": text[keep], "ink": ink[keep]}
             layer.refresh_text()
-        near, colours = [], []
-        n = int(NEARBY_MM // volume.spacing[0])
-        for line in lines:
-            for d in (*range(-n, 0), *range(1, n + 1)):
-                if 0 <= line[0, 0] + d < volume.shape[0]:
-                    near.append(line + np.array([d, 0.0, 0.0]))
-                    fade = 1.0 - (abs(d) - 1) * volume.spacing[0] / NEARBY_MM
-                    colours.append((*AXIS_COLOUR[:3], NEARBY_OPACITY * fade))
+        near, fades = on_neighbouring_slices(lines, float(volume.spacing[0]), volume.shape[0],
+                                             NEARBY_MM)
+        colours = [(*AXIS_COLOUR[:3], NEARBY_OPACITY * f) for f in fades]
         layer = self.layers[visit]["nearby"]
         if len(layer.data) or near:
             layer.data = []
@@ -599,111 +602,3 @@ class VisitLayers:
         self._boxes[visit] = None
         on_paint(visit)
 
-
-def label_anchor(lines: Sequence[np.ndarray], gap: float) -> np.ndarray:
-    """Where a lesion's label goes: a line too short to see, ``gap`` voxels above the top-left
-    corner of its axes (voxel ``(z, y, x)`` end points on one slice). napari draws an
-    ``upper_left`` anchored text just above its shape's top-left corner, so the label stands
-    above the lesion, not on it.
-
-    Examples
-    --------
-    >>> label_anchor([np.array([[4.0, 10, 20], [4.0, 30, 50]])], gap=2.0).tolist()
-    [[4.0, 8.0, 20.0], [4.0, 8.0, 20.001]]
-    """
-    pts = np.concatenate([np.asarray(x, float) for x in lines])
-    corner = np.array([pts[0, 0], pts[:, 1].min() - gap, pts[:, 2].min()])
-    return np.stack([corner, corner + np.array([0.0, 0.0, 1e-3])])
-
-
-def review_label_anchors(lines: Sequence[np.ndarray], gap: float,
-                         mask: np.ndarray | None = None) -> list[np.ndarray]:
-    """Where the labels of a lesion's long and short axes go, off the lesion at the ends of
-    their lines: anchors (lines too short to see, voxel ``(z, y, x)``) for napari's
-    ``upper_left`` text, which it draws above and right of its anchor.
-
-    The long axis's label stands ``gap`` voxels above the lesion's top, over the upper end of
-    the long axis (its left end when level); the short axis's stands ``gap`` right of the
-    lesion's right edge, level with the short axis's right end or the lesion's middle,
-    whichever is lower. So the first text lies wholly above the lesion and the second wholly
-    right of it at any zoom, and they meet only where the lesion is drawn smaller than half a
-    line of text. The lesion is ``mask`` (``(y, x)`` booleans of the lines' slice) where it has
-    voxels, else the lines' own extent.
-
-    Parameters
-    ----------
-    lines : sequence of ndarray
-        The long axis, then the short axis (if any): ``(2, 3)`` voxel end points on one slice.
-    gap : float
-        Voxels between the lesion and a label.
-    mask : ndarray, optional
-        The lesion on the lines' slice.
-
-    Returns
-    -------
-    list of ndarray
-        One ``(2, 3)`` anchor a line.
-
-    Examples
-    --------
-    >>> la = np.array([[4.0, 10, 20], [4.0, 30, 50]])
-    >>> sa = np.array([[4.0, 25, 28], [4.0, 15, 42]])
-    >>> [a[0].tolist() for a in review_label_anchors([la, sa], gap=2.0)]
-    [[4.0, 8.0, 20.0], [4.0, 20.0, 52.0]]
-    """
-    pts = np.concatenate([np.asarray(x, float)[:, -3:] for x in lines])
-    y0, x0 = pts[:, 1].min(), pts[:, 2].min()
-    y1, x1 = pts[:, 1].max(), pts[:, 2].max()
-    if mask is not None and np.any(mask):
-        ys, xs = np.nonzero(mask)
-        y0, x0 = min(y0, ys.min() - 0.5), min(x0, xs.min() - 0.5)  # voxels' edges
-        y1, x1 = max(y1, ys.max() + 0.5), max(x1, xs.max() + 0.5)
-    z = pts[0, 0]
-    out = []
-    for i, line in enumerate(lines):
-        a, b = np.asarray(line, float)[:2, -3:]
-        if i == 0:  # the long axis: its upper end (left when level), lifted above the lesion
-            end = min((a, b), key=lambda p: (p[1], p[2]))
-            corner = np.array([z, y0 - gap, end[2]])
-        else:  # the short axis: its right end, beyond the lesion's right edge
-            end = max((a, b), key=lambda p: (p[2], p[1]))
-            corner = np.array([z, max(end[1], 0.5 * (y0 + y1)), x1 + gap])
-        out.append(np.stack([corner, corner + np.array([0.0, 0.0, 1e-3])]))
-    return out
-
-
-def _finer_in_z(affine: np.ndarray, sub: int) -> np.ndarray:
-    """A layer affine whose data z runs ``sub`` times finer than ``affine``'s."""
-    return affine @ np.diag([1.0 / sub, 1.0, 1.0, 1.0])
-
-
-def on_its_image_slice(lines: Sequence[np.ndarray], sub: int = 1
-                       ) -> tuple[list[np.ndarray], np.ndarray]:
-    """Lines (voxel ``(z, y, x)`` end points on whole slices of a visit) for a shapes layer
-    sliced ``sub`` times finer than the visit (:func:`_finer_in_z`), so that each is drawn at
-    every slider stop where the visit's image shows its slice; and, per returned line, the index
-    of the line it copies.
-
-    napari draws a line only at the stop its slice rounds to, but shows an image's slice
-    ``int(np.round(point))`` at every stop, half-way ones included (taken to the even slice).
-    When a finer-sliced visit puts the slider between this visit's slices, the lines of the
-    slice shown were not drawn. Each line is therefore placed at every finer stop whose point
-    shows its slice.
-
-    Examples
-    --------
-    >>> shown, keep = on_its_image_slice([np.array([[4.0, 1, 1], [4.0, 9, 9]]),
-    ...                                   np.array([[5.0, 1, 1], [5.0, 9, 9]])], sub=2)
-    >>> [float(x[0, 0]) for x in shown], keep.tolist()
-    ([7.0, 8.0, 9.0, 10.0], [0, 0, 0, 1])
-    """
-    shown: list[np.ndarray] = []
-    keep: list[int] = []
-    for i, line in enumerate(lines):
-        k = int(round(float(line[0, 0])))
-        for m in range(sub * k - sub, sub * k + sub + 1):
-            if int(np.round(m / sub)) == k:
-                z = np.full((len(line), 1), float(m))
-                shown.append(np.hstack([z, np.asarray(line, float)[:, 1:]]))
-                keep.append(i)
-    return shown, np.asarray(keep, int)

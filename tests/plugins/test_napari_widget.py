@@ -1258,7 +1258,7 @@ def test_stored_axes_are_shown_faded_on_neighbouring_slices(gui_db, make_napari_
 
 def _distinct_lines(layer) -> set[tuple[float, ...]]:
     """A shapes layer's drawn lines told apart in the slice plane (the copies that
-    _visit_layers.on_its_image_slice places at the slider's finer stops count once; a label's
+    _axis_geometry.on_its_image_slice places at the slider's finer stops count once; a label's
     unseen anchor is no line)."""
     return {tuple(np.round(layer.data[i][:, 1:], 6).ravel())
             for i in np.flatnonzero(np.asarray(layer.edge_color)[:, 3] > 0)}
