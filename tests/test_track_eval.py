@@ -355,6 +355,36 @@ def test_the_confidence_is_fitted_as_a_probability() -> None:
     assert np.corrcoef(held, p)[0, 1] > 0.9
 
 
+def test_a_mask_that_fails_a_check_is_never_scored_as_a_likely_match() -> None:
+    """A follow-up mask whose figures the model scores high is still given at most
+    UNCERTAIN_MAX_CONFIDENCE (below the confidence a found lesion needs) when it fails a check or
+    its alignment is in doubt; the evaluation scores its rows the way tracking does."""
+    from dataclasses import replace
+
+    from recist_tool.track import (
+        CONFIDENCE_MODEL,
+        FOUND_MIN_CONFIDENCE,
+        UNCERTAIN_MAX_CONFIDENCE,
+        calibrated_confidence,
+    )
+    from recist_tool.track_eval import predict_confidence
+
+    near = _case(0.5, True, 0)
+    free = calibrated_confidence(near.checks, {"scale": 1.0})
+    assert free > 0.8
+    assert calibrated_confidence({**near.checks, "failed": ["reader_line"]},
+                                 {"scale": 1.0}) == UNCERTAIN_MAX_CONFIDENCE
+    assert calibrated_confidence(near.checks, {"scale": 1.0, "doubt": True}) \
+        == UNCERTAIN_MAX_CONFIDENCE < FOUND_MIN_CONFIDENCE
+    far = _case(12.0, False, 1)
+    low = calibrated_confidence(far.checks, {"scale": 1.0})
+    assert low < UNCERTAIN_MAX_CONFIDENCE
+    assert calibrated_confidence({**far.checks, "failed": ["centre_mm"]}, {"scale": 1.0}) == low
+    failing = replace(near, failed_checks=("prompt_mm",))
+    assert predict_confidence([near, failing, far], CONFIDENCE_MODEL) == [
+        free, UNCERTAIN_MAX_CONFIDENCE, low]
+
+
 def test_the_shipped_confidence_model_was_fitted_on_trainable_sets_only() -> None:
     """The model in track.py names its sets (lung1 and the sarcomas, never 3D-IRCADb, which is
     for evaluation only) and gives a lesser probability to a mask further from the lesion."""

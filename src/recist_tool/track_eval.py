@@ -553,10 +553,13 @@ def fit_confidence(cases: Sequence[TrackingCase], *, ridge: float = 1.0,
 
 
 def predict_confidence(cases: Sequence[TrackingCase], model: dict[str, Any]) -> list[float]:
-    """The calibrated confidence ``model`` gives each case (0 for one without a mask)."""
+    """The calibrated confidence ``model`` gives each case (0 for one without a mask), as
+    :func:`recist_tool.track.track_lesions` gives it: at most
+    :data:`~recist_tool.track.UNCERTAIN_MAX_CONFIDENCE` for a mask that failed a check."""
     from recist_tool.track import calibrated_confidence
 
-    return [calibrated_confidence(c.checks, _registration_of(c.checks), model)
+    return [calibrated_confidence({**c.checks, "failed": list(c.failed_checks)},
+                                  _registration_of(c.checks), model)
             if c.centroid_error_mm is not None and "shift_mm" in c.checks else 0.0
             for c in cases]
 
