@@ -408,7 +408,6 @@ def retrieve_series(srv: Server, study_uid: str, series_uid: str, folder: Path,
     ``received(n, data)`` is called in this thread with the bytes of instance n as soon as they
     are received, before they are queued for writing (the view is valid during the call only).
     """
-    http = session(srv)
     url = f"{srv.url}/studies/{study_uid}/series/{series_uid}"
     accept = 'multipart/related; type="application/dicom"; transfer-syntax=*'
     n = reported = 0
@@ -424,7 +423,8 @@ def retrieve_series(srv: Server, study_uid: str, series_uid: str, folder: Path,
 
     try:
         try:
-            with http.get(url, headers={"Accept": accept}, stream=True) as resp:
+            with session(srv) as http, http.get(url, headers={"Accept": accept},
+                                                 stream=True) as resp:
                 resp.raise_for_status()
                 for n, body in enumerate(_parts(resp, buffers), 1):
                     if received is not None:
