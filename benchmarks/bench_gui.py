@@ -20,7 +20,7 @@ longest event-loop stall.
 Run under a virtual display with 2 CPU threads for the issue's goal::
 
     OMP_NUM_THREADS=2 xvfb-run -a python benchmarks/bench_gui.py [--out bench-out] [--repeat 3]
-        [--visits 3] [--organ lung]
+        [--visits 3] [--organ lung] [--sample-stalls]
 """
 
 from __future__ import annotations
@@ -58,7 +58,16 @@ class Heartbeat:
         The running application (its events are processed to take the last tick).
     interval_ms : int
         The timer's interval.
+
+    Attributes
+    ----------
+    gaps : list of (str, float, float)
+        Every stall of :attr:`long_s` or more: what was measured, its start and end
+        (``time.perf_counter``).
     """
+
+    #: A stall at least this long (s) is kept in :attr:`gaps`.
+    long_s = 0.1
 
     def __init__(self, app: Any, interval_ms: int = 10) -> None:
         from qtpy.QtCore import QTimer
@@ -66,13 +75,15 @@ class Heartbeat:
         self.app = app
         self.interval_s = interval_ms / 1000.0
         self.ticks: list[float] = []
+        self.gaps: list[tuple[str, float, float]] = []
         self.timer = QTimer()
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
 
     @contextmanager
-    def measure(self, into: list[float]) -> Iterator[None]:
-        """Tick while the block runs; append its longest stall (s) to ``into``."""
+    def measure(self, into: list[float], what: str = "") -> Iterator[None]:
+        """Tick while the block runs; append its longest stall (s) to ``into``, and each stall
+        of :attr:`long_s` or more to :attr:`gaps` as ``what``'s."""
         self.ticks = [time.perf_counter()]
         self.timer.start()
         try:
@@ -85,6 +96,96 @@ class Heartbeat:
             self.timer.stop()
             gaps = np.diff(self.ticks) if len(self.ticks) > 1 else np.array([0.0])
             into.append(max(0.0, float(gaps.max()) - self.interval_s))
+            self.gaps += [(what, self.ticks[i], self.ticks[i + 1])
+                          for i in np.flatnonzero(gaps - self.interval_s >= self.long_s)]
+
+
+class StackSampler:
+    """The GUI thread's Python stack, sampled every ``interval_s`` from a thread of its own, to
+    tell what runs in a stall (:meth:`during`). A sample is taken when the sampling thread gets
+    Python's lock: while the GUI thread holds it in compiled code, the samples come late and
+    show where that code was called from."""
+
+    #: Frames of these packages name a sample's steps (outermost first).
+    OURS = ("napari_recist", "napari", "vispy", "superqt", "qtpy", "magicgui", "app_model")
+
+    def __init__(self, interval_s: float = 0.003) -> None:
+        import threading
+
+        self.interval_s = interval_s
+        self.samples: list[tuple[float, tuple[str, ...]]] = []
+        self._gui = threading.main_thread().ident
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="stack-sampler")
+        self.collections: list[tuple[int, float, float, bool]] = []  # gen, start, end, in GUI
+        self._gc_start = 0.0
+
+    def _gc(self, phase: str, info: dict[str, int]) -> None:
+        """``gc.callbacks``: each collection of Python's cycle collector, timed."""
+        import threading
+
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        else:
+            self.collections.append((info["generation"], self._gc_start, time.perf_counter(),
+                                     threading.get_ident() == self._gui))
+
+    def start(self) -> None:
+        import gc
+
+        gc.callbacks.append(self._gc)
+        self._thread.start()
+
+    def stop(self) -> None:
+        import gc
+
+        self._stop.set()
+        self._thread.join()
+        gc.callbacks.remove(self._gc)
+
+    def _run(self) -> None:
+        import sys
+
+        while not self._stop.is_set():
+            frame = sys._current_frames().get(self._gui)
+            steps: list[str] = []
+            while frame is not None:
+                code = frame.f_code
+                parts = Path(code.co_filename).parts
+                pkg = next((x for x in reversed(parts[:-1]) if x in self.OURS), None)
+                if pkg is not None or not steps:
+                    steps.append(f"{pkg or Path(code.co_filename).stem}."
+                                 f"{Path(code.co_filename).stem}.{code.co_name}")
+                frame = frame.f_back
+            self.samples.append((time.perf_counter(), tuple(reversed(steps))))
+            time.sleep(self.interval_s)
+
+    def during(self, start: float, end: float, depth: int = 5, most: int = 3) -> list[str]:
+        """What the GUI thread ran between ``start`` and ``end``: the ``most`` commonest steps
+        of the plugin with the first napari or vispy step they called (``from``), and the
+        ``most`` commonest innermost call paths (the innermost ``depth`` steps in :attr:`OURS`,
+        then the innermost frame), each with its share of the samples; and each collection of
+        Python's cycle collector of 10 ms or more that overlaps it."""
+        from collections import Counter
+
+        inside = [steps for t, steps in self.samples if start <= t <= end]
+        if not inside:
+            return ["no sample"]
+
+        def outer(steps: tuple[str, ...]) -> str:
+            ours = [i for i, x in enumerate(steps) if x.startswith("napari_recist.")]
+            if not ours:
+                return "(outside the plugin) " + " > ".join(steps[1:3])
+            return " > ".join(steps[ours[-1]:ours[-1] + 2])
+
+        out = [f"  gc generation {g} {(t1 - t0) * 1000:.0f} ms in the "
+               + ("GUI thread" if gui else "worker")
+               for g, t0, t1, gui in self.collections
+               if t1 >= start and t0 <= end and t1 - t0 >= 0.01]
+        for name, key in (("from", outer), ("in", lambda st: " > ".join(st[-depth - 1:]))):
+            paths = Counter(key(st) for st in inside)
+            out += [f"{name:>4} {c / len(inside):4.0%} {p}" for p, c in paths.most_common(most)]
+        return out
 
 
 def _lesion_centre(vol, organ: str | None = None) -> tuple[float, float, float]:
@@ -110,6 +211,9 @@ def main() -> None:
                          "more than one napari's grid shows them side by side")
     ap.add_argument("--organ", default=None,
                     help="click the largest phantom lesion of this organ (e.g. lung: the unet path)")
+    ap.add_argument("--sample-stalls", action="store_true",
+                    help="sample the GUI thread's stack and print what ran in each stall of "
+                         "100 ms or more")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -169,6 +273,9 @@ def main() -> None:
                                 dt.date(2025, 1, 1) + dt.timedelta(weeks=6 * i),
                                 series_path=str(s200))
     beat = Heartbeat(app)
+    sampler = StackSampler() if args.sample_stalls else None
+    if sampler is not None:
+        sampler.start()
     stall_open: list[float] = []
     stall_first: list[float] = []
     stall_later: list[float] = []
@@ -178,7 +285,7 @@ def main() -> None:
     widget.reader_edit.setText("bench")
     widget.password_edit.setText("bench password")
     stall_login: list[float] = []
-    with beat.measure(stall_login):
+    with beat.measure(stall_login, "login"):
         t = time.perf_counter()
         widget.login_btn.click()  # the panel's button: the password checked in a worker
         while widget.busy:
@@ -189,7 +296,7 @@ def main() -> None:
             app.processEvents()
             time.sleep(0.001)
         logged_in = time.perf_counter() - t
-    with beat.measure(stall_open):
+    with beat.measure(stall_open, "opening"):
         t = time.perf_counter()
         assert widget.open_subject("BENCH")
         while widget.busy:
@@ -213,11 +320,11 @@ def main() -> None:
         drain()
         return time.perf_counter() - t
 
-    with beat.measure(stall_first):
+    with beat.measure(stall_first, "first click"):
         first = click()
     gui, seg, upd = [], [], []
     for _ in range(args.repeat):
-        with beat.measure(stall_later):
+        with beat.measure(stall_later, "later click"):
             gui.append(click())
     session = ReadingSession(TrialStore(db), "bench", "bench password")
     session.open_subject("BENCH")
@@ -237,6 +344,12 @@ def main() -> None:
     la = widget.finding.measurement.long_axis_mm
     segmenter = widget.finding.mask.segmenter if widget.finding.mask is not None else "-"
     viewer.close()
+    if sampler is not None:
+        sampler.stop()
+        for what, t0, t1 in beat.gaps:
+            print(f"stall {(t1 - t0 - beat.interval_s) * 1000:.0f} ms ({what}):")
+            for line in sampler.during(t0, t1):
+                print(f"    {line}")
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}, napari {napari.__version__}")

@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_recist._layers import summary_text
+from napari_recist._napari_warm_up import rendering_glyphs
 from napari_recist._pacs_browser import PacsBrowser
 from napari_recist._visit_layers import make_layers
 from recist_tool.reading import ReadingSession
@@ -221,6 +222,7 @@ class SubjectPanel(QWidget):
         p.say(f"logged in as {s.reader}")
         p.sign_export.fill_exports()
         p.warm_up(s)
+        p.tasks.when_warm(rendering_glyphs(p.viewer))
 
     def open_subject(self, subject: str) -> bool:
         """Open a subject: every visit with a known series is loaded, and its napari layers made

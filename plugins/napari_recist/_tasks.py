@@ -209,6 +209,15 @@ class Tasks(QObject):
         self.warming = worker
         worker.start()
 
+    def when_warm(self, *steps: Any) -> None:
+        """:meth:`queue` these GUI steps now, or once the model's warm-up has ended (its
+        libraries' imports hold Python's lock in the worker, and a step in the GUI thread then
+        waits for it too); the panel is not busy meanwhile."""
+        if self.warming is not None:
+            self._after_warm_up.append(lambda: self.queue(*steps))
+        else:
+            self.queue(*steps)
+
     def after_warm_up(self, start: Callable[[], None], what: str) -> None:
         """Run ``start()`` now, or once the model's warm-up has ended: one background task at a
         time; the panel is busy meanwhile and says that ``what`` waits for it."""

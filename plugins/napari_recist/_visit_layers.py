@@ -34,6 +34,7 @@ from napari_recist._axis_geometry import (
     review_label_anchors,
 )
 from napari_recist._layers import display_affine, image_layer, lps_to_world, world_to_lps
+from napari_recist._napari_warm_up import keep_mesh_colour_functions
 from recist_tool.volume import Volume
 
 #: Layers per visit, in the order they are stacked in a tile.
@@ -58,37 +59,6 @@ REVIEW_LABEL_SIZE = 11
 REVIEW_INK = (1.0, 1.0, 0.0, 1.0)
 #: Text colours of the measurements layer: a label, its shadow.
 LABEL_INK, SHADOW_INK = "cyan", "black"
-
-
-#: Modules napari 0.9.2 and vispy import the first time a labels or shapes layer is added or drawn
-#: (a labels layer's random colours need skimage.color, which imports scipy.linalg; its
-#: features table pandas; the first draw PyOpenGL): 0.4-0.7 s in the GUI thread on two shared
-#: cores (2026-12-04), imported beforehand in a worker thread by :func:`preload_layer_modules`.
-LAZY_MODULES = ("pandas", "skimage.color", "skimage.exposure", "scipy.linalg",
-                "napari.components.histogram", "OpenGL.GL", "dateutil", "zoneinfo")
-
-
-def preload_layer_modules() -> None:
-    """Import :data:`LAZY_MODULES` (call it in a worker thread before the first visit's layers
-    are added); one that is not installed is left to napari. And fill what napari and vispy
-    compute once for a process: pint's unit registry (napari's layer transforms parse its
-    definitions the first time a layer is made: 0.2-0.4 s) and vispy's dash patterns (every
-    labels layer's polygon overlay makes three line visuals, each computing 13 patterns, 80-150
-    ms, kept in an ``lru_cache`` once computed)."""
-    import importlib
-
-    for name in LAZY_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
-    try:
-        import pint
-        from vispy.visuals.line.dash_atlas import DashAtlas
-    except ImportError:
-        return
-    pint.get_application_registry().pixel  # noqa: B018 - parses the definitions
-    DashAtlas()
 
 
 def make_layers(visit: str, volume: Volume, date: _dt.date | None = None) -> dict[str, Any]:
@@ -145,6 +115,7 @@ class VisitLayers:
     """
 
     def __init__(self, viewer: Any) -> None:
+        keep_mesh_colour_functions()
         self.viewer = viewer
         self.layers: dict[str, dict[str, Any]] = {}
         self.updating_review = False

@@ -54,6 +54,7 @@ from napari_recist._canvas_input import PRESET_KEYS, CanvasInput
 from napari_recist._compare_view import ALL_VISITS, CompareView, pair
 from napari_recist._layers import summary_text, volume_summary
 from napari_recist._lesion_panel import LesionPanel
+from napari_recist._napari_warm_up import preload_layer_modules
 from napari_recist._pacs_browser import PacsBrowser
 from napari_recist._proposals import ProposalList
 from napari_recist._review import LesionReview
@@ -61,7 +62,7 @@ from napari_recist._sign_export import SignExportPanel
 from napari_recist._subject_panel import SubjectPanel
 from napari_recist._tasks import Tasks, freeze_long_lived, spare_pool_threads, thaw
 from napari_recist._timepoint_table import TimepointTable
-from napari_recist._visit_layers import VisitLayers, preload_layer_modules
+from napari_recist._visit_layers import VisitLayers
 from recist_tool.reading import Finding, Proposal, ReadingSession
 from recist_tool.windows import WINDOWS, window_limits
 

@@ -1546,3 +1546,73 @@ def test_gui_benchmark_heartbeat_measures_a_stall(qapp):
             qapp.processEvents()
             time.sleep(0.002)
     assert 0.25 <= stalls[0] <= 0.6 and stalls[1] < 0.1, stalls
+
+
+def test_gui_benchmark_sampler_tells_what_ran_in_a_stall(qapp):
+    """benchmarks/bench_gui.py --sample-stalls: a stall of 0.3 s of Python work in the GUI
+    thread is kept with what was measured, and the stack samples taken in it name the function
+    that ran."""
+    import time
+
+    bench = _bench_gui()
+    beat = bench.Heartbeat(qapp, interval_ms=10)
+    sampler = bench.StackSampler()
+
+    def spin_in_the_gui_thread() -> None:
+        end = time.perf_counter() + 0.3
+        while time.perf_counter() < end:
+            pass
+
+    sampler.start()
+    try:
+        with beat.measure([], "spinning"):
+            spin_in_the_gui_thread()
+    finally:
+        sampler.stop()
+    assert [what for what, _, _ in beat.gaps] == ["spinning"], beat.gaps
+    _, start, end = beat.gaps[0]
+    assert 0.25 <= end - start <= 0.7
+    said = sampler.during(start, end)
+    assert any("spin_in_the_gui_thread" in line for line in said), said
+
+
+def test_the_panels_glyphs_are_rendered_ahead_a_few_a_step(make_napari_viewer):
+    """_napari_warm_up.rendering_glyphs puts each character's glyph into the canvas's font atlas,
+    GLYPHS_A_STEP a step, and renders none twice."""
+    from napari_recist._napari_warm_up import GLYPHS_A_STEP, rendering_glyphs
+
+    viewer = make_napari_viewer()
+    info = viewer.window._qt_viewer.canvas.font_info()
+    font = info.font_manager.get_font(info.face)
+    chars = "".join(c for c in "0123456789LASTm" if c not in font._glyphs)
+    assert len(chars) > GLYPHS_A_STEP
+    steps = 0
+    for _ in rendering_glyphs(viewer, chars):
+        steps += 1
+        assert set(chars[:steps * GLYPHS_A_STEP]) <= set(font._glyphs)
+    assert steps == -(-len(chars) // GLYPHS_A_STEP)
+    assert set(chars) <= set(font._glyphs)
+    assert list(rendering_glyphs(viewer, chars)) == []  # all rendered already
+
+
+def test_a_vispy_mesh_keeps_its_colour_function_from_one_data_update_to_the_next():
+    """_napari_warm_up.keep_mesh_colour_functions: a mesh coloured per face given new data keeps
+    its program's code (vispy made its colour function anew, and so rebuilt its program, at
+    each update: vispy issue 2568); one coloured through a colormap still gets its own."""
+    from vispy.visuals.mesh import MeshVisual
+
+    from napari_recist._napari_warm_up import keep_mesh_colour_functions
+
+    keep_mesh_colour_functions()
+    mesh = MeshVisual()
+    vertices = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    faces = np.array([[0, 1, 2]])
+
+    def colour_function(**colours):
+        mesh.set_data(vertices=vertices, faces=faces, **colours)
+        mesh._update_data()
+        return mesh.shared_program.vert["color_transform"]
+
+    first = colour_function(face_colors=np.array([[1.0, 0.0, 0.0, 1.0]]))
+    assert colour_function(face_colors=np.array([[0.0, 1.0, 0.0, 1.0]])) is first
+    assert colour_function(vertex_values=np.array([0.0, 0.5, 1.0])) is not first
