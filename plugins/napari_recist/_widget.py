@@ -22,8 +22,10 @@ Beside them, without widgets of their own: :mod:`napari_recist._visit_layers` (e
 napari layers: CT, masks, stored measurements, review; one grid tile per visit, shifted for the
 comparison, and which visit is under the mouse), :mod:`napari_recist._review` (the lesion under
 review: its mask, axes and edits, each lesion's mask label), :mod:`napari_recist._canvas_input`
-(clicks, lines, window/level drag and keys on the canvas) and :mod:`napari_recist._tasks` (the
-worker threads and the GUI steps queued one per event-loop turn).
+(clicks, lines, window/level drag and keys on the canvas), :mod:`napari_recist._tasks` (the
+worker threads and the GUI steps queued one per event-loop turn),
+:mod:`napari_recist._axis_geometry` (where axes, their labels and their faded copies go) and
+:mod:`napari_recist._napari_warm_up` (what napari and vispy make the first time, made ahead).
 
 This file composes them: the tabs, the visit under review, opening a subject and its series,
 the comparison's alignment and registration, the proposals' tracking, and the wiring of the
