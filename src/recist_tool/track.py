@@ -1329,9 +1329,8 @@ def track_lesions(
         else:
             conf = min(UNCERTAIN_MAX_CONFIDENCE, _score(d / FOUND_LIMITS["shift_mm"]))
             status = "uncertain"
-        if reg_info["doubt"]:
+        if reg_info["doubt"]:  # its confidence is capped already (calibrated_confidence)
             status = "uncertain"
-            conf = min(conf, UNCERTAIN_MAX_CONFIDENCE)
         try:
             meas = measure_mask(followup, mask.mask, node=les.nodal, offset=mask.offset)
         except Exception as exc:  # noqa: BLE001 - a measurement failure must not hide the match
