@@ -12,9 +12,15 @@ database kind, and against the peer psycopg (or sqlite3) inserting an equivalent
 W processes, one committed transaction each, no lock, no audit. Afterwards the rows are counted
 (none lost, none duplicated) and the audit chain is verified.
 
+``--series K`` adds the series-write run: what ``recist batch`` stores for a scored baseline
+series (five lesions, each ``add_lesion`` + ``record_measurement``), K series one after the other,
+each call its own transaction against each series in one ``TrialStore.atomic`` block (what
+``batch.persist.save_case`` does); the same calls, rows and audit events either way.
+
 Usage::
 
     python benchmarks/bench_store.py [--n 300] [--postgres URL] [--writers 16 --n-each 20]
+                                     [--series 40]
 """
 
 from __future__ import annotations
@@ -55,6 +61,45 @@ def _store_run(url: str, n: int) -> tuple[float, float, int]:
     assert check.ok
     store.close()
     return write_s, verify_s, check.n_events
+
+
+def _series_run(url: str, n_series: int, atomic: bool, lesions: int = 5) -> float:
+    """Seconds per series: ``n_series`` baselines of ``lesions`` lesions each stored by one
+    client, per call (``atomic`` False) or per series (True)."""
+    import contextlib
+
+    store = TrialStore(url)
+    store.add_reader("bench", "bench-password")
+    store.add_trial("B")
+    for k in range(n_series):
+        store.add_subject("B", f"S{k:04d}")
+        store.add_timepoint(f"S{k:04d}", "BL", dt.date(2026, 1, 1))
+    t = time.perf_counter()
+    for k in range(n_series):
+        with store.atomic() if atomic else contextlib.nullcontext():
+            for j in range(lesions):
+                store.add_lesion(f"S{k:04d}", "BL", f"T{j + 1:02d}", "TARGET", reader="bench",
+                                 organ="LUNG", exist_ok=True)
+                store.record_measurement(f"S{k:04d}", "BL", f"T{j + 1:02d}", reader="bench",
+                                         long_axis_mm=f"{10 + j}.3", short_axis_mm="8.1",
+                                         endpoints_lps={"long": [[0, 0, 0], [1, 2, 3]]},
+                                         volume_ml="1.25", segmenter="classic",
+                                         segmenter_version="1", method="automatic")
+    s = (time.perf_counter() - t) / n_series
+    assert store.verify_audit().ok
+    store.close()
+    return s
+
+
+def _series_writes(kind: str, make_url_for, n_series: int) -> None:  # noqa: ANN001
+    """Print the series-write figures of one database kind (alternating, best of 3 each)."""
+    per_call, per_series = [], []
+    for r in range(3):
+        per_call.append(_series_run(make_url_for(f"call{r}"), n_series, atomic=False))
+        per_series.append(_series_run(make_url_for(f"series{r}"), n_series, atomic=True))
+    a, b = min(per_call), min(per_series)
+    print(f"{kind:8s} a series of 5 lesions, {n_series} series: a transaction per call "
+          f"{1000 * a:6.1f} ms; one per series (atomic) {1000 * b:6.1f} ms; ratio {a / b:5.2f}")
 
 
 def _peer_run(path: Path, n: int) -> float:
@@ -208,6 +253,8 @@ def main() -> None:
     ap.add_argument("--postgres", default=os.environ.get("RECIST_TEST_POSTGRES_URL"))
     ap.add_argument("--writers", type=int, default=0, help="many-writers run with this many processes")
     ap.add_argument("--n-each", type=int, default=20, help="transactions per writer process")
+    ap.add_argument("--series", type=int, default=0,
+                    help="series-write run: this many 5-lesion series, per call vs per series")
     args = ap.parse_args()
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
           f"sqlite {sqlite3.sqlite_version}")
@@ -222,6 +269,14 @@ def main() -> None:
         w, v, events = _store_run(_fresh_pg(args.postgres, "recist_bench_single"), args.n)
         print(f"Postgres recist-tool audited writes: {args.n / w:7.0f} tx/s; verify {events / v:.0f} "
               f"events/s")
+    if args.series:
+        print(f"load average before the series-write runs: {os.getloadavg()}")
+        with tempfile.TemporaryDirectory() as tmp:
+            _series_writes("SQLite", lambda x: str(Path(tmp) / f"{x}.db"), args.series)
+        if args.postgres:
+            _series_writes("Postgres", lambda x: _fresh_pg(args.postgres, f"recist_bench_{x}"),
+                           args.series)
+        print(f"load average after: {os.getloadavg()}")
     if args.writers:
         print(f"load average before the many-writers runs: {os.getloadavg()}")
         with tempfile.TemporaryDirectory() as tmp:

@@ -252,6 +252,25 @@ def test_another_segmenter_segments_the_click_again(fresh):
         s.segment_at("BL", lps=les["center_lps"])
 
 
+def test_a_lesion_whose_measurement_cannot_be_stored_is_not_stored_at_all(fresh, tmp_path):
+    s, tps, _ = fresh
+    les = tps["BL"]["lesions"]["T01"]
+    f = s.segment_at("BL", lps=les["center_lps"])
+    n_events = len(s.store.audit_log())
+    good_dir = s.mask_dir
+    s.mask_dir = tmp_path / "not-a-folder"
+    s.mask_dir.write_text("a file where the mask folder should be")
+    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the file system says
+        s.add_lesion(f, "target", organ="lung", lesion_id="T01")
+    # the lesion row was written before its mask failed: undone with it
+    assert s.store.lesions("SYN-001", reader=READER) == []
+    assert s.stored("BL") == {}
+    assert len(s.store.audit_log()) == n_events
+    s.mask_dir = good_dir  # the reader tries again: no clash with a half-stored T01
+    assert s.add_lesion(f, "target", organ="lung", lesion_id="T01").lesion_id == "T01"
+    assert s.stored("BL")["T01"].long_axis_mm is not None
+
+
 def test_mask_file_is_saved_with_its_geometry(fresh):
     from recist_tool.io import load_volume
 

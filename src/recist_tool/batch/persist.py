@@ -310,9 +310,18 @@ def save_case(store: TrialStore, case: Case, result: CaseResult, *, reader: str,
     With ``mask_dir``, each segmented lesion's mask is written there as
     ``<subject>/<visit>/<lesion>.nii.gz`` (see :func:`recist_tool.io.masks.save_mask`) and its path
     and sha256 are stored with the measurement.
+
+    The case's rows are written in one transaction (:meth:`~recist_tool.store.TrialStore.atomic`):
+    a case is stored whole or not at all, and a resumed batch scores it again.
     """
     if not result.ok:
         raise InputError(f"{case.label}: nothing to store ({result.error})")
+    with store.atomic():
+        return _save_lesions(store, case, result, reader=reader, mask_dir=mask_dir)
+
+
+def _save_lesions(store: TrialStore, case: Case, result: CaseResult, *, reader: str,
+                  mask_dir: Path | None) -> int:
     existing = {les.lesion_id for les in store.lesions(case.subject, reader=reader)}
     read = _read_or_none(store, case.subject, case.visit, reader)
     stored = {m.lesion_id: m for m in read.measurements} if read is not None else {}

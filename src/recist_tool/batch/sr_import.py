@@ -191,7 +191,14 @@ def record_import(store: TrialStore, imp: SrImport, *, reader: str, trial: str |
     ------
     InputError
         Unknown subject without ``trial``, a lesion id the reader has already, unknown reader.
+        Nothing is recorded then, nor when any other error stops it part way: the rows are
+        written in one transaction (:meth:`~recist_tool.store.TrialStore.atomic`).
     """
+    with store.atomic():
+        return _record(store, imp, reader=reader, trial=trial)
+
+
+def _record(store: TrialStore, imp: SrImport, *, reader: str, trial: str | None) -> int:
     if store.subject_info(imp.subject) is None:
         if not trial:
             raise InputError(f"{imp.subject} is not in the database; give --trial to enrol it")

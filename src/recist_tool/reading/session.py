@@ -479,13 +479,14 @@ class ReadingSession:
             if violations or overlap:
                 raise RuleViolation("; ".join([v.message for v in violations]
                                               + ([overlap] if overlap else [])))
-            self.store.add_lesion(subject, visit, lid, cat, reader=self.reader, organ=organ,
-                                  nodal=node)
-            if finding is not None:
-                self.confirm(lid, finding)
-            else:
-                self.store.record_measurement(subject, visit, lid, reader=self.reader,
-                                              state="PRESENT")
+            with self.store.atomic():  # the lesion and its measurement, or neither
+                self.store.add_lesion(subject, visit, lid, cat, reader=self.reader, organ=organ,
+                                      nodal=node)
+                if finding is not None:
+                    self.confirm(lid, finding)
+                else:
+                    self.store.record_measurement(subject, visit, lid, reader=self.reader,
+                                                  state="PRESENT")
             return AddedLesion(lid, cat)
         if cat != "NEW":
             raise RuleViolation(f"{lid}: after baseline only new lesions can be added "
@@ -730,18 +731,21 @@ class ReadingSession:
         lid = lesion_id.upper()
         self._refuse_overlap(finding, lid, new=False)
         stored = self.stored(visit)
+        auto = None
         if finding.edited and finding.automatic is not None and lid not in stored:
             auto = self._measurement_values(subject, visit, lid, finding, finding.automatic)
-            self.store.record_measurement(subject, visit, lid, reader=self.reader, **auto)
-            stored = {lid: True}
         values = self._measurement_values(subject, visit, lid, finding)
-        if lid in stored and reason is None:
+        replaces = lid in stored or auto is not None
+        if replaces and reason is None:
             a = finding.automatic
             reason = ("manual correction by the reader" + (
                 f" (automatic long axis {a.long_axis_mm:.1f} mm)" if a is not None else "")
                 if finding.edited else "re-measured by the reader")
-        self.store.record_measurement(subject, visit, lid, reader=self.reader,
-                                      reason=reason if lid in stored else None, **values)
+        with self.store.atomic():  # the automatic and the corrected measurement, or neither
+            if auto is not None:
+                self.store.record_measurement(subject, visit, lid, reader=self.reader, **auto)
+            self.store.record_measurement(subject, visit, lid, reader=self.reader,
+                                          reason=reason if replaces else None, **values)
 
     def mark(self, visit: str, lesion_id: str, state: str, *, reason: str | None = None) -> None:
         """Record a lesion without a measurement: absent, too small, not evaluable, present,

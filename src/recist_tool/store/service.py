@@ -17,6 +17,7 @@ import datetime as _dt
 import getpass
 import hashlib
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
@@ -220,6 +221,7 @@ class TrialStore:
             raise
         self._factory = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         install_listeners(self._factory)
+        self._units = threading.local()  # the session of this thread's open :meth:`atomic` block
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -234,8 +236,49 @@ class TrialStore:
         self.close()
 
     @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Make every write of this thread inside the block one transaction: all are kept, or
+        none.
+
+        An exception leaving the block rolls back every write made in it; one raised by a single
+        call and caught inside undoes that call's writes only (each call is a savepoint). The
+        block holds the writer lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL's advisory lock)
+        from its first statement to its end, and reads inside it see its writes. Blocks nest:
+        an inner block is part of the outer one.
+
+        Examples
+        --------
+        >>> store = TrialStore(":memory:")  # doctest: +SKIP
+        >>> with store.atomic():  # doctest: +SKIP
+        ...     store.add_subject("T1", "S001", by="alice")
+        ...     store.add_timepoint("S001", "BL", date(2025, 1, 6), by="alice")
+        """
+        if getattr(self._units, "session", None) is not None:
+            yield
+            return
+        with db.translate_errors(self.where), db.writing(), self._factory() as s, s.begin():
+            self._units.session = s
+            try:
+                yield
+            finally:
+                self._units.session = None
+
+    @contextmanager
     def _write(self, actor: str, reason: str | None = None) -> Iterator[Session]:
-        """One write transaction (serialised with other writers) with its audit context."""
+        """One write transaction (serialised with other writers) with its audit context; inside
+        :meth:`atomic`, a savepoint of its transaction."""
+        unit: Session | None = getattr(self._units, "session", None)
+        if unit is not None:
+            before = (unit.info.get("actor"), unit.info.get("reason"))
+            with db.translate_errors(self.where):
+                try:
+                    unit.info["actor"], unit.info["reason"] = actor, reason
+                    with unit.begin_nested():
+                        yield unit
+                        unit.flush()  # the audit events carry this call's actor and reason
+                finally:
+                    unit.info["actor"], unit.info["reason"] = before
+            return
         with db.translate_errors(self.where), db.writing(), self._factory() as s:
             s.info["actor"] = actor
             s.info["reason"] = reason
@@ -245,7 +288,13 @@ class TrialStore:
     @contextmanager
     def _read(self, snapshot: bool = False) -> Iterator[Session]:
         """A read transaction; ``snapshot``: all its queries see one state of the database
-        (SQLite's read transactions always do; PostgreSQL then uses REPEATABLE READ)."""
+        (SQLite's read transactions always do; PostgreSQL then uses REPEATABLE READ). Inside
+        :meth:`atomic`, its transaction (which sees its own writes)."""
+        unit: Session | None = getattr(self._units, "session", None)
+        if unit is not None:
+            with db.translate_errors(self.where):
+                yield unit
+            return
         with db.translate_errors(self.where), self._factory() as s, s.begin():
             if snapshot and self.engine.dialect.name == "postgresql":
                 s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
