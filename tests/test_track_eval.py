@@ -260,6 +260,39 @@ def test_evaluate_tracking_cli(shared_data: Path) -> None:
     assert main(["evaluate-tracking", str(lung / "nothing-here")]) == 3
 
 
+def test_evaluate_tracking_reads_each_synthetic_case_as_its_own_image() -> None:
+    """``synthetic:N`` holds N images in memory: each lesion is tracked on its own (grouped by
+    the image, not by a path they all lack)."""
+    from typer.testing import CliRunner
+
+    from recist_tool.cli import app
+
+    out = CliRunner().invoke(app, ["evaluate-tracking", "synthetic:2", "--followups", "stable",
+                                   "--json", "--per-lesion"])
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.stdout)
+    assert got["overall"]["n"] == 2
+    assert [r["case"] for r in got["lesions"]] == [r["lesion"] for r in got["lesions"]]
+    assert all(r["centroid_error_mm"] < 2.0 for r in got["lesions"]), got["lesions"]
+
+
+def test_a_cavitated_nodule_is_outlined_at_its_followups() -> None:
+    """A cavitating nodule read from its line (the line's middle is the cavity's air, which a
+    click cannot outline): at every follow-up it is outlined from the carried line, near the
+    truth with its change, never proposed as ``absent?``."""
+    from recist_tool.segment.synthetic import synthetic_dataset
+    from recist_tool.track_eval import evaluate_tracking_case
+
+    case = next(c for c in synthetic_dataset(3) if c.kind == "lung_cavity")
+    rows = evaluate_tracking_case(case.volume, [case.mask], [case.name], dataset="synthetic",
+                                  case=case.name, segmenter="unet")
+    assert [r.followup for r in rows] == ["shrink", "stable", "growth"]
+    for r in rows:
+        assert r.status != "absent?", r
+        assert r.centroid_error_mm < 1.5, r
+        assert abs(r.ratio - r.true_ratio) <= 0.15, r  # the issue's largest ratio error
+
+
 def _sarcoma_followup(shared_data: Path, name: str, followup: str):  # noqa: ANN202
     """An evaluate-tracking follow-up of a sarcoma (the run's own seed), its pyramids, the
     reference lesion's centroid and radius, and where the motion takes that centroid."""

@@ -1198,8 +1198,8 @@ def track_lesions(
         # the lesion's map: the alignment with the growth the lesion-level fit read, about the
         # outline's centroid (a point of the lesion lies there grown or shrunk with it); lines
         # and masks are carried by the alignment alone (the line is scaled by the masks' change)
-        lesion_map = _with_growth(tx, middle, float(reg_info["scale"])
-                                  if reg_info["chosen"].startswith("local") else 1.0)
+        growth = float(reg_info["scale"]) if reg_info["chosen"].startswith("local") else 1.0
+        lesion_map = _with_growth(tx, middle, growth)
         p = lesion_map.TransformPoint(tuple(float(v) for v in centre))
         prop = np.asarray(p, float)
         target_hu = _hu_at(baseline, centre)
@@ -1278,6 +1278,20 @@ def track_lesions(
                                  f"{change:.2f} as the clicks' outlines changed")
             except (NoLesionError, SegmentationError):
                 notes.append("the carried baseline line finds no lesion; the click's mask kept")
+        if line is not None and (mask is None or click is None):
+            # read from a line whose middle no click outlines (a cavity there, or tissue the
+            # segmenter refuses from a click): no click outline to scale the line by, so the
+            # baseline line is carried by the lesion's map, with the growth its fit read
+            carried = np.array([lesion_map.TransformPoint(tuple(map(float, e))) for e in line])
+            try:
+                lm = seg.segment(followup, Prompt(line_zyx=_line_zyx(followup, carried)),
+                                 node=les.nodal)
+                if lm.mask.any():
+                    mask, reader_c = lm, carried.mean(axis=0)
+                    notes.append("outlined from the baseline line carried by the alignment, "
+                                 f"scaled by the growth it read ({growth:.2f})")
+            except (NoLesionError, SegmentationError):
+                notes.append("the carried baseline line finds no lesion")
         prop_t = (float(prop[0]), float(prop[1]), float(prop[2]))
         if mask is None and rejected:
             notes.append(rejected)

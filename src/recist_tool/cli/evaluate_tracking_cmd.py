@@ -71,7 +71,7 @@ def evaluate_tracking(
         ds = discover_dataset(d, split="all")
         groups: dict[str, list] = {}
         for c in ds.cases:  # the lesions of one image are tracked together
-            groups.setdefault(str(c.image), []).append(c)
+            groups.setdefault(c.image_key, []).append(c)
         cases = list(groups.values())[:limit]
         console_err.print(f"{ds.name}: {len(cases)} images, {sum(map(len, cases))} lesions",
                           highlight=False)
@@ -79,7 +79,7 @@ def evaluate_tracking(
         for k, group in enumerate(cases, 1):
             vol, _ = group[0].load()
             masks = [c.load()[1] for c in group]
-            name = group[0].group or group[0].name
+            name = group[0].name if len(group) == 1 else (group[0].group or group[0].name)
             rows = evaluate_tracking_case(vol, masks, [c.name for c in group], dataset=ds.name,
                                           case=name, segmenter=spec, seed=seed, followups=kinds)
             console_err.print(f"  {k}/{len(cases)} {name}: "

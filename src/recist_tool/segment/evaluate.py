@@ -95,6 +95,12 @@ class Case:
     node: bool = False
     label: int | None = None
 
+    @property
+    def image_key(self) -> str:
+        """What identifies the case's image: its path, or the volume held in memory (cases with
+        the same key are lesions of one image)."""
+        return str(self.image) if self.image is not None else f"in-memory:{id(self.volume)}"
+
     def load(self) -> tuple[Volume, np.ndarray]:
         """The CT volume and the boolean reference mask on its grid."""
         if self.volume is not None and self.reference is not None:
