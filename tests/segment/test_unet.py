@@ -482,16 +482,9 @@ def test_shipped_weights_on_synthetic_and_real_lesions(shared_data) -> None:
     assert r["long_axis_error_mm_median"] <= UNET_MAX_LD_ERROR_LIDC_MM
 
 
-def test_a_network_mask_whose_outline_is_no_edge_is_handed_to_the_large_lesion_segmenter(
-        tmp_path, monkeypatch) -> None:
-    """The network learnt nodules of 3-30 mm: inside a 56 mm lesion it can stop where nothing
-    changes (one lobe of a lobulated central primary). A mask under 40 mm whose outline
-    separates it from the tissue around it by less than ``classic``'s minimum contrast goes to
-    ``contour``, which outlines the whole lesion; a nodule against aerated lung stays the
-    network's."""
-    from recist_tool.segment.base import dice as dice_of
-    from recist_tool.segment.edge import outline_contrast
-
+def _lung_mass_and_a_near_click_network(tmp_path, monkeypatch):  # noqa: ANN001, ANN202
+    """A 56 mm ball of 40 HU in aerated lung (2 mm slices), its truth, the grid's points (LPS)
+    and centre, and weights for a stand-in network that finds it within 12 mm of the click."""
     net = unet_mod.build_network()
     w = tmp_path / "w.pt"
     torch.save({"state_dict": net.state_dict(), "meta": {"version": "test"}}, w)
@@ -503,6 +496,20 @@ def test_a_network_mask_whose_outline_is_no_edge_is_handed_to_the_large_lesion_s
     truth = (np.linalg.norm(lps - centre, axis=1) <= 28.0).reshape(vol0.shape)
     vol = sheared_volume(np.where(truth, 40, -850).astype(np.int16), spacing=(2.0, 0.8, 0.8),
                          tilt_deg=0.0)
+    return w, vol, truth, lps, centre
+
+
+def test_a_network_mask_whose_outline_is_no_edge_is_handed_to_the_large_lesion_segmenter(
+        tmp_path, monkeypatch) -> None:
+    """The network learnt nodules of 3-30 mm: inside a 56 mm lesion it can stop where nothing
+    changes (one lobe of a lobulated central primary). A mask under 40 mm whose outline
+    separates it from the tissue around it by less than ``classic``'s minimum contrast goes to
+    ``contour``, which outlines the whole lesion; a nodule against aerated lung stays the
+    network's."""
+    from recist_tool.segment.base import dice as dice_of
+    from recist_tool.segment.edge import outline_contrast
+
+    w, vol, truth, lps, centre = _lung_mass_and_a_near_click_network(tmp_path, monkeypatch)
     seg = unet_mod.UNetSegmenter(weights=w, edge="learnt")
     plain = unet_mod.UNetSegmenter(weights=w, edge="learnt", lung_only=False)
     part = plain.segment(vol, Prompt.at(20, 70, 70))  # the stand-in network: a 24 mm ball
@@ -512,9 +519,32 @@ def test_a_network_mask_whose_outline_is_no_edge_is_handed_to_the_large_lesion_s
     assert whole.segmenter == "contour"
     assert "part of a larger lesion" in whole.info["routed_by"]
     assert dice_of(whole.full(), truth) > 0.85
-    small = (np.linalg.norm(lps - centre, axis=1) <= 10.0).reshape(vol0.shape)
+    small = (np.linalg.norm(lps - centre, axis=1) <= 10.0).reshape(vol.shape)
     nodule = sheared_volume(np.where(small, 40, -850).astype(np.int16), spacing=(2.0, 0.8, 0.8),
                             tilt_deg=0.0)
     own = seg.segment(nodule, Prompt.at(20, 70, 70))
     assert own.segmenter == "unet" and "routed_by" not in own.info
     assert outline_contrast(nodule, own.mask, own.offset)["contrast_hu"] > 500.0
+
+
+def test_a_network_mask_with_the_lesion_beyond_most_of_its_outline_is_handed_on(
+        tmp_path, monkeypatch) -> None:
+    """A click near the edge of a 56 mm lesion in aerated lung: the stand-in network finds the
+    part of it within 12 mm of the click, a lobe whose far side faces the lung (so its mean
+    contrast is high) and whose near side cuts through the lesion. The lesion's density lies
+    beyond most of that outline, so ``contour`` outlines the whole lesion."""
+    from recist_tool.segment.base import dice as dice_of
+    from recist_tool.segment.edge import outline_contrast
+
+    w, vol, truth, _, _ = _lung_mass_and_a_near_click_network(tmp_path, monkeypatch)
+    click = Prompt.at(20, 70, 70 + round(16.0 / 0.8))  # 16 mm off centre, 12 mm from the edge
+    plain = unet_mod.UNetSegmenter(weights=w, edge="learnt", lung_only=False)
+    lobe = plain.segment(vol, click)
+    outline = outline_contrast(vol, lobe.mask, lobe.offset)
+    assert outline["contrast_hu"] > 30.0  # the lung side: no "no edge" by the mean contrast
+    assert outline["lesion_beyond"] > unet_mod.LESION_BEYOND_SHARE
+    assert dice_of(lobe.full(), truth) < 0.5
+    whole = unet_mod.UNetSegmenter(weights=w, edge="learnt").segment(vol, click)
+    assert whole.segmenter == "contour"
+    assert "has the lesion's density" in whole.info["routed_by"]
+    assert dice_of(whole.full(), truth) > 0.85

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from recist_tool.segment.morphology import fill_cavities
-from recist_tool.segment.seed import AIR_MAX_HU, GROUND_GLASS_CONTRAST_HU
+from recist_tool.segment.seed import AIR_MAX_HU, GROUND_GLASS_CONTRAST_HU, MIN_CONTRAST_HU
 from recist_tool.volume import Volume
 
 #: The outline conventions a lung lesion's mask can follow.
@@ -207,7 +207,11 @@ def outline_contrast(volume: Volume, mask: np.ndarray, offset: Sequence[int]) ->
     mask that stopped inside a larger lesion of its own density (one lobe of a lobulated mass)
     reads about 0, below :data:`~recist_tool.segment.seed.MIN_CONTRAST_HU`,
     and so does a mask drawn well beyond a nodule into the lung around it; ``outside_hu``, the
-    median of the band outside, tells the two apart.
+    median of the band outside, tells the two apart. ``lesion_beyond`` is the share of the band
+    outside whose tissue has the lesion's density (within
+    :data:`~recist_tool.segment.seed.MIN_CONTRAST_HU` of ``mu``): about 0 for a nodule in the
+    lung, over half for a lobe of a larger lesion whose other sides face the lung (its mean
+    contrast is then that of the lung sides, hundreds of HU).
 
     Parameters
     ----------
@@ -222,7 +226,8 @@ def outline_contrast(volume: Volume, mask: np.ndarray, offset: Sequence[int]) ->
     -------
     dict
         ``contrast_hu`` (``inf`` for an empty mask or one with no tissue around it inside the
-        scan: nothing tells it apart from a lesion), ``outside_hu`` (nan then).
+        scan: nothing tells it apart from a lesion), ``outside_hu`` (nan then),
+        ``lesion_beyond`` (0 then).
 
     Examples
     --------
@@ -234,14 +239,18 @@ def outline_contrast(volume: Volume, mask: np.ndarray, offset: Sequence[int]) ->
     >>> m = np.zeros((3, 40, 40), bool)
     >>> m[:, 10:30, 10:30] = True
     >>> outline_contrast(vol, m, (0, 0, 0))
-    {'contrast_hu': 890.0, 'outside_hu': -850.0}
+    {'contrast_hu': 890.0, 'outside_hu': -850.0, 'lesion_beyond': 0.0}
     >>> part = np.zeros_like(m)
     >>> part[:, 15:25, 15:25] = True                  # a part of it, against more of itself
     >>> outline_contrast(vol, part, (0, 0, 0))
-    {'contrast_hu': 0.0, 'outside_hu': 40.0}
+    {'contrast_hu': 0.0, 'outside_hu': 40.0, 'lesion_beyond': 1.0}
+    >>> lobe = np.zeros_like(m)
+    >>> lobe[:, 10:30, 10:20] = True                  # half of it: lung on three sides
+    >>> outline_contrast(vol, lobe, (0, 0, 0))
+    {'contrast_hu': 638.1, 'outside_hu': -850.0, 'lesion_beyond': 0.283}
     """
     if not mask.any():
-        return {"contrast_hu": float("inf"), "outside_hu": float("nan")}
+        return {"contrast_hu": float("inf"), "outside_hu": float("nan"), "lesion_beyond": 0.0}
     near, far = OUTLINE_BANDS_MM
     inside, img = widest_slice(volume, mask, offset, far + 1.0)
     sp = np.asarray(volume.spacing[1:], float)
@@ -250,11 +259,12 @@ def outline_contrast(volume: Volume, mask: np.ndarray, offset: Sequence[int]) ->
     outs = img[(d_out > near) & (d_out <= far)]
     ins = img[(d_in > near) & (d_in <= far)]
     if outs.size == 0:
-        return {"contrast_hu": float("inf"), "outside_hu": float("nan")}
+        return {"contrast_hu": float("inf"), "outside_hu": float("nan"), "lesion_beyond": 0.0}
     mu = float(np.median(img[inside]))
     inner = float(np.mean(np.abs(ins - mu))) if ins.size else 0.0
     return {"contrast_hu": round(float(np.mean(np.abs(outs - mu))) - inner, 1),
-            "outside_hu": round(float(np.median(outs)), 1)}
+            "outside_hu": round(float(np.median(outs)), 1),
+            "lesion_beyond": round(float(np.mean(np.abs(outs - mu) < MIN_CONTRAST_HU)), 3)}
 
 
 def describe_outline(edge: dict[str, Any]) -> str:
