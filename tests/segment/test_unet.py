@@ -547,4 +547,5 @@ def test_a_network_mask_with_the_lesion_beyond_most_of_its_outline_is_handed_on(
     whole = unet_mod.UNetSegmenter(weights=w, edge="learnt").segment(vol, click)
     assert whole.segmenter == "contour"
     assert "has the lesion's density" in whole.info["routed_by"]
+    assert "outlined_from" not in whole.info  # not from the part's own long axis
     assert dice_of(whole.full(), truth) > 0.85

@@ -461,6 +461,7 @@ class UNetSegmenter:
         large = size >= LARGE_LESION_MM or reached_edge
         outline = (outline_contrast(volume, first.mask, first.offset) if not large
                    and first.segmenter == self.name and size >= PART_MIN_MM else None)
+        part = not large  # the first mask is a part of the lesion: its long axis is not the lesion's
         if large:
             why = self._large(size, f"the first mask, {first.segmenter}'s" + (
                 ", reached the edge of the network's field of view" if reached_edge else ""))
@@ -484,7 +485,8 @@ class UNetSegmenter:
             return first
         if prompt.line_zyx is not None:  # a reader's line is kept, never swapped for another
             return out
-        out = self._clearer_outline(out, first, volume, prompt, node)
+        if not part:
+            out = self._clearer_outline(out, first, volume, prompt, node)
         if ran_on and prompt.box_zyx is None:
             beyond = tissue_beyond(volume, first, out)
             if beyond["same_tissue"]:  # the outline closes a piece of the organ
