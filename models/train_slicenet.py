@@ -15,17 +15,27 @@ Data (all from ``../shared/data``, nothing downloaded; licences in ``MODEL_CARD.
 
 Never the evaluation-only sets (3D-IRCADb, the IBSI lung tumour).
 
-Each training sample is one tile (:func:`sample`): the prompt's slice with a line (the slice's
-long axis, each end moved by up to :data:`LINE_JITTER_MAX` of its length), a box or a click (on
-tiles from 0.35 to 3 times the lesion's length: the click search goes from small to large), or a
-neighbouring slice with the prior of the slice before it (jittered), or a slice one or two past
-the lesion's end with an empty target (where the outline must stop), or a click on other
-tissue, seen on a tile 80-300 mm wide, with an empty target. Tiles are rotated, flipped,
-scaled (side :data:`SIDE_JITTER` × length) and their HU shifted.
+Each training sample is one tile (:func:`sample`, shares :data:`KIND_SHARES`): the prompt's
+slice with a line (the slice's long axis, each end moved by up to :data:`LINE_JITTER_MAX` of its
+length), a box or a click (on tiles from 0.35 to 3 times the lesion's length: the click search
+goes from small to large); or a slice inside the lesion with the prior of the slice before it;
+or, **as often**, a slice one to :data:`PAST_END_MAX` slices past the lesion's end with the
+lesion's last slice's mask as its prior and an empty target (the prior the outline carries
+there when it does not stop); or a click on other tissue, seen on a tile 80-300 mm wide, with
+an empty target. Every prior is perturbed (:func:`perturb_prior`: grown or shrunk by up to
+three pixels, shifted, or dropped), so that where the lesion ends only the CT can tell. Each
+tile also holds the CT of the slices behind and ahead of it in the direction of travel
+(``slicenet``'s channels 5-8). Tiles are rotated, flipped, scaled (side :data:`SIDE_JITTER` ×
+length) and their HU shifted.
 
-Run (the shipped weights; about 45 min on 2 CPU cores)::
+The learning rate follows a cosine from ``--lr`` to 0 over ``--iterations`` or ``--max-minutes``,
+whichever ends first (so a run cut by its time budget still ends annealed).
 
-    python models/train_slicenet.py --iterations 5000 --threads 2
+Run (recipe ``slicenet-v2``, 2026-12-05, figures in ``MODEL_CARD.md``; weights kept out of the
+repository)::
+
+    python models/train_slicenet.py --iterations 6000 --max-minutes 72 --threads 2 \
+        --out /path/to/slicenet.pt
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "models"))
 
 from train_data import PHANTOMS, shape_field  # noqa: E402 - models/, the script's own folder
 
@@ -52,11 +63,13 @@ from recist_tool.segment.evaluate import case_split, lidc_split  # noqa: E402
 from recist_tool.segment.slicenet import (  # noqa: E402
     FEATURES,
     MIN_SIDE_MM,
+    N_INPUTS,
     SIDE_PER_LENGTH,
     TILE,
     WINDOWS,
     build_network,
     longest_chord,
+    neighbour_slices,
     tile_coords,
     tile_input,
     to_tile,
@@ -69,8 +82,18 @@ LIDC_LENGTH_MM = (5.0, 14.0)
 SIDE_JITTER = (1.6, 2.6)
 #: Largest random move of a line's end, as a share of its length (evaluation uses 0.10).
 LINE_JITTER_MAX = 0.15
-#: Shares of the sample kinds: prompt slice, propagated slice, past the end, negative click.
-KIND_SHARES = (0.40, 0.37, 0.18, 0.05)
+#: Sample kinds (:func:`sample`) and their shares: a prompt slice, a carried slice inside the
+#: lesion, a carried slice past its end (as often as inside), a click on other tissue.
+KINDS = ("prompt", "inside", "past", "negative")
+KIND_SHARES = (0.31, 0.32, 0.32, 0.05)
+#: A slice past the end is 1 to this many slices beyond the lesion's last one.
+PAST_END_MAX = 3
+#: Share of carried slices whose prior is dropped (an empty prior channel).
+PRIOR_DROPOUT = 0.1
+#: Largest grow (+) or shrink (-) of a prior, pixels.
+PRIOR_MORPH_MAX = 3
+#: Standard deviation of a prior's shift (pixels, each axis).
+PRIOR_SHIFT_SD = 1.5
 #: Shares of the prompt kinds on a prompt slice: line, box, click.
 PROMPT_SHARES = (0.5, 0.2, 0.3)
 #: Shares of the sources: real sarcomas, LIDC, synthetic.
@@ -270,16 +293,51 @@ def _tile_of(mask2: np.ndarray, coords: np.ndarray) -> np.ndarray:
     return ndimage.map_coordinates(mask2.astype(np.float32), coords, order=1, mode="constant")
 
 
-def sample(rng, item: Item) -> tuple[np.ndarray, np.ndarray]:
-    """One training tile ``(x, y)`` from a lesion (see the module docstring)."""
+def perturb_prior(rng, prev: np.ndarray) -> np.ndarray:
+    """The prior as the network might have made it: dropped (:data:`PRIOR_DROPOUT`: empty),
+    else grown or shrunk by up to :data:`PRIOR_MORPH_MAX` pixels and shifted by a rounded
+    normal step of :data:`PRIOR_SHIFT_SD` pixels."""
+    if rng.random() < PRIOR_DROPOUT:
+        return np.zeros_like(prev, dtype=bool)
+    it = int(rng.integers(-PRIOR_MORPH_MAX, PRIOR_MORPH_MAX + 1))
+    out = prev.astype(bool)
+    if it > 0:
+        out = ndimage.binary_dilation(out, iterations=it)
+    elif it < 0:
+        eroded = ndimage.binary_erosion(out, iterations=-it)
+        out = eroded if eroded.any() else out
+    step = np.rint(rng.normal(0, PRIOR_SHIFT_SD, 2)).astype(int)
+    return ndimage.shift(out, step, order=0, mode="constant", cval=False)
+
+
+def draw_kind(rng) -> str:
+    """One sample kind, drawn with :data:`KIND_SHARES`."""
+    return KINDS[int(rng.choice(len(KINDS), p=KIND_SHARES))]
+
+
+def past_end_slices(item: Item, rng) -> tuple[int, int] | None:
+    """``(end, z)``: one of the lesion's end slices and a slice 1 to :data:`PAST_END_MAX`
+    beyond it inside the scan (None when the lesion reaches both ends of its scan)."""
+    zs = np.flatnonzero(item.mask.any(axis=(1, 2)))
+    options = [(int(end), int(end) + d * k) for end, d in ((zs[0], -1), (zs[-1], 1))
+               for k in range(1, PAST_END_MAX + 1)
+               if 0 <= int(end) + d * k < item.mask.shape[0]]
+    return options[int(rng.integers(len(options)))] if options else None
+
+
+def sample(rng, item: Item, kind: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One training tile ``(x, y)`` from a lesion (see the module docstring); ``kind`` one of
+    :data:`KINDS` (drawn when None)."""
     hu, m, sp = item.hu, item.mask, item.spacing
     sp2 = sp[1:]
     zs = np.flatnonzero(m.any(axis=(1, 2)))
-    r = rng.random()
-    cum = np.cumsum(KIND_SHARES)
+    kind = draw_kind(rng) if kind is None else kind
     angle = rng.uniform(0, 2 * np.pi)
     fac = rng.uniform(*SIDE_JITTER)
-    if r < cum[0] or len(zs) < 2:  # prompt slice
+    direction = int(rng.choice([-1, 1]))
+    if kind == "inside" and len(zs) < 2:
+        kind = "prompt"
+    if kind == "prompt":
         z = int(rng.choice(zs))
         m2 = m[z]
         ends = longest_chord(m2, sp2)
@@ -314,39 +372,33 @@ def sample(rng, item: Item) -> tuple[np.ndarray, np.ndarray]:
         coords = tile_coords(centre, side, sp2, angle)
         x = tile_input(hu[z], coords,
                        to_tile(line, centre, side, sp2, angle) if line is not None else None,
-                       to_tile(box, centre, side, sp2, angle) if box is not None else None)
+                       to_tile(box, centre, side, sp2, angle) if box is not None else None,
+                       neighbours=neighbour_slices(hu, z, direction))
         y = _tile_of(m2, coords)
-    elif r < cum[2]:  # propagated slice, or just past the end
-        past = r >= cum[1]
-        if past:
-            end = int(rng.choice([zs[0], zs[-1]]))
-            d = -1 if end == zs[0] else 1
-            z_prev, z = end, end + d * int(rng.choice([1, 1, 2]))
-            if not 0 <= z < m.shape[0]:
+    elif kind in ("inside", "past"):
+        if kind == "past":
+            pair = past_end_slices(item, rng)
+            if pair is None:
                 return sample(rng, item)
+            z_prev, z = pair
         else:
             z_prev = int(rng.choice(zs[:-1] if rng.random() < 0.5 else zs[1:]))
             z = z_prev + (1 if z_prev in zs[:-1] and (z_prev == zs[0] or rng.random() < 0.5)
                           else -1)
             z = int(np.clip(z, 0, m.shape[0] - 1))
-        prev = m[z_prev]
-        # the prior as the network made it: a little larger or smaller, a little off
-        it = rng.integers(-2, 3)
-        if it > 0:
-            prev = ndimage.binary_dilation(prev, iterations=int(it))
-        elif it < 0:
-            eroded = ndimage.binary_erosion(prev, iterations=int(-it))
-            prev = eroded if eroded.any() else prev
-        big = m[zs[len(zs) // 2]] if not m[z_prev].any() else m[z_prev]
-        ends = longest_chord(big, sp2)
+        direction = 1 if z > z_prev else -1
+        true_prev = m[z_prev]
+        prev = perturb_prior(rng, true_prev)
+        ends = longest_chord(true_prev, sp2)
         length = max(float(np.hypot(*((ends[0] - ends[1]) * sp2))), 3.0)
         # the tile's size is the lesion's, not the slice's: as at inference
         length = max(length, item.length_mm)
         side = max(fac * length, MIN_SIDE_MM)
-        centre = np.array(ndimage.center_of_mass(prev)) + rng.normal(0, 1.0, 2)
+        centre = (np.array(ndimage.center_of_mass(prev if prev.any() else true_prev))
+                  + rng.normal(0, 1.0, 2))
         coords = tile_coords(centre, side, sp2, angle)
         prior = _tile_of(prev, coords) > 0.5
-        x = tile_input(hu[z], coords, None, None, prior)
+        x = tile_input(hu[z], coords, None, None, prior, neighbour_slices(hu, z, direction))
         y = _tile_of(m[z], coords)
     else:  # a click on tissue that is not this lesion
         z = int(rng.integers(m.shape[0]))
@@ -358,7 +410,7 @@ def sample(rng, item: Item) -> tuple[np.ndarray, np.ndarray]:
         side = rng.uniform(80, 300)  # wide enough to see that the tissue is no lesion
         coords = tile_coords(centre, side, sp2, angle)
         x = tile_input(hu[z], coords, to_tile(np.stack([centre, centre]), centre, side, sp2,
-                                              angle))
+                                              angle), neighbours=neighbour_slices(hu, z, direction))
         y = np.zeros((TILE, TILE), np.float32)
         if _tile_of(m[z], coords)[TILE // 2 - 2:TILE // 2 + 3, TILE // 2 - 2:TILE // 2 + 3].any():
             return sample(rng, item)
@@ -366,8 +418,8 @@ def sample(rng, item: Item) -> tuple[np.ndarray, np.ndarray]:
         x, y = x[:, :, ::-1], y[:, ::-1]
     shift = rng.uniform(-25, 25) / np.array([wh - wl for wl, wh in WINDOWS])
     x = x.copy()
-    x[0] += shift[0]
-    x[1] += shift[1]
+    x[[0, 5, 7]] += shift[0]  # the wide window of this slice and its neighbours
+    x[[1, 6, 8]] += shift[1]  # the soft-tissue window
     return np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y > 0.5, np.float32)
 
 
@@ -413,12 +465,15 @@ def main(argv=None) -> int:
             synth.append(it)
     print(f"data: {len(sarc)} sarcomas, {len(lidc)} LIDC, {len(synth)} synthetic "
           f"({time.time() - t0:.0f} s)", flush=True)
-    net = build_network(FEATURES)
+    net = build_network(FEATURES, N_INPUTS)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     ema = None
     done = 0
     for i in range(args.iterations):
-        lr = args.lr * 0.5 * (1 + math.cos(math.pi * i / args.iterations))
+        # cosine to 0 at the last iteration or at --max-minutes, whichever comes first
+        frac = min(1.0, max(i / args.iterations,
+                            (time.time() - t0) / 60 / args.max_minutes))
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * frac))
         for g in opt.param_groups:
             g["lr"] = lr
         xb, yb = make_batch(rng, args.batch, (sarc, lidc, synth))
@@ -449,9 +504,13 @@ def _save(args, net, done, ema, t0, sources) -> None:
     import torch
 
     sarc, lidc, synth = sources
-    meta = {"version": "1", "features": list(FEATURES), "tile": TILE,
+    meta = {"version": "2", "recipe": "slicenet-v2", "inputs": N_INPUTS,
+            "features": list(FEATURES), "tile": TILE,
+            "kind_shares": dict(zip(KINDS, KIND_SHARES, strict=True)),
+            "past_end_max": PAST_END_MAX, "prior_dropout": PRIOR_DROPOUT,
             "side_per_length": SIDE_PER_LENGTH, "seed": args.seed, "iterations_done": done,
-            "iterations_planned": args.iterations, "batch": args.batch, "lr": args.lr,
+            "iterations_planned": args.iterations, "max_minutes": args.max_minutes,
+            "batch": args.batch, "lr": args.lr,
             "threads": args.threads, "minutes": round((time.time() - t0) / 60, 1),
             "final_loss_ema": ema, "sources": {"sts_extremity_train": len(sarc),
                                                "lidc_train": len(lidc), "synthetic": len(synth)}}

@@ -15,7 +15,15 @@ Input channels (:data:`N_INPUTS`):
 2. the prompt on the first slice: the reader's caliper **line** (or a **click**, a line of zero
    length) drawn as a Gaussian ridge of :data:`PROMPT_SIGMA_PX` pixels,
 3. the prompt's **box** (1 inside its rectangle),
-4. the **prior**: the mask of the neighbouring slice, already outlined.
+4. the **prior**: the mask of the neighbouring slice, already outlined,
+5. 6. the CT (both windows) of the slice **behind** in the direction of travel (the prior's
+   slice; the slice below on the first slice),
+7. 8. the CT (both windows) of the slice **ahead** (2.5D input: where the lesion ends, the CT
+   changes from behind to here while the prior does not; :func:`neighbour_slices`).
+
+Weights record their input channels (``meta["inputs"]``): weights of the first recipe
+(2026-12-04, channels 0-4 only, no ``inputs`` key) still load and are given those five;
+any other count is refused with :class:`SegmentationError`.
 
 3D: the first slice is the line's (or the box's middle slice, or the click's). Its mask is then
 carried to the next slice above and below as the prior, with the tile re-centred on the mask's
@@ -51,7 +59,8 @@ if TYPE_CHECKING:
     from torch.nn import Module as TorchModule
 
 __all__ = ["SliceNetSegmenter", "build_network", "tile_coords", "tile_input", "to_tile",
-           "from_tile", "longest_chord", "TILE", "SIDE_PER_LENGTH", "default_weights_path"]
+           "from_tile", "longest_chord", "neighbour_slices", "TILE", "SIDE_PER_LENGTH",
+           "default_weights_path"]
 
 #: Tile size (pixels) of the network's input and output.
 TILE = 64
@@ -66,7 +75,9 @@ PROMPT_SIGMA_PX = 1.5
 #: Channels of the 2D U-Net's levels.
 FEATURES = (12, 24, 48, 96)
 #: Input channels (see the module docstring).
-N_INPUTS = 5
+N_INPUTS = 9
+#: Input channels of the first recipe's weights (2026-12-04: no neighbouring slices' CT).
+N_INPUTS_V1 = 5
 #: A slice whose mask is smaller than this share of the first slice's ends the lesion.
 END_AREA_SHARE = 0.02
 #: The lesion is followed at most this many times its length above and below its first slice.
@@ -88,8 +99,8 @@ def _torch():
     return torch
 
 
-def build_network(features: tuple[int, ...] = FEATURES):
-    """The 2D U-Net (:func:`~recist_tool.segment.network.unet`): :data:`N_INPUTS` channels in,
+def build_network(features: tuple[int, ...] = FEATURES, n_inputs: int = N_INPUTS):
+    """The 2D U-Net (:func:`~recist_tool.segment.network.unet`): ``n_inputs`` channels in,
     one logit out; each level two 3x3 convolutions with batch normalisation and ReLU."""
     torch = _torch()
     nn = torch.nn
@@ -101,7 +112,7 @@ def build_network(features: tuple[int, ...] = FEATURES):
             nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
             nn.ReLU(inplace=True))
 
-    return unet(2, N_INPUTS, features, block)
+    return unet(2, n_inputs, features, block)
 
 
 # --------------------------------------------------------------------------- tile geometry
@@ -169,9 +180,27 @@ def _rect(lo_tile: np.ndarray, hi_tile: np.ndarray) -> np.ndarray:
             ).astype(np.float32)
 
 
+def neighbour_slices(array: np.ndarray, z: int, direction: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The slices behind (``z - direction``) and ahead (``z + direction``) of slice ``z``, the
+    end slice repeated past the scan's ends.
+
+    Examples
+    --------
+    >>> a = np.arange(3)[:, None, None] * np.ones((3, 2, 2))
+    >>> [float(s[0, 0]) for s in neighbour_slices(a, 2, 1)]  # up: behind 1, ahead repeats 2
+    [1.0, 2.0]
+    >>> [float(s[0, 0]) for s in neighbour_slices(a, 2, -1)]  # down: behind repeats 2, ahead 1
+    [2.0, 1.0]
+    """
+    n = array.shape[0]
+    return (array[int(np.clip(z - direction, 0, n - 1))],
+            array[int(np.clip(z + direction, 0, n - 1))])
+
+
 def tile_input(slice_hu: np.ndarray, coords: np.ndarray, line_tile: np.ndarray | None = None,
-               box_tile: np.ndarray | None = None, prior: np.ndarray | None = None
-               ) -> np.ndarray:
+               box_tile: np.ndarray | None = None, prior: np.ndarray | None = None,
+               neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """The network input ``(N_INPUTS, TILE, TILE)`` float32 for one tile.
 
     Parameters
@@ -186,9 +215,15 @@ def tile_input(slice_hu: np.ndarray, coords: np.ndarray, line_tile: np.ndarray |
         The box's corners in tile coordinates ``(2, 2)`` (lo, hi; any order).
     prior : numpy.ndarray, optional
         The neighbouring slice's mask on this tile ``(TILE, TILE)``.
+    neighbours : tuple of numpy.ndarray, optional
+        The native slices behind and ahead (:func:`neighbour_slices`); without them the slice
+        itself stands in for both.
     """
-    hu = ndimage.map_coordinates(np.asarray(slice_hu, np.float32), coords, order=1,
-                                 mode="nearest")
+    def sample(s: np.ndarray) -> np.ndarray:
+        return ndimage.map_coordinates(np.asarray(s, np.float32), coords, order=1,
+                                       mode="nearest")
+
+    hu = sample(slice_hu)
     chans = _window(hu)
     chans.append(_ridge(line_tile) if line_tile is not None else np.zeros((TILE, TILE)))
     if box_tile is not None:
@@ -196,6 +231,8 @@ def tile_input(slice_hu: np.ndarray, coords: np.ndarray, line_tile: np.ndarray |
     else:
         chans.append(np.zeros((TILE, TILE)))
     chans.append(np.zeros((TILE, TILE)) if prior is None else np.asarray(prior, float))
+    for s in neighbours if neighbours is not None else (None, None):
+        chans.extend(_window(hu if s is None else sample(s)))
     return np.stack(chans).astype(np.float32)
 
 
@@ -253,7 +290,14 @@ class SliceNetSegmenter:
             raise SegmentationError(f"slicenet weights not found at {path}")
         blob = torch.load(path, map_location="cpu", weights_only=True)
         self.meta: dict[str, Any] = dict(blob.get("meta", {}))
-        self.net = build_network(tuple(self.meta.get("features", FEATURES)))
+        #: Input channels of these weights (the first recipe's did not record theirs: 5).
+        self.n_inputs = int(self.meta.get("inputs", N_INPUTS_V1))
+        if self.n_inputs not in (N_INPUTS_V1, N_INPUTS):
+            raise SegmentationError(
+                f"slicenet weights at {path} take {self.n_inputs} input channels; this version "
+                f"reads weights of {N_INPUTS_V1} (recipe of 2026-12-04) or {N_INPUTS} "
+                f"(with the neighbouring slices' CT): retrain with models/train_slicenet.py")
+        self.net = build_network(tuple(self.meta.get("features", FEATURES)), self.n_inputs)
         self.net.load_state_dict(blob["state_dict"])
         self.net.eval()
         if threads:
@@ -270,8 +314,9 @@ class SliceNetSegmenter:
 
     def _slice(self, volume: Volume, z: int, centre: np.ndarray, side: float,
                line: np.ndarray | None, box: np.ndarray | None,
-               prior_native: np.ndarray | None) -> np.ndarray:
-        """The native mask of slice ``z`` (boolean, full slice)."""
+               prior_native: np.ndarray | None, direction: int = 1) -> np.ndarray:
+        """The native mask of slice ``z`` (boolean, full slice), the outline travelling in
+        ``direction`` (the prior is the slice ``z - direction``'s)."""
         sp = np.asarray(volume.spacing[1:], float)
         coords = tile_coords(centre, side, sp)
         prior = None
@@ -280,7 +325,8 @@ class SliceNetSegmenter:
                                             mode="constant") > 0.5
         lt = to_tile(line, centre, side, sp) if line is not None else None
         bt = to_tile(box, centre, side, sp) if box is not None else None
-        x = tile_input(volume.array[z], coords, lt, bt, prior)
+        x = tile_input(volume.array[z], coords, lt, bt, prior,
+                       neighbour_slices(volume.array, z, direction))[:self.n_inputs]
         prob = self._predict(x)[0]
         crop, (y0, x0) = from_tile(prob, volume.shape[1:], centre, side, sp)
         out = np.zeros(volume.shape[1:], bool)
@@ -351,7 +397,7 @@ class SliceNetSegmenter:
                     ended[str(direction)] = "extent limit"
                     break
                 c = np.array(ndimage.center_of_mass(prev))
-                cur = self._slice(volume, z, c, side, None, box, prev)
+                cur = self._slice(volume, z, c, side, None, box, prev, direction)
                 # a lesion's surface slopes at most MAX_SLOPE between slices
                 cur &= ndimage.binary_dilation(prev, iterations=grow)
                 cur = _component_near(cur, c, sp[1:]) if cur.any() else cur
