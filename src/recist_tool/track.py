@@ -1278,10 +1278,12 @@ def track_lesions(
                                  f"{change:.2f} as the clicks' outlines changed")
             except (NoLesionError, SegmentationError):
                 notes.append("the carried baseline line finds no lesion; the click's mask kept")
-        if line is not None and (mask is None or click is None):
-            # read from a line whose middle no click outlines (a cavity there, or tissue the
-            # segmenter refuses from a click): no click outline to scale the line by, so the
-            # baseline line is carried by the lesion's map, with the growth its fit read
+        if line is not None and click is None:
+            # read from a line whose middle no click outlines at baseline (a cavity there, or
+            # tissue the segmenter refuses from a click): no click outline to scale the line
+            # by, so the baseline line is carried by the lesion's map, with the growth its fit
+            # read (a lesion whose baseline click outlines it, and whose follow-up clicks find
+            # nothing, is proposed absent?: a line would outline whatever lies there)
             carried = np.array([lesion_map.TransformPoint(tuple(map(float, e))) for e in line])
             try:
                 lm = seg.segment(followup, Prompt(line_zyx=_line_zyx(followup, carried)),
