@@ -109,7 +109,7 @@ LESION_BEYOND = ("{share:.0%} of the tissue just outside the network's outline o
 #: A network mask whose outline has the lesion's own density beyond more than this share of it
 #: (:func:`~recist_tool.segment.edge.outline_contrast`'s ``lesion_beyond``) stopped inside a
 #: larger lesion, though its other sides face the lung (2026-12-05: one lobe of the sample
-#: trial's 80 mm central primary, 0.57-0.83 from 7 of 10 clicks; the 14 LIDC validation nodules
+#: trial's 80 mm central primary, 0.57-0.83 from 7 of 10 clicks; the 11 LIDC validation nodules
 #: of 18 mm or more whose network mask reaches 20 mm, 0.0-0.03).
 LESION_BEYOND_SHARE = 0.5
 #: Why a click on an organ's parenchyma is refused (see the module docstring).
