@@ -64,6 +64,12 @@ def test_layouts(shared_data, tmp_path) -> None:
     assert res["cases"][0]["long_axis_error_mm"] < 2.0
 
 
+@pytest.mark.parametrize("spec", ["synthetic:abc", "synthetic:0", "synthetic:-3", "synthetic:"])
+def test_a_synthetic_set_needs_a_positive_count(spec: str) -> None:
+    with pytest.raises(InputError, match="synthetic:N takes a whole number of cases"):
+        discover_dataset(spec)
+
+
 def test_synthetic_metrics_keys_and_values() -> None:
     ds = discover_dataset("synthetic:5")
     res = evaluate_dataset(ds, get_segmenter("classic"))

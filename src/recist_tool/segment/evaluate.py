@@ -156,7 +156,10 @@ def discover_dataset(path: str | Path, split: str = "validation") -> Dataset:
     if s == "synthetic" or s.startswith("synthetic:"):
         from recist_tool.segment.synthetic import synthetic_dataset
 
-        n = int(s.split(":", 1)[1]) if ":" in s else 20
+        text = s.split(":", 1)[1] if ":" in s else "20"
+        if not text.isdigit() or int(text) < 1:
+            raise InputError(f"dataset {s!r}: synthetic:N takes a whole number of cases, 1 or more")
+        n = int(text)
         cases = [Case(c.name, volume=c.volume, reference=c.mask, group=c.kind,
                       node=c.kind == "node") for c in synthetic_dataset(n)]
         return Dataset(f"synthetic:{n}", cases, "all", "synthetic")
