@@ -26,6 +26,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import multiprocessing as mp
 import os
@@ -66,8 +67,6 @@ def _store_run(url: str, n: int) -> tuple[float, float, int]:
 def _series_run(url: str, n_series: int, atomic: bool, lesions: int = 5) -> float:
     """Seconds per series: ``n_series`` baselines of ``lesions`` lesions each stored by one
     client, per call (``atomic`` False) or per series (True)."""
-    import contextlib
-
     store = TrialStore(url)
     store.add_reader("bench", "bench-password")
     store.add_trial("B")
