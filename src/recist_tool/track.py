@@ -1207,9 +1207,26 @@ def track_lesions(
         mask = None
         rejected = ""
         reader_c = prop  # where the reader's centre lies at the follow-up
+        if line is not None and click is None:
+            # read from a line whose middle no click outlines at baseline (a cavity there, or
+            # tissue the segmenter refuses from a click): no click outline to scale the line
+            # by, so the baseline line is carried by the lesion's map, with the growth its fit
+            # read (a lesion whose baseline click outlines it, and whose follow-up clicks find
+            # nothing, is proposed absent?: a line would outline whatever lies there); the
+            # clicks below are tried only when the line outlines nothing
+            carried = np.array([lesion_map.TransformPoint(tuple(map(float, e))) for e in line])
+            try:
+                lm = seg.segment(followup, Prompt(line_zyx=_line_zyx(followup, carried)),
+                                 node=les.nodal)
+                if lm.mask.any():
+                    mask, reader_c = lm, carried.mean(axis=0)
+                    notes.append("outlined from the baseline line carried by the alignment, "
+                                 f"scaled by the growth it read ({growth:.2f})")
+            except (NoLesionError, SegmentationError):
+                notes.append("the carried baseline line finds no lesion")
         max_size = max(3.0 * size, size + 30.0)
         too_big: list[Any] = []  # masks refused for their size: a seed inside one is not tried
-        for k, s in enumerate(seeds):
+        for k, s in enumerate(seeds if mask is None else ()):
             if any(_holds(followup, m, s) for m in too_big):
                 continue
             try:
@@ -1278,22 +1295,6 @@ def track_lesions(
                                  f"{change:.2f} as the clicks' outlines changed")
             except (NoLesionError, SegmentationError):
                 notes.append("the carried baseline line finds no lesion; the click's mask kept")
-        if line is not None and click is None:
-            # read from a line whose middle no click outlines at baseline (a cavity there, or
-            # tissue the segmenter refuses from a click): no click outline to scale the line
-            # by, so the baseline line is carried by the lesion's map, with the growth its fit
-            # read (a lesion whose baseline click outlines it, and whose follow-up clicks find
-            # nothing, is proposed absent?: a line would outline whatever lies there)
-            carried = np.array([lesion_map.TransformPoint(tuple(map(float, e))) for e in line])
-            try:
-                lm = seg.segment(followup, Prompt(line_zyx=_line_zyx(followup, carried)),
-                                 node=les.nodal)
-                if lm.mask.any():
-                    mask, reader_c = lm, carried.mean(axis=0)
-                    notes.append("outlined from the baseline line carried by the alignment, "
-                                 f"scaled by the growth it read ({growth:.2f})")
-            except (NoLesionError, SegmentationError):
-                notes.append("the carried baseline line finds no lesion")
         prop_t = (float(prop[0]), float(prop[1]), float(prop[2]))
         if mask is None and rejected:
             notes.append(rejected)
